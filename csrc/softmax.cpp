@@ -1,0 +1,115 @@
+// softmax / log_softmax over the last dimension, forward and backward, float32 and float64.
+//
+//   softmax:      y_i = exp(x_i - m) / sum_j exp(x_j - m),  m = max_j x_j
+//   backward:     dx_i = y_i * (dy_i - sum_j dy_j y_j)
+//   log_softmax:  y_i = x_i - m - log sum_j exp(x_j - m)
+//   backward:     dx_i = dy_i - exp(y_i) * sum_j dy_j
+//
+// Rows are independent: OpenMP over rows, the GIL released for the whole call. Inputs are
+// (rows, n) C-contiguous arrays (the Python adapter makes them so); sizes are checked first.
+#include <cmath>
+
+#include "common.h"
+
+namespace {
+
+template <typename T>
+void softmax_rows(const T* x, T* y, py::ssize_t rows, py::ssize_t n, bool log) {
+#pragma omp parallel for schedule(static) if (rows * n > 32768)
+  for (py::ssize_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * n;
+    T* yr = y + r * n;
+    T m = -INFINITY;
+    for (py::ssize_t i = 0; i < n; ++i) m = xr[i] > m ? xr[i] : m;
+    if (std::isinf(m) && m < 0) m = 0;  // an all -inf row: keep NaN semantics of exp(-inf - -inf) out
+    T s = 0;
+    if (log) {
+      for (py::ssize_t i = 0; i < n; ++i) s += std::exp(xr[i] - m);
+      T lse = m + std::log(s);
+      for (py::ssize_t i = 0; i < n; ++i) yr[i] = xr[i] - lse;
+    } else {
+      for (py::ssize_t i = 0; i < n; ++i) {
+        T e = std::exp(xr[i] - m);
+        yr[i] = e;
+        s += e;
+      }
+      T inv = T(1) / s;
+      for (py::ssize_t i = 0; i < n; ++i) yr[i] *= inv;
+    }
+  }
+}
+
+template <typename T>
+void softmax_backward_rows(const T* y, const T* dy, T* dx, py::ssize_t rows, py::ssize_t n, bool log) {
+#pragma omp parallel for schedule(static) if (rows * n > 32768)
+  for (py::ssize_t r = 0; r < rows; ++r) {
+    const T* yr = y + r * n;
+    const T* gr = dy + r * n;
+    T* dr = dx + r * n;
+    T s = 0;
+    if (log) {
+      for (py::ssize_t i = 0; i < n; ++i) s += gr[i];
+      for (py::ssize_t i = 0; i < n; ++i) dr[i] = gr[i] - std::exp(yr[i]) * s;
+    } else {
+      for (py::ssize_t i = 0; i < n; ++i) s += gr[i] * yr[i];
+      for (py::ssize_t i = 0; i < n; ++i) dr[i] = yr[i] * (gr[i] - s);
+    }
+  }
+}
+
+template <typename T>
+py::array forward(py::array x, bool log) {
+  tinyml::check_array<T>(x, "softmax input");
+  py::ssize_t n = tinyml::last_dim(x, "softmax input");
+  py::ssize_t rows = n ? x.size() / n : 0;
+  py::array_t<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  const T* xp = static_cast<const T*>(x.data());
+  T* yp = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    softmax_rows<T>(xp, yp, rows, n, log);
+  }
+  return y;
+}
+
+template <typename T>
+py::array backward(py::array y, py::array dy, bool log) {
+  tinyml::check_array<T>(y, "softmax output");
+  tinyml::check_array<T>(dy, "softmax grad_output");
+  tinyml::check_same_shape(y, dy, "softmax output", "grad_output");
+  py::ssize_t n = tinyml::last_dim(y, "softmax output");
+  py::ssize_t rows = n ? y.size() / n : 0;
+  py::array_t<T> dx(std::vector<py::ssize_t>(y.shape(), y.shape() + y.ndim()));
+  const T* yp = static_cast<const T*>(y.data());
+  const T* gp = static_cast<const T*>(dy.data());
+  T* dp = dx.mutable_data();
+  {
+    py::gil_scoped_release release;
+    softmax_backward_rows<T>(yp, gp, dp, rows, n, log);
+  }
+  return dx;
+}
+
+// Dispatch on dtype: float32 and float64 are supported; anything else is a TypeError naming it.
+py::array forward_any(py::array x, bool log) {
+  if (x.dtype().is(py::dtype::of<float>())) return forward<float>(x, log);
+  if (x.dtype().is(py::dtype::of<double>())) return forward<double>(x, log);
+  throw py::type_error("softmax: dtype " + std::string(py::str(x.dtype())) + " not supported (float32, float64)");
+}
+
+py::array backward_any(py::array y, py::array dy, bool log) {
+  if (y.dtype().is(py::dtype::of<float>())) return backward<float>(y, dy, log);
+  if (y.dtype().is(py::dtype::of<double>())) return backward<double>(y, dy, log);
+  throw py::type_error("softmax: dtype " + std::string(py::str(y.dtype())) + " not supported (float32, float64)");
+}
+
+}  // namespace
+
+void init_softmax(py::module_& m) {
+  m.def("softmax_forward", [](py::array x) { return forward_any(x, false); }, py::arg("x"));
+  m.def("softmax_backward", [](py::array y, py::array dy) { return backward_any(y, dy, false); }, py::arg("y"),
+        py::arg("dy"));
+  m.def("log_softmax_forward", [](py::array x) { return forward_any(x, true); }, py::arg("x"));
+  m.def("log_softmax_backward", [](py::array y, py::array dy) { return backward_any(y, dy, true); },
+        py::arg("y"), py::arg("dy"));
+}

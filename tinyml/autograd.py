@@ -1,0 +1,354 @@
+"""Reverse-mode autograd: Function with a ctx, an iterative backward, grad modes.
+
+    y = Fn.apply(x)         forward runs with grad off; if any input requires grad, the ctx
+                            becomes a graph node: y.grad_fn = ctx, ctx.next_edges = the inputs'
+                            nodes (another ctx, or the leaf tensor itself).
+    y.backward()            counts each node's consumers over the reachable graph, then runs
+                            nodes whose gradients are complete (Kahn's algorithm: a reverse
+                            topological order without recursion, so 10k-deep graphs work).
+
+Gradient formulas live in each Function's `backward`; they are ordinary tensor code, run with
+grad off (or on, with create_graph=True). Saved tensors carry the version of their storage at
+save time; an in-place write before backward raises, as in PyTorch.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+class _GradModeContext:
+    mode = True
+
+    def __enter__(self):
+        global _grad_enabled
+        self.prev = _grad_enabled
+        _grad_enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.prev
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradModeContext):
+    """Disable graph recording: `with tinyml.no_grad():` or `@tinyml.no_grad()`."""
+
+    mode = False
+
+
+class enable_grad(_GradModeContext):
+    """Re-enable graph recording inside a no_grad block."""
+
+    mode = True
+
+
+inference_mode = no_grad
+
+
+class set_grad_enabled(_GradModeContext):
+    """Set grad mode now (as a call) or for a block (as a context manager), like PyTorch."""
+
+    def __init__(self, mode: bool = True):
+        global _grad_enabled
+        self.mode = bool(mode)
+        self.prev = _grad_enabled
+        _grad_enabled = self.mode
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, fn):
+        mode = self.mode
+        self.__exit__()
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class Context:
+    """The `ctx` of a Function call and, when grad is recorded, its node in the graph."""
+
+    __slots__ = ("fn", "needs_input_grad", "next_edges", "_saved", "_freed", "_pre_hooks", "_n_outputs",
+                 "materialize_grads", "__dict__")
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.needs_input_grad = ()
+        self.next_edges = ()
+        self._saved = ()
+        self._freed = False
+        self._pre_hooks = None  # {output_nr: [hook, ...]} from register_hook on non-leaf outputs
+        self._n_outputs = 1
+        self.materialize_grads = True
+
+    def save_for_backward(self, *tensors) -> None:
+        """Keep tensors (or None) for backward, with their storage version at this moment."""
+        self._saved = tuple(None if t is None else (t, t._version[0]) for t in tensors)
+
+    @property
+    def saved_tensors(self) -> tuple:
+        if self._freed:
+            raise RuntimeError(
+                f"Trying to backward through the graph of {self.name()} a second time (or to read its saved "
+                "tensors after they were freed). Saved tensors are freed after backward; pass "
+                "retain_graph=True to the first backward() to keep them.")
+        out = []
+        for entry in self._saved:
+            if entry is None:
+                out.append(None)
+                continue
+            t, version = entry
+            if t._version[0] != version:
+                raise RuntimeError(
+                    f"one of the tensors needed for gradient computation by {self.name()} has been modified by "
+                    f"an in-place operation: tensor of shape {tuple(t.shape)} and dtype {t.dtype} is at version "
+                    f"{t._version[0]}; expected version {version} instead.")
+            out.append(t)
+        return tuple(out)
+
+    def mark_non_differentiable(self, *tensors) -> None:
+        for t in tensors:
+            t.requires_grad = False
+
+    def set_materialize_grads(self, value: bool) -> None:
+        self.materialize_grads = value
+
+    def name(self) -> str:
+        return self.fn.__name__ + "Backward"
+
+    def release(self) -> None:
+        self._saved = ()
+        self._freed = True
+        self.__dict__.clear()
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"
+
+
+class Function:
+    """Base class of differentiable ops.
+
+    Subclasses define `forward(ctx, *args)` returning a Tensor (or a tuple of Tensors), computed
+    through `tinyml.backends` kernels, and `backward(ctx, *grad_outputs)` returning one gradient
+    (or None) per forward argument. Call them through `apply`.
+    """
+
+    @staticmethod
+    def forward(ctx: Context, *args: Any, **kwargs: Any):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, *grad_outputs: Any):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        global _grad_enabled
+        ctx = Context(cls)
+        record = False
+        if _grad_enabled:
+            needs = tuple(type(a) is Tensor and a.requires_grad for a in args)
+            record = True in needs
+            ctx.needs_input_grad = needs
+        else:
+            ctx.needs_input_grad = (False,) * len(args)
+        prev, _grad_enabled = _grad_enabled, False
+        try:
+            out = cls.forward(ctx, *args, **kwargs)
+        finally:
+            _grad_enabled = prev
+        if not record:
+            return out
+        ctx.next_edges = tuple(_edge(a) if n else None for a, n in zip(args, needs))
+        if type(out) is tuple:
+            ctx._n_outputs = len(out)
+            ctx._output_meta = tuple((o.shape, o.dtype, o.device) for o in out)
+            for i, o in enumerate(out):
+                _attach(o, ctx, i)
+            outs = out
+        else:
+            _attach(out, ctx, 0)
+            outs = (out,)
+        # A saved output would hold its own node: keep only a detached alias of it instead.
+        if ctx._saved:
+            ctx._saved = tuple(
+                (e[0]._detached_alias(), e[1]) if e is not None and any(e[0] is o for o in outs) else e
+                for e in ctx._saved)
+        return out
+
+
+def _attach(t, ctx: Context, i: int) -> None:
+    if t is not None and t.dtype.is_floating_point:
+        t.requires_grad = True
+        t.grad_fn = ctx
+        t._output_nr = i
+
+
+def _edge(t):
+    """Where a gradient for tensor `t` goes: (node, output index), or (leaf tensor, 0)."""
+    if t.grad_fn is not None:
+        return (t.grad_fn, t._output_nr)
+    return (t, 0)
+
+
+def _run_hooks(hooks, grad):
+    for hook in hooks:
+        new = hook(grad)
+        if new is not None:
+            grad = new
+    return grad
+
+
+def _accumulate_leaf(leaf, grad, create_graph: bool) -> None:
+    if leaf._hooks:
+        grad = _run_hooks(leaf._hooks, grad)
+    if grad.shape != leaf.shape:
+        raise RuntimeError(f"gradient of shape {tuple(grad.shape)} does not match leaf of shape {tuple(leaf.shape)}")
+    if leaf.grad is None:
+        # The leaf owns its .grad: never an alias of a gradient that flowed elsewhere too.
+        leaf.grad = grad.clone() if create_graph else grad.detach().clone()
+    else:
+        leaf.grad = leaf.grad + grad if create_graph else (leaf.grad + grad).detach()
+
+
+def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, create_graph: bool = False,
+             inputs=None) -> None:
+    """Accumulate d(tensors)/d(leaf) into every reachable leaf's `.grad` (torch.autograd.backward)."""
+    global _grad_enabled
+    from . import ops
+
+    tensors = (tensors,) if isinstance(tensors, Tensor) else tuple(tensors)
+    if grad_tensors is None or isinstance(grad_tensors, Tensor):
+        grad_tensors = (grad_tensors,) * len(tensors) if len(tensors) == 1 else (None,) * len(tensors)
+    if retain_graph is None:
+        retain_graph = create_graph
+    only = None if inputs is None else {id(t) for t in ((inputs,) if isinstance(inputs, Tensor) else inputs)}
+
+    roots = []
+    for t, g in zip(tensors, grad_tensors):
+        if not t.requires_grad:
+            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn: call "
+                               "requires_grad_() on a leaf, or compute the tensor outside tinyml.no_grad()")
+        if g is None:
+            if t.numel() != 1:
+                raise RuntimeError(f"grad can be implicitly created only for scalar outputs; got shape "
+                                   f"{tuple(t.shape)}: pass a gradient of that shape to backward()")
+            g = ops.ones_like(t)
+        elif tuple(g.shape) != tuple(t.shape):
+            raise RuntimeError(f"backward: gradient of shape {tuple(g.shape)} does not match tensor of shape "
+                               f"{tuple(t.shape)}")
+        roots.append((_edge(t), g))
+
+    # 1. Count, for each node, how many edges reach it (iterative DFS).
+    deps: dict = {}
+    stack = []
+    for (node, _), _ in roots:
+        if node not in deps:
+            deps[node] = 0
+            stack.append(node)
+    while stack:
+        node = stack.pop()
+        if type(node) is Tensor:
+            continue
+        for e in node.next_edges:
+            if e is None:
+                continue
+            child = e[0]
+            if child in deps:
+                deps[child] += 1
+            else:
+                deps[child] = 1
+                stack.append(child)
+
+    # 2. Run nodes whose consumers have all delivered their gradients.
+    buffers: dict = {}
+    for (node, i), g in roots:
+        buf = buffers.setdefault(node, [None] * (1 if type(node) is Tensor else node._n_outputs))
+        buf[i] = g if buf[i] is None else buf[i] + g
+    ready = [node for node in buffers if deps[node] == 0]
+    prev, _grad_enabled = _grad_enabled, create_graph
+    try:
+        while ready:
+            node = ready.pop()
+            grads = buffers.pop(node)
+            if type(node) is Tensor:
+                if grads[0] is not None and (only is None or id(node) in only):
+                    _accumulate_leaf(node, grads[0], create_graph)
+                continue
+            if node._pre_hooks:
+                for i, hooks in node._pre_hooks.items():
+                    if grads[i] is not None:
+                        grads[i] = _run_hooks(hooks, grads[i])
+            if all(g is None for g in grads):
+                in_grads = (None,) * len(node.next_edges)
+            else:
+                if node._freed:
+                    node.saved_tensors  # raises the "backward a second time" error
+                if node.materialize_grads and any(g is None for g in grads):
+                    meta = node._output_meta
+                    grads = [g if g is not None else ops.zeros(meta[i][0], dtype=meta[i][1], device=meta[i][2])
+                             for i, g in enumerate(grads)]
+                in_grads = node.fn.backward(node, *grads)
+                if type(in_grads) is not tuple:
+                    in_grads = (in_grads,)
+                if len(in_grads) < len(node.next_edges):
+                    raise RuntimeError(f"{node.name()} returned {len(in_grads)} gradients for "
+                                       f"{len(node.next_edges)} inputs")
+                if not retain_graph:
+                    node.release()
+            for e, g in zip(node.next_edges, in_grads):
+                if e is None:
+                    continue
+                child, i = e
+                if g is not None:
+                    buf = buffers.get(child)
+                    if buf is None:
+                        buf = buffers[child] = [None] * (1 if type(child) is Tensor else child._n_outputs)
+                    buf[i] = g if buf[i] is None else buf[i] + g
+                else:
+                    buffers.setdefault(child, [None] * (1 if type(child) is Tensor else child._n_outputs))
+                deps[child] -= 1
+                if deps[child] == 0:
+                    ready.append(child)
+    finally:
+        _grad_enabled = prev
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,
+         allow_unused: bool = False):
+    """d(outputs)/d(inputs) without touching `.grad` (torch.autograd.grad)."""
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    saved = [(t, t.grad) for t in inputs]
+    for t in inputs:
+        t.grad = None
+    try:
+        backward(outputs, grad_outputs, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+        result = tuple(t.grad for t in inputs)
+    finally:
+        for t, g in saved:
+            t.grad = g
+    if not allow_unused and any(r is None for r in result):
+        raise RuntimeError("One of the differentiated tensors was not used in the graph; set allow_unused=True")
+    return result
+
+
+from .tensor import Tensor  # noqa: E402  (Tensor needs this module's grad mode; import it last)

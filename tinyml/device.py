@@ -1,0 +1,49 @@
+"""Devices: `tinyml.device("cpu")`, `tinyml.device("cuda:0")`. Dispatch keys on `device.type`."""
+from __future__ import annotations
+
+_TYPES = ("cpu", "cuda")
+
+
+class device:
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec: str | device = "cpu", index: int | None = None):
+        if isinstance(spec, device):
+            self.type, self.index = spec.type, spec.index
+            return
+        if not isinstance(spec, str):
+            raise TypeError(f"device: expected a string such as 'cpu' or 'cuda:0', got {spec!r}")
+        kind, _, idx = spec.partition(":")
+        if kind not in _TYPES:
+            raise ValueError(f"unknown device {spec!r}; expected one of {', '.join(_TYPES)} (e.g. 'cuda:0')")
+        self.type = kind
+        self.index = int(idx) if idx else index
+        if self.type == "cuda" and self.index is None:
+            self.index = 0
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, device) and self.type == other.type and (self.index or 0) == (other.index or 0)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index or 0))
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self) -> str:
+        return f"device(type='{self.type}'" + ("" if self.index is None else f", index={self.index}") + ")"
+
+
+CPU = device("cpu")
+
+
+def as_device(d) -> device:
+    if isinstance(d, device):
+        return d
+    if d is None:
+        return CPU
+    if isinstance(d, int):
+        return device("cuda", d)
+    return CPU if d == "cpu" else device(d)

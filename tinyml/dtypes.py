@@ -1,0 +1,150 @@
+"""dtypes and PyTorch's type promotion.
+
+A `dtype` wraps a numpy dtype (bfloat16 through ml_dtypes). Promotion follows PyTorch:
+categories bool < integer < floating; within an expression, tensors with dimensions decide the
+result unless a 0-d tensor or a Python scalar belongs to a higher category, in which case the
+0-d tensor's dtype (or the default dtype for a Python scalar) is used.
+"""
+from __future__ import annotations
+
+import builtins
+
+import ml_dtypes
+import numpy as np
+
+
+class dtype:
+    """A tinyml element type: `tinyml.float32`, `tinyml.int64`, ..."""
+
+    __slots__ = ("name", "np", "itemsize", "category")
+
+    def __init__(self, name: str, np_dtype, category: builtins.int):
+        self.name = name
+        self.np = np.dtype(np_dtype)
+        self.itemsize = self.np.itemsize
+        self.category = category  # 0 bool, 1 integer, 2 floating
+
+    @property
+    def is_floating_point(self) -> builtins.bool:
+        return self.category == 2
+
+    @property
+    def is_signed(self) -> builtins.bool:
+        return self.name not in ("bool", "uint8")
+
+    def __repr__(self) -> str:
+        return f"tinyml.{self.name}"
+
+    def __reduce__(self):
+        return (_by_name, (self.name,))
+
+
+float32 = dtype("float32", np.float32, 2)
+float64 = dtype("float64", np.float64, 2)
+float16 = dtype("float16", np.float16, 2)
+bfloat16 = dtype("bfloat16", ml_dtypes.bfloat16, 2)
+int64 = dtype("int64", np.int64, 1)
+int32 = dtype("int32", np.int32, 1)
+int16 = dtype("int16", np.int16, 1)
+int8 = dtype("int8", np.int8, 1)
+uint8 = dtype("uint8", np.uint8, 1)
+bool_ = dtype("bool", np.bool_, 0)
+float = float32  # PyTorch aliases
+double = float64
+half = float16
+long = int64
+int = int32
+
+ALL = (float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool_)
+_FROM_NP = {d.np: d for d in ALL}
+_NAMES = {d.name: d for d in ALL}
+_default_float = float32
+
+
+def _by_name(name: str) -> dtype:
+    return _NAMES[name]
+
+
+def from_numpy(np_dtype) -> dtype:
+    """The tinyml dtype of a numpy dtype; a clear TypeError for the ones we do not support."""
+    d = _FROM_NP.get(np.dtype(np_dtype))
+    if d is None:
+        names = ", ".join(x.name for x in ALL)
+        raise TypeError(f"numpy dtype {np.dtype(np_dtype)} is not supported by tinyml (supported: {names})")
+    return d
+
+
+def as_dtype(d) -> dtype:
+    """Accepts a tinyml dtype, a numpy dtype/type or a name such as "float32"."""
+    if isinstance(d, dtype):
+        return d
+    if isinstance(d, str):
+        if d in _NAMES:
+            return _NAMES[d]
+        raise TypeError(f"unknown dtype {d!r}; expected one of {', '.join(_NAMES)}")
+    if d is builtins.bool:
+        return bool_
+    if d is builtins.float:
+        return _default_float
+    if d is builtins.int:
+        return int64
+    return from_numpy(d)
+
+
+def get_default_dtype() -> dtype:
+    return _default_float
+
+
+def set_default_dtype(d) -> None:
+    global _default_float
+    d = as_dtype(d)
+    if not d.is_floating_point:
+        raise TypeError(f"set_default_dtype: only floating dtypes can be the default, got {d}")
+    _default_float = d
+
+
+def promote_types(a: dtype, b: dtype) -> dtype:
+    """The smallest dtype both `a` and `b` convert to (torch.promote_types)."""
+    if a is b:
+        return a
+    if a.category != b.category:
+        return a if a.category > b.category else b
+    if a.category == 2:
+        if {a.name, b.name} == {"float16", "bfloat16"}:
+            return float32
+        return a if a.itemsize >= b.itemsize else b
+    return from_numpy(np.promote_types(a.np, b.np))
+
+
+def scalar_dtype(value) -> dtype:
+    """The dtype a Python scalar takes on its own: bool, int64, or the default float."""
+    if isinstance(value, (builtins.bool, np.bool_)):
+        return bool_
+    if isinstance(value, (builtins.int, np.integer)):
+        return int64
+    return _default_float
+
+
+def result_type(*operands) -> dtype:
+    """PyTorch's result dtype for an expression over tensors and Python scalars.
+
+    Three priority groups: tensors with dimensions, 0-d tensors, Python scalars. The result is
+    the promoted dtype of the first group; a later group overrides it only when its category
+    (bool < int < float) is higher.
+    """
+    from .tensor import Tensor
+
+    groups: list[dtype | None] = [None, None, None]
+    for op in operands:
+        if isinstance(op, Tensor):
+            g, d = (0 if op.ndim else 1), op.dtype
+        else:
+            g, d = 2, scalar_dtype(op)
+        groups[g] = d if groups[g] is None else promote_types(groups[g], d)
+    result = None
+    for d in groups:
+        if d is None:
+            continue
+        if result is None or d.category > result.category:
+            result = d
+    return result

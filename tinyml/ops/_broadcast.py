@@ -1,0 +1,74 @@
+"""Type promotion and broadcasting, resolved before any kernel runs.
+
+`prepare(a, b)` returns operands of one dtype (PyTorch's promotion) and one shape (broadcast by
+`expand`, whose backward is `sum_to`, the one place where broadcast gradients are reduced).
+A Python scalar stays a scalar of the result's kind: kernels accept (array, array) of equal
+shape, (array, scalar) or (scalar, array).
+"""
+from __future__ import annotations
+
+from .. import dtypes as _dt
+from ..tensor import Tensor
+
+_SCALARS = (int, float, bool)
+
+
+def broadcast_shapes(*shapes) -> tuple:
+    """The broadcast of shapes, right-aligned (torch.broadcast_shapes); names both shapes on mismatch."""
+    ndim = max(len(s) for s in shapes)
+    out = [1] * ndim
+    for s in shapes:
+        for i, n in enumerate(s, ndim - len(s)):
+            if n != 1:
+                if out[i] != 1 and out[i] != n:
+                    raise RuntimeError(f"shapes {' and '.join(str(tuple(x)) for x in shapes)} are not broadcastable: "
+                                       f"size {out[i]} vs {n} at dimension {i - ndim}")
+                out[i] = n
+    return tuple(out)
+
+
+def _py_scalar(value, dtype: _dt.dtype):
+    if dtype.category == 2:
+        return float(value)
+    if dtype.category == 1:
+        if isinstance(value, float) and not value.is_integer():
+            return value  # int tensor op float scalar promotes; caller handles
+        return int(value)
+    return bool(value)
+
+
+def _check_scalar(x, name: str):
+    if not isinstance(x, _SCALARS) and not hasattr(x, "__float__"):
+        raise TypeError(f"{name}: expected a Tensor or a number, got {type(x).__name__}")
+
+
+def prepare(a, b, name: str = "op", dtype: _dt.dtype | None = None):
+    """(a, b) with one dtype and, for two tensors, one shape. `dtype` forces the compute dtype."""
+    ta, tb = type(a) is Tensor, type(b) is Tensor
+    if ta and tb:
+        dt = dtype or (a.dtype if a.dtype is b.dtype else _dt.result_type(a, b))
+        if a.dtype is not dt:
+            a = a.to(dt)
+        if b.dtype is not dt:
+            b = b.to(dt)
+        if a.shape != b.shape:
+            shape = broadcast_shapes(a.shape, b.shape)
+            if a.shape != shape:
+                a = a.expand(shape)
+            if b.shape != shape:
+                b = b.expand(shape)
+        return a, b
+    if ta:
+        _check_scalar(b, name)
+        dt = dtype or _dt.result_type(a, b)
+        return (a if a.dtype is dt else a.to(dt)), _py_scalar(b, dt)
+    if tb:
+        _check_scalar(a, name)
+        dt = dtype or _dt.result_type(a, b)
+        return _py_scalar(a, dt), (b if b.dtype is dt else b.to(dt))
+    raise TypeError(f"{name}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
+
+
+def as_float(x: Tensor) -> Tensor:
+    """x itself if floating, else x converted to the default float dtype (for exp, log, ... of ints)."""
+    return x if x.dtype.category == 2 else x.to(_dt.get_default_dtype())

@@ -1,0 +1,274 @@
+"""Creation ops (tensor, zeros, ones, full, arange, rand, ...) and dtype/device moves.
+
+Names and signatures follow PyTorch: sizes as varargs or one sequence, `dtype=`, `device=`,
+`requires_grad=`. Random tensors come from `tinyml.random`'s generator.
+"""
+from __future__ import annotations
+
+
+import numpy as np
+
+from .. import dtypes as _dt
+from .. import random as _random
+from ..autograd import Function
+from ..device import as_device
+from ..tensor import Tensor
+from ._dispatch import run, run_on
+
+__all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "arange", "linspace", "eye",
+           "rand", "randn", "randint", "randperm", "normal", "zeros_like", "ones_like", "full_like", "empty_like",
+           "rand_like", "randn_like", "randint_like", "cast", "to_device", "clone", "contiguous", "manual_seed"]
+
+manual_seed = _random.manual_seed
+
+
+def _host_array(data, dtype) -> np.ndarray:
+    """`data` (nested lists, scalars, numpy arrays, tensors) as a host numpy array of tinyml dtype."""
+    if isinstance(data, Tensor):
+        arr = data.detach().cpu()._data
+    elif isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
+        arr = np.array([_host_array(x, None) for x in data])
+    else:
+        arr = np.asarray(data)
+    if dtype is not None:
+        return np.array(arr, dtype=_dt.as_dtype(dtype).np)
+    if arr.dtype.kind == "f" and not isinstance(data, (np.ndarray, Tensor)):
+        return arr.astype(_dt.get_default_dtype().np)  # Python floats take the default dtype
+    if arr.dtype.kind in "iu" and not isinstance(data, (np.ndarray, Tensor)):
+        return arr.astype(np.int64)
+    if arr.dtype.kind in "OUS":
+        raise TypeError(f"tinyml.tensor: cannot build a tensor from {type(data).__name__} with numpy dtype "
+                        f"{arr.dtype}")
+    _dt.from_numpy(arr.dtype)  # raises a clear error for unsupported numpy dtypes
+    return np.array(arr, copy=True)
+
+
+def _flat(xs):
+    for x in xs:
+        if isinstance(x, (list, tuple)):
+            yield from _flat(x)
+        else:
+            yield x
+
+
+def _to_backend_array(data, dtype, device):
+    dev = as_device(device)
+    host = _host_array(data, dtype)
+    from ..backends import dispatch
+
+    return dispatch("from_host", dev.type)(host), dev
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A new leaf tensor holding a copy of `data`."""
+    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    if isinstance(data, Tensor):
+        return data.to(device=device, dtype=dtype) if (dtype or device) else data
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A cpu tensor sharing memory with `array` (torch.from_numpy)."""
+    _dt.from_numpy(array.dtype)
+    return Tensor._make(array)
+
+
+def _size(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    size = tuple(int(s) for s in size)
+    if any(s < 0 for s in size):
+        raise RuntimeError(f"Trying to create tensor with negative dimension: {size}")
+    return size
+
+
+def _finish(t: Tensor, requires_grad: bool) -> Tensor:
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def _dtype_or_default(dtype):
+    return _dt.get_default_dtype() if dtype is None else _dt.as_dtype(dtype)
+
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    if dtype is None:
+        dtype = _dt.scalar_dtype(fill_value)
+    d = _dt.as_dtype(dtype)
+    return _finish(run_on(as_device(device), "full", tuple(_size((size,))), fill_value, d.np), requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return full(_size(size), 0, dtype=_dtype_or_default(dtype), device=device, requires_grad=requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return full(_size(size), 1, dtype=_dtype_or_default(dtype), device=device, requires_grad=requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    d = _dtype_or_default(dtype)
+    return _finish(run_on(as_device(device), "empty", _size(size), d.np), requires_grad)
+
+
+def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise RuntimeError("arange: step must be nonzero")
+    if dtype is None:
+        dtype = _dt.result_type(start, end, step)
+    d = _dt.as_dtype(dtype)
+    return _finish(run_on(as_device(device), "arange", start, end, step, d.np), requires_grad)
+
+
+def linspace(start, end, steps: int, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    if steps < 0:
+        raise RuntimeError(f"linspace: number of steps must be non-negative, got {steps}")
+    d = _dtype_or_default(dtype)
+    return _finish(run_on(as_device(device), "linspace", start, end, int(steps), d.np), requires_grad)
+
+
+def eye(n: int, m: int | None = None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    d = _dtype_or_default(dtype)
+    return _finish(run_on(as_device(device), "eye", n, n if m is None else m, d.np), requires_grad)
+
+
+def _from_generator(host: np.ndarray, dtype, device, requires_grad) -> Tensor:
+    d = _dtype_or_default(dtype)
+    return _finish(Tensor(host.astype(d.np, copy=False), device=device), requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad: bool = False, generator=None) -> Tensor:
+    """Uniform samples on [0, 1)."""
+    g = generator or _random.default_generator()
+    return _from_generator(g.random(_size(size), dtype=np.float64), dtype, device, requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad: bool = False, generator=None) -> Tensor:
+    """Standard normal samples."""
+    g = generator or _random.default_generator()
+    return _from_generator(g.standard_normal(_size(size)), dtype, device, requires_grad)
+
+
+def normal(mean: float, std: float, size, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    g = _random.default_generator()
+    return _from_generator(g.normal(mean, std, _size((size,))), dtype, device, requires_grad)
+
+
+def randint(low, high=None, size=None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Integers uniform on [low, high); `randint(high, size)` as in PyTorch."""
+    if size is None:
+        low, high, size = 0, low, high
+    if high is None:
+        low, high = 0, low
+    if high <= low:
+        raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
+    g = _random.default_generator()
+    host = g.integers(low, high, _size((size,)), dtype=np.int64)
+    d = _dt.int64 if dtype is None else _dt.as_dtype(dtype)
+    return _finish(Tensor(host.astype(d.np, copy=False), device=device), requires_grad)
+
+
+def randperm(n: int, *, dtype=None, device=None) -> Tensor:
+    host = _random.default_generator().permutation(int(n))
+    return Tensor(host.astype((_dt.int64 if dtype is None else _dt.as_dtype(dtype)).np), device=device)
+
+
+
+def zeros_like(t: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return zeros(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return ones(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def empty_like(t: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return empty(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def full_like(t: Tensor, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return full(tuple(t.shape), fill_value, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
+
+
+def rand_like(t: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return rand(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def randn_like(t: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return randn(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def randint_like(t: Tensor, low, high=None, *, dtype=None, device=None) -> Tensor:
+    return randint(low, high, tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device)
+
+
+class Cast(Function):
+    """y = x converted to `dtype`; the gradient is converted back to x's dtype."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dtype: _dt.dtype) -> Tensor:
+        ctx.in_dtype = x.dtype
+        return run("cast", x, dtype.np)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        return (cast(g, ctx.in_dtype) if ctx.in_dtype.is_floating_point else None), None
+
+
+def cast(x: Tensor, dtype) -> Tensor:
+    dtype = _dt.as_dtype(dtype)
+    return x if x.dtype is dtype else Cast.apply(x, dtype)
+
+
+class ToDevice(Function):
+    """A copy of x on another device; the gradient is copied back."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dev) -> Tensor:
+        from ..backends import dispatch
+
+        ctx.src = x.device
+        host = dispatch("to_host", x.device.type)(x._data)
+        if dev.type == "cpu" and host is x._data:
+            host = host.copy()
+        return Tensor._make(dispatch("from_host", dev.type)(np.ascontiguousarray(host)), dev)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        return to_device(g, ctx.src), None
+
+
+def to_device(x: Tensor, dev) -> Tensor:
+    dev = as_device(dev)
+    if dev.type == "cuda":
+        from ..backends import cuda as _cuda  # raises a plain message when no driver / GPU is present
+
+        _cuda.ensure_available()
+    return x if x.device == dev else ToDevice.apply(x, dev)
+
+
+class Clone(Function):
+    """A contiguous copy of x; the gradient passes through."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        return run("clone", x)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        return g
+
+
+def clone(x: Tensor, *, memory_format=None) -> Tensor:
+    return Clone.apply(x)
+
+
+def contiguous(x: Tensor, memory_format=None) -> Tensor:
+    return x if x.is_contiguous() else Clone.apply(x)
+
+

@@ -1,0 +1,196 @@
+"""Movement ops: views (reshape, permute, expand, ...) that share storage, and their gradients.
+
+    expand:   y = x broadcast to `shape` (a stride-0 view); dx = sum_to(g, x.shape)
+    reshape:  dx = g.reshape(x.shape)          permute: dx = g.permute(inverse(dims))
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from ..tensor import Tensor, _wrap_dim
+from ._dispatch import run
+
+__all__ = ["expand", "expand_as", "sum_to", "reshape", "view", "view_as", "reshape_as", "permute", "transpose",
+           "swapaxes", "t", "squeeze", "unsqueeze", "flatten"]
+
+
+def _view(x: Tensor, kernel: str, *args) -> Tensor:
+    """A view of x through a view kernel: the result shares x's storage and version counter."""
+    from ..backends import dispatch
+
+    return x._make_view(dispatch(kernel, x.device.type)(x._data, *args))
+
+
+class Expand(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return _view(x, "expand", shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return sum_to(g, ctx.in_shape), None
+
+
+def expand(input: Tensor, *sizes) -> Tensor:
+    """Broadcast to `sizes` without copying; -1 keeps a dimension (torch.Tensor.expand)."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    shape = tuple(sizes)
+    n_new = len(shape) - input.ndim
+    if n_new < 0:
+        raise RuntimeError(f"expand: the number of sizes provided ({len(shape)}) must be greater or equal to the "
+                           f"number of dimensions in the tensor ({input.ndim}); shape {tuple(input.shape)}")
+    out = []
+    for i, s in enumerate(shape):
+        cur = input.shape[i - n_new] if i >= n_new else None
+        if s == -1:
+            if cur is None:
+                raise RuntimeError(f"expand: -1 is not allowed in a leading, new dimension (sizes {shape})")
+            s = cur
+        elif cur is not None and cur != 1 and cur != s:
+            raise RuntimeError(f"expand: the expanded size of the tensor ({s}) must match the existing size ({cur}) "
+                               f"at non-singleton dimension {i}; target sizes {shape}, tensor shape "
+                               f"{tuple(input.shape)}")
+        out.append(s)
+    out = tuple(out)
+    return input if out == input.shape else Expand.apply(input, out)
+
+
+def expand_as(input: Tensor, other: Tensor) -> Tensor:
+    return expand(input, other.shape)
+
+
+def sum_to(g: Tensor, shape: tuple) -> Tensor:
+    """Sum g over the dimensions that broadcasting added or stretched, to get back `shape`."""
+    shape = tuple(shape)
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    dims = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
+    out = g.sum(dim=dims, keepdim=True) if dims else g
+    return out.reshape(shape) if out.shape != shape else out
+
+
+def _infer_shape(shape, numel: int, x_shape) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    shape = tuple(int(s) for s in shape)
+    if shape.count(-1) > 1:
+        raise RuntimeError(f"only one dimension can be inferred (-1) in shape {shape}")
+    known = 1
+    for s in shape:
+        if s != -1:
+            known *= s
+    if -1 in shape:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape {shape} is invalid for input of size {numel} (shape {tuple(x_shape)})")
+        shape = tuple(numel // known if s == -1 else s for s in shape)
+    elif known != numel:
+        raise RuntimeError(f"shape {shape} is invalid for input of size {numel} (shape {tuple(x_shape)})")
+    return shape
+
+
+class View(Function):
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.in_shape = x.shape
+        return _view(x, "view", shape)
+
+    @staticmethod
+    def backward(ctx, g):
+        return reshape(g, ctx.in_shape), None
+
+
+def view(input: Tensor, *shape) -> Tensor:
+    """A view with a new shape; raises when the strides do not allow it (use reshape)."""
+    shape = _infer_shape(shape, input.numel(), input.shape)
+    return input if shape == input.shape else View.apply(input, shape)
+
+
+def reshape(input: Tensor, *shape) -> Tensor:
+    """A view when the layout allows, else a contiguous copy reshaped."""
+    shape = _infer_shape(shape, input.numel(), input.shape)
+    if shape == input.shape:
+        return input
+    if not input.is_contiguous():
+        input = input.contiguous()
+    return View.apply(input, shape)
+
+
+def view_as(input: Tensor, other: Tensor) -> Tensor:
+    return view(input, other.shape)
+
+
+def reshape_as(input: Tensor, other: Tensor) -> Tensor:
+    return reshape(input, other.shape)
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, x, dims):
+        ctx.dims = dims
+        return _view(x, "permute", dims)
+
+    @staticmethod
+    def backward(ctx, g):
+        inverse = [0] * len(ctx.dims)
+        for i, d in enumerate(ctx.dims):
+            inverse[d] = i
+        return Permute.apply(g, tuple(inverse)), None
+
+
+def permute(input: Tensor, *dims) -> Tensor:
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    dims = tuple(_wrap_dim(d, input.ndim) for d in dims)
+    if sorted(dims) != list(range(input.ndim)):
+        raise RuntimeError(f"permute: dims {dims} are not a permutation of the {input.ndim} dimensions of a "
+                           f"tensor of shape {tuple(input.shape)}")
+    return input if dims == tuple(range(input.ndim)) else Permute.apply(input, dims)
+
+
+def transpose(input: Tensor, dim0: int, dim1: int) -> Tensor:
+    if input.ndim < 2 and dim0 in (0, -1) and dim1 in (0, -1):
+        return input
+    dims = list(range(input.ndim))
+    d0, d1 = _wrap_dim(dim0, input.ndim), _wrap_dim(dim1, input.ndim)
+    dims[d0], dims[d1] = dims[d1], dims[d0]
+    return permute(input, dims)
+
+
+swapaxes = transpose
+
+
+def t(input: Tensor) -> Tensor:
+    if input.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but got {input.ndim} (shape "
+                           f"{tuple(input.shape)})")
+    return transpose(input, 0, 1) if input.ndim == 2 else input
+
+
+def squeeze(input: Tensor, dim=None) -> Tensor:
+    """Drop size-1 dimensions (all, or those in `dim`, an int or tuple)."""
+    if dim is None:
+        shape = tuple(s for s in input.shape if s != 1)
+    else:
+        dims = {_wrap_dim(d, input.ndim) for d in ((dim,) if isinstance(dim, int) else dim)}
+        shape = tuple(s for i, s in enumerate(input.shape) if not (i in dims and s == 1))
+    return view(input, shape) if shape != input.shape else input
+
+
+def unsqueeze(input: Tensor, dim: int) -> Tensor:
+    d = _wrap_dim(dim, input.ndim + 1)
+    shape = input.shape[:d] + (1,) + input.shape[d:]
+    return view(input, shape)
+
+
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    if input.ndim == 0:
+        return reshape(input, (1,))
+    s, e = _wrap_dim(start_dim, input.ndim), _wrap_dim(end_dim, input.ndim)
+    if s > e:
+        raise RuntimeError(f"flatten: start_dim {start_dim} cannot come after end_dim {end_dim}")
+    n = 1
+    for x in input.shape[s:e + 1]:
+        n *= x
+    return reshape(input, input.shape[:s] + (n,) + input.shape[e + 1:])

@@ -1,0 +1,458 @@
+"""Tensor: a backend array (numpy on cpu, device memory on cuda) plus autograd state.
+
+Shape, strides and storage offset are those of the backend array; views share storage and one
+version counter (`_version`, a one-element list) with their base, which in-place ops bump so
+that autograd can catch a saved tensor modified before backward. Arithmetic, reductions and
+movement live in `tinyml.ops`; the methods here delegate to them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes as _dt
+from .device import CPU, as_device, device
+
+
+class Tensor:
+    __slots__ = ("_data", "device", "dtype", "requires_grad", "grad", "grad_fn", "_output_nr", "_version",
+                 "_base", "_hooks", "__weakref__")
+    __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to Tensor.__radd__
+
+    def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
+        """`Tensor(data)` is `tinyml.tensor(data)`: a copy of `data` as a new leaf tensor."""
+        from .ops.creation import _to_backend_array
+
+        arr, dev = _to_backend_array(data, dtype, device)
+        self._init(arr, dev)
+        if requires_grad:
+            self.requires_grad_(True)
+
+    def _init(self, arr, dev: device) -> None:
+        self._data = arr
+        self.device = dev
+        self.dtype = _dt._FROM_NP[arr.dtype]
+        self.requires_grad = False
+        self.grad = None
+        self.grad_fn = None
+        self._output_nr = 0
+        self._version = [0]
+        self._base = None
+        self._hooks = None
+
+    @classmethod
+    def _make(cls, arr, dev: device = CPU) -> Tensor:
+        """Wrap a backend array without copying (the kernels' results)."""
+        t = object.__new__(cls)
+        if type(arr) is not np.ndarray and dev is CPU:
+            arr = np.asarray(arr)  # numpy returns scalars for 0-d results
+        t._init(arr, dev)
+        return t
+
+    def _make_view(self, arr) -> Tensor:
+        """A tensor over `arr`, a view of this tensor's storage: it shares the version counter."""
+        t = Tensor._make(arr, self.device)
+        t._version = self._version
+        t._base = self if self._base is None else self._base
+        return t
+
+    def _detached_alias(self) -> Tensor:
+        t = self._make_view(self._data)
+        return t
+
+    # ---- metadata -------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self._data.shape
+
+    def size(self, dim: int | None = None):
+        return self._data.shape if dim is None else self._data.shape[_wrap_dim(dim, self._data.ndim)]
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    def numel(self) -> int:
+        return int(self._data.size)
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel() * self.dtype.itemsize
+
+    def stride(self, dim: int | None = None):
+        st = tuple(s // self.dtype.itemsize for s in self._data.strides)
+        return st if dim is None else st[_wrap_dim(dim, self.ndim)]
+
+    def storage_offset(self) -> int:
+        from .backends import dispatch
+
+        return dispatch("storage_offset", self.device.type)(self._data)
+
+    def is_contiguous(self) -> bool:
+        return bool(self._data.flags["C_CONTIGUOUS"]) if self.device is CPU else self._data.is_contiguous()
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    @property
+    def T(self) -> Tensor:
+        return self.permute(*range(self.ndim - 1, -1, -1))
+
+    @property
+    def mT(self) -> Tensor:
+        return self.transpose(-2, -1)
+
+    @property
+    def data(self) -> Tensor:
+        return self.detach()
+
+    @data.setter
+    def data(self, other: Tensor) -> None:
+        if not isinstance(other, Tensor):
+            raise TypeError(f"Tensor.data must be set to a Tensor, got {type(other).__name__}")
+        self._data, self.device, self.dtype = other._data, other.device, other.dtype
+
+    # ---- autograd -------------------------------------------------------------------------
+    def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs=None) -> None:
+        from .autograd import backward
+
+        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and not self.dtype.is_floating_point:
+            raise RuntimeError(f"only floating point tensors can require gradients, got dtype {self.dtype}")
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError("requires_grad_(False) is only valid on leaf tensors; use detach() instead")
+        self.requires_grad = requires_grad
+        return self
+
+    def detach(self) -> Tensor:
+        """A tensor sharing this one's storage, cut from the graph."""
+        return self._make_view(self._data)
+
+    def detach_(self) -> Tensor:
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    def register_hook(self, hook):
+        """Call `hook(grad)` when this tensor's gradient is computed; a non-None return replaces it."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is None:
+            self._hooks = (self._hooks or []) + [hook]
+            hooks = self._hooks
+        else:
+            pre = self.grad_fn._pre_hooks
+            if pre is None:
+                pre = self.grad_fn._pre_hooks = {}
+            hooks = pre.setdefault(self._output_nr, [])
+            hooks.append(hook)
+        return _RemovableHandle(hooks, hook)
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` for this non-leaf tensor after backward."""
+        if self.grad_fn is None:
+            return
+        import weakref
+
+        ref = weakref.ref(self)
+
+        def store(grad):
+            t = ref()
+            if t is not None:
+                t.grad = grad.detach().clone() if t.grad is None else (t.grad + grad).detach()
+
+        self.register_hook(store)
+
+    # ---- conversion -----------------------------------------------------------------------
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        if self.requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy()")
+        if self.device.type != "cpu":
+            if not force:
+                raise TypeError(f"can't convert {self.device} tensor to numpy; use Tensor.cpu() first")
+            return self.cpu().numpy(force=True)
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        arr = self.detach().cpu()._data
+        return arr if dtype is None else arr.astype(dtype)
+
+    def tolist(self):
+        return self.numpy(force=True).tolist()
+
+    def item(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"a Tensor with {self.numel()} elements (shape {tuple(self.shape)}) cannot be "
+                               "converted to a Python scalar")
+        return self.numpy(force=True).reshape(()).item()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self.dtype.category == 2:
+            raise TypeError(f"only integer tensors of a single element can be used as an index, got {self.dtype}")
+        return int(self.item())
+
+    def __bool__(self):
+        if self.numel() != 1:
+            raise RuntimeError(f"Boolean value of Tensor with {self.numel()} elements is ambiguous")
+        return bool(self.item())
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self) -> str:
+        arr = self.numpy(force=True)
+        body = np.array2string(arr.astype(np.float32) if self.dtype is _dt.bfloat16 else arr, separator=", ",
+                               prefix="tensor(", precision=4, threshold=1000)
+        extras = []
+        if self.device.type != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.dtype not in (_dt.float32, _dt.int64, _dt.bool_) or self.numel() == 0:
+            extras.append(f"dtype={self.dtype}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{self.grad_fn.name()}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+    def to(self, *args, **kwargs) -> Tensor:
+        """`to(device)`, `to(dtype)`, `to(device, dtype)`, `to(other_tensor)`; keyword forms too."""
+        dev, dt = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        copy = kwargs.pop("copy", False)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                dev, dt = a.device, a.dtype
+            elif isinstance(a, _dt.dtype) or a in (float, int, bool):
+                dt = a
+            else:
+                dev = a
+        out = self
+        if dt is not None and _dt.as_dtype(dt) is not self.dtype:
+            out = ops.cast(out, _dt.as_dtype(dt))
+        if dev is not None and as_device(dev) != self.device:
+            out = ops.to_device(out, as_device(dev))
+        if copy and out is self:
+            out = self.clone()
+        return out
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self, device=None) -> Tensor:
+        return self.to(as_device(device) if isinstance(device, (str, int)) else device or "cuda")
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"tinyml.{self.dtype.name}"
+        return self.to(dtype)
+
+    def float(self):
+        return self.to(_dt.float32)
+
+    def double(self):
+        return self.to(_dt.float64)
+
+    def half(self):
+        return self.to(_dt.float16)
+
+    def bfloat16(self):
+        return self.to(_dt.bfloat16)
+
+    def long(self):
+        return self.to(_dt.int64)
+
+    def int(self):
+        return self.to(_dt.int32)
+
+    def bool(self):
+        return self.to(_dt.bool_)
+
+    # ---- operators (the ops live in tinyml.ops) ---------------------------------------------
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __floordiv__(self, other):
+        return ops.floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return ops.floor_divide(other, self)
+
+    def __mod__(self, other):
+        return ops.remainder(self, other)
+
+    def __rmod__(self, other):
+        return ops.remainder(other, self)
+
+    def __pow__(self, other):
+        return ops.pow(self, other)
+
+    def __rpow__(self, other):
+        return ops.pow(other, self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return ops.abs(self)
+
+    def __invert__(self):
+        return ops.bitwise_not(self)
+
+    def __and__(self, other):
+        return ops.bitwise_and(self, other)
+
+    def __or__(self, other):
+        return ops.bitwise_or(self, other)
+
+    def __xor__(self, other):
+        return ops.bitwise_xor(self, other)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def __eq__(self, other):
+        return ops.eq(self, other)
+
+    def __ne__(self, other):
+        return ops.ne(self, other)
+
+    def __lt__(self, other):
+        return ops.lt(self, other)
+
+    def __le__(self, other):
+        return ops.le(self, other)
+
+    def __gt__(self, other):
+        return ops.gt(self, other)
+
+    def __ge__(self, other):
+        return ops.ge(self, other)
+
+    def __getitem__(self, index):
+        return ops.getitem(self, index)
+
+    def __setitem__(self, index, value):
+        ops.setitem_(self, index, value)
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+
+class _RemovableHandle:
+    def __init__(self, hooks: list, hook):
+        self.hooks, self.hook = hooks, hook
+
+    def remove(self) -> None:
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
+
+
+def _wrap_dim(dim: int, ndim: int) -> int:
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    return dim + n if dim < 0 else dim
+
+
+# Tensor methods that are the op of the same name in tinyml.ops: `x.exp()` is `tinyml.exp(x)`.
+METHOD_OPS = (
+    # elementwise
+    "add sub mul div true_divide floor_divide remainder fmod pow neg negative abs exp exp2 expm1 log log2 log10 "
+    "log1p sqrt rsqrt square reciprocal sin cos tan tanh sigmoid relu erf sign floor ceil round trunc frac "
+    "clamp clip minimum maximum where masked_fill eq ne lt le gt ge logical_and logical_or logical_not "
+    "logical_xor bitwise_not bitwise_and bitwise_or bitwise_xor isnan isinf isfinite nan_to_num lerp "
+    "addcmul addcdiv "
+    # reductions
+    "sum mean var std max min amax amin argmax argmin logsumexp prod cumsum cumprod all any norm "
+    "var_mean std_mean "
+    # movement and indexing
+    "reshape view view_as reshape_as permute transpose swapaxes t contiguous squeeze unsqueeze expand expand_as "
+    "repeat repeat_interleave flatten unflatten narrow split chunk unbind gather scatter scatter_add "
+    "index_select index_add masked_select tril triu flip roll movedim diagonal take_along_dim clone "
+    # matmul and nn
+    "matmul mm bmm dot outer softmax log_softmax "
+    # in-place
+    "add_ sub_ mul_ div_ pow_ zero_ fill_ copy_ masked_fill_ clamp_ clip_ neg_ exp_ sqrt_ "
+    "uniform_ normal_ bernoulli_ index_add_ scatter_ scatter_add_ "
+).split()
+
+
+from . import ops  # noqa: E402  (ops import Tensor)
+
+for _name in METHOD_OPS:
+    if hasattr(ops, _name):
+        setattr(Tensor, _name, getattr(ops, _name))
