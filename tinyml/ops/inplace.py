@@ -1,2 +1,192 @@
-"""(family module: filled in by its owner)"""
-__all__ = []
+"""In-place ops (`add_`, `mul_`, `copy_`, `zero_`, `masked_fill_`, `clamp_`, ...), PyTorch-style.
+
+Every in-place op is its out-of-place twin followed by `apply_inplace(target, result)`:
+
+  1. result's values are written into target's storage (so views of target see them) and the
+     storage's version counter is bumped: a tensor saved for backward before the write then
+     raises at backward, as in PyTorch;
+  2. when autograd records, target takes result's place in the graph (its grad_fn becomes
+     result's node), so gradients flow through the op as if it had been out-of-place.
+
+What PyTorch forbids is refused with its message: in-place on a leaf that requires grad (outside
+no_grad), an out-of-place result whose shape or dtype target cannot hold. One thing PyTorch
+supports is refused here with a clear error: recording an in-place write through a view, since
+the view's base would not see the new graph (write through the base with indexing instead).
+"""
+from __future__ import annotations
+
+from .. import autograd
+from ..autograd import Context
+from ..tensor import Tensor
+
+__all__ = ["apply_inplace", "add_", "sub_", "mul_", "div_", "pow_", "neg_", "exp_", "sqrt_", "zero_", "fill_",
+           "copy_", "masked_fill_", "clamp_", "clip_", "uniform_", "normal_", "bernoulli_", "index_add_",
+           "scatter_", "scatter_add_"]
+
+
+class _Overwritten:
+    """Graph node of a tensor overwritten by values that do not depend on anything requiring grad:
+    gradients stop here."""
+
+    __name__ = "Overwrite"
+
+    @staticmethod
+    def backward(ctx, g):
+        return ()
+
+
+def _snapshot_saved(node: Context, target: Tensor) -> None:
+    """If `node` saved target (or a view of its storage), keep a private copy of those values:
+    they are about to be overwritten, and backward needs the old ones."""
+    if not node._saved:
+        return
+    entries = []
+    for e in node._saved:
+        if e is not None and e[0]._version is target._version:
+            copy = e[0].detach().clone()
+            e = (copy, copy._version[0])
+        entries.append(e)
+    node._saved = tuple(entries)
+
+
+def apply_inplace(target: Tensor, result: Tensor) -> Tensor:
+    """Write `result` into `target` and give target result's place in the graph; returns target."""
+    from ._dispatch import run
+
+    if result.shape != target.shape:
+        raise RuntimeError(f"output with shape {tuple(target.shape)} doesn't match the broadcast shape "
+                           f"{tuple(result.shape)}")
+    if result.dtype is not target.dtype:
+        if result.dtype.category > target.dtype.category:
+            raise RuntimeError(f"result type {result.dtype} can't be cast to the desired output type {target.dtype}")
+        result = result.to(target.dtype)
+    record = autograd.is_grad_enabled() and (target.requires_grad or result.requires_grad)
+    if record:
+        if target.grad_fn is None and target.requires_grad:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation "
+                               f"(tensor of shape {tuple(target.shape)}); wrap it in tinyml.no_grad()")
+        if target._base is not None:
+            raise RuntimeError("in-place operation on a view while recording gradients is not supported by "
+                               f"tinyml (view of shape {tuple(target.shape)}); write through the base tensor with "
+                               "indexing (base[idx] = value) or use the out-of-place op")
+        if result.grad_fn is not None:
+            _snapshot_saved(result.grad_fn, target)
+    run("copy_", target, result)
+    target._version[0] += 1
+    if record:
+        if result.requires_grad:
+            target.grad_fn, target._output_nr = result.grad_fn, result._output_nr
+        else:
+            node = Context(_Overwritten)
+            target.grad_fn, target._output_nr = node, 0
+        target.requires_grad = True
+    return target
+
+
+def _ops():
+    from .. import ops
+
+    return ops
+
+
+def add_(self: Tensor, other, *, alpha=1) -> Tensor:
+    return apply_inplace(self, _ops().add(self, other, alpha=alpha))
+
+
+def sub_(self: Tensor, other, *, alpha=1) -> Tensor:
+    return apply_inplace(self, _ops().sub(self, other, alpha=alpha))
+
+
+def mul_(self: Tensor, other) -> Tensor:
+    return apply_inplace(self, _ops().mul(self, other))
+
+
+def div_(self: Tensor, other, *, rounding_mode=None) -> Tensor:
+    return apply_inplace(self, _ops().div(self, other, rounding_mode=rounding_mode))
+
+
+def pow_(self: Tensor, exponent) -> Tensor:
+    return apply_inplace(self, _ops().pow(self, exponent))
+
+
+def neg_(self: Tensor) -> Tensor:
+    return apply_inplace(self, _ops().neg(self))
+
+
+def exp_(self: Tensor) -> Tensor:
+    return apply_inplace(self, _ops().exp(self))
+
+
+def sqrt_(self: Tensor) -> Tensor:
+    return apply_inplace(self, _ops().sqrt(self))
+
+
+def fill_(self: Tensor, value) -> Tensor:
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
+                               f"{value.ndim} dimensions (shape {tuple(value.shape)})")
+        return apply_inplace(self, value.reshape(()).expand(self.shape))
+    return apply_inplace(self, _ops().full(self.shape, value, dtype=self.dtype, device=self.device))
+
+
+def zero_(self: Tensor) -> Tensor:
+    return fill_(self, 0)
+
+
+def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
+    """Copy src's values into self, broadcasting src to self's shape and converting dtype/device."""
+    if not isinstance(src, Tensor):
+        raise TypeError(f"copy_(): argument 'src' must be a Tensor, not {type(src).__name__}")
+    ops = _ops()
+    if src.device != self.device:
+        src = src.to(self.device)
+    if src.shape != self.shape:
+        src = ops.expand(src, ops.broadcast_shapes(self.shape, src.shape)) if src.ndim <= self.ndim else src
+        if src.shape != self.shape:
+            raise RuntimeError(f"copy_: the source of shape {tuple(src.shape)} is not broadcastable to the "
+                               f"destination of shape {tuple(self.shape)}")
+    if src.dtype is not self.dtype:
+        src = src.to(self.dtype)  # copy_ converts any dtype, unlike arithmetic in-place ops
+    return apply_inplace(self, src)
+
+
+def masked_fill_(self: Tensor, mask: Tensor, value) -> Tensor:
+    return apply_inplace(self, _ops().masked_fill(self, mask, value))
+
+
+def clamp_(self: Tensor, min=None, max=None) -> Tensor:
+    return apply_inplace(self, _ops().clamp(self, min, max))
+
+
+clip_ = clamp_
+
+
+def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    r = _ops().rand(self.shape, dtype=self.dtype, device=self.device)
+    return apply_inplace(self, r * (b - a) + a)
+
+
+def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    r = _ops().randn(self.shape, dtype=self.dtype, device=self.device)
+    return apply_inplace(self, r * std + mean)
+
+
+def bernoulli_(self: Tensor, p: float = 0.5) -> Tensor:
+    r = _ops().rand(self.shape, device=self.device)
+    return apply_inplace(self, (r < p).to(self.dtype))
+
+
+def index_add_(self: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
+    return apply_inplace(self, _ops().index_add(self, dim, index, source, alpha=alpha))
+
+
+def scatter_(self: Tensor, dim: int, index: Tensor, src, *, reduce=None) -> Tensor:
+    return apply_inplace(self, _ops().scatter(self, dim, index, src, reduce=reduce) if reduce else
+                         _ops().scatter(self, dim, index, src))
+
+
+def scatter_add_(self: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
+    return apply_inplace(self, _ops().scatter_add(self, dim, index, src))
+
+
