@@ -17,6 +17,9 @@ import functools
 from typing import Any
 
 _grad_enabled = True
+# Set by tinyml.profiler while it records: called as observer(name) -> context manager around
+# each node's backward. None costs one global lookup per node.
+_backward_observer = None
 
 
 def is_grad_enabled() -> bool:
@@ -307,7 +310,11 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
                     meta = node._output_meta
                     grads = [g if g is not None else ops.zeros(meta[i][0], dtype=meta[i][1], device=meta[i][2])
                              for i, g in enumerate(grads)]
-                in_grads = node.fn.backward(node, *grads)
+                if _backward_observer is None:
+                    in_grads = node.fn.backward(node, *grads)
+                else:
+                    with _backward_observer(node.name()):
+                        in_grads = node.fn.backward(node, *grads)
                 if type(in_grads) is not tuple:
                     in_grads = (in_grads,)
                 if len(in_grads) < len(node.next_edges):

@@ -15,7 +15,7 @@ from .device import CPU, as_device, device
 
 class Tensor:
     __slots__ = ("_data", "device", "dtype", "requires_grad", "grad", "grad_fn", "_output_nr", "_version",
-                 "_base", "_hooks", "__weakref__")
+                 "_base", "_hooks", "_is_param", "__weakref__")  # _is_param: set only by nn.Parameter
     __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to Tensor.__radd__
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):

@@ -95,6 +95,10 @@ def unregister(name: str, device: str = "cpu") -> None:
 def _load(device_type: str) -> None:
     if device_type in _loaded:
         return
+    if not _loaded and os.environ.get("TINYML_DEBUG"):
+        from .. import debug
+
+        debug._from_environment()
     _loaded.add(device_type)
     if device_type == "cpu":
         from . import reference  # noqa: F401  (registers itself)

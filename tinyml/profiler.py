@@ -1,0 +1,201 @@
+"""A profiler users can read: which ops and kernels ran, on which backend, with which shapes,
+how often, and for how long.
+
+    with tinyml.profiler.profile() as prof:
+        loss = model(x).sum()
+        loss.backward()
+    print(prof.table())                       # sorted by self time
+    prof.export_chrome_trace("trace.json")    # open in https://ui.perfetto.dev
+
+Three kinds of events nest in one timeline:
+  op        a Function's forward (`Function.apply`), e.g. "Mul"
+  backward  a node's backward in `Tensor.backward()`, e.g. "MulBackward"
+  kernel    one dispatched kernel call, e.g. "mul [cpu]"
+Total time of an event includes the events nested in it; self time excludes them. While
+recording, the profiler swaps in a timed `Function.apply` and a kernel wrapper at dispatch; when
+it stops, both are restored, so profiling costs nothing when it is off.
+"""
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from . import autograd, backends
+
+
+@dataclass
+class Event:
+    name: str
+    kind: str  # "op" | "backward" | "kernel"
+    backend: str
+    shapes: tuple
+    start: float
+    end: float = 0.0
+    children: float = 0.0  # total time of direct children
+    bytes: int = 0
+
+    @property
+    def total(self) -> float:
+        return self.end - self.start
+
+    @property
+    def self_time(self) -> float:
+        return self.total - self.children
+
+
+@dataclass
+class Row:
+    name: str
+    kind: str
+    backend: str
+    shapes: str
+    calls: int = 0
+    self_time: float = 0.0
+    total: float = 0.0
+    bytes: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _shape_of(x):
+    shape = getattr(x, "shape", None)
+    if shape is not None and hasattr(x, "dtype"):
+        return tuple(shape)
+    if isinstance(x, (list, tuple)) and x and hasattr(x[0], "shape"):
+        return f"[{len(x)} arrays]"
+    return None
+
+
+def _nbytes(values) -> int:
+    total = 0
+    for v in values:
+        if hasattr(v, "nbytes") and hasattr(v, "dtype"):
+            total += int(v.nbytes)
+        elif isinstance(v, (list, tuple)):
+            total += _nbytes(v)
+    return total
+
+
+class profile:
+    """Record ops, backward nodes and kernel calls inside a `with` block."""
+
+    _active: profile | None = None
+
+    def __init__(self, record_shapes: bool = True):
+        self.record_shapes = record_shapes
+        self.events: list[Event] = []
+        self._stack: list[Event] = []
+        self._t0 = 0.0
+
+    # -- recording -------------------------------------------------------------------------
+    @contextmanager
+    def _span(self, name: str, kind: str, backend: str = "", shapes: tuple = ()):
+        ev = Event(name, kind, backend, shapes, time.perf_counter())
+        parent = self._stack[-1] if self._stack else None
+        self._stack.append(ev)
+        try:
+            yield ev
+        finally:
+            ev.end = time.perf_counter()
+            self._stack.pop()
+            if parent is not None:
+                parent.children += ev.total
+            self.events.append(ev)
+
+    def _wrap_kernel(self, fn, name: str, backend: str):
+        prof = self
+
+        def timed(*args, **kwargs):
+            shapes = tuple(s for s in map(_shape_of, args) if s is not None) if prof.record_shapes else ()
+            with prof._span(name, "kernel", backend, shapes) as ev:
+                out = fn(*args, **kwargs)
+            ev.bytes = _nbytes(args) + _nbytes(out if isinstance(out, tuple) else (out,))
+            return out
+
+        return timed
+
+    def __enter__(self) -> profile:
+        if profile._active is not None:
+            raise RuntimeError("a tinyml profiler is already recording; nested profiling is not supported")
+        profile._active = self
+        self._t0 = time.perf_counter()
+        prof = self
+        self._orig_apply = autograd.Function.__dict__["apply"]
+        orig = self._orig_apply.__func__
+
+        def timed_apply(cls, *args, **kwargs):
+            shapes = tuple(tuple(a.shape) for a in args if isinstance(a, autograd.Tensor)) if prof.record_shapes else ()
+            with prof._span(cls.__name__, "op", "", shapes):
+                return orig(cls, *args, **kwargs)
+
+        autograd.Function.apply = classmethod(timed_apply)
+        autograd._backward_observer = lambda name: self._span(name, "backward")
+        backends._wrappers.append(self._wrap_kernel)
+        backends.clear_cache()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        autograd.Function.apply = self._orig_apply
+        autograd._backward_observer = None
+        backends._wrappers.remove(self._wrap_kernel)
+        backends.clear_cache()
+        profile._active = None
+
+    # -- reporting -------------------------------------------------------------------------
+    def rows(self, group_by_shapes: bool = True) -> list[Row]:
+        """Events aggregated by (name, kind, backend[, shapes])."""
+        table: dict[tuple, Row] = {}
+        for ev in self.events:
+            shapes = " ".join(str(s) for s in ev.shapes) if group_by_shapes else ""
+            key = (ev.name, ev.kind, ev.backend, shapes)
+            row = table.get(key)
+            if row is None:
+                row = table[key] = Row(ev.name, ev.kind, ev.backend, shapes)
+            row.calls += 1
+            row.self_time += ev.self_time
+            row.total += ev.total
+            row.bytes += ev.bytes
+        return list(table.values())
+
+    def table(self, sort_by: str = "self_time", row_limit: int = 30, group_by_shapes: bool = False,
+              kinds: tuple = ("op", "backward", "kernel")) -> str:
+        """A text table: name, kind, backend, calls, self and total ms, % of the profiled time."""
+        rows = [r for r in self.rows(group_by_shapes) if r.kind in kinds]
+        rows.sort(key=lambda r: getattr(r, sort_by), reverse=True)
+        wall = sum(ev.total for ev in self.events if ev in self._top_level()) or 1e-12
+        header = f"{'name':<28} {'kind':<8} {'backend':<9} {'calls':>6} {'self ms':>9} {'total ms':>9} {'self %':>7}"
+        if group_by_shapes:
+            header += "  shapes"
+        lines = [header, "-" * len(header)]
+        for r in rows[:row_limit]:
+            line = (f"{r.name[:28]:<28} {r.kind:<8} {r.backend:<9} {r.calls:>6} {r.self_time * 1e3:>9.3f} "
+                    f"{r.total * 1e3:>9.3f} {100 * r.self_time / wall:>6.1f}%")
+            if group_by_shapes:
+                line += "  " + r.shapes[:60]
+            lines.append(line)
+        lines.append(f"profiled time {wall * 1e3:.3f} ms in {len(self.events)} events")
+        return "\n".join(lines)
+
+    def _top_level(self) -> list[Event]:
+        """Events not nested in another (their totals sum to the profiled time)."""
+        spans = sorted(self.events, key=lambda e: (e.start, -e.end))
+        top, end = [], -1.0
+        for ev in spans:
+            if ev.start >= end:
+                top.append(ev)
+                end = ev.end
+        return top
+
+    def export_chrome_trace(self, path: str) -> None:
+        """Write the events as Chrome trace JSON (Perfetto and chrome://tracing open it)."""
+        events = [{"name": ev.name + (f" [{ev.backend}]" if ev.backend else ""), "cat": ev.kind, "ph": "X",
+                   "ts": (ev.start - self._t0) * 1e6, "dur": ev.total * 1e6, "pid": 0, "tid": 0,
+                   "args": {"shapes": [list(s) if isinstance(s, tuple) else s for s in ev.shapes],
+                            "bytes": ev.bytes}}
+                  for ev in sorted(self.events, key=lambda e: e.start)]
+        with open(path, "w") as f:
+            json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, f)
+
+    def __str__(self) -> str:
+        return self.table()
