@@ -40,16 +40,16 @@ def make_inputs(shapes, dtype="float32", low=-2.0, high=2.0, seed=0, noncontiguo
     return out
 
 
-def to_tinyml(arr, dtype, requires_grad):
-    t = tinyml.tensor(np.asarray(arr), dtype=dtype)
+def to_tinyml(arr, dtype, requires_grad, device="cpu"):
+    t = tinyml.tensor(np.asarray(arr), dtype=dtype, device=device)
     if not arr.flags["C_CONTIGUOUS"] and arr.ndim >= 2:
-        t = tinyml.tensor(np.ascontiguousarray(np.swapaxes(arr, -1, -2)), dtype=dtype).transpose(-1, -2)
-        t = t.detach()
+        t = tinyml.tensor(np.ascontiguousarray(np.swapaxes(arr, -1, -2)), dtype=dtype, device=device)
+        t = t.transpose(-1, -2).detach()
     return t.requires_grad_(requires_grad)
 
 
 def to_torch(arr, dtype, requires_grad):
-    t = torch.tensor(np.ascontiguousarray(arr), dtype=getattr(torch, TORCH_DTYPE[dtype]))
+    t = torch.tensor(np.array(arr, order="C"), dtype=getattr(torch, TORCH_DTYPE[dtype]))  # keeps 0-d as 0-d
     if not arr.flags["C_CONTIGUOUS"] and arr.ndim >= 2:
         t = torch.tensor(np.ascontiguousarray(np.swapaxes(arr, -1, -2)),
                          dtype=getattr(torch, TORCH_DTYPE[dtype])).transpose(-1, -2)
@@ -57,14 +57,15 @@ def to_torch(arr, dtype, requires_grad):
 
 
 def check_op(shapes, tinyml_fn, torch_fn=None, *, dtype="float32", low=-2.0, high=2.0, seed=0, grad=True,
-             rtol=None, atol=None, kind="exact", noncontiguous=False, inputs=None):
+             rtol=None, atol=None, kind="exact", noncontiguous=False, inputs=None, device="cpu"):
     """Forward and backward of `tinyml_fn` equal `torch_fn`'s (default: the same function) on
-    random inputs of `shapes` (or the given numpy `inputs`). Returns the tinyml output."""
+    random inputs of `shapes` (or the given numpy `inputs`), with the tinyml tensors on `device`
+    (torch runs on the cpu). Returns the tinyml output."""
     torch_fn = torch_fn or tinyml_fn
     arrays = inputs if inputs is not None else make_inputs(shapes, dtype, low, high, seed, noncontiguous)
     floating = dtype in ("float32", "float64", "float16", "bfloat16")
     want_grad = grad and floating
-    tm = [to_tinyml(a, dtype, want_grad) for a in arrays]
+    tm = [to_tinyml(a, dtype, want_grad, device) for a in arrays]
     th = [to_torch(a, dtype, want_grad) for a in arrays]
     out_tm, out_th = tinyml_fn(*tm), torch_fn(*th)
     outs_tm = out_tm if isinstance(out_tm, (tuple, list)) else (out_tm,)
@@ -83,7 +84,7 @@ def check_op(shapes, tinyml_fn, torch_fn=None, *, dtype="float32", low=-2.0, hig
     loss_tm = loss_th = 0
     for a, b in diff:
         w = rng.standard_normal(tuple(b.shape))
-        loss_tm = loss_tm + (a * tinyml.tensor(w, dtype=a.dtype)).sum()
+        loss_tm = loss_tm + (a * tinyml.tensor(w, dtype=a.dtype, device=a.device)).sum()
         loss_th = loss_th + (b * torch.tensor(w, dtype=b.dtype)).sum()
     loss_tm.backward()
     loss_th.backward()

@@ -7,6 +7,8 @@ movement live in `tinyml.ops`; the methods here delegate to them.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import dtypes as _dt
@@ -75,7 +77,7 @@ class Tensor:
         return self._data.ndim
 
     def numel(self) -> int:
-        return int(self._data.size)
+        return math.prod(self._data.shape)
 
     nelement = numel
 
@@ -411,6 +413,10 @@ class Tensor:
     def __itruediv__(self, other):
         return self.div_(other)
 
+    def where(self, condition, other):
+        """`x.where(c, y)` is `tinyml.where(c, x, y)` (self is the value taken where c holds)."""
+        return ops.where(condition, self, other)
+
 
 class _RemovableHandle:
     def __init__(self, hooks: list, hook):
@@ -433,7 +439,7 @@ METHOD_OPS = (
     # elementwise
     "add sub mul div true_divide floor_divide remainder fmod pow neg negative abs exp exp2 expm1 log log2 log10 "
     "log1p sqrt rsqrt square reciprocal sin cos tan tanh sigmoid relu erf sign floor ceil round trunc frac "
-    "clamp clip minimum maximum where masked_fill eq ne lt le gt ge logical_and logical_or logical_not "
+    "clamp clip minimum maximum masked_fill eq ne lt le gt ge logical_and logical_or logical_not "
     "logical_xor bitwise_not bitwise_and bitwise_or bitwise_xor isnan isinf isfinite nan_to_num lerp "
     "addcmul addcdiv "
     # reductions
@@ -443,6 +449,7 @@ METHOD_OPS = (
     "reshape view view_as reshape_as permute transpose swapaxes t contiguous squeeze unsqueeze expand expand_as "
     "repeat repeat_interleave flatten unflatten narrow split chunk unbind gather scatter scatter_add "
     "index_select index_add masked_select tril triu flip roll movedim diagonal take_along_dim clone "
+    "select nonzero argwhere broadcast_to moveaxis "
     # matmul and nn
     "matmul mm bmm dot outer softmax log_softmax "
     # in-place

@@ -236,7 +236,7 @@ class ToDevice(Function):
         host = dispatch("to_host", x.device.type)(x._data)
         if dev.type == "cpu" and host is x._data:
             host = host.copy()
-        return Tensor._make(dispatch("from_host", dev.type)(np.ascontiguousarray(host)), dev)
+        return Tensor._make(dispatch("from_host", dev.type)(np.require(host, requirements='C')), dev)
 
     @staticmethod
     def backward(ctx, g: Tensor):

@@ -1,0 +1,44 @@
+import pytest
+
+import tinyml
+
+
+def _graph():
+    x = tinyml.randn(8, 16, requires_grad=True)
+    w = tinyml.randn(16, requires_grad=True)
+    return x, w, (x * w).tanh().softmax(-1).sum()
+
+
+def test_graph_dot_lists_ops_leaves_and_saved_bytes():
+    x, w, y = _graph()
+    dot = tinyml.viz.graph(y, names={w: "w"})
+    assert dot.startswith("digraph tinyml {") and dot.rstrip().endswith("}")
+    for name in ("SumBackward", "SoftmaxBackward", "TanhBackward", "MulBackward", "ExpandBackward"):
+        assert name in dot
+    assert 'label="w\\n(16) float32"' in dot and "(8, 16) float32" in dot
+    assert "saved 512 B" in dot  # tanh's output: 8 * 16 float32
+
+
+@pytest.mark.skipif(tinyml.viz.dot_program() is None, reason="neither Graphviz nor graphviz-pure is installed")
+def test_graph_renders_svg(tmp_path):
+    _, _, y = _graph()
+    path = tmp_path / "g.svg"
+    tinyml.viz.graph(y, path=str(path))
+    assert path.read_text().lstrip().startswith("<?xml")
+
+
+def test_saved_bytes_counts_each_storage_once_and_drops_after_backward():
+    x, w, y = _graph()
+    # Mul saves x (512 B) and w's expand view (storage: w, 64 B); tanh and softmax save outputs.
+    assert tinyml.memory.saved_bytes(y) == 512 + 64 + 512 + 512
+    y.backward()
+    assert tinyml.memory.saved_bytes(y) == 0
+
+
+def test_track_reports_host_peak():
+    with tinyml.memory.track() as m:
+        a = tinyml.ones(1000, 1000)
+        b = a * 2
+        del a, b
+    assert m.peak_host_bytes >= 2 * 4_000_000
+    assert m.peak_device_bytes is None
