@@ -1,0 +1,240 @@
+"""Triton kernels: flash attention forward and backward (cuda device).
+
+    s = q k^T scale + mask (causal: keys j > query i are -inf, PyTorch's top-left alignment)
+    forward:  per block of queries, stream key blocks with an online softmax
+              m' = max(m, rowmax s), l' = l e^(m - m') + rowsum e^(s - m'), acc' = acc e^(m - m') + e^(s - m') v
+              out = acc / l, lse = m + log l        (saved: out and lse only, O(T) per head)
+    backward: p = e^(s - lse) recomputed tile by tile, D_i = rowsum(dout * out)
+              dv = p^T dout, dp = dout v^T, ds = p (dp - D), dk = ds^T q scale     (one kernel per key block)
+              dq = ds k scale                                                    (one kernel per query block)
+No atomics, no T x T buffer. Inputs (B, H, T, D) contiguous; the mask is any float array
+broadcastable to (B, H, Tq, Tk), read through stride-0 dims. A fully masked row gives out = 0
+and lse = -inf. Head dims are padded to a power of two inside the kernel (masked loads).
+Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_nn.py
+"""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .. import cuda
+from ..cuda_array import CudaArray
+from .copy import contiguous, expand
+
+__all__ = ["attention_forward", "attention_backward"]
+
+
+@triton.jit
+def _scores(q, k, mask_ptr, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr):
+    s = tl.dot(q, tl.trans(k)) * scale
+    valid = (offs_m[:, None] < Tq) & (offs_n[None, :] < Tk)
+    if HAS_MASK:
+        s += tl.load(mask_ptr + offs_m[:, None] * smm + offs_n[None, :] * smn, mask=valid, other=0.0).to(tl.float32)
+    if CAUSAL:
+        valid = valid & (offs_n[None, :] <= offs_m[:, None])
+    return tl.where(valid, s, float("-inf"))
+
+
+@triton.jit
+def _fwd_kernel(Q, K, V, M, O, LSE, H, Tq, Tk, D, DV, scale, smb, smh, smm, smn,
+                HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, UPCAST: tl.constexpr,
+                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr):
+    pid_m = tl.program_id(0)
+    bh = tl.program_id(1).to(tl.int64)
+    b, h = bh // H, bh % H
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    q = tl.load(Q + bh * Tq * D + offs_m[:, None] * D + offs_d[None, :],
+                mask=(offs_m[:, None] < Tq) & (offs_d[None, :] < D), other=0.0)
+    if UPCAST:
+        q = q.to(tl.float32)
+    mask_ptr = M + b * smb + h * smh
+    m_i = tl.full((BLOCK_M,), float("-inf"), tl.float32)
+    l_i = tl.zeros((BLOCK_M,), tl.float32)
+    acc = tl.zeros((BLOCK_M, BLOCK_DV), tl.float32)
+    end = Tk
+    if CAUSAL:
+        end = tl.minimum(Tk, (pid_m + 1) * BLOCK_M)
+    for start in range(0, end, BLOCK_N):
+        offs_n = start + tl.arange(0, BLOCK_N)
+        k = tl.load(K + bh * Tk * D + offs_n[:, None] * D + offs_d[None, :],
+                    mask=(offs_n[:, None] < Tk) & (offs_d[None, :] < D), other=0.0)
+        v = tl.load(V + bh * Tk * DV + offs_n[:, None] * DV + offs_dv[None, :],
+                    mask=(offs_n[:, None] < Tk) & (offs_dv[None, :] < DV), other=0.0)
+        if UPCAST:
+            k = k.to(tl.float32)
+            v = v.to(tl.float32)
+        s = _scores(q, k, mask_ptr, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK, CAUSAL)
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        alpha = tl.exp(m_i - m_safe)
+        p = tl.exp(s - m_safe[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+        m_i = m_new
+    has_keys = l_i > 0
+    out = acc / tl.where(has_keys, l_i, 1.0)[:, None]
+    lse = tl.where(has_keys, tl.where(m_i == float("-inf"), 0.0, m_i) + tl.log(tl.where(has_keys, l_i, 1.0)),
+                   float("-inf"))
+    tl.store(O + bh * Tq * DV + offs_m[:, None] * DV + offs_dv[None, :], out.to(O.dtype.element_ty),
+             mask=(offs_m[:, None] < Tq) & (offs_dv[None, :] < DV))
+    tl.store(LSE + bh * Tq + offs_m, lse, mask=offs_m < Tq)
+
+
+@triton.jit
+def _delta_kernel(O, DO, DELTA, Tq, DV, BLOCK_M: tl.constexpr, BLOCK_DV: tl.constexpr):
+    bh = tl.program_id(1).to(tl.int64)
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    ptr = bh * Tq * DV + offs_m[:, None] * DV + offs_dv[None, :]
+    msk = (offs_m[:, None] < Tq) & (offs_dv[None, :] < DV)
+    o = tl.load(O + ptr, mask=msk, other=0.0).to(tl.float32)
+    do = tl.load(DO + ptr, mask=msk, other=0.0).to(tl.float32)
+    tl.store(DELTA + bh * Tq + offs_m, tl.sum(o * do, 1), mask=offs_m < Tq)
+
+
+@triton.jit
+def _probs(q, k, mask_ptr, lse, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK: tl.constexpr,
+           CAUSAL: tl.constexpr):
+    s = _scores(q, k, mask_ptr, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK, CAUSAL)
+    lse_safe = tl.where(lse == float("-inf"), float("inf"), lse)  # fully masked row: p = 0
+    return tl.exp(s - lse_safe[:, None])
+
+
+@triton.jit
+def _dkdv_kernel(Q, K, V, M, DO, LSE, DELTA, DK, DV_, H, Tq, Tk, D, DV, scale, smb, smh, smm, smn,
+                 HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, UPCAST: tl.constexpr, BLOCK_M: tl.constexpr,
+                 BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr):
+    pid_n = tl.program_id(0)
+    bh = tl.program_id(1).to(tl.int64)
+    b, h = bh // H, bh % H
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    k = tl.load(K + bh * Tk * D + offs_n[:, None] * D + offs_d[None, :],
+                mask=(offs_n[:, None] < Tk) & (offs_d[None, :] < D), other=0.0)
+    v = tl.load(V + bh * Tk * DV + offs_n[:, None] * DV + offs_dv[None, :],
+                mask=(offs_n[:, None] < Tk) & (offs_dv[None, :] < DV), other=0.0)
+    if UPCAST:
+        k = k.to(tl.float32)
+        v = v.to(tl.float32)
+    mask_ptr = M + b * smb + h * smh
+    dk = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
+    dv = tl.zeros((BLOCK_N, BLOCK_DV), tl.float32)
+    start_m = 0
+    if CAUSAL:
+        start_m = (pid_n * BLOCK_N) // BLOCK_M * BLOCK_M
+    for start in range(start_m, Tq, BLOCK_M):
+        offs_m = start + tl.arange(0, BLOCK_M)
+        q = tl.load(Q + bh * Tq * D + offs_m[:, None] * D + offs_d[None, :],
+                    mask=(offs_m[:, None] < Tq) & (offs_d[None, :] < D), other=0.0)
+        do = tl.load(DO + bh * Tq * DV + offs_m[:, None] * DV + offs_dv[None, :],
+                     mask=(offs_m[:, None] < Tq) & (offs_dv[None, :] < DV), other=0.0)
+        if UPCAST:
+            q = q.to(tl.float32)
+            do = do.to(tl.float32)
+        lse = tl.load(LSE + bh * Tq + offs_m, mask=offs_m < Tq, other=float("-inf"))
+        delta = tl.load(DELTA + bh * Tq + offs_m, mask=offs_m < Tq, other=0.0)
+        p = _probs(q, k, mask_ptr, lse, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK, CAUSAL)
+        dv += tl.dot(tl.trans(p).to(do.dtype), do)
+        dp = tl.dot(do, tl.trans(v)).to(tl.float32)
+        ds = p * (dp - delta[:, None])
+        dk += tl.dot(tl.trans(ds).to(q.dtype), q)
+    tl.store(DK + bh * Tk * D + offs_n[:, None] * D + offs_d[None, :], (dk * scale).to(DK.dtype.element_ty),
+             mask=(offs_n[:, None] < Tk) & (offs_d[None, :] < D))
+    tl.store(DV_ + bh * Tk * DV + offs_n[:, None] * DV + offs_dv[None, :], dv.to(DV_.dtype.element_ty),
+             mask=(offs_n[:, None] < Tk) & (offs_dv[None, :] < DV))
+
+
+@triton.jit
+def _dq_kernel(Q, K, V, M, DO, LSE, DELTA, DQ, H, Tq, Tk, D, DV, scale, smb, smh, smm, smn,
+               HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, UPCAST: tl.constexpr, BLOCK_M: tl.constexpr,
+               BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr):
+    pid_m = tl.program_id(0)
+    bh = tl.program_id(1).to(tl.int64)
+    b, h = bh // H, bh % H
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    q = tl.load(Q + bh * Tq * D + offs_m[:, None] * D + offs_d[None, :],
+                mask=(offs_m[:, None] < Tq) & (offs_d[None, :] < D), other=0.0)
+    do = tl.load(DO + bh * Tq * DV + offs_m[:, None] * DV + offs_dv[None, :],
+                 mask=(offs_m[:, None] < Tq) & (offs_dv[None, :] < DV), other=0.0)
+    if UPCAST:
+        q = q.to(tl.float32)
+        do = do.to(tl.float32)
+    lse = tl.load(LSE + bh * Tq + offs_m, mask=offs_m < Tq, other=float("-inf"))
+    delta = tl.load(DELTA + bh * Tq + offs_m, mask=offs_m < Tq, other=0.0)
+    mask_ptr = M + b * smb + h * smh
+    dq = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
+    end = Tk
+    if CAUSAL:
+        end = tl.minimum(Tk, (pid_m + 1) * BLOCK_M)
+    for start in range(0, end, BLOCK_N):
+        offs_n = start + tl.arange(0, BLOCK_N)
+        k = tl.load(K + bh * Tk * D + offs_n[:, None] * D + offs_d[None, :],
+                    mask=(offs_n[:, None] < Tk) & (offs_d[None, :] < D), other=0.0)
+        v = tl.load(V + bh * Tk * DV + offs_n[:, None] * DV + offs_dv[None, :],
+                    mask=(offs_n[:, None] < Tk) & (offs_dv[None, :] < DV), other=0.0)
+        if UPCAST:
+            k = k.to(tl.float32)
+            v = v.to(tl.float32)
+        p = _probs(q, k, mask_ptr, lse, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK, CAUSAL)
+        dp = tl.dot(do, tl.trans(v)).to(tl.float32)
+        ds = p * (dp - delta[:, None])
+        dq += tl.dot(ds.to(k.dtype), k)
+    tl.store(DQ + bh * Tq * D + offs_m[:, None] * D + offs_d[None, :], (dq * scale).to(DQ.dtype.element_ty),
+             mask=(offs_m[:, None] < Tq) & (offs_d[None, :] < D))
+
+
+def _config(q: CudaArray, k: CudaArray, v: CudaArray):
+    if q.dtype.name not in ("float32", "float16", "bfloat16"):
+        raise TypeError(f"cuda attention supports float32, float16 and bfloat16, got {q.dtype}")
+    emulated = cuda.emulated()
+    block = 16 if emulated else 64
+    return dict(UPCAST=emulated and q.dtype.itemsize == 2, BLOCK_M=block, BLOCK_N=block,
+                BLOCK_D=max(16, triton.next_power_of_2(q.shape[3])),
+                BLOCK_DV=max(16, triton.next_power_of_2(v.shape[3])))
+
+
+def _mask_args(mask, shape):
+    if mask is None:
+        return None, (0, 0, 0, 0)
+    m = expand(mask, shape)
+    return m, m.element_strides()
+
+
+def attention_forward(q, k, v, mask, is_causal, scale):
+    q, k, v = contiguous(q), contiguous(k), contiguous(v)
+    B, H, Tq, D = q.shape
+    Tk, DV = k.shape[2], v.shape[3]
+    out = CudaArray.empty((B, H, Tq, DV), q.dtype)
+    lse = CudaArray.empty((B, H, Tq), "float32")
+    meta = _config(q, k, v)
+    m, ms = _mask_args(mask, (B, H, Tq, Tk))
+    if out.numel():
+        grid = (triton.cdiv(Tq, meta["BLOCK_M"]), B * H)
+        _fwd_kernel[grid](q, k, v, m if m is not None else q, out, lse, H, Tq, Tk, D, DV, float(scale), *ms,
+                          HAS_MASK=m is not None, CAUSAL=bool(is_causal), **meta)
+    return out, lse
+
+
+def attention_backward(q, k, v, out, lse, dout, mask, is_causal, scale):
+    q, k, v, out, dout = (contiguous(a) for a in (q, k, v, out, dout))
+    B, H, Tq, D = q.shape
+    Tk, DV = k.shape[2], v.shape[3]
+    meta = _config(q, k, v)
+    m, ms = _mask_args(mask, (B, H, Tq, Tk))
+    dq, dk, dv = (CudaArray.empty(a.shape, a.dtype) for a in (q, k, v))
+    delta = CudaArray.empty((B, H, Tq), "float32")
+    if not (q.numel() and k.numel()):
+        return dq, dk, dv
+    _delta_kernel[(triton.cdiv(Tq, meta["BLOCK_M"]), B * H)](out, dout, delta, Tq, DV, BLOCK_M=meta["BLOCK_M"],
+                                                           BLOCK_DV=meta["BLOCK_DV"])
+    args = (q, k, v, m if m is not None else q, dout, lse, delta)
+    flags = dict(HAS_MASK=m is not None, CAUSAL=bool(is_causal), **meta)
+    _dkdv_kernel[(triton.cdiv(Tk, meta["BLOCK_N"]), B * H)](*args, dk, dv, H, Tq, Tk, D, DV, float(scale), *ms,
+                                                          **flags)
+    _dq_kernel[(triton.cdiv(Tq, meta["BLOCK_M"]), B * H)](*args, dq, H, Tq, Tk, D, DV, float(scale), *ms, **flags)
+    return dq, dk, dv
