@@ -36,3 +36,51 @@ def device(request):
     if request.param == "cuda" and not tinyml.cuda.is_available():
         pytest.skip("no cuda device and Triton's interpreter is not enabled")
     return request.param
+
+
+# -- kernel coverage: which (kernel, backend) pairs each test dispatched, and the outcome --------
+_kernel_calls: dict = {}  # (kernel, backend) -> set of test ids
+_outcomes: dict = {}  # test id -> passed?
+_current = {"test": None}
+
+
+def _record_kernel(fn, name, backend):
+    def recorded(*args, **kwargs):
+        test = _current["test"]
+        if test is not None:
+            _kernel_calls.setdefault((name, backend), set()).add(test)
+        return fn(*args, **kwargs)
+
+    recorded.__wrapped__ = fn
+    return recorded
+
+
+def pytest_sessionstart(session):
+    tinyml.backends._wrappers.append(_record_kernel)
+    tinyml.backends.clear_cache()
+
+
+def pytest_runtest_setup(item):
+    _current["test"] = item.nodeid
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or report.failed:
+        _outcomes[report.nodeid] = _outcomes.get(report.nodeid, True) and report.passed
+
+
+def pytest_sessionfinish(session):
+    import json
+
+    from tinyml.backends.matrix import STATUS_FILE, read_status
+
+    path = os.path.join(str(session.config.rootpath), STATUS_FILE)
+    status = read_status(path)
+    for (name, backend), tests in _kernel_calls.items():
+        done = [t for t in tests if t in _outcomes]
+        if done:
+            passed = sum(_outcomes[t] for t in done)
+            status.setdefault(name, {})[backend] = {"passed": passed, "failed": len(done) - passed}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(status, f, indent=1, sort_keys=True)
