@@ -74,16 +74,31 @@ def register_module(module, backend: str) -> None:
         add_kernel(name, backend, getattr(module, name))
 
 
-def register(name: str, device: str = "cpu") -> Callable[[Callable], Callable]:
-    """Decorator: use `fn` for kernel `name` on `device` ahead of the built-in backends."""
+def register(name: str, device: str = "cpu", backend: str = "user") -> Callable[[Callable], Callable]:
+    """Decorator: use `fn` for kernel `name` on `device` ahead of the built-in backends.
+
+    backend="reference" registers the numpy reference (the oracle) of a new kernel instead; it
+    serves the cpu device when nothing faster is registered, and TINYML_KERNELS=reference."""
     if device not in _PRIORITY:
         raise ValueError(f"register: unknown device {device!r}; expected one of {', '.join(_PRIORITY)}")
+    if backend not in ("user", "reference"):
+        raise ValueError(f"register: backend must be 'user' or 'reference', got {backend!r}")
+    if backend == "reference" and device != "cpu":
+        raise ValueError("register: a reference kernel is a numpy function for the cpu device")
 
     def deco(fn: Callable) -> Callable:
-        add_kernel(name, "user", fn, device)
+        add_kernel(name, backend, fn, device)
         return fn
 
     return deco
+
+
+def run(name: str, *args, **kwargs):
+    """Run kernel `name` on tensors (dispatching on their device); returns tensors. This is what
+    ops call inside Function.forward/backward."""
+    from ..ops._dispatch import run as _run
+
+    return _run(name, *args, **kwargs)
 
 
 def unregister(name: str, device: str = "cpu") -> None:
