@@ -12,10 +12,12 @@ import math
 import numpy as np
 
 from . import dtypes as _dt
+from . import _operators
+from ._operators import TensorOperators
 from .device import CPU, as_device, device
 
 
-class Tensor:
+class Tensor(TensorOperators):
     __slots__ = ("_data", "device", "dtype", "requires_grad", "grad", "grad_fn", "_output_nr", "_version",
                  "_base", "_hooks", "_is_param", "__weakref__")  # _is_param: set only by nn.Parameter
     __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to Tensor.__radd__
@@ -47,7 +49,17 @@ class Tensor:
         t = object.__new__(cls)
         if type(arr) is not np.ndarray and dev is CPU:
             arr = np.asarray(arr)  # numpy returns scalars for 0-d results
-        t._init(arr, dev)
+        # _init's body, inlined: this runs once per op result
+        t._data = arr
+        t.device = dev
+        t.dtype = _dt._FROM_NP[arr.dtype]
+        t.requires_grad = False
+        t.grad = None
+        t.grad_fn = None
+        t._output_nr = 0
+        t._version = [0]
+        t._base = None
+        t._hooks = None
         return t
 
     def _make_view(self, arr) -> Tensor:
@@ -232,8 +244,8 @@ class Tensor:
             raise TypeError("iteration over a 0-d tensor")
         return (self[i] for i in range(self.shape[0]))
 
-    def __hash__(self):
-        return id(self)
+    # identity hash (== is elementwise); the C slot, since backward keys dicts by leaf tensors
+    __hash__ = object.__hash__
 
     def __repr__(self) -> str:
         arr = self.numpy(force=True)
@@ -305,118 +317,6 @@ class Tensor:
     def bool(self):
         return self.to(_dt.bool_)
 
-    # ---- operators (the ops live in tinyml.ops) ---------------------------------------------
-    def __add__(self, other):
-        return ops.add(self, other)
-
-    def __radd__(self, other):
-        return ops.add(other, self)
-
-    def __sub__(self, other):
-        return ops.sub(self, other)
-
-    def __rsub__(self, other):
-        return ops.sub(other, self)
-
-    def __mul__(self, other):
-        return ops.mul(self, other)
-
-    def __rmul__(self, other):
-        return ops.mul(other, self)
-
-    def __truediv__(self, other):
-        return ops.div(self, other)
-
-    def __rtruediv__(self, other):
-        return ops.div(other, self)
-
-    def __floordiv__(self, other):
-        return ops.floor_divide(self, other)
-
-    def __rfloordiv__(self, other):
-        return ops.floor_divide(other, self)
-
-    def __mod__(self, other):
-        return ops.remainder(self, other)
-
-    def __rmod__(self, other):
-        return ops.remainder(other, self)
-
-    def __pow__(self, other):
-        return ops.pow(self, other)
-
-    def __rpow__(self, other):
-        return ops.pow(other, self)
-
-    def __matmul__(self, other):
-        return ops.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return ops.matmul(other, self)
-
-    def __neg__(self):
-        return ops.neg(self)
-
-    def __pos__(self):
-        return self
-
-    def __abs__(self):
-        return ops.abs(self)
-
-    def __invert__(self):
-        return ops.bitwise_not(self)
-
-    def __and__(self, other):
-        return ops.bitwise_and(self, other)
-
-    def __or__(self, other):
-        return ops.bitwise_or(self, other)
-
-    def __xor__(self, other):
-        return ops.bitwise_xor(self, other)
-
-    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
-
-    def __eq__(self, other):
-        return ops.eq(self, other)
-
-    def __ne__(self, other):
-        return ops.ne(self, other)
-
-    def __lt__(self, other):
-        return ops.lt(self, other)
-
-    def __le__(self, other):
-        return ops.le(self, other)
-
-    def __gt__(self, other):
-        return ops.gt(self, other)
-
-    def __ge__(self, other):
-        return ops.ge(self, other)
-
-    def __getitem__(self, index):
-        return ops.getitem(self, index)
-
-    def __setitem__(self, index, value):
-        ops.setitem_(self, index, value)
-
-    def __iadd__(self, other):
-        return self.add_(other)
-
-    def __isub__(self, other):
-        return self.sub_(other)
-
-    def __imul__(self, other):
-        return self.mul_(other)
-
-    def __itruediv__(self, other):
-        return self.div_(other)
-
-    def where(self, condition, other):
-        """`x.where(c, y)` is `tinyml.where(c, x, y)` (self is the value taken where c holds)."""
-        return ops.where(condition, self, other)
-
 
 class _RemovableHandle:
     def __init__(self, hooks: list, hook):
@@ -459,6 +359,8 @@ METHOD_OPS = (
 
 
 from . import ops  # noqa: E402  (ops import Tensor)
+
+_operators.ops = ops  # the operator methods call tinyml.ops, which can only load after Tensor exists
 
 for _name in METHOD_OPS:
     if hasattr(ops, _name):
