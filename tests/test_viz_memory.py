@@ -41,4 +41,5 @@ def test_track_reports_host_peak():
         b = a * 2
         del a, b
     assert m.peak_host_bytes >= 2 * 4_000_000
-    assert m.peak_device_bytes is None
+    # None until a cuda tensor exists in this process; then 0, as this block allocated nothing there
+    assert m.peak_device_bytes in (None, 0)
