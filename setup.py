@@ -10,7 +10,7 @@ import glob
 import os
 import sys
 
-from pybind11.setup_helpers import Pybind11Extension, build_ext
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import find_packages, setup
 
 
@@ -36,6 +36,9 @@ link_args = ["-fopenmp"]
 if sys.platform == "darwin":  # Apple clang needs libomp from Homebrew; build without OpenMP there
     compile_args = [a for a in compile_args if a != "-fopenmp"]
     link_args = []
+
+# Compile the kernel files in parallel (one job per core; NPY_NUM_BUILD_JOBS overrides).
+ParallelCompile("NPY_NUM_BUILD_JOBS").install()
 
 ext = Pybind11Extension(
     "tinyml._C",

@@ -7,7 +7,8 @@ import tinyml
 from tinyml.testing import assert_close
 
 
-@pytest.mark.parametrize("data", [[1, 2, 3], [1.5, 2.0], [[True, False]], 3.0, 7, [[1, 2], [3, 4]]])
+@pytest.mark.parametrize("data", [[1, 2, 3], [1.5, 2.0], [[True, False]], 3.0, 7, [[1, 2], [3, 4]],
+                                  np.float64(1.5), np.int32(3), np.arange(3, dtype=np.int16)])
 def test_tensor_dtype_inference_matches_torch(data):
     assert tinyml.tensor(data).dtype.name == str(torch.tensor(data).dtype).replace("torch.", "")
 

@@ -32,9 +32,10 @@ def _host_array(data, dtype) -> np.ndarray:
         arr = np.asarray(data)
     if dtype is not None:
         return np.array(arr, dtype=_dt.as_dtype(dtype).np)
-    if arr.dtype.kind == "f" and not isinstance(data, (np.ndarray, Tensor)):
+    typed = isinstance(data, (np.ndarray, np.generic, Tensor))  # numpy scalars keep their dtype, as in torch
+    if arr.dtype.kind == "f" and not typed:
         return arr.astype(_dt.get_default_dtype().np)  # Python floats take the default dtype
-    if arr.dtype.kind in "iu" and not isinstance(data, (np.ndarray, Tensor)):
+    if arr.dtype.kind in "iu" and not typed:
         return arr.astype(np.int64)
     if arr.dtype.kind in "OUS":
         raise TypeError(f"tinyml.tensor: cannot build a tensor from {type(data).__name__} with numpy dtype "
