@@ -16,6 +16,12 @@ from .ops import *  # noqa: F401,F403
 from .amp import autocast, is_autocast_enabled
 from .random import get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from .tensor import Tensor
+from .threads import get_num_threads, set_num_threads
+
+# `import *` from a package without __all__ also copies its submodules (ops.nn, ops.conv, ...):
+# drop them, or `tinyml.nn` would be tinyml.ops.nn instead of the tinyml.nn package.
+[globals().pop(_k) for _k, _v in list(globals().items())
+ if type(_v) is type(_dtypes) and _v.__name__.startswith(__name__ + ".ops.")]
 
 bool = bool_  # tinyml.bool, as torch.bool (shadows the builtin only inside this namespace)
 promote_types = _dtypes.promote_types

@@ -93,9 +93,9 @@ class Context:
     __slots__ = ("fn", "needs_input_grad", "next_edges", "_saved", "_freed", "_pre_hooks", "_n_outputs",
                  "materialize_grads", "__dict__")
 
-    def __init__(self, fn):
+    def __init__(self, fn, needs_input_grad: tuple = ()):
         self.fn = fn
-        self.needs_input_grad = ()
+        self.needs_input_grad = needs_input_grad
         self.next_edges = ()
         self._saved = ()
         self._freed = False
@@ -105,7 +105,7 @@ class Context:
 
     def save_for_backward(self, *tensors) -> None:
         """Keep tensors (or None) for backward, with their storage version at this moment."""
-        self._saved = tuple(None if t is None else (t, t._version[0]) for t in tensors)
+        self._saved = tuple([None if t is None else (t, t._version[0]) for t in tensors])
 
     @property
     def saved_tensors(self) -> tuple:
@@ -166,41 +166,42 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         global _grad_enabled
-        ctx = Context(cls)
-        record = False
-        if _grad_enabled:
-            needs = tuple(type(a) is Tensor and a.requires_grad for a in args)
+        # The hot path of every op: kept to plain loops and locals (no generators, no helper calls).
+        prev = _grad_enabled
+        if prev:
+            needs = tuple([type(a) is Tensor and a.requires_grad for a in args])
             record = True in needs
-            ctx.needs_input_grad = needs
+            ctx = Context(cls, needs)
         else:
-            ctx.needs_input_grad = (False,) * len(args)
-        prev, _grad_enabled = _grad_enabled, False
+            record = False
+            ctx = Context(cls, (False,) * len(args))
+        _grad_enabled = False
         try:
             out = cls.forward(ctx, *args, **kwargs)
         finally:
             _grad_enabled = prev
         if not record:
             return out
-        ctx.next_edges = tuple(_edge(a) if n else None for a, n in zip(args, needs))
+        ctx.next_edges = tuple([((a.grad_fn, a._output_nr) if a.grad_fn is not None else (a, 0)) if n else None
+                                for a, n in zip(args, needs)])
         if type(out) is tuple:
             ctx._n_outputs = len(out)
             ctx._output_meta = tuple((o.shape, o.dtype, o.device) for o in out)
             for i, o in enumerate(out):
                 _attach(o, ctx, i)
-            outs = out
-        else:
-            _attach(out, ctx, 0)
-            outs = (out,)
-        # A saved output would hold its own node: keep only a detached alias of it instead.
-        if ctx._saved:
-            ctx._saved = tuple(
-                (e[0]._detached_alias(), e[1]) if e is not None and any(e[0] is o for o in outs) else e
-                for e in ctx._saved)
+        elif out is not None and out.dtype.category == 2:
+            out.requires_grad = True
+            out.grad_fn = ctx
+            out._output_nr = 0
+        # A saved output stays as it is, grad_fn included (what torch's saved outputs unpack to):
+        # under create_graph=True the formulas that use it are differentiated through this node
+        # again. ctx and its output form a reference cycle until backward releases ctx (the
+        # detached alias used before kept the output as its _base, so it made the same cycle).
         return out
 
 
 def _attach(t, ctx: Context, i: int) -> None:
-    if t is not None and t.dtype.is_floating_point:
+    if t is not None and t.dtype.category == 2:
         t.requires_grad = True
         t.grad_fn = ctx
         t._output_nr = i
@@ -301,12 +302,13 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
                 for i, hooks in node._pre_hooks.items():
                     if grads[i] is not None:
                         grads[i] = _run_hooks(hooks, grads[i])
-            if all(g is None for g in grads):
+            single = len(grads) == 1  # the common case: skip the generators below
+            if grads[0] is None if single else all(g is None for g in grads):
                 in_grads = (None,) * len(node.next_edges)
             else:
                 if node._freed:
                     node.saved_tensors  # raises the "backward a second time" error
-                if node.materialize_grads and any(g is None for g in grads):
+                if not single and node.materialize_grads and any(g is None for g in grads):
                     meta = node._output_meta
                     grads = [g if g is not None else ops.zeros(meta[i][0], dtype=meta[i][1], device=meta[i][2])
                              for i, g in enumerate(grads)]
@@ -333,8 +335,9 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
                     buf[i] = g if buf[i] is None else buf[i] + g
                 else:
                     buffers.setdefault(child, [None] * (1 if type(child) is Tensor else child._n_outputs))
-                deps[child] -= 1
-                if deps[child] == 0:
+                left = deps[child] - 1
+                deps[child] = left
+                if not left:
                     ready.append(child)
     finally:
         _grad_enabled = prev

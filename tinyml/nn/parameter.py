@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..tensor import Tensor
 
-__all__ = ["Parameter", "Buffer", "is_parameter"]
+__all__ = ["Buffer", "Parameter", "is_parameter"]
 
 
 def is_parameter(obj) -> bool:
@@ -58,7 +58,7 @@ class Buffer:
 
 
 class _BufferRequest:
-    __slots__ = ("tensor", "persistent")
+    __slots__ = ("persistent", "tensor")
 
     def __init__(self, tensor: Tensor, persistent: bool):
         self.tensor, self.persistent = tensor, persistent

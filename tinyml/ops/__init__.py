@@ -11,8 +11,11 @@ from .inplace import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .matmul import *  # noqa: F401,F403
 from .movement import *  # noqa: F401,F403
+from .movement_copy import *  # noqa: F401,F403
 from .nn import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
+from .pointwise import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .scan import *  # noqa: F401,F403
+from .scatter import *  # noqa: F401,F403
 from .unary import *  # noqa: F401,F403

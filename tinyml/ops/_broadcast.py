@@ -59,6 +59,14 @@ def prepare(a, b, name: str = "op", dtype: _dt.dtype | None = None):
                 b = b.expand(shape)
         return a, b
     if ta:
+        if dtype is None:
+            # fast paths: a float scalar with a floating tensor, an int scalar with a float or int
+            # tensor keep the tensor's dtype (what result_type gives, without its generality)
+            kind, cat = type(b), a.dtype.category
+            if kind is float and cat == 2:
+                return a, b
+            if kind is int and cat:
+                return a, (float(b) if cat == 2 else b)
         _check_scalar(b, name)
         dt = dtype or _dt.result_type(a, b)
         return (a if a.dtype is dt else a.to(dt)), _py_scalar(b, dt)

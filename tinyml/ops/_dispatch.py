@@ -1,6 +1,7 @@
 """Running a kernel on tensors: unwrap to backend arrays, dispatch on the device, wrap results."""
 from __future__ import annotations
 
+from ..backends import _cache as _kernel_cache  # (name, device type) -> kernel; cleared in place
 from ..backends import dispatch
 from ..device import device as Device
 from ..tensor import Tensor
@@ -17,13 +18,15 @@ def run(name: str, *args, **kwargs):
     dev = None
     arrays = []
     for a in args:
-        if type(a) is Tensor:
+        kind = type(a)
+        if kind is Tensor:
+            d = a.device
             if dev is None:
-                dev = a.device
-            elif a.device is not dev and a.device != dev:
-                raise _device_error(dev, a.device, name)
+                dev = d
+            elif d is not dev and d != dev:
+                raise _device_error(dev, d, name)
             arrays.append(a._data)
-        elif type(a) in (list, tuple) and a and type(a[0]) is Tensor:
+        elif (kind is list or kind is tuple) and a and type(a[0]) is Tensor:
             for t in a:
                 if dev is None:
                     dev = t.device
@@ -34,7 +37,12 @@ def run(name: str, *args, **kwargs):
             arrays.append(a)
     if dev is None:
         raise TypeError(f"kernel {name!r} called without a tensor argument; use run_on(device, ...)")
-    return _wrap(dispatch(name, dev.type)(*arrays, **kwargs), dev)
+    fn = _kernel_cache.get((name, dev.type)) or dispatch(name, dev.type)
+    out = fn(*arrays, **kwargs) if kwargs else fn(*arrays)
+    kind = type(out)
+    if kind is tuple or kind is list or out is None:
+        return _wrap(out, dev)
+    return Tensor._make(out, dev)
 
 
 def run_on(dev: Device, name: str, *args, **kwargs):

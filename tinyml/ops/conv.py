@@ -1,2 +1,120 @@
-"""(family module: filled in by its owner)"""
-__all__ = []
+"""Convolution ops (torch.nn.functional.conv1d / conv2d); pooling and interpolation live in
+ops/pool.py and are re-exported here (one family: they share csrc/conv.cpp).
+
+    y[n, o] = b[o] + sum_{c in group(o), p, q} w[o, c, p, q] x[n, c, i*sh + p*dh - pt, j*sw + q*dw - pl]
+
+Forward and backward are single kernels (conv2d_forward / conv2d_backward: im2col + GEMM);
+conv1d is conv2d over a height-1 image, through views, so it needs no kernels of its own.
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from ..tensor import Tensor
+from ._dispatch import run
+from .pool import *  # noqa: F401,F403
+from .pool import __all__ as _pool_all
+
+__all__ = ["conv1d", "conv2d"] + list(_pool_all)
+
+
+class Conv2dFn(Function):
+    @staticmethod
+    def forward(ctx, x, w, b, stride, pads, dilation, groups):
+        ctx.save_for_backward(x, w)
+        ctx.args = (stride, pads, dilation, groups)
+        return run("conv2d_forward", x, w, b, stride, pads, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w = ctx.saved_tensors
+        needs = tuple(bool(n) for n in ctx.needs_input_grad[:3])
+        dx, dw, db = run("conv2d_backward", x, w, g, *ctx.args, needs)
+        return dx, dw, db, None, None, None, None
+
+
+def _pair(v, name: str, n: int = 2) -> tuple:
+    if isinstance(v, int):
+        return (v,) * n
+    v = tuple(int(a) for a in v)
+    if len(v) == 1:
+        return v * n
+    if len(v) != n:
+        raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {v}")
+    return v
+
+
+def _check_conv(fn: str, x: Tensor, w: Tensor, b: Tensor | None, groups: int, nd: int) -> None:
+    if not isinstance(x, Tensor) or not isinstance(w, Tensor):
+        raise TypeError(f"{fn}: input and weight must be Tensors, got {type(x).__name__} and {type(w).__name__}")
+    if w.ndim != nd + 2:
+        raise RuntimeError(f"{fn}: expected weight to be {nd + 2}-D, but got weight of shape {tuple(w.shape)}")
+    if x.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {fn}, but got input of "
+                           f"size: {list(x.shape)}")
+    if not x.dtype.is_floating_point or x.dtype is not w.dtype or (b is not None and b.dtype is not x.dtype):
+        raise RuntimeError(f"{fn}: input, weight and bias must have one floating dtype, got input {x.dtype}, weight "
+                           f"{w.dtype}" + (f", bias {b.dtype}" if b is not None else ""))
+    if groups < 1 or w.shape[0] % groups:
+        raise RuntimeError(f"{fn}: out_channels ({w.shape[0]}) must be divisible by groups ({groups})")
+    c = x.shape[-nd - 1]
+    if c != w.shape[1] * groups:
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(w.shape)}, expected input{list(x.shape)} to "
+                           f"have {w.shape[1] * groups} channels, but got {c} channels instead")
+    if b is not None and tuple(b.shape) != (w.shape[0],):
+        raise RuntimeError(f"{fn}: bias must have shape ({w.shape[0]},) for weight {list(w.shape)}, got "
+                           f"{tuple(b.shape)}")
+
+
+def _pads(padding, kernel: tuple, stride: tuple, dilation: tuple, fn: str) -> tuple:
+    """(lo, hi) per spatial dim; 'same' puts the odd extra pixel at the end, as PyTorch does."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return tuple((0, 0) for _ in kernel)
+        if padding != "same":
+            raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
+        if any(s != 1 for s in stride):
+            raise ValueError(f"{fn}: padding='same' is not supported for strided convolutions (stride {stride})")
+        out = []
+        for k, d in zip(kernel, dilation):
+            total = d * (k - 1)
+            out.append((total // 2, total - total // 2))
+        return tuple(out)
+    p = _pair(padding, "padding", len(kernel))
+    if any(v < 0 for v in p):
+        raise RuntimeError(f"{fn}: negative padding is not supported, got {p}")
+    return tuple((v, v) for v in p)
+
+
+def _conv(fn: str, x, w, b, stride, padding, dilation, groups, nd: int) -> Tensor:
+    _check_conv(fn, x, w, b, groups, nd)
+    stride, dilation = _pair(stride, "stride", nd), _pair(dilation, "dilation", nd)
+    if any(s < 1 for s in stride) or any(d < 1 for d in dilation):
+        raise RuntimeError(f"{fn}: stride {stride} and dilation {dilation} must be positive")
+    kernel = tuple(w.shape[2:])
+    pads = _pads(padding, kernel, stride, dilation, fn)
+    unbatched = x.ndim == nd + 1
+    if unbatched:
+        x = x.unsqueeze(0)
+    for i, (size, k, d, (lo, hi)) in enumerate(zip(x.shape[2:], kernel, dilation, pads)):
+        if size + lo + hi < d * (k - 1) + 1:
+            raise RuntimeError(f"{fn}: Calculated padded input size per channel: ({size + lo + hi}) at spatial dim "
+                               f"{i}. Kernel size: ({d * (k - 1) + 1}) (dilated). Kernel size can't be greater than "
+                               f"actual input size (input {list(x.shape)}, weight {list(w.shape)})")
+    if nd == 1:
+        y = Conv2dFn.apply(x.unsqueeze(2), w.unsqueeze(2), b, (1, stride[0]), (0, 0) + pads[0], (1, dilation[0]),
+                           groups).squeeze(2)
+    else:
+        y = Conv2dFn.apply(x, w, b, stride, pads[0] + pads[1], dilation, groups)
+    return y.squeeze(0) if unbatched else y
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+           groups: int = 1) -> Tensor:
+    """2-d convolution (cross-correlation) over (N, C, H, W) or (C, H, W), torch.nn.functional.conv2d."""
+    return _conv("conv2d", input, weight, bias, stride, padding, dilation, groups, 2)
+
+
+def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+           groups: int = 1) -> Tensor:
+    """1-d convolution over (N, C, L) or (C, L), torch.nn.functional.conv1d."""
+    return _conv("conv1d", input, weight, bias, stride, padding, dilation, groups, 1)

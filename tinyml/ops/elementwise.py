@@ -1,27 +1,30 @@
-"""Elementwise ops with broadcasting and PyTorch's type promotion.
+"""Binary elementwise ops with broadcasting and PyTorch's type promotion.
 
-Each op is a Function over same-shape operands (see `_broadcast.prepare`) that runs one kernel
-of the same name in `backends/*/elementwise`. Derivatives:
+Each op promotes and broadcasts its operands first (`_broadcast.prepare`: one dtype, one shape,
+or a Python scalar on one side), then a Function runs the kernel of the same name in
+`backends/*/elementwise`. Derivatives:
 
-    d(a+b) = (g, g)             d(a-b) = (g, -g)          d(a*b) = (g b, g a)
+    d(a+b) = (g, g)             d(a-b) = (g, -g)             d(a*b) = (g b, g a)
     d(a/b) = (g/b, -g a/b^2)    d(a^b) = (g b a^(b-1), g a^b ln a)
-    d exp x = g e^x             d log x = g/x             d tanh x = g (1 - y^2)
-    d sigmoid x = g y (1 - y)   d relu x = g [x > 0]
+    remainder: (g, -g floor(a/b))    fmod: (g, -g trunc(a/b))    rounded division: (0, 0)
+
+Comparisons, logical and bitwise ops return bool (bitwise: the operands' dtype) and record no
+gradient. Unary math lives in `unary.py`; where/min/max/clamp/lerp/addc* in `pointwise.py`.
 """
 from __future__ import annotations
 
+import math
+
 from .. import dtypes as _dt
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
-from ._broadcast import as_float, broadcast_shapes, prepare
+from ._broadcast import prepare
 from ._dispatch import run
 
-__all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "neg", "negative", "pow",
-           "exp", "log", "tanh", "sigmoid", "relu", "where", "eq", "ne", "lt", "le", "gt", "ge"]
-
-
-def _is_t(x) -> bool:
-    return type(x) is Tensor
+__all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "floor_divide", "remainder",
+           "fmod", "pow", "float_power", "eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less",
+           "less_equal", "not_equal", "equal", "logical_and", "logical_or", "logical_xor", "logical_not",
+           "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not"]
 
 
 class Add(Function):
@@ -47,8 +50,10 @@ class Sub(Function):
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a if ctx.needs_input_grad[1] and _is_t(a) else None,
-                              b if ctx.needs_input_grad[0] and _is_t(b) else None)
+        need = ctx.needs_input_grad
+        # save each operand only if the other side's gradient needs it; scalars stay on ctx
+        ctx.save_for_backward(a if need[1] and type(a) is Tensor else None,
+                              b if need[0] and type(b) is Tensor else None)
         ctx.scalars = (a, b)
         return run("mul", a, b)
 
@@ -56,8 +61,9 @@ class Mul(Function):
     def backward(ctx, g):
         a, b = ctx.saved_tensors
         sa, sb = ctx.scalars
-        ga = (g * (b if b is not None else sb)) if ctx.needs_input_grad[0] else None
-        gb = (g * (a if a is not None else sa)) if ctx.needs_input_grad[1] else None
+        need = ctx.needs_input_grad
+        ga = (g * (b if b is not None else sb)) if need[0] else None
+        gb = (g * (a if a is not None else sa)) if need[1] else None
         return ga, gb
 
 
@@ -65,7 +71,7 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         out = run("div", a, b)
-        ctx.save_for_backward(b if _is_t(b) else None, out if ctx.needs_input_grad[1] else None)
+        ctx.save_for_backward(b if type(b) is Tensor else None, out if ctx.needs_input_grad[1] else None)
         ctx.b = b
         return out
 
@@ -78,21 +84,11 @@ class Div(Function):
         return ga, gb
 
 
-class Neg(Function):
-    @staticmethod
-    def forward(ctx, x):
-        return run("neg", x)
-
-    @staticmethod
-    def backward(ctx, g):
-        return -g
-
-
 class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
         out = run("pow", a, b)
-        ctx.save_for_backward(a if _is_t(a) else None, b if _is_t(b) else None, out)
+        ctx.save_for_backward(a if type(a) is Tensor else None, b if type(b) is Tensor else None, out)
         ctx.scalars = (a, b)
         return out
 
@@ -102,84 +98,66 @@ class Pow(Function):
         sa, sb = ctx.scalars
         a = a if a is not None else sa
         b = b if b is not None else sb
-        ga = gb = None
-        if ctx.needs_input_grad[0]:
-            ga = g * b * pow(a, b - 1) if _is_t(b) or b != 0 else g * 0.0
-        if ctx.needs_input_grad[1]:
-            # d/db a^b = a^b ln a, taken as 0 where a == 0 and b >= 0 (PyTorch's convention)
-            ln_a = log(a) if _is_t(a) else log(Tensor(a, dtype=out.dtype, device=out.device))
-            gb = g * where(eq(out, 0.0) & ge(b, 0.0), 0.0, out * ln_a)
+        if is_grad_enabled():  # create_graph: the same formulas from differentiable tensor ops
+            return _pow_grads_differentiable(ctx.needs_input_grad, a, b, out, g)
+        ga = run("pow_backward_base", a, b, g) if ctx.needs_input_grad[0] else None
+        gb = run("pow_backward_exponent", a, b, out, g) if ctx.needs_input_grad[1] else None
         return ga, gb
 
 
-class Exp(Function):
-    @staticmethod
-    def forward(ctx, x):
-        y = run("exp", x)
-        ctx.save_for_backward(y)
-        return y
+def _pow_grads_differentiable(need, a, b, out, g):
+    from .pointwise import where
+    from .unary import log
+
+    ga = gb = None
+    if need[0]:
+        ga = where(eq(b, 0), 0.0, g * b * pow(a, b - 1)) if type(b) is Tensor else (g * b * pow(a, b - 1) if b
+                                                                                      else g * 0.0)
+    if need[1]:
+        if type(a) is Tensor:
+            gb = where(eq(a, 0) & ge(b, 0), 0.0, g * out * log(a))
+        else:
+            gb = where(ge(b, 0), 0.0, g * out * float("-inf")) if a == 0 else g * out * math.log(a)
+    return ga, gb
+
+
+class Remainder(Function):
+    """`kernel` is remainder (a - floor(a/b) b) or fmod (a - trunc(a/b) b); `quotient` the matching
+    rounded division, whose value is the derivative with respect to -b."""
 
     @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return g * y
-
-
-class Log(Function):
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return run("log", x)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return g / x
-
-
-class Tanh(Function):
-    @staticmethod
-    def forward(ctx, x):
-        y = run("tanh", x)
-        ctx.save_for_backward(y)
-        return y
+    def forward(ctx, a, b, kernel, quotient):
+        if ctx.needs_input_grad[1]:
+            ctx.save_for_backward(a if type(a) is Tensor else None, b)
+            ctx.a, ctx.quotient = a, quotient
+        return run(kernel, a, b)
 
     @staticmethod
     def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return run("tanh_backward", y, g)
+        gb = None
+        if ctx.needs_input_grad[1]:
+            a, b = ctx.saved_tensors
+            gb = -(g * run(ctx.quotient, a if a is not None else ctx.a, b))
+        return (g if ctx.needs_input_grad[0] else None), gb, None, None
 
 
-class Sigmoid(Function):
+class RoundedDiv(Function):
+    """floor or trunc division: piecewise constant, so both gradients are 0 (as PyTorch's div)."""
+
     @staticmethod
-    def forward(ctx, x):
-        y = run("sigmoid", x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return run("sigmoid_backward", y, g)
-
-
-class Relu(Function):
-    @staticmethod
-    def forward(ctx, x):
-        y = run("relu", x)
-        ctx.save_for_backward(y)
-        return y
+    def forward(ctx, a, b, kernel):
+        return run(kernel, a, b)
 
     @staticmethod
     def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return run("relu_backward", y, g)
+        zero = g * 0
+        return zero, zero, None
 
 
 def add(input, other, *, alpha=1):
     """input + alpha * other."""
     if alpha != 1:
-        other = mul(other, alpha)
+        other = mul(other, alpha) if type(other) is Tensor else other * alpha
     a, b = prepare(input, other, "add")
     return Add.apply(a, b)
 
@@ -187,118 +165,136 @@ def add(input, other, *, alpha=1):
 def sub(input, other, *, alpha=1):
     """input - alpha * other."""
     if alpha != 1:
-        other = mul(other, alpha)
+        other = mul(other, alpha) if type(other) is Tensor else other * alpha
+    if _is_bool(input) or _is_bool(other):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+                           "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     a, b = prepare(input, other, "sub")
-    if a.dtype is _dt.bool_ if _is_t(a) else False:
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported; use "
-                           "logical_xor() instead")
     return Sub.apply(a, b)
 
 
+def _is_bool(x) -> bool:
+    return x.dtype is _dt.bool_ if type(x) is Tensor else type(x) is bool
+
+
 def mul(input, other):
+    """input * other."""
     a, b = prepare(input, other, "mul")
     return Mul.apply(a, b)
 
 
-def div(input, other, *, rounding_mode: str | None = None):
-    """True division (ints promote to the default float); rounding_mode 'trunc' or 'floor'."""
-    if rounding_mode is not None:
-        from .elementwise_math import floor_divide, trunc
+def _rounded_div(input, other, kernel: str, name: str):
+    a, b = prepare(input, other, name)
+    if (a.dtype if type(a) is Tensor else b.dtype) is _dt.bool_:
+        raise NotImplementedError(f"{name}: rounded division is not implemented for bool tensors")
+    return RoundedDiv.apply(a, b, kernel)
 
+
+def div(input, other, *, rounding_mode: str | None = None):
+    """True division (integers promote to the default float); rounding_mode 'trunc' or 'floor'
+    rounds the quotient and keeps the promoted dtype of the operands."""
+    if rounding_mode is not None:
         if rounding_mode == "floor":
-            return floor_divide(input, other)
+            return _rounded_div(input, other, "floor_divide", "div")
         if rounding_mode == "trunc":
-            return trunc(div(input, other)).to(_dt.result_type(input, other))
-        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
-    dt = _dt.result_type(input, other)
-    a, b = prepare(input, other, "div", dtype=dt if dt.category == 2 else _dt.get_default_dtype())
+            return _rounded_div(input, other, "div_trunc", "div")
+        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
+                         f"{rounding_mode!r}")
+    a, b = prepare(input, other, "div")
+    if (a.dtype if type(a) is Tensor else b.dtype).category != 2:  # integers divide in the default float
+        a, b = prepare(input, other, "div", dtype=_dt.get_default_dtype())
     return Div.apply(a, b)
 
 
-def neg(input):
-    if input.dtype is _dt.bool_:
-        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported; use logical_not()")
-    return Neg.apply(input)
+def floor_divide(input, other):
+    """floor(input / other), in the promoted dtype."""
+    return _rounded_div(input, other, "floor_divide", "floor_divide")
+
+
+def _remainder(input, other, kernel: str, quotient: str):
+    a, b = prepare(input, other, kernel)
+    if (a.dtype if type(a) is Tensor else b.dtype) is _dt.bool_:
+        raise NotImplementedError(f"{kernel}: not implemented for bool tensors")
+    return Remainder.apply(a, b, kernel, quotient)
+
+
+def remainder(input, other):
+    """input - floor(input / other) * other: the sign of `other`, like Python's %."""
+    return _remainder(input, other, "remainder", "floor_divide")
+
+
+def fmod(input, other):
+    """input - trunc(input / other) * other: the sign of `input`, like C's fmod."""
+    return _remainder(input, other, "fmod", "div_trunc")
 
 
 def pow(input, exponent):
-    """input ** exponent; an int tensor to a negative int power raises, as in PyTorch."""
+    """input ** exponent; an integer tensor to a negative integer scalar power raises, as in PyTorch."""
     a, b = prepare(input, exponent, "pow")
-    if not _is_t(b) and _is_t(a) and a.dtype.category < 2 and b < 0:
+    if type(b) is not Tensor and type(a) is Tensor and a.dtype.category < 2 and b < 0:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
     return Pow.apply(a, b)
 
 
-subtract, multiply, divide, true_divide, negative = sub, mul, div, div, neg
+def float_power(input, exponent):
+    """pow computed in float64."""
+    a, b = prepare(input, exponent, "float_power", dtype=_dt.float64)
+    return Pow.apply(a, b)
 
 
-def exp(input):
-    return Exp.apply(as_float(input))
+subtract, multiply, divide, true_divide = sub, mul, div, div
 
 
-def log(input):
-    return Log.apply(as_float(input))
+def _binary_nograd(kernel: str, doc: str, kinds: str = "any"):
+    """A non-differentiable binary op over promoted, broadcast operands (comparisons, logic, bits)."""
 
-
-def tanh(input):
-    return Tanh.apply(as_float(input))
-
-
-def sigmoid(input):
-    return Sigmoid.apply(as_float(input))
-
-
-def relu(input):
-    return Relu.apply(input)
-
-
-def _compare(kernel: str):
     def op(input, other):
+        if other is None and kernel in ("eq", "ne"):
+            return kernel == "ne"  # `t == None` is False, as in PyTorch
         a, b = prepare(input, other, kernel)
+        if kinds == "integral":
+            dt = a.dtype if type(a) is Tensor else b.dtype
+            if dt.category == 2:
+                raise NotImplementedError(f"{kernel}: expected integral or bool tensors, got {dt} (from "
+                                   f"{_dtype_name(input)} and {_dtype_name(other)})")
         return run(kernel, a, b)
 
-    op.__name__ = kernel
-    op.__doc__ = f"Elementwise `{kernel}` comparison with broadcasting; a bool tensor, not differentiable."
+    op.__name__ = op.__qualname__ = kernel
+    op.__doc__ = doc
     return op
 
 
-eq, ne, lt, le, gt, ge = (_compare(k) for k in ("eq", "ne", "lt", "le", "gt", "ge"))
+def _dtype_name(x) -> str:
+    return str(x.dtype) if type(x) is Tensor else type(x).__name__
 
 
-class Where(Function):
-    """out = cond ? a : b; gradients flow to the selected side only."""
-
-    @staticmethod
-    def forward(ctx, cond, a, b):
-        ctx.save_for_backward(cond)
-        return run("where", cond, a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        (cond,) = ctx.saved_tensors
-        zero = 0.0
-        ga = run("where", cond, g, zero) if ctx.needs_input_grad[1] else None
-        gb = run("where", cond, zero, g) if ctx.needs_input_grad[2] else None
-        return None, ga, gb
+eq = _binary_nograd("eq", "input == other, elementwise with broadcasting (a bool tensor).")
+ne = _binary_nograd("ne", "input != other, elementwise with broadcasting (a bool tensor).")
+lt = _binary_nograd("lt", "input < other, elementwise with broadcasting (a bool tensor).")
+le = _binary_nograd("le", "input <= other, elementwise with broadcasting (a bool tensor).")
+gt = _binary_nograd("gt", "input > other, elementwise with broadcasting (a bool tensor).")
+ge = _binary_nograd("ge", "input >= other, elementwise with broadcasting (a bool tensor).")
+greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+logical_and = _binary_nograd("logical_and", "input != 0 and other != 0 (a bool tensor).")
+logical_or = _binary_nograd("logical_or", "input != 0 or other != 0 (a bool tensor).")
+logical_xor = _binary_nograd("logical_xor", "(input != 0) != (other != 0) (a bool tensor).")
+bitwise_and = _binary_nograd("bitwise_and", "input & other for integer and bool tensors.", "integral")
+bitwise_or = _binary_nograd("bitwise_or", "input | other for integer and bool tensors.", "integral")
+bitwise_xor = _binary_nograd("bitwise_xor", "input ^ other for integer and bool tensors.", "integral")
 
 
-def where(condition, input=None, other=None):
-    """Elements of `input` where `condition` holds, else of `other` (tensors or scalars, broadcast)."""
-    if input is None and other is None:
-        from .indexing import nonzero
+def equal(input: Tensor, other: Tensor) -> bool:
+    """True when both tensors have the same shape and elements."""
+    return tuple(input.shape) == tuple(other.shape) and ne(input, other).sum().item() == 0
 
-        return nonzero(condition, as_tuple=True)
-    if condition.dtype is not _dt.bool_:
-        condition = condition.to(_dt.bool_)
-    a, b = prepare(input, other, "where")
-    ref = a if _is_t(a) else b
-    shape = broadcast_shapes(condition.shape, ref.shape if _is_t(ref) else ())
-    if condition.shape != shape:
-        condition = condition.expand(shape)
-    if _is_t(a) and a.shape != shape:
-        a = a.expand(shape)
-    if _is_t(b) and b.shape != shape:
-        b = b.expand(shape)
-    if not _is_t(a) and not _is_t(b):
-        raise TypeError("where: at least one of input and other must be a Tensor")
-    return Where.apply(condition, a, b)
+
+def logical_not(input: Tensor) -> Tensor:
+    """input == 0 (a bool tensor)."""
+    return run("logical_not", input)
+
+
+def bitwise_not(input: Tensor) -> Tensor:
+    """~input: bitwise complement of integers, logical not of bools."""
+    if input.dtype.category == 2:
+        raise NotImplementedError(f"bitwise_not: expected an integral or bool tensor, got {input.dtype}")
+    return run("bitwise_not", input)

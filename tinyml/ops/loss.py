@@ -1,2 +1,355 @@
-"""(family module: filled in by its owner)"""
-__all__ = []
+"""Loss functions with PyTorch's signatures and reductions ('none' | 'mean' | 'sum', plus the legacy
+size_average/reduce flags). Kernels compute per-element (or per-row) losses; the op reduces.
+
+    cross_entropy   class indices: fused log-softmax + pick + label smoothing (one kernel each way,
+                    saves only the row log-sum-exp); with class weights: log_softmax -> nll_loss;
+                    probability targets: -sum_c p_c log_softmax(x)_c
+    nll_loss        -w[t] x[t]; 'mean' divides by sum of w[t] over non-ignored targets
+    l1 / smooth_l1 / huber / bce_with_logits / binary_cross_entropy / kl_div: pointwise kernels
+    mse_loss        (x - y)^2 through ordinary ops;  cosine_similarity  x.y / (|x| |y|)
+"""
+from __future__ import annotations
+
+import warnings
+
+from .. import dtypes as _dt
+from ..autograd import Function
+from ..tensor import Tensor, _wrap_dim
+from ._broadcast import prepare
+from ._dispatch import run
+from ._loss_common import class_rows, float_input, legacy_reduction, reduce_loss
+
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cosine_similarity",
+    "cross_entropy",
+    "huber_loss",
+    "kl_div",
+    "l1_loss",
+    "mse_loss",
+    "nll_loss",
+    "smooth_l1_loss",
+]
+
+
+def _ops():
+    """tinyml.ops, looked up at call time: ops of other families (where, matmul, ...) by public name."""
+    from .. import ops
+
+    return ops
+
+
+class CrossEntropy(Function):
+    @staticmethod
+    def forward(ctx, logits, target, ignore_index, label_smoothing):
+        loss, lse = run("cross_entropy_forward", logits, target, ignore_index, label_smoothing)
+        ctx.save_for_backward(logits, target, lse)
+        ctx.args = (ignore_index, label_smoothing)
+        return loss
+
+    @staticmethod
+    def backward(ctx, g):
+        logits, target, lse = ctx.saved_tensors
+        return run("cross_entropy_backward", logits, target, lse, g.contiguous(), *ctx.args), None, None, None
+
+
+class NllLoss(Function):
+    """-> (loss per row, w[t] per row); the second output only feeds the 'mean' denominator."""
+
+    @staticmethod
+    def forward(ctx, logp, target, weight, ignore_index):
+        loss, w_t = run("nll_loss_forward", logp, target, weight, ignore_index)
+        ctx.save_for_backward(logp, target, w_t)
+        ctx.ignore_index = ignore_index
+        ctx.set_materialize_grads(False)
+        return loss, w_t
+
+    @staticmethod
+    def backward(ctx, g, _g_wt):
+        if g is None:
+            return None, None, None, None
+        logp, target, w_t = ctx.saved_tensors
+        return run("nll_loss_backward", logp, target, w_t, g.contiguous(), ctx.ignore_index), None, None, None
+
+
+class _Pointwise(Function):
+    """loss = `<kernel>_forward(x, y, *params)`; dx = `<kernel>_backward(x, y, dl, *params)`, dy = -dx."""
+
+    kernel = ""
+
+    @staticmethod
+    def forward(ctx, x, y, *params):
+        ctx.save_for_backward(x, y)
+        ctx.params = params
+        return run(ctx.fn.kernel + "_forward", x, y, *params)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        dx = run(ctx.fn.kernel + "_backward", x, y, g, *ctx.params)
+        return (dx if ctx.needs_input_grad[0] else None, -dx if ctx.needs_input_grad[1] else None) + \
+            (None,) * len(ctx.params)
+
+
+class L1Loss(_Pointwise):
+    kernel = "l1_loss"
+
+
+class SmoothL1Loss(_Pointwise):
+    kernel = "smooth_l1_loss"
+
+
+class HuberLoss(_Pointwise):
+    kernel = "huber_loss"
+
+
+class BCEWithLogits(Function):
+    @staticmethod
+    def forward(ctx, x, y, pos_weight):
+        ctx.save_for_backward(x, y, pos_weight)
+        return run("bce_with_logits_forward", x, y, pos_weight)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y, pos_weight = ctx.saved_tensors
+        grads = run("bce_with_logits_backward", x, y, pos_weight, g)
+        return tuple(d if n else None for d, n in zip(grads, ctx.needs_input_grad))
+
+
+class KLDiv(Function):
+    @staticmethod
+    def forward(ctx, x, t, log_target):
+        ctx.save_for_backward(x, t)
+        ctx.log_target = log_target
+        return run("kl_div_forward", x, t, log_target)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, t = ctx.saved_tensors
+        dx, dt = run("kl_div_backward", x, t, g, ctx.log_target)
+        return dx if ctx.needs_input_grad[0] else None, dt if ctx.needs_input_grad[1] else None, None
+
+
+class BinaryCrossEntropy(Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x, y)
+        return run("binary_cross_entropy_forward", x, y)
+
+    @staticmethod
+    def backward(ctx, g):
+        x, y = ctx.saved_tensors
+        dx, dy = run("binary_cross_entropy_backward", x, y, g)
+        return dx if ctx.needs_input_grad[0] else None, dy if ctx.needs_input_grad[1] else None
+
+
+def _weight_vector(weight: Tensor | None, n_classes: int, dtype: _dt.dtype) -> Tensor | None:
+    if weight is None:
+        return None
+    if tuple(weight.shape) != (n_classes,):
+        raise RuntimeError(f"weight tensor should be defined either for all {n_classes} classes or no classes but "
+                           f"got weight tensor of shape: {list(weight.shape)}")
+    return weight if weight.dtype is dtype else weight.to(dtype)
+
+
+def _nll_rows(logp: Tensor, t: Tensor, weight, ignore_index: int, reduction: str, out_shape: tuple,
+              smoothing: float = 0.0) -> Tensor:
+    """nll_loss over (M, C) rows, optionally with cross-entropy's label-smoothing term (weights applied)."""
+    where = _ops().where
+
+    loss, w_t = NllLoss.apply(logp, t, weight, ignore_index)
+    w_t = w_t.detach()
+    if smoothing:
+        n_classes = logp.shape[1]
+        smooth = -((logp * weight) if weight is not None else logp).sum(1)
+        smooth = where(t != ignore_index, smooth, 0.0)
+        loss = loss * (1 - smoothing) + smooth * (smoothing / n_classes)
+    if reduction == "none":
+        return loss.reshape(out_shape)
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / w_t.sum()
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
+             ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
+    """-input[i, target[i]] * weight[target[i]] over (N, C) or (N, C, d1, ...) log-probabilities."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    x = float_input(input, "nll_loss")
+    logp, t, out_shape = class_rows(x, target, "nll_loss")
+    w = _weight_vector(weight, logp.shape[1], x.dtype)
+    return _nll_rows(logp, t, w, ignore_index, reduction, out_shape)
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
+                  ignore_index: int = -100, reduce=None, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """log_softmax over dim 1 (dim 0 for unbatched (C,)) then negative log-likelihood of the target:
+    class indices (N,) / (N, d1, ...) or class probabilities of the input's shape."""
+    from .nn import log_softmax
+
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    x = float_input(input, "cross_entropy")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if x.ndim == 0:
+        raise RuntimeError("cross_entropy: input must have at least 1 dimension (the classes), got a 0-d tensor")
+    cdim = 1 if x.ndim > 1 else 0
+    n_classes = x.shape[cdim]
+    w = _weight_vector(weight, n_classes, x.dtype)
+    if isinstance(target, Tensor) and target.dtype.is_floating_point:
+        if tuple(target.shape) != tuple(x.shape):
+            raise RuntimeError(f"cross_entropy: class-probability targets must have the input's shape; got input "
+                               f"of shape {tuple(x.shape)} and target of shape {tuple(target.shape)}")
+        logp = log_softmax(x, cdim)
+        p = target if not label_smoothing else target * (1 - label_smoothing) + label_smoothing / n_classes
+        prod = logp * p
+        if w is not None:
+            prod = prod * w.reshape((n_classes,) + (1,) * (x.ndim - cdim - 1))
+        return reduce_loss(-prod.sum(cdim), reduction)
+    logits, t, out_shape = class_rows(x, target, "cross_entropy")
+    if w is not None:
+        return _nll_rows(log_softmax(logits, 1), t, w, ignore_index, reduction, out_shape, label_smoothing)
+    loss = CrossEntropy.apply(logits, t, int(ignore_index), float(label_smoothing))
+    if reduction == "none":
+        return loss.reshape(out_shape)
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / (t != ignore_index).sum()  # mean over non-ignored targets (NaN if none, as in PyTorch)
+
+
+def _same_size_warning(input: Tensor, target: Tensor) -> None:
+    if tuple(input.shape) != tuple(target.shape):
+        warnings.warn(f"Using a target size ({tuple(target.shape)}) that is different to the input size "
+                      f"({tuple(input.shape)}). This will likely lead to incorrect results due to broadcasting. "
+                      "Please ensure they have the same size.", stacklevel=3)
+
+
+def _regression(input, target, weight, reduction, name, elementwise, weighted_mean_by_weight=True):
+    x = float_input(input, name)
+    _same_size_warning(x, target)
+    a, b = prepare(x, target, name)
+    loss = elementwise(a, b)
+    if weight is None:
+        return reduce_loss(loss, reduction)
+    if tuple(weight.shape) != tuple(x.shape):
+        raise ValueError(f"Weights and input must have the same size (weight {tuple(weight.shape)}, input "
+                         f"{tuple(x.shape)}).")
+    loss = loss * weight
+    if reduction == "mean" and weighted_mean_by_weight:
+        return loss.sum() / weight.sum()
+    return reduce_loss(loss, reduction)
+
+
+def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
+             weight: Tensor | None = None) -> Tensor:
+    """(input - target)^2; with weight, 'mean' is sum(w l) / sum(w)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+
+    def squared(a, b):
+        d = a - b
+        return d * d
+
+    return _regression(input, target, weight, reduction, "mse_loss", squared)
+
+
+def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
+            weight: Tensor | None = None) -> Tensor:
+    """|input - target|; with weight, 'mean' is sum(w l) / sum(w)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    return _regression(input, target, weight, reduction, "l1_loss", L1Loss.apply)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, |d| - beta / 2 elsewhere (d = input - target)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    if beta < 0:
+        raise RuntimeError(f"smooth_l1_loss does not support negative values for beta (got {beta}).")
+    return _regression(input, target, None, reduction, "smooth_l1_loss",
+                       lambda a, b: SmoothL1Loss.apply(a, b, float(beta)))
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0,
+               weight: Tensor | None = None) -> Tensor:
+    """0.5 d^2 where |d| < delta, delta (|d| - delta / 2) elsewhere; with weight, 'mean' is mean(w l)."""
+    if delta <= 0:
+        raise RuntimeError(f"huber_loss does not support non-positive values for delta (got {delta}).")
+    return _regression(input, target, weight, legacy_reduction(None, None, reduction), "huber_loss",
+                       lambda a, b: HuberLoss.apply(a, b, float(delta)), weighted_mean_by_weight=False)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                     size_average=None, reduce=None, reduction: str = "mean",
+                                     pos_weight: Tensor | None = None) -> Tensor:
+    """-w [pw y log s(x) + (1 - y) log(1 - s(x))], computed stably from the logits x."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    x = float_input(input, "binary_cross_entropy_with_logits")
+    if tuple(target.shape) != tuple(x.shape):
+        raise ValueError(f"Target size ({tuple(target.shape)}) must be the same as input size ({tuple(x.shape)})")
+    y = target if target.dtype is x.dtype else target.to(x.dtype)
+    if pos_weight is not None:
+        pos_weight = pos_weight.to(x.dtype) if pos_weight.dtype is not x.dtype else pos_weight
+        pos_weight = pos_weight.expand(x.shape) if pos_weight.shape != x.shape else pos_weight
+    loss = BCEWithLogits.apply(x, y, pos_weight)
+    if weight is not None:
+        loss = loss * weight
+    return reduce_loss(loss, reduction)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
+                         reduce=None, reduction: str = "mean") -> Tensor:
+    """-w [y log x + (1 - y) log(1 - x)] for probabilities x in [0, 1] (logs clamped at -100)."""
+    reduction = legacy_reduction(size_average, reduce, reduction)
+    x = float_input(input, "binary_cross_entropy")
+    if tuple(target.shape) != tuple(x.shape):
+        raise ValueError(f"Using a target size ({tuple(target.shape)}) that is different to the input size "
+                         f"({tuple(x.shape)}) is deprecated. Please ensure they have the same size.")
+    y = target if target.dtype is x.dtype else target.to(x.dtype)
+    loss = BinaryCrossEntropy.apply(x, y)
+    if weight is not None:
+        loss = loss * weight
+    return reduce_loss(loss, reduction)
+
+
+def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """target (log target - input) pointwise (input holds log-probabilities); 'batchmean' divides
+    the sum by the batch size, the KL divergence proper."""
+    if size_average is not None or reduce is not None:
+        reduction = legacy_reduction(size_average, reduce, reduction)
+    elif reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition.",
+                      stacklevel=2)
+    x = float_input(input, "kl_div")
+    a, b = prepare(x, target, "kl_div")
+    loss = KLDiv.apply(a, b, bool(log_target))
+    if reduction == "batchmean":
+        return loss.sum() / x.shape[0] if x.ndim else loss.sum()
+    return reduce_loss(loss, reduction)
+
+
+def _safe_norm(x: Tensor, dim: int) -> Tensor:
+    """sqrt(sum x^2) over dim (keepdim) with a zero, not NaN, gradient at the zero vector."""
+    where = _ops().where
+
+    sq = (x * x).sum(dim, keepdim=True)
+    nonzero = sq > 0
+    return where(nonzero, where(nonzero, sq, 1.0) ** 0.5, 0.0)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """sum(x1 x2) / (max(|x1|, eps) max(|x2|, eps)) along dim, broadcasting x1 and x2. As in PyTorch
+    the eps clamp does not enter the gradient (the norm's gradient flows as if unclamped)."""
+    where = _ops().where
+
+    a, b = prepare(x1, x2, "cosine_similarity")
+    if not a.dtype.is_floating_point:
+        a, b = a.to(_dt.get_default_dtype()), b.to(_dt.get_default_dtype())
+    d = _wrap_dim(dim, a.ndim)
+    n1, n2 = _safe_norm(a, d), _safe_norm(b, d)
+    n1 = n1 + (where(n1 < eps, eps, n1) - n1).detach()
+    n2 = n2 + (where(n2 < eps, eps, n2) - n2).detach()
+    return ((a / n1) * (b / n2)).sum(d)

@@ -1,2 +1,158 @@
-"""(family module: filled in by its owner)"""
-__all__ = []
+"""Matrix products: matmul (torch.matmul's rules), mm, bmm, dot, outer.
+
+    C = A B:   dA = G B^T,   dB = A^T G     (batched: over the broadcast batch dims)
+
+A 1-D operand is promoted to a matrix (a row on the left, a column on the right) by a view and
+the added dim is removed from the result, so one Function handles every case; gradients of
+broadcast batch dims are reduced with `sum_to`. Shape errors name both shapes.
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from ..tensor import Tensor
+from ._broadcast import broadcast_shapes
+from ._dispatch import run
+from .elementwise import mul
+from .movement import sum_to
+
+__all__ = ["matmul", "mm", "bmm", "dot", "outer", "ger", "mv"]
+
+
+class Matmul(Function):
+    """a (..., M, K) @ b (..., K, N), both at least 2-D, batch dims broadcast by the kernel."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        need = ctx.needs_input_grad
+        ctx.save_for_backward(a if need[1] else None, b if need[0] else None)
+        ctx.a_shape, ctx.b_shape = a.shape, b.shape
+        return run("matmul", a, b)
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            ga = sum_to(_matmul_nd(g, b.mT), ctx.a_shape)
+        if ctx.needs_input_grad[1]:
+            if len(ctx.b_shape) == 2 and g.ndim > 2:
+                # a weight shared over the batch: one (K, B*M) @ (B*M, N) GEMM, no batch of partial sums
+                k, n = a.shape[-1], g.shape[-1]
+                gb = _matmul_nd(a.reshape(-1, k).mT, g.reshape(-1, n))
+            else:
+                gb = sum_to(_matmul_nd(a.mT, g), ctx.b_shape)
+        return ga, gb
+
+
+def _same_dtype(a: Tensor, b: Tensor, name: str) -> None:
+    if a.dtype is not b.dtype:
+        raise RuntimeError(f"{name}: expected m1 and m2 to have the same dtype, but got: {a.dtype} != {b.dtype}")
+
+
+def _mat(shape) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def _matmul_nd(a: Tensor, b: Tensor) -> Tensor:
+    """a @ b for a, b at least 2-D with matching inner dims (already checked)."""
+    return Matmul.apply(a, b)
+
+
+def matmul(input: Tensor, other: Tensor) -> Tensor:
+    """torch.matmul: dot for two vectors, matrix-vector, vector-matrix, matrix products, and
+    batched products whose batch dims broadcast."""
+    if type(input) is not Tensor or type(other) is not Tensor:
+        raise TypeError(f"matmul: expected two Tensors, got {type(input).__name__} and {type(other).__name__}")
+    a, b = input, other
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and {b.ndim}D")
+    _same_dtype(a, b, "matmul")
+    if a.ndim == 1 and b.ndim == 1:
+        return dot(a, b)
+    k_a, k_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if k_a != k_b:
+        if b.ndim == 1:
+            raise RuntimeError(f"size mismatch, got input ({a.shape[-2]}), mat ({_mat(a.shape[-2:])}), vec "
+                               f"({b.shape[0]}) (input shapes {tuple(a.shape)} and {tuple(b.shape)})")
+        rows = 1
+        for s in a.shape[:-1]:
+            rows *= s
+        left = (rows, k_a) if b.ndim == 2 else (a.shape[-2] if a.ndim > 1 else 1, k_a)
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({_mat(left)} and {_mat(b.shape[-2:])}) "
+                           f"(input shapes {tuple(a.shape)} and {tuple(b.shape)})")
+    if a.ndim > 2 and b.ndim > 2:
+        try:
+            broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except RuntimeError:
+            raise RuntimeError(f"matmul: batch dimensions {tuple(a.shape[:-2])} and {tuple(b.shape[:-2])} are not "
+                               f"broadcastable (input shapes {tuple(a.shape)} and {tuple(b.shape)})") from None
+    vec_a, vec_b = a.ndim == 1, b.ndim == 1
+    if vec_a:
+        a = a.unsqueeze(0)
+    if vec_b:
+        b = b.unsqueeze(-1)
+    out = _matmul_nd(a, b)
+    if vec_a:
+        out = out.squeeze(-2)
+    if vec_b:
+        out = out.squeeze(-1)
+    return out
+
+
+def mm(input: Tensor, mat2: Tensor) -> Tensor:
+    """(n, m) @ (m, p) -> (n, p)."""
+    if input.ndim != 2:
+        raise RuntimeError(f"self must be a matrix, got a {input.ndim}-D tensor of shape {tuple(input.shape)}")
+    if mat2.ndim != 2:
+        raise RuntimeError(f"mat2 must be a matrix, got a {mat2.ndim}-D tensor of shape {tuple(mat2.shape)}")
+    _same_dtype(input, mat2, "mm")
+    if input.shape[1] != mat2.shape[0]:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({_mat(input.shape)} and {_mat(mat2.shape)})")
+    return _matmul_nd(input, mat2)
+
+
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+    """(b, n, m) @ (b, m, p) -> (b, n, p), no broadcasting."""
+    if input.ndim != 3:
+        raise RuntimeError(f"batch1 must be a 3D tensor, got shape {tuple(input.shape)}")
+    if mat2.ndim != 3:
+        raise RuntimeError(f"batch2 must be a 3D tensor, got shape {tuple(mat2.shape)}")
+    _same_dtype(input, mat2, "bmm")
+    want = [input.shape[0], input.shape[2]]
+    if list(mat2.shape[:2]) != want:
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: {want} but got: "
+                           f"{list(mat2.shape[:2])} (batch1 {tuple(input.shape)}, batch2 {tuple(mat2.shape)})")
+    return _matmul_nd(input, mat2)
+
+
+def dot(input: Tensor, tensor: Tensor) -> Tensor:
+    """sum_i a_i b_i of two vectors of one size and dtype: a 0-d tensor."""
+    if input.ndim != 1 or tensor.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {tensor.ndim}D tensors (shapes "
+                           f"{tuple(input.shape)} and {tuple(tensor.shape)})")
+    if input.dtype is not tensor.dtype:
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found {input.dtype} and "
+                           f"{tensor.dtype}")
+    n, m = input.shape[0], tensor.shape[0]
+    if n != m:
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{n}] and src [{m}] to have the same number "
+                           f"of elements, but got {n} and {m} elements respectively")
+    return _matmul_nd(input.unsqueeze(0), tensor.unsqueeze(-1)).reshape(())
+
+
+def mv(input: Tensor, vec: Tensor) -> Tensor:
+    """(n, m) @ (m,) -> (n,)."""
+    if input.ndim != 2 or vec.ndim != 1:
+        raise RuntimeError(f"mv: expected a matrix and a vector, got shapes {tuple(input.shape)} and "
+                           f"{tuple(vec.shape)}")
+    return matmul(input, vec)
+
+
+def outer(input: Tensor, vec2: Tensor) -> Tensor:
+    """out[i, j] = a_i b_j (types promote as in mul)."""
+    if input.ndim != 1 or vec2.ndim != 1:
+        raise RuntimeError(f"outer: expected 1D tensors, got shapes {tuple(input.shape)} and {tuple(vec2.shape)}")
+    return mul(input.reshape(-1, 1), vec2.reshape(1, -1))
+
+
+ger = outer

@@ -1,7 +1,12 @@
-"""Movement ops: views (reshape, permute, expand, ...) that share storage, and their gradients.
+"""Movement ops that are views: they share storage (and the version counter) with their input.
 
     expand:   y = x broadcast to `shape` (a stride-0 view); dx = sum_to(g, x.shape)
     reshape:  dx = g.reshape(x.shape)          permute: dx = g.permute(inverse(dims))
+    slicing (select, narrow, split, chunk, unbind, basic indexing): dx = zeros with g in the slice,
+        or for split/unbind (several views of one tensor) dx = cat(grads of the pieces)
+    diagonal: dx = zeros with g on the diagonal
+
+Copies (cat, stack, repeat, flip, roll, tril, triu, pad) live in movement_copy.py.
 """
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ from ..autograd import Function
 from ..tensor import Tensor, _wrap_dim
 from ._dispatch import run
 
-__all__ = ["expand", "expand_as", "sum_to", "reshape", "view", "view_as", "reshape_as", "permute", "transpose",
-           "swapaxes", "t", "squeeze", "unsqueeze", "flatten"]
+__all__ = ["broadcast_tensors", "broadcast_to", "chunk", "diagonal", "expand", "expand_as", "flatten",
+           "meshgrid", "moveaxis", "movedim", "narrow", "permute", "reshape", "reshape_as", "select", "split",
+           "squeeze", "sum_to", "swapaxes", "t", "transpose", "unbind", "unflatten", "unsqueeze", "view",
+           "view_as"]
 
 
 def _view(x: Tensor, kernel: str, *args) -> Tensor:
@@ -194,3 +201,215 @@ def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     for x in input.shape[s:e + 1]:
         n *= x
     return reshape(input, input.shape[:s] + (n,) + input.shape[e + 1:])
+
+
+def unflatten(input: Tensor, dim: int, sizes) -> Tensor:
+    """Split dimension `dim` into `sizes` (one entry may be -1)."""
+    d = _wrap_dim(dim, input.ndim)
+    sizes = tuple(int(s) for s in sizes)
+    if not sizes:
+        raise RuntimeError("unflatten: sizes must be non-empty")
+    inner = _infer_shape(sizes, input.shape[d], (input.shape[d],)) if input.ndim else sizes
+    return view(input, input.shape[:d] + inner + input.shape[d + 1:])
+
+
+def movedim(input: Tensor, source, destination) -> Tensor:
+    """Move dims `source` to positions `destination` (ints or sequences), the others keep their order."""
+    src = (source,) if isinstance(source, int) else tuple(source)
+    dst = (destination,) if isinstance(destination, int) else tuple(destination)
+    if len(src) != len(dst):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(src)} dims) should contain "
+                           f"the same number of dims as destination ({list(dst)} dims)")
+    n = input.ndim
+    src = tuple(_wrap_dim(d, n) for d in src)
+    dst = tuple(_wrap_dim(d, n) for d in dst)
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise RuntimeError(f"movedim: repeated dim in source {list(src)} or destination {list(dst)}")
+    order = [None] * n
+    for s, d in zip(src, dst):
+        order[d] = s
+    rest = iter(i for i in range(n) if i not in src)
+    return permute(input, [o if o is not None else next(rest) for o in order])
+
+
+moveaxis = movedim
+
+
+class Slice(Function):
+    """y = x[index] for a normalised basic index (see the `slice_view` kernel); a view."""
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.in_shape, ctx.index = x.shape, index
+        return _view(x, "slice_view", index)
+
+    @staticmethod
+    def backward(ctx, g):
+        return run("slice_backward", g, ctx.in_shape, ctx.index), None
+
+
+def _dim_slice(ndim_before: int, item) -> tuple:
+    return (slice(None),) * ndim_before + (item,)
+
+
+def select(input: Tensor, dim: int, index: int) -> Tensor:
+    """The view input[..., index, ...] with `dim` removed."""
+    if input.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = _wrap_dim(dim, input.ndim)
+    n = input.shape[d]
+    index = int(index)
+    if not -n <= index < n:
+        raise IndexError(f"select(): index {index} out of range for tensor of size {list(input.shape)} at dimension "
+                         f"{d}")
+    return Slice.apply(input, _dim_slice(d, index % n))
+
+
+def narrow(input: Tensor, dim: int, start, length: int) -> Tensor:
+    """The view of `length` elements of `dim` from `start` (negative start counts from the end)."""
+    if input.ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
+    d = _wrap_dim(dim, input.ndim)
+    n, start, length = input.shape[d], int(start), int(length)
+    if not -n <= start <= n:
+        raise IndexError(f"start out of range (expected to be in range of [{-n}, {n}], but got {start})")
+    if start < 0:
+        start += n
+    if length < 0 or start + length > n:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}) of dim {d} "
+                           f"(tensor shape {tuple(input.shape)})")
+    if start == 0 and length == n:
+        return input
+    return Slice.apply(input, _dim_slice(d, slice(start, start + length, 1)))
+
+
+class SplitViews(Function):
+    """Views of consecutive pieces of `dim` of sizes `sizes`; dx = cat(grads, dim). One node for
+    all pieces, so the backward of a split is one concatenation, not one zero-fill per piece."""
+
+    @staticmethod
+    def forward(ctx, x, dim, sizes):
+        ctx.dim = dim
+        out, start = [], 0
+        for s in sizes:
+            out.append(_view(x, "slice_view", _dim_slice(dim, slice(start, start + s, 1))))
+            start += s
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        from .movement_copy import cat
+
+        return cat(list(grads), ctx.dim), None, None
+
+
+def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    """Pieces of `split_size` (the last may be smaller) or of the given section sizes along `dim`."""
+    if tensor.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
+    d = _wrap_dim(dim, tensor.ndim)
+    n = tensor.shape[d]
+    if isinstance(split_size_or_sections, int):
+        size = split_size_or_sections
+        if size < 0 or (size == 0 and n != 0):
+            raise RuntimeError(f"split expects split_size be non-negative, but got split_size={size}")
+        sizes = [size] * (n // size) + ([n % size] if n % size else []) if size else [0]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if sum(sizes) != n or any(s < 0 for s in sizes):
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size at "
+                               f"dimension {d}), but got split_sizes={sizes}")
+    return SplitViews.apply(tensor, d, tuple(sizes))
+
+
+def chunk(input: Tensor, chunks: int, dim: int = 0) -> tuple:
+    """Split into `chunks` pieces of ceil(n / chunks) (fewer when n is small), as torch.chunk."""
+    if chunks <= 0:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+    if input.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
+    n = input.shape[_wrap_dim(dim, input.ndim)]
+    return split(input, -(-n // chunks), dim) if n else split(input, [0] * chunks, dim)
+
+
+class Unbind(Function):
+    """Views x.select(dim, i) for every i; dx = stack(grads, dim)."""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        return tuple(_view(x, "slice_view", _dim_slice(dim, i)) for i in range(x.shape[dim]))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        from .movement_copy import stack
+
+        return stack(list(grads), ctx.dim), None
+
+
+def unbind(input: Tensor, dim: int = 0) -> tuple:
+    if input.ndim == 0:
+        raise IndexError("unbind() cannot be applied to a 0-dim tensor.")
+    d = _wrap_dim(dim, input.ndim)
+    return Unbind.apply(input, d) if input.shape[d] else ()
+
+
+class Diagonal(Function):
+    @staticmethod
+    def forward(ctx, x, offset, dim1, dim2):
+        ctx.args = (x.shape, offset, dim1, dim2)
+        return _view(x, "diagonal_view", offset, dim1, dim2)
+
+    @staticmethod
+    def backward(ctx, g):
+        return run("diagonal_backward", g, *ctx.args), None, None, None
+
+
+def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The view of the `offset`-th diagonal of the (dim1, dim2) planes, appended as the last dim."""
+    d1, d2 = _wrap_dim(dim1, input.ndim), _wrap_dim(dim2, input.ndim)
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    return Diagonal.apply(input, int(offset), d1, d2)
+
+
+def broadcast_to(input: Tensor, size) -> Tensor:
+    return expand(input, tuple(size))
+
+
+def broadcast_tensors(*tensors) -> tuple:
+    """Views of every tensor expanded to their common broadcast shape."""
+    from ._broadcast import broadcast_shapes
+
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    shape = broadcast_shapes(*(t.shape for t in tensors))
+    return tuple(expand(t, shape) for t in tensors)
+
+
+def meshgrid(*tensors, indexing: str = "ij") -> tuple:
+    """Coordinate grids from 1-D (or 0-d) tensors: with 'ij' output k varies along dim k; 'xy'
+    (Cartesian, as numpy) swaps the roles of the first two. The results are expanded views."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but received: {indexing}")
+    for i, t in enumerate(tensors):
+        if t.ndim > 1:
+            raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got tensor {i} of "
+                               f"shape {tuple(t.shape)}")
+    if len({t.dtype for t in tensors}) > 1:
+        raise RuntimeError("torch.meshgrid: expects all tensors to have the same dtype, got "
+                           f"{', '.join(str(t.dtype) for t in tensors)}")
+    flat = [reshape(t, (-1,)) for t in tensors]
+    swap = indexing == "xy" and len(flat) >= 2
+    if swap:
+        flat[0], flat[1] = flat[1], flat[0]
+    shape = tuple(t.shape[0] for t in flat)
+    out = []
+    for k, t in enumerate(flat):
+        lead = (1,) * k + (shape[k],) + (1,) * (len(flat) - k - 1)
+        out.append(expand(reshape(t, lead), shape))
+    if swap:
+        out[0], out[1] = out[1], out[0]
+    return tuple(out)

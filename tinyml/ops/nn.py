@@ -1,5 +1,11 @@
-"""Fused nn ops: softmax and log_softmax over one dimension (more of this family: norms, losses,
-attention live beside it). Each saves only what its backward needs (the output)."""
+"""nn ops: fused softmax and log_softmax over one dimension (each saves only its output), plus
+linear, dropout and normalize, written over other ops. Norms, losses and attention live in
+norm.py, loss.py and attention.py beside this module.
+
+    linear(x, W, b) = x W^T + b
+    dropout(x)      = x * mask / (1 - p),  mask ~ Bernoulli(1 - p) from tinyml's seeded generator
+    normalize(x)    = x / max(||x||_p, eps) along dim
+"""
 from __future__ import annotations
 
 from .. import dtypes as _dt
@@ -8,7 +14,7 @@ from ..tensor import Tensor, _wrap_dim
 from ._broadcast import as_float
 from ._dispatch import run
 
-__all__ = ["softmax", "log_softmax"]
+__all__ = ["dropout", "linear", "log_softmax", "normalize", "softmax"]
 
 
 class Softmax(Function):
@@ -57,3 +63,56 @@ def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     """x_i - log sum_j exp(x_j) along `dim`."""
     x, d = _softmax_args(input, dim, dtype)
     return LogSoftmax.apply(x, d) if x.ndim else x * 0
+
+
+def _ops():
+    """tinyml.ops, looked up at call time (matmul, where, norm, ... belong to other families)."""
+    from .. import ops
+
+    return ops
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """input @ weight^T + bias: input (..., in), weight (out, in), bias (out,)."""
+    if weight.ndim not in (1, 2):
+        raise RuntimeError(f"linear: weight must be 1-D or 2-D (out_features, in_features), got shape "
+                           f"{tuple(weight.shape)}")
+    if input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
+        rows = input.numel() // max(input.shape[-1], 1) if input.ndim else 1
+        cols = input.shape[-1] if input.ndim else 1
+        w = tuple(weight.shape)
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and "
+                           f"{w[-1]}x{w[0] if len(w) == 2 else 1}); input shape {tuple(input.shape)}, weight shape {w}")
+    out = _ops().matmul(input, weight.t() if weight.ndim == 2 else weight)
+    return out if bias is None else out + bias
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero each element with probability p and scale the rest by 1 / (1 - p) (identity when not
+    training). The mask comes from tinyml's global generator: `tinyml.manual_seed` reproduces it."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"dropout: expected a floating point input, got dtype {input.dtype}")
+    if not training or p == 0.0:
+        return input
+    ops = _ops()
+    if p == 1.0:
+        out = input * 0.0
+    else:
+        keep = ops.rand(tuple(input.shape), device=input.device) >= p
+        out = input * ops.where(keep, 1.0 / (1.0 - p), 0.0).to(input.dtype)
+    if inplace:
+        from .inplace import apply_inplace
+
+        return apply_inplace(input, out)
+    return out
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None) -> Tensor:
+    """input / max(||input||_p, eps) along dim (the norm is kept as a broadcast dim)."""
+    if out is not None:
+        raise TypeError("normalize: out= is not supported by tinyml; assign the result instead")
+    ops = _ops()
+    denom = ops.clamp_min(ops.norm(input, p, dim, keepdim=True), eps)
+    return input / denom

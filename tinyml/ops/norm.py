@@ -1,2 +1,136 @@
-"""(family module: filled in by its owner)"""
-__all__ = []
+"""Normalisation ops over the trailing dims: layer_norm, rms_norm (fused kernels over (rows, N)) and
+group_norm (layer_norm over (N * groups, rest) plus a per-channel affine).
+
+    layer_norm(x) = (x - mean) / sqrt(var + eps) * w + b        (biased var over the last k dims)
+    rms_norm(x)   = x / sqrt(mean(x^2) + eps) * w
+    group_norm(x) = per (sample, group) layer_norm, then * w[c] + b[c] per channel
+
+Forward saves x and the per-row statistics (mean, rstd) only; backward recomputes the
+normalised x from them (backends/reference/norm.py has the gradient formulas).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes as _dt
+from ..autograd import Function
+from ..tensor import Tensor
+from ._dispatch import run
+
+__all__ = ["group_norm", "layer_norm", "rms_norm"]
+
+
+class LayerNorm(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        y, mean, rstd = run("layer_norm_forward", x, weight, bias, eps)
+        ctx.save_for_backward(x, weight, mean, rstd)
+        ctx.bias_only = weight is None and bias is not None
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight, mean, rstd = ctx.saved_tensors
+        dx, dw, db = run("layer_norm_backward", g.contiguous(), x, weight, mean, rstd)
+        if ctx.bias_only and ctx.needs_input_grad[2]:
+            db = g.sum(0)  # the kernel reports dbias only alongside dweight
+        need = ctx.needs_input_grad
+        return dx if need[0] else None, dw if need[1] else None, db if need[2] else None, None
+
+
+class RMSNorm(Function):
+    @staticmethod
+    def forward(ctx, x, weight, eps):
+        y, rstd = run("rms_norm_forward", x, weight, eps)
+        ctx.save_for_backward(x, weight, rstd)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight, rstd = ctx.saved_tensors
+        dx, dw = run("rms_norm_backward", g.contiguous(), x, weight, rstd)
+        need = ctx.needs_input_grad
+        return dx if need[0] else None, dw if need[1] else None, None
+
+
+def _normalized_shape(normalized_shape) -> tuple:
+    if isinstance(normalized_shape, int):
+        return (normalized_shape,)
+    return tuple(int(s) for s in normalized_shape)
+
+
+def _rows(input: Tensor, normalized_shape, weight, bias, name: str):
+    """input as (rows, N) plus weight/bias as (N,) in input's dtype, after checking the shapes."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}(): argument 'input' must be a Tensor, not {type(input).__name__}")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"{name}(): expected a floating point input, got dtype {input.dtype}")
+    shape = _normalized_shape(normalized_shape)
+    k = len(shape)
+    if k == 0:
+        raise RuntimeError(f"{name}: normalized_shape must have at least one dimension, got {list(shape)}")
+    if input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                           f"[*, {', '.join(str(s) for s in shape)}], but got input of size{list(input.shape)}")
+    n = 1
+    for s in shape:
+        n *= s
+    params = []
+    for pname, p in (("weight", weight), ("bias", bias)):
+        if p is not None:
+            if tuple(p.shape) != shape:
+                raise RuntimeError(f"Expected {pname} to be of same shape as normalized_shape, but got {pname} "
+                                   f"of shape {list(p.shape)} and normalized_shape = {list(shape)}")
+            if p.dtype is not input.dtype:
+                p = p.to(input.dtype)
+            p = p.reshape(n).contiguous()
+        params.append(p)
+    return input.reshape(-1, n).contiguous(), params[0], params[1]  # kernels take contiguous rows
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Normalise over the last len(normalized_shape) dims to zero mean and unit (biased) variance,
+    then scale by `weight` and shift by `bias` (both of shape normalized_shape, optional)."""
+    x, w, b = _rows(input, normalized_shape, weight, bias, "layer_norm")
+    return LayerNorm.apply(x, w, b, float(eps)).reshape(input.shape)
+
+
+def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None) -> Tensor:
+    """x / sqrt(mean(x^2) + eps) * weight over the last len(normalized_shape) dims; eps=None uses
+    the machine epsilon of the compute dtype (float32 for half types), as PyTorch does."""
+    x, w, _ = _rows(input, normalized_shape, weight, None, "rms_norm")
+    if eps is None:
+        compute = input.dtype if input.dtype in (_dt.float32, _dt.float64) else _dt.float32
+        eps = float(np.finfo(compute.np).eps)
+    return RMSNorm.apply(x, w, float(eps)).reshape(input.shape)
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    """Split the C channels of (N, C, *) into num_groups groups; normalise each (sample, group) over
+    its channels and spatial positions, then apply per-channel weight and bias."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"group_norm(): argument 'input' must be a Tensor, not {type(input).__name__}")
+    if input.ndim < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received {input.ndim} "
+                           f"(shape {tuple(input.shape)})")
+    n, c = input.shape[0], input.shape[1]
+    if num_groups <= 0 or c % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input "
+                           f"of shape {list(input.shape)} and num_groups={num_groups}")
+    for pname, p in (("weight", weight), ("bias", bias)):
+        if p is not None and tuple(p.shape) != (c,):
+            raise RuntimeError(f"Expected {pname} to be a vector of size equal to the number of channels in input, "
+                               f"but got {pname} of shape {list(p.shape)} and input of shape {list(input.shape)}")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"group_norm(): expected a floating point input, got dtype {input.dtype}")
+    per_group = input.numel() // max(n * num_groups, 1)
+    x = input.reshape(n * num_groups, per_group).contiguous()
+    y = LayerNorm.apply(x, None, None, float(eps)).reshape(input.shape)
+    channel_shape = (1, c) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        y = y * weight.to(input.dtype).reshape(channel_shape)
+    if bias is not None:
+        y = y + bias.to(input.dtype).reshape(channel_shape)
+    return y

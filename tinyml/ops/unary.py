@@ -1,2 +1,393 @@
-"""(family module: filled in by its owner)"""
-__all__ = []
+"""Unary elementwise ops: one kernel of the same name each, in `backends/*/unary`.
+
+Float functions (exp, log, sqrt, sin, sigmoid, erf, ...) promote integer and bool inputs to
+the default float dtype, as PyTorch does; abs, neg, sign, square, relu and the rounding ops keep
+integer dtypes. Derivatives (y is the output):
+
+    exp: g y       exp2: g y ln2        expm1: g (y + 1)      log: g / x      log1p: g / (1 + x)
+    log2: g / (x ln2)   log10: g / (x ln10)   sqrt: g / (2y)   rsqrt: -g y^3 / 2   reciprocal: -g y^2
+    sin: g cos x   cos: -g sin x   tan: g (1 + y^2)   tanh: g (1 - y^2)   sigmoid: g y (1 - y)
+    relu: g [x > 0]   erf: g 2/sqrt(pi) e^(-x^2)   abs: g sign(x)   square: 2 g x   neg: -g
+    frac: g   nan_to_num: g [x finite]   sign, floor, ceil, round, trunc: 0 (piecewise constant)
+"""
+from __future__ import annotations
+
+import math
+
+from .. import dtypes as _dt
+from ..autograd import Function, is_grad_enabled
+from ..tensor import Tensor
+from ._broadcast import as_float
+from ._dispatch import run
+
+__all__ = ["neg", "negative", "abs", "absolute", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt",
+           "rsqrt", "square", "reciprocal", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "erf", "sign",
+           "floor", "ceil", "round", "trunc", "fix", "frac", "isnan", "isinf", "isfinite", "nan_to_num"]
+
+
+class _Unary(Function):
+    """y = kernel(x) whose derivative is a function of (saved, g), saved = y when `on_output`
+    else x: the fused kernel `grad_kernel(saved, g)` where one exists, else (and under
+    create_graph=True, where grad mode is on inside backward and the derivative must itself be
+    differentiable) `formula(saved, g)` from tensor ops."""
+
+    kernel = grad_kernel = ""
+    on_output = True
+
+    @classmethod
+    def forward(cls, ctx, x):
+        y = run(cls.kernel, x)
+        ctx.save_for_backward(y if cls.on_output else x)
+        return y
+
+    @classmethod
+    def backward(cls, ctx, g):
+        saved = ctx.saved_tensors[0]
+        if not cls.grad_kernel or is_grad_enabled():
+            return cls.formula(saved, g)
+        return run(cls.grad_kernel, saved, g)
+
+
+class Tanh(_Unary):
+    kernel, grad_kernel = "tanh", "tanh_backward"
+
+    @staticmethod
+    def formula(y, g):
+        return g * (1 - y * y)
+
+
+class Sigmoid(_Unary):
+    kernel, grad_kernel = "sigmoid", "sigmoid_backward"
+
+    @staticmethod
+    def formula(y, g):
+        return g * y * (1 - y)
+
+
+class Relu(_Unary):
+    kernel, grad_kernel = "relu", "relu_backward"
+
+    @staticmethod
+    def formula(y, g):
+        return g * (y > 0)
+
+
+class Sqrt(_Unary):
+    kernel, grad_kernel = "sqrt", "sqrt_backward"
+
+    @staticmethod
+    def formula(y, g):
+        return g / (y * 2)
+
+
+class Rsqrt(_Unary):
+    kernel, grad_kernel = "rsqrt", "rsqrt_backward"
+
+    @staticmethod
+    def formula(y, g):
+        return g * y * y * y * -0.5
+
+
+class Reciprocal(_Unary):
+    kernel, grad_kernel = "reciprocal", "reciprocal_backward"
+
+    @staticmethod
+    def formula(y, g):
+        return -(g * y * y)
+
+
+class Tan(_Unary):
+    kernel, grad_kernel = "tan", "tan_backward"
+
+    @staticmethod
+    def formula(y, g):
+        return g * (1 + y * y)
+
+
+class Erf(_Unary):
+    kernel, grad_kernel, on_output = "erf", "erf_backward", False
+
+    @staticmethod
+    def formula(x, g):
+        return g * exp(-(x * x)) * (2 / math.sqrt(math.pi))
+
+
+class Abs(_Unary):
+    kernel, grad_kernel, on_output = "abs", "abs_backward", False
+
+    @staticmethod
+    def formula(x, g):
+        return g * sign(x)
+
+
+class NanToNum(Function):
+    @staticmethod
+    def forward(ctx, x, nan, posinf, neginf):
+        ctx.save_for_backward(x)
+        return run("nan_to_num", x, nan, posinf, neginf)
+
+    @staticmethod
+    def backward(ctx, g):
+        x = ctx.saved_tensors[0]
+        if is_grad_enabled():
+            return g * isfinite(x), None, None, None
+        return run("nan_to_num_backward", x, g), None, None, None
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return run("neg", x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return -g
+
+
+class Exp(_Unary):
+    kernel = "exp"
+
+    @staticmethod
+    def formula(y, g):
+        return g * y
+
+
+class Exp2(_Unary):
+    kernel = "exp2"
+
+    @staticmethod
+    def formula(y, g):
+        return g * y * math.log(2.0)
+
+
+class Expm1(_Unary):
+    kernel = "expm1"
+
+    @staticmethod
+    def formula(y, g):
+        return g * (y + 1)
+
+
+class Log(Function):
+    """y = ln(x) / ln(base) (base e for log); dx = g / (x ln base). `kernel` picks the base."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, ln_base):
+        ctx.save_for_backward(x)
+        ctx.ln_base = ln_base
+        return run(kernel, x)
+
+    @staticmethod
+    def backward(ctx, g):
+        x = ctx.saved_tensors[0]
+        return (g / x if ctx.ln_base == 1.0 else g / (x * ctx.ln_base)), None, None
+
+
+class Log1p(_Unary):
+    kernel, on_output = "log1p", False
+
+    @staticmethod
+    def formula(x, g):
+        return g / (x + 1)
+
+
+class Square(_Unary):
+    kernel, on_output = "square", False
+
+    @staticmethod
+    def formula(x, g):
+        return g * x * 2
+
+
+class Sin(_Unary):
+    kernel, on_output = "sin", False
+
+    @staticmethod
+    def formula(x, g):
+        return g * cos(x)
+
+
+class Cos(_Unary):
+    kernel, on_output = "cos", False
+
+    @staticmethod
+    def formula(x, g):
+        return -(g * sin(x))
+
+
+class Frac(Function):
+    @staticmethod
+    def forward(ctx, x):
+        return run("frac", x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+class PiecewiseConstant(Function):
+    """sign, floor, ceil, round, trunc: flat almost everywhere, so the gradient is 0."""
+
+    @staticmethod
+    def forward(ctx, x, kernel, *args):
+        ctx.n_args = len(args)
+        return run(kernel, x, *args)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g * 0, None) + (None,) * ctx.n_args
+
+
+def _no_bool(x: Tensor, name: str) -> None:
+    if x.dtype is _dt.bool_:
+        raise NotImplementedError(f"{name}: not implemented for bool tensors; convert with .int() or .float() first")
+
+
+def neg(input: Tensor) -> Tensor:
+    """-x"""
+    if input.dtype is _dt.bool_:
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
+                           "invert a mask, use the `~` or `logical_not()` operator instead.")
+    return Neg.apply(input)
+
+
+def abs(input: Tensor) -> Tensor:
+    """|x|"""
+    _no_bool(input, "abs")
+    return Abs.apply(input)
+
+
+def exp(input: Tensor) -> Tensor:
+    """e^x"""
+    return Exp.apply(as_float(input))
+
+
+def exp2(input: Tensor) -> Tensor:
+    """2^x"""
+    return Exp2.apply(as_float(input))
+
+
+def expm1(input: Tensor) -> Tensor:
+    """e^x - 1"""
+    return Expm1.apply(as_float(input))
+
+
+def log(input: Tensor) -> Tensor:
+    """ln x (NaN for x < 0, -inf at 0)"""
+    return Log.apply(as_float(input), "log", 1.0)
+
+
+def log2(input: Tensor) -> Tensor:
+    return Log.apply(as_float(input), "log2", math.log(2.0))
+
+
+def log10(input: Tensor) -> Tensor:
+    return Log.apply(as_float(input), "log10", math.log(10.0))
+
+
+def log1p(input: Tensor) -> Tensor:
+    """ln(1 + x)"""
+    return Log1p.apply(as_float(input))
+
+
+def sqrt(input: Tensor) -> Tensor:
+    return Sqrt.apply(as_float(input))
+
+
+def rsqrt(input: Tensor) -> Tensor:
+    """1 / sqrt(x)"""
+    return Rsqrt.apply(as_float(input))
+
+
+def square(input: Tensor) -> Tensor:
+    """x^2; bool squares to int64, as in PyTorch."""
+    return Square.apply(input.to(_dt.int64) if input.dtype is _dt.bool_ else input)
+
+
+def reciprocal(input: Tensor) -> Tensor:
+    """1 / x"""
+    return Reciprocal.apply(as_float(input))
+
+
+def sin(input: Tensor) -> Tensor:
+    return Sin.apply(as_float(input))
+
+
+def cos(input: Tensor) -> Tensor:
+    return Cos.apply(as_float(input))
+
+
+def tan(input: Tensor) -> Tensor:
+    return Tan.apply(as_float(input))
+
+
+def tanh(input: Tensor) -> Tensor:
+    return Tanh.apply(as_float(input))
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    """1 / (1 + e^-x)"""
+    return Sigmoid.apply(as_float(input))
+
+
+def relu(input: Tensor) -> Tensor:
+    """max(x, 0); integer tensors stay integer."""
+    if input.dtype is _dt.bool_:
+        raise RuntimeError("relu: Boolean inputs not supported for relu")
+    return Relu.apply(input)
+
+
+def erf(input: Tensor) -> Tensor:
+    """The error function 2/sqrt(pi) integral_0^x e^(-t^2) dt."""
+    return Erf.apply(as_float(input))
+
+
+def sign(input: Tensor) -> Tensor:
+    """-1, 0 or 1 (0 for NaN, as torch.sign)."""
+    return PiecewiseConstant.apply(input, "sign")
+
+
+def _rounding(kernel: str):
+    def op(input: Tensor) -> Tensor:
+        _no_bool(input, kernel)
+        return PiecewiseConstant.apply(input, kernel)
+
+    op.__name__ = op.__qualname__ = kernel
+    op.__doc__ = f"{kernel}(x), elementwise; integer tensors are returned unchanged (a copy)."
+    return op
+
+
+floor, ceil, trunc = _rounding("floor"), _rounding("ceil"), _rounding("trunc")
+
+
+def round(input: Tensor, *, decimals: int = 0) -> Tensor:
+    """Round half to even, to `decimals` digits after the point."""
+    _no_bool(input, "round")
+    return PiecewiseConstant.apply(input, "round", int(decimals))
+
+
+def frac(input: Tensor) -> Tensor:
+    """x - trunc(x)"""
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f"frac: expected a floating point tensor, got {input.dtype}")
+    return Frac.apply(input)
+
+
+def isnan(input: Tensor) -> Tensor:
+    return run("isnan", input)
+
+
+def isinf(input: Tensor) -> Tensor:
+    return run("isinf", input)
+
+
+def isfinite(input: Tensor) -> Tensor:
+    return run("isfinite", input)
+
+
+def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
+    """NaN -> nan, +inf -> posinf, -inf -> neginf (None: the dtype's largest / lowest finite value)."""
+    return NanToNum.apply(input, float(nan), posinf, neginf)
+
+
+negative, absolute, fix = neg, abs, trunc

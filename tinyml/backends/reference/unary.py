@@ -6,6 +6,7 @@ upstream gradient g, and fuse the derivative into one pass where numpy would nee
 """
 import math
 
+import ml_dtypes
 import numpy as np
 
 __all__ = ["neg", "abs", "abs_backward", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt",
@@ -14,7 +15,11 @@ __all__ = ["neg", "abs", "abs_backward", "exp", "exp2", "expm1", "log", "log2", 
            "relu_backward", "erf", "erf_backward", "sign", "floor", "ceil", "round", "trunc", "frac", "isnan",
            "isinf", "isfinite", "nan_to_num", "nan_to_num_backward"]
 
-_quiet = np.errstate(divide="ignore", invalid="ignore", over="ignore")
+
+
+def _quiet():
+    """Silence numpy's warnings: inf and NaN results are the answers, as in PyTorch."""
+    return np.errstate(divide="ignore", invalid="ignore", over="ignore")
 
 
 def neg(x):
@@ -31,78 +36,78 @@ def abs_backward(x, g):
 
 
 def exp(x):
-    with _quiet:
+    with _quiet():
         return np.exp(x)
 
 
 def exp2(x):
-    with _quiet:
+    with _quiet():
         return np.exp2(x)
 
 
 def expm1(x):
     """e^x - 1, accurate near 0."""
-    with _quiet:
+    with _quiet():
         return np.expm1(x)
 
 
 def log(x):
-    with _quiet:
+    with _quiet():
         return np.log(x)
 
 
 def log2(x):
-    with _quiet:
+    with _quiet():
         return np.log2(x)
 
 
 def log10(x):
-    with _quiet:
+    with _quiet():
         return np.log10(x)
 
 
 def log1p(x):
     """ln(1 + x), accurate near 0."""
-    with _quiet:
+    with _quiet():
         return np.log1p(x)
 
 
 def sqrt(x):
-    with _quiet:
+    with _quiet():
         return np.sqrt(x)
 
 
 def sqrt_backward(y, g):
     """g / (2 sqrt(x)) = g / (2 y)"""
-    with _quiet:
+    with _quiet():
         return (g / (2 * y)).astype(g.dtype, copy=False)
 
 
 def rsqrt(x):
     """1 / sqrt(x)"""
-    with _quiet:
+    with _quiet():
         return (1 / np.sqrt(x)).astype(x.dtype, copy=False)
 
 
 def rsqrt_backward(y, g):
     """d x^(-1/2) = -x^(-3/2) / 2 = -y^3 / 2"""
-    with _quiet:
+    with _quiet():
         return (-0.5 * g * y * y * y).astype(g.dtype, copy=False)
 
 
 def square(x):
-    with _quiet:
+    with _quiet():
         return np.square(x)
 
 
 def reciprocal(x):
-    with _quiet:
+    with _quiet():
         return np.reciprocal(x)
 
 
 def reciprocal_backward(y, g):
     """d (1/x) = -1/x^2 = -y^2"""
-    with _quiet:
+    with _quiet():
         return (-g * y * y).astype(g.dtype, copy=False)
 
 
@@ -120,7 +125,7 @@ def tan(x):
 
 def tan_backward(y, g):
     """d tan x = 1 + tan^2 x = 1 + y^2"""
-    with _quiet:
+    with _quiet():
         return (g * (1 + y * y)).astype(g.dtype, copy=False)
 
 
@@ -134,9 +139,10 @@ def tanh_backward(y, g):
 
 
 def sigmoid(x):
-    """1 / (1 + e^-x), computed without overflow for large |x|."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    """1 / (1 + e^-x). For x << 0, e^-x overflows to inf and 1 / inf = 0: the right limit, and
+    the relative error stays that of one exp and one division elsewhere (PyTorch's formula)."""
+    with _quiet():
+        return (1 / (1 + np.exp(-x))).astype(x.dtype, copy=False)
 
 
 def sigmoid_backward(y, g):
@@ -168,19 +174,22 @@ def erf_backward(x, g):
 
 
 def sign(x):
-    return np.sign(x)
+    """-1, 0 or 1; NaN gives 0, as torch.sign does."""
+    if x.dtype.kind in "iub":
+        return x.copy() if x.dtype.kind == "b" else np.sign(x)
+    return np.where(np.isnan(x), np.zeros((), x.dtype), np.sign(x))
 
 
 def floor(x):
-    return np.floor(x) if x.dtype.kind == "f" or x.dtype.name == "bfloat16" else x.copy()
+    return x.copy() if x.dtype.kind in "iub" else np.floor(x)
 
 
 def ceil(x):
-    return np.ceil(x) if x.dtype.kind == "f" or x.dtype.name == "bfloat16" else x.copy()
+    return x.copy() if x.dtype.kind in "iub" else np.ceil(x)
 
 
 def trunc(x):
-    return np.trunc(x) if x.dtype.kind == "f" or x.dtype.name == "bfloat16" else x.copy()
+    return x.copy() if x.dtype.kind in "iub" else np.trunc(x)
 
 
 def round(x, decimals=0):
@@ -189,12 +198,13 @@ def round(x, decimals=0):
         return x.copy()
     if decimals == 0:
         return np.rint(x)
-    with _quiet:
+    xf = x.astype(np.float32) if x.dtype.kind == "V" else x  # bfloat16: scale in float32
+    with _quiet():
         if decimals > 0:
             scale = 10.0 ** decimals
-            return (np.rint(x * scale) / scale).astype(x.dtype, copy=False)
+            return (np.rint(xf * scale) / scale).astype(x.dtype, copy=False)
         scale = 10.0 ** -decimals
-        return (np.rint(x / scale) * scale).astype(x.dtype, copy=False)
+        return (np.rint(xf / scale) * scale).astype(x.dtype, copy=False)
 
 
 def frac(x):
@@ -218,7 +228,12 @@ def nan_to_num(x, nan, posinf, neginf):
     """NaN -> nan, +inf -> posinf, -inf -> neginf; None means the dtype's largest/lowest value."""
     if x.dtype.kind in "iub":
         return x.copy()
-    return np.nan_to_num(x, copy=True, nan=nan, posinf=posinf, neginf=neginf)
+    info = ml_dtypes.finfo(x.dtype)  # also knows bfloat16, which np.nan_to_num leaves untouched
+    posinf = info.max if posinf is None else posinf
+    neginf = info.min if neginf is None else neginf
+    out = np.where(np.isnan(x), np.asarray(nan, x.dtype), x)
+    out = np.where(np.isposinf(out), np.asarray(posinf, x.dtype), out)
+    return np.where(np.isneginf(out), np.asarray(neginf, x.dtype), out)
 
 
 def nan_to_num_backward(x, g):

@@ -1,0 +1,120 @@
+"""matmul, mm, bmm, dot, outer: forward and backward against PyTorch, shape errors."""
+import numpy as np
+import pytest
+import torch
+from helpers import check_op
+
+import tinyml
+from tinyml.testing import gradcheck
+
+MATMUL_SHAPES = [
+    [(3, 4), (4, 5)],  # mm
+    [(4,), (4,)],  # dot -> 0-d
+    [(3, 4), (4,)],  # matrix-vector
+    [(4,), (4, 5)],  # vector-matrix
+    [(2, 3, 4), (2, 4, 5)],  # bmm
+    [(2, 3, 4), (4, 5)],  # a weight shared over a batch
+    [(3, 4), (2, 4, 5)],  # a matrix against a batch
+    [(2, 1, 3, 4), (5, 4, 2)],  # broadcast batch dims
+    [(1, 4), (3, 4, 1)],  # size-1 dims everywhere
+    [(2, 3, 4), (4,)],  # batched matrix-vector
+    [(4,), (2, 4, 3)],  # vector against a batch
+    [(1, 1), (1, 1)],
+]
+
+
+@pytest.mark.parametrize("shapes", MATMUL_SHAPES, ids=str)
+def test_matmul_matches_torch(kernels, shapes):
+    check_op(shapes, lambda a, b: a @ b, kind="reduction")
+
+
+@pytest.mark.parametrize("shapes", [[(5, 4), (4, 3)], [(2, 3, 4), (2, 4, 5)], [(3, 2, 4), (4, 6)]], ids=str)
+def test_matmul_noncontiguous_and_float64(kernels, shapes):
+    check_op(shapes, lambda a, b: a.matmul(b), kind="reduction", noncontiguous=True)
+    check_op(shapes, lambda a, b: torch.matmul(a, b) if isinstance(a, torch.Tensor) else tinyml.matmul(a, b),
+             dtype="float64", kind="reduction")
+
+
+def test_transposed_views(kernels):
+    check_op([(4, 3), (5, 4)], lambda a, b: a.t() @ b.t(), kind="reduction")
+    check_op([(2, 4, 3), (2, 5, 4)], lambda a, b: a.mT @ b.mT, kind="reduction")
+
+
+def test_mm_bmm_dot_outer(kernels):
+    check_op([(3, 4), (4, 2)], lambda a, b: a.mm(b), kind="reduction")
+    check_op([(2, 3, 4), (2, 4, 2)], lambda a, b: a.bmm(b), kind="reduction")
+    check_op([(7,), (7,)], lambda a, b: a.dot(b), kind="reduction")
+    check_op([(3,), (4,)], lambda a, b: a.outer(b))
+    check_op([(3,), (4,)], lambda a, b: a.outer(b), dtype="int64", low=-3, high=3)
+
+
+def test_half_and_integer_dtypes(kernels):
+    check_op([(3, 8), (8, 5)], lambda a, b: a @ b, dtype="float16", kind="reduction")
+    check_op([(2, 3, 8), (8, 5)], lambda a, b: a @ b, dtype="bfloat16", kind="reduction")
+    check_op([(3, 4), (4, 2)], lambda a, b: a @ b, dtype="int64", low=-5, high=5)
+    check_op([(2, 3, 4), (4,)], lambda a, b: a @ b, dtype="int32", low=-5, high=5)
+
+
+def test_zero_sized_dims(kernels):
+    check_op([(3, 0), (0, 4)], lambda a, b: a @ b)
+    check_op([(0, 3), (3, 4)], lambda a, b: a @ b)
+
+
+def test_gradcheck_float64():
+    rng = np.random.default_rng(2)
+    a = tinyml.tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+    w = tinyml.tensor(rng.standard_normal((4, 2)), requires_grad=True)
+    v = tinyml.tensor(rng.standard_normal((2,)), requires_grad=True)
+    assert gradcheck(lambda x, y, z: ((x @ y).tanh() @ z), [a, w, v])
+    b = tinyml.tensor(rng.standard_normal((1, 4, 3)), requires_grad=True)
+    assert gradcheck(lambda x, y: x @ y, [a, b])
+
+
+@pytest.mark.parametrize("a,b,pattern", [
+    ((3, 4), (5, 6), r"mat1 and mat2 shapes cannot be multiplied \(3x4 and 5x6\)"),
+    ((2, 3, 4), (5, 6), r"mat1 and mat2 shapes cannot be multiplied \(6x4 and 5x6\)"),
+    ((4,), (5, 6), r"mat1 and mat2 shapes cannot be multiplied \(1x4 and 5x6\)"),
+    ((2, 3, 4), (2, 5, 6), r"cannot be multiplied \(3x4 and 5x6\).*\(2, 3, 4\) and \(2, 5, 6\)"),
+    ((3, 4), (5,), r"size mismatch, got input \(3\), mat \(3x4\), vec \(5\)"),
+    ((4,), (5,), r"inconsistent tensor size, expected tensor \[4\] and src \[5\]"),
+    ((2, 3, 4), (3, 4, 5), r"batch dimensions \(2,\) and \(3,\) are not broadcastable"),
+    ((), (3,), r"at least 1D, but they are 0D and 1D"),
+])
+def test_matmul_shape_errors(a, b, pattern):
+    with pytest.raises(RuntimeError, match=pattern):
+        tinyml.randn(*a) @ tinyml.randn(*b)
+
+
+def test_other_errors():
+    with pytest.raises(RuntimeError, match="same dtype.*float32 != tinyml.float64"):
+        tinyml.randn(2, 3) @ tinyml.randn(3, 2, dtype=tinyml.float64)
+    with pytest.raises(RuntimeError, match="self must be a matrix"):
+        tinyml.mm(tinyml.randn(3), tinyml.randn(3, 2))
+    with pytest.raises(RuntimeError, match=r"cannot be multiplied \(2x3 and 2x3\)"):
+        tinyml.mm(tinyml.randn(2, 3), tinyml.randn(2, 3))
+    with pytest.raises(RuntimeError, match="batch1 must be a 3D tensor"):
+        tinyml.bmm(tinyml.randn(3, 4), tinyml.randn(3, 4, 5))
+    with pytest.raises(RuntimeError, match=r"batch2 tensor to be: \[2, 4\] but got: \[3, 4\]"):
+        tinyml.bmm(tinyml.randn(2, 3, 4), tinyml.randn(3, 4, 5))
+    with pytest.raises(RuntimeError, match="1D tensors expected, but got 2D and 1D"):
+        tinyml.dot(tinyml.randn(3, 4), tinyml.randn(3))
+    with pytest.raises(TypeError, match="two Tensors"):
+        tinyml.matmul(tinyml.randn(3), [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("shapes", [[(5, 3), (3, 4)], [(2, 5, 3), (3, 4)], [(2, 5, 3), (2, 3, 4)]], ids=str)
+def test_gradient_to_one_side_only(kernels, shapes):
+    # an input (or a weight) that needs no gradient: only the other side is saved and computed
+    check_op(shapes, lambda a, b: a.detach() @ b, kind="reduction")
+    check_op(shapes, lambda a, b: a @ b.detach(), kind="reduction")
+
+
+def test_shared_weight_gradient_is_one_gemm_and_exact():
+    # the folded (K, B*M) @ (B*M, N) weight gradient equals the per-batch sum
+    rng = np.random.default_rng(0)
+    x = tinyml.tensor(rng.standard_normal((3, 5, 4)), requires_grad=True)
+    w = tinyml.tensor(rng.standard_normal((4, 2)), requires_grad=True)
+    g = rng.standard_normal((3, 5, 2))
+    (x @ w).backward(tinyml.tensor(g))
+    want = sum(x.detach().numpy()[i].T @ g[i] for i in range(3))
+    np.testing.assert_allclose(w.grad.numpy(), want, rtol=1e-12)

@@ -1,0 +1,84 @@
+"""Reference attention kernels (numpy), blocked over queries so that no (Tq, Tk) matrix larger than
+one block is ever held: memory is O(block * Tk) beyond the inputs and outputs.
+
+    s = q k^T scale + mask  (causal: s_ij = -inf for j > i, PyTorch's top-left alignment)
+    lse_i = log sum_j exp s_ij          p_ij = exp(s_ij - lse_i)          out = p v
+    backward (p recomputed from lse):
+        dv = p^T dout      dp = dout v^T      D_i = sum_d dout_id out_id
+        ds = p (dp - D)    dq = ds k scale    dk = ds^T q scale
+
+q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv); mask None or float, broadcastable to
+(B, H, Tq, Tk). lse is (B, H, Tq) in float32 for float16/bfloat16/float32 inputs and float64 for
+float64 ones; a row whose keys are all masked has lse = -inf and out = 0 (no NaN), as in PyTorch.
+"""
+import numpy as np
+
+__all__ = ["attention_backward", "attention_forward"]
+
+_HALF = (np.dtype(np.float16), np.dtype("bfloat16"))
+_BLOCK_ELEMENTS = 1 << 22  # scores held per query block (16 MiB of float32)
+
+
+def _up(a):
+    return None if a is None else (a.astype(np.float32) if a.dtype in _HALF else a)
+
+
+def _mask4(mask):
+    if mask is None:
+        return None
+    return _up(mask).reshape((1,) * (4 - mask.ndim) + mask.shape)
+
+
+def _blocks(q, tk):
+    b, h, tq = q.shape[:3]
+    step = max(1, min(tq, _BLOCK_ELEMENTS // max(1, b * h * tk)))
+    return [(i, min(i + step, tq)) for i in range(0, tq, step)]
+
+
+def _scores(qb, k, mask, is_causal, scale, i0, i1):
+    """Scores of queries i0:i1 against every key: (B, H, i1 - i0, Tk)."""
+    s = np.matmul(qb, k.swapaxes(-1, -2)) * scale
+    if mask is not None:
+        s = s + (mask if mask.shape[2] == 1 else mask[:, :, i0:i1])
+    if is_causal:
+        keep = np.arange(k.shape[2])[None, :] <= np.arange(i0, i1)[:, None]
+        s = np.where(keep, s, -np.inf)
+    return s
+
+
+def attention_forward(q, k, v, mask, is_causal, scale):
+    qf, kf, vf, m4 = _up(q), _up(k), _up(v), _mask4(mask)
+    b, h, tq, _ = q.shape
+    out = np.zeros((b, h, tq, v.shape[3]), qf.dtype)
+    lse = np.empty((b, h, tq), qf.dtype)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for i0, i1 in _blocks(q, k.shape[2]):
+            s = _scores(qf[:, :, i0:i1], kf, m4, is_causal, scale, i0, i1)
+            mx = s.max(axis=-1, initial=-np.inf)
+            mx = np.where(np.isfinite(mx), mx, 0)
+            e = np.exp(s - mx[..., None])
+            total = e.sum(axis=-1)
+            lse[:, :, i0:i1] = mx + np.log(total)  # -inf where every key is masked
+            p = e / np.where(total > 0, total, 1)[..., None]
+            out[:, :, i0:i1] = np.matmul(p, vf)
+    return out.astype(q.dtype, copy=False), lse
+
+
+def attention_backward(q, k, v, out, lse, dout, mask, is_causal, scale):
+    qf, kf, vf, of, gf, m4 = _up(q), _up(k), _up(v), _up(out), _up(dout), _mask4(mask)
+    dq = np.zeros(qf.shape, qf.dtype)
+    dk = np.zeros(kf.shape, qf.dtype)
+    dv = np.zeros(vf.shape, qf.dtype)
+    lse_safe = np.where(np.isneginf(lse), np.inf, lse)  # fully masked rows: p = exp(-inf) = 0
+    with np.errstate(invalid="ignore", over="ignore"):
+        for i0, i1 in _blocks(q, k.shape[2]):
+            qb, gb = qf[:, :, i0:i1], gf[:, :, i0:i1]
+            s = _scores(qb, kf, m4, is_causal, scale, i0, i1)
+            p = np.exp(s - lse_safe[:, :, i0:i1, None])
+            dv += np.matmul(p.swapaxes(-1, -2), gb)
+            dp = np.matmul(gb, vf.swapaxes(-1, -2))
+            delta = (gb * of[:, :, i0:i1]).sum(axis=-1, keepdims=True)
+            ds = p * (dp - delta)
+            dq[:, :, i0:i1] = np.matmul(ds, kf) * scale
+            dk += np.matmul(ds.swapaxes(-1, -2), qb) * scale
+    return dq.astype(q.dtype, copy=False), dk.astype(k.dtype, copy=False), dv.astype(v.dtype, copy=False)

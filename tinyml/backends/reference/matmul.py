@@ -1,0 +1,27 @@
+"""Reference matmul kernel (numpy's BLAS through np.matmul).
+
+    out[..., i, j] = sum_k a[..., i, k] b[..., k, j]     (batch dims broadcast)
+
+Operands are at least 2-D and of one dtype (the op unsqueezes vectors and checks shapes).
+float16 and bfloat16 multiply in float32 and round once at the end, as PyTorch's CPU kernels
+accumulate half types in float32 (and numpy has no BLAS for them).
+"""
+import numpy as np
+
+__all__ = ["matmul"]
+
+_F32 = np.dtype(np.float32)
+
+
+def matmul(a, b):
+    """a @ b with numpy's broadcasting of batch dims; a (..., M, K) against a matrix (K, N) folds
+    the batch into one (prod(...) * M, K) GEMM instead of a loop of small ones."""
+    dt = a.dtype
+    half = dt.itemsize == 2 and dt.kind in "fV"
+    if half:
+        a, b = a.astype(_F32), b.astype(_F32)
+    if b.ndim == 2 and a.ndim > 2 and a.flags["C_CONTIGUOUS"]:
+        out = np.matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
+    else:
+        out = np.matmul(a, b)
+    return out.astype(dt) if half else out

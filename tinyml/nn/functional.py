@@ -1,0 +1,71 @@
+"""tinyml.nn.functional: PyTorch's `torch.nn.functional` names over the ops in `tinyml.ops`.
+
+    import tinyml.nn.functional as F
+    h = F.gelu(F.linear(x, w, b))
+    loss = F.cross_entropy(logits, targets, label_smoothing=0.1)
+
+Everything here is a thin alias or argument adapter: the ops (Functions and kernels) live in
+tinyml/ops/<family>.py.
+"""
+from __future__ import annotations
+
+from .. import ops as _ops
+from ..ops.activation import elu, gelu, glu, hardtanh, leaky_relu, logsigmoid, mish, relu6, silu, softplus, swiglu  # noqa: F401
+from ..ops.attention import scaled_dot_product_attention  # noqa: F401
+from ..ops.loss import (  # noqa: F401
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cosine_similarity,
+    cross_entropy,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+    smooth_l1_loss,
+)
+from ..ops.nn import dropout, linear, log_softmax, normalize, softmax  # noqa: F401
+from ..ops.norm import group_norm, layer_norm, rms_norm  # noqa: F401
+from ..tensor import Tensor
+
+
+def _maybe_inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
+    if not inplace:
+        return out
+    from ..ops.inplace import apply_inplace
+
+    return apply_inplace(input, out)
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0)."""
+    return _maybe_inplace(input, _ops.relu(input), inplace)
+
+
+def tanh(input: Tensor) -> Tensor:
+    return _ops.tanh(input)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return _ops.sigmoid(input)
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
+              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Rows of `weight` (num_embeddings, D) picked by the integer ids in `input` (any shape);
+    the gradient at padding_idx stays zero. max_norm, scale_grad_by_freq and sparse are not
+    supported (they raise)."""
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError("F.embedding: max_norm, scale_grad_by_freq and sparse=True are not supported "
+                                  "by tinyml; renormalise the weight yourself or use the defaults")
+    return _ops.embedding(input, weight, padding_idx)
+
+
+# Names owned by other op families (movement, indexing, conv/pool): re-exported when their module
+# provides them, so this file needs no edit as those families grow.
+_FROM_OTHER_FAMILIES = ("pad", "one_hot", "conv1d", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+                        "interpolate", "upsample", "upsample_nearest", "upsample_bilinear")
+for _name in _FROM_OTHER_FAMILIES:
+    if hasattr(_ops, _name):
+        globals()[_name] = getattr(_ops, _name)
+del _name

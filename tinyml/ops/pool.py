@@ -1,0 +1,215 @@
+"""Pooling and interpolation ops (torch.nn.functional semantics), part of the conv family.
+
+    max_pool2d:  y = max over each (dilated) window of x padded with -inf; dx = dy at the argmax
+    avg_pool2d:  y = window sum / divisor (count_include_pad, divisor_override); dx = the adjoint
+    adaptive_avg_pool2d: windows [floor(i H / oh), ceil((i + 1) H / oh))
+    interpolate: y = Mh x Mw^T, Mh and Mw the nearest / (bi)linear interpolation matrices; dx = Mh^T dy Mw
+
+Each is one forward and one backward kernel over (N, C, H, W); unbatched (C, H, W) inputs and
+3-d inputs to interpolate (N, C, L) go through views.
+"""
+from __future__ import annotations
+
+import math
+
+from ..autograd import Function
+from ..tensor import Tensor
+from ._dispatch import run
+
+__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "interpolate", "upsample", "upsample_nearest",
+           "upsample_bilinear"]
+
+
+def _tuple2(v, name: str) -> tuple:
+    if isinstance(v, int):
+        return (v, v)
+    v = tuple(int(a) for a in v)
+    if len(v) == 1:
+        return v * 2
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a tuple of 2 ints, got {v}")
+    return v
+
+
+def _batched(fn: str, x: Tensor) -> tuple[Tensor, bool]:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fn}: expected a Tensor, got {type(x).__name__}")
+    if x.ndim not in (3, 4):
+        raise RuntimeError(f"{fn}: Expected 3D or 4D (batch mode) tensor for input, but got input of shape "
+                           f"{tuple(x.shape)}")
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f"{fn}: expected a floating point input, got dtype {x.dtype}")
+    return (x.unsqueeze(0), True) if x.ndim == 3 else (x, False)
+
+
+def _pool_out(size, k, s, p, d, ceil_mode):
+    num = size + 2 * p - d * (k - 1) - 1
+    out = (-(-num // s) if ceil_mode else num // s) + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _pool_args(fn, x, kernel_size, stride, padding, dilation, ceil_mode):
+    k = _tuple2(kernel_size, "kernel_size")
+    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _tuple2(stride, "stride")
+    p, d = _tuple2(padding, "padding"), _tuple2(dilation, "dilation")
+    if min(k) < 1 or min(s) < 1 or min(d) < 1:
+        raise RuntimeError(f"{fn}: kernel_size {k}, stride {s} and dilation {d} must be positive")
+    for i in range(2):
+        if p[i] < 0 or 2 * p[i] > d[i] * (k[i] - 1) + 1:
+            raise RuntimeError(f"{fn}: pad should be at most half of effective kernel size, but got pad={p[i]}, "
+                               f"kernel_size={k[i]} and dilation={d[i]}")
+    oh = _pool_out(x.shape[2], k[0], s[0], p[0], d[0], ceil_mode)
+    ow = _pool_out(x.shape[3], k[1], s[1], p[1], d[1], ceil_mode)
+    if oh < 1 or ow < 1:
+        raise RuntimeError(f"{fn}: Given input size: ({x.shape[1]}x{x.shape[2]}x{x.shape[3]}). Calculated output "
+                           f"size: ({x.shape[1]}x{oh}x{ow}). Output size is too small")
+    return k, s, p, d
+
+
+class MaxPool2dFn(Function):
+    @staticmethod
+    def forward(ctx, x, k, s, p, d, ceil_mode):
+        y, idx = run("max_pool2d_forward", x, k, s, p, d, ceil_mode)
+        ctx.save_for_backward(idx)
+        ctx.in_shape = x.shape
+        ctx.set_materialize_grads(False)
+        ctx.mark_non_differentiable(idx)
+        return y, idx
+
+    @staticmethod
+    def backward(ctx, g, _g_idx):
+        (idx,) = ctx.saved_tensors
+        if g is None:
+            return (None,) * 6
+        return run("max_pool2d_backward", g, idx, ctx.in_shape), None, None, None, None, None
+
+
+def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """Max over k x k windows; with return_indices, also the flat h * W + w index of each max."""
+    x, unbatched = _batched("max_pool2d", input)
+    k, s, p, d = _pool_args("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
+    y, idx = MaxPool2dFn.apply(x, k, s, p, d, bool(ceil_mode))
+    if unbatched:
+        y, idx = y.squeeze(0), idx.squeeze(0)
+    return (y, idx) if return_indices else y
+
+
+class AvgPool2dFn(Function):
+    @staticmethod
+    def forward(ctx, x, *args):
+        ctx.in_shape, ctx.args = x.shape, args
+        return run("avg_pool2d_forward", x, *args)
+
+    @staticmethod
+    def backward(ctx, g):
+        return (run("avg_pool2d_backward", g, ctx.in_shape, *ctx.args),) + (None,) * len(ctx.args)
+
+
+def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
+    """Mean over k x k windows (torch.nn.functional.avg_pool2d)."""
+    x, unbatched = _batched("avg_pool2d", input)
+    k, s, p, _ = _pool_args("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None and divisor_override == 0:
+        raise RuntimeError("avg_pool2d: divisor must be not zero")
+    y = AvgPool2dFn.apply(x, k, s, p, bool(ceil_mode), bool(count_include_pad), divisor_override)
+    return y.squeeze(0) if unbatched else y
+
+
+class AdaptiveAvgPool2dFn(Function):
+    @staticmethod
+    def forward(ctx, x, out_size):
+        ctx.in_shape = x.shape
+        return run("adaptive_avg_pool2d_forward", x, out_size)
+
+    @staticmethod
+    def backward(ctx, g):
+        return run("adaptive_avg_pool2d_backward", g, ctx.in_shape), None
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    """Average pooling to a fixed (oh, ow); None in output_size keeps that input size."""
+    x, unbatched = _batched("adaptive_avg_pool2d", input)
+    if isinstance(output_size, int):
+        output_size = (output_size, output_size)
+    out = tuple(x.shape[2 + i] if v is None else int(v) for i, v in enumerate(output_size))
+    if len(out) != 2 or min(out) < 1:
+        raise RuntimeError(f"adaptive_avg_pool2d: output_size must be 2 positive ints, got {output_size}")
+    y = AdaptiveAvgPool2dFn.apply(x, out)
+    return y.squeeze(0) if unbatched else y
+
+
+class Upsample2dFn(Function):
+    @staticmethod
+    def forward(ctx, x, size, mode, align_corners, scales):
+        ctx.in_shape, ctx.args = x.shape, (mode, align_corners, scales)
+        return run("upsample2d_forward", x, size, mode, align_corners, scales)
+
+    @staticmethod
+    def backward(ctx, g):
+        return run("upsample2d_backward", g, ctx.in_shape, *ctx.args), None, None, None, None
+
+
+_MODES = {3: ("nearest", "nearest-exact", "linear"), 4: ("nearest", "nearest-exact", "bilinear")}
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners: bool | None = None,
+                recompute_scale_factor: bool | None = None, antialias: bool = False) -> Tensor:
+    """Resize (N, C, L) or (N, C, H, W) by `size` or `scale_factor` (torch.nn.functional.interpolate);
+    modes nearest, nearest-exact, linear (3-d) and bilinear (4-d)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"interpolate: expected a Tensor, got {type(input).__name__}")
+    nd = input.ndim
+    if nd not in _MODES or mode not in _MODES[nd]:
+        raise NotImplementedError(f"interpolate: input of shape {tuple(input.shape)} ({nd}-D) with mode {mode!r} is "
+                                  f"not supported; supported: 3-D {_MODES[3]}, 4-D {_MODES[4]}")
+    if antialias:
+        raise NotImplementedError("interpolate: antialias=True is not supported")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"interpolate: expected a floating point input, got dtype {input.dtype}")
+    linear = mode in ("linear", "bilinear")
+    if align_corners is not None and not linear:
+        raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear | "
+                         "bicubic | trilinear")
+    align_corners = bool(align_corners) if linear else False
+    sp = nd - 2
+    if (size is None) == (scale_factor is None):
+        raise ValueError("only one of size or scale_factor should be defined" if size is not None else
+                         "either size or scale_factor should be defined")
+    if size is not None:
+        out = (int(size),) * sp if isinstance(size, int) else tuple(int(v) for v in size)
+        if len(out) != sp:
+            raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input with "
+                             f"spatial dimensions of {list(input.shape[2:])} and output size of {list(out)}")
+        scales = (None,) * sp
+    else:
+        sf = (float(scale_factor),) * sp if isinstance(scale_factor, (int, float)) else tuple(
+            float(v) for v in scale_factor)
+        if len(sf) != sp:
+            raise ValueError(f"Input and scale_factor must have the same number of spatial dimensions, but got input "
+                             f"with spatial dimensions of {list(input.shape[2:])} and scale_factor of shape {list(sf)}")
+        out = tuple(int(math.floor(float(n) * f)) for n, f in zip(input.shape[2:], sf))
+        scales = (None,) * sp if recompute_scale_factor else sf
+    if min(out) < 1:
+        raise ValueError(f"interpolate: output size {out} must be positive (input {tuple(input.shape)})")
+    kmode = "bilinear" if linear else mode
+    if nd == 3:
+        y = Upsample2dFn.apply(input.unsqueeze(2), (1, out[0]), kmode, align_corners, (None, scales[0]))
+        return y.squeeze(2)
+    return Upsample2dFn.apply(input, out, kmode, align_corners, scales)
+
+
+def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None) -> Tensor:
+    """Deprecated alias of interpolate, as in PyTorch."""
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
