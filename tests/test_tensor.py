@@ -108,3 +108,15 @@ def test_import_is_fast_and_does_not_load_torch_or_triton():
             for _ in range(3)]
     assert all(r[1:] == ["False", "False"] for r in runs)
     assert min(float(r[0]) for r in runs) < 0.5  # the best of three: the machine may be busy
+
+
+def test_devices_are_interned_and_survive_pickling():
+    import copy
+    import pickle
+
+    assert tinyml.device("cpu") is tinyml.zeros(1).device
+    assert tinyml.device("cuda") is tinyml.device("cuda:0")
+    assert pickle.loads(pickle.dumps(tinyml.device("cuda:0"))) is tinyml.device("cuda")
+    assert copy.deepcopy(tinyml.device("cpu")).type == "cpu"
+    t = tinyml.zeros(2, 3, device=tinyml.device("cpu"))
+    assert t.T.reshape(6).shape == (6,)  # a non-contiguous reshape on a device made by name

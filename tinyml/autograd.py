@@ -125,7 +125,7 @@ class Context:
                     f"one of the tensors needed for gradient computation by {self.name()} has been modified by "
                     f"an in-place operation: tensor of shape {tuple(t.shape)} and dtype {t.dtype} is at version "
                     f"{t._version[0]}; expected version {version} instead.")
-            out.append(t)
+            out.append(t.unpack(self) if type(t) is SavedOutput else t)
         return tuple(out)
 
     def mark_non_differentiable(self, *tensors) -> None:
@@ -193,11 +193,49 @@ class Function:
             out.requires_grad = True
             out.grad_fn = ctx
             out._output_nr = 0
-        # A saved output stays as it is, grad_fn included (what torch's saved outputs unpack to):
-        # under create_graph=True the formulas that use it are differentiated through this node
-        # again. ctx and its output form a reference cycle until backward releases ctx (the
-        # detached alias used before kept the output as its _base, so it made the same cycle).
+        if ctx._saved:
+            _save_outputs_by_value(ctx, out)
         return out
+
+
+class SavedOutput:
+    """A forward output saved for backward, kept as its array and version counter rather than as
+    the tensor: the tensor points to ctx (its grad_fn), so keeping it would make a reference cycle
+    that only the garbage collector frees. `saved_tensors` rebuilds the tensor, grad_fn included,
+    so formulas using it are differentiated through this node again under create_graph=True."""
+
+    __slots__ = ("_data", "device", "dtype", "_version", "output_nr")
+    _base = None
+
+    def __init__(self, t, output_nr: int):
+        self._data, self.device, self.dtype, self._version = t._data, t.device, t.dtype, t._version
+        self.output_nr = output_nr
+
+    @property
+    def shape(self):
+        return self._data.shape
+
+    @property
+    def nbytes(self) -> int:
+        return Tensor._make(self._data, self.device).nbytes
+
+    def unpack(self, ctx) -> Tensor:
+        t = Tensor._make(self._data, self.device)
+        t._version = self._version
+        t.requires_grad, t.grad_fn, t._output_nr = True, ctx, self.output_nr
+        return t
+
+
+def _save_outputs_by_value(ctx: Context, out) -> None:
+    outs = out if type(out) is tuple else (out,)
+    saved = list(ctx._saved)
+    for k, e in enumerate(saved):
+        if e is None:
+            continue
+        for i, o in enumerate(outs):
+            if e[0] is o:
+                saved[k] = (SavedOutput(o, i), e[1])
+    ctx._saved = tuple(saved)
 
 
 def _attach(t, ctx: Context, i: int) -> None:

@@ -5,12 +5,24 @@ _TYPES = ("cpu", "cuda")
 
 
 class device:
-    __slots__ = ("type", "index")
+    """Interned: equal devices are the same object, so hot paths may compare with `is`."""
 
-    def __init__(self, spec: str | device = "cpu", index: int | None = None):
+    __slots__ = ("type", "index")
+    _interned: dict = {}
+
+    def __new__(cls, spec: str | device = "cpu", index: int | None = None):
         if isinstance(spec, device):
-            self.type, self.index = spec.type, spec.index
-            return
+            return spec
+        key = (spec, index)
+        obj = cls._interned.get(key)
+        if obj is None:
+            obj = object.__new__(cls)
+            obj._parse(spec, index)
+            obj = cls._interned.setdefault((obj.type, obj.index), obj)
+            cls._interned[key] = obj
+        return obj
+
+    def _parse(self, spec, index) -> None:
         if not isinstance(spec, str):
             raise TypeError(f"device: expected a string such as 'cpu' or 'cuda:0', got {spec!r}")
         kind, _, idx = spec.partition(":")
@@ -25,6 +37,9 @@ class device:
         if isinstance(other, str):
             other = device(other)
         return isinstance(other, device) and self.type == other.type and (self.index or 0) == (other.index or 0)
+
+    def __reduce__(self):
+        return (device, (str(self),))  # unpickling goes through __new__, so it stays interned
 
     def __hash__(self) -> int:
         return hash((self.type, self.index or 0))

@@ -69,10 +69,6 @@ class Tensor(TensorOperators):
         t._base = self if self._base is None else self._base
         return t
 
-    def _detached_alias(self) -> Tensor:
-        t = self._make_view(self._data)
-        return t
-
     # ---- metadata -------------------------------------------------------------------------
     @property
     def shape(self) -> tuple:

@@ -43,7 +43,9 @@ def _snapshot_saved(node: Context, target: Tensor) -> None:
     entries = []
     for e in node._saved:
         if e is not None and e[0]._version is target._version:
-            copy = e[0].detach().clone()
+            from ..tensor import Tensor as _T
+
+            copy = _T._make(e[0]._data, e[0].device).clone()  # a tensor or a SavedOutput's values
             e = (copy, copy._version[0])
         entries.append(e)
     node._saved = tuple(entries)
