@@ -14,6 +14,9 @@ save time; an in-place write before backward raises, as in PyTorch.
 from __future__ import annotations
 
 import functools
+import sys
+
+import numpy as np
 from typing import Any
 
 _grad_enabled = True
@@ -260,14 +263,29 @@ def _run_hooks(hooks, grad):
     return grad
 
 
+def _exclusively_owned(grad) -> bool:
+    """True when `grad` (a cpu tensor) and its array are referenced only by the backward engine's
+    buffer: not a view, not an array shared with another tensor, not held anywhere else."""
+    arr = grad._data
+    # references: the engine's buffer list, the caller's argument, this argument, getrefcount's
+    return (grad._base is None and grad.grad_fn is None and type(arr) is np.ndarray and arr.base is None
+            and sys.getrefcount(grad) <= 4 and sys.getrefcount(arr) <= 2 and arr.flags.writeable
+            and arr.flags.c_contiguous)
+
+
 def _accumulate_leaf(leaf, grad, create_graph: bool) -> None:
     if leaf._hooks:
         grad = _run_hooks(leaf._hooks, grad)
     if grad.shape != leaf.shape:
         raise RuntimeError(f"gradient of shape {tuple(grad.shape)} does not match leaf of shape {tuple(leaf.shape)}")
     if leaf.grad is None:
-        # The leaf owns its .grad: never an alias of a gradient that flowed elsewhere too.
-        leaf.grad = grad.clone() if create_graph else grad.detach().clone()
+        # The leaf owns its .grad: never an alias of a gradient that flowed elsewhere too. A fresh
+        # gradient nothing else refers to is taken as it is (PyTorch's AccumulateGrad steals a
+        # gradient whose use count is 1); anything shared is copied.
+        if not create_graph and _exclusively_owned(grad):
+            leaf.grad = grad
+        else:
+            leaf.grad = grad.clone() if create_graph else grad.detach().clone()
     else:
         leaf.grad = leaf.grad + grad if create_graph else (leaf.grad + grad).detach()
 
@@ -377,6 +395,7 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
                 deps[child] = left
                 if not left:
                     ready.append(child)
+            in_grads = g = grads = None  # drop the loop's references: a leaf may then own its gradient
     finally:
         _grad_enabled = prev
 

@@ -9,7 +9,7 @@ norm.py, loss.py and attention.py beside this module.
 from __future__ import annotations
 
 from .. import dtypes as _dt
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor, _wrap_dim
 from ._broadcast import as_float
 from ._dispatch import run
@@ -83,8 +83,47 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         w = tuple(weight.shape)
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and "
                            f"{w[-1]}x{w[0] if len(w) == 2 else 1}); input shape {tuple(input.shape)}, weight shape {w}")
-    out = _ops().matmul(input, weight.t() if weight.ndim == 2 else weight)
-    return out if bias is None else out + bias
+    if weight.ndim == 1 or input.ndim == 1 or (bias is not None and bias.ndim != 1):
+        out = _ops().matmul(input, weight.t() if weight.ndim == 2 else weight)
+        return out if bias is None else out + bias
+    from ..amp import cast_inputs
+
+    input, weight, bias = cast_inputs(input, weight, bias)
+    if input.dtype is not weight.dtype or (bias is not None and bias.dtype is not weight.dtype):
+        raise RuntimeError(f"linear: expected input, weight and bias of one dtype, got {input.dtype}, "
+                           f"{weight.dtype}" + ("" if bias is None else f" and {bias.dtype}"))
+    return Linear.apply(input, weight, bias)
+
+
+class Linear(Function):
+    """y = x W^T + b for x (..., in): one graph node and one GEMM for the whole layer.
+
+    backward, with x and g flattened to (rows, in) and (rows, out):
+        dx = g W      dW = g^T x      db = sum over rows of g
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        need = ctx.needs_input_grad
+        x2 = x.reshape(-1, x.shape[-1])
+        ctx.save_for_backward(x2 if need[1] else None, weight if need[0] else None)
+        ctx.x_shape = x.shape
+        out = run("linear", x2, weight, bias)
+        return out.reshape(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, g):
+        x2, weight = ctx.saved_tensors
+        g2 = g.reshape(-1, g.shape[-1])
+        need = ctx.needs_input_grad
+        if is_grad_enabled():  # create_graph=True: differentiable ops, so the gradient has a graph
+            ops = _ops()
+            return ((ops.matmul(g2, weight).reshape(ctx.x_shape) if need[0] else None),
+                    (ops.matmul(g2.mT, x2) if need[1] else None), (g2.sum(0) if need[2] else None))
+        dx = run("matmul", g2, weight).reshape(ctx.x_shape) if need[0] else None
+        dw = run("matmul", g2.mT, x2) if need[1] else None
+        db = run("sum", g2, (0,), False, g2.dtype.np) if need[2] else None
+        return dx, dw, db
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:

@@ -8,7 +8,7 @@ accumulate half types in float32 (and numpy has no BLAS for them).
 """
 import numpy as np
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "linear"]
 
 _F32 = np.dtype(np.float32)
 
@@ -25,3 +25,12 @@ def matmul(a, b):
     else:
         out = np.matmul(a, b)
     return out.astype(dt) if half else out
+
+
+def linear(x, weight, bias):
+    """x (M, K) @ weight (N, K)^T + bias (N,): one GEMM (BLAS reads the transposed weight in
+    place) and the bias added into its output, as PyTorch's addmm does."""
+    out = matmul(x, weight.T)
+    if bias is not None:
+        np.add(out, bias, out=out, casting="unsafe")
+    return out

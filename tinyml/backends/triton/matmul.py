@@ -17,7 +17,7 @@ from .. import cuda
 from ..cuda_array import CudaArray
 from .copy import expand
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "linear"]
 
 _CONFIGS = [
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32}, num_warps=8, num_stages=3),
@@ -128,3 +128,12 @@ def _batches(a3, b3, c3):
                                                                b3.offset + i * b3.element_strides()[0])
         pc = c3.as_strided((1,) + c3.shape[1:], c3.element_strides(), c3.offset + i * c3.element_strides()[0])
         yield pa, pb, pc, 1
+
+
+def linear(x: CudaArray, weight: CudaArray, bias) -> CudaArray:
+    """x (M, K) @ weight (N, K)^T (+ bias): the GEMM reads the weight transposed through strides."""
+    from .copy import permute
+    from .elementwise import add
+
+    out = matmul(x, permute(weight, (1, 0)))
+    return out if bias is None else add(out, expand(bias, out.shape))
