@@ -128,6 +128,9 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
                                  dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
                                  enable_gqa: bool = False) -> Tensor:
     """softmax(query key^T * scale + attn_mask) value over (..., L, E), (..., S, E), (..., S, Ev)."""
+    from ..amp import cast_inputs
+
+    query, key, value = cast_inputs(query, key, value)  # bf16/fp16 under tinyml.autocast
     _check(query, key, value)
     if attn_mask is not None and is_causal:
         raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")

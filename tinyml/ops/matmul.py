@@ -63,7 +63,9 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
     batched products whose batch dims broadcast."""
     if type(input) is not Tensor or type(other) is not Tensor:
         raise TypeError(f"matmul: expected two Tensors, got {type(input).__name__} and {type(other).__name__}")
-    a, b = input, other
+    from ..amp import cast_inputs
+
+    a, b = cast_inputs(input, other)  # bf16/fp16 under tinyml.autocast
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and {b.ndim}D")
     _same_dtype(a, b, "matmul")
