@@ -1,7 +1,8 @@
 """The corpus that ships with tinyml: eight Shakespeare plays (about 1 MB of text, xz-compressed).
 
-    text = tinyml.data.shakespeare()            # the whole text
-    train, val = tinyml.data.shakespeare_split() # first 90% / last 10%, always the same cut
+    text = tinyml.data.shakespeare()             # the whole text, plays in file order
+    train, val = tinyml.data.shakespeare_split() # the last 10% of every play is validation
+    plays = tinyml.data.shakespeare_plays()      # {title: text}
 
 The selection and its license (CC-BY 2.5, attribution to the Open Knowledge Foundation's
 `shakespeare` package) are described in corpus/NOTICE beside the data file.
@@ -36,21 +37,37 @@ def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
-def shakespeare(split: str | None = None) -> str:
-    """The embedded Shakespeare text: `split=None` the whole of it, "train" the first 90%,
-    "val" the last 10%."""
+# The plays in file order; each begins with its title line and "by William Shakespeare".
+PLAY_TITLES = ("HAMLET, PRINCE OF DENMARK", "MACBETH", "THE TRAGEDY OF KING LEAR", "OTHELLO, THE MOOR OF VENICE",
+               "ROMEO AND JULIET", "JULIUS CAESAR", "THE TEMPEST", "A MIDSUMMER NIGHT'S DREAM")
+
+
+def shakespeare_plays() -> dict[str, str]:
+    """{title: text} of the eight plays (the separating blank lines dropped)."""
     text = _shakespeare_text()
-    if split is None:
-        return text
-    if split not in ("train", "val"):
-        raise ValueError(f"shakespeare: split must be None, 'train' or 'val', got {split!r}")
-    train, val = split_text(text)
-    return train if split == "train" else val
+    starts = [text.index(t + "\n\nby William Shakespeare") for t in PLAY_TITLES]
+    ends = starts[1:] + [len(text)]
+    return {t: text[a:b].strip("\n") + "\n" for t, a, b in zip(PLAY_TITLES, starts, ends)}
 
 
 def shakespeare_split(val_fraction: float = 0.1) -> tuple[str, str]:
-    """(train, val) of the embedded Shakespeare text."""
-    return split_text(_shakespeare_text(), val_fraction)
+    """(train, val) of the embedded Shakespeare: the last `val_fraction` of each play is validation.
+
+    Holding out the tail of every play, rather than the tail of the file (which would be one
+    comedy), keeps validation text unseen while drawing it from the same eight plays as training."""
+    parts = [split_text(play, val_fraction) for play in shakespeare_plays().values()]
+    return "\n\n".join(p[0] for p in parts), "\n\n".join(p[1] for p in parts)
+
+
+def shakespeare(split: str | None = None) -> str:
+    """The embedded Shakespeare text: `split=None` the whole of it, "train" or "val" the parts
+    of `shakespeare_split()`."""
+    if split is None:
+        return _shakespeare_text()
+    if split not in ("train", "val"):
+        raise ValueError(f"shakespeare: split must be None, 'train' or 'val', got {split!r}")
+    train, val = shakespeare_split()
+    return train if split == "train" else val
 
 
 def read_text(path: str) -> str:

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import numpy as np
+
+
+def _little(dt: np.dtype) -> np.dtype:
+    # files are little-endian; on little-endian hosts keep the canonical (native) dtype object
+    return dt if sys.byteorder == "little" else dt.newbyteorder("<")
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -30,7 +36,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
 def write_tokens(path: str, ids, vocab_size: int) -> np.memmap:
     """Write `ids` to `path` as raw little-endian uint16/uint32 (with a `path`.json sidecar naming
     the dtype and vocabulary size) and return it memory-mapped."""
-    dtype = token_dtype(vocab_size).newbyteorder("<")
+    dtype = _little(token_dtype(vocab_size))
     arr = np.asarray(ids)
     if arr.ndim != 1:
         raise ValueError(f"write_tokens: expected a 1-d sequence of ids, got shape {arr.shape}")
@@ -61,7 +67,7 @@ def load_tokens(path: str, dtype=None) -> np.memmap:
             raise ValueError(f"{path}: no {side} naming its dtype; pass dtype=np.uint16 or np.uint32")
         with open(side) as f:
             dtype = json.load(f)["dtype"]
-    dtype = np.dtype(dtype).newbyteorder("<")
+    dtype = _little(np.dtype(dtype))
     size = os.path.getsize(path)
     if size % dtype.itemsize:
         raise ValueError(f"{path}: {size} bytes is not a whole number of {dtype.name} tokens")

@@ -1,0 +1,151 @@
+"""GPT-2 style decoder: learned positions, pre-LayerNorm blocks, GELU MLP, tied embeddings.
+
+    model = GPT(GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128))
+    logits, loss = model(idx, targets)        # idx, targets: (B, T) int64
+
+Module names follow Hugging Face's GPT2LMHeadModel (transformer.wte, transformer.h.0.attn.c_attn,
+...) so its checkpoints map one to one; its Conv1D weights are stored (in, out) and are
+transposed on load and save (models/hf.py). Options from Wortsman et al. 2023: `qk_layernorm`
+(LayerNorm over the head dim of queries and keys) and `z_loss` (coefficient `z_loss_coef`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import tinyml
+import tinyml.nn as nn
+import tinyml.nn.functional as F
+
+from .layers import HFMixin, KVCache, activation, attend, init_normal_, lm_loss
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 65
+    block_size: int = 64
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    n_inner: int | None = None  # MLP width; None means 4 * n_embd
+    dropout: float = 0.0
+    bias: bool = True
+    layer_norm_eps: float = 1e-5
+    activation: str = "gelu_new"
+    tie_word_embeddings: bool = True
+    qk_layernorm: bool = False
+    z_loss: bool = False
+    z_loss_coef: float = 1e-4
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        C = cfg.n_embd
+        self.n_head, self.head_dim = cfg.n_head, C // cfg.n_head
+        self.c_attn = nn.Linear(C, 3 * C, bias=cfg.bias)
+        self.c_proj = nn.Linear(C, C, bias=cfg.bias)
+        self.dropout = cfg.dropout
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+        self.qk_layernorm = cfg.qk_layernorm
+        if cfg.qk_layernorm:
+            self.q_norm = nn.LayerNorm(self.head_dim, eps=cfg.layer_norm_eps)
+            self.k_norm = nn.LayerNorm(self.head_dim, eps=cfg.layer_norm_eps)
+
+    def forward(self, x, cache: KVCache | None = None, layer: int = 0):
+        B, T, C = x.shape
+        H, D = self.n_head, self.head_dim
+        q, k, v = self.c_attn(x).split(C, dim=2)
+        q = q.view(B, T, H, D).transpose(1, 2)
+        k = k.view(B, T, H, D).transpose(1, 2)
+        v = v.view(B, T, H, D).transpose(1, 2)
+        if self.qk_layernorm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        y = attend(q, k, v, causal=True, cache=cache, layer=layer,
+                   dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        inner = cfg.n_inner or 4 * cfg.n_embd
+        self.c_fc = nn.Linear(cfg.n_embd, inner, bias=cfg.bias)
+        self.c_proj = nn.Linear(inner, cfg.n_embd, bias=cfg.bias)
+        self.act = activation(cfg.activation)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x, cache: KVCache | None = None, layer: int = 0):
+        x = x + self.attn(self.ln_1(x), cache, layer)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPTBody(nn.Module):
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.h = nn.ModuleList([Block(cfg) for _ in range(cfg.n_layer)])
+        self.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias)
+
+
+class GPT(nn.Module, HFMixin):
+    """GPT-2 language model. forward(idx, targets=None, cache=None) -> (logits, loss or None)."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.transformer = GPTBody(config)
+        if not config.tie_word_embeddings:
+            self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        init_normal_(self, 0.02, config.n_layer)
+
+    @property
+    def max_positions(self) -> int:
+        return self.config.block_size
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.config.n_layer)
+
+    def forward(self, idx, targets=None, cache: KVCache | None = None):
+        B, T = idx.shape
+        start = cache.seq_len if cache is not None else 0
+        if start + T > self.config.block_size:
+            raise ValueError(f"sequence of length {start + T} is longer than the model's block_size "
+                             f"{self.config.block_size} (learned positions end there)")
+        tr = self.transformer
+        pos = tinyml.arange(start, start + T, device=idx.device)
+        x = tr.drop(tr.wte(idx) + tr.wpe(pos))
+        for i, block in enumerate(tr.h):
+            x = block(x, cache, i)
+        x = tr.ln_f(x)
+        w = tr.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
+        logits = F.linear(x, w)
+        loss = None
+        if targets is not None:
+            loss = lm_loss(logits, targets, self.config.z_loss_coef if self.config.z_loss else 0.0)
+        return logits, loss
+
+    def num_parameters(self, exclude_positions: bool = False) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.transformer.wpe.weight.numel() if exclude_positions else n

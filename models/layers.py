@@ -1,0 +1,167 @@
+"""Pieces shared by the transformer models: the KV cache, causal attention over it, rotary
+position embeddings, and the language-model loss with the optional z-loss.
+
+Shapes: B batch, T new tokens, S = past + T keys, H query heads, Hkv key/value heads, D head dim.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import tinyml
+import tinyml.nn.functional as F
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far, grown by concatenation.
+
+    `seq_len` is the number of cached positions, the position offset of the next tokens."""
+
+    def __init__(self, n_layer: int):
+        self.keys: list = [None] * n_layer
+        self.values: list = [None] * n_layer
+
+    @property
+    def seq_len(self) -> int:
+        k = self.keys[0]
+        return 0 if k is None else k.shape[2]
+
+    def update(self, layer: int, k, v):
+        """Append this step's (B, Hkv, T, D) keys and values; return all of them (B, Hkv, S, D)."""
+        if self.keys[layer] is not None:
+            k = tinyml.cat([self.keys[layer], k], dim=2)
+            v = tinyml.cat([self.values[layer], v], dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+
+def _causal_mask(t: int, s: int, device) -> tinyml.Tensor:
+    """(T, S) bool, True where query i (at absolute position S-T+i) may attend key j: j <= S-T+i.
+    Only needed when new tokens follow cached ones; without a cache `is_causal` does the same."""
+    m = np.tril(np.ones((t, s), dtype=bool), k=s - t)
+    return tinyml.tensor(m, device=device)
+
+
+def attend(q, k, v, *, causal: bool, cache: KVCache | None = None, layer: int = 0,
+           attn_mask=None, dropout_p: float = 0.0):
+    """Scaled dot-product attention of q (B, H, T, D) over k, v (B, Hkv, T, D), after appending
+    k, v to `cache`. Grouped-query attention: each of the Hkv heads serves H / Hkv query heads.
+    Returns (B, H, T, D)."""
+    if cache is not None:
+        k, v = cache.update(layer, k, v)
+    B, H, T, D = q.shape
+    Hkv, S = k.shape[1], k.shape[2]
+    if Hkv != H:
+        # (B, Hkv, S, D) -> (B, Hkv, H/Hkv, S, D) -> (B, H, S, D): query head h uses kv head h // (H/Hkv)
+        g = H // Hkv
+        k = k.unsqueeze(2).expand(B, Hkv, g, S, D).reshape(B, H, S, D)
+        v = v.unsqueeze(2).expand(B, Hkv, g, S, D).reshape(B, H, S, D)
+    is_causal = causal and attn_mask is None and S == T
+    if causal and not is_causal:
+        cm = _causal_mask(T, S, q.device)
+        attn_mask = cm if attn_mask is None else (attn_mask & cm)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal)
+
+
+class Rotary:
+    """Rotary position embedding tables (Su et al., the Llama / Hugging Face "rotate half" layout):
+    for pair i of the head dim, angle_(p,i) = p * theta^(-2i/D), and
+
+        rope(x)_p = x_p * cos(angle_p) + rotate_half(x_p) * sin(angle_p),
+        rotate_half([x1, x2]) = [-x2, x1]   (x1, x2 the two halves of the head dim).
+
+    The tables are plain host arrays, moved to a device on first use: they are not parameters and
+    stay out of state_dict (Hugging Face's checkpoints do not store them either)."""
+
+    def __init__(self, head_dim: int, theta: float = 10000.0, max_positions: int = 2048):
+        if head_dim % 2:
+            raise ValueError(f"rotary embeddings need an even head dim, got {head_dim}")
+        self.head_dim, self.theta = head_dim, float(theta)
+        self._grow(max_positions)
+
+    def _grow(self, n: int) -> None:
+        inv_freq = 1.0 / (self.theta ** (np.arange(0, self.head_dim, 2, dtype=np.int64).astype(np.float32)
+                                         / self.head_dim))
+        ang = np.arange(n, dtype=np.float32)[:, None] * inv_freq[None, :].astype(np.float32)
+        ang = np.concatenate([ang, ang], axis=-1)
+        self.cos_np, self.sin_np = np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+        self._dev: dict = {}
+
+    def tables(self, start: int, length: int, device, dtype):
+        if start + length > self.cos_np.shape[0]:
+            self._grow(max(start + length, 2 * self.cos_np.shape[0]))
+        key = (str(device), str(dtype))
+        if key not in self._dev:
+            self._dev[key] = (tinyml.tensor(self.cos_np, device=device).to(dtype),
+                              tinyml.tensor(self.sin_np, device=device).to(dtype))
+        cos, sin = self._dev[key]
+        return cos[start:start + length], sin[start:start + length]
+
+    def apply(self, x, start: int):
+        """x: (B, H, T, D), positions start .. start+T-1."""
+        T, D = x.shape[2], x.shape[3]
+        cos, sin = self.tables(start, T, x.device, x.dtype)
+        x1, x2 = x[..., : D // 2], x[..., D // 2:]
+        return x * cos + tinyml.cat([-x2, x1], dim=-1) * sin
+
+
+def lm_loss(logits, targets, z_loss_coef: float = 0.0, ignore_index: int = -100):
+    """Mean cross-entropy of logits (..., V) against targets (...), skipping `ignore_index`; with
+    z_loss_coef > 0 adds coef * mean(logsumexp(logits)^2) (PaLM's z-loss, used by Wortsman et al.,
+    "Small-scale proxies for large-scale Transformer training instabilities", at 1e-4), which keeps
+    the softmax normaliser near 1 so logits cannot drift upward."""
+    V = logits.shape[-1]
+    flat, tgt = logits.reshape(-1, V), targets.reshape(-1)
+    if flat.dtype in (tinyml.bfloat16, tinyml.float16):
+        flat = flat.float()  # under autocast: the softmax and its log in float32, as torch's autocast does
+    loss = F.cross_entropy(flat, tgt, ignore_index=ignore_index)
+    if z_loss_coef:
+        lse = flat.logsumexp(dim=-1)
+        keep = (tgt != ignore_index).to(lse.dtype)
+        loss = loss + z_loss_coef * (lse * lse * keep).sum() / keep.sum().clamp(min=1.0)
+    return loss
+
+
+def gelu_new(x):
+    """GPT-2's GELU, the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    return F.gelu(x, approximate="tanh")
+
+
+ACTIVATIONS = {
+    "gelu": lambda x: F.gelu(x),
+    "gelu_new": gelu_new,
+    "gelu_pytorch_tanh": gelu_new,
+    "relu": lambda x: F.relu(x),
+    "silu": lambda x: F.silu(x),
+}
+
+
+def activation(name: str):
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unsupported activation {name!r}; expected one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
+
+
+def init_normal_(module, std: float = 0.02, n_layer: int | None = None) -> None:
+    """GPT-2 / Llama initialisation: N(0, std) for linear and embedding weights, zero biases,
+    and residual output projections scaled by 1/sqrt(2 n_layer) (GPT-2 paper, section 2.3)."""
+    import tinyml.nn as nn
+
+    for name, m in module.named_modules():
+        if isinstance(m, nn.Linear):
+            s = std / math.sqrt(2 * n_layer) if n_layer and name.endswith(("c_proj", "o_proj", "down_proj")) else std
+            nn.init.normal_(m.weight, mean=0.0, std=s)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, mean=0.0, std=std)
+
+
+class HFMixin:
+    """`model.save_pretrained(folder)`, as transformers' models have it (models/hf.py does the work)."""
+
+    def save_pretrained(self, folder: str) -> None:
+        from .hf import save_pretrained
+
+        save_pretrained(self, folder)

@@ -1,0 +1,157 @@
+"""Llama style decoder: rotary positions (configurable theta), RMSNorm, SwiGLU MLP, grouped-query
+attention, optional tied embeddings.
+
+    model = Llama(LlamaConfig(vocab_size=256, hidden_size=128, num_hidden_layers=4,
+                              num_attention_heads=4, num_key_value_heads=2))
+    logits, loss = model(idx, targets)
+
+Module names follow Hugging Face's LlamaForCausalLM (model.embed_tokens, model.layers.0.self_attn
+.q_proj, ..., lm_head), so its checkpoints load without renaming. `qk_layernorm` adds an RMSNorm
+over the head dim of queries and keys (q_norm / k_norm, as Qwen3 and OLMo-2 name them);
+`z_loss` adds the output z-loss (coefficient `z_loss_coef`).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import tinyml.nn as nn
+import tinyml.nn.functional as F
+
+from .layers import HFMixin, KVCache, Rotary, attend, init_normal_, lm_loss
+
+
+@dataclass
+class LlamaConfig:
+    vocab_size: int = 256
+    hidden_size: int = 128
+    intermediate_size: int | None = None  # None: the multiple of 32 nearest 8/3 * hidden (SwiGLU's 2/3 of 4x)
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    num_key_value_heads: int | None = None  # None: as many as query heads (plain multi-head)
+    head_dim: int | None = None
+    max_position_embeddings: int = 2048
+    rope_theta: float = 10000.0
+    rms_norm_eps: float = 1e-6
+    tie_word_embeddings: bool = False
+    attention_bias: bool = False
+    mlp_bias: bool = False
+    dropout: float = 0.0
+    qk_layernorm: bool = False
+    z_loss: bool = False
+    z_loss_coef: float = 1e-4
+
+    def __post_init__(self):
+        if self.num_key_value_heads is None:
+            self.num_key_value_heads = self.num_attention_heads
+        if self.head_dim is None:
+            if self.hidden_size % self.num_attention_heads:
+                raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by "
+                                 f"num_attention_heads ({self.num_attention_heads})")
+            self.head_dim = self.hidden_size // self.num_attention_heads
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
+                             f"num_key_value_heads ({self.num_key_value_heads})")
+        if self.intermediate_size is None:
+            self.intermediate_size = 32 * round(8 * self.hidden_size / 3 / 32)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class LlamaAttention(nn.Module):
+    def __init__(self, cfg: LlamaConfig, rotary: Rotary):
+        super().__init__()
+        self.n_head, self.n_kv, self.head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+        C, D = cfg.hidden_size, cfg.head_dim
+        self.q_proj = nn.Linear(C, self.n_head * D, bias=cfg.attention_bias)
+        self.k_proj = nn.Linear(C, self.n_kv * D, bias=cfg.attention_bias)
+        self.v_proj = nn.Linear(C, self.n_kv * D, bias=cfg.attention_bias)
+        self.o_proj = nn.Linear(self.n_head * D, C, bias=cfg.attention_bias)
+        self.qk_layernorm = cfg.qk_layernorm
+        if cfg.qk_layernorm:
+            self.q_norm = nn.RMSNorm(D, eps=cfg.rms_norm_eps)
+            self.k_norm = nn.RMSNorm(D, eps=cfg.rms_norm_eps)
+        self.dropout = cfg.dropout
+        self._rotary = rotary  # shared tables; kept out of the module tree (not a Module)
+
+    def forward(self, x, cache: KVCache | None = None, layer: int = 0):
+        B, T, _ = x.shape
+        D = self.head_dim
+        start = cache.seq_len if cache is not None else 0
+        q = self.q_proj(x).view(B, T, self.n_head, D).transpose(1, 2)
+        k = self.k_proj(x).view(B, T, self.n_kv, D).transpose(1, 2)
+        v = self.v_proj(x).view(B, T, self.n_kv, D).transpose(1, 2)
+        if self.qk_layernorm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = self._rotary.apply(q, start), self._rotary.apply(k, start)
+        y = attend(q, k, v, causal=True, cache=cache, layer=layer,
+                   dropout_p=self.dropout if self.training else 0.0)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_head * D))
+
+
+class LlamaMLP(nn.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, cfg: LlamaConfig):
+        super().__init__()
+        C, I = cfg.hidden_size, cfg.intermediate_size  # noqa: E741
+        self.gate_proj = nn.Linear(C, I, bias=cfg.mlp_bias)
+        self.up_proj = nn.Linear(C, I, bias=cfg.mlp_bias)
+        self.down_proj = nn.Linear(I, C, bias=cfg.mlp_bias)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class LlamaDecoderLayer(nn.Module):
+    def __init__(self, cfg: LlamaConfig, rotary: Rotary):
+        super().__init__()
+        self.self_attn = LlamaAttention(cfg, rotary)
+        self.mlp = LlamaMLP(cfg)
+        self.input_layernorm = nn.RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps)
+        self.post_attention_layernorm = nn.RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, cache: KVCache | None = None, layer: int = 0):
+        x = x + self.drop(self.self_attn(self.input_layernorm(x), cache, layer))
+        return x + self.drop(self.mlp(self.post_attention_layernorm(x)))
+
+
+class LlamaBody(nn.Module):
+    def __init__(self, cfg: LlamaConfig, rotary: Rotary):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList([LlamaDecoderLayer(cfg, rotary) for _ in range(cfg.num_hidden_layers)])
+        self.norm = nn.RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps)
+
+
+class Llama(nn.Module, HFMixin):
+    """Llama language model. forward(idx, targets=None, cache=None) -> (logits, loss or None)."""
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        self.config = config
+        self.rotary = Rotary(config.head_dim, config.rope_theta, config.max_position_embeddings)
+        self.model = LlamaBody(config, self.rotary)
+        if not config.tie_word_embeddings:
+            self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        init_normal_(self, 0.02, config.num_hidden_layers)
+
+    @property
+    def max_positions(self) -> int:
+        return self.config.max_position_embeddings
+
+    def new_cache(self) -> KVCache:
+        return KVCache(self.config.num_hidden_layers)
+
+    def forward(self, idx, targets=None, cache: KVCache | None = None):
+        x = self.model.embed_tokens(idx)
+        for i, layer in enumerate(self.model.layers):
+            x = layer(x, cache, i)
+        x = self.model.norm(x)
+        w = self.model.embed_tokens.weight if self.config.tie_word_embeddings else self.lm_head.weight
+        logits = F.linear(x, w)
+        loss = None
+        if targets is not None:
+            loss = lm_loss(logits, targets, self.config.z_loss_coef if self.config.z_loss else 0.0)
+        return logits, loss

@@ -1,0 +1,39 @@
+"""Model and training presets for `tinyml train --config NAME` (nanoGPT's shakespeare_char runs).
+
+baby:  4 layers, 4 heads, 128 wide, context 64, batch 12, 2000 steps (nanoGPT's CPU run)
+small: 6 layers, 6 heads, 384 wide, context 256, batch 64, dropout 0.2, 5000 steps (its GPU run)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .trainer import TrainConfig
+
+
+@dataclass(frozen=True)
+class Preset:
+    n_layer: int
+    n_head: int
+    n_embd: int
+    block_size: int
+    batch_size: int
+    dropout: float
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+PRESETS = {
+    "baby": Preset(n_layer=4, n_head=4, n_embd=128, block_size=64, batch_size=12, dropout=0.0,
+                   train=TrainConfig(max_steps=2000, lr=1e-3, min_lr=1e-4, warmup_steps=100, weight_decay=0.1,
+                                     betas=(0.9, 0.99), grad_clip=1.0, eval_interval=250, eval_iters=20,
+                                     log_interval=10)),
+    "small": Preset(n_layer=6, n_head=6, n_embd=384, block_size=256, batch_size=64, dropout=0.2,
+                    train=TrainConfig(max_steps=5000, lr=1e-3, min_lr=1e-4, warmup_steps=100, weight_decay=0.1,
+                                      betas=(0.9, 0.99), grad_clip=1.0, eval_interval=250, eval_iters=200,
+                                      log_interval=10, mixed_precision=True)),
+}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]
