@@ -29,7 +29,11 @@ def _package_dir():
     return dirs
 
 
-compile_args = ["-O3", "-fopenmp", "-ffast-math" if os.environ.get("TINYML_FAST_MATH") else "-fno-fast-math"]
+# -fno-math-errno: no kernel reads errno, and without it GCC keeps a libm call in every sqrt loop
+# (for the errno of a negative argument), so those loops cannot vectorise.
+# It goes after -fno-fast-math, which would otherwise turn math-errno back on.
+compile_args = ["-O3", "-fopenmp", "-ffast-math" if os.environ.get("TINYML_FAST_MATH") else "-fno-fast-math",
+                "-fno-math-errno"]
 if os.environ.get("TINYML_NATIVE_ARCH"):
     compile_args.append("-march=native")
 link_args = ["-fopenmp"]

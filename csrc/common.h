@@ -22,10 +22,17 @@ inline std::string shape_str(const py::array& a) {
   return s.str();
 }
 
+// Whether `a` holds T: numpy's dtype equivalence (PyArray_EquivTypes), not object identity, so an
+// equal dtype built another way (e.g. '<f4' or from a byte-order change) still counts.
+template <typename T>
+inline bool has_dtype(const py::array& a) {
+  return py::isinstance<py::array_t<T>>(a);
+}
+
 // A float array of dtype T, C-contiguous; `what` names the argument in the error.
 template <typename T>
 inline void check_array(const py::array& a, const char* what) {
-  if (!py::isinstance<py::array_t<T>>(a) || !a.dtype().is(py::dtype::of<T>()))
+  if (!has_dtype<T>(a))
     throw py::type_error(std::string(what) + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) +
                          ", got " + std::string(py::str(a.dtype())));
   if (!(a.flags() & py::array::c_style))

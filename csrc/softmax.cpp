@@ -7,54 +7,66 @@
 //
 // Rows are independent: OpenMP over rows, the GIL released for the whole call. Inputs are
 // (rows, n) C-contiguous arrays (the Python adapter makes them so); sizes are checked first.
-#include <cmath>
-
+#include "simd_math.h"  // first: fp-contract, fexp, target_clones
 #include "common.h"
+
+#include <cmath>
 
 namespace {
 
 template <typename T>
+TINYML_CLONES void softmax_row(const T* __restrict xr, T* __restrict yr, py::ssize_t n, bool log) {
+  T m = -INFINITY;
+#pragma omp simd reduction(max : m)
+  for (py::ssize_t i = 0; i < n; ++i) m = xr[i] > m ? xr[i] : m;
+  if (std::isinf(m) && m < 0) m = 0;  // an all -inf row: keep NaN semantics of exp(-inf - -inf) out
+  T s = 0;
+  if (log) {
+#pragma omp simd reduction(+ : s)
+    for (py::ssize_t i = 0; i < n; ++i) s += tinyml::vexp0<T>(xr[i] - m);
+    T lse = m + std::log(s);
+#pragma omp simd
+    for (py::ssize_t i = 0; i < n; ++i) yr[i] = xr[i] - lse;
+  } else {
+#pragma omp simd reduction(+ : s)
+    for (py::ssize_t i = 0; i < n; ++i) {
+      T e = tinyml::vexp0<T>(xr[i] - m);
+      yr[i] = e;
+      s += e;
+    }
+    T inv = T(1) / s;
+#pragma omp simd
+    for (py::ssize_t i = 0; i < n; ++i) yr[i] *= inv;
+  }
+}
+
+template <typename T>
 void softmax_rows(const T* x, T* y, py::ssize_t rows, py::ssize_t n, bool log) {
 #pragma omp parallel for schedule(static) if (rows * n > 32768)
-  for (py::ssize_t r = 0; r < rows; ++r) {
-    const T* xr = x + r * n;
-    T* yr = y + r * n;
-    T m = -INFINITY;
-    for (py::ssize_t i = 0; i < n; ++i) m = xr[i] > m ? xr[i] : m;
-    if (std::isinf(m) && m < 0) m = 0;  // an all -inf row: keep NaN semantics of exp(-inf - -inf) out
-    T s = 0;
-    if (log) {
-      for (py::ssize_t i = 0; i < n; ++i) s += std::exp(xr[i] - m);
-      T lse = m + std::log(s);
-      for (py::ssize_t i = 0; i < n; ++i) yr[i] = xr[i] - lse;
-    } else {
-      for (py::ssize_t i = 0; i < n; ++i) {
-        T e = std::exp(xr[i] - m);
-        yr[i] = e;
-        s += e;
-      }
-      T inv = T(1) / s;
-      for (py::ssize_t i = 0; i < n; ++i) yr[i] *= inv;
-    }
+  for (py::ssize_t r = 0; r < rows; ++r) softmax_row<T>(x + r * n, y + r * n, n, log);
+}
+
+template <typename T>
+TINYML_CLONES void softmax_backward_row(const T* __restrict yr, const T* __restrict gr, T* __restrict dr,
+                                        py::ssize_t n, bool log) {
+  T s = 0;
+  if (log) {
+#pragma omp simd reduction(+ : s)
+    for (py::ssize_t i = 0; i < n; ++i) s += gr[i];
+#pragma omp simd
+    for (py::ssize_t i = 0; i < n; ++i) dr[i] = gr[i] - tinyml::vexp0<T>(yr[i]) * s;
+  } else {
+#pragma omp simd reduction(+ : s)
+    for (py::ssize_t i = 0; i < n; ++i) s += gr[i] * yr[i];
+#pragma omp simd
+    for (py::ssize_t i = 0; i < n; ++i) dr[i] = yr[i] * (gr[i] - s);
   }
 }
 
 template <typename T>
 void softmax_backward_rows(const T* y, const T* dy, T* dx, py::ssize_t rows, py::ssize_t n, bool log) {
 #pragma omp parallel for schedule(static) if (rows * n > 32768)
-  for (py::ssize_t r = 0; r < rows; ++r) {
-    const T* yr = y + r * n;
-    const T* gr = dy + r * n;
-    T* dr = dx + r * n;
-    T s = 0;
-    if (log) {
-      for (py::ssize_t i = 0; i < n; ++i) s += gr[i];
-      for (py::ssize_t i = 0; i < n; ++i) dr[i] = gr[i] - std::exp(yr[i]) * s;
-    } else {
-      for (py::ssize_t i = 0; i < n; ++i) s += gr[i] * yr[i];
-      for (py::ssize_t i = 0; i < n; ++i) dr[i] = yr[i] * (gr[i] - s);
-    }
-  }
+  for (py::ssize_t r = 0; r < rows; ++r) softmax_backward_row<T>(y + r * n, dy + r * n, dx + r * n, n, log);
 }
 
 template <typename T>
@@ -92,14 +104,14 @@ py::array backward(py::array y, py::array dy, bool log) {
 
 // Dispatch on dtype: float32 and float64 are supported; anything else is a TypeError naming it.
 py::array forward_any(py::array x, bool log) {
-  if (x.dtype().is(py::dtype::of<float>())) return forward<float>(x, log);
-  if (x.dtype().is(py::dtype::of<double>())) return forward<double>(x, log);
+  if (tinyml::has_dtype<float>(x)) return forward<float>(x, log);
+  if (tinyml::has_dtype<double>(x)) return forward<double>(x, log);
   throw py::type_error("softmax: dtype " + std::string(py::str(x.dtype())) + " not supported (float32, float64)");
 }
 
 py::array backward_any(py::array y, py::array dy, bool log) {
-  if (y.dtype().is(py::dtype::of<float>())) return backward<float>(y, dy, log);
-  if (y.dtype().is(py::dtype::of<double>())) return backward<double>(y, dy, log);
+  if (tinyml::has_dtype<float>(y)) return backward<float>(y, dy, log);
+  if (tinyml::has_dtype<double>(y)) return backward<double>(y, dy, log);
   throw py::type_error("softmax: dtype " + std::string(py::str(y.dtype())) + " not supported (float32, float64)");
 }
 

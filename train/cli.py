@@ -36,19 +36,19 @@ def _best_device(requested: str | None) -> str:
         import tinyml
 
         dev = tinyml.device(requested)  # validates the name
-        if dev.type == "cuda" and not _cuda_available():
+        if dev.type == "cuda" and not _cuda_available(allow_emulated=True):
             raise CLIError(f"--device {requested}: no CUDA device is available here (use --device cpu)")
         return str(dev)
-    return "cuda" if _cuda_available() else "cpu"
+    return "cuda" if _cuda_available(allow_emulated=False) else "cpu"
 
 
-def _cuda_available() -> bool:
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        return False  # an emulated GPU (the test suite sets this) is never the best device
+def _cuda_available(allow_emulated: bool) -> bool:
+    """A GPU through the driver; the host emulation of TRITON_INTERPRET=1 (which the test suite
+    sets) counts only when asked for by name: it is never the best device."""
     try:
         import tinyml.cuda
 
-        return bool(tinyml.cuda.is_available())
+        return bool(tinyml.cuda.is_available()) and (allow_emulated or not tinyml.cuda.emulated())
     except Exception:  # no driver, no triton, or no cuda backend in this build: the cpu it is
         return False
 

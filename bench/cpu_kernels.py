@@ -1,0 +1,237 @@
+"""CPU kernel benchmark: tinyml's fused C++ kernels vs PyTorch eager on the same threads.
+
+    python3 bench/cpu_kernels.py                 # all cases, 2 threads
+    python3 bench/cpu_kernels.py --threads 1 --only attention layer_norm
+
+Each case times forward + backward through the public tinyml op (tinyml.layer_norm, ...,
+Tensor.backward; the optimizer step for adamw) and the same computation in PyTorch, in one
+process, on the same inputs, alternating the two, after warm-up; it reports medians in ms and
+the ratio torch / tinyml (above 1: tinyml is faster), and the same ratio of the fastest runs
+(less sensitive to other processes on a shared machine). The floor is the fastest the work could
+run: bytes the kernels must move over the copy bandwidth measured here (np.copyto of 256 MiB,
+counted as read + write, split over the same threads), or for attention its flops over the float32 matmul rate measured here
+(numpy's BLAS on the same threads).
+
+Cases are entries of CASES: {"name", "shape", "setup"} with setup() -> (tinyml_fn, torch_fn, floor),
+floor = ("bytes", n) or ("flops", n). Another benchmark file adds rows by defining its own CASES
+list in bench/cpu_kernels_conv.py (same format); it is appended when present.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch
+
+import tinyml
+
+F32 = 4
+
+
+def _pair(shape, seed=0, scale=1.0):
+    """The same random float32 array as a tinyml leaf and a torch leaf (both requiring grad)."""
+    a = (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+    return tinyml.tensor(a.copy(), requires_grad=True), torch.tensor(a.copy(), requires_grad=True)
+
+
+def _grad(shape, seed=1):
+    g = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+    return tinyml.tensor(g), torch.from_numpy(g.copy())
+
+
+def _fwd_bwd(op_t, op_p, leaves_t, leaves_p, g_t, g_p):
+    def run_t():
+        for x in leaves_t:
+            x.grad = None
+        op_t(*leaves_t).backward(g_t)
+
+    def run_p():
+        for x in leaves_p:
+            x.grad = None
+        op_p(*leaves_p).backward(g_p)
+    return run_t, run_p
+
+
+def _unary(op_t, op_p, shape, scale=1.0):
+    def setup():
+        (xt, xp), (gt, gp) = _pair(shape, 0, scale), _grad(shape)
+        n = int(np.prod(shape))
+        return (*_fwd_bwd(op_t, op_p, [xt], [xp], gt, gp), ("bytes", 5 * n * F32))  # fwd r+w, bwd 2r+w
+    return setup
+
+
+def _norm_setup(kind, shape):
+    def setup():
+        n = shape[-1]
+        (xt, xp), (wt, wp), (bt, bp) = _pair(shape, 0), _pair((n,), 2), _pair((n,), 3)
+        gt, gp = _grad(shape)
+        if kind == "layer_norm":
+            ft = lambda x, w, b: tinyml.layer_norm(x, (n,), w, b)
+            fp = lambda x, w, b: torch.nn.functional.layer_norm(x, (n,), w, b)
+            lt, lp = [xt, wt, bt], [xp, wp, bp]
+        else:
+            ft = lambda x, w: tinyml.rms_norm(x, (n,), w, 1e-6)
+            fp = lambda x, w: torch.nn.functional.rms_norm(x, (n,), w, 1e-6)
+            lt, lp = [xt, wt], [xp, wp]
+        return (*_fwd_bwd(ft, fp, lt, lp, gt, gp), ("bytes", 5 * int(np.prod(shape)) * F32))
+    return setup
+
+
+def _cross_entropy_setup(n, c):
+    def setup():
+        (xt, xp) = _pair((n, c), 0, 2.0)
+        t = np.random.default_rng(4).integers(0, c, n)
+        tt, tp = tinyml.tensor(t), torch.from_numpy(t)
+
+        def run_t():
+            xt.grad = None
+            tinyml.cross_entropy(xt, tt).backward()
+
+        def run_p():
+            xp.grad = None
+            torch.nn.functional.cross_entropy(xp, tp).backward()
+        return run_t, run_p, ("bytes", 3 * n * c * F32)  # fwd reads logits; bwd reads them, writes dlogits
+    return setup
+
+
+def _attention_setup(b, h, t, d):
+    def setup():
+        (qt, qp), (kt, kp), (vt, vp) = _pair((b, h, t, d), 0), _pair((b, h, t, d), 1), _pair((b, h, t, d), 2)
+        gt, gp = _grad((b, h, t, d), 3)
+        ft = lambda q, k, v: tinyml.scaled_dot_product_attention(q, k, v, is_causal=True)
+        fp = lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        # causal: half of each T x T product; 2 products forward, 5 backward (S again, dV, dP, dQ, dK)
+        flops = 7 * (2 * t * t * d // 2) * b * h
+        return (*_fwd_bwd(ft, fp, [qt, kt, vt], [qp, kp, vp], gt, gp), ("flops", flops))
+    return setup
+
+
+def _adamw_setup(torch_fused: bool = False):
+    # ~11M parameters shaped like a small GPT: an embedding, two blocks' matrices, biases
+    shapes = [(8192, 768)] + [(768, 768)] * 8 + [(768,)] * 16
+
+    def setup():
+        pt, pp = [], []
+        for i, s in enumerate(shapes):
+            a, b = _pair(s, 10 + i, 0.02)
+            g = np.random.default_rng(100 + i).standard_normal(s).astype(np.float32)
+            a.grad, b.grad = tinyml.tensor(g), torch.from_numpy(g.copy())
+            pt.append(a)
+            pp.append(b)
+        opt_t = tinyml.optim.AdamW(pt, lr=1e-3, weight_decay=0.1)
+        opt_p = torch.optim.AdamW(pp, lr=1e-3, weight_decay=0.1, fused=torch_fused or None)
+        n = sum(int(np.prod(s)) for s in shapes)
+        return opt_t.step, opt_p.step, ("bytes", 7 * n * F32)  # read p, g, m, v; write p, m, v
+    return setup
+
+
+CASES = [
+    {"name": "layer_norm", "shape": "8192x768",
+     "setup": _norm_setup("layer_norm", (8192, 768))},
+    {"name": "rms_norm", "shape": "8192x768",
+     "setup": _norm_setup("rms_norm", (8192, 768))},
+    {"name": "softmax", "shape": "4096x1024",
+     "setup": _unary(lambda x: tinyml.softmax(x, -1), lambda x: torch.softmax(x, -1), (4096, 1024))},
+    {"name": "gelu (erf)", "shape": "4096x3072",
+     "setup": _unary(tinyml.nn.functional.gelu, torch.nn.functional.gelu, (4096, 3072))},
+    {"name": "gelu (tanh)", "shape": "4096x3072",
+     "setup": _unary(lambda x: tinyml.nn.functional.gelu(x, approximate="tanh"),
+                     lambda x: torch.nn.functional.gelu(x, approximate="tanh"), (4096, 3072))},
+    {"name": "silu", "shape": "4096x3072",
+     "setup": _unary(tinyml.nn.functional.silu, torch.nn.functional.silu, (4096, 3072))},
+    {"name": "cross_entropy", "shape": "1024x50304",
+     "setup": _cross_entropy_setup(1024, 50304)},
+    {"name": "attention (causal)", "shape": "B4 H12 T256 D64",
+     "setup": _attention_setup(4, 12, 256, 64)},
+    {"name": "adamw step", "shape": "11.0M params, 25 tensors",
+     "setup": _adamw_setup()},
+    {"name": "adamw step vs torch fused=True", "shape": "11.0M params, 25 tensors",
+     "setup": _adamw_setup(True)},
+]
+
+try:  # rows from the conv / pool / selective-scan benchmark, when that file exists
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from cpu_kernels_conv import CASES as _CONV_CASES  # type: ignore
+
+    CASES += _CONV_CASES
+except ImportError:
+    pass
+
+
+def copy_bandwidth(threads: int, nbytes: int = 256 << 20, reps: int = 5) -> float:
+    """Bytes per second of np.copyto over a large array, read + write counted, split over
+    `threads` Python threads (np.copyto releases the GIL), as the kernels split their work."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    src = np.ones(nbytes // 4, np.float32)
+    dst = np.empty_like(src)
+    parts = [slice(i * src.size // threads, (i + 1) * src.size // threads) for i in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:
+        def copy():
+            list(pool.map(lambda sl: np.copyto(dst[sl], src[sl]), parts))
+        copy()
+        best = min(_time(copy) for _ in range(reps))
+    return 2 * nbytes / best
+
+
+def matmul_rate(n: int = 1024, reps: int = 5) -> float:
+    """float32 flops per second of numpy's matmul (BLAS) on an n x n product."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    a @ a
+    best = min(_time(lambda: a @ a) for _ in range(reps))
+    return 2 * n ** 3 / best
+
+
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def bench(case, warmup: int, reps: int):
+    run_t, run_p, floor = case["setup"]()
+    for _ in range(warmup):
+        run_t()
+        run_p()
+    tt, tp = [], []
+    for _ in range(reps):  # alternate, so a noisy neighbour hits both sides alike
+        tt.append(_time(run_t))
+        tp.append(_time(run_p))
+    return (float(np.median(tt)), float(np.median(tp)), float(min(tt)), float(min(tp))), floor
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--only", nargs="*", help="case names (prefixes) to run")
+    args = ap.parse_args(argv)
+    tinyml.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    # the better of 1 thread and all threads: on a busy machine the second thread may not help
+    bw, rate = max(copy_bandwidth(1), copy_bandwidth(args.threads)), matmul_rate()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, threads={args.threads}; "
+          f"torch {torch.__version__}, numpy {np.__version__}")
+    print(f"copy bandwidth {bw / 1e9:.1f} GB/s (np.copyto, best of 1 and {args.threads} threads); float32 matmul "
+          f"{rate / 1e9:.1f} GFLOP/s (numpy BLAS, {args.threads} threads)\n")
+    print("| kernel (fwd+bwd) | shape | tinyml ms | torch ms | torch/tinyml | best-of ratio | floor ms |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for case in CASES:
+        if args.only and not any(case["name"].startswith(o) for o in args.only):
+            continue
+        (t, p, t_min, p_min), (kind, amount) = bench(case, args.warmup, args.reps)
+        floor = amount / (bw if kind == "bytes" else rate)
+        print(f"| {case['name']} | {case['shape']} | {t * 1e3:.2f} | {p * 1e3:.2f} | {p / t:.2f} | "
+              f"{p_min / t_min:.2f} | {floor * 1e3:.2f} ({kind}) |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

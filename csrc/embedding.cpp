@@ -1,0 +1,72 @@
+// Embedding backward: the scatter-add dweight[ids[t]] += dy[t], float32 and float64.
+//
+//   dweight (V, D) = sum over tokens t with ids[t] = v of dy[t, :]   (rows at padding_idx stay 0)
+//
+// Repeated ids make a row-parallel scatter race, so the threads split the embedding dimension
+// instead: each owns a contiguous slice of columns (a multiple of 16 elements, so no two threads
+// share a cache line) and walks every token, adding only its slice. No atomics, deterministic,
+// the same summation order as a serial loop. Ids are range-checked before any write.
+#include "simd_math.h"  // first: sets fp-contract for this file
+#include "common.h"
+
+namespace {
+
+template <typename T>
+TINYML_CLONES void add_rows(const int64_t* __restrict ids, const T* __restrict dy, T* __restrict dw, int64_t n,
+                            int64_t d, int64_t c0, int64_t c1, int64_t padding_idx) {
+  for (int64_t t = 0; t < n; ++t) {
+    int64_t id = ids[t];
+    if (id == padding_idx) continue;
+    T* dst = dw + id * d;
+    const T* src = dy + t * d;
+#pragma omp simd
+    for (int64_t c = c0; c < c1; ++c) dst[c] += src[c];
+  }
+}
+
+template <typename T>
+py::array backward(py::array ids, py::array dy, int64_t num_embeddings, int64_t padding_idx) {
+  tinyml::check_array<T>(dy, "embedding grad_output");
+  if (!tinyml::has_dtype<int64_t>(ids))
+    throw py::type_error("embedding_backward: indices must be int64, got " + std::string(py::str(ids.dtype())));
+  if (!(ids.flags() & py::array::c_style))
+    throw py::value_error("embedding_backward: indices must be C-contiguous, got shape " + tinyml::shape_str(ids));
+  bool ok = dy.ndim() == ids.ndim() + 1;
+  for (py::ssize_t i = 0; ok && i < ids.ndim(); ++i) ok = dy.shape(i) == ids.shape(i);
+  if (!ok)
+    throw py::value_error("embedding_backward: grad_output has shape " + tinyml::shape_str(dy) +
+                          " but indices have shape " + tinyml::shape_str(ids) + " (expected indices.shape + (D,))");
+  if (num_embeddings < 0) throw py::value_error("embedding_backward: num_embeddings must be >= 0");
+  int64_t d = dy.shape(dy.ndim() - 1), n = ids.size();
+  const int64_t* ip = static_cast<const int64_t*>(ids.data());
+  for (int64_t t = 0; t < n; ++t)
+    if (ip[t] < 0 || ip[t] >= num_embeddings)
+      throw py::index_error("index " + std::to_string(ip[t]) + " is out of range for an embedding of " +
+                            std::to_string(num_embeddings) + " rows");
+  py::array_t<T> dw(std::vector<py::ssize_t>{num_embeddings, d});
+  const T* gp = static_cast<const T*>(dy.data());
+  T* wp = dw.mutable_data();
+  {
+    py::gil_scoped_release release;
+    int64_t total = num_embeddings * d;
+    tinyml::parallel_ranges(total, 1 << 18, [&](int64_t b, int64_t e) { std::memset(wp + b, 0, sizeof(T) * (e - b)); });
+    // Threads split the columns; with few columns or few tokens one thread does all.
+    int64_t work = n * d;
+    tinyml::parallel_ranges(work >= (1 << 15) ? d : 0, 0, [&](int64_t c0, int64_t c1) {
+      add_rows<T>(ip, gp, wp, n, d, c0, c1, padding_idx);
+    });
+    if (work < (1 << 15) && d > 0) add_rows<T>(ip, gp, wp, n, d, 0, d, padding_idx);
+  }
+  return dw;
+}
+
+}  // namespace
+
+void init_embedding(py::module_& m) {
+  m.def("embedding_backward", [](py::array ids, py::array dy, int64_t num_embeddings, int64_t padding_idx) {
+    if (tinyml::has_dtype<double>(dy)) return backward<double>(ids, dy, num_embeddings, padding_idx);
+    if (tinyml::has_dtype<float>(dy)) return backward<float>(ids, dy, num_embeddings, padding_idx);
+    throw py::type_error("embedding_backward: dtype " + std::string(py::str(dy.dtype())) +
+                         " not supported (float32, float64)");
+  }, py::arg("ids"), py::arg("dy"), py::arg("num_embeddings"), py::arg("padding_idx") = -1);
+}

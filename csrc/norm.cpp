@@ -1,0 +1,250 @@
+// layer_norm and rms_norm over the last dimension, forward and backward, float32 and float64.
+//
+//   layer_norm:  mu = mean(x), rstd = 1/sqrt(var(x) + eps), xhat = (x - mu) rstd, y = xhat w + b
+//     backward:  g = dy w;  dx = rstd (g - mean(g) - xhat mean(g xhat));
+//                dw = sum_rows dy xhat;  db = sum_rows dy
+//   rms_norm:    rstd = 1/sqrt(mean(x^2) + eps), xhat = x rstd, y = xhat w
+//     backward:  dx = rstd (g - xhat mean(g xhat));  dw = sum_rows dy xhat
+//
+// Rows run in parallel. The weight/bias gradients are sums over all rows: each thread adds its
+// rows into a private (N,) buffer (flushed every 32 rows into double, so 10^4 rows lose no digits), and
+// the buffers are summed column-parallel at the end: no atomics, no races, deterministic for a
+// given thread count. Row statistics use two passes over the row (it sits in L1), not the
+// one-pass E[x^2] - E[x]^2 that cancels catastrophically.
+#include "simd_math.h"  // first: sets fp-contract for this file
+#include "common.h"
+
+#include <pybind11/stl.h>
+
+#include <optional>
+
+namespace {
+
+template <typename T>
+TINYML_CLONES void ln_row_fwd(const T* __restrict x, const T* __restrict w, const T* __restrict b, T* __restrict y,
+                              int64_t n, T eps, bool rms, T* mean_out, T* rstd_out) {
+  T mu = 0;
+  if (!rms) {
+    T s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += x[i];
+    mu = s / T(n);
+  }
+  T ss = 0;
+#pragma omp simd reduction(+ : ss)
+  for (int64_t i = 0; i < n; ++i) ss += (x[i] - mu) * (x[i] - mu);
+  T rstd = T(1) / std::sqrt(ss / T(n) + eps);
+  if (w && b) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mu) * rstd * w[i] + b[i];
+  } else if (w) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mu) * rstd * w[i];
+  } else if (b) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mu) * rstd + b[i];
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mu) * rstd;
+  }
+  if (mean_out) *mean_out = mu;
+  *rstd_out = rstd;
+}
+
+// One row of the backward; adds dy*xhat into dw_acc and dy into db_acc when they are given
+// (only with a weight: without one the contract returns no dweight/dbias).
+template <typename T, typename A>
+TINYML_CLONES void ln_row_bwd(const T* __restrict dy, const T* __restrict x, const T* __restrict w, T mu, T rstd,
+                              T* __restrict dx, A* __restrict dw_acc, A* __restrict db_acc, int64_t n, bool rms) {
+  T sg = 0, sgx = 0;
+  if (w) {
+#pragma omp simd reduction(+ : sg, sgx)
+    for (int64_t i = 0; i < n; ++i) {
+      T g = dy[i] * w[i];
+      sg += g;
+      sgx += g * (x[i] - mu) * rstd;
+    }
+  } else {
+#pragma omp simd reduction(+ : sg, sgx)
+    for (int64_t i = 0; i < n; ++i) {
+      sg += dy[i];
+      sgx += dy[i] * (x[i] - mu) * rstd;
+    }
+  }
+  T mg = rms ? T(0) : sg / T(n), mgx = sgx / T(n);
+  if (w && db_acc) {  // layer_norm with weight: dx, dweight and dbias partials in one pass
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      T xh = (x[i] - mu) * rstd;
+      dx[i] = rstd * (dy[i] * w[i] - mg - xh * mgx);
+      dw_acc[i] += A(dy[i] * xh);
+      db_acc[i] += A(dy[i]);
+    }
+  } else if (w && dw_acc) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) {
+      T xh = (x[i] - mu) * rstd;
+      dx[i] = rstd * (dy[i] * w[i] - mg - xh * mgx);
+      dw_acc[i] += A(dy[i] * xh);
+    }
+  } else if (w) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dx[i] = rstd * (dy[i] * w[i] - mg - (x[i] - mu) * rstd * mgx);
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dx[i] = rstd * (dy[i] - mg - (x[i] - mu) * rstd * mgx);
+  }
+}
+
+constexpr int kFlush = 32;  // rows summed in the input dtype before flushing into the wide accumulator
+
+template <typename T, typename A>
+TINYML_CLONES void flush(T* __restrict part, A* __restrict acc, size_t n) {
+#pragma omp simd
+  for (size_t i = 0; i < n; ++i) {
+    acc[i] += A(part[i]);
+    part[i] = T(0);
+  }
+}
+
+template <typename T>
+const T* opt_ptr(const std::optional<py::array>& a) {
+  return a ? static_cast<const T*>(a->data()) : nullptr;
+}
+
+template <typename T>
+void check_param(const std::optional<py::array>& p, py::ssize_t n, const char* what, const py::array& x) {
+  if (!p) return;
+  tinyml::check_array<T>(*p, what);
+  if (p->ndim() != 1 || p->shape(0) != n)
+    throw py::value_error(std::string(what) + " has shape " + tinyml::shape_str(*p) + " but input has shape " +
+                          tinyml::shape_str(x) + " (expected (" + std::to_string(n) + ",))");
+}
+
+template <typename T>
+void check_stat(const py::array& s, py::ssize_t rows, const char* what, const py::array& x) {
+  tinyml::check_array<T>(s, what);
+  if (s.size() != rows)
+    throw py::value_error(std::string(what) + " has shape " + tinyml::shape_str(s) + " but input has shape " +
+                          tinyml::shape_str(x) + " (expected " + std::to_string(rows) + " row statistics)");
+}
+
+std::vector<py::ssize_t> rows_shape(const py::array& x) {
+  return std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim() - 1);
+}
+
+template <typename T>
+py::tuple forward(py::array x, std::optional<py::array> w, std::optional<py::array> b, double eps, bool rms) {
+  const char* op = rms ? "rms_norm_forward" : "layer_norm_forward";
+  tinyml::check_array<T>(x, (std::string(op) + " input").c_str());
+  py::ssize_t n = tinyml::last_dim(x, op);
+  py::ssize_t rows = n ? x.size() / n : 0;
+  if (x.ndim() == 1) rows = 1;
+  check_param<T>(w, n, "weight", x);
+  check_param<T>(b, n, "bias", x);
+  py::array_t<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  py::array_t<T> mean(rows_shape(x)), rstd(rows_shape(x));
+  const T *xp = static_cast<const T*>(x.data()), *wp = opt_ptr<T>(w), *bp = opt_ptr<T>(b);
+  T *yp = y.mutable_data(), *mp = mean.mutable_data(), *rp = rstd.mutable_data();
+  {
+    py::gil_scoped_release release;
+#pragma omp parallel for schedule(static) if (rows * n > 32768 && rows > 1)
+    for (py::ssize_t r = 0; r < rows; ++r)
+      ln_row_fwd<T>(xp + r * n, wp, bp, yp + r * n, n, T(eps), rms, rms ? nullptr : mp + r, rp + r);
+  }
+  if (rms) return py::make_tuple(y, rstd);
+  return py::make_tuple(y, mean, rstd);
+}
+
+template <typename T>
+py::tuple backward(py::array dy, py::array x, std::optional<py::array> w, std::optional<py::array> mean,
+                   py::array rstd, bool rms) {
+  using A = typename tinyml::acc_type<T>::type;
+  tinyml::check_array<T>(x, "input");
+  tinyml::check_array<T>(dy, "grad_output");
+  tinyml::check_same_shape(dy, x, "grad_output", "input");
+  py::ssize_t n = tinyml::last_dim(x, "input");
+  py::ssize_t rows = n ? x.size() / n : 0;
+  if (x.ndim() == 1) rows = 1;
+  check_param<T>(w, n, "weight", x);
+  if (mean) check_stat<T>(*mean, rows, "mean", x);
+  check_stat<T>(rstd, rows, "rstd", x);
+  py::array_t<T> dx(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  bool want_w = bool(w);
+  bool want_b = bool(w) && !rms;  // the contract: dbias is returned with dweight (None without weight)
+  py::array_t<T> dw(std::vector<py::ssize_t>{want_w ? n : 0}), db(std::vector<py::ssize_t>{want_b ? n : 0});
+  const T *gp = static_cast<const T*>(dy.data()), *xp = static_cast<const T*>(x.data()), *wp = opt_ptr<T>(w);
+  const T *mp = opt_ptr<T>(mean), *rp = static_cast<const T*>(rstd.data());
+  T *dxp = dx.mutable_data(), *dwp = dw.mutable_data(), *dbp = db.mutable_data();
+  {
+    py::gil_scoped_release release;
+    int nt = (rows * n > 32768 && rows > 1) ? tinyml::max_threads() : 1;
+    // Per thread: T partial sums over a block of kFlush rows (fast, vectorized), flushed into A
+    // (double for float32) totals, so long row counts keep full precision at little cost.
+    size_t per = want_w ? size_t(n) * (want_b ? 2 : 1) : 0;
+    std::vector<A> acc(per * nt, A(0));
+    std::vector<T> part(per * nt, T(0));
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+      int t = tinyml::thread_id(), k = nt;
+#ifdef _OPENMP
+      k = omp_get_num_threads();
+#endif
+      T* pw = want_w ? part.data() + per * t : nullptr;
+      T* pb = want_b ? pw + n : nullptr;
+      A* aw = want_w ? acc.data() + per * t : nullptr;
+      py::ssize_t r0 = rows * t / k, r1 = rows * (t + 1) / k;
+      for (py::ssize_t r = r0; r < r1; ++r) {
+        ln_row_bwd<T, T>(gp + r * n, xp + r * n, wp, mp ? mp[r] : T(0), rp[r], dxp + r * n, pw, pb, n, rms);
+        if (want_w && ((r - r0) % kFlush == kFlush - 1 || r == r1 - 1)) flush<T, A>(pw, aw, per);
+      }
+      if (want_w) {
+        // the column sums over the threads' totals, in the same parallel region (one fork/join)
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (py::ssize_t i = 0; i < n; ++i) {
+          A sw = 0, sb = 0;
+          for (int u = 0; u < k; ++u) {
+            sw += acc[u * per + i];
+            if (want_b) sb += acc[u * per + n + i];
+          }
+          dwp[i] = T(sw);
+          if (want_b) dbp[i] = T(sb);
+        }
+      }
+    }
+  }
+  py::object dwo = want_w ? py::object(dw) : py::object(py::none());
+  if (rms) return py::make_tuple(dx, dwo);
+  py::object dbo = want_b ? py::object(db) : py::object(py::none());
+  return py::make_tuple(dx, dwo, dbo);
+}
+
+bool is_double(const py::array& x, const char* op) {
+  if (tinyml::has_dtype<double>(x)) return true;
+  if (tinyml::has_dtype<float>(x)) return false;
+  throw py::type_error(std::string(op) + ": dtype " + std::string(py::str(x.dtype())) +
+                       " not supported (float32, float64)");
+}
+
+}  // namespace
+
+void init_norm(py::module_& m) {
+  using O = std::optional<py::array>;
+  m.def("layer_norm_forward", [](py::array x, O w, O b, double eps) {
+    return is_double(x, "layer_norm_forward") ? forward<double>(x, w, b, eps, false)
+                                              : forward<float>(x, w, b, eps, false);
+  }, py::arg("x"), py::arg("weight").none(true), py::arg("bias").none(true), py::arg("eps"));
+  m.def("layer_norm_backward", [](py::array dy, py::array x, O w, py::array mean, py::array rstd) {
+    return is_double(x, "layer_norm_backward") ? backward<double>(dy, x, w, mean, rstd, false)
+                                               : backward<float>(dy, x, w, mean, rstd, false);
+  }, py::arg("dy"), py::arg("x"), py::arg("weight").none(true), py::arg("mean"), py::arg("rstd"));
+  m.def("rms_norm_forward", [](py::array x, O w, double eps) {
+    return is_double(x, "rms_norm_forward") ? forward<double>(x, w, std::nullopt, eps, true)
+                                            : forward<float>(x, w, std::nullopt, eps, true);
+  }, py::arg("x"), py::arg("weight").none(true), py::arg("eps"));
+  m.def("rms_norm_backward", [](py::array dy, py::array x, O w, py::array rstd) {
+    return is_double(x, "rms_norm_backward") ? backward<double>(dy, x, w, std::nullopt, rstd, true)
+                                             : backward<float>(dy, x, w, std::nullopt, rstd, true);
+  }, py::arg("dy"), py::arg("x"), py::arg("weight").none(true), py::arg("rstd"));
+}
