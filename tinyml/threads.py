@@ -1,12 +1,12 @@
-"""Thread count for tinyml's CPU work: the OpenMP threads of the C++ kernels (tinyml._C) and the
-BLAS threads numpy's matmuls use, set together.
+"""Thread count for tinyml's CPU work, as torch.set_num_threads:
 
-    tinyml.set_num_threads(2)     # as torch.set_num_threads
+    tinyml.set_num_threads(2)
     tinyml.get_num_threads()      # -> 2
 
-BLAS libraries read OMP_NUM_THREADS / OPENBLAS_NUM_THREADS only when they load, so changing the
-environment after `import numpy` does nothing; threadpoolctl (a dependency) changes the loaded
-BLAS's pool at run time. Without it only the C++ kernels follow the setting.
+It sets the OpenMP threads of the C++ kernels (tinyml._C) and the number of slices a large matmul
+is split into (backends/cpu/matmul.py). BLAS itself is pinned to one thread while the C++ kernels
+are in use (threadpoolctl, a dependency): a BLAS pool of its own would spin against OpenMP's on the
+same cores. Without the C++ extension, BLAS gets the `n` threads instead.
 """
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ _blas_limiter = None  # the threadpoolctl object holding the current BLAS limit
 
 
 def _native():
-    try:
-        from . import _C
-    except ImportError:  # pragma: no cover - extension not built
-        return None
+    """tinyml._C, loaded through the cpu backend (which sets up OpenMP's wait policy first)."""
+    from .backends.cpu import _C
+
     return _C
 
 
@@ -36,7 +35,17 @@ def set_num_threads(n: int) -> None:
     except ImportError:  # pragma: no cover - depends on the install
         os.environ["OMP_NUM_THREADS"] = str(n)  # reaches only libraries loaded after this point
         return
-    _blas_limiter = threadpool_limits(limits=n, user_api="blas")
+    _blas_limiter = threadpool_limits(limits=1 if c is not None else n, user_api="blas")
+
+
+def pin_blas_to_one_thread() -> None:
+    """Called when the C++ kernels load: from then on tinyml's threads split the matmuls."""
+    global _blas_limiter
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - depends on the install
+        return
+    _blas_limiter = threadpool_limits(limits=1, user_api="blas")
 
 
 def get_num_threads() -> int:

@@ -9,11 +9,19 @@ tinyml says once how to build it and runs on the reference kernels.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import warnings
 
 import numpy as np
 
+# Our OpenMP runtime waits passively (threads sleep between kernels instead of spinning): the
+# matmul slices run on Python threads between the C++ kernels, and spinning OpenMP threads would
+# take their cores. libgomp reads the variable once, when tinyml._C loads it; the environment is
+# restored at once so that other OpenMP runtimes loaded later (PyTorch's) keep their defaults.
+_saved_policy = os.environ.get("OMP_WAIT_POLICY")
+if _saved_policy is None:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 try:
     from ... import _C
 except ImportError as e:  # pragma: no cover - depends on the install
@@ -21,6 +29,10 @@ except ImportError as e:  # pragma: no cover - depends on the install
     warnings.warn(f"tinyml._C (the C++ kernels) is not built ({e}); running on the numpy reference kernels. "
                   "Build it with `pip install -e .` (needs a C++ compiler and pybind11).", RuntimeWarning,
                   stacklevel=2)
+
+finally:
+    if _saved_policy is None:
+        os.environ.pop("OMP_WAIT_POLICY", None)
 
 NATIVE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -47,5 +59,8 @@ def with_fallback(name: str, native):
 
 
 if _C is not None:
+    from ...threads import pin_blas_to_one_thread
+
+    pin_blas_to_one_thread()
     for _info in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_info.name}")
