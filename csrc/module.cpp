@@ -5,6 +5,14 @@
 #endif
 
 void init_softmax(py::module_& m);
+void init_activation(py::module_& m);
+void init_norm(py::module_& m);
+void init_loss(py::module_& m);
+void init_attention(py::module_& m);
+void init_embedding(py::module_& m);
+void init_optim(py::module_& m);
+void init_scan(py::module_& m);
+void init_conv(py::module_& m);
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "tinyml C++ CPU kernels (pybind11 + OpenMP)";
@@ -21,4 +29,12 @@ PYBIND11_MODULE(_C, m) {
 #endif
   });
   init_softmax(m);
+  init_activation(m);
+  init_norm(m);
+  init_loss(m);
+  init_attention(m);
+  init_embedding(m);
+  init_optim(m);
+  init_scan(m);
+  init_conv(m);
 }

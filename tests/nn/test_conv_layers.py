@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import tinyml
-import tinyml.nn as nn
+from tinyml import nn
 from tinyml.testing import assert_close
 
 
@@ -15,9 +15,9 @@ def _copy_params(mine, theirs):
 
 
 @pytest.mark.parametrize("cls,tcls,args,kw,shape", [
-    (nn.Conv2d, torch.nn.Conv2d, (4, 6, 3), dict(stride=2, padding=1, groups=2), (2, 4, 9, 8)),
-    (nn.Conv2d, torch.nn.Conv2d, (3, 5, (2, 3)), dict(padding="same", bias=False), (2, 3, 7, 6)),
-    (nn.Conv1d, torch.nn.Conv1d, (4, 4, 5), dict(dilation=2, groups=4), (3, 4, 20)),
+    (nn.Conv2d, torch.nn.Conv2d, (4, 6, 3), {"stride": 2, "padding": 1, "groups": 2}, (2, 4, 9, 8)),
+    (nn.Conv2d, torch.nn.Conv2d, (3, 5, (2, 3)), {"padding": "same", "bias": False}, (2, 3, 7, 6)),
+    (nn.Conv1d, torch.nn.Conv1d, (4, 4, 5), {"dilation": 2, "groups": 4}, (3, 4, 20)),
 ])
 def test_conv_layers_match_torch(cls, tcls, args, kw, shape):
     torch.manual_seed(0)

@@ -11,16 +11,17 @@ from tinyml.testing import assert_close, gradcheck
 
 CONV2D = [
     # x shape, w shape, kwargs
-    ((2, 3, 7, 9), (4, 3, 3, 3), dict()),
-    ((2, 4, 9, 8), (6, 2, 3, 2), dict(stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)),
-    ((1, 6, 11, 10), (6, 1, 3, 3), dict(stride=2, padding=1, groups=6)),  # depthwise
-    ((2, 3, 6, 7), (5, 3, 4, 2), dict(padding="same", dilation=(1, 2))),  # even kernel: asymmetric pad
-    ((2, 3, 6, 5), (4, 3, 1, 1), dict()),  # 1x1
-    ((3, 8, 8), (5, 3, 3, 3), dict(padding="valid", stride=3)),  # unbatched
-    ((2, 5, 13, 17), (7, 5, 5, 3), dict(stride=(3, 2), padding=(2, 0))),  # sizes off any block multiple
+    ((2, 3, 7, 9), (4, 3, 3, 3), {}),
+    ((2, 4, 9, 8), (6, 2, 3, 2), {"stride": (2, 1), "padding": (1, 2), "dilation": (1, 2), "groups": 2}),
+    ((1, 6, 11, 10), (6, 1, 3, 3), {"stride": 2, "padding": 1, "groups": 6}),  # depthwise
+    ((2, 3, 6, 7), (5, 3, 4, 2), {"padding": "same", "dilation": (1, 2)}),  # even kernel: asymmetric pad
+    ((2, 3, 6, 5), (4, 3, 1, 1), {}),  # 1x1
+    ((3, 8, 8), (5, 3, 3, 3), {"padding": "valid", "stride": 3}),  # unbatched
+    ((2, 5, 13, 17), (7, 5, 5, 3), {"stride": (3, 2), "padding": (2, 0)}),  # sizes off any block multiple
 ]
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize("xs,ws,kw", CONV2D)
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv2d(kernels, xs, ws, kw, bias):
@@ -36,9 +37,9 @@ def test_conv2d_noncontiguous_and_float64(kernels):
 
 
 @pytest.mark.parametrize("xs,ws,kw", [
-    ((2, 3, 11), (4, 3, 3), dict()),
-    ((2, 4, 16), (6, 2, 4), dict(stride=3, padding=2, dilation=2, groups=2)),
-    ((4, 9), (4, 1, 5), dict(padding="same", groups=4)),
+    ((2, 3, 11), (4, 3, 3), {}),
+    ((2, 4, 16), (6, 2, 4), {"stride": 3, "padding": 2, "dilation": 2, "groups": 2}),
+    ((4, 9), (4, 1, 5), {"padding": "same", "groups": 4}),
 ])
 def test_conv1d(kernels, xs, ws, kw):
     check_op([xs, ws, (ws[0],)], lambda *a: tinyml.conv1d(*a, **kw), lambda *a: TF.conv1d(*a, **kw),
@@ -71,10 +72,10 @@ def test_conv_errors():
 
 
 @pytest.mark.parametrize("kw", [
-    dict(kernel_size=2),
-    dict(kernel_size=3, stride=2, padding=1),
-    dict(kernel_size=(3, 2), stride=(2, 3), padding=(1, 1), dilation=(2, 1), ceil_mode=True),
-    dict(kernel_size=3, stride=2, ceil_mode=True),
+    {"kernel_size": 2},
+    {"kernel_size": 3, "stride": 2, "padding": 1},
+    {"kernel_size": (3, 2), "stride": (2, 3), "padding": (1, 1), "dilation": (2, 1), "ceil_mode": True},
+    {"kernel_size": 3, "stride": 2, "ceil_mode": True},
 ])
 def test_max_pool2d(kernels, kw):
     y = check_op([(2, 3, 9, 10)], lambda x: tinyml.max_pool2d(x, **kw), lambda x: TF.max_pool2d(x, **kw))
@@ -86,16 +87,25 @@ def test_max_pool2d(kernels, kw):
     assert y is not None
 
 
+def test_max_pool2d_nan_and_ties(kernels):
+    x = np.zeros((1, 2, 4, 4), np.float32)  # all ties: the first index of each window
+    x[0, 1, 0, 1] = x[0, 1, 1, 0] = np.nan  # two NaNs in one window: PyTorch keeps the last
+    ty, ti = TF.max_pool2d(torch.tensor(x), 2, return_indices=True)
+    my, mi = tinyml.max_pool2d(tinyml.tensor(x), 2, return_indices=True)
+    assert np.array_equal(mi.numpy(), ti.numpy())
+    assert_close(my, ty)
+
+
 def test_max_pool2d_noncontiguous(kernels):
     check_op([(2, 3, 6, 7)], lambda x: tinyml.max_pool2d(x, 2), lambda x: TF.max_pool2d(x, 2), noncontiguous=True)
 
 
 @pytest.mark.parametrize("kw", [
-    dict(kernel_size=2),
-    dict(kernel_size=3, stride=2, padding=1),
-    dict(kernel_size=3, stride=2, padding=1, count_include_pad=False, ceil_mode=True),
-    dict(kernel_size=(2, 3), stride=(3, 2), padding=(1, 1), ceil_mode=True),
-    dict(kernel_size=3, padding=1, divisor_override=4),
+    {"kernel_size": 2},
+    {"kernel_size": 3, "stride": 2, "padding": 1},
+    {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False, "ceil_mode": True},
+    {"kernel_size": (2, 3), "stride": (3, 2), "padding": (1, 1), "ceil_mode": True},
+    {"kernel_size": 3, "padding": 1, "divisor_override": 4},
 ])
 def test_avg_pool2d(kernels, kw):
     check_op([(2, 3, 9, 10)], lambda x: tinyml.avg_pool2d(x, **kw), lambda x: TF.avg_pool2d(x, **kw),
@@ -118,16 +128,16 @@ def test_pool_errors():
 
 
 @pytest.mark.parametrize("shape,kw", [
-    ((2, 3, 5, 4), dict(scale_factor=2, mode="nearest")),
-    ((2, 3, 5, 4), dict(size=(7, 3), mode="nearest")),
-    ((2, 3, 5, 4), dict(scale_factor=1.7, mode="nearest")),
-    ((2, 3, 5, 4), dict(size=(8, 9), mode="nearest-exact")),
-    ((2, 3, 5, 4), dict(scale_factor=2, mode="bilinear", align_corners=False)),
-    ((2, 3, 5, 4), dict(size=(9, 7), mode="bilinear", align_corners=True)),
-    ((2, 3, 6, 5), dict(size=(4, 3), mode="bilinear")),  # downsampling
-    ((2, 3, 5, 4), dict(scale_factor=(1.5, 2.5), mode="bilinear")),
-    ((2, 3, 7), dict(scale_factor=3, mode="linear", align_corners=True)),
-    ((2, 3, 7), dict(size=11, mode="nearest")),
+    ((2, 3, 5, 4), {"scale_factor": 2, "mode": "nearest"}),
+    ((2, 3, 5, 4), {"size": (7, 3), "mode": "nearest"}),
+    ((2, 3, 5, 4), {"scale_factor": 1.7, "mode": "nearest"}),
+    ((2, 3, 5, 4), {"size": (8, 9), "mode": "nearest-exact"}),
+    ((2, 3, 5, 4), {"scale_factor": 2, "mode": "bilinear", "align_corners": False}),
+    ((2, 3, 5, 4), {"size": (9, 7), "mode": "bilinear", "align_corners": True}),
+    ((2, 3, 6, 5), {"size": (4, 3), "mode": "bilinear"}),  # downsampling
+    ((2, 3, 5, 4), {"scale_factor": (1.5, 2.5), "mode": "bilinear"}),
+    ((2, 3, 7), {"scale_factor": 3, "mode": "linear", "align_corners": True}),
+    ((2, 3, 7), {"size": 11, "mode": "nearest"}),
 ])
 def test_interpolate(kernels, shape, kw):
     check_op([shape], lambda x: tinyml.interpolate(x, **kw), lambda x: TF.interpolate(x, **kw), kind="reduction")

@@ -50,16 +50,16 @@ def torch_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
 def make(bt=2, d=4, n=3, length=7, bc="var", groups=1, seed=0, dtype=np.float32):
     rng = np.random.default_rng(seed)
     bc_shape = {"fixed": (d, n), "var": (bt, n, length), "group": (bt, groups, n, length)}[bc]
-    return dict(u=rng.standard_normal((bt, d, length)), delta=rng.random((bt, d, length)) * 0.5,
-                A=-rng.random((d, n)) - 0.1, B=rng.standard_normal(bc_shape), C=rng.standard_normal(bc_shape),
-                D=rng.standard_normal(d), z=rng.standard_normal((bt, d, length)), delta_bias=rng.random(d) * 0.2)
+    return {"u": rng.standard_normal((bt, d, length)), "delta": rng.random((bt, d, length)) * 0.5,
+                "A": -rng.random((d, n)) - 0.1, "B": rng.standard_normal(bc_shape), "C": rng.standard_normal(bc_shape),
+                "D": rng.standard_normal(d), "z": rng.standard_normal((bt, d, length)), "delta_bias": rng.random(d) * 0.2}
 
 
 CASES = [
-    dict(bc="var", opts=("D", "z", "delta_bias"), softplus=True),
-    dict(bc="var", opts=(), softplus=False),
-    dict(bc="fixed", opts=("D",), softplus=True),
-    dict(bc="group", opts=("z",), softplus=False, groups=2),
+    {"bc": "var", "opts": ("D", "z", "delta_bias"), "softplus": True},
+    {"bc": "var", "opts": (), "softplus": False},
+    {"bc": "fixed", "opts": ("D",), "softplus": True},
+    {"bc": "group", "opts": ("z",), "softplus": False, "groups": 2},
 ]
 
 
@@ -70,7 +70,7 @@ def test_selective_scan_vs_mamba_ref(kernels, case, last):
     names = ["u", "delta", "A", "B", "C"] + list(case["opts"])
     tm = {k: tinyml.tensor(arrs[k].astype(np.float32), requires_grad=True) for k in names}
     th = {k: torch.tensor(arrs[k].astype(np.float32), requires_grad=True) for k in names}
-    kw = dict(delta_softplus=case["softplus"], return_last_state=last)
+    kw = {"delta_softplus": case["softplus"], "return_last_state": last}
     out_tm, out_th = tinyml.selective_scan(**tm, **kw), torch_scan_ref(**th, **kw)
     outs_tm = out_tm if last else (out_tm,)
     outs_th = out_th if last else (out_th,)
@@ -103,7 +103,7 @@ def test_selective_scan_vs_tinyml_loop(kernels):
     ref = 0
     for t in range(length):
         onehot = tinyml.tensor(np.eye(length)[t])
-        pick = lambda a: (a * onehot).sum(-1)  # noqa: E731  a[..., t]
+        pick = lambda a, onehot=onehot: (a * onehot).sum(-1)
         dt_t, u_t = pick(dt), pick(u)  # (b, d)
         dA = (dt_t.reshape(2, 3, 1) * A.reshape(1, 3, 2)).exp()
         dBu = (dt_t * u_t).reshape(2, 3, 1) * pick(B).reshape(2, 1, 2)

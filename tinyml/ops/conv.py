@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..autograd import Function
 from ..tensor import Tensor
 from ._dispatch import run
-from .pool import *  # noqa: F401,F403
+from .pool import *
 from .pool import __all__ as _pool_all
 
 __all__ = ["conv1d", "conv2d"] + list(_pool_all)

@@ -16,8 +16,15 @@ from ..autograd import Function
 from ..tensor import Tensor
 from ._dispatch import run
 
-__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "interpolate", "upsample", "upsample_nearest",
-           "upsample_bilinear"]
+__all__ = [
+    "adaptive_avg_pool2d",
+    "avg_pool2d",
+    "interpolate",
+    "max_pool2d",
+    "upsample",
+    "upsample_bilinear",
+    "upsample_nearest",
+]
 
 
 def _tuple2(v, name: str) -> tuple:
@@ -191,7 +198,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         if len(sf) != sp:
             raise ValueError(f"Input and scale_factor must have the same number of spatial dimensions, but got input "
                              f"with spatial dimensions of {list(input.shape[2:])} and scale_factor of shape {list(sf)}")
-        out = tuple(int(math.floor(float(n) * f)) for n, f in zip(input.shape[2:], sf))
+        out = tuple(math.floor(float(n) * f) for n, f in zip(input.shape[2:], sf))
         scales = (None,) * sp if recompute_scale_factor else sf
     if min(out) < 1:
         raise ValueError(f"interpolate: output size {out} must be positive (input {tuple(input.shape)})")

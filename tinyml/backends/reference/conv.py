@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["conv2d_forward", "conv2d_backward"]
+__all__ = ["conv2d_backward", "conv2d_forward"]
 
 
 def conv_out_size(size: int, pad_lo: int, pad_hi: int, k: int, stride: int, dilation: int) -> int:
@@ -30,7 +30,7 @@ def _geometry(x, w, stride, pads, dilation):
 
 def _im2col(x, kh, kw, oh, ow, stride, pads, dilation, groups):
     """(N, G, C/G * kh * kw, oh * ow) copy of the receptive fields (a strided view, then reshape)."""
-    n, c, h, wd = x.shape
+    n, c, _h, _wd = x.shape
     xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))
     s = xp.strides
     win = np.lib.stride_tricks.as_strided(

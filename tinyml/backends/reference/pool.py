@@ -3,7 +3,7 @@
 All take x (N, C, H, W) and work plane by plane (PyTorch's semantics, its index conventions):
 
     max_pool2d:   y = max over the window, idx = h * W + w of the max in the unpadded input
-                  (the first one on ties, a NaN wins); dx[idx] += dy
+                  (the first one on ties; a NaN wins, the last NaN if several); dx[idx] += dy
     avg_pool2d:   y = sum over the window / divisor, divisor = the window clipped to the padded
                   input (count_include_pad) or to the input; dx = the adjoint (spread dy / divisor)
     adaptive_avg_pool2d: window i covers [floor(i H / oh), ceil((i + 1) H / oh))
@@ -14,9 +14,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward", "avg_pool2d_backward",
-           "adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward", "upsample2d_forward",
-           "upsample2d_backward"]
+__all__ = [
+    "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "avg_pool2d_forward",
+    "max_pool2d_backward",
+    "max_pool2d_forward",
+    "upsample2d_backward",
+    "upsample2d_forward",
+]
 
 
 def pool_out_size(size: int, k: int, stride: int, pad: int, dilation: int, ceil_mode: bool) -> int:
@@ -47,7 +54,11 @@ def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
     oh = pool_out_size(h, kernel_size[0], stride[0], padding[0], dilation[0], ceil_mode)
     ow = pool_out_size(w, kernel_size[1], stride[1], padding[1], dilation[1], ceil_mode)
     win = _windows(x, kernel_size, stride, padding, dilation, oh, ow, -np.inf).reshape(n, c, oh, ow, -1)
-    arg = np.argmax(win, axis=-1)  # the first maximum; NaN counts as the maximum, as in PyTorch
+    arg = np.argmax(win, axis=-1)  # the first maximum on ties
+    isnan = np.isnan(win)
+    if isnan.any():  # PyTorch's scan lets every NaN take over: the last NaN of a window wins
+        last_nan = isnan.shape[-1] - 1 - np.argmax(isnan[..., ::-1], axis=-1)
+        arg = np.where(isnan.any(axis=-1), last_nan, arg)
     y = np.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
     p, q = np.divmod(arg, kernel_size[1])
     rows = np.arange(oh).reshape(oh, 1) * stride[0] - padding[0] + p * dilation[0]
@@ -77,7 +88,7 @@ def _avg_divisor(h, w, oh, ow, k, stride, pad, count_include_pad, divisor_overri
 
 
 def avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    n, c, h, w = x.shape
+    _n, _c, h, w = x.shape
     oh = pool_out_size(h, kernel_size[0], stride[0], padding[0], 1, ceil_mode)
     ow = pool_out_size(w, kernel_size[1], stride[1], padding[1], 1, ceil_mode)
     win = _windows(x, kernel_size, stride, padding, (1, 1), oh, ow, 0)

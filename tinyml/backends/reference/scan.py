@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["selective_scan_forward", "selective_scan_backward"]
+__all__ = ["selective_scan_backward", "selective_scan_forward"]
 
 
 def _expand_bc(M, bt, d, length):
@@ -59,7 +59,7 @@ def _states(u, dt, A, Bx):
 
 def selective_scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     """(out, last_state): out (Bt, D, L) in u's dtype, last_state (Bt, D, N)."""
-    f64 = lambda a: None if a is None else np.asarray(a, dtype=np.float64)  # noqa: E731
+    f64 = lambda a: None if a is None else np.asarray(a, dtype=np.float64)
     u64, A64 = f64(u), f64(A)
     bt, d, length = u.shape
     dt, _ = _delta(f64(delta), f64(delta_bias), delta_softplus)
@@ -76,7 +76,7 @@ def selective_scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
 
 def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, dlast):
     """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); None for the absent optional inputs."""
-    f64 = lambda a: None if a is None else np.asarray(a, dtype=np.float64)  # noqa: E731
+    f64 = lambda a: None if a is None else np.asarray(a, dtype=np.float64)
     u64, A64, dout = f64(u), f64(A), f64(dout)
     bt, d, length = u.shape
     dt, pre = _delta(f64(delta), f64(delta_bias), delta_softplus)
@@ -116,6 +116,6 @@ def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
     if delta_softplus:
         ddt = ddt / (1 + np.exp(-pre))
     ddelta_bias = None if delta_bias is None else ddt.sum(axis=(0, 2))
-    cast = lambda a, ref: None if a is None else a.astype(ref.dtype)  # noqa: E731
+    cast = lambda a, ref: None if a is None else a.astype(ref.dtype)
     return (cast(du, u), cast(ddt, delta), cast(dA, A), cast(_sum_bc(dBx, B.shape), B),
             cast(_sum_bc(dCx, C.shape), C), cast(dD, D), cast(dz, z), cast(ddelta_bias, delta_bias))
