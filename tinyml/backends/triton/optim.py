@@ -3,7 +3,8 @@
     adam_step (decoupled=True is AdamW):
         g += wd p (Adam)  |  p -= lr wd p (AdamW)
         m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2
-        p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+        p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+        AMSGrad: vmax = max(vmax, v) (in place) replaces v in the denominator
     sgd_step: g += wd p; buf = momentum buf + (1 - dampening) g (buf = g on the first step);
               g = g + momentum buf (nesterov) or buf; p -= lr g (maximize flips g's sign)
 One launch per parameter, everything in float32 registers (float64 for float64 params); the
@@ -19,11 +20,12 @@ from ..cuda_array import CudaArray
 from ._strided import BLOCK, grid
 from .copy import clone
 
-__all__ = ["adam_step", "sgd_step"]
+__all__ = ["adam_step", "adam_amsgrad_step", "sgd_step"]
 
 
 @triton.jit
-def _adam_kernel(p, g, m, v, n, lr, beta1, beta2, eps, wd, bc1, bc2, DECOUPLED: tl.constexpr, BLOCK: tl.constexpr):
+def _adam_kernel(p, g, m, v, vmax, n, lr, beta1, beta2, eps, wd, bc1, bc2_sqrt, DECOUPLED: tl.constexpr,
+                 AMSGRAD: tl.constexpr, BLOCK: tl.constexpr):
     i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     msk = i < n
     pv = tl.load(p + i, mask=msk, other=0.0)
@@ -34,9 +36,14 @@ def _adam_kernel(p, g, m, v, n, lr, beta1, beta2, eps, wd, bc1, bc2, DECOUPLED: 
         pv = pv * (1.0 - lr * wd)
     else:
         gv = gv + wd * pv
-    mv = beta1 * tl.load(m + i, mask=msk, other=0.0).to(acc) + (1.0 - beta1) * gv
+    mv = tl.load(m + i, mask=msk, other=0.0).to(acc)
+    mv = mv + (gv - mv) * (1.0 - beta1)
     vv = beta2 * tl.load(v + i, mask=msk, other=0.0).to(acc) + (1.0 - beta2) * gv * gv
-    pv = pv - lr * (mv / bc1) / (tl.sqrt(vv / bc2) + eps)
+    denom = vv
+    if AMSGRAD:  # the running maximum of v normalises instead of v itself
+        denom = tl.maximum(tl.load(vmax + i, mask=msk, other=0.0).to(acc), vv)
+        tl.store(vmax + i, denom.to(vmax.dtype.element_ty), mask=msk)
+    pv = pv - (lr / bc1) * (mv / (tl.sqrt(denom) / bc2_sqrt + eps))
     tl.store(m + i, mv.to(m.dtype.element_ty), mask=msk)
     tl.store(v + i, vv.to(v.dtype.element_ty), mask=msk)
     tl.store(p + i, pv.to(p.dtype.element_ty), mask=msk)
@@ -74,15 +81,30 @@ def _check(p: CudaArray, *others: CudaArray) -> None:
                              f"{o.element_strides()} for shape {o.shape}")
 
 
-def adam_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step, decoupled):
-    bc1, bc2 = 1.0 - beta1 ** step, 1.0 - beta2 ** step
-    for p, g, m, v in zip(params, grads, exp_avgs, exp_avg_sqs):
-        _check(p, m, v)
+def _adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step,
+          decoupled):
+    bc1, bc2_sqrt = 1.0 - beta1 ** step, (1.0 - beta2 ** step) ** 0.5
+    amsgrad = max_exp_avg_sqs is not None
+    for k, (p, g, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
+        vmax = max_exp_avg_sqs[k] if amsgrad else v
+        _check(p, m, v, vmax)
         g = g if g.is_contiguous() else clone(g)
         n = p.numel()
         if n:
-            _adam_kernel[grid(n)](p, g, m, v, n, float(lr), float(beta1), float(beta2), float(eps),
-                                  float(weight_decay), bc1, bc2, DECOUPLED=bool(decoupled), BLOCK=BLOCK)
+            _adam_kernel[grid(n)](p, g, m, v, vmax, n, float(lr), float(beta1), float(beta2), float(eps),
+                                  float(weight_decay), bc1, bc2_sqrt, DECOUPLED=bool(decoupled), AMSGRAD=amsgrad,
+                                  BLOCK=BLOCK)
+
+
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step, decoupled):
+    _adam(params, grads, exp_avgs, exp_avg_sqs, None, lr, beta1, beta2, eps, weight_decay, step, decoupled)
+
+
+def adam_amsgrad_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps, weight_decay,
+                      step, decoupled):
+    """adam_step with AMSGrad: max_exp_avg_sqs (updated in place) normalises the step."""
+    _adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step,
+          decoupled)
 
 
 def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay, nesterov, maximize):
