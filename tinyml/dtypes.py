@@ -1,6 +1,7 @@
 """dtypes and PyTorch's type promotion.
 
-A `dtype` wraps a numpy dtype (bfloat16 through ml_dtypes). Promotion follows PyTorch:
+A `dtype` wraps a numpy dtype (bfloat16 through ml_dtypes, imported on first use: its import takes
+half a second in some releases, and `import tinyml` must stay fast). Promotion follows PyTorch:
 categories bool < integer < floating; within an expression, tensors with dimensions decide the
 result unless a 0-d tensor or a Python scalar belongs to a higher category, in which case the
 0-d tensor's dtype (or the default dtype for a Python scalar) is used.
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 
-import ml_dtypes
 import numpy as np
 
 
@@ -18,11 +18,20 @@ class dtype:
 
     __slots__ = ("name", "np", "itemsize", "category")
 
-    def __init__(self, name: str, np_dtype, category: builtins.int):
+    def __init__(self, name: str, np_dtype, category: builtins.int, itemsize: builtins.int | None = None):
         self.name = name
-        self.np = np.dtype(np_dtype)
-        self.itemsize = self.np.itemsize
+        if np_dtype is not None:  # None: resolved on first access of .np (see __getattr__)
+            self.np = np.dtype(np_dtype)
+        self.itemsize = self.np.itemsize if itemsize is None else itemsize
         self.category = category  # 0 bool, 1 integer, 2 floating
+
+    def __getattr__(self, attr: str):
+        # Called only when the `np` slot is still empty: bfloat16, whose numpy type lives in
+        # ml_dtypes. Loading it here keeps `import tinyml` fast; later reads hit the slot directly.
+        if attr != "np":
+            raise AttributeError(attr)
+        self.np = np.dtype(_ml_dtypes().bfloat16)
+        return self.np
 
     @property
     def is_floating_point(self) -> builtins.bool:
@@ -42,7 +51,7 @@ class dtype:
 float32 = dtype("float32", np.float32, 2)
 float64 = dtype("float64", np.float64, 2)
 float16 = dtype("float16", np.float16, 2)
-bfloat16 = dtype("bfloat16", ml_dtypes.bfloat16, 2)
+bfloat16 = dtype("bfloat16", None, 2, itemsize=2)
 int64 = dtype("int64", np.int64, 1)
 int32 = dtype("int32", np.int32, 1)
 int16 = dtype("int16", np.int16, 1)
@@ -56,18 +65,51 @@ long = int64
 int = int32
 
 ALL = (float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool_)
-_FROM_NP = {d.np: d for d in ALL}
 _NAMES = {d.name: d for d in ALL}
+
+
+class _NumpyToDtype(dict):
+    """numpy dtype -> tinyml dtype. bfloat16 joins on first sight (ml_dtypes is loaded by then:
+    an array of that type exists); any other miss is a KeyError, as for a plain dict."""
+
+    def __missing__(self, np_dtype):
+        if np_dtype.name == "bfloat16" and np_dtype == bfloat16.np:
+            self[np_dtype] = bfloat16
+            return bfloat16
+        raise KeyError(np_dtype)
+
+
+_FROM_NP = _NumpyToDtype({d.np: d for d in ALL if d is not bfloat16})
 _default_float = float32
+
+
+def _ml_dtypes():
+    """The ml_dtypes module, imported on first use (bfloat16 arrays, finfo of bfloat16)."""
+    import ml_dtypes
+
+    return ml_dtypes
 
 
 def _by_name(name: str) -> dtype:
     return _NAMES[name]
 
 
+def is_half(np_dtype) -> builtins.bool:
+    """True for numpy float16 and bfloat16: the types whose math runs in float32."""
+    return np_dtype == np.float16 or np_dtype.name == "bfloat16"
+
+
+def finfo(np_dtype):
+    """numpy's finfo, bfloat16 included (through ml_dtypes, loaded only for it)."""
+    return _ml_dtypes().finfo(np_dtype) if np_dtype.name == "bfloat16" else np.finfo(np_dtype)
+
+
 def from_numpy(np_dtype) -> dtype:
     """The tinyml dtype of a numpy dtype; a clear TypeError for the ones we do not support."""
-    d = _FROM_NP.get(np.dtype(np_dtype))
+    try:
+        d = _FROM_NP[np.dtype(np_dtype)]
+    except KeyError:
+        d = None
     if d is None:
         names = ", ".join(x.name for x in ALL)
         raise TypeError(f"numpy dtype {np.dtype(np_dtype)} is not supported by tinyml (supported: {names})")

@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from ...dtypes import is_half
+
 __all__ = [
     "elu_backward",
     "elu_forward",
@@ -49,7 +51,6 @@ except ImportError:  # pragma: no cover - depends on the install
     def _erf(x):
         return np.asarray(_erf_obj(x), dtype=x.dtype)
 
-_HALF = (np.dtype(np.float16), np.dtype("bfloat16"))
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _KAPPA = 0.044715
@@ -57,7 +58,7 @@ _KAPPA = 0.044715
 
 def _up(x):
     """x in the dtype the math runs in: float32 for half types, else x's own."""
-    return x.astype(np.float32) if x.dtype in _HALF else x
+    return x.astype(np.float32) if is_half(x.dtype) else x
 
 
 def _sigmoid(x):

@@ -13,14 +13,15 @@ float64 ones; a row whose keys are all masked has lse = -inf and out = 0 (no NaN
 """
 import numpy as np
 
+from ...dtypes import is_half
+
 __all__ = ["attention_backward", "attention_forward"]
 
-_HALF = (np.dtype(np.float16), np.dtype("bfloat16"))
 _BLOCK_ELEMENTS = 1 << 22  # scores held per query block (16 MiB of float32)
 
 
 def _up(a):
-    return None if a is None else (a.astype(np.float32) if a.dtype in _HALF else a)
+    return None if a is None else (a.astype(np.float32) if is_half(a.dtype) else a)
 
 
 def _mask4(mask):

@@ -14,6 +14,8 @@ reduction. float16/bfloat16 inputs compute in float32.
 """
 import numpy as np
 
+from ...dtypes import is_half
+
 __all__ = [
     "bce_with_logits_backward",
     "bce_with_logits_forward",
@@ -33,11 +35,10 @@ __all__ = [
     "smooth_l1_loss_forward",
 ]
 
-_HALF = (np.dtype(np.float16), np.dtype("bfloat16"))
 
 
 def _up(a):
-    return a.astype(np.float32) if a.dtype in _HALF else a
+    return a.astype(np.float32) if is_half(a.dtype) else a
 
 
 def _classes(target, ignore_index, n_classes):
@@ -86,7 +87,7 @@ def nll_loss_forward(logp, target, weight, ignore_index):
 def nll_loss_backward(logp, target, w_t, dloss, ignore_index):
     n = logp.shape[0]
     valid, t = _classes(target, ignore_index, logp.shape[1])
-    d = np.zeros(logp.shape, np.float32 if logp.dtype in _HALF else logp.dtype)
+    d = np.zeros(logp.shape, np.float32 if is_half(logp.dtype) else logp.dtype)
     d[np.arange(n), t] = -_up(w_t) * _up(dloss) * valid
     return d.astype(logp.dtype, copy=False)
 

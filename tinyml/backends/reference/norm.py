@@ -12,13 +12,14 @@ compute in float32), else the input's dtype. Backward recomputes xhat from x, me
 """
 import numpy as np
 
+from ...dtypes import is_half
+
 __all__ = ["layer_norm_backward", "layer_norm_forward", "rms_norm_backward", "rms_norm_forward"]
 
-_HALF = (np.dtype(np.float16), np.dtype("bfloat16"))
 
 
 def _up(a):
-    return None if a is None else (a.astype(np.float32) if a.dtype in _HALF else a)
+    return None if a is None else (a.astype(np.float32) if is_half(a.dtype) else a)
 
 
 def layer_norm_forward(x, weight, bias, eps):

@@ -6,8 +6,9 @@ upstream gradient g, and fuse the derivative into one pass where numpy would nee
 """
 import math
 
-import ml_dtypes
 import numpy as np
+
+from ...dtypes import finfo
 
 __all__ = ["neg", "abs", "abs_backward", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt",
            "sqrt_backward", "rsqrt", "rsqrt_backward", "square", "reciprocal", "reciprocal_backward", "sin",
@@ -228,7 +229,7 @@ def nan_to_num(x, nan, posinf, neginf):
     """NaN -> nan, +inf -> posinf, -inf -> neginf; None means the dtype's largest/lowest value."""
     if x.dtype.kind in "iub":
         return x.copy()
-    info = ml_dtypes.finfo(x.dtype)  # also knows bfloat16, which np.nan_to_num leaves untouched
+    info = finfo(x.dtype)  # also knows bfloat16, which np.nan_to_num leaves untouched
     posinf = info.max if posinf is None else posinf
     neginf = info.min if neginf is None else neginf
     out = np.where(np.isnan(x), np.asarray(nan, x.dtype), x)

@@ -12,10 +12,10 @@ Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_pointwise.
 """
 from __future__ import annotations
 
-import ml_dtypes
 import triton
 import triton.language as tl
 
+from ...dtypes import finfo
 from ..cuda_array import CudaArray
 from ._strided import strided_offsets, upcast
 from .copy import cast, clone, full
@@ -110,7 +110,7 @@ def nan_to_num(x: CudaArray, nan, posinf, neginf) -> CudaArray:
     """NaN -> nan, +inf -> posinf, -inf -> neginf; None: the dtype's largest / lowest value."""
     if _is_int(x.dtype):
         return clone(x)
-    info = ml_dtypes.finfo(x.dtype)
+    info = finfo(x.dtype)
     vals = [float(nan), float(info.max) if posinf is None else float(posinf),
             float(info.min) if neginf is None else float(neginf)]
     out = CudaArray.empty(x.shape, x.dtype)
