@@ -14,9 +14,21 @@ void init_optim(py::module_& m);
 void init_scan(py::module_& m);
 void init_conv(py::module_& m);
 
+// The most OpenMP threads tinyml asks for (tinyml/threads.py MAX_THREADS is the same number;
+// tests/test_threads.py checks that the two agree).
+// libgomp starts a team by putting over 100 bytes per thread on the calling thread's stack
+// (alloca) and creating every thread at once: 100000 threads overflowed an 8 MiB stack (a
+// segfault) and 50000 failed thread creation, which libgomp answers by exiting the process.
+// 1024 is 50x under both, and more threads than any CPU here has.
+constexpr int kMaxThreads = 1024;
+
 PYBIND11_MODULE(_C, m) {
   m.doc() = "tinyml C++ CPU kernels (pybind11 + OpenMP)";
+  m.attr("MAX_THREADS") = kMaxThreads;
   m.def("set_num_threads", [](int n) {
+    if (n < 1 || n > kMaxThreads)
+      throw py::value_error("set_num_threads: expected a positive integer of at most " +
+                            std::to_string(kMaxThreads) + " threads, got " + std::to_string(n));
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif

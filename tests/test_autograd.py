@@ -196,3 +196,156 @@ def test_gradcheck_through_composite():
     x = tinyml.randn(3, 4, dtype=tinyml.float64, requires_grad=True)
     w = tinyml.randn(4, dtype=tinyml.float64, requires_grad=True)
     assert tinyml.testing.gradcheck(lambda a, b: (a * b + 1.0).tanh().softmax(-1).log(), [x, w])
+
+
+# ---- gradients handed in by user code (checked as torch checks them; see tinyml/_grad_checks.py) ----
+@pytest.mark.parametrize("dtype", ["float64", "float16", "int64", "bool"])
+def test_backward_gradient_of_another_dtype_is_cast_like_torch(dtype):
+    """torch's engine casts a root gradient to its tensor's dtype: the leaf's grad stays float32."""
+    g = np.array([1, 0, 3])
+    (x, xt) = both([1.0, 2.0, 3.0])
+    (x * 2).backward(tinyml.tensor(g).to(getattr(tinyml, dtype)))
+    (xt * 2).backward(torch.tensor(g).to(getattr(torch, dtype)))
+    assert x.grad.dtype is tinyml.float32 and xt.grad.dtype is torch.float32
+    assert_close(x.grad, xt.grad.numpy())
+    (gx,) = tinyml.autograd.grad(x * 2, x, tinyml.tensor(g).to(getattr(tinyml, dtype)))
+    assert gx.dtype is tinyml.float32
+    assert_close(gx, xt.grad.numpy())
+
+
+def test_backward_create_graph_with_a_float64_gradient():
+    x, xt = both([1.0, -2.0])
+    g, gt = tinyml.tensor([1.0, 2.0], dtype=tinyml.float64, requires_grad=True), torch.tensor(
+        [1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    (x * x).backward(g, create_graph=True)
+    (xt * xt).backward(gt, create_graph=True)
+    assert x.grad.dtype is tinyml.float32 and x.grad.requires_grad == xt.grad.requires_grad
+    x.grad.sum().backward()  # second order through the cast, back to the float64 gradient
+    xt.grad.sum().backward()
+    assert g.grad.dtype is tinyml.float64
+    assert_close(g.grad, gt.grad.numpy())
+
+
+def test_backward_gradient_errors_name_both_values():
+    x = tinyml.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"gradient 0 has shape \(4,\) and output 0 has shape \(3,\)"):
+        (x * 2).backward(tinyml.ones(4))
+    with pytest.raises(RuntimeError, match=r"gradient 0 has shape \(1,\) and output 0 has shape \(3,\)"):
+        (x * 2).backward(tinyml.ones(1))  # broadcastable is not enough (torch refuses it too)
+    with pytest.raises(TypeError, match="gradients must be Tensors or None, got ndarray"):
+        (x * 2).backward(np.ones(3, np.float32))
+    with pytest.raises(TypeError, match="got float"):
+        (x * 2).sum().backward(2.0)
+    with pytest.raises(RuntimeError, match="got 2 tensors and 1 gradients"):
+        tinyml.autograd.backward([x * 2, x * 3], [tinyml.ones(3)])
+    assert x.grad is None
+    if tinyml.cuda.is_available():
+        with pytest.raises(RuntimeError, match="gradient 0 is on device cuda.* output 0 is on device cpu"):
+            (x * 2).backward(tinyml.ones(3, device="cuda"))
+
+
+def named_hook(lib, make):
+    def returns_value(g):
+        return make(lib, g)
+    return returns_value
+
+
+HOOK_RESULTS = [
+    (lambda lib, g: 1.5, TypeError, "returned float; a tensor hook must return a Tensor or None"),
+    (lambda lib, g: np.ones(2, np.float32), TypeError, "returned ndarray"),
+    (lambda lib, g: g.double(), RuntimeError, "gradient's dtype from tinyml.float32 to tinyml.float64"),
+    (lambda lib, g: g.half(), RuntimeError, "dtype from tinyml.float32 to tinyml.float16"),
+    (lambda lib, g: lib.ones(3), RuntimeError, r"changed the gradient's shape from \(2,\) to \(3,\)"),
+    (lambda lib, g: lib.ones(1), RuntimeError, r"shape from \(2,\) to \(1,\)"),
+]
+
+
+@pytest.mark.parametrize("on_leaf", [True, False])
+@pytest.mark.parametrize("case", range(len(HOOK_RESULTS)))
+def test_hook_results_are_checked_like_torch(on_leaf, case):
+    """torch refuses a hook that returns a non-Tensor (TypeError) or changes the gradient's shape
+    or dtype (RuntimeError): it does not cast. tinyml's messages name the hook and both values."""
+    make, exc, msg = HOOK_RESULTS[case]
+    for lib in (torch, tinyml):
+        x = lib.ones(2, requires_grad=True)
+        t = x if on_leaf else x * 1
+        t.register_hook(named_hook(lib, make))
+        with pytest.raises(exc, match=None if lib is torch else "hook '.*returns_value' .*" + msg):
+            (t * 2).sum().backward()
+
+
+def test_hook_changing_device_raises():
+    if not tinyml.cuda.is_available():
+        pytest.skip("no cuda device")
+    x = tinyml.ones(2, requires_grad=True)
+    x.register_hook(lambda g: g.to("cuda"))
+    with pytest.raises(RuntimeError, match="changed the gradient's device from cpu to cuda"):
+        (x * 2).sum().backward()
+
+
+def test_hooks_returning_none_or_a_tensor():
+    x = tinyml.ones(2, requires_grad=True)
+    x.register_hook(lambda g: None)  # None keeps the gradient; a tensor of its kind replaces it
+    x.register_hook(lambda g: g * 5)
+    (x * 2).sum().backward()
+    assert_close(x.grad, np.array([10.0, 10.0], dtype=np.float32))
+
+
+def test_function_backward_in_another_dtype_is_cast_at_the_leaf():
+    """A custom Function whose backward returns float64 for a float32 input: torch's engine casts."""
+    class Twice(tinyml.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return (g * 2).double()
+
+    class TwiceT(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return (g * 2).double()
+
+    x, xt = both([1.0, 2.0])
+    Twice.apply(x).sum().backward()
+    TwiceT.apply(xt).sum().backward()
+    assert x.grad.dtype is tinyml.float32 and xt.grad.dtype is torch.float32
+    assert_close(x.grad, xt.grad.numpy())
+
+
+def test_retain_grad_keeps_the_tensor_dtype():
+    """A Function whose backward returns float64 for a float32 intermediate: the retained grad and
+    the leaf's grad are float32, as torch casts them."""
+    class ToDouble(tinyml.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 1
+
+        @staticmethod
+        def backward(ctx, g):
+            return g.double()
+
+    class ToDoubleT(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 1
+
+        @staticmethod
+        def backward(ctx, g):
+            return g.double()
+
+    x, xt = both([1.0, 2.0])
+    h, ht = x * 3, xt * 3
+    h.retain_grad()
+    ht.retain_grad()
+    ToDouble.apply(h).sum().backward()
+    ToDoubleT.apply(ht).sum().backward()
+    assert h.grad.dtype is tinyml.float32 and ht.grad.dtype is torch.float32
+    assert x.grad.dtype is tinyml.float32
+    assert_close(h.grad, ht.grad.numpy())
+    assert_close(x.grad, xt.grad.numpy())

@@ -104,8 +104,10 @@ def test_import_does_not_load_torch_triton_or_ml_dtypes():
     import subprocess
     import sys
 
-    code = "import sys, tinyml; print(*(m in sys.modules for m in ('torch', 'triton', 'ml_dtypes', 'matplotlib')))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    code = ("import sys, tinyml; "
+            "print(*(m in sys.modules for m in ('torch', 'triton', 'ml_dtypes', 'matplotlib')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
     assert out == ["False"] * 4, dict(zip(("torch", "triton", "ml_dtypes", "matplotlib"), out))
 
 
@@ -116,7 +118,8 @@ def test_bfloat16_loads_ml_dtypes_on_first_use():
     code = ("import sys, tinyml, numpy as np; t = tinyml.ones(2, dtype=tinyml.bfloat16); "
             "print('ml_dtypes' in sys.modules, t.numpy().dtype, t.dtype, "
             "tinyml.from_numpy(np.ones(1, t.numpy().dtype)).dtype)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
     assert out == ["True", "bfloat16", "tinyml.bfloat16", "tinyml.bfloat16"]
 
 
@@ -130,3 +133,47 @@ def test_devices_are_interned_and_survive_pickling():
     assert copy.deepcopy(tinyml.device("cpu")).type == "cpu"
     t = tinyml.zeros(2, 3, device=tinyml.device("cpu"))
     assert t.T.reshape(6).shape == (6,)  # a non-contiguous reshape on a device made by name
+
+
+def test_grad_assignment_is_checked_like_torch():
+    """`.grad` takes None or a Tensor of the tensor's device, dtype and shape (torch: TypeError for
+    a non-Tensor, RuntimeError for a mismatch); the messages name both values."""
+    cases = [(lambda lib: lib.zeros(3, 2), RuntimeError,
+              r"gradient of shape \(3, 2\) to a tensor of shape \(2, 3\)"),
+             (lambda lib: lib.zeros(1, 3), RuntimeError, r"shape \(1, 3\) to a tensor of shape \(2, 3\)"),
+             (lambda lib: lib.zeros(2, 3, dtype=lib.float64), RuntimeError,
+              "gradient of dtype tinyml.float64 to a tensor of dtype tinyml.float32"),
+             (lambda lib: lib.zeros(2, 3, dtype=lib.int64), RuntimeError, "dtype tinyml.int64 to a tensor"),
+             (lambda lib: np.zeros((2, 3), np.float32), TypeError, "or None but got grad of type ndarray"),
+             (lambda lib: 0.0, TypeError, "got grad of type float")]
+    for rg in (True, False):
+        x, xt = tinyml.zeros(2, 3, requires_grad=rg), torch.zeros(2, 3, requires_grad=rg)
+        for make, exc, msg in cases:
+            with pytest.raises(exc):
+                xt.grad = make(torch)
+            with pytest.raises(exc, match=msg):
+                x.grad = make(tinyml)
+            assert x.grad is None
+    g = tinyml.ones(2, 3)
+    x.grad = g  # the right kind is stored as given (torch keeps the object too)
+    assert x.grad is g
+    x.grad = None
+    assert x.grad is None
+    ids = tinyml.tensor([1, 2])
+    ids.grad = tinyml.tensor([0, 0])  # an int tensor takes an int gradient, as in torch
+    w = tinyml.nn.Parameter(tinyml.zeros(4, dtype=tinyml.float64))
+    with pytest.raises(RuntimeError, match="dtype tinyml.float32 to a tensor of dtype tinyml.float64"):
+        w.grad = tinyml.zeros(4)
+    if tinyml.cuda.is_available():
+        with pytest.raises(RuntimeError, match="gradient on device cuda.* to a tensor on device cpu"):
+            x.grad = tinyml.zeros(2, 3, device="cuda")
+
+
+def test_grad_survives_copy_and_pickle():
+    import copy
+    import pickle
+
+    x = tinyml.ones(2, requires_grad=True)
+    (x * 3).sum().backward()
+    for y in (copy.deepcopy(x), pickle.loads(pickle.dumps(x))):
+        assert y.grad is not None and y.grad.tolist() == [3.0, 3.0]

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import functools
 import sys
+from typing import Any
 
 import numpy as np
-from typing import Any
+
+from ._grad_checks import gradient_tuple, root_gradient, run_hooks
+from ._saved_output import SavedOutput, save_outputs_by_value
 
 _grad_enabled = True
 # Set by tinyml.profiler while it records: called as observer(name) -> context manager around
@@ -125,9 +128,9 @@ class Context:
             t, version = entry
             if t._version[0] != version:
                 raise RuntimeError(
-                    f"one of the tensors needed for gradient computation by {self.name()} has been modified by "
-                    f"an in-place operation: tensor of shape {tuple(t.shape)} and dtype {t.dtype} is at version "
-                    f"{t._version[0]}; expected version {version} instead.")
+                    f"one of the tensors needed for gradient computation by {self.name()} has been modified "
+                    f"by an in-place operation: tensor of shape {tuple(t.shape)} and dtype {t.dtype} is at "
+                    f"version {t._version[0]}; expected version {version} instead.")
             out.append(t.unpack(self) if type(t) is SavedOutput else t)
         return tuple(out)
 
@@ -185,8 +188,8 @@ class Function:
             _grad_enabled = prev
         if not record:
             return out
-        ctx.next_edges = tuple([((a.grad_fn, a._output_nr) if a.grad_fn is not None else (a, 0)) if n else None
-                                for a, n in zip(args, needs)])
+        ctx.next_edges = tuple([((a.grad_fn, a._output_nr) if a.grad_fn is not None else (a, 0))
+                                if n else None for a, n in zip(args, needs)])
         if type(out) is tuple:
             ctx._n_outputs = len(out)
             ctx._output_meta = tuple((o.shape, o.dtype, o.device) for o in out)
@@ -197,48 +200,8 @@ class Function:
             out.grad_fn = ctx
             out._output_nr = 0
         if ctx._saved:
-            _save_outputs_by_value(ctx, out)
+            save_outputs_by_value(ctx, out)
         return out
-
-
-class SavedOutput:
-    """A forward output saved for backward, kept as its array and version counter rather than as
-    the tensor: the tensor points to ctx (its grad_fn), so keeping it would make a reference cycle
-    that only the garbage collector frees. `saved_tensors` rebuilds the tensor, grad_fn included,
-    so formulas using it are differentiated through this node again under create_graph=True."""
-
-    __slots__ = ("_data", "device", "dtype", "_version", "output_nr")
-    _base = None
-
-    def __init__(self, t, output_nr: int):
-        self._data, self.device, self.dtype, self._version = t._data, t.device, t.dtype, t._version
-        self.output_nr = output_nr
-
-    @property
-    def shape(self):
-        return self._data.shape
-
-    @property
-    def nbytes(self) -> int:
-        return Tensor._make(self._data, self.device).nbytes
-
-    def unpack(self, ctx) -> Tensor:
-        t = Tensor._make(self._data, self.device)
-        t._version = self._version
-        t.requires_grad, t.grad_fn, t._output_nr = True, ctx, self.output_nr
-        return t
-
-
-def _save_outputs_by_value(ctx: Context, out) -> None:
-    outs = out if type(out) is tuple else (out,)
-    saved = list(ctx._saved)
-    for k, e in enumerate(saved):
-        if e is None:
-            continue
-        for i, o in enumerate(outs):
-            if e[0] is o:
-                saved[k] = (SavedOutput(o, i), e[1])
-    ctx._saved = tuple(saved)
 
 
 def _attach(t, ctx: Context, i: int) -> None:
@@ -255,14 +218,6 @@ def _edge(t):
     return (t, 0)
 
 
-def _run_hooks(hooks, grad):
-    for hook in hooks:
-        new = hook(grad)
-        if new is not None:
-            grad = new
-    return grad
-
-
 def _exclusively_owned(grad) -> bool:
     """True when `grad` (a cpu tensor) and its array are referenced only by the backward engine's
     buffer: not a view, not an array shared with another tensor, not held anywhere else."""
@@ -274,37 +229,43 @@ def _exclusively_owned(grad) -> bool:
 
 
 def _accumulate_leaf(leaf, grad, create_graph: bool) -> None:
-    if leaf._hooks:
-        grad = _run_hooks(leaf._hooks, grad)
     if grad.shape != leaf.shape:
-        raise RuntimeError(f"gradient of shape {tuple(grad.shape)} does not match leaf of shape {tuple(leaf.shape)}")
-    if leaf.grad is None:
+        raise RuntimeError(f"gradient of shape {tuple(grad.shape)} does not match leaf of shape "
+                           f"{tuple(leaf.shape)}")
+    if grad.dtype is not leaf.dtype:  # a Function's backward gave another dtype: torch's engine casts it
+        grad = grad.to(leaf.dtype)
+    if leaf._hooks:
+        grad = run_hooks(leaf._hooks, grad)
+    if leaf._grad is None:
         # The leaf owns its .grad: never an alias of a gradient that flowed elsewhere too. A fresh
         # gradient nothing else refers to is taken as it is (PyTorch's AccumulateGrad steals a
         # gradient whose use count is 1); anything shared is copied.
         if not create_graph and _exclusively_owned(grad):
-            leaf.grad = grad
+            leaf._grad = grad
         else:
-            leaf.grad = grad.clone() if create_graph else grad.detach().clone()
+            leaf._grad = grad.clone() if create_graph else grad.detach().clone()
     else:
-        leaf.grad = leaf.grad + grad if create_graph else (leaf.grad + grad).detach()
+        leaf._grad = leaf._grad + grad if create_graph else (leaf._grad + grad).detach()
 
 
 def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, create_graph: bool = False,
              inputs=None) -> None:
-    """Accumulate d(tensors)/d(leaf) into every reachable leaf's `.grad` (torch.autograd.backward)."""
+    """Accumulate d(tensors)/d(leaf) into every reachable leaf's `.grad` (torch.autograd.backward).
+
+    grad_tensors: one gradient per tensor (None: ones, for a scalar), a Tensor of its shape and
+    device; another dtype is cast to the tensor's, as torch's engine does (and as it does for a
+    gradient a Function's backward returns for a leaf)."""
     global _grad_enabled
     from . import ops
 
     tensors = (tensors,) if isinstance(tensors, Tensor) else tuple(tensors)
-    if grad_tensors is None or isinstance(grad_tensors, Tensor):
-        grad_tensors = (grad_tensors,) * len(tensors) if len(tensors) == 1 else (None,) * len(tensors)
+    grad_tensors = gradient_tuple(grad_tensors, len(tensors), Tensor)
     if retain_graph is None:
         retain_graph = create_graph
     only = None if inputs is None else {id(t) for t in ((inputs,) if isinstance(inputs, Tensor) else inputs)}
 
     roots = []
-    for t, g in zip(tensors, grad_tensors):
+    for k, (t, g) in enumerate(zip(tensors, grad_tensors)):
         if not t.requires_grad:
             raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn: call "
                                "requires_grad_() on a leaf, or compute the tensor outside tinyml.no_grad()")
@@ -313,9 +274,8 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs; got shape "
                                    f"{tuple(t.shape)}: pass a gradient of that shape to backward()")
             g = ops.ones_like(t)
-        elif tuple(g.shape) != tuple(t.shape):
-            raise RuntimeError(f"backward: gradient of shape {tuple(g.shape)} does not match tensor of shape "
-                               f"{tuple(t.shape)}")
+        else:
+            g = root_gradient(t, g, k)
         roots.append((_edge(t), g))
 
     # 1. Count, for each node, how many edges reach it (iterative DFS).
@@ -357,7 +317,7 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
             if node._pre_hooks:
                 for i, hooks in node._pre_hooks.items():
                     if grads[i] is not None:
-                        grads[i] = _run_hooks(hooks, grads[i])
+                        grads[i] = run_hooks(hooks, grads[i])
             single = len(grads) == 1  # the common case: skip the generators below
             if grads[0] is None if single else all(g is None for g in grads):
                 in_grads = (None,) * len(node.next_edges)
@@ -366,7 +326,8 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
                     node.saved_tensors  # raises the "backward a second time" error
                 if not single and node.materialize_grads and any(g is None for g in grads):
                     meta = node._output_meta
-                    grads = [g if g is not None else ops.zeros(meta[i][0], dtype=meta[i][1], device=meta[i][2])
+                    grads = [g if g is not None else
+                             ops.zeros(meta[i][0], dtype=meta[i][1], device=meta[i][2])
                              for i, g in enumerate(grads)]
                 if _backward_observer is None:
                     in_grads = node.fn.backward(node, *grads)
@@ -404,17 +365,18 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
          allow_unused: bool = False):
     """d(outputs)/d(inputs) without touching `.grad` (torch.autograd.grad)."""
     inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
-    saved = [(t, t.grad) for t in inputs]
+    saved = [(t, t._grad) for t in inputs]
     for t in inputs:
-        t.grad = None
+        t._grad = None
     try:
         backward(outputs, grad_outputs, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
-        result = tuple(t.grad for t in inputs)
+        result = tuple(t._grad for t in inputs)
     finally:
         for t, g in saved:
-            t.grad = g
+            t._grad = g
     if not allow_unused and any(r is None for r in result):
-        raise RuntimeError("One of the differentiated tensors was not used in the graph; set allow_unused=True")
+        raise RuntimeError("One of the differentiated tensors was not used in the graph; set "
+                           "allow_unused=True")
     return result
 
 

@@ -11,14 +11,15 @@ import math
 
 import numpy as np
 
-from . import dtypes as _dt
 from . import _operators
+from . import dtypes as _dt
+from ._grad_checks import check_grad_assignment
 from ._operators import TensorOperators
 from .device import CPU, as_device, device
 
 
 class Tensor(TensorOperators):
-    __slots__ = ("_data", "device", "dtype", "requires_grad", "grad", "grad_fn", "_output_nr", "_version",
+    __slots__ = ("_data", "device", "dtype", "requires_grad", "_grad", "grad_fn", "_output_nr", "_version",
                  "_base", "_hooks", "_is_param", "__weakref__")  # _is_param: set only by nn.Parameter
     __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to Tensor.__radd__
 
@@ -36,7 +37,7 @@ class Tensor(TensorOperators):
         self.device = dev
         self.dtype = _dt._FROM_NP[arr.dtype]
         self.requires_grad = False
-        self.grad = None
+        self._grad = None
         self.grad_fn = None
         self._output_nr = 0
         self._version = [0]
@@ -54,7 +55,7 @@ class Tensor(TensorOperators):
         t.device = dev
         t.dtype = _dt._FROM_NP[arr.dtype]
         t.requires_grad = False
-        t.grad = None
+        t._grad = None
         t.grad_fn = None
         t._output_nr = 0
         t._version = [0]
@@ -138,6 +139,18 @@ class Tensor(TensorOperators):
         self._data, self.device, self.dtype = other._data, other.device, other.dtype
 
     # ---- autograd -------------------------------------------------------------------------
+    @property
+    def grad(self) -> Tensor | None:
+        """The accumulated gradient (None until a backward reaches this tensor)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        # as torch: None, or a Tensor of this tensor's device, dtype and shape (the engine writes _grad)
+        if value is not None:
+            check_grad_assignment(self, value)
+        self._grad = value
+
     def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
                  create_graph: bool = False, inputs=None) -> None:
         from .autograd import backward
@@ -162,7 +175,8 @@ class Tensor(TensorOperators):
         return self
 
     def register_hook(self, hook):
-        """Call `hook(grad)` when this tensor's gradient is computed; a non-None return replaces it."""
+        """Call `hook(grad)` when this tensor's gradient is computed; a Tensor it returns (of the
+        gradient's shape, dtype and device) replaces the gradient, None keeps it."""
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if self.grad_fn is None:
@@ -187,7 +201,9 @@ class Tensor(TensorOperators):
         def store(grad):
             t = ref()
             if t is not None:
-                t.grad = grad.detach().clone() if t.grad is None else (t.grad + grad).detach()
+                if grad.dtype is not t.dtype:  # a Function's backward gave another dtype: cast, as at leaves
+                    grad = grad.to(t.dtype)
+                t.grad = grad.detach().clone() if t._grad is None else (t._grad + grad).detach()
 
         self.register_hook(store)
 
@@ -222,7 +238,8 @@ class Tensor(TensorOperators):
 
     def __index__(self):
         if self.dtype.category == 2:
-            raise TypeError(f"only integer tensors of a single element can be used as an index, got {self.dtype}")
+            raise TypeError("only integer tensors of a single element can be used as an index, got "
+                            f"{self.dtype}")
         return int(self.item())
 
     def __bool__(self):
@@ -326,26 +343,27 @@ class _RemovableHandle:
 def _wrap_dim(dim: int, ndim: int) -> int:
     n = max(ndim, 1)
     if not -n <= dim < n:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got "
+                         f"{dim})")
     return dim + n if dim < 0 else dim
 
 
 # Tensor methods that are the op of the same name in tinyml.ops: `x.exp()` is `tinyml.exp(x)`.
 METHOD_OPS = (
     # elementwise
-    "add sub mul div true_divide floor_divide remainder fmod pow neg negative abs exp exp2 expm1 log log2 log10 "
-    "log1p sqrt rsqrt square reciprocal sin cos tan tanh sigmoid relu erf sign floor ceil round trunc frac "
-    "clamp clip minimum maximum masked_fill eq ne lt le gt ge logical_and logical_or logical_not "
+    "add sub mul div true_divide floor_divide remainder fmod pow neg negative abs exp exp2 expm1 log log2 "
+    "log10 log1p sqrt rsqrt square reciprocal sin cos tan tanh sigmoid relu erf sign floor ceil round trunc "
+    "frac clamp clip minimum maximum masked_fill eq ne lt le gt ge logical_and logical_or logical_not "
     "logical_xor bitwise_not bitwise_and bitwise_or bitwise_xor isnan isinf isfinite nan_to_num lerp "
     "addcmul addcdiv "
     # reductions
     "sum mean var std max min amax amin argmax argmin logsumexp prod cumsum cumprod all any norm "
     "var_mean std_mean "
     # movement and indexing
-    "reshape view view_as reshape_as permute transpose swapaxes t contiguous squeeze unsqueeze expand expand_as "
-    "repeat repeat_interleave flatten unflatten narrow split chunk unbind gather scatter scatter_add "
-    "index_select index_add masked_select tril triu flip roll movedim diagonal take_along_dim clone "
-    "select nonzero argwhere broadcast_to moveaxis "
+    "reshape view view_as reshape_as permute transpose swapaxes t contiguous squeeze unsqueeze expand "
+    "expand_as repeat repeat_interleave flatten unflatten narrow split chunk unbind gather scatter "
+    "scatter_add index_select index_add masked_select tril triu flip roll movedim diagonal take_along_dim "
+    "clone select nonzero argwhere broadcast_to moveaxis "
     # matmul and nn
     "matmul mm bmm dot outer softmax log_softmax "
     # in-place

@@ -118,7 +118,8 @@ def test_getitem_errors():
         tinyml.tensor(1.0)[0]
     with pytest.raises(IndexError, match="must be long, int, byte or bool tensors, got tinyml.float32"):
         x[tinyml.tensor([1.0])]
-    with pytest.raises(IndexError, match=r"shape of the mask \[3\] at index 0 does not match .* \[4, 5\] at index 0"):
+    with pytest.raises(IndexError,
+                       match=r"shape of the mask \[3\] at index 0 does not match .* \[4, 5\] at index 0"):
         x[tinyml.tensor([True, False, True])]
     with pytest.raises(IndexError, match=r"could not be broadcast together with shapes \[2\], \[3\]"):
         x[tinyml.tensor([0, 1]), tinyml.tensor([0, 1, 2])]
@@ -205,8 +206,8 @@ def test_setitem_leaf_and_saved_tensor_errors():
 
 def test_setitem_shape_error():
     x = tinyml.zeros(5, 6, 7)
-    with pytest.raises(RuntimeError, match=r"value tensor of shape \[3\] cannot be broadcast to indexing result of "
-                                           r"shape \[2, 6, 7\]"):
+    with pytest.raises(RuntimeError, match=r"value tensor of shape \[3\] cannot be broadcast to indexing "
+                                           r"result of shape \[2, 6, 7\]"):
         x[[0, 1]] = tinyml.ones(3)
 
 
@@ -225,11 +226,14 @@ def test_gather(kernels):
 def test_scatter(kernels):
     idx = [[0, 2], [1, 0], [2, 1]]
     check_op([(3, 4), (3, 2)], lambda x, s: x.scatter(0, T(x, idx), s))
-    check_op([(3, 4), (3, 5)], lambda x, s: x.scatter(1, T(x, [[3, 1], [0, 2], [1, 1]]), s), grad=False)  # src larger
+    # src larger than index
+    check_op([(3, 4), (3, 5)], lambda x, s: x.scatter(1, T(x, [[3, 1], [0, 2], [1, 1]]), s), grad=False)
     check_op([(3, 4)], lambda x: x.scatter(1, T(x, [[3], [0], [1]]), 2.5), noncontiguous=True)
-    out = tinyml.ones(2, 3).scatter(1, tinyml.tensor([[0, 0], [2, 1]]), tinyml.full((2, 2), 2.0), reduce="multiply")
-    assert out.tolist() == torch.ones(2, 3).scatter(1, torch.tensor([[0, 0], [2, 1]]), torch.full((2, 2), 2.0),
-                                                    reduce="multiply").tolist()
+    out = tinyml.ones(2, 3).scatter(1, tinyml.tensor([[0, 0], [2, 1]]), tinyml.full((2, 2), 2.0),
+                                    reduce="multiply")
+    want = torch.ones(2, 3).scatter(1, torch.tensor([[0, 0], [2, 1]]), torch.full((2, 2), 2.0),
+                                    reduce="multiply")
+    assert out.tolist() == want.tolist()
     with pytest.raises(RuntimeError, match="Expected self.dtype to be equal to src.dtype"):
         tinyml.zeros(2).scatter(0, tinyml.tensor([0]), tinyml.ones(1, dtype=tinyml.float64))
 
@@ -273,7 +277,8 @@ def test_nonzero_one_hot():
             assert a.dtype is tinyml.int64 and a.tolist() == b.tolist()
     assert tinyml.nonzero(tinyml.tensor(0.0)).shape == (0, 0)
     ids = [[0, 3], [2, 2]]
-    assert tinyml.one_hot(tinyml.tensor(ids)).tolist() == torch.nn.functional.one_hot(torch.tensor(ids)).tolist()
+    want = torch.nn.functional.one_hot(torch.tensor(ids)).tolist()
+    assert tinyml.one_hot(tinyml.tensor(ids)).tolist() == want
     got = tinyml.one_hot(tinyml.tensor(ids), num_classes=6)
     assert got.dtype is tinyml.int64 and got.shape == (2, 2, 6) and got.sum().item() == 4
     with pytest.raises(RuntimeError, match="smaller than num_classes"):
@@ -306,8 +311,64 @@ def test_embedding_backward_kernel(kernels):
     np.add.at(want, ids.numpy().ravel(), dy.numpy().reshape(-1, 4))
     want[3] = 0
     np.testing.assert_allclose(got, want, rtol=1e-6)
-    with pytest.raises(IndexError, match="out of bounds for dimension 0 with size 5"):
-        tinyml.embedding(tinyml.tensor([5]), tinyml.zeros(5, 2))
+
+
+@pytest.mark.parametrize("ids", [[5], [-1], [[0, 1], [2, -6]], [0, 100, 1]])
+def test_embedding_out_of_range_ids_raise_like_torch(device, kernels, ids):
+    """torch raises IndexError for any id outside [0, num_embeddings), -1 included (it is not the
+    last row); so does every tinyml backend, naming the id and the table size."""
+    with pytest.raises(IndexError):
+        torch.nn.functional.embedding(torch.tensor(ids), torch.zeros(5, 2))
+    bad = [i for i in np.ravel(ids) if not 0 <= i < 5]
+    w = tinyml.randn(5, 2, device=device, requires_grad=True)
+    named = rf"index ({'|'.join(map(str, bad))}) is out of range for an embedding of 5 rows"
+    with pytest.raises(IndexError, match=named):
+        tinyml.nn.functional.embedding(tinyml.tensor(ids, device=device), w)
+    with pytest.raises(IndexError, match="embedding of 5 rows"):
+        tinyml.nn.Embedding(5, 2).to(device)(tinyml.tensor(ids, device=device))
+
+
+def test_embedding_forward_kernels_agree(device):
+    """embedding_forward on every backend: rows of any dtype, 0-d and empty ids, an empty table."""
+    from tinyml.ops._dispatch import run
+
+    rng = np.random.default_rng(0)
+    for dtype in ("float32", "float64", "float16", "bfloat16", "int64"):
+        w = tinyml.tensor(rng.integers(-9, 9, (7, 3)), dtype=getattr(tinyml, dtype), device=device)
+        want = w.cpu().numpy()
+        for ids in (rng.integers(0, 7, (4, 5)), np.array(6), np.zeros((0, 2), np.int64)):
+            for ref in (True, False):
+                with tinyml.backends.force_reference(ref):
+                    got = run("embedding_forward", w, tinyml.tensor(ids, device=device))
+                assert got.dtype is w.dtype and got.shape == ids.shape + (3,)
+                np.testing.assert_array_equal(got.cpu().numpy().astype(np.float64),
+                                              want[ids].astype(np.float64))
+    empty = tinyml.zeros(0, 3, device=device)
+    no_ids = tinyml.tensor(np.zeros(0, np.int64), device=device)
+    assert run("embedding_forward", empty, no_ids).shape == (0, 3)
+    with pytest.raises(IndexError, match="index 0 is out of range for an embedding of 0 rows"):
+        run("embedding_forward", empty, tinyml.tensor([0], device=device))
+
+
+def test_embedding_forward_binding_checks_before_reading():
+    """The C++ binding validates ids, dtypes and layout before it copies a row."""
+    from tinyml.backends.cpu import _C
+
+    if _C is None:
+        pytest.skip("tinyml._C is not built")
+    w = np.arange(15, dtype=np.float32).reshape(5, 3)
+    np.testing.assert_array_equal(_C.embedding_forward(w, np.array([[4, 0]])), w[[[4, 0]]])
+    for ids, msg in (([0, -1], "index -1"), ([5], "index 5"), ([2**62], f"index {2**62}")):
+        with pytest.raises(IndexError, match=msg + " is out of range for an embedding of 5 rows"):
+            _C.embedding_forward(w, np.array(ids, np.int64))
+    with pytest.raises(TypeError, match="int64, got int32"):
+        _C.embedding_forward(w, np.array([0], np.int32))
+    with pytest.raises(ValueError, match=r"2-D.*\(15,\)"):
+        _C.embedding_forward(w.reshape(-1), np.array([0]))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _C.embedding_forward(w[:, ::2], np.array([0]))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _C.embedding_forward(w, np.array([[0, 1], [2, 3]])[:, 0])
 
 
 def test_gradcheck_float64():
@@ -316,8 +377,9 @@ def test_gradcheck_float64():
 
     idx = tinyml.tensor([2, 0, 2])
     gradcheck(lambda x: x[idx, 1:][:, [1, 1]], [x64(3, 4)])
-    gradcheck(lambda x, s: x.scatter_add(1, tinyml.tensor([[0, 0], [2, 0]]), s).gather(0, tinyml.tensor([[1, 0]])),
-              [x64(2, 3), x64(2, 3)])  # src larger than index: zero gradient outside it
+    # src larger than index: zero gradient outside it
+    gradcheck(lambda x, s: x.scatter_add(1, tinyml.tensor([[0, 0], [2, 0]]), s)
+              .gather(0, tinyml.tensor([[1, 0]])), [x64(2, 3), x64(2, 3)])
     gradcheck(lambda x, s: x.scatter(0, tinyml.tensor([[1, 0, 1]]), s), [x64(2, 3), x64(2, 4)])
 
     def put(x, v):

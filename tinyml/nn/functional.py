@@ -10,7 +10,19 @@ tinyml/ops/<family>.py.
 from __future__ import annotations
 
 from .. import ops as _ops
-from ..ops.activation import elu, gelu, glu, hardtanh, leaky_relu, logsigmoid, mish, relu6, silu, softplus, swiglu  # noqa: F401
+from ..ops.activation import (  # noqa: F401
+    elu,
+    gelu,
+    glu,
+    hardtanh,
+    leaky_relu,
+    logsigmoid,
+    mish,
+    relu6,
+    silu,
+    softplus,
+    swiglu,
+)
 from ..ops.attention import scaled_dot_product_attention  # noqa: F401
 from ..ops.loss import (  # noqa: F401
     binary_cross_entropy,
@@ -56,15 +68,16 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
     the gradient at padding_idx stays zero. max_norm, scale_grad_by_freq and sparse are not
     supported (they raise)."""
     if max_norm is not None or scale_grad_by_freq or sparse:
-        raise NotImplementedError("F.embedding: max_norm, scale_grad_by_freq and sparse=True are not supported "
-                                  "by tinyml; renormalise the weight yourself or use the defaults")
+        raise NotImplementedError("F.embedding: max_norm, scale_grad_by_freq and sparse=True are not "
+                                  "supported by tinyml; renormalise the weight yourself or use the defaults")
     return _ops.embedding(input, weight, padding_idx)
 
 
 # Names owned by other op families (movement, indexing, conv/pool): re-exported when their module
 # provides them, so this file needs no edit as those families grow.
-_FROM_OTHER_FAMILIES = ("pad", "one_hot", "conv1d", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
-                        "interpolate", "upsample", "upsample_nearest", "upsample_bilinear")
+_FROM_OTHER_FAMILIES = ("pad", "one_hot", "conv1d", "conv2d", "max_pool2d", "avg_pool2d",
+                        "adaptive_avg_pool2d", "interpolate", "upsample", "upsample_nearest",
+                        "upsample_bilinear")
 for _name in _FROM_OTHER_FAMILIES:
     if hasattr(_ops, _name):
         globals()[_name] = getattr(_ops, _name)

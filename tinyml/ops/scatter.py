@@ -7,7 +7,7 @@ one_hot and the embedding lookup.
     scatter_add(x, d, idx, src): y = x; y[..] += src                 dx = g, dsrc = gather(g, d, idx)
     index_select(x, d, idx):   y = x[.., idx, ..]                    dx = index_add(0, d, idx, g)
     index_add(x, d, idx, s, alpha): y = x; y[.., idx[i], ..] += alpha s[.., i, ..]
-                                                                     dx = g, ds = alpha index_select(g, d, idx)
+                                                               dx = g, ds = alpha index_select(g, d, idx)
     embedding(ids, W):         y = W[ids]                            dW = embedding_backward kernel
 Repeated indices accumulate in every scatter-add (the gradients of gather/index_select are right
 for repeated indices).
@@ -83,7 +83,8 @@ class Scatter(Function):
         return gx, gs, None, None, None
 
 
-def scatter(input: Tensor, dim: int, index: Tensor, src=None, *, value=None, reduce: str | None = None) -> Tensor:
+def scatter(input: Tensor, dim: int, index: Tensor, src=None, *, value=None,
+            reduce: str | None = None) -> Tensor:
     """y = x with y[..., index[i], ...] = src[i] along dim (src a tensor or a number; `value=` too);
     reduce 'add' / 'multiply' combine instead of overwriting."""
     _check_index(index, "scatter")
@@ -94,11 +95,11 @@ def scatter(input: Tensor, dim: int, index: Tensor, src=None, *, value=None, red
         raise RuntimeError(f"reduce argument must be either add or multiply, got {reduce!r}")
     if isinstance(src, Tensor):
         if src.dtype is not input.dtype:
-            raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype (got {input.dtype} and "
-                               f"{src.dtype})")
+            raise RuntimeError("scatter(): Expected self.dtype to be equal to src.dtype (got "
+                               f"{input.dtype} and {src.dtype})")
         if src.ndim != index.ndim:
-            raise RuntimeError(f"scatter(): Index tensor must have the same number of dimensions as src tensor "
-                               f"(index shape {tuple(index.shape)}, src shape {tuple(src.shape)})")
+            raise RuntimeError("scatter(): Index tensor must have the same number of dimensions as src "
+                               f"tensor (index shape {tuple(index.shape)}, src shape {tuple(src.shape)})")
     else:
         _check_scalar(src, "scatter")
     return Scatter.apply(input, src, _wrap_dim(dim, input.ndim), index, reduce)
@@ -122,11 +123,11 @@ def scatter_add(input: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
     """y = x; y[..., index[i], ...] += src[i] along dim (repeated indices accumulate)."""
     _check_index(index, "scatter_add")
     if src.dtype is not input.dtype:
-        raise RuntimeError(f"scatter_add(): Expected self.dtype to be equal to src.dtype (got {input.dtype} and "
-                           f"{src.dtype})")
+        raise RuntimeError("scatter_add(): Expected self.dtype to be equal to src.dtype (got "
+                           f"{input.dtype} and {src.dtype})")
     if src.ndim != index.ndim:
-        raise RuntimeError(f"scatter_add(): Index tensor must have the same number of dimensions as src tensor "
-                           f"(index shape {tuple(index.shape)}, src shape {tuple(src.shape)})")
+        raise RuntimeError("scatter_add(): Index tensor must have the same number of dimensions as src "
+                           f"tensor (index shape {tuple(index.shape)}, src shape {tuple(src.shape)})")
     return ScatterAdd.apply(input, src, _wrap_dim(dim, input.ndim), index)
 
 
@@ -188,12 +189,12 @@ def index_add(input: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1
     d = _wrap_dim(dim, input.ndim)
     want = tuple(input.shape[:d]) + (index.shape[0],) + tuple(input.shape[d + 1:])
     if tuple(source.shape) != want:
-        raise RuntimeError(f"index_add_(): source of shape {tuple(source.shape)} does not match the destination of "
-                           f"shape {tuple(input.shape)} with {index.shape[0]} indices along dimension {d} (expected "
-                           f"source shape {want})")
+        raise RuntimeError(f"index_add_(): source of shape {tuple(source.shape)} does not match the "
+                           f"destination of shape {tuple(input.shape)} with {index.shape[0]} indices along "
+                           f"dimension {d} (expected source shape {want})")
     if source.dtype is not input.dtype:
-        raise RuntimeError(f"index_add_(): self ({input.dtype}) and source ({source.dtype}) must have the same "
-                           "scalar type")
+        raise RuntimeError(f"index_add_(): self ({input.dtype}) and source ({source.dtype}) must have the "
+                           "same scalar type")
     return IndexAdd.apply(input, source, d, index, alpha)
 
 
@@ -204,10 +205,14 @@ def take_along_dim(input: Tensor, indices: Tensor, dim: int | None = None) -> Te
     if dim is None:
         return gather(reshape(input, (-1,)), 0, reshape(indices, (-1,)))
     if input.ndim != indices.ndim:
-        raise RuntimeError(f"torch.take_along_dim(): input and indices should have the same number of dimensions, "
-                           f"but got {input.ndim} dimensions for input, and {indices.ndim} dimensions for indices")
+        raise RuntimeError("torch.take_along_dim(): input and indices should have the same number of "
+                           f"dimensions, but got {input.ndim} dimensions for input, and {indices.ndim} "
+                           "dimensions for indices")
     d = _wrap_dim(dim, input.ndim)
-    other = lambda s: s[:d] + (1,) + s[d + 1:]
+
+    def other(s):
+        return s[:d] + (1,) + s[d + 1:]
+
     b = broadcast_shapes(other(input.shape), other(indices.shape))
     x_shape = b[:d] + (input.shape[d],) + b[d + 1:]
     i_shape = b[:d] + (indices.shape[d],) + b[d + 1:]
@@ -219,7 +224,8 @@ def take_along_dim(input: Tensor, indices: Tensor, dim: int | None = None) -> Te
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     """y[..., c] = 1 where tensor == c (int64); num_classes -1 infers max + 1."""
     if tensor.dtype is not _dt.int64:
-        raise RuntimeError(f"one_hot is only applicable to index tensor of type LongTensor (got {tensor.dtype})")
+        raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor (got "
+                           f"{tensor.dtype})")
     return run("one_hot", tensor, int(num_classes))
 
 
@@ -228,7 +234,7 @@ class Embedding(Function):
     def forward(ctx, weight, ids, padding_idx):
         ctx.n, ctx.padding_idx = weight.shape[0], padding_idx
         ctx.save_for_backward(ids)
-        return run("index", weight, [ids], (0,))
+        return run("embedding_forward", weight, ids)
 
     @staticmethod
     def backward(ctx, g):
@@ -238,11 +244,12 @@ class Embedding(Function):
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Rows of `weight` (num_embeddings, D) at the int ids `input`: shape input.shape + (D,).
-    The row at `padding_idx` gets no gradient."""
+    Every id must lie in [0, num_embeddings): a negative id raises IndexError (as in PyTorch),
+    it does not count from the end. The row at `padding_idx` gets no gradient."""
     if not isinstance(input, Tensor) or input.dtype not in (_dt.int64, _dt.int32):
         got = input.dtype if isinstance(input, Tensor) else type(input).__name__
-        raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the following scalar types: "
-                           f"Long, Int; but got {got} instead")
+        raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following scalar "
+                           f"types: Long, Int; but got {got} instead")
     if weight.ndim != 2:
         raise RuntimeError(f"'weight' must be 2-D, got shape {tuple(weight.shape)}")
     n = weight.shape[0]
@@ -250,7 +257,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> 
         pad = -1
     else:
         if not -n <= padding_idx < n:
-            raise AssertionError(f"Padding_idx must be within num_embeddings (got {padding_idx} for {n} embeddings)")
+            raise AssertionError(f"Padding_idx must be within num_embeddings (got {padding_idx} for {n} "
+                                 "embeddings)")
         pad = padding_idx % n
     ids = input if input.dtype is _dt.int64 else input.to(_dt.int64)
     return Embedding.apply(weight, ids, pad)

@@ -11,13 +11,16 @@ when those are adjacent, else they come first.
     index_put_:      x[idx] = value (or += with accumulate), in place
     gather:          y[i][j][k] = x[i][index[i][j][k]][k]  (dim = 1)
     scatter_add:     y = x; y[i][index[i][j][k]][k] += src[i][j][k]
-    index_select:    y = x.take(index, dim)                index_add: y = x; y[.., index[i], ..] += alpha src[.., i, ..]
+    index_select:    y = x.take(index, dim)
+    index_add:       y = x; y[.., index[i], ..] += alpha src[.., i, ..]
+    embedding_forward: y = W[ids]                          (ids in [0, V), else IndexError: -1 is
+                                                           not the last row, unlike index)
     embedding_backward: dW[ids[n]] += dy[n]; dW[padding_idx] = 0
 """
 import numpy as np
 
-__all__ = ["embedding_backward", "gather", "index", "index_add", "index_backward", "index_put_",
-           "index_select", "nonzero", "one_hot", "scatter", "scatter_add"]
+__all__ = ["embedding_backward", "embedding_forward", "gather", "index", "index_add", "index_backward",
+           "index_put_", "index_select", "nonzero", "one_hot", "scatter", "scatter_add"]
 
 
 def _check_bounds(idx, size: int, dim: int) -> None:
@@ -91,12 +94,12 @@ def _grid(index, dim):
 
 def _check_scatter(x, dim, index, src, name):
     if index.ndim != x.ndim:
-        raise RuntimeError(f"{name}(): Index tensor must have the same number of dimensions as self tensor (index "
-                           f"shape {index.shape}, self shape {x.shape})")
+        raise RuntimeError(f"{name}(): Index tensor must have the same number of dimensions as self "
+                           f"tensor (index shape {index.shape}, self shape {x.shape})")
     for d in range(x.ndim):
         if (d != dim and index.shape[d] > x.shape[d]) or (src is not None and index.shape[d] > src.shape[d]):
-            raise RuntimeError(f"Size does not match at dimension {d} expected index {list(index.shape)} to be no "
-                               f"larger than self {list(x.shape)} apart from dimension {dim}"
+            raise RuntimeError(f"Size does not match at dimension {d} expected index {list(index.shape)} "
+                               f"to be no larger than self {list(x.shape)} apart from dimension {dim}"
                                + ("" if src is None else f" and to be no larger than src {list(src.shape)}"))
     _check_bounds(index, x.shape[dim], dim)
 
@@ -153,9 +156,25 @@ def one_hot(x, num_classes):
     if num_classes == -1:
         num_classes = int(x.max()) + 1 if x.size else 0
     elif x.size and x.max() >= num_classes:
-        raise RuntimeError(f"Class values must be smaller than num_classes (got {int(x.max())} with num_classes="
-                           f"{num_classes}).")
+        raise RuntimeError(f"Class values must be smaller than num_classes (got {int(x.max())} with "
+                           f"num_classes={num_classes}).")
     return (x[..., None] == np.arange(num_classes)).astype(np.int64)
+
+
+def check_embedding_ids(lo: int, hi: int, num_embeddings: int) -> None:
+    """IndexError unless every id lies in [0, num_embeddings), given their min and max (every
+    backend's embedding_forward raises this same message)."""
+    if lo < 0 or hi >= num_embeddings:
+        bad = lo if lo < 0 else hi
+        raise IndexError(f"index {bad} is out of range for an embedding of {num_embeddings} rows "
+                         f"(ids must be in [0, {num_embeddings}))")
+
+
+def embedding_forward(weight, ids):
+    """y (ids.shape + (D,)) = weight[ids] for a (num_embeddings, D) weight; negative ids raise."""
+    if ids.size:
+        check_embedding_ids(int(ids.min()), int(ids.max()), weight.shape[0])
+    return weight[ids]
 
 
 def embedding_backward(ids, dy, num_embeddings, padding_idx):

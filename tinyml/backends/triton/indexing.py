@@ -10,6 +10,7 @@
     index_put_(x, ..., accumulate) stores (or atomic adds) into x in place, through x's strides
     index_select(x, dim, index)    index with one 1-D index
     index_add(x, dim, index, src)  a clone of x, then index_put_ with accumulate
+    embedding_forward(W, ids)      W[ids], ids checked to lie in [0, V) (-1 raises, as in PyTorch)
     embedding_backward             index_backward of the weight rows, padding row zeroed
     nonzero(x)                     per-block counts, then positions from a block-local cumsum;
                                    the count sizes the result, so it goes to the host (a sync)
@@ -28,12 +29,14 @@ import triton
 import triton.language as tl
 
 from ..cuda_array import CudaArray, from_host
+from ..reference.indexing import check_embedding_ids
 from ._rows import load_up
 from ._strided import BLOCK, collapse, grid, launch_strided, pad4, strided_offsets
 from .copy import cast, clone, contiguous, copy_, expand, full, permute, to_host, view
 
 __all__ = [
     "embedding_backward",
+    "embedding_forward",
     "index",
     "index_add",
     "index_backward",
@@ -72,11 +75,13 @@ def check_bounds(idx: CudaArray, size: int, dim: int) -> None:
         return
     lo, hi = int_range(idx)
     if lo < -size or hi >= size:
-        raise IndexError(f"index {hi if hi >= size else lo} is out of bounds for dimension {dim} with size {size}")
+        raise IndexError(f"index {hi if hi >= size else lo} is out of bounds for dimension {dim} with size "
+                         f"{size}")
 
 
 @triton.jit
-def _offset_kernel(idx, off, n, s1, s2, s3, a0, a1, a2, a3, size, stride, FIRST: tl.constexpr, BLOCK: tl.constexpr):
+def _offset_kernel(idx, off, n, s1, s2, s3, a0, a1, a2, a3, size, stride, FIRST: tl.constexpr,
+                   BLOCK: tl.constexpr):
     """off (+)= (idx wrapped into [0, size)) * stride, over the broadcast index shape."""
     i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     m = i < n
@@ -88,7 +93,8 @@ def _offset_kernel(idx, off, n, s1, s2, s3, a0, a1, a2, a3, size, stride, FIRST:
 
 
 @triton.jit
-def _index_kernel(x, off, val, n, n_rest, s1, s2, s3, r0, r1, r2, r3, MODE: tl.constexpr, BLOCK: tl.constexpr):
+def _index_kernel(x, off, val, n, n_rest, s1, s2, s3, r0, r1, r2, r3, MODE: tl.constexpr,
+                  BLOCK: tl.constexpr):
     """Over (b, r) flat: MODE "get": val[i] = x[off[b] + rest(r)]; "put": x[...] = val[i];
     "add": x[...] += val[i] (atomic)."""
     i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -193,7 +199,8 @@ def _value_blocked(value, x: CudaArray, indices, dims, dtype) -> CudaArray:
 
 def _accumulator(dtype: np.dtype) -> np.dtype:
     """Atomics run in float32 for 16-bit floats (no bf16 atomics in the interpreter, few on GPUs)."""
-    return np.dtype(np.float32) if dtype.kind == "f" and dtype.itemsize == 2 or dtype.name == "bfloat16" else dtype
+    half = dtype.kind == "f" and dtype.itemsize == 2 or dtype.name == "bfloat16"
+    return np.dtype(np.float32) if half else dtype
 
 
 def index_backward(g: CudaArray, shape, indices, dims) -> CudaArray:
@@ -235,6 +242,13 @@ def index_add(x: CudaArray, dim, index_: CudaArray, source: CudaArray, alpha) ->
 
         source = mul(source, alpha)
     return index_put_(out, [index_], (dim,), source, True)
+
+
+def embedding_forward(weight: CudaArray, ids: CudaArray) -> CudaArray:
+    """weight[ids]: ids.shape + (D,), every id in [0, num_embeddings) (one min/max sync)."""
+    if ids.numel():
+        check_embedding_ids(*int_range(ids), weight.shape[0])
+    return _run(weight, [ids], (0,), None, "get")  # dims (0,): already in numpy's placement
 
 
 def embedding_backward(ids: CudaArray, dy: CudaArray, num_embeddings, padding_idx) -> CudaArray:
@@ -301,7 +315,8 @@ def one_hot(x: CudaArray, num_classes) -> CudaArray:
     if num_classes == -1:
         num_classes = hi + 1 if x.numel() else 0
     elif x.numel() and hi >= num_classes:
-        raise RuntimeError(f"Class values must be smaller than num_classes (got {hi} with num_classes={num_classes}).")
+        raise RuntimeError(f"Class values must be smaller than num_classes (got {hi} with "
+                           f"num_classes={num_classes}).")
     out = CudaArray.empty(x.shape + (num_classes,), np.int64)
     n = out.numel()
     if n:
