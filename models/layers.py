@@ -27,6 +27,12 @@ class KVCache:
         k = self.keys[0]
         return 0 if k is None else k.shape[2]
 
+    def length(self, layer: int) -> int:
+        """Positions cached for `layer`: the position offset of its next tokens. Within a forward,
+        `seq_len` (layer 0's count) is already ahead for every later layer."""
+        k = self.keys[layer]
+        return 0 if k is None else k.shape[2]
+
     def update(self, layer: int, k, v):
         """Append this step's (B, Hkv, T, D) keys and values; return all of them (B, Hkv, S, D)."""
         if self.keys[layer] is not None:
@@ -61,42 +67,130 @@ def attend(q, k, v, *, causal: bool, cache: KVCache | None = None, layer: int = 
     if causal and not is_causal:
         cm = _causal_mask(T, S, q.device)
         attn_mask = cm if attn_mask is None else (attn_mask & cm)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p,
+                                          is_causal=is_causal)
+
+
+# rope_type -> the keys its `rope_scaling` dict needs (besides rope_type): transformers' names and maths
+ROPE_SCALINGS = {"linear": ("factor",), "dynamic": ("factor",), "llama3": (
+    "factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")}
+
+
+def check_rope_scaling(scaling: dict | None, max_positions: int) -> dict | None:
+    """A rotary scaling dict in transformers' layout ({"rope_type": "linear", "factor": 2.0, ...}),
+    checked: NotImplementedError for a rope_type tinyml does not implement, ValueError for a missing
+    or non-numeric key. Returns a copy with llama3's original_max_position_embeddings defaulted to
+    max_positions (as transformers does), or None for the plain rotary embedding."""
+    if scaling is None:
+        return None
+    if not isinstance(scaling, dict):
+        raise ValueError(f"rope_scaling must be a dict such as {{'rope_type': 'linear', 'factor': 2.0}}, "
+                         f"got {scaling!r}")
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "default":
+        return None
+    if kind not in ROPE_SCALINGS:
+        raise NotImplementedError(f"rope_type {kind!r} is not implemented in tinyml; supported: default, "
+                                  f"{', '.join(ROPE_SCALINGS)}")
+    if "rope_theta" in scaling:  # two places for one number invite disagreement
+        raise ValueError(f"rope_scaling holds rope_theta={scaling['rope_theta']!r}; give it as the config's "
+                         "rope_theta instead")
+    out = {"rope_type": kind, **{k: v for k, v in scaling.items() if k not in ("rope_type", "type")}}
+    if kind == "llama3":
+        out.setdefault("original_max_position_embeddings", max_positions)
+    for key in ROPE_SCALINGS[kind]:
+        v = out.get(key)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
+            raise ValueError(f"rope_type {kind!r} needs a positive number {key!r}, got {v!r}")
+    if kind == "llama3" and out["low_freq_factor"] == out["high_freq_factor"]:
+        raise ValueError(f"rope_type 'llama3' needs low_freq_factor != high_freq_factor, both are "
+                         f"{out['low_freq_factor']}")
+    if out.get("partial_rotary_factor", 1.0) != 1.0:
+        raise NotImplementedError(f"partial_rotary_factor={out['partial_rotary_factor']} is not implemented "
+                                  "(tinyml rotates the whole head dim)")
+    return out
+
+
+def rope_inv_freq(head_dim: int, theta: float, scaling: dict | None = None, max_positions: int = 2048,
+                  seq_len: int | None = None) -> np.ndarray:
+    """Inverse frequencies (head_dim/2,) in float32, computed as transformers computes them:
+    default   inv_i = theta^(-2i/D)
+    linear    inv_i / factor                      (positions interpolated by `factor`)
+    dynamic   theta' = theta * (factor * L / max_positions - (factor - 1))^(D / (D - 2)), L = max(seq_len,
+              max_positions): NTK-aware, grows with the sequence, the default below max_positions
+    llama3    wavelength 2 pi / inv_i above original/low_freq_factor: inv_i / factor; below
+              original/high_freq_factor: inv_i; between: s * inv_i + (1 - s) * inv_i / factor with
+              s = (original / wavelength - low) / (high - low)."""
+    kind = scaling["rope_type"] if scaling else "default"
+    base = float(theta)
+    if kind == "dynamic":
+        f, length = scaling["factor"], max(seq_len or max_positions, max_positions)
+        base = base * ((f * length / max_positions) - (f - 1)) ** (head_dim / (head_dim - 2))
+    inv = 1.0 / (base ** (np.arange(0, head_dim, 2, dtype=np.int64).astype(np.float32) / head_dim))
+    if kind == "linear":
+        inv = inv / np.float32(scaling["factor"])
+    elif kind == "llama3":
+        f, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+        old = scaling["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv
+        scaled = np.where(wavelen > old / low, inv / f, inv)
+        smooth = (old / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / f + smooth * scaled
+        medium = ~(wavelen < old / high) & ~(wavelen > old / low)
+        inv = np.where(medium, smoothed, scaled)
+    return inv.astype(np.float32)
+
+
+def _cos_sin(inv_freq: np.ndarray, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+    ang = np.arange(start, end, dtype=np.float32)[:, None] * inv_freq[None, :]
+    ang = np.concatenate([ang, ang], axis=-1)
+    return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
 
 
 class Rotary:
     """Rotary position embedding tables (Su et al., the Llama / Hugging Face "rotate half" layout):
-    for pair i of the head dim, angle_(p,i) = p * theta^(-2i/D), and
+    for pair i of the head dim, angle_(p,i) = p * inv_i (inv_i = theta^(-2i/D) unless `scaling`
+    says otherwise, see rope_inv_freq), and
 
         rope(x)_p = x_p * cos(angle_p) + rotate_half(x_p) * sin(angle_p),
         rotate_half([x1, x2]) = [-x2, x1]   (x1, x2 the two halves of the head dim).
 
     The tables are plain host arrays, moved to a device on first use: they are not parameters and
-    stay out of state_dict (Hugging Face's checkpoints do not store them either)."""
+    stay out of state_dict (Hugging Face's checkpoints do not store them either). With "dynamic"
+    scaling a sequence longer than max_positions gets tables for its own length, as transformers'
+    model does while the sequence grows (it also keeps a grown table for later calls between the
+    two lengths; tinyml's tables depend only on the current length)."""
 
-    def __init__(self, head_dim: int, theta: float = 10000.0, max_positions: int = 2048):
+    def __init__(self, head_dim: int, theta: float = 10000.0, max_positions: int = 2048,
+                 scaling: dict | None = None):
         if head_dim % 2:
             raise ValueError(f"rotary embeddings need an even head dim, got {head_dim}")
-        self.head_dim, self.theta = head_dim, float(theta)
+        self.head_dim, self.theta, self.max_positions = head_dim, float(theta), max_positions
+        self.scaling = check_rope_scaling(scaling, max_positions)
+        if self.scaling and self.scaling["rope_type"] == "dynamic" and head_dim <= 2:
+            raise ValueError(f"dynamic rope scaling needs a head dim above 2 (its exponent is D / (D - 2)), "
+                             f"got {head_dim}")
+        self.inv_freq = rope_inv_freq(head_dim, self.theta, self.scaling, max_positions)
         self._grow(max_positions)
 
     def _grow(self, n: int) -> None:
-        inv_freq = 1.0 / (self.theta ** (np.arange(0, self.head_dim, 2, dtype=np.int64).astype(np.float32)
-                                         / self.head_dim))
-        ang = np.arange(n, dtype=np.float32)[:, None] * inv_freq[None, :].astype(np.float32)
-        ang = np.concatenate([ang, ang], axis=-1)
-        self.cos_np, self.sin_np = np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+        self.cos_np, self.sin_np = _cos_sin(self.inv_freq, 0, n)
         self._dev: dict = {}
 
     def tables(self, start: int, length: int, device, dtype):
-        if start + length > self.cos_np.shape[0]:
-            self._grow(max(start + length, 2 * self.cos_np.shape[0]))
+        end = start + length
+        if self.scaling and self.scaling["rope_type"] == "dynamic" and end > self.max_positions:
+            inv = rope_inv_freq(self.head_dim, self.theta, self.scaling, self.max_positions, seq_len=end)
+            cos, sin = _cos_sin(inv, start, end)
+            return tinyml.tensor(cos, device=device).to(dtype), tinyml.tensor(sin, device=device).to(dtype)
+        if end > self.cos_np.shape[0]:
+            self._grow(max(end, 2 * self.cos_np.shape[0]))
         key = (str(device), str(dtype))
         if key not in self._dev:
             self._dev[key] = (tinyml.tensor(self.cos_np, device=device).to(dtype),
                               tinyml.tensor(self.sin_np, device=device).to(dtype))
         cos, sin = self._dev[key]
-        return cos[start:start + length], sin[start:start + length]
+        return cos[start:end], sin[start:end]
 
     def apply(self, x, start: int):
         """x: (B, H, T, D), positions start .. start+T-1."""
@@ -150,7 +244,8 @@ def init_normal_(module, std: float = 0.02, n_layer: int | None = None) -> None:
 
     for name, m in module.named_modules():
         if isinstance(m, nn.Linear):
-            s = std / math.sqrt(2 * n_layer) if n_layer and name.endswith(("c_proj", "o_proj", "down_proj")) else std
+            residual_out = n_layer and name.endswith(("c_proj", "o_proj", "down_proj"))
+            s = std / math.sqrt(2 * n_layer) if residual_out else std
             nn.init.normal_(m.weight, mean=0.0, std=s)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

@@ -1,4 +1,4 @@
-"""Llama style decoder: rotary positions (configurable theta), RMSNorm, SwiGLU MLP, grouped-query
+"""Llama style decoder: rotary positions (configurable theta and scaling), RMSNorm, SwiGLU MLP, grouped-query
 attention, optional tied embeddings.
 
     model = Llama(LlamaConfig(vocab_size=256, hidden_size=128, num_hidden_layers=4,
@@ -8,7 +8,8 @@ attention, optional tied embeddings.
 Module names follow Hugging Face's LlamaForCausalLM (model.embed_tokens, model.layers.0.self_attn
 .q_proj, ..., lm_head), so its checkpoints load without renaming. `qk_layernorm` adds an RMSNorm
 over the head dim of queries and keys (q_norm / k_norm, as Qwen3 and OLMo-2 name them);
-`z_loss` adds the output z-loss (coefficient `z_loss_coef`).
+`z_loss` adds the output z-loss (coefficient `z_loss_coef`). `rope_scaling` takes transformers'
+dict ({"rope_type": "linear" | "dynamic" | "llama3", "factor": ..., ...}; see layers.rope_inv_freq).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass
 import tinyml.nn as nn
 import tinyml.nn.functional as F
 
-from .layers import HFMixin, KVCache, Rotary, attend, init_normal_, lm_loss
+from .layers import HFMixin, KVCache, Rotary, attend, check_rope_scaling, init_normal_, lm_loss
 
 
 @dataclass
@@ -31,6 +32,7 @@ class LlamaConfig:
     head_dim: int | None = None
     max_position_embeddings: int = 2048
     rope_theta: float = 10000.0
+    rope_scaling: dict | None = None  # None: the plain rotary embedding
     rms_norm_eps: float = 1e-6
     tie_word_embeddings: bool = False
     attention_bias: bool = False
@@ -53,6 +55,7 @@ class LlamaConfig:
                              f"num_key_value_heads ({self.num_key_value_heads})")
         if self.intermediate_size is None:
             self.intermediate_size = 32 * round(8 * self.hidden_size / 3 / 32)
+        self.rope_scaling = check_rope_scaling(self.rope_scaling, self.max_position_embeddings)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -77,7 +80,7 @@ class LlamaAttention(nn.Module):
     def forward(self, x, cache: KVCache | None = None, layer: int = 0):
         B, T, _ = x.shape
         D = self.head_dim
-        start = cache.seq_len if cache is not None else 0
+        start = cache.length(layer) if cache is not None else 0
         q = self.q_proj(x).view(B, T, self.n_head, D).transpose(1, 2)
         k = self.k_proj(x).view(B, T, self.n_kv, D).transpose(1, 2)
         v = self.v_proj(x).view(B, T, self.n_kv, D).transpose(1, 2)
@@ -131,7 +134,8 @@ class Llama(nn.Module, HFMixin):
     def __init__(self, config: LlamaConfig):
         super().__init__()
         self.config = config
-        self.rotary = Rotary(config.head_dim, config.rope_theta, config.max_position_embeddings)
+        self.rotary = Rotary(config.head_dim, config.rope_theta, config.max_position_embeddings,
+                             config.rope_scaling)
         self.model = LlamaBody(config, self.rotary)
         if not config.tie_word_embeddings:
             self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)

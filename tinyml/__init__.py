@@ -11,7 +11,7 @@ from .device import device
 from .dtypes import (bfloat16, bool_, double, dtype, float, float16, float32, float64, get_default_dtype, half,
                      int8, int16, int32, int64, long, set_default_dtype, uint8)
 from .dtypes import int as int  # noqa: PLC0414
-from .io import load, save  # noqa: F401  (safetensors checkpoints; safetensors is imported on first use)
+from .io import load, save  # noqa: F401  (safetensors checkpoints, our own codec)
 from .ops import *  # noqa: F401,F403
 from .amp import autocast, is_autocast_enabled
 from .random import get_rng_state, initial_seed, manual_seed, seed, set_rng_state

@@ -2,6 +2,7 @@
 logits equal to 1e-4 in float32; and tinyml's save_pretrained loaded back by transformers."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -140,7 +141,8 @@ def test_errors(tmp_path):
     with pytest.raises(ValueError, match=r"has shape \(61, 32\), the config implies \(61, 48\)"):
         from_pretrained(str(tmp_path / "g"))
     os.remove(tmp_path / "g" / "model.safetensors")
-    with pytest.raises(FileNotFoundError, match="no model.safetensors"):
+    with pytest.raises(FileNotFoundError, match=r"g holds no weights: looked for model.safetensors and "
+                                                r"model.safetensors.index.json"):
         from_pretrained(str(tmp_path / "g"))
 
 
@@ -154,17 +156,18 @@ def test_bfloat16_weights_and_legacy_names(tmp_path):
     ids = _ids(61)
     np.testing.assert_allclose(_tm_logits(model, ids), _hf_logits(hf, ids), rtol=1e-4, atol=1e-4)
 
-    from tinyml.models.safetensors_io import read_safetensors, write_safetensors
+    from tinyml.io import read_safetensors, write_safetensors
 
     legacy = tmp_path / "legacy"
     legacy.mkdir()
-    weights = read_safetensors(str(tmp_path / "bf16" / "model.safetensors"))
+    weights, _ = read_safetensors(str(tmp_path / "bf16" / "model.safetensors"))
     weights = {k.removeprefix("transformer."): v for k, v in weights.items()}
     weights["h.0.attn.bias"] = np.tril(np.ones((1, 1, 24, 24), dtype=np.float32))
     write_safetensors(str(legacy / "model.safetensors"), weights)
     cfg = json.load(open(tmp_path / "bf16" / "config.json"))
     (legacy / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k != "architectures"}))
-    np.testing.assert_allclose(_tm_logits(from_pretrained(str(legacy)), ids), _tm_logits(model, ids), rtol=0, atol=0)
+    np.testing.assert_allclose(_tm_logits(from_pretrained(str(legacy)), ids), _tm_logits(model, ids),
+                               rtol=0, atol=0)
 
     hf = _randomize(_llama())
     hf.save_pretrained(str(tmp_path / "llama"))
@@ -175,3 +178,130 @@ def test_bfloat16_weights_and_legacy_names(tmp_path):
     ids = _ids(67)
     np.testing.assert_allclose(_tm_logits(from_pretrained(str(tmp_path / "llama")), ids), _hf_logits(hf, ids),
                                rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_dtype_is_honoured_as_model_to_gives_it(tmp_path, dtype):
+    hf = _randomize(_llama())
+    hf.save_pretrained(str(tmp_path))
+    dt = getattr(tinyml, dtype)
+    model = from_pretrained(str(tmp_path), dtype=dt)
+    want = from_pretrained(str(tmp_path)).to(dt)
+    assert {p.dtype for p in model.parameters()} == {dt}
+    assert {p.dtype for p in from_pretrained(str(tmp_path), dtype=dtype).parameters()} == {dt}  # by name too
+    for (name, a), (_, b) in zip(model.state_dict().items(), want.state_dict().items()):
+        np.testing.assert_array_equal(a.numpy().view(np.uint16), b.numpy().view(np.uint16), err_msg=name)
+    ids = _ids(67)
+    np.testing.assert_allclose(_tm_logits(model, ids).astype(np.float32), _hf_logits(hf, ids), atol=0.1)
+
+
+def test_integer_and_bool_buffers_keep_their_dtype(tmp_path, monkeypatch):
+    from tinyml.models import hf as hf_io
+
+    from tinyml.io import read_safetensors, write_safetensors
+
+    class GPTWithBuffers(GPT):  # transformers keeps int/bool buffers in their dtype; so must we
+        def __init__(self, cfg):
+            super().__init__(cfg)
+            self.transformer.register_buffer("seen_tokens", tinyml.zeros(2, dtype=tinyml.int64))
+            self.transformer.register_buffer("keep", tinyml.zeros(3, dtype=tinyml.bool))
+
+    monkeypatch.setitem(hf_io._ARCHS, "GPT2LMHeadModel", ("gpt2", hf_io._gpt2_config, GPTWithBuffers))
+    _randomize(_gpt2()).save_pretrained(str(tmp_path))
+    path = tmp_path / "model.safetensors"
+    weights, _ = read_safetensors(path)
+    big = np.array([2**53 + 1, -(2**40) - 3], dtype=np.int64)  # not representable in float32 (nor float64)
+    weights["transformer.seen_tokens"], weights["transformer.keep"] = big, np.array([True, False, True])
+    write_safetensors(path, weights)
+    model = from_pretrained(str(tmp_path), dtype=tinyml.bfloat16)
+    body = model.transformer
+    assert body.seen_tokens.dtype is tinyml.int64 and body.seen_tokens.tolist() == big.tolist()
+    assert body.keep.dtype is tinyml.bool and body.keep.tolist() == [True, False, True]
+    assert model.transformer.wte.weight.dtype is tinyml.bfloat16
+    weights["transformer.wpe.weight"] = weights["transformer.wpe.weight"].astype(np.int64)
+    write_safetensors(path, weights)
+    with pytest.raises(ValueError, match=r"tensor 'transformer.wpe.weight' is tinyml.int64 in the "
+                                         r"checkpoint, but the model holds it as tinyml.float32"):
+        from_pretrained(str(tmp_path))
+
+
+def test_a_tensor_in_two_shards_is_an_error(tmp_path):
+    from tinyml.io import read_safetensors, write_safetensors
+
+    _randomize(_llama()).save_pretrained(str(tmp_path), max_shard_size="20KB")
+    weight_map = json.load(open(tmp_path / "model.safetensors.index.json"))["weight_map"]
+    first, second = sorted(set(weight_map.values()))[:2]
+    a, _ = read_safetensors(tmp_path / first)
+    b, _ = read_safetensors(tmp_path / second)
+    name = next(iter(a))
+    write_safetensors(tmp_path / second, {**b, name: a[name] + 1})  # a second, different copy
+    with pytest.raises(ValueError, match=rf"tensor '{re.escape(name)}' is stored twice, in {first} and in "
+                                         rf"{second}"):
+        from_pretrained(str(tmp_path))
+
+
+def _bad_folder(tmp_path, make=_gpt2):
+    make().save_pretrained(str(tmp_path))
+    return tmp_path, json.load(open(tmp_path / "config.json"))
+
+
+def test_config_and_index_errors_name_the_file_and_key(tmp_path):
+    folder, cfg = _bad_folder(tmp_path / "g")
+    config = str(folder / "config.json")
+    for text, message in [("", "not a valid config.json \\(invalid JSON"),
+                          ("{'n_layer': 2", "not a valid config.json \\(invalid JSON"),
+                          ("[1, 2]", "not a valid config.json \\(a JSON list, not an object")]:
+        (folder / "config.json").write_text(text)
+        with pytest.raises(ValueError, match=re.escape(config) + ": " + message):
+            from_pretrained(str(folder))
+    for key, value, message in [("n_layer", None, "the config has no 'n_layer', which gpt2 needs"),
+                                ("n_layer", "two", "n_layer is 'two'; expected a positive integer"),
+                                ("n_head", 0, "n_head is 0; expected a positive integer"),
+                                ("layer_norm_epsilon", "1e-5", "layer_norm_epsilon is '1e-5'; expected a"),
+                                ("architectures", "GPT2LMHeadModel", "architectures is 'GPT2LMHeadModel'")]:
+        changed = {k: v for k, v in {**cfg, key: value}.items() if v is not None}
+        (folder / "config.json").write_text(json.dumps(changed))
+        with pytest.raises(ValueError, match=re.escape(config) + ": " + re.escape(message)):
+            from_pretrained(str(folder))
+    folder, cfg = _bad_folder(tmp_path / "l", _llama)
+    (folder / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k != "hidden_size"}))
+    with pytest.raises(ValueError, match=r"l/config\.json: the config has no 'hidden_size', which llama"):
+        from_pretrained(str(folder))
+    folder, cfg = _bad_folder(tmp_path / "b", _bert)
+    (folder / "config.json").write_text(json.dumps({**cfg, "hidden_dropout_prob": "x"}))
+    with pytest.raises(ValueError, match=r"b/config\.json: hidden_dropout_prob is 'x'; expected a number"):
+        from_pretrained(str(folder))
+
+
+def test_index_and_missing_file_errors(tmp_path):
+    _randomize(_llama()).save_pretrained(str(tmp_path), max_shard_size="20KB")
+    index = tmp_path / "model.safetensors.index.json"
+    good = index.read_text()
+    index.write_text("")
+    with pytest.raises(ValueError, match=re.escape(str(index)) + ": not a valid safetensors index"):
+        from_pretrained(str(tmp_path))
+    index.write_text(json.dumps({"metadata": {}}))
+    with pytest.raises(ValueError, match=re.escape(str(index)) + ": 'weight_map' is missing"):
+        from_pretrained(str(tmp_path))
+    index.write_text(good)
+    shard = sorted(set(json.loads(good)["weight_map"].values()))[0]
+    os.remove(tmp_path / shard)
+    with pytest.raises(FileNotFoundError, match=rf"names the shard '{shard}', which is not in "
+                                                rf"{re.escape(str(tmp_path))}"):
+        from_pretrained(str(tmp_path))
+    os.remove(index)
+    with pytest.raises(FileNotFoundError, match=rf"{re.escape(str(tmp_path))} holds no weights: looked for "
+                                                r"model.safetensors and model.safetensors.index.json"):
+        from_pretrained(str(tmp_path))
+    os.remove(tmp_path / "config.json")
+    with pytest.raises(FileNotFoundError, match=rf"no config.json in {re.escape(str(tmp_path))} "
+                                                r"\(from_pretrained looks for config.json and model"):
+        from_pretrained(str(tmp_path))
+
+
+def test_a_corrupt_weights_file_names_file_and_tensor(tmp_path):
+    _randomize(_gpt2()).save_pretrained(str(tmp_path))
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-1])  # no checksum in transformers' files; the header must still fit
+    with pytest.raises(ValueError, match=r"model\.safetensors: tensor '.+' has data_offsets .* past the end"):
+        from_pretrained(str(tmp_path))
