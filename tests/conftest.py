@@ -16,6 +16,11 @@ if "TRITON_INTERPRET" not in os.environ:
 
 import tinyml  # noqa: E402
 
+if getattr(tinyml, "__file__", None) is None:  # a namespace package: a folder, not the package
+    raise ImportError(f"'import tinyml' found the folder {', '.join(tinyml.__path__)} instead of the "
+                      "package: a clone named tinyml in the current directory shadows it. Run pytest from "
+                      "inside the clone.")
+
 
 @pytest.fixture(autouse=True)
 def _seed():
@@ -74,7 +79,7 @@ def pytest_sessionfinish(session):
 
     from tinyml.backends.matrix import STATUS_FILE, read_status
 
-    path = os.path.join(str(session.config.rootpath), STATUS_FILE)
+    path = STATUS_FILE  # beside the tinyml under test, whatever the cwd: python -m tinyml.backends reads it
     status = read_status(path)
     for (name, backend), tests in _kernel_calls.items():
         done = [t for t in tests if t in _outcomes]

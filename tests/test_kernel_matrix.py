@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -21,8 +22,8 @@ def test_docs_kernels_md_is_up_to_date():
 
 
 def test_matrix_command_prints_a_row_per_kernel():
-    out = subprocess.run([sys.executable, "-m", "tinyml.backends"], capture_output=True, text=True, check=True,
-                         cwd=ROOT).stdout
+    out = subprocess.run([sys.executable, "-m", "tinyml.backends"], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
     assert "softmax_forward" in out and "reference (numpy)" in out
     assert len(out.splitlines()) >= len(matrix.registry()) + 2
 
@@ -33,3 +34,21 @@ def test_table_shows_recorded_status():
     row = next(line for line in text.splitlines() if line.startswith("softmax_forward"))
     assert "ok (3 tests)" in row and "FAILED 1/2" in row
     assert tinyml.backends.backend_of("softmax_forward") in ("cpu", "reference")
+
+
+def test_status_is_found_from_the_package_not_the_working_directory(tmp_path):
+    # a status file in the cwd (where the old lookup looked) must not be what the table shows
+    decoy = tmp_path / ".pytest_cache" / "tinyml" / "kernel_status.json"
+    decoy.parent.mkdir(parents=True)
+    decoy.write_text(json.dumps({"softmax_forward": {"reference": {"passed": 0, "failed": 7}}}))
+    code = "from tinyml.backends.matrix import STATUS_FILE; print(STATUS_FILE)"
+    where = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           cwd=tmp_path).stdout.strip()
+    assert where == matrix.STATUS_FILE and os.path.isabs(where)
+    if os.path.dirname(os.path.abspath(tinyml.__file__)) == os.path.join(ROOT, "tinyml"):  # a checkout
+        assert where == os.path.join(ROOT, ".pytest_cache", "tinyml", "kernel_status.json")
+    out = subprocess.run([sys.executable, "-m", "tinyml.backends"], capture_output=True, text=True,
+                         check=True, cwd=tmp_path).stdout
+    assert "FAILED 7/7" not in out
+    assert out == subprocess.run([sys.executable, "-m", "tinyml.backends"], capture_output=True, text=True,
+                                 check=True, cwd=ROOT).stdout

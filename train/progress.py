@@ -1,5 +1,6 @@
-"""What a run shows and leaves behind: a one-line progress bar (loss, tokens/s, ETA),
-metrics.jsonl (one JSON object per logged step or evaluation) and loss.png (matplotlib, if present)."""
+"""What a run shows and leaves behind: a one-line progress bar (loss, tokens/s, ETA) with a
+status line for slow phases (evaluation), metrics.jsonl (one JSON object per logged step or
+evaluation) and loss.png (matplotlib, a dependency of tinyml)."""
 from __future__ import annotations
 
 import json
@@ -19,13 +20,18 @@ def _fmt_rate(r: float) -> str:
 
 class ProgressBar:
     """`step 120/2000 [####......] loss 2.310 | 14.2k tok/s | ETA 3m12s` redrawn in place on a
-    terminal; on a pipe or file, the same text as a plain line every `every` steps."""
+    terminal; on a pipe or file, the same text as a plain line every `every` steps. `status`
+    shows what a long phase is doing (`evaluating 37/200 batches`): in place on a terminal, and
+    on a pipe at most once every `status_every_s` seconds, so a fast phase adds no lines to a log."""
 
-    def __init__(self, total: int, stream=None, width: int = 24, every: int = 50, enabled: bool = True):
+    def __init__(self, total: int, stream=None, width: int = 24, every: int = 50, enabled: bool = True,
+                 status_every_s: float = 10.0):
         self.total, self.width, self.every, self.enabled = total, width, every, enabled
+        self.status_every_s = status_every_s
         self.stream = stream or sys.stdout
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self._last_len = 0
+        self._last_line_at = time.monotonic()
 
     def line(self, step: int, loss: float, tok_per_s: float, eta_s: float) -> str:
         done = int(self.width * step / max(self.total, 1))
@@ -38,12 +44,28 @@ class ProgressBar:
             return
         text = self.line(step, loss, tok_per_s, eta_s)
         if self.tty:
-            pad = " " * max(self._last_len - len(text), 0)
-            self.stream.write("\r" + text + pad)
-            self._last_len = len(text)
+            self._redraw(text)
         elif step % self.every == 0 or step == self.total:
-            self.stream.write(text + "\n")
+            self._write_line(text)
+
+    def status(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.tty:
+            self._redraw(text)
+        elif time.monotonic() - self._last_line_at >= self.status_every_s:
+            self._write_line(text)
+
+    def _redraw(self, text: str) -> None:
+        pad = " " * max(self._last_len - len(text), 0)
+        self.stream.write("\r" + text + pad)
+        self._last_len = len(text)
         self.stream.flush()
+
+    def _write_line(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self._last_line_at = time.monotonic()
 
     def message(self, text: str) -> None:
         """A line of its own (evaluations, checkpoints) that does not garble the bar."""
@@ -52,8 +74,7 @@ class ProgressBar:
         if self.tty and self._last_len:
             self.stream.write("\r" + " " * self._last_len + "\r")
             self._last_len = 0
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        self._write_line(text)
 
     def close(self) -> None:
         if self.enabled and self.tty and self._last_len:
@@ -71,7 +92,7 @@ class MetricsLog:
         self.records: list[dict] = []
         if path and os.path.exists(path):
             with open(path) as f:
-                self.records = [json.loads(line) for line in f if line.strip()]
+                self.records = [r for r in map(_parse_record, f) if r is not None]
 
     def truncate_after(self, step: int) -> None:
         self.records = [r for r in self.records if r.get("step", 0) <= step]
@@ -90,15 +111,34 @@ class MetricsLog:
                 f.write(json.dumps(record) + "\n")
 
 
-def plot_loss(records: list[dict], path: str) -> bool:
-    """Train and validation loss against step as a PNG; False (and nothing written) without matplotlib."""
+def _parse_record(line: str) -> dict | None:
+    # a run killed mid-write leaves a torn last line; it is dropped (and the file rewritten by
+    # truncate_after on the next start) rather than making the folder unusable
     try:
-        import matplotlib
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
-        matplotlib.use("Agg", force=True)
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
+
+def require_matplotlib() -> None:
+    """Fail at the start of a run, not at its first evaluation, when loss.png cannot be drawn."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ImportError("matplotlib is needed to draw loss.png and is not installed: "
+                          "pip install matplotlib (`pip install tinyml` installs it)")
+
+
+def plot_loss(records: list[dict], path: str) -> bool:
+    """Train and validation loss against step as a PNG; False (and nothing written) when there is
+    no loss to plot yet."""
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in records if "val_loss" in r]
     if not train and not val:

@@ -13,9 +13,11 @@ import math
 
 
 class WarmupCosine:
-    def __init__(self, optimizer, max_lr: float, warmup_steps: int, decay_steps: int, min_lr: float | None = None):
+    def __init__(self, optimizer, max_lr: float, warmup_steps: int, decay_steps: int,
+                 min_lr: float | None = None):
         if warmup_steps < 0 or decay_steps < 1:
-            raise ValueError(f"warmup_steps must be >= 0 and decay_steps >= 1, got {warmup_steps} and {decay_steps}")
+            raise ValueError(f"warmup_steps must be >= 0 and decay_steps >= 1, "
+                             f"got {warmup_steps} and {decay_steps}")
         self.optimizer = optimizer
         self.max_lr = float(max_lr)
         self.min_lr = self.max_lr / 10 if min_lr is None else float(min_lr)

@@ -1,5 +1,8 @@
 import json
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 from tinyml.data import BPETokenizer, CharTokenizer, load_tokenizer, shakespeare
@@ -41,8 +44,41 @@ def test_bpe_train_vocab_size_roundtrip(tmp_path):
     tok.save(str(tmp_path / "tokenizer.json"))
     back = load_tokenizer(str(tmp_path))  # a folder holding tokenizer.json
     assert isinstance(back, BPETokenizer) and back.encode(sample) == ids
-    with pytest.raises(ValueError, match="too small"):
+    with pytest.raises(ValueError, match="vocab_size 100 is too small: byte-level BPE takes 257"):
         BPETokenizer.train(text, vocab_size=100)
+    assert BPETokenizer.train(text[:5000], vocab_size=np.int64(260)).vocab_size == 260  # numpy ints are ints
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    (dict(vocab_size=2**20 + 1), ValueError, "vocab_size 1048577 is too large: byte-level BPE takes 257 .* "
+                                             "to 1048576"),
+    (dict(vocab_size=-5), ValueError, "vocab_size -5 is too small"),
+    (dict(vocab_size=300.5), TypeError, "vocab_size must be an integer, got 300.5"),
+    (dict(vocab_size=True), TypeError, "vocab_size must be an integer, got True"),
+    (dict(special_tokens=("<a>", "<b>", "<c>"), vocab_size=258), ValueError, "takes 259 .*3 special"),
+    (dict(min_frequency=-1), ValueError, "min_frequency must be in \\[0, 2\\*\\*64\\), got -1"),
+    (dict(min_frequency=2**70), ValueError, "min_frequency must be in"),
+    (dict(special_tokens="<s>"), TypeError, "special_tokens must be a tuple or list of strings, got '<s>'"),
+    (dict(special_tokens=("<s>", "<s>")), ValueError, "special_tokens has duplicates"),
+    (dict(special_tokens=("<s>", "")), ValueError, "special_tokens must be non-empty strings, got \\[''\\]"),
+    (dict(texts=5), TypeError, "texts must be a string or an iterable of strings, got int"),
+    (dict(texts=["ok", None]), TypeError, "one item is a NoneType"),
+])
+def test_bpe_train_validates_its_arguments(kwargs, error, message):
+    kwargs = {"texts": "hello world, hello tokenizers\n" * 20, "vocab_size": 300, **kwargs}
+    with pytest.raises(error, match=message):
+        BPETokenizer.train(**kwargs)
+
+
+def test_huge_vocab_size_is_refused_before_the_tokenizers_library_sees_it():
+    # tokenizers aborts the whole interpreter on vocab_size=10**9: run it in a child process so that
+    # a regression fails this test instead of killing pytest
+    code = ("from tinyml.data import BPETokenizer\n"
+            "try:\n    BPETokenizer.train('hello world ' * 50, vocab_size=10**9)\n"
+            "except ValueError as e:\n    print('refused:', e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused: vocab_size 1000000000 is too large" in proc.stdout
 
 
 def test_load_hugging_face_tokenizer_json(tmp_path):

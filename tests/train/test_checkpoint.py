@@ -43,3 +43,36 @@ def test_errors(tmp_path):
     tinyml.save({"w": tinyml.ones(2)}, str(tmp_path / "weights.safetensors"))
     with pytest.raises(ValueError, match="not a tinyml training checkpoint"):
         load_checkpoint(str(tmp_path / "weights.safetensors"))
+
+
+def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
+    import stat
+
+    events = []
+    real_replace, real_fsync = os.replace, os.fsync
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", b)), real_replace(a, b))[1])
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(
+        ("fsync dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file", None)), real_fsync(fd))[1])
+    path = str(tmp_path / "ck.safetensors")
+    save_checkpoint(path, {"step": 1, "model": {"w": tinyml.ones(2)}})
+    i = events.index(("replace", path))
+    assert ("fsync dir", None) in events[i + 1:], events
+
+
+def test_stale_temp_files_of_dead_writers_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from tinyml.train.checkpoint import remove_stale_temp_files
+
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+    stale = [f".checkpoint.safetensors.tmp{dead}", f"metrics.jsonl.tmp{dead}", f"loss.png.tmp{dead}.png",
+             f"tokenizer.json.tmp{dead}", f"train.bin.tmp{dead}"]
+    kept = [f".checkpoint.safetensors.tmp{os.getpid()}",  # a live writer (this process) is mid-write
+            f"notes.txt.tmp{dead}", "checkpoint.safetensors", "metrics.jsonl"]
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b"x")
+    assert sorted(remove_stale_temp_files(str(tmp_path))) == sorted(stale)
+    assert sorted(os.listdir(tmp_path)) == sorted(kept)
+    assert remove_stale_temp_files(str(tmp_path / "no-such-folder")) == []

@@ -28,8 +28,8 @@ def _model(dropout=0.1, vocab=23):
 
 def _trainer(out_dir=None, steps=20, **kw):
     # decay_steps fixed: a run stopped at 10 of 20 steps has the 20-step schedule
-    cfg = TrainConfig(**{**dict(max_steps=steps, decay_steps=20, lr=3e-3, warmup_steps=3, eval_interval=5, eval_iters=2,
-                                log_interval=1, grad_accum=2, progress=False), **kw})
+    cfg = TrainConfig(**{**dict(max_steps=steps, decay_steps=20, lr=3e-3, warmup_steps=3, eval_interval=5,
+                                eval_iters=2, log_interval=1, grad_accum=2, progress=False), **kw})
     train = RandomWindowSampler(_data(), 8, 4, seed=1)
     val = RandomWindowSampler(_data(seed=1), 8, 4, seed=2)
     return Trainer(_model(), train, val, cfg, out_dir=out_dir, extra_state={"model": "tiny"})
@@ -101,8 +101,8 @@ def test_gradient_accumulation_equals_one_big_batch():
     ys = np.concatenate([b[1] for b in big]).astype(np.int64)
     grads = {}
     for accum, batches in [(1, [(xs, ys)]), (4, [(xs[i:i + 2], ys[i:i + 2]) for i in range(0, 8, 2)])]:
-        t = Trainer(_model(dropout=0.0), batches, None, TrainConfig(max_steps=1, grad_accum=accum, grad_clip=None,
-                                                                   progress=False))
+        cfg = TrainConfig(max_steps=1, grad_accum=accum, grad_clip=None, progress=False)
+        t = Trainer(_model(dropout=0.0), batches, None, cfg)
         orig = t.optimizer.step
 
         def capture(orig=orig, accum=accum, t=t):
@@ -136,6 +136,74 @@ def test_resume_refuses_another_configuration(tmp_path):
         other.fit(resume=True)
 
 
+def test_resume_refuses_another_optimization_and_a_shorter_run(tmp_path):
+    _trainer(str(tmp_path), steps=10).fit()
+    with pytest.raises(ValueError, match=r"trained with lr=0.003, warmup_steps=3; this config has lr=0.01, "
+                                         r"warmup_steps=5"):
+        _trainer(str(tmp_path), steps=20, lr=0.01, warmup_steps=5).fit(resume=True)
+    with pytest.raises(ValueError, match=r"max_steps 5 is below the step of checkpoint .* \(10\)"):
+        _trainer(str(tmp_path), steps=5).fit(resume=True)
+
+
+def test_resume_with_more_steps_stretches_the_schedule(tmp_path):
+    _trainer(str(tmp_path), steps=10, decay_steps=10).fit()
+    longer = _trainer(str(tmp_path), steps=30, decay_steps=30)
+    longer.load_checkpoint()
+    s = longer.scheduler
+    assert s.last_step == 10 and s.decay_steps == 30  # position from the checkpoint, length from the config
+    assert s.get_last_lr()[0] == pytest.approx(s.lr_at(10)) and s.lr_at(10) > s.min_lr
+
+
+def test_a_fresh_fit_starts_metrics_anew(tmp_path):
+    # a run killed before its first checkpoint left metrics behind; starting over must not append to them
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 9.9}) + "\n")
+    _trainer(str(tmp_path), steps=3).fit()
+    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3] and records[0]["loss"] != 9.9
+
+
+def test_summary_times_training_apart_from_evaluation():
+    t = _trainer(None, steps=4, eval_interval=2)
+    summary = t.fit()
+    assert summary["ms_per_step"] == pytest.approx(1000 * summary["train_seconds"] / 4)
+    assert summary["eval_seconds"] > 0
+    assert summary["train_seconds"] + summary["eval_seconds"] <= summary["seconds"]
+    assert summary["tokens_per_s"] == pytest.approx(summary["tokens"] / summary["train_seconds"])
+
+
+def test_progress_status_in_place_on_a_terminal_and_throttled_on_a_pipe():
+    import io
+
+    from tinyml.train.progress import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    bar = ProgressBar(10, stream=term)
+    bar.status("evaluating, batch 1/2")
+    bar.status("evaluating, batch 2/2")
+    bar.message("step 10: val loss 1.0")
+    assert term.getvalue().startswith("\revaluating, batch 1/2\revaluating, batch 2/2")
+    assert term.getvalue().endswith("step 10: val loss 1.0\n")
+    pipe, quiet = io.StringIO(), io.StringIO()
+    ProgressBar(10, stream=pipe, status_every_s=0).status("evaluating, batch 1/2")
+    ProgressBar(10, stream=quiet, status_every_s=3600).status("evaluating, batch 1/2")
+    assert pipe.getvalue() == "evaluating, batch 1/2\n" and quiet.getvalue() == ""
+
+
+def test_without_matplotlib_a_run_with_a_folder_fails_at_once(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    with pytest.raises(ImportError, match="matplotlib is needed to draw loss.png"):
+        _trainer(str(tmp_path / "run"), steps=2)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_tiny_gpt_learns_shakespeare():
     """Loss falls well below the unigram entropy (3.31 nats/char) within seconds."""
     train_text, val_text = shakespeare_split()
@@ -147,7 +215,8 @@ def test_a_tiny_gpt_learns_shakespeare():
     tinyml.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=48))
     t = Trainer(model, RandomWindowSampler(train, 32, 16, 0), RandomWindowSampler(val, 32, 16, 1),
-                TrainConfig(max_steps=150, lr=3e-3, warmup_steps=10, eval_interval=150, eval_iters=5, progress=False))
+                TrainConfig(max_steps=150, lr=3e-3, warmup_steps=10, eval_interval=150, eval_iters=5,
+                            progress=False))
     summary = t.fit()
     assert summary["val_loss"] < unigram - 0.5, (summary["val_loss"], unigram)
 
@@ -178,9 +247,9 @@ def test_one_loop_serves_bert_with_a_dataloader_and_llama():
     from tinyml.data import DataLoader
 
     tinyml.manual_seed(0)
-    bert = BertForMaskedLM(BertConfig(vocab_size=20, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                      intermediate_size=64, max_position_embeddings=16, hidden_dropout_prob=0.0,
-                                      attention_probs_dropout_prob=0.0))
+    bert = BertForMaskedLM(BertConfig(vocab_size=20, hidden_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, intermediate_size=64, max_position_embeddings=16,
+                                      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
     loader = DataLoader(_MLMData(), batch_size=8, shuffle=True, seed=0, drop_last=True)
     t = Trainer(bert, loader, None, TrainConfig(max_steps=60, lr=1e-2, warmup_steps=5, progress=False))
     t.fit()

@@ -12,8 +12,18 @@ the BPE tokenizer's file is the standard Hugging Face tokenizer.json, readable b
 from __future__ import annotations
 
 import json
+import operator
 import os
 from typing import Iterable
+
+BYTE_ALPHABET = 256  # a byte-level BPE starts from one token per byte value
+DEFAULT_SPECIAL_TOKENS = ("<|endoftext|>",)
+# tokenizers' BpeTrainer reserves memory in proportion to vocab_size before it looks at the text
+# (2**28 takes a second and gigabytes; 10**9 aborts the whole interpreter when the allocation
+# fails), so the size is bounded here. 2**20 is four times the largest byte-level BPE vocabulary
+# in use (Gemma's 256k); a corpus rarely supports even a fraction of it, and the trainer then
+# stops early with fewer tokens, which is harmless.
+MAX_BPE_VOCAB = 2**20
 
 
 class CharTokenizer:
@@ -57,7 +67,8 @@ class CharTokenizer:
         return "".join(out)
 
     def save(self, path: str) -> None:
-        _atomic_write_text(path, json.dumps({"tinyml_tokenizer": "char", "chars": self.chars}, ensure_ascii=False))
+        text = json.dumps({"tinyml_tokenizer": "char", "chars": self.chars}, ensure_ascii=False)
+        _atomic_write_text(path, text)
 
     @classmethod
     def load(cls, path: str) -> CharTokenizer:
@@ -80,15 +91,22 @@ class BPETokenizer:
 
     @classmethod
     def train(cls, texts: Iterable[str] | str, vocab_size: int = 512,
-              special_tokens: tuple[str, ...] = ("<|endoftext|>",), min_frequency: int = 2) -> BPETokenizer:
+              special_tokens: tuple[str, ...] = DEFAULT_SPECIAL_TOKENS,
+              min_frequency: int = 2) -> BPETokenizer:
         """Learn merges on `texts` until the vocabulary holds `vocab_size` tokens
-        (256 byte tokens + special tokens + merges)."""
+        (256 byte tokens + special tokens + merges); `vocab_size_range(special_tokens)` is what it accepts."""
+        special_tokens = _check_special_tokens(special_tokens)
+        lo, hi = cls.vocab_size_range(special_tokens)
+        vocab_size, min_frequency = _as_int(vocab_size, "vocab_size"), _as_int(min_frequency, "min_frequency")
+        if not lo <= vocab_size <= hi:
+            size = "too small" if vocab_size < lo else "too large"
+            raise ValueError(f"vocab_size {vocab_size} is {size}: byte-level BPE takes {lo} (256 bytes + "
+                             f"{len(special_tokens)} special) to {hi}")
+        if not 0 <= min_frequency < 2**64:  # the trainer stores it as a u64
+            raise ValueError(f"min_frequency must be in [0, 2**64), got {min_frequency}")
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
         alphabet = pre_tokenizers.ByteLevel.alphabet()
-        if vocab_size < len(alphabet) + len(special_tokens):
-            raise ValueError(f"vocab_size {vocab_size} is too small: byte-level BPE needs at least "
-                             f"{len(alphabet) + len(special_tokens)} (256 bytes + {len(special_tokens)} special)")
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
@@ -99,6 +117,11 @@ class BPETokenizer:
             texts = [texts]
         tok.train_from_iterator(_chunks(texts), trainer=trainer)
         return cls(tok)
+
+    @staticmethod
+    def vocab_size_range(special_tokens: tuple[str, ...] = DEFAULT_SPECIAL_TOKENS) -> tuple[int, int]:
+        """(smallest, largest) vocab_size that `train` accepts."""
+        return BYTE_ALPHABET + len(special_tokens), MAX_BPE_VOCAB
 
     @property
     def vocab_size(self) -> int:
@@ -139,7 +162,8 @@ def load_tokenizer(path: str) -> CharTokenizer | BPETokenizer:
         return CharTokenizer(obj["chars"])
     if "model" in obj:
         return BPETokenizer.load(path)
-    raise ValueError(f"{path}: not a tokenizer file (neither tinyml's char format nor a Hugging Face tokenizer.json)")
+    raise ValueError(f"{path}: not a tokenizer file (neither tinyml's char format nor a Hugging Face "
+                     "tokenizer.json)")
 
 
 def _tokenizer_file(path: str) -> str:
@@ -161,9 +185,37 @@ def _read_json(path: str) -> dict:
     return obj
 
 
+def _as_int(x, name: str) -> int:
+    if isinstance(x, bool):
+        raise TypeError(f"{name} must be an integer, got {x!r}")
+    try:
+        return operator.index(x)  # int, numpy integers; not floats
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {x!r}") from None
+
+
+def _check_special_tokens(special_tokens) -> tuple[str, ...]:
+    if isinstance(special_tokens, str) or not isinstance(special_tokens, (tuple, list)):
+        raise TypeError(f"special_tokens must be a tuple or list of strings, got {special_tokens!r}")
+    bad = [t for t in special_tokens if not isinstance(t, str) or not t]
+    if bad:
+        raise ValueError(f"special_tokens must be non-empty strings, got {bad!r}")
+    if len(set(special_tokens)) != len(special_tokens):
+        raise ValueError(f"special_tokens has duplicates: {list(special_tokens)!r}")
+    return tuple(special_tokens)
+
+
 def _chunks(texts: Iterable[str], size: int = 1 << 16):
     # The trainer pre-tokenizes each item; megabyte-long strings are fine but chunking keeps memory flat.
+    try:
+        texts = iter(texts)
+    except TypeError:
+        raise TypeError("texts must be a string or an iterable of strings, "
+                        f"got {type(texts).__name__}") from None
     for t in texts:
+        if not isinstance(t, str):
+            raise TypeError("texts must be a string or an iterable of strings; "
+                            f"one item is a {type(t).__name__}")
         i = 0
         while i < len(t):
             j = min(len(t), i + size)
