@@ -177,3 +177,15 @@ def test_grad_survives_copy_and_pickle():
     (x * 3).sum().backward()
     for y in (copy.deepcopy(x), pickle.loads(pickle.dumps(x))):
         assert y.grad is not None and y.grad.tolist() == [3.0, 3.0]
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("cpu:1", "one cpu device"), ("cuda:-1", "non-negative"), ("cuda:x", "non-negative"),
+    ("gpu", "unknown device"), ("", "unknown device"),
+])
+def test_bad_device_strings_are_refused(spec, match):
+    with pytest.raises(ValueError, match=match):
+        tinyml.device(spec)
+    with pytest.raises(ValueError, match="one cpu device"):
+        tinyml.device("cpu", 2)
+    assert tinyml.device("cpu:0") is tinyml.device("cpu")  # one interned cpu device, as `is` checks assume

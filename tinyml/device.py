@@ -28,10 +28,19 @@ class device:
         kind, _, idx = spec.partition(":")
         if kind not in _TYPES:
             raise ValueError(f"unknown device {spec!r}; expected one of {', '.join(_TYPES)} (e.g. 'cuda:0')")
+        if idx:
+            if not idx.isdigit():
+                raise ValueError(f"device {spec!r}: the index after ':' must be a non-negative integer")
+            if index is not None:
+                raise ValueError(f"device {spec!r}: the index is given twice (in the string and as index={index})")
+            index = int(idx)
+        if index is not None and (type(index) is not int or index < 0):
+            raise ValueError(f"device {spec!r}: index must be a non-negative integer, got {index!r}")
+        if kind == "cpu" and index not in (None, 0):
+            raise ValueError(f"device {spec!r}" + ("" if idx else f" index {index}") +
+                             ": tinyml has one cpu device, 'cpu' (or 'cpu:0')")
         self.type = kind
-        self.index = int(idx) if idx else index
-        if self.type == "cuda" and self.index is None:
-            self.index = 0
+        self.index = None if kind == "cpu" else (0 if index is None else index)
 
     def __eq__(self, other) -> bool:
         if isinstance(other, str):
