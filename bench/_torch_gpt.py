@@ -1,4 +1,4 @@
-"""The GPT of tinyml.models.gpt written in PyTorch, the peer in bench/gpt_cpu.py and gpt_gpu.py.
+"""The GPT of tinyml.models.transformer.gpt written in PyTorch, the peer in bench/gpt_cpu.py and gpt_gpu.py.
 
 Same module names and shapes (nn.Linear weights (out, in)), so a tinyml state_dict loads into
 it one to one: the two frameworks start from identical weights.
@@ -38,7 +38,8 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, c, n_head):
         super().__init__()
-        self.ln_1, self.attn, self.ln_2, self.mlp = nn.LayerNorm(c), Attention(c, n_head), nn.LayerNorm(c), MLP(c)
+        self.ln_1, self.attn = nn.LayerNorm(c), Attention(c, n_head)
+        self.ln_2, self.mlp = nn.LayerNorm(c), MLP(c)
 
     def forward(self, x):
         x = x + self.attn(self.ln_1(x))

@@ -38,8 +38,9 @@ def batches(cfg: dict, n: int):
 
 
 def tinyml_worker(cfg: dict, steps: int, threads: int, weights: str, profile: bool) -> dict:
-    import tinyml
     from tinyml.models import GPT, GPTConfig
+
+    import tinyml
 
     tinyml.set_num_threads(threads)
     tinyml.manual_seed(0)
@@ -118,7 +119,8 @@ def main(argv=None) -> None:
         print(json.dumps(result))
         return
     print(f"threads: {args.threads}; each framework in its own worker process, same weights and batches")
-    print(f"{'config':<7} {'tinyml ms':>10} {'torch ms':>10} {'torch/tinyml':>13}   losses of steps 1-5 (tinyml / torch)")
+    print(f"{'config':<7} {'tinyml ms':>10} {'torch ms':>10} {'torch/tinyml':>13}   "
+          "losses of steps 1-5 (tinyml / torch)")
     for name in args.config or ["baby", "small"]:
         steps = args.steps or (20 if name == "baby" else 5)
         with tempfile.TemporaryDirectory() as tmp:

@@ -28,10 +28,10 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args(argv)
     import torch
-
-    import tinyml
     from _torch_gpt import GPT as TorchGPT
     from tinyml.models import GPT, GPTConfig
+
+    import tinyml
 
     cfg = SMOKE if args.smoke else GPT2
     steps = 3 if args.smoke else args.steps
@@ -48,7 +48,8 @@ def main(argv=None) -> None:
     topt = torch.optim.AdamW(peer.parameters(), lr=3e-4, weight_decay=0.1, fused=tdev == "cuda")
     rng = np.random.default_rng(0)
     shape = (cfg["batch"], cfg["block_size"])
-    data = [(rng.integers(0, cfg["vocab"], shape), rng.integers(0, cfg["vocab"], shape)) for _ in range(steps + 2)]
+    data = [(rng.integers(0, cfg["vocab"], shape), rng.integers(0, cfg["vocab"], shape))
+            for _ in range(steps + 2)]
 
     def tinyml_step(x, y):
         with tinyml.autocast("cuda", dtype=tinyml.bfloat16):

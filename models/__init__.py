@@ -1,4 +1,8 @@
-"""tinyml.models: transformers (GPT, Llama-style, BERT), state space models, adapters, detection heads.
+"""tinyml.models: model families built on tinyml, one folder each, every model with its Hugging Face
+adapter in its own file, registered with hf.py (the folder reader and writer).
+
+    transformer/   GPT-2, Llama and BERT, their shared blocks, and generation with a KV cache
+    ssm/, peft/, vision/, detection/   empty so far (see each package's docstring)
 
 Installed as `tinyml.models` (setup.py's package_dir); code here imports `tinyml...`.
 
@@ -7,12 +11,20 @@ Installed as `tinyml.models` (setup.py's package_dir); code here imports `tinyml
     tokens = generate(model, [0], max_new_tokens=100, temperature=0.8, top_k=40)
     hf = from_pretrained("folder/with/config.json")   # GPT2LMHeadModel, LlamaForCausalLM, BertForMaskedLM
 """
-from .bert import BertConfig, BertForMaskedLM, BertModel, mask_tokens
-from .generate import generate, sample_next
-from .gpt import GPT, GPTConfig
 from .hf import from_pretrained, save_pretrained
-from .layers import KVCache
-from .llama import Llama, LlamaConfig
+from .transformer import (
+    GPT,
+    BertConfig,
+    BertForMaskedLM,
+    BertModel,
+    GPTConfig,
+    KVCache,
+    Llama,
+    LlamaConfig,
+    generate,
+    mask_tokens,
+    sample_next,
+)
 
-__all__ = ["BertConfig", "BertForMaskedLM", "BertModel", "mask_tokens", "generate", "sample_next", "GPT", "GPTConfig",
-           "from_pretrained", "save_pretrained", "KVCache", "Llama", "LlamaConfig"]
+__all__ = ["BertConfig", "BertForMaskedLM", "BertModel", "mask_tokens", "generate", "sample_next", "GPT",
+           "GPTConfig", "from_pretrained", "save_pretrained", "KVCache", "Llama", "LlamaConfig"]

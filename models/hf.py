@@ -1,35 +1,116 @@
 """Hugging Face format folders on disk: config.json + model.safetensors (or a sharded index).
 
-    model = tinyml.models.from_pretrained("path/to/folder")  # GPT2LMHeadModel, LlamaForCausalLM or
-                                                             # BertForMaskedLM
+    model = tinyml.models.from_pretrained("path/to/folder")  # any registered architecture
     model.save_pretrained("out/")                            # transformers' from_pretrained reads it back
 
-tinyml's module names mirror transformers', so the mapping is mostly the identity; the
-differences are listed per architecture below (GPT-2's Conv1D weights are stored transposed,
-tied output matrices are not stored, buffers such as rotary inv_freq or attn.bias are skipped).
+This file knows folders, not models: each architecture brings an `HFAdapter` (config.json <-> the
+tinyml config, checkpoint names <-> module names, both ways) and registers it from the model's
+own file, e.g. models/transformer/gpt.py ends with `register_architecture(HFAdapter("GPT2LMHeadModel",
+...))`. Registered today: GPT2LMHeadModel, LlamaForCausalLM, BertForMaskedLM.
 Nothing is downloaded: a hub name that is not a folder gets an error saying so.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
-from dataclasses import fields
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 import tinyml
 from tinyml.io import read_safetensors, write_safetensors
 
-from .bert import BertConfig, BertForMaskedLM
-from .gpt import GPT, GPTConfig
-from .layers import check_rope_scaling
-from .llama import Llama, LlamaConfig
 
-_GPT2_CONV1D = re.compile(r"\.(c_attn|c_proj|c_fc)\.weight$")
+# ---- the registry ------------------------------------------------------------------------------
+def same_names(cfg, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The weight mapping of an architecture whose module names are transformers' own."""
+    return dict(weights)
 
 
-# ---- config translation ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HFAdapter:
+    """How one transformers architecture maps onto a tinyml model, in both directions.
+
+    architecture     the class name config.json lists under "architectures" ("GPT2LMHeadModel")
+    model_type       config.json's "model_type", used when "architectures" is absent ("gpt2")
+    model_class      the tinyml Module, built as model_class(config_class(**kwargs))
+    config_class     the tinyml config dataclass
+    config_from_hf   config.json (read its keys with config_value) -> config_class keyword arguments;
+                     raises for options the model does not implement
+    config_to_hf     a tinyml config -> the config.json keys besides architectures, dtype, model_type
+    weights_from_hf  (config, {checkpoint name: array}) -> {state_dict name: array}: renames,
+                     transposes, drops buffers and tied copies
+    weights_to_hf    (config, {state_dict name: array}) -> {checkpoint name: array}
+    """
+
+    architecture: str
+    model_type: str
+    model_class: type
+    config_class: type
+    config_from_hf: Callable[[dict], dict]
+    config_to_hf: Callable[[object], dict]
+    weights_from_hf: Callable[[object, dict], dict] = same_names
+    weights_to_hf: Callable[[object, dict], dict] = same_names
+
+
+_ADAPTERS: dict[str, HFAdapter] = {}  # architecture -> adapter, in registration order
+_BY_MODEL_TYPE: dict[str, HFAdapter] = {}  # model_type -> the first adapter registered for it
+_BY_CLASS: dict[type, HFAdapter] = {}  # model class -> the first adapter registered for it (what save writes)
+
+
+def register_architecture(adapter: HFAdapter) -> HFAdapter:
+    """Make from_pretrained load, and save_pretrained write, `adapter.architecture`. A second
+    adapter for the same architecture is a ValueError (two files claiming one name); re-running
+    the registering module (importlib.reload) replaces its own entry."""
+    old = _ADAPTERS.get(adapter.architecture)
+    if old is not None:
+        if _qualified(old.model_class) != _qualified(adapter.model_class):
+            raise ValueError(f"architecture {adapter.architecture!r} is already registered for "
+                             f"{_qualified(old.model_class)}; cannot register it for "
+                             f"{_qualified(adapter.model_class)}")
+        for table in (_BY_MODEL_TYPE, _BY_CLASS):
+            for key in [k for k, v in table.items() if v is old]:
+                del table[key]
+    _ADAPTERS[adapter.architecture] = adapter
+    _BY_MODEL_TYPE.setdefault(adapter.model_type, adapter)
+    _BY_CLASS.setdefault(adapter.model_class, adapter)
+    return adapter
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _adapter_for_config(c: dict) -> HFAdapter:
+    archs = c.get("architectures") or []
+    if not isinstance(archs, list):
+        raise ValueError(f"{config_path(c)}: architectures is {archs!r}; expected a list of class names")
+    for a in archs:
+        if a in _ADAPTERS:
+            return _ADAPTERS[a]
+    if c.get("model_type") in _BY_MODEL_TYPE:
+        return _BY_MODEL_TYPE[c["model_type"]]
+    raise ValueError(f"unsupported architecture {archs or c.get('model_type')!r}; "
+                     f"tinyml loads {', '.join(_ADAPTERS)}")
+
+
+def _adapter_for_model(model) -> HFAdapter:
+    """The adapter of the model's class or, for a subclass, of its nearest registered base."""
+    for cls in type(model).__mro__:
+        if cls in _BY_CLASS:
+            return _BY_CLASS[cls]
+    raise TypeError(f"save_pretrained: no Hugging Face format for {type(model).__name__}")
+
+
+class HFMixin:
+    """`model.save_pretrained(folder)`, as transformers' models have it."""
+
+    def save_pretrained(self, folder: str) -> None:
+        save_pretrained(self, folder)
+
+
+# ---- reading config.json -----------------------------------------------------------------------
 _REQUIRED = object()
 
 
@@ -45,14 +126,16 @@ _KINDS = {"int": "an integer", "int>0": "a positive integer", "float": "a number
           "str": "a string", "dict": "a JSON object"}
 
 
-def _path(c: dict) -> str:
+def config_path(c: dict) -> str:
+    """The file a config dict was read from, for error messages ("config.json" if not from a file)."""
     return getattr(c, "path", "config.json")
 
 
-def _field(c: dict, key: str, kind: str, default=_REQUIRED):
-    """config.json's `key`, checked to be of `kind`; a missing required key or a value of another
-    type is a ValueError naming the file and the key. None passes when it is the default."""
-    path = _path(c)
+def config_value(c: dict, key: str, kind: str, default=_REQUIRED):
+    """config.json's `key`, checked to be of `kind` ("int", "int>0", "float", "bool", "str", "dict");
+    a missing required key or a value of another type is a ValueError naming the file and the key.
+    None passes when it is the default."""
+    path = config_path(c)
     if key not in c or (c[key] is None and default is not _REQUIRED):
         if default is _REQUIRED:
             needer = c.get("model_type") or "this model"
@@ -67,119 +150,6 @@ def _field(c: dict, key: str, kind: str, default=_REQUIRED):
     if not ok:
         raise ValueError(f"{path}: {key} is {v!r}; expected {_KINDS[kind]}")
     return float(v) if kind == "float" else v
-
-
-def _gpt2_config(c: dict, overrides: dict) -> GPTConfig:
-    if _field(c, "add_cross_attention", "bool", False):
-        raise ValueError("GPT-2 with cross-attention is not supported (add_cross_attention=true)")
-    if (_field(c, "scale_attn_by_inverse_layer_idx", "bool", False)
-            or not _field(c, "scale_attn_weights", "bool", True)):
-        raise ValueError("GPT-2 attention scaling options other than 1/sqrt(head_dim) are not supported")
-    kw = dict(vocab_size=_field(c, "vocab_size", "int>0"),
-              block_size=_field(c, "n_positions", "int>0", _field(c, "n_ctx", "int>0", 1024)),
-              n_layer=_field(c, "n_layer", "int>0"), n_head=_field(c, "n_head", "int>0"),
-              n_embd=_field(c, "n_embd", "int>0"), n_inner=_field(c, "n_inner", "int>0", None),
-              layer_norm_eps=_field(c, "layer_norm_epsilon", "float", 1e-5),
-              activation=_field(c, "activation_function", "str", "gelu_new"),
-              tie_word_embeddings=_field(c, "tie_word_embeddings", "bool", True), dropout=0.0)
-    kw.update(overrides)
-    return GPTConfig(**kw)
-
-
-def _rope(c: dict) -> tuple[float, dict | None]:
-    """(rope_theta, rope_scaling) read as transformers 5 reads a Llama config.json: a `rope_scaling`
-    dict, when present, replaces `rope_parameters` whole (its rope_theta then comes from the top-level
-    rope_theta, else 10000); a top-level original_max_position_embeddings wins for llama3."""
-    key = "rope_scaling" if c.get("rope_scaling") else "rope_parameters"
-    params = dict(_field(c, key, "dict", {}))
-    theta = params.pop("rope_theta", None)
-    if theta is None:
-        theta = _field(c, "rope_theta", "float", 10000.0)
-    elif isinstance(theta, bool) or not isinstance(theta, (int, float)):
-        raise ValueError(f"{_path(c)}: {key}.rope_theta is {theta!r}; expected a number")
-    kind = params.get("rope_type") or params.get("type") or "default"
-    if kind in ("llama3", "yarn", "longrope") and "original_max_position_embeddings" in c:
-        params["original_max_position_embeddings"] = c["original_max_position_embeddings"]
-    if "partial_rotary_factor" in c:
-        params.setdefault("partial_rotary_factor", c["partial_rotary_factor"])
-    try:
-        scaling = check_rope_scaling({**params, "rope_type": kind},
-                                     _field(c, "max_position_embeddings", "int>0", 2048))
-    except (ValueError, NotImplementedError) as e:
-        raise type(e)(f"{_path(c)}: {key}: {e}") from None
-    return float(theta), scaling
-
-
-def _llama_config(c: dict, overrides: dict) -> LlamaConfig:
-    if _field(c, "hidden_act", "str", "silu") != "silu":
-        raise ValueError(f"Llama with hidden_act={c['hidden_act']!r} is not supported (SwiGLU uses silu)")
-    theta, scaling = _rope(c)
-    heads = _field(c, "num_attention_heads", "int>0")
-    kw = dict(vocab_size=_field(c, "vocab_size", "int>0"), hidden_size=_field(c, "hidden_size", "int>0"),
-              intermediate_size=_field(c, "intermediate_size", "int>0"),
-              num_hidden_layers=_field(c, "num_hidden_layers", "int>0"), num_attention_heads=heads,
-              num_key_value_heads=_field(c, "num_key_value_heads", "int>0", heads),
-              head_dim=_field(c, "head_dim", "int>0", None),
-              max_position_embeddings=_field(c, "max_position_embeddings", "int>0", 2048),
-              rope_theta=theta, rope_scaling=scaling, rms_norm_eps=_field(c, "rms_norm_eps", "float", 1e-6),
-              tie_word_embeddings=_field(c, "tie_word_embeddings", "bool", False),
-              attention_bias=_field(c, "attention_bias", "bool", False),
-              mlp_bias=_field(c, "mlp_bias", "bool", False))
-    kw.update(overrides)
-    return LlamaConfig(**kw)
-
-
-def _bert_config(c: dict, overrides: dict) -> BertConfig:
-    if _field(c, "position_embedding_type", "str", "absolute") != "absolute":
-        raise ValueError(f"BERT position_embedding_type {c['position_embedding_type']!r} is not supported")
-    kinds = {"int": "int", "float": "float", "str": "str"}  # BertConfig's field annotations
-    kw = {f.name: _field(c, f.name, kinds[f.type], f.default) for f in fields(BertConfig) if f.name in c}
-    kw.update(overrides)
-    return BertConfig(**kw)
-
-
-_ARCHS = {
-    "GPT2LMHeadModel": ("gpt2", _gpt2_config, GPT),
-    "LlamaForCausalLM": ("llama", _llama_config, Llama),
-    "BertForMaskedLM": ("bert", _bert_config, BertForMaskedLM),
-}
-_BY_MODEL_TYPE = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "bert": "BertForMaskedLM"}
-
-
-# ---- weight name translation -------------------------------------------------------------------
-def _hf_to_tinyml(arch: str, cfg, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    out = {}
-    for name, w in weights.items():
-        if arch == "GPT2LMHeadModel":
-            if name.endswith((".attn.bias", ".attn.masked_bias")):
-                continue  # causal-mask buffers of old checkpoints
-            if not name.startswith(("transformer.", "lm_head.")):
-                name = "transformer." + name  # the original OpenAI checkpoints have no prefix
-            if name == "lm_head.weight" and cfg.tie_word_embeddings:
-                continue
-            if _GPT2_CONV1D.search(name):
-                w = w.T  # Conv1D stores (in, out); Linear is (out, in)
-        elif arch == "LlamaForCausalLM":
-            if name.endswith("rotary_emb.inv_freq") or (name == "lm_head.weight" and cfg.tie_word_embeddings):
-                continue
-        elif arch == "BertForMaskedLM":
-            if name.startswith(("bert.pooler.", "cls.seq_relationship.")) or name.endswith("position_ids"):
-                continue
-            if name in ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias"):
-                continue  # tied to the word embeddings and to cls.predictions.bias
-            name = name.replace("LayerNorm.gamma", "LayerNorm.weight")
-            name = name.replace("LayerNorm.beta", "LayerNorm.bias")
-        out[name] = w
-    return out
-
-
-def _tinyml_to_hf(arch: str, cfg, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    out = {}
-    for name, w in state.items():
-        if arch == "GPT2LMHeadModel" and _GPT2_CONV1D.search(name):
-            w = w.T
-        out[name] = np.ascontiguousarray(w)
-    return out
 
 
 # ---- folders -----------------------------------------------------------------------------------
@@ -239,19 +209,6 @@ def read_config(folder: str) -> dict:
     return _Config(_read_json(path, "config.json"), path)
 
 
-def _architecture(c: dict) -> str:
-    archs = c.get("architectures") or []
-    if not isinstance(archs, list):
-        raise ValueError(f"{_path(c)}: architectures is {archs!r}; expected a list of class names")
-    for a in archs:
-        if a in _ARCHS:
-            return a
-    if c.get("model_type") in _BY_MODEL_TYPE:
-        return _BY_MODEL_TYPE[c["model_type"]]
-    raise ValueError(f"unsupported architecture {archs or c.get('model_type')!r}; "
-                     f"tinyml loads {', '.join(_ARCHS)}")
-
-
 def _state_for(folder: str, weights: dict[str, np.ndarray], model) -> dict:
     """Checkpoint arrays as tensors for model.load_state_dict: floating ones converted to the
     dtype of the model's entry (the same cast model.to(dtype) makes), integer and bool ones kept
@@ -271,18 +228,17 @@ def from_pretrained(folder: str, dtype=None, device=None, **overrides):
     parameters are float32, or `dtype` (e.g. tinyml.bfloat16: what model.to(dtype) gives); integer
     and bool buffers keep their dtype. `overrides` replace config fields (e.g. dropout=0.1)."""
     c = read_config(folder)
-    arch = _architecture(c)
-    _, make_config, model_cls = _ARCHS[arch]
-    cfg = make_config(c, overrides)
-    model = model_cls(cfg)
+    adapter = _adapter_for_config(c)
+    cfg = adapter.config_class(**{**adapter.config_from_hf(c), **overrides})
+    model = adapter.model_class(cfg)
     if dtype is not None:
         model.to(dtype=dtype)  # parameters first, so each checkpoint tensor is cast once, straight to dtype
-    weights = _hf_to_tinyml(arch, cfg, _read_weights(folder))
+    weights = adapter.weights_from_hf(cfg, _read_weights(folder))
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
     if missing or unexpected:
-        raise ValueError(f"{folder}: weights do not match {arch}: missing {missing[:5]}, "
+        raise ValueError(f"{folder}: weights do not match {adapter.architecture}: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}")
     for k, shape in expected.items():
         if tuple(weights[k].shape) != shape:
@@ -293,48 +249,20 @@ def from_pretrained(folder: str, dtype=None, device=None, **overrides):
     return model.eval()
 
 
-def _hf_config(model) -> tuple[str, dict]:
-    cfg = model.config
-    if isinstance(model, GPT):
-        if cfg.qk_layernorm:
-            raise ValueError("transformers' GPT2 has no qk-layernorm; save this model with tinyml.save")
-        return "GPT2LMHeadModel", dict(
-            model_type="gpt2", vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd,
-            n_layer=cfg.n_layer, n_head=cfg.n_head, n_inner=cfg.n_inner, activation_function=cfg.activation,
-            layer_norm_epsilon=cfg.layer_norm_eps, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
-            attn_pdrop=cfg.dropout, tie_word_embeddings=cfg.tie_word_embeddings, bos_token_id=None,
-            eos_token_id=None)
-    if isinstance(model, Llama):
-        if cfg.qk_layernorm:
-            raise ValueError("transformers' Llama has no qk-layernorm; save this model with tinyml.save")
-        return "LlamaForCausalLM", dict(
-            model_type="llama", vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
-            intermediate_size=cfg.intermediate_size, num_hidden_layers=cfg.num_hidden_layers,
-            num_attention_heads=cfg.num_attention_heads, num_key_value_heads=cfg.num_key_value_heads,
-            head_dim=cfg.head_dim, max_position_embeddings=cfg.max_position_embeddings, hidden_act="silu",
-            rope_theta=cfg.rope_theta,
-            rope_parameters={"rope_type": "default", **(cfg.rope_scaling or {}),
-                             "rope_theta": cfg.rope_theta},
-            rms_norm_eps=cfg.rms_norm_eps, tie_word_embeddings=cfg.tie_word_embeddings,
-            attention_bias=cfg.attention_bias, mlp_bias=cfg.mlp_bias, attention_dropout=cfg.dropout,
-            bos_token_id=None, eos_token_id=None)
-    if isinstance(model, BertForMaskedLM):
-        return "BertForMaskedLM", dict(model_type="bert", position_embedding_type="absolute",
-                                       tie_word_embeddings=True, **cfg.to_dict())
-    raise TypeError(f"save_pretrained: no Hugging Face format for {type(model).__name__}")
-
-
 def save_pretrained(model, folder: str) -> None:
     """Write config.json and model.safetensors (float32 as the model holds them) that
     transformers' AutoModel*.from_pretrained loads."""
-    arch, c = _hf_config(model)
+    adapter = _adapter_for_model(model)
+    c = adapter.config_to_hf(model.config)  # first: an option transformers lacks fails before any file
     os.makedirs(folder, exist_ok=True)
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    hf_state = {k: np.ascontiguousarray(w) for k, w in adapter.weights_to_hf(model.config, state).items()}
     tmp = os.path.join(folder, f"model.safetensors.tmp{os.getpid()}")
-    write_safetensors(tmp, _tinyml_to_hf(arch, model.config, state), metadata={"format": "pt"})
+    write_safetensors(tmp, hf_state, metadata={"format": "pt"})
     os.replace(tmp, os.path.join(folder, "model.safetensors"))
     dtypes = {str(v.dtype).split(".")[-1] for v in model.state_dict().values()}
-    c = {"architectures": [arch], "dtype": dtypes.pop() if len(dtypes) == 1 else "float32", **c}
+    c = {"architectures": [adapter.architecture], "dtype": dtypes.pop() if len(dtypes) == 1 else "float32",
+         "model_type": adapter.model_type, **c}
     tmp = os.path.join(folder, f"config.json.tmp{os.getpid()}")
     with open(tmp, "w") as f:
         json.dump(c, f, indent=2)

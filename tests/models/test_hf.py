@@ -1,12 +1,15 @@
 """Hugging Face folders: transformers models with random weights saved locally, loaded in tinyml,
 logits equal to 1e-4 in float32; and tinyml's save_pretrained loaded back by transformers."""
+import ast
 import json
 import os
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from tinyml.models import GPT, BertForMaskedLM, Llama, from_pretrained
+from tinyml.models import hf as hf_io
 
 import tinyml
 
@@ -195,25 +198,41 @@ def test_dtype_is_honoured_as_model_to_gives_it(tmp_path, dtype):
     np.testing.assert_allclose(_tm_logits(model, ids).astype(np.float32), _hf_logits(hf, ids), atol=0.1)
 
 
-def test_integer_and_bool_buffers_keep_their_dtype(tmp_path, monkeypatch):
-    from tinyml.models import hf as hf_io
+class GPTWithBuffers(GPT):  # transformers keeps int/bool buffers in their dtype; so must we
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.transformer.register_buffer("seen_tokens", tinyml.zeros(2, dtype=tinyml.int64))
+        self.transformer.register_buffer("keep", tinyml.zeros(3, dtype=tinyml.bool))
 
+
+@pytest.fixture
+def registry(monkeypatch):
+    """tinyml.models.hf's registry, restored after the test."""
+    for table in ("_ADAPTERS", "_BY_MODEL_TYPE", "_BY_CLASS"):
+        monkeypatch.setattr(hf_io, table, dict(getattr(hf_io, table)))
+    return hf_io
+
+
+def _register_gpt_with_buffers(registry, folder):
+    """GPTWithBuffers as a new architecture, "GPT2WithBuffers", named by the config in `folder`."""
+    gpt2 = registry._ADAPTERS["GPT2LMHeadModel"]
+    registry.register_architecture(replace(gpt2, architecture="GPT2WithBuffers", model_class=GPTWithBuffers))
+    cfg = json.load(open(folder / "config.json"))
+    (folder / "config.json").write_text(json.dumps({**cfg, "architectures": ["GPT2WithBuffers"]}))
+
+
+def test_integer_and_bool_buffers_keep_their_dtype(tmp_path, registry):
     from tinyml.io import read_safetensors, write_safetensors
 
-    class GPTWithBuffers(GPT):  # transformers keeps int/bool buffers in their dtype; so must we
-        def __init__(self, cfg):
-            super().__init__(cfg)
-            self.transformer.register_buffer("seen_tokens", tinyml.zeros(2, dtype=tinyml.int64))
-            self.transformer.register_buffer("keep", tinyml.zeros(3, dtype=tinyml.bool))
-
-    monkeypatch.setitem(hf_io._ARCHS, "GPT2LMHeadModel", ("gpt2", hf_io._gpt2_config, GPTWithBuffers))
     _randomize(_gpt2()).save_pretrained(str(tmp_path))
+    _register_gpt_with_buffers(registry, tmp_path)
     path = tmp_path / "model.safetensors"
     weights, _ = read_safetensors(path)
     big = np.array([2**53 + 1, -(2**40) - 3], dtype=np.int64)  # not representable in float32 (nor float64)
     weights["transformer.seen_tokens"], weights["transformer.keep"] = big, np.array([True, False, True])
     write_safetensors(path, weights)
     model = from_pretrained(str(tmp_path), dtype=tinyml.bfloat16)
+    assert type(model) is GPTWithBuffers
     body = model.transformer
     assert body.seen_tokens.dtype is tinyml.int64 and body.seen_tokens.tolist() == big.tolist()
     assert body.keep.dtype is tinyml.bool and body.keep.tolist() == [True, False, True]
@@ -223,6 +242,69 @@ def test_integer_and_bool_buffers_keep_their_dtype(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"tensor 'transformer.wpe.weight' is tinyml.int64 in the "
                                          r"checkpoint, but the model holds it as tinyml.float32"):
         from_pretrained(str(tmp_path))
+
+
+def test_a_registered_architecture_loads_and_saves_under_its_own_name(tmp_path, registry):
+    class GPTVariant(GPT):
+        pass
+
+    class GPTVariantChild(GPTVariant):
+        pass
+
+    gpt2 = registry._ADAPTERS["GPT2LMHeadModel"]
+    registry.register_architecture(replace(gpt2, architecture="GPT2Variant", model_type="gpt2-variant",
+                                           model_class=GPTVariant))
+    hf = _randomize(_gpt2())
+    hf.save_pretrained(str(tmp_path / "hf"))
+    cfg = json.load(open(tmp_path / "hf" / "config.json"))
+    (tmp_path / "hf" / "config.json").write_text(json.dumps({**cfg, "architectures": ["GPT2Variant"]}))
+    model = from_pretrained(str(tmp_path / "hf"))
+    assert type(model) is GPTVariant
+    ids = _ids(61)
+    np.testing.assert_allclose(_tm_logits(model, ids), _hf_logits(hf, ids), rtol=1e-4, atol=1e-4)
+    model.save_pretrained(str(tmp_path / "variant"))  # a model saves as the architecture of its class
+    saved = json.load(open(tmp_path / "variant" / "config.json"))
+    assert saved["architectures"] == ["GPT2Variant"] and saved["model_type"] == "gpt2-variant"
+    (tmp_path / "variant" / "config.json").write_text(json.dumps({**saved, "architectures": None}))
+    assert type(from_pretrained(str(tmp_path / "variant"))) is GPTVariant  # found by model_type alone
+    model.__class__ = GPTVariantChild  # ... or of its nearest registered base class
+    model.save_pretrained(str(tmp_path / "child"))
+    assert json.load(open(tmp_path / "child" / "config.json"))["architectures"] == ["GPT2Variant"]
+    model.__class__ = GPT
+    model.save_pretrained(str(tmp_path / "plain"))
+    assert json.load(open(tmp_path / "plain" / "config.json"))["architectures"] == ["GPT2LMHeadModel"]
+
+
+def test_registry_errors_name_the_architecture_and_classes(tmp_path, registry):
+    gpt2 = registry._ADAPTERS["GPT2LMHeadModel"]
+    with pytest.raises(ValueError, match=r"architecture 'GPT2LMHeadModel' is already registered for "
+                                         r"tinyml\.models\.transformer\.gpt\.GPT; cannot register it for "
+                                         r".*GPTWithBuffers"):
+        registry.register_architecture(replace(gpt2, model_class=GPTWithBuffers))
+    assert registry._ADAPTERS["GPT2LMHeadModel"] is gpt2
+    registry.register_architecture(replace(gpt2))  # the same class again (a module reload): replaces it
+    assert registry._ADAPTERS["GPT2LMHeadModel"] is not gpt2 and registry._BY_CLASS[GPT] is not gpt2
+    with pytest.raises(TypeError, match="save_pretrained: no Hugging Face format for Linear"):
+        registry.save_pretrained(tinyml.nn.Linear(2, 2), str(tmp_path / "linear"))
+    assert not os.path.exists(tmp_path / "linear")
+
+
+def test_each_adapter_lives_in_its_models_file():
+    # adding a family = one registration in the model's own file; hf.py imports no model and, outside
+    # its docstrings, names no architecture
+    for name, adapter in hf_io._ADAPTERS.items():
+        assert adapter.architecture == name
+        for fn in (adapter.config_from_hf, adapter.config_to_hf, adapter.weights_from_hf,
+                   adapter.weights_to_hf):
+            assert fn.__module__ in (adapter.model_class.__module__, hf_io.__name__), (name, fn)
+    with open(hf_io.__file__, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported <= {"__future__", "dataclasses", "typing", "tinyml.io"}, imported
+    docs = {ast.get_docstring(n, clean=False) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef))}
+    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert not [(s, a) for s in strings - docs for a in hf_io._ADAPTERS if a in s]
 
 
 def test_a_tensor_in_two_shards_is_an_error(tmp_path):

@@ -5,18 +5,20 @@
 
 Module names follow Hugging Face's GPT2LMHeadModel (transformer.wte, transformer.h.0.attn.c_attn,
 ...) so its checkpoints map one to one; its Conv1D weights are stored (in, out) and are
-transposed on load and save (models/hf.py). Options from Wortsman et al. 2023: `qk_layernorm`
-(LayerNorm over the head dim of queries and keys) and `z_loss` (coefficient `z_loss_coef`).
+transposed on load and save by the adapter at the end of this file. Options from Wortsman et al.
+2023: `qk_layernorm` (LayerNorm over the head dim of queries and keys) and `z_loss` (coefficient
+`z_loss_coef`).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 import tinyml
 import tinyml.nn as nn
-import tinyml.nn.functional as F
 
-from .layers import HFMixin, KVCache, activation, attend, init_normal_, lm_loss
+from ..hf import HFAdapter, HFMixin, config_value, register_architecture
+from .layers import KVCache, activation, attend, init_normal_, logits_and_loss
 
 
 @dataclass
@@ -140,12 +142,58 @@ class GPT(nn.Module, HFMixin):
             x = block(x, cache, i)
         x = tr.ln_f(x)
         w = tr.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
-        logits = F.linear(x, w)
-        loss = None
-        if targets is not None:
-            loss = lm_loss(logits, targets, self.config.z_loss_coef if self.config.z_loss else 0.0)
-        return logits, loss
+        return logits_and_loss(x, w, targets, self.config)
 
     def num_parameters(self, exclude_positions: bool = False) -> int:
         n = sum(p.numel() for p in self.parameters())
         return n - self.transformer.wpe.weight.numel() if exclude_positions else n
+
+
+# ---- Hugging Face: GPT2LMHeadModel ----------------------------------------------------------------
+_CONV1D = re.compile(r"\.(c_attn|c_proj|c_fc)\.weight$")  # transformers' Conv1D: weight stored (in, out)
+
+
+def _config_from_hf(c: dict) -> dict:
+    if config_value(c, "add_cross_attention", "bool", False):
+        raise ValueError("GPT-2 with cross-attention is not supported (add_cross_attention=true)")
+    if (config_value(c, "scale_attn_by_inverse_layer_idx", "bool", False)
+            or not config_value(c, "scale_attn_weights", "bool", True)):
+        raise ValueError("GPT-2 attention scaling options other than 1/sqrt(head_dim) are not supported")
+    return dict(vocab_size=config_value(c, "vocab_size", "int>0"),
+                block_size=config_value(c, "n_positions", "int>0", config_value(c, "n_ctx", "int>0", 1024)),
+                n_layer=config_value(c, "n_layer", "int>0"), n_head=config_value(c, "n_head", "int>0"),
+                n_embd=config_value(c, "n_embd", "int>0"), n_inner=config_value(c, "n_inner", "int>0", None),
+                layer_norm_eps=config_value(c, "layer_norm_epsilon", "float", 1e-5),
+                activation=config_value(c, "activation_function", "str", "gelu_new"),
+                tie_word_embeddings=config_value(c, "tie_word_embeddings", "bool", True), dropout=0.0)
+
+
+def _config_to_hf(cfg: GPTConfig) -> dict:
+    if cfg.qk_layernorm:
+        raise ValueError("transformers' GPT2 has no qk-layernorm; save this model with tinyml.save")
+    return dict(vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
+                n_head=cfg.n_head, n_inner=cfg.n_inner, activation_function=cfg.activation,
+                layer_norm_epsilon=cfg.layer_norm_eps, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
+                attn_pdrop=cfg.dropout, tie_word_embeddings=cfg.tie_word_embeddings, bos_token_id=None,
+                eos_token_id=None)
+
+
+def _weights_from_hf(cfg: GPTConfig, weights: dict) -> dict:
+    out = {}
+    for name, w in weights.items():
+        if name.endswith((".attn.bias", ".attn.masked_bias")):
+            continue  # causal-mask buffers of old checkpoints
+        if not name.startswith(("transformer.", "lm_head.")):
+            name = "transformer." + name  # the original OpenAI checkpoints have no prefix
+        if name == "lm_head.weight" and cfg.tie_word_embeddings:
+            continue
+        out[name] = w.T if _CONV1D.search(name) else w  # Linear is (out, in)
+    return out
+
+
+def _weights_to_hf(cfg: GPTConfig, state: dict) -> dict:
+    return {name: w.T if _CONV1D.search(name) else w for name, w in state.items()}
+
+
+register_architecture(HFAdapter("GPT2LMHeadModel", "gpt2", GPT, GPTConfig, _config_from_hf, _config_to_hf,
+                                _weights_from_hf, _weights_to_hf))

@@ -1,5 +1,6 @@
 """Pieces shared by the transformer models: the KV cache, causal attention over it, rotary
-position embeddings, and the language-model loss with the optional z-loss.
+position embeddings (with transformers' rope scalings), the language-model head and loss with the
+optional z-loss, activations by config name, and GPT-2's initialisation.
 
 Shapes: B batch, T new tokens, S = past + T keys, H query heads, Hkv key/value heads, D head dim.
 """
@@ -10,6 +11,7 @@ import math
 import numpy as np
 
 import tinyml
+import tinyml.nn as nn
 import tinyml.nn.functional as F
 
 
@@ -217,6 +219,15 @@ def lm_loss(logits, targets, z_loss_coef: float = 0.0, ignore_index: int = -100)
     return loss
 
 
+def logits_and_loss(x, weight, targets, cfg):
+    """A causal LM's output head: logits = x @ weight^T (B, T, V), and lm_loss against targets with
+    cfg's z-loss (cfg.z_loss, cfg.z_loss_coef), or None without targets."""
+    logits = F.linear(x, weight)
+    if targets is None:
+        return logits, None
+    return logits, lm_loss(logits, targets, cfg.z_loss_coef if cfg.z_loss else 0.0)
+
+
 def gelu_new(x):
     """GPT-2's GELU, the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
     return F.gelu(x, approximate="tanh")
@@ -240,8 +251,6 @@ def activation(name: str):
 def init_normal_(module, std: float = 0.02, n_layer: int | None = None) -> None:
     """GPT-2 / Llama initialisation: N(0, std) for linear and embedding weights, zero biases,
     and residual output projections scaled by 1/sqrt(2 n_layer) (GPT-2 paper, section 2.3)."""
-    import tinyml.nn as nn
-
     for name, m in module.named_modules():
         if isinstance(m, nn.Linear):
             residual_out = n_layer and name.endswith(("c_proj", "o_proj", "down_proj"))
@@ -251,12 +260,3 @@ def init_normal_(module, std: float = 0.02, n_layer: int | None = None) -> None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, mean=0.0, std=std)
-
-
-class HFMixin:
-    """`model.save_pretrained(folder)`, as transformers' models have it (models/hf.py does the work)."""
-
-    def save_pretrained(self, folder: str) -> None:
-        from .hf import save_pretrained
-
-        save_pretrained(self, folder)

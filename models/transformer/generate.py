@@ -17,7 +17,8 @@ import tinyml
 from tinyml.random import default_generator
 
 
-def _probabilities(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None) -> np.ndarray:
+def _probabilities(logits: np.ndarray, temperature: float, top_k: int | None,
+                   top_p: float | None) -> np.ndarray:
     """Softmax(logits / temperature) after keeping the top_k largest logits and then the smallest
     set of tokens whose probability sums to at least top_p (nucleus sampling). float64 on the host."""
     z = logits.astype(np.float64) / temperature
@@ -63,7 +64,8 @@ def _last_logits(model, ids: np.ndarray, device, cache) -> np.ndarray:
 
 def generate(model, prompt: Sequence[int] | Sequence[Sequence[int]] | np.ndarray, max_new_tokens: int,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             stop_tokens: Iterable[int] | None = None, use_cache: bool = True, device=None) -> list[list[int]]:
+             stop_tokens: Iterable[int] | None = None, use_cache: bool = True,
+             device=None) -> list[list[int]]:
     """Extend each prompt row by up to `max_new_tokens` tokens; a row ends at its first stop
     token (included), and generation ends when all rows have. Returns prompt + new tokens per row.
 

@@ -6,17 +6,22 @@ absolute positions and token types, decoder tied to the word embeddings).
     logits, loss = model(input_ids, attention_mask=mask, labels=labels)   # labels: -100 = ignore
 
 Module names follow Hugging Face's BertForMaskedLM (bert.embeddings.word_embeddings, bert.encoder
-.layer.0.attention.self.query, cls.predictions.transform.dense, ...).
+.layer.0.attention.self.query, cls.predictions.transform.dense, ...); the adapter at the end of
+this file drops the pooler and next-sentence head, which masked-LM does not use.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
 
 import tinyml
 import tinyml.nn as nn
 import tinyml.nn.functional as F
+from tinyml.random import default_generator
 
-from .layers import HFMixin, activation, attend, init_normal_, lm_loss
+from ..hf import HFAdapter, HFMixin, config_value, register_architecture
+from .layers import activation, attend, init_normal_, lm_loss
 
 
 @dataclass
@@ -60,7 +65,8 @@ class BertEmbeddings(nn.Module):
         pos = tinyml.arange(T, device=input_ids.device)
         if token_type_ids is None:
             token_type_ids = tinyml.zeros(B, T, dtype=tinyml.int64, device=input_ids.device)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(pos) + self.token_type_embeddings(token_type_ids)
+        x = (self.word_embeddings(input_ids) + self.position_embeddings(pos)
+             + self.token_type_embeddings(token_type_ids))
         return self.dropout(self.LayerNorm(x))
 
 
@@ -201,10 +207,6 @@ def mask_tokens(input_ids, mask_token_id: int, vocab_size: int, mlm_probability:
     each maskable position is chosen with probability `mlm_probability`; a chosen token becomes
     [MASK] 80% of the time, a random token 10%, and stays 10%. Returns (inputs, labels) with
     labels -100 wherever nothing is predicted."""
-    import numpy as np
-
-    from tinyml.random import default_generator
-
     rng = rng or default_generator()
     ids = np.array(input_ids, dtype=np.int64, copy=True)
     chosen = rng.random(ids.shape) < mlm_probability
@@ -216,3 +218,34 @@ def mask_tokens(input_ids, mask_token_id: int, vocab_size: int, mlm_probability:
     swap = chosen & (roll >= 0.8) & (roll < 0.9)
     ids[swap] = rng.integers(0, vocab_size, size=int(swap.sum()))
     return ids, labels
+
+
+# ---- Hugging Face: BertForMaskedLM ----------------------------------------------------------------
+_FIELD_KINDS = {"int": "int", "float": "float", "str": "str"}  # BertConfig's annotation -> config_value kind
+
+
+def _config_from_hf(c: dict) -> dict:
+    if config_value(c, "position_embedding_type", "str", "absolute") != "absolute":
+        raise ValueError(f"BERT position_embedding_type {c['position_embedding_type']!r} is not supported")
+    return {f.name: config_value(c, f.name, _FIELD_KINDS[f.type], f.default)
+            for f in fields(BertConfig) if f.name in c}
+
+
+def _config_to_hf(cfg: BertConfig) -> dict:
+    return dict(position_embedding_type="absolute", tie_word_embeddings=True, **cfg.to_dict())
+
+
+def _weights_from_hf(cfg: BertConfig, weights: dict) -> dict:
+    out = {}
+    for name, w in weights.items():
+        if name.startswith(("bert.pooler.", "cls.seq_relationship.")) or name.endswith("position_ids"):
+            continue
+        if name in ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias"):
+            continue  # tied to the word embeddings and to cls.predictions.bias
+        name = name.replace("LayerNorm.gamma", "LayerNorm.weight")  # TensorFlow-era names
+        out[name.replace("LayerNorm.beta", "LayerNorm.bias")] = w
+    return out
+
+
+register_architecture(HFAdapter("BertForMaskedLM", "bert", BertForMaskedLM, BertConfig, _config_from_hf,
+                                _config_to_hf, _weights_from_hf))

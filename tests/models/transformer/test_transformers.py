@@ -12,7 +12,7 @@ from tinyml.models import (
     generate,
     sample_next,
 )
-from tinyml.models.generate import _probabilities
+from tinyml.models.transformer.generate import _probabilities
 
 import tinyml
 

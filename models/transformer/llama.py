@@ -10,6 +10,8 @@ Module names follow Hugging Face's LlamaForCausalLM (model.embed_tokens, model.l
 over the head dim of queries and keys (q_norm / k_norm, as Qwen3 and OLMo-2 name them);
 `z_loss` adds the output z-loss (coefficient `z_loss_coef`). `rope_scaling` takes transformers'
 dict ({"rope_type": "linear" | "dynamic" | "llama3", "factor": ..., ...}; see layers.rope_inv_freq).
+The Hugging Face adapter at the end of this file reads rope_parameters / rope_scaling as
+transformers 5 does.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from dataclasses import asdict, dataclass
 import tinyml.nn as nn
 import tinyml.nn.functional as F
 
-from .layers import HFMixin, KVCache, Rotary, attend, check_rope_scaling, init_normal_, lm_loss
+from ..hf import HFAdapter, HFMixin, config_path, config_value, register_architecture
+from .layers import KVCache, Rotary, attend, check_rope_scaling, init_normal_, logits_and_loss
 
 
 @dataclass
@@ -154,8 +157,72 @@ class Llama(nn.Module, HFMixin):
             x = layer(x, cache, i)
         x = self.model.norm(x)
         w = self.model.embed_tokens.weight if self.config.tie_word_embeddings else self.lm_head.weight
-        logits = F.linear(x, w)
-        loss = None
-        if targets is not None:
-            loss = lm_loss(logits, targets, self.config.z_loss_coef if self.config.z_loss else 0.0)
-        return logits, loss
+        return logits_and_loss(x, w, targets, self.config)
+
+
+# ---- Hugging Face: LlamaForCausalLM ---------------------------------------------------------------
+def _rope(c: dict) -> tuple[float, dict | None]:
+    """(rope_theta, rope_scaling) read as transformers 5 reads a Llama config.json: a `rope_scaling`
+    dict, when present, replaces `rope_parameters` whole (its rope_theta then comes from the top-level
+    rope_theta, else 10000); a top-level original_max_position_embeddings wins for llama3."""
+    key = "rope_scaling" if c.get("rope_scaling") else "rope_parameters"
+    params = dict(config_value(c, key, "dict", {}))
+    theta = params.pop("rope_theta", None)
+    if theta is None:
+        theta = config_value(c, "rope_theta", "float", 10000.0)
+    elif isinstance(theta, bool) or not isinstance(theta, (int, float)):
+        raise ValueError(f"{config_path(c)}: {key}.rope_theta is {theta!r}; expected a number")
+    kind = params.get("rope_type") or params.get("type") or "default"
+    if kind in ("llama3", "yarn", "longrope") and "original_max_position_embeddings" in c:
+        params["original_max_position_embeddings"] = c["original_max_position_embeddings"]
+    if "partial_rotary_factor" in c:
+        params.setdefault("partial_rotary_factor", c["partial_rotary_factor"])
+    try:
+        scaling = check_rope_scaling({**params, "rope_type": kind},
+                                     config_value(c, "max_position_embeddings", "int>0", 2048))
+    except (ValueError, NotImplementedError) as e:
+        raise type(e)(f"{config_path(c)}: {key}: {e}") from None
+    return float(theta), scaling
+
+
+def _config_from_hf(c: dict) -> dict:
+    if config_value(c, "hidden_act", "str", "silu") != "silu":
+        raise ValueError(f"Llama with hidden_act={c['hidden_act']!r} is not supported (SwiGLU uses silu)")
+    theta, scaling = _rope(c)
+    heads = config_value(c, "num_attention_heads", "int>0")
+    return dict(vocab_size=config_value(c, "vocab_size", "int>0"),
+                hidden_size=config_value(c, "hidden_size", "int>0"),
+                intermediate_size=config_value(c, "intermediate_size", "int>0"),
+                num_hidden_layers=config_value(c, "num_hidden_layers", "int>0"), num_attention_heads=heads,
+                num_key_value_heads=config_value(c, "num_key_value_heads", "int>0", heads),
+                head_dim=config_value(c, "head_dim", "int>0", None),
+                max_position_embeddings=config_value(c, "max_position_embeddings", "int>0", 2048),
+                rope_theta=theta, rope_scaling=scaling,
+                rms_norm_eps=config_value(c, "rms_norm_eps", "float", 1e-6),
+                tie_word_embeddings=config_value(c, "tie_word_embeddings", "bool", False),
+                attention_bias=config_value(c, "attention_bias", "bool", False),
+                mlp_bias=config_value(c, "mlp_bias", "bool", False))
+
+
+def _config_to_hf(cfg: LlamaConfig) -> dict:
+    if cfg.qk_layernorm:
+        raise ValueError("transformers' Llama has no qk-layernorm; save this model with tinyml.save")
+    rope = {"rope_type": "default", **(cfg.rope_scaling or {}), "rope_theta": cfg.rope_theta}
+    return dict(vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
+                intermediate_size=cfg.intermediate_size, num_hidden_layers=cfg.num_hidden_layers,
+                num_attention_heads=cfg.num_attention_heads, num_key_value_heads=cfg.num_key_value_heads,
+                head_dim=cfg.head_dim, max_position_embeddings=cfg.max_position_embeddings, hidden_act="silu",
+                rope_theta=cfg.rope_theta, rope_parameters=rope,
+                rms_norm_eps=cfg.rms_norm_eps, tie_word_embeddings=cfg.tie_word_embeddings,
+                attention_bias=cfg.attention_bias, mlp_bias=cfg.mlp_bias, attention_dropout=cfg.dropout,
+                bos_token_id=None, eos_token_id=None)
+
+
+def _weights_from_hf(cfg: LlamaConfig, weights: dict) -> dict:
+    # rotary inv_freq is a buffer tinyml recomputes; a tied lm_head is the embedding matrix itself
+    return {name: w for name, w in weights.items() if not (
+        name.endswith("rotary_emb.inv_freq") or (name == "lm_head.weight" and cfg.tie_word_embeddings))}
+
+
+register_architecture(HFAdapter("LlamaForCausalLM", "llama", Llama, LlamaConfig, _config_from_hf,
+                                _config_to_hf, _weights_from_hf))
