@@ -9,6 +9,7 @@ tinyml's global generator, so `tinyml.manual_seed` makes samples reproducible.
 """
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -43,8 +44,10 @@ def _probabilities(logits: np.ndarray, temperature: float, top_k: int | None,
 def sample_next(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
                 top_p: float | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
     """One token per row of logits (B, V): argmax when temperature == 0, else a draw."""
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not math.isfinite(temperature) or temperature < 0:  # NaN would sample from NaN probabilities
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0):
+        raise ValueError(f"top_k must be None or an integer >= 0 (0: no top-k filter), got {top_k!r}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if temperature == 0:

@@ -186,6 +186,11 @@ def test_sampling_filters():
     assert abs((draws == 0).mean() - 0.5 / 0.85) < 0.03
     with pytest.raises(ValueError, match="temperature"):
         sample_next(logits, temperature=-1)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="temperature"):
+            sample_next(logits, temperature=bad)
+    with pytest.raises(ValueError, match="top_k"):
+        sample_next(logits, top_k=-1)
 
 
 def test_autocast_bf16_forward_keeps_a_float32_loss():
