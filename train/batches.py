@@ -1,9 +1,11 @@
-"""What the Trainer accepts as batches, and how it feeds them to a model.
+"""What the Trainer accepts as batches, and the default way it turns one into a loss.
 
 A source is a sampler with next_batch() (and state_dict/load_state_dict for exact resume, as
-tinyml.data.RandomWindowSampler has) or any re-iterable of batches. A tuple batch is passed as
-model(*batch), a dict as model(**batch); numpy arrays become tensors on the device. The model
-returns a loss, a (logits, loss) pair, or an object with .loss.
+tinyml.data.RandomWindowSampler has) or any re-iterable of batches (restarted when exhausted, and
+from its start on resume). A batch is an array, a tuple/list or a dict of them; numpy arrays
+become tensors on the device (`to_device`). `model_loss`, the Trainer's default loss_fn, passes a
+tuple batch as model(*batch) and a dict as model(**batch), and takes the loss the model returns:
+a loss tensor, a (logits, loss) pair, or an object with .loss.
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ def to_device(x, device):
 
 
 def batch_tokens(batch) -> int:
+    """Elements of the batch's first array (tokens for a language model): the throughput unit."""
     if isinstance(batch, (tuple, list)):
         first = batch[0]
     elif isinstance(batch, dict):
@@ -58,6 +61,11 @@ def batch_tokens(batch) -> int:
     else:
         first = batch
     return int(np.prod(first.shape)) if hasattr(first, "shape") else 1
+
+
+def model_loss(model, batch):
+    """The default loss_fn: the loss the model computes itself from the batch."""
+    return loss_of(model(**batch) if isinstance(batch, dict) else model(*batch))
 
 
 def loss_of(out):

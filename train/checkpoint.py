@@ -4,7 +4,8 @@ and RNG states, the step and the configs; written atomically, a temp file in the
 renamed over the old one, so a crash or Ctrl-C mid-write leaves the previous checkpoint whole;
 the folder is fsynced after the rename so the new name survives a power cut. A process killed
 mid-write leaves its temp file behind; `remove_stale_temp_files` (run at the start of every fit)
-deletes those of processes that no longer exist.
+deletes those of processes that no longer exist. `check_resumable` holds the rules for continuing
+from a checkpoint: the same configuration and optimization (RESUME_MUST_MATCH), and no going back.
 
     save_checkpoint(path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": 10})
     state = load_checkpoint(path)   # the same nested structure, tensors as tinyml Tensors
@@ -16,6 +17,8 @@ import re
 
 import tinyml
 
+# what a resumed run must share with its checkpoint to continue the same optimization
+RESUME_MUST_MATCH = ("lr", "min_lr", "warmup_steps", "weight_decay", "betas", "grad_clip", "grad_accum")
 # the temp names a run's writers use: .checkpoint.safetensors.tmp123, metrics.jsonl.tmp123,
 # loss.png.tmp123.png, tokenizer.json.tmp123, train.bin.tmp123 (the writer's pid after "tmp");
 # nothing else in the folder matches, so a user's own files are never touched
@@ -90,3 +93,29 @@ def load_checkpoint(path: str, device=None) -> dict:
     if not isinstance(state, dict) or "step" not in state or "model" not in state:
         raise ValueError(f"{path} is a safetensors file but not a tinyml training checkpoint")
     return state
+
+
+def check_resumable(state: dict, config: dict, extra: dict, path: str) -> None:
+    """Refuse to continue from `state` (the checkpoint at `path`) a run of another configuration
+    (`extra` differs), another optimization (a RESUME_MUST_MATCH field of `config`, a TrainConfig
+    as a dict, differs) or one that would end before the checkpoint's step; each error names both
+    values."""
+    if state.get("extra", {}) != extra:
+        theirs = state.get("extra", {})
+        diff = sorted(k for k in set(extra) | set(theirs) if extra.get(k) != theirs.get(k))
+        raise ValueError(f"checkpoint {path} comes from another configuration "
+                         f"(differs in: {', '.join(diff)})")
+    saved, step = state.get("train_config") or {}, int(state["step"])
+    if config["max_steps"] < step:
+        raise ValueError(f"max_steps {config['max_steps']} is below the step of checkpoint {path} ({step}): "
+                         "a resumed run can only go on")
+
+    def as_saved(k):  # tinyml.save keeps tuples, but compare betas as tuples whatever wrote the file
+        v = saved.get(k, config[k])
+        return tuple(v) if isinstance(v, list) else v
+
+    differ = [k for k in RESUME_MUST_MATCH if as_saved(k) != config[k]]
+    if differ:
+        was = ", ".join(f"{k}={saved[k]!r}" for k in differ)
+        now = ", ".join(f"{k}={config[k]!r}" for k in differ)
+        raise ValueError(f"checkpoint {path} was trained with {was}; this config has {now}")

@@ -1,4 +1,6 @@
-"""The `tinyml` command line.
+"""The `tinyml` command line: flags, device choice, what a run prints, exit statuses. The training
+itself is train/lm.py's (data, tokenizer, GPT, Trainer, sampling); the run folder's rules are
+train/runs.py's.
 
     tinyml train                          char-level GPT ("baby") on the bundled Shakespeare, then a sample
     tinyml train --config small --steps 5000 --device cuda --out runs/small
@@ -21,12 +23,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 import tinyml
+from tinyml.data.tokenizer import BPETokenizer
 
 from . import argtypes as at
-from .runs import CLIError, UsageError
+from . import lm, runs
+from .presets import PRESETS
+from .progress import require_matplotlib
+from .runs import CLIError, UsageError, check_memory, plan_run, resume_command
+from .trainer import CHECKPOINT
 
 UNTIL_SAMPLE = 300  # tokens sampled at the end of `tinyml train` unless --sample-tokens says otherwise
 
@@ -65,52 +73,25 @@ def _cuda_available(allow_emulated: bool) -> bool:
 
 
 def cmd_train(args) -> int:
-    from tinyml.models import GPT, GPTConfig, generate
-
-    from tinyml.data import RandomWindowSampler
-
-    from .progress import require_matplotlib
-    from .runs import check_memory, plan_run, prepare_data, resume_command, write_run
-    from .trainer import Trainer
-
     device = _best_device(args.device)
     plan = plan_run(args)
     check_memory(plan, device)
     require_matplotlib()
-    preset, tcfg, out = plan.preset, plan.train, plan.out
+    preset, tcfg = plan.preset, plan.train
     if preset.sized_for != "cpu" and device == "cpu":
         print(f"note: {plan.preset_name} is a GPU-sized preset; on cpu each step takes seconds and "
               f"each evaluation {tcfg.eval_iters} batches of {plan.batch_size}x{preset.block_size}. For a "
               "first run on cpu use the baby preset (the default), or shrink this one with --batch-size "
               "and --eval-iters.")
-    tinyml.manual_seed(plan.seed)
-    tok, train_ids, val_ids = prepare_data(plan)
-    mcfg = GPTConfig(vocab_size=tok.vocab_size, block_size=preset.block_size, n_layer=preset.n_layer,
-                     n_head=preset.n_head, n_embd=preset.n_embd, dropout=preset.dropout)
-    try:
-        model = GPT(mcfg).to(device)
-        train_ids, val_ids = write_run(plan, tok, train_ids, val_ids, mcfg.to_dict())
-        train_s = RandomWindowSampler(train_ids, preset.block_size, plan.batch_size, seed=plan.seed)
-        val_s = RandomWindowSampler(val_ids, preset.block_size, plan.batch_size, seed=plan.seed + 1)
-        extra = {"preset": plan.preset_name, "model": mcfg.to_dict(), "tokenizer": plan.tokenizer}
-        print(f"tinyml train: {plan.preset_name} GPT, {model.num_parameters() / 1e6:.2f}M parameters, "
-              f"{plan.tokenizer} tokenizer ({tok.vocab_size} tokens), {len(train_ids):,} train tokens, "
-              f"device {device}, {tcfg.max_steps} steps of {plan.batch_size}x{preset.block_size}"
-              f"{f' from step {plan.start_step}' if plan.resume else ''} -> {out}")
-        trainer = Trainer(model, train_s, val_s, tcfg, out_dir=out, device=device, extra_state=extra)
-        summary = trainer.fit(resume=plan.resume)
-    except MemoryError:
-        raise CLIError(f"out of memory with --batch-size {plan.batch_size} ({plan.batch_size}x"
-                       f"{preset.block_size} tokens a step) on {device}; lower --batch-size") from None
-    _report(summary, out)
+    summary, model, tok = lm.train_lm(plan, device)
+    _report(summary, plan.out)
     if summary["stopped"] == "interrupted":
         this_time = {"device": args.device, "sample_tokens": args.sample_tokens}
         print("resume with: " + resume_command(plan, this_time))
         return 130
     n = UNTIL_SAMPLE if args.sample_tokens is None else args.sample_tokens
     if n:
-        tinyml.manual_seed(plan.seed)
-        ids = generate(model, [tok.encode("\n")], n, temperature=0.8, top_k=40)[0]
+        ids = lm.sample(model, tok.encode("\n"), n, seed=plan.seed)
         print("--- sample ---")
         print(tok.decode(ids).strip("\n"))
     return 0
@@ -118,10 +99,6 @@ def cmd_train(args) -> int:
 
 def _report(summary: dict, out: str) -> None:
     """What the run did (ms/step and tokens/s count training only) and where it left its files."""
-    import shlex
-
-    from .trainer import CHECKPOINT
-
     val, ms = summary["val_loss"], summary["ms_per_step"]
     print(f"done: step {summary['step']} ({summary['stopped']})"
           f"{', val loss %.4f' % val if val is not None else ''}; {summary['train_seconds']:.1f}s training"
@@ -134,56 +111,23 @@ def _report(summary: dict, out: str) -> None:
     print(f"sample from it: tinyml sample --ckpt {shlex.quote(out)}")
 
 
-def _load_run(path: str):
-    """(model, tokenizer) from a run folder (or its checkpoint file)."""
-    from tinyml.models import GPT, GPTConfig
-
-    from tinyml.data import load_tokenizer
-
-    from .checkpoint import load_checkpoint
-    from .runs import RUN_FILE, read_run
-    from .trainer import CHECKPOINT
-
-    folder = os.path.dirname(path) if os.path.isfile(path) else path
-    ckpt = path if os.path.isfile(path) else os.path.join(folder, CHECKPOINT)
-    if not os.path.exists(ckpt) or not os.path.exists(os.path.join(folder, RUN_FILE)):
-        raise UsageError(f"--ckpt {path}: expected a run folder with {CHECKPOINT} and {RUN_FILE}")
-    run = read_run(folder)
-    model = GPT(GPTConfig(**{**run["model"], "dropout": 0.0}))
-    state = load_checkpoint(ckpt)
-    try:
-        model.load_state_dict(state["model"], strict=True)
-    except (RuntimeError, ValueError, KeyError) as e:
-        why = str(e).splitlines()[0]
-        raise CLIError(f"{ckpt} does not match {os.path.join(folder, RUN_FILE)}: {why}") from None
-    return model.eval(), load_tokenizer(os.path.join(folder, "tokenizer.json"))
-
-
 def cmd_sample(args) -> int:
-    from tinyml.models import generate
-
     device = _best_device(args.device)
-    model, tok = _load_run(args.ckpt)
+    model, tok = lm.load_run(args.ckpt)
     model.to(device)
-    tinyml.manual_seed(args.seed)
     try:
         ids = tok.encode(args.prompt if args.prompt else "\n")
     except ValueError as e:  # a character the run's char tokenizer never saw
         raise UsageError(f"--prompt {args.prompt!r}: {e}") from None
     if not ids:
         raise UsageError(f"--prompt {args.prompt!r} encodes to no tokens")
-    out = generate(model, [ids], args.tokens, temperature=args.temperature, top_k=args.top_k or None,
-                   top_p=args.top_p)[0]
+    out = lm.sample(model, ids, args.tokens, seed=args.seed, temperature=args.temperature,
+                    top_k=args.top_k or None, top_p=args.top_p)
     print(tok.decode(out))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tinyml.data.tokenizer import BPETokenizer
-
-    from .presets import PRESETS
-    from .runs import DEFAULT_BPE_VOCAB, DEFAULT_SEED
-
     p = _Parser(prog="tinyml", description="tinyml: train and sample tiny language models")
     p.add_argument("--version", action="version", version=f"tinyml {tinyml.__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
@@ -213,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tokenizer", choices=["char", "bpe"], help="char (default) or byte-level bpe")
     lo, hi = BPETokenizer.vocab_size_range()
     t.add_argument("--vocab-size", type=at.bounded_int(lo, hi),
-                   help=f"bpe vocabulary size, {lo} to {hi} (default {DEFAULT_BPE_VOCAB})")
-    t.add_argument("--seed", type=at.seed, help=f"random seed (default {DEFAULT_SEED})")
+                   help=f"bpe vocabulary size, {lo} to {hi} (default {runs.DEFAULT_BPE_VOCAB})")
+    t.add_argument("--seed", type=at.seed, help=f"random seed (default {runs.DEFAULT_SEED})")
     t.add_argument("--sample-tokens", type=at.nonnegative_int,
                    help=f"tokens to sample at the end (default {UNTIL_SAMPLE}; 0: none)")
     s = sub.add_parser("sample", help="generate text from a trained run")
@@ -227,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-p", type=at.probability, default=None,
                    help="nucleus sampling, in (0, 1] (default: off)")
     s.add_argument("--device", type=at.device_name, help="cpu, cuda, cuda:N, or auto (default)")
-    s.add_argument("--seed", type=at.seed, default=DEFAULT_SEED)
+    s.add_argument("--seed", type=at.seed, default=runs.DEFAULT_SEED)
     return p
 
 

@@ -1,8 +1,10 @@
-"""A run folder for `tinyml train`: how a start or a resume turns flags into a plan, checks it
-against the folder, and what it writes there.
+"""A run folder for `tinyml train`: how a start or a resume turns flags into a plan (`plan_run`),
+checks it against the folder and the machine (`check_memory`), and the record of the run it
+writes there (`write_run`, run.json).
 
 A run folder holds run.json (the flags the run was started with, its model and data),
-tokenizer.json, train.bin/val.bin (token ids), checkpoint.safetensors, metrics.jsonl and loss.png.
+tokenizer.json, train.bin/val.bin (token ids; train/lm.py writes them), checkpoint.safetensors,
+metrics.jsonl and loss.png (the Trainer's).
 
 Resume (`--resume`): flags not repeated keep the values the run was started with (run.json).
 The flags that define what is being trained (--config, --tokenizer, --vocab-size, --data,
@@ -11,16 +13,18 @@ The flags that define what is being trained (--config, --tokenizer, --vocab-size
 decay is stretched to end at the new --steps; warmup stays as it was), a value below the
 checkpoint's step is refused. --eval-interval, --eval-iters, --device and --sample-tokens are free.
 
-Nothing here writes before `plan_run` and `prepare_data` have checked everything they can.
+Nothing is written before `plan_run` and train/lm.py's `prepare_data` have checked everything they can.
 """
 from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass, field, replace
 
+from .checkpoint import RESUME_MUST_MATCH, load_checkpoint
 from .presets import PRESETS, Preset
-from .trainer import CHECKPOINT, RESUME_MUST_MATCH, TrainConfig
+from .trainer import CHECKPOINT, TrainConfig
 
 RUN_FILE = "run.json"
 DEFAULT_BPE_VOCAB = 512
@@ -80,8 +84,6 @@ def plan_run(args) -> RunPlan:
     run_path = os.path.join(args.out, RUN_FILE)
     if not os.path.exists(ckpt) or not os.path.exists(run_path):
         raise UsageError(f"--resume: no run to continue in {args.out} (expected {CHECKPOINT} and {RUN_FILE})")
-    from .checkpoint import load_checkpoint
-
     record = _read_json(run_path)
     state = load_checkpoint(ckpt)
     step, saved = int(state["step"]), state.get("train_config") or {}
@@ -149,8 +151,6 @@ def train_config(preset: Preset, flags: dict) -> TrainConfig:
 
 def resume_command(plan: RunPlan, extra: dict) -> str:
     """The exact command that continues this run: every flag it was started with, then --resume."""
-    import shlex
-
     words = ["tinyml", "train"]
     for d in RUN_FLAGS:
         if d in plan.flags:
@@ -182,51 +182,16 @@ def host_memory_bytes() -> int | None:
         return None
 
 
-def prepare_data(plan: RunPlan):
-    """(tokenizer, train ids, val ids): on resume the files in the run folder; on a fresh start
-    read and tokenized in memory (nothing written yet; `write_run` does that)."""
-    if plan.resume:
-        from tinyml.data import load_tokenizer, load_tokens
-
-        paths = [os.path.join(plan.out, f) for f in ("tokenizer.json", "train.bin", "val.bin")]
-        missing = [p for p in paths if not os.path.exists(p)]
-        if missing:
-            raise CLIError(f"--resume: {missing[0]} is missing; this folder holds no complete run")
-        return load_tokenizer(paths[0]), load_tokens(paths[1]), load_tokens(paths[2])
-    from tinyml.data import BPETokenizer, CharTokenizer, read_text, shakespeare_split, split_text
-
-    train_text, val_text = split_text(read_text(plan.data), 0.1) if plan.data else shakespeare_split(0.1)
-    if plan.tokenizer == "char":
-        tok = CharTokenizer.from_text(train_text + val_text)
-    else:
-        tok = BPETokenizer.train(train_text, vocab_size=plan.vocab_size)
-    train_ids, val_ids = tok.encode(train_text), tok.encode(val_text)
-    need = plan.preset.block_size + 1
-    if len(train_ids) < need or len(val_ids) < need:
-        raise CLIError(f"the text is too short: {len(train_ids)} train and {len(val_ids)} validation tokens, "
-                       f"and a context of {plan.preset.block_size} needs at least {need} of each")
-    return tok, train_ids, val_ids
-
-
-def write_run(plan: RunPlan, tok, train_ids, val_ids, model_config: dict):
-    """Create the run folder (fresh start: tokenizer and token files too) and write run.json;
-    returns the token arrays to train on (memory-mapped from the folder)."""
-    from tinyml.data import write_tokens
-
-    os.makedirs(plan.out, exist_ok=True)
-    if not plan.resume:
-        tok.save(os.path.join(plan.out, "tokenizer.json"))
-        train_ids = write_tokens(os.path.join(plan.out, "train.bin"), train_ids, tok.vocab_size)
-        val_ids = write_tokens(os.path.join(plan.out, "val.bin"), val_ids, tok.vocab_size)
+def write_run(plan: RunPlan, vocab_size: int, model_config: dict) -> None:
+    """Write run.json (atomically): the flags the run was started with, its model and data."""
     record = {**plan.record, "preset": plan.preset_name, "model": model_config, "tokenizer": plan.tokenizer,
-              "vocab_size": tok.vocab_size, "data": plan.data or BUNDLED, "batch_size": plan.batch_size,
+              "vocab_size": vocab_size, "data": plan.data or BUNDLED, "batch_size": plan.batch_size,
               "seed": plan.seed, "steps": plan.train.max_steps, "flags": plan.flags}
     path = os.path.join(plan.out, RUN_FILE)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
         json.dump(record, f, indent=2)
     os.replace(tmp, path)
-    return train_ids, val_ids
 
 
 def read_run(folder: str) -> dict:

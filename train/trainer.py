@@ -1,40 +1,46 @@
-"""One training loop for every model: AdamW, warmup + cosine, gradient clipping, gradient
-accumulation, periodic evaluation with early stopping, metrics, checkpoints and exact resume.
+"""The generic training loop: AdamW, warmup + cosine, gradient clipping, gradient accumulation,
+periodic evaluation with early stopping, metrics, checkpoints and exact resume, for any model and
+any loss. It knows nothing of what is being trained: the task is the batches and `loss_fn`.
 
     trainer = Trainer(model, train_batches, val_batches, TrainConfig(max_steps=2000), out_dir="run")
     trainer.fit()                   # Ctrl-C saves run/checkpoint.safetensors before returning
     Trainer(...).fit(resume=True)   # continues bit-exactly from run/checkpoint.safetensors
+    Trainer(..., loss_fn=my_loss)   # my_loss(model, batch) -> a one-element tensor
 
-Resume: the config must optimize as the checkpoint's did (RESUME_MUST_MATCH; a difference is
-refused, naming both values). max_steps may change, down to the checkpoint's step: the schedule's
-position comes from the checkpoint and its length from this config, so a longer run stretches the
-cosine decay to its new end. metrics.jsonl keeps the records up to the resumed step (a fresh fit
-empties it); temp files of writers killed mid-write are removed when a fit starts.
+The task seam: `loss_fn(model, batch)` gets each batch with its arrays already tensors on the
+device and returns the loss to minimize; training and evaluation both use it. The default,
+`model_loss` (train/batches.py), calls the model on the batch and takes the loss it returns.
 
-Batches: `train_batches` is a sampler with next_batch() (tinyml.data.RandomWindowSampler), or
-any iterable of batches (re-iterated when exhausted). A batch that is a tuple is passed as
-model(*batch), a dict as model(**batch); numpy arrays become tensors on the device. The model
-returns a loss, a (logits, loss) pair, or an object with .loss.
+Resume: the config must optimize as the checkpoint's did (RESUME_MUST_MATCH, checked by
+train/checkpoint.py's check_resumable; a difference is refused, naming both values). max_steps
+may change, down to the checkpoint's step: the schedule's position comes from the checkpoint and
+its length from this config, so a longer run stretches the cosine decay to its new end.
+metrics.jsonl keeps the records up to the resumed step (a fresh fit empties it); temp files of
+writers killed mid-write are removed when a fit starts.
+
+Batches: `train_batches` is a sampler with next_batch() (and state_dict/load_state_dict, which
+exact resume needs), or any iterable of batches (re-iterated when exhausted): train/batches.py.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
+import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import tinyml
 import tinyml.random
 from tinyml.device import as_device
 
-from .batches import BatchSource, batch_tokens, loss_of, to_device
-from .checkpoint import load_checkpoint, remove_stale_temp_files, save_checkpoint
+from .batches import BatchSource, batch_tokens, model_loss, to_device
+from .checkpoint import check_resumable, load_checkpoint, remove_stale_temp_files, save_checkpoint
 from .progress import MetricsLog, ProgressBar, plot_loss, require_matplotlib
 from .schedule import WarmupCosine
 
-CHECKPOINT = "checkpoint.safetensors"
-# what a resumed run must share with its checkpoint to continue the same optimization
-RESUME_MUST_MATCH = ("lr", "min_lr", "warmup_steps", "weight_decay", "betas", "grad_clip", "grad_accum")
+CHECKPOINT = "checkpoint.safetensors"  # the file name in out_dir
 
 
 @dataclass
@@ -66,15 +72,35 @@ def make_optimizer(model, lr: float, weight_decay: float, betas=(0.9, 0.99)):
     return tinyml.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=tuple(betas))
 
 
+@dataclass
+class _Fit:
+    """What one fit() call tracks beside the Trainer's own state."""
+    bar: ProgressBar
+    start_step: int
+    last_checkpoint: int  # the step of the newest checkpoint on disk from this fit (-1: none yet)
+    boundary: tuple  # (sampler, RNG) states after the last finished step: what a checkpoint taken now holds
+    t0: float = field(default_factory=time.perf_counter)
+    tokens: int = 0
+    stopped: str = "max_steps"  # or early_stop, interrupted
+
+
 class Trainer:
+    """Trains `model` on `train_batches` with `loss_fn(model, batch)` (default: the loss the model
+    returns), evaluating on `val_batches`; `out_dir` (optional) receives checkpoint.safetensors,
+    metrics.jsonl and loss.png. `extra_state` is saved in checkpoints and must match on resume."""
+
     def __init__(self, model, train_batches, val_batches=None, config: TrainConfig | None = None,
-                 out_dir: str | None = None, device=None, extra_state: dict | None = None):
+                 out_dir: str | None = None, device=None, extra_state: dict | None = None, loss_fn=None):
         self.model = model
         self.config = config or TrainConfig()
         cfg = self.config
         if cfg.grad_accum < 1 or cfg.max_steps < 0:
             raise ValueError(f"grad_accum must be >= 1 and max_steps >= 0, "
                              f"got {cfg.grad_accum} and {cfg.max_steps}")
+        if loss_fn is not None and not callable(loss_fn):
+            raise TypeError(f"loss_fn must be a function (model, batch) -> loss, "
+                            f"got {type(loss_fn).__name__}")
+        self.loss_fn = loss_fn or model_loss
         # as_device: "cpu" must map to the CPU singleton (parts of the core compare devices with `is`)
         self.device = as_device(device) if device is not None else next(iter(model.parameters())).device
         self.train_src = BatchSource(train_batches)
@@ -94,6 +120,7 @@ class Trainer:
         self.train_seconds = self.eval_seconds = 0.0  # this process; ms/step counts training only
         self.metrics = MetricsLog(os.path.join(out_dir, "metrics.jsonl") if out_dir else None)
         self.interrupted = False
+        self._stop_requested = False
 
     # ---- checkpoints ---------------------------------------------------------------------------
     @property
@@ -118,12 +145,7 @@ class Trainer:
     def load_checkpoint(self, path: str | None = None) -> None:
         path = path or self.checkpoint_path
         state = load_checkpoint(path, device=self.device)
-        if state.get("extra", {}) != self.extra_state:
-            mine, theirs = self.extra_state, state.get("extra", {})
-            diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-            raise ValueError(f"checkpoint {path} comes from another configuration "
-                             f"(differs in: {', '.join(diff)})")
-        self._check_resumable(state, path)
+        check_resumable(state, asdict(self.config), self.extra_state, path)
         try:
             self.model.load_state_dict(state["model"], strict=True)
         except (RuntimeError, ValueError, KeyError) as e:
@@ -140,22 +162,20 @@ class Trainer:
         self.evals_since_best = int(state["evals_since_best"])
         self.metrics.truncate_after(self.step)
 
-    def _check_resumable(self, state: dict, path: str) -> None:
-        saved, cfg, step = state.get("train_config") or {}, asdict(self.config), int(state["step"])
-        if cfg["max_steps"] < step:
-            raise ValueError(f"max_steps {cfg['max_steps']} is below the step of checkpoint {path} ({step}): "
-                             "a resumed run can only go on")
-        def as_saved(k):  # tinyml.save keeps tuples, but compare betas as tuples whatever wrote the file
-            v = saved.get(k, cfg[k])
-            return tuple(v) if isinstance(v, list) else v
+    # ---- the loss ------------------------------------------------------------------------------
+    def _loss(self, batch):
+        """loss_fn on the batch moved to the device (under bf16 autocast when mixed_precision is
+        on for cuda); refuses a result that is not a one-element tensor."""
+        batch = to_device(batch, self.device)
+        autocast = self.config.mixed_precision and self.device.type == "cuda" and hasattr(tinyml, "autocast")
+        with tinyml.autocast("cuda", dtype=tinyml.bfloat16) if autocast else contextlib.nullcontext():
+            loss = self.loss_fn(self.model, batch)
+        if not isinstance(loss, tinyml.Tensor) or loss.numel() != 1:
+            got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, tinyml.Tensor) else repr(loss)
+            raise TypeError(f"the loss must be a one-element tensor, got {got} "
+                            f"(from {getattr(self.loss_fn, '__name__', self.loss_fn)})")
+        return loss
 
-        differ = [k for k in RESUME_MUST_MATCH if as_saved(k) != cfg[k]]
-        if differ:
-            was = ", ".join(f"{k}={saved[k]!r}" for k in differ)
-            now = ", ".join(f"{k}={cfg[k]!r}" for k in differ)
-            raise ValueError(f"checkpoint {path} was trained with {was}; this config has {now}")
-
-    # ---- evaluation ----------------------------------------------------------------------------
     def evaluate(self, on_batch=None) -> float | None:
         """Mean loss over `eval_iters` validation batches, the same batches at every evaluation
         (a sampler is rewound to its state at the first call), without touching training RNG.
@@ -181,16 +201,6 @@ class Trainer:
             tinyml.random.set_rng_state(rng)
         return total / self.config.eval_iters
 
-    def _loss(self, batch):
-        batch = to_device(batch, self.device)
-        if self.config.mixed_precision and self.device.type == "cuda" and hasattr(tinyml, "autocast"):
-            with tinyml.autocast("cuda", dtype=tinyml.bfloat16):
-                out = self.model(**batch) if isinstance(batch, dict) else self.model(*batch)
-        else:
-            out = self.model(**batch) if isinstance(batch, dict) else self.model(*batch)
-        return loss_of(out)
-
-    # ---- the loop ------------------------------------------------------------------------------
     def train_step(self) -> tuple[float, float, int]:
         """One optimizer step over grad_accum micro-batches: (mean loss, grad norm, tokens)."""
         cfg = self.config
@@ -212,11 +222,28 @@ class Trainer:
         self.scheduler.step()
         return total / cfg.grad_accum, norm, tokens
 
+    # ---- the loop ------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict:
         """Train to max_steps (or an early stop). The first Ctrl-C finishes the step under way,
         saves a checkpoint and returns; a second one interrupts at once (the checkpoint then
-        holds the state before the unfinished step)."""
-        cfg = self.config
+        holds the state before the unfinished step). Returns the summary of the run."""
+        run = self._begin(resume)
+        with self._first_ctrl_c_stops():
+            try:
+                while self.step < self.config.max_steps and run.stopped == "max_steps":
+                    loss = self._advance(run)
+                    self._maybe_evaluate(run, loss)
+                    self._maybe_checkpoint(run)
+                    self._maybe_stop_early(run)
+            except KeyboardInterrupt:
+                self._on_interrupt(run)
+        return self._finish(run)
+
+    def request_stop(self) -> None:
+        """Stop after the step under way (what the first Ctrl-C does)."""
+        self._stop_requested = True
+
+    def _begin(self, resume: bool) -> _Fit:
         if self.out_dir:
             remove_stale_temp_files(self.out_dir)
         if resume:
@@ -224,68 +251,51 @@ class Trainer:
         else:  # a fresh run in a folder whose last run died before its first checkpoint
             self.metrics.truncate_after(self.step)
         self.model.train()
-        bar = ProgressBar(cfg.max_steps, enabled=cfg.progress, every=max(cfg.log_interval, 1) * 5)
-        t0, tokens_seen, start_step, stopped = time.perf_counter(), 0, self.step, "max_steps"
-        last_ckpt_step = self.step if resume else -1
-        # the states a checkpoint must hold if we stop now: always those at a step boundary
-        sampler_state, rng_state = self.train_src.state_dict(), tinyml.random.get_rng_state()
         self._stop_requested = False
-        previous_handler = self._catch_sigint()
-        try:
-            while self.step < cfg.max_steps:
-                if self._stop_requested:
-                    raise KeyboardInterrupt
-                lr = self.scheduler.get_last_lr()[0]
-                t_step = time.perf_counter()
-                try:
-                    loss, norm, tokens = self.train_step()
-                except KeyboardInterrupt:
-                    self._rewind_partial_step(sampler_state, rng_state)
-                    raise
-                self.train_seconds += time.perf_counter() - t_step
-                self.step += 1
-                sampler_state, rng_state = self.train_src.state_dict(), tinyml.random.get_rng_state()
-                self.losses.append(loss)
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss} at step {self.step}; lower the learning "
-                                             "rate or enable gradient clipping")
-                tokens_seen += tokens
-                rate = tokens_seen / max(self.train_seconds, 1e-9)  # training throughput, evaluations aside
-                eta = (time.perf_counter() - t0) / (self.step - start_step) * (cfg.max_steps - self.step)
-                bar.update(self.step, loss, rate, eta)
-                if self.step % cfg.log_interval == 0 or self.step == cfg.max_steps:
-                    self.metrics.write({"step": self.step, "loss": loss, "lr": lr, "grad_norm": norm,
-                                        "tokens_per_s": round(rate, 1)})
-                due = cfg.eval_interval and (self.step % cfg.eval_interval == 0 or self.step == cfg.max_steps)
-                if due and self.val_batches is not None:
-                    self._evaluate_and_log(loss, bar)
-                ckpt_every = cfg.checkpoint_interval or cfg.eval_interval
-                if self.out_dir and ckpt_every and self.step % ckpt_every == 0:
-                    self.save_checkpoint()
-                    last_ckpt_step = self.step
-                if cfg.early_stop_patience and self.evals_since_best >= cfg.early_stop_patience:
-                    stopped = "early_stop"
-                    bar.message(f"early stop at step {self.step}: no improvement in "
-                                f"{self.evals_since_best} evaluations (best val loss {self.best_val:.4f})")
-                    break
-        except KeyboardInterrupt:
-            self.interrupted, stopped = True, "interrupted"
-            bar.close()
-            if self.out_dir:
-                self.save_checkpoint(sampler_state=sampler_state, rng_state=rng_state)
-                bar.message(f"interrupted: checkpoint of step {self.step} saved to {self.checkpoint_path}")
-            self._plot()
-            return self._summary(stopped, t0, tokens_seen)
-        finally:
-            self._restore_sigint(previous_handler)
-        bar.close()
-        if self.out_dir and last_ckpt_step != self.step:
-            self.save_checkpoint()
-        self._plot()
-        return self._summary(stopped, t0, tokens_seen)
+        cfg = self.config
+        return _Fit(bar=ProgressBar(cfg.max_steps, enabled=cfg.progress, every=max(cfg.log_interval, 1) * 5),
+                    start_step=self.step, last_checkpoint=self.step if resume else -1,
+                    boundary=(self.train_src.state_dict(), tinyml.random.get_rng_state()))
 
-    def _evaluate_and_log(self, loss: float, bar: ProgressBar) -> None:
-        t = time.perf_counter()
+    def _advance(self, run: _Fit) -> float:
+        """One optimizer step, timed and logged; returns its loss. A Ctrl-C inside the step
+        rewinds it (see _rewind_partial_step); a non-finite loss ends the run."""
+        if self._stop_requested:
+            raise KeyboardInterrupt
+        lr = self.scheduler.get_last_lr()[0]
+        started = time.perf_counter()
+        try:
+            loss, norm, tokens = self.train_step()
+        except KeyboardInterrupt:
+            self._rewind_partial_step(*run.boundary)
+            raise
+        self.train_seconds += time.perf_counter() - started
+        self.step += 1
+        run.boundary = (self.train_src.state_dict(), tinyml.random.get_rng_state())
+        self.losses.append(loss)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss} at step {self.step}; lower the learning "
+                                     "rate or enable gradient clipping")
+        run.tokens += tokens
+        self._log_step(run, loss, lr, norm)
+        return loss
+
+    def _log_step(self, run: _Fit, loss: float, lr: float, norm: float) -> None:
+        cfg = self.config
+        rate = run.tokens / max(self.train_seconds, 1e-9)  # training throughput, evaluations aside
+        eta = (time.perf_counter() - run.t0) / (self.step - run.start_step) * (cfg.max_steps - self.step)
+        run.bar.update(self.step, loss, rate, eta)
+        if self.step % cfg.log_interval == 0 or self.step == cfg.max_steps:
+            self.metrics.write({"step": self.step, "loss": loss, "lr": lr, "grad_norm": norm,
+                                "tokens_per_s": round(rate, 1)})
+
+    def _maybe_evaluate(self, run: _Fit, loss: float) -> None:
+        """At every eval_interval steps and at the last step: validation loss, logged and plotted."""
+        cfg = self.config
+        due = cfg.eval_interval and (self.step % cfg.eval_interval == 0 or self.step == cfg.max_steps)
+        if not due or self.val_batches is None:
+            return
+        bar, t = run.bar, time.perf_counter()
         val = self.evaluate(on_batch=lambda i, n: bar.status(f"step {self.step}: evaluating, batch {i}/{n}"))
         seconds = time.perf_counter() - t
         self.eval_seconds += seconds
@@ -298,32 +308,28 @@ class Trainer:
             self.evals_since_best += 1
         self._plot()
 
-    def request_stop(self) -> None:
-        """Stop after the step under way (what the first Ctrl-C does)."""
-        self._stop_requested = True
+    def _maybe_checkpoint(self, run: _Fit) -> None:
+        """Every checkpoint_interval steps (default: eval_interval)."""
+        every = self.config.checkpoint_interval or self.config.eval_interval
+        if self.out_dir and every and self.step % every == 0:
+            self.save_checkpoint()
+            run.last_checkpoint = self.step
 
-    def _catch_sigint(self):
-        import signal
-        import threading
+    def _maybe_stop_early(self, run: _Fit) -> None:
+        patience = self.config.early_stop_patience
+        if patience and self.evals_since_best >= patience:
+            run.stopped = "early_stop"
+            run.bar.message(f"early stop at step {self.step}: no improvement in "
+                            f"{self.evals_since_best} evaluations (best val loss {self.best_val:.4f})")
 
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        previous = signal.getsignal(signal.SIGINT)
-
-        def handler(signum, frame):
-            if self._stop_requested:  # second Ctrl-C: stop now
-                raise KeyboardInterrupt
-            self._stop_requested = True
-
-        signal.signal(signal.SIGINT, handler)
-        return previous
-
-    @staticmethod
-    def _restore_sigint(previous) -> None:
-        if previous is not None:
-            import signal
-
-            signal.signal(signal.SIGINT, previous)
+    def _on_interrupt(self, run: _Fit) -> None:
+        """Checkpoint the state at the last step boundary, so a resume redoes no half step."""
+        self.interrupted, run.stopped = True, "interrupted"
+        run.bar.close()
+        if self.out_dir:
+            self.save_checkpoint(sampler_state=run.boundary[0], rng_state=run.boundary[1])
+            run.last_checkpoint = self.step
+            run.bar.message(f"interrupted: checkpoint of step {self.step} saved to {self.checkpoint_path}")
 
     def _rewind_partial_step(self, sampler_state, rng_state) -> None:
         # Gradients of a half-done step are dropped; the checkpoint will hold the sampler and RNG
@@ -332,18 +338,41 @@ class Trainer:
         self.train_src.load_state_dict(sampler_state)
         tinyml.random.set_rng_state(rng_state)
 
+    def _finish(self, run: _Fit) -> dict:
+        """The last checkpoint (unless this step has one), loss.png, and the summary."""
+        run.bar.close()
+        if self.out_dir and run.last_checkpoint != self.step:
+            self.save_checkpoint()
+        self._plot()
+        elapsed, steps = time.perf_counter() - run.t0, len(self.losses)
+        vals = [r["val_loss"] for r in self.metrics.records if "val_loss" in r]
+        return {"step": self.step, "stopped": run.stopped, "seconds": elapsed, "tokens": run.tokens,
+                "train_seconds": self.train_seconds, "eval_seconds": self.eval_seconds,
+                # rates over training time only: evaluations, checkpoints and plots are not steps
+                "ms_per_step": 1000 * self.train_seconds / steps if steps else None,
+                "tokens_per_s": run.tokens / max(self.train_seconds, 1e-9),
+                "final_loss": self.losses[-1] if self.losses else None,
+                "val_loss": vals[-1] if vals else None, "best_val_loss": self.best_val}
+
     def _plot(self) -> None:
         if self.out_dir:
             plot_loss(self.metrics.records, os.path.join(self.out_dir, "loss.png"))
 
-    def _summary(self, stopped: str, t0: float, tokens: int) -> dict:
-        elapsed = time.perf_counter() - t0
-        vals = [r["val_loss"] for r in self.metrics.records if "val_loss" in r]
-        steps = len(self.losses)
-        return {"step": self.step, "stopped": stopped, "seconds": elapsed, "tokens": tokens,
-                "train_seconds": self.train_seconds, "eval_seconds": self.eval_seconds,
-                # rates over training time only: evaluations, checkpoints and plots are not steps
-                "ms_per_step": 1000 * self.train_seconds / steps if steps else None,
-                "tokens_per_s": tokens / max(self.train_seconds, 1e-9),
-                "final_loss": self.losses[-1] if self.losses else None,
-                "val_loss": vals[-1] if vals else None, "best_val_loss": self.best_val}
+    @contextlib.contextmanager
+    def _first_ctrl_c_stops(self):
+        """While it is open, the first SIGINT only requests a stop; a second raises
+        KeyboardInterrupt. Python delivers signals to the main thread only: elsewhere, no change."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum, frame):
+            if self._stop_requested:  # second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:  # None: a handler not installed from Python; the default is the nearest
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
