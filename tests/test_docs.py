@@ -5,7 +5,8 @@ internals.md must still dispatch the kernels its log shows.
 How a backticked span is read (docs/internals.md states the same rules for its readers):
     `tinyml/autograd.py`, `csrc/`, `csrc/*.cpp`   a path from the repository root: must exist
     `tinyml.autograd.Function.apply`             module + name: defined in that module's file
-    `Function.apply`, `Tensor._version`          Class.member: a member of that class (or a base)
+    `Function.apply`, `Tensor._version`          Class.member: a member of that class (or a base), or bound
+                                                 onto it at import (`Tensor.backward`: tensor_methods.py)
     `dispatch`, `_KERNELS`                       a name defined somewhere in the sources (or a string
                                                  literal there: `cuMemAlloc_v2`); `MulBackward`: class Mul
     `libcuda.so`                                 a file name: in the repository, or named by the sources
@@ -39,8 +40,8 @@ EXAMPLE_DIR = "examples/bias_gelu"
 PY_SOURCES = ("tinyml/**/*.py", "models/**/*.py", "train/**/*.py", "examples/**/*.py", "tests/conftest.py",
               "tests/helpers.py")
 CPP_SOURCES = ("csrc/*.cpp", "csrc/*.h", "examples/**/*.cpp")
-EXTERNAL = {"np", "numpy", "torch", "triton", "tl", "ctypes", "tracemalloc", "pybind11", "py", "std", "os", "sys",
-            "math"}
+EXTERNAL = {"np", "numpy", "torch", "triton", "tl", "ctypes", "tracemalloc", "pybind11", "py", "std", "os",
+            "sys", "math"}
 STANDARD_ENV = {"PYTHONPATH", "OMP_NUM_THREADS"}  # read by Python and OpenMP, not by tinyml's sources
 BUILTIN_NAMES = set(dir(builtins)) | set(keyword.kwlist)
 CHAIN = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
@@ -60,7 +61,8 @@ class FileIndex:
         self.defined: set[str] = set()  # every def/class at any depth, and names assigned anywhere
         self.classes: dict[str, tuple[set, list]] = {}  # class -> (members, base names)
         self.params: set[str] = set()
-        self.star = any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names) for n in tree.body)
+        self.star = any(isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names)
+                        for n in tree.body)
         for node in tree.body:
             self.top.update(_bound_names(node))
         for node in ast.walk(tree):
@@ -95,7 +97,8 @@ def _class_members(cls: ast.ClassDef) -> set[str]:
     members = set()
     for item in cls.body:
         members.update(_bound_names(item))
-        if isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__slots__" for t in item.targets):
+        slots = any(isinstance(t, ast.Name) and t.id == "__slots__" for t in getattr(item, "targets", ()))
+        if isinstance(item, ast.Assign) and slots:
             members.update(c.value for c in ast.walk(item.value) if isinstance(c, ast.Constant)
                            and isinstance(c.value, str))
     for node in ast.walk(cls):  # attributes the class's code assigns: self.x = ..., t.x = ...
@@ -164,7 +167,14 @@ def _has_member(cls: str, member: str, seen=None) -> bool:
     for members, bases in index()["classes"].get(cls, []):
         if member in members or any(_has_member(b, member, seen) for b in bases):
             return True
-    return False
+    return _bound_at_import(cls, member)
+
+
+def _bound_at_import(cls: str, member: str) -> bool:
+    """A method set on a public class when tinyml loads, which its class body does not show: Tensor's
+    op methods, `to` and `backward`, bound by tinyml/tensor_methods.py."""
+    obj = getattr(tinyml, cls, None)
+    return isinstance(obj, type) and member in vars(obj)
 
 
 def _known_anywhere(name: str) -> bool:
@@ -286,8 +296,10 @@ def check_span(span: str) -> str | None:
     if m:
         name = m.group(1)
         if name.isupper():
-            return None if name in STANDARD_ENV or _quoted_in_sources(name) else f"`{s}`: the sources never read {name}"
-        known = name in index()["params"] or name in index()["members"]  # a keyword, or an attribute in a repr
+            read = name in STANDARD_ENV or _quoted_in_sources(name)
+            return None if read else f"`{s}`: the sources never read {name}"
+        # a keyword, or an attribute in a repr
+        known = name in index()["params"] or name in index()["members"]
         return None if known else f"`{s}`: no function takes a parameter {name!r}"
     s = s.removeprefix("@")
     s = s.removesuffix("()")
@@ -296,11 +308,13 @@ def check_span(span: str) -> str | None:
     if s.startswith(".") and CHAIN.fullmatch(s[1:]):  # `.grad`, `.sum()`: a member of some class
         missing = [p for p in s[1:].split(".") if not _known_anywhere(p)]
         return f"`{span}`: {missing} not found on any class or module" if missing else None
-    if re.fullmatch(r"(?:\w|<\w+>|\*)+", s) and re.search(r"\w", s):  # a pattern: `init_<family>`, `log_softmax_*`
+    # a pattern: `init_<family>`, `log_softmax_*`
+    if re.fullmatch(r"(?:\w|<\w+>|\*)+", s) and re.search(r"\w", s):
         pattern = re.compile(re.sub(r"<\w+>", r"\\w+", s).replace("*", r"\w*"))
         ix = index()
         names = ix["defined"] | ix["members"] | ix["cpp_idents"]
-        return None if any(pattern.fullmatch(n) for n in names) else f"`{span}`: no name in the sources matches"
+        matched = any(pattern.fullmatch(n) for n in names)
+        return None if matched else f"`{span}`: no name in the sources matches"
     return None  # a literal or an expression ("cpu", (2, 3), -1)
 
 
@@ -347,6 +361,7 @@ def test_names_in_the_diagrams_exist():
 
 @pytest.mark.parametrize("span, fragment", [
     ("`Function.apply_bogus`", "has no member"),
+    ("`Tensor.no_such_method`", "has no member"),
     ("`tinyml.autograd.no_such_function`", "defines no"),
     ("`tinyml.no_such_module.thing`", "defines no"),
     ("`no_such_kernel_helper_xyz`", "defined nowhere"),
@@ -370,9 +385,11 @@ def test_the_checker_catches_a_bogus_citation(span, fragment):
 
 
 @pytest.mark.parametrize("span", ["Function.apply", "tinyml.autograd.Function.apply", "Tensor._version",
-                                  "TensorOperators.__mul__", "tinyml/backends/reference/", "csrc/*.cpp",
+                                  "TensorOperators.__mul__", "Tensor.backward", "Tensor.__init__",
+                                  "tinyml/backends/reference/", "csrc/*.cpp",
                                   "TINYML_KERNELS=reference", "retain_graph=True", "loss.backward()",
-                                  "tinyml::check_array", "tinyml.backends.register", "python -m tinyml.backends",
+                                  "tinyml::check_array", "tinyml.backends.register", "python -m "
+                                                                                     "tinyml.backends",
                                   "run(\"mul\", a, b)", "@triton.jit", "tinyml.utils.cpp_extension.load",
                                   "init_<family>", "log_softmax_*", ".grad", "inputs="])
 def test_the_checker_accepts_real_citations(span):
@@ -384,7 +401,8 @@ def test_custom_kernels_code_is_verbatim_from_the_example():
     for path in _files((EXAMPLE_DIR + "/*.py", EXAMPLE_DIR + "/*.cpp")):
         with open(path, encoding="utf-8") as f:
             examples[os.path.relpath(path, ROOT)] = f.read()
-    blocks = [(tag, body) for tag, body in fenced_blocks(read("docs/custom_kernels.md")) if tag in ("python", "cpp")]
+    blocks = [(tag, body) for tag, body in fenced_blocks(read("docs/custom_kernels.md"))
+              if tag in ("python", "cpp")]
     assert len(blocks) >= 6
     used = set()
     for tag, body in blocks:
@@ -460,3 +478,4 @@ def test_internals_graph_and_saved_bytes_are_what_the_page_says():
     assert tinyml.memory.saved_bytes(loss) == int(m.group(1))
     loss.backward()
     assert tinyml.memory.saved_bytes(loss) == 0
+

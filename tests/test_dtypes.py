@@ -83,3 +83,22 @@ def test_binary_op_result_dtype_with_scalars(op):
             want = _op_dtype(f, _th(dtype, (2,)), s)
             got = _op_dtype(f, _tm(dtype, (2,)), s)
             assert got == want, f"{op}: {dtype} tensor {'op' if left else 'rop'} {s!r}: {got} vs torch {want}"
+
+
+@pytest.mark.parametrize("name", DTYPES + ["int16", "int8", "uint8"])
+def test_kind_properties_match_torch(name):
+    d, t = getattr(tinyml, name), getattr(torch, name)
+    assert d.is_floating_point is t.is_floating_point
+    assert d.is_bool is (t is torch.bool)
+    assert d.is_integer is (not t.is_floating_point and t is not torch.bool)
+    assert d.is_signed is t.is_signed
+    assert [d.is_bool, d.is_integer, d.is_floating_point].count(True) == 1
+
+
+def test_category_rank_orders_promotion_like_torch():
+    ranked = sorted((getattr(tinyml, n) for n in DTYPES), key=lambda d: d.category_rank)
+    assert [d.category_rank for d in (tinyml.bool, tinyml.int64, tinyml.float16)] == [0, 1, 2]
+    for low, high in itertools.combinations(ranked, 2):
+        if low.category_rank < high.category_rank:  # a higher category wins, whatever the sizes
+            want = torch.promote_types(getattr(torch, low.name), getattr(torch, high.name))
+            assert _name(tinyml.promote_types(low, high)) == _name(want) == high.name

@@ -4,19 +4,47 @@
     x = tinyml.randn(4, 3, requires_grad=True)
     y = (x @ x.T).relu().sum()
     y.backward()
+
+Here at `tinyml.<name>`: Tensor, the dtypes, device, grad modes (no_grad, ...), autocast, seeds,
+threads, save/load, and every op of tinyml.ops (tinyml.exp, tinyml.cat, ...); tinyml.backends (the
+kernel registry, whose backends load on their first dispatch). Loaded on first use, so that
+`import tinyml` stays fast: nn, optim, data, testing, profiler, viz, memory, cuda, utils, and
+tinyml.models / tinyml.train (the models/ and train/ folders of the repository).
+
+The core, bottom up: dtypes.py, device.py; tensor.py (the Tensor data structure); _graph.py and
+autograd.py (Context, Edge, Function, backward); ops/ (the differentiable ops, over the kernels of
+backends/); tensor_methods.py (binds the op methods onto Tensor, last).
 """
 from . import dtypes as _dtypes
-from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
-from .device import device
-from .dtypes import (bfloat16, bool_, double, dtype, float, float16, float32, float64, get_default_dtype, half,
-                     int8, int16, int32, int64, long, set_default_dtype, uint8)
+from . import tensor_methods as _tensor_methods  # noqa: F401  (binds Tensor's op methods; it imports the ops)
+from .amp import autocast, is_autocast_enabled  # noqa: F401
+from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from .device import device  # noqa: F401
+from .dtypes import (  # noqa: F401
+    bfloat16,
+    bool_,
+    double,
+    dtype,
+    float,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    half,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    set_default_dtype,
+    uint8,
+)
 from .dtypes import int as int  # noqa: PLC0414
 from .io import load, save  # noqa: F401  (safetensors checkpoints, our own codec)
 from .ops import *  # noqa: F401,F403
-from .amp import autocast, is_autocast_enabled
-from .random import get_rng_state, initial_seed, manual_seed, seed, set_rng_state
+from .random import get_rng_state, initial_seed, manual_seed, seed, set_rng_state  # noqa: F401
 from .tensor import Tensor
-from .threads import get_num_threads, set_num_threads
+from .threads import get_num_threads, set_num_threads  # noqa: F401
 
 # `import *` from a package without __all__ also copies its submodules (ops.nn, ops.conv, ...):
 # drop them, or `tinyml.nn` would be tinyml.ops.nn instead of the tinyml.nn package.

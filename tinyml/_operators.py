@@ -1,13 +1,14 @@
 """Python operators of Tensor (`a + b`, `a @ b`, `a[i]`, `a += b`, comparisons, ...).
 
-Each delegates to the op of the same meaning in `tinyml.ops`; Tensor inherits them from this
-mixin. `ops` is bound by tensor.py once tinyml.ops has loaded (the ops import Tensor).
+Each delegates to the op of the same meaning in `tinyml.ops`. `TensorOperators` is a namespace,
+never instantiated: tinyml/tensor_methods.py copies its functions onto Tensor, so `x * b` runs
+`TensorOperators.__mul__`, which is `tinyml.ops.elementwise.mul`.
 """
-ops = None
+from . import ops
 
 
 class TensorOperators:
-    __slots__ = ()
+    """Tensor's operator methods (`self` is a Tensor once bound)."""
 
     def __add__(self, other):
         return ops.add(self, other)

@@ -1,15 +1,18 @@
 """Reverse-mode autograd: Function with a ctx, an iterative backward, grad modes.
 
     y = Fn.apply(x)         forward runs with grad off; if any input requires grad, the ctx
-                            becomes a graph node: y.grad_fn = ctx, ctx.next_edges = the inputs'
-                            nodes (another ctx, or the leaf tensor itself).
-    y.backward()            counts each node's consumers over the reachable graph, then runs
-                            nodes whose gradients are complete (Kahn's algorithm: a reverse
-                            topological order without recursion, so 10k-deep graphs work).
+                            becomes a graph node: y.grad_fn = ctx, ctx.next_edges = one Edge per
+                            input (to another ctx's output, or to the leaf tensor itself).
+    y.backward()            backward() in three named steps: count_consumers over the reachable
+                            graph, then Kahn's algorithm (a reverse topological order without
+                            recursion, so 10k-deep graphs work): run_node on each node whose
+                            gradients are complete, deliver_gradients along its edges.
 
 Gradient formulas live in each Function's `backward`; they are ordinary tensor code, run with
 grad off (or on, with create_graph=True). Saved tensors carry the version of their storage at
-save time; an in-place write before backward raises, as in PyTorch.
+save time; an in-place write before backward raises, as in PyTorch. The engine makes tensors
+only through Tensor methods (`new_ones`, `+`, `clone`, `to`), so it imports no op: the ops
+import this module.
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from ._grad_checks import gradient_tuple, root_gradient, run_hooks
-from ._saved_output import SavedOutput, save_outputs_by_value
+from ._graph import Context, Edge
+from ._saved_output import save_outputs_by_value
+from .tensor import Tensor
 
 _grad_enabled = True
 # Set by tinyml.profiler while it records: called as observer(name) -> context manager around
@@ -93,66 +98,6 @@ class set_grad_enabled(_GradModeContext):
         return wrapper
 
 
-class Context:
-    """The `ctx` of a Function call and, when grad is recorded, its node in the graph."""
-
-    __slots__ = ("fn", "needs_input_grad", "next_edges", "_saved", "_freed", "_pre_hooks", "_n_outputs",
-                 "materialize_grads", "__dict__")
-
-    def __init__(self, fn, needs_input_grad: tuple = ()):
-        self.fn = fn
-        self.needs_input_grad = needs_input_grad
-        self.next_edges = ()
-        self._saved = ()
-        self._freed = False
-        self._pre_hooks = None  # {output_nr: [hook, ...]} from register_hook on non-leaf outputs
-        self._n_outputs = 1
-        self.materialize_grads = True
-
-    def save_for_backward(self, *tensors) -> None:
-        """Keep tensors (or None) for backward, with their storage version at this moment."""
-        self._saved = tuple([None if t is None else (t, t._version[0]) for t in tensors])
-
-    @property
-    def saved_tensors(self) -> tuple:
-        if self._freed:
-            raise RuntimeError(
-                f"Trying to backward through the graph of {self.name()} a second time (or to read its saved "
-                "tensors after they were freed). Saved tensors are freed after backward; pass "
-                "retain_graph=True to the first backward() to keep them.")
-        out = []
-        for entry in self._saved:
-            if entry is None:
-                out.append(None)
-                continue
-            t, version = entry
-            if t._version[0] != version:
-                raise RuntimeError(
-                    f"one of the tensors needed for gradient computation by {self.name()} has been modified "
-                    f"by an in-place operation: tensor of shape {tuple(t.shape)} and dtype {t.dtype} is at "
-                    f"version {t._version[0]}; expected version {version} instead.")
-            out.append(t.unpack(self) if type(t) is SavedOutput else t)
-        return tuple(out)
-
-    def mark_non_differentiable(self, *tensors) -> None:
-        for t in tensors:
-            t.requires_grad = False
-
-    def set_materialize_grads(self, value: bool) -> None:
-        self.materialize_grads = value
-
-    def name(self) -> str:
-        return self.fn.__name__ + "Backward"
-
-    def release(self) -> None:
-        self._saved = ()
-        self._freed = True
-        self.__dict__.clear()
-
-    def __repr__(self) -> str:
-        return f"<{self.name()}>"
-
-
 class Function:
     """Base class of differentiable ops.
 
@@ -188,14 +133,14 @@ class Function:
             _grad_enabled = prev
         if not record:
             return out
-        ctx.next_edges = tuple([((a.grad_fn, a._output_nr) if a.grad_fn is not None else (a, 0))
-                                if n else None for a, n in zip(args, needs)])
+        ctx.next_edges = tuple([(Edge((a.grad_fn, a._output_nr)) if a.grad_fn is not None else Edge((a, 0)))
+                                if n else None for a, n in zip(args, needs)])  # edge_to(a), inlined
         if type(out) is tuple:
             ctx._n_outputs = len(out)
             ctx._output_meta = tuple((o.shape, o.dtype, o.device) for o in out)
             for i, o in enumerate(out):
                 _attach(o, ctx, i)
-        elif out is not None and out.dtype.category == 2:
+        elif out is not None and out.dtype.is_floating_point:
             out.requires_grad = True
             out.grad_fn = ctx
             out._output_nr = 0
@@ -205,26 +150,30 @@ class Function:
 
 
 def _attach(t, ctx: Context, i: int) -> None:
-    if t is not None and t.dtype.category == 2:
+    if t is not None and t.dtype.is_floating_point:
         t.requires_grad = True
         t.grad_fn = ctx
         t._output_nr = i
 
 
-def _edge(t):
-    """Where a gradient for tensor `t` goes: (node, output index), or (leaf tensor, 0)."""
-    if t.grad_fn is not None:
-        return (t.grad_fn, t._output_nr)
-    return (t, 0)
+def edge_to(t: Tensor) -> Edge:
+    """The edge a gradient for tensor `t` follows: to its grad_fn's output, or to the leaf itself."""
+    return Edge((t.grad_fn, t._output_nr)) if t.grad_fn is not None else Edge((t, 0))
+
+
+def _new_buffer(node) -> list:
+    """A node's gradient slots: one per output of a Context, one for a leaf."""
+    return [None] * (1 if type(node) is Tensor else node._n_outputs)
 
 
 def _exclusively_owned(grad) -> bool:
     """True when `grad` (a cpu tensor) and its array are referenced only by the backward engine's
     buffer: not a view, not an array shared with another tensor, not held anywhere else."""
     arr = grad._data
-    # references: the engine's buffer list, the caller's argument, this argument, getrefcount's
+    # references to grad: the engine's buffer list, the caller's argument, this argument, getrefcount's;
+    # to arr: grad._data, the local `arr`, getrefcount's
     return (grad._base is None and grad.grad_fn is None and type(arr) is np.ndarray and arr.base is None
-            and sys.getrefcount(grad) <= 4 and sys.getrefcount(arr) <= 2 and arr.flags.writeable
+            and sys.getrefcount(grad) <= 4 and sys.getrefcount(arr) <= 3 and arr.flags.writeable
             and arr.flags.c_contiguous)
 
 
@@ -248,22 +197,10 @@ def _accumulate_leaf(leaf, grad, create_graph: bool) -> None:
         leaf._grad = leaf._grad + grad if create_graph else (leaf._grad + grad).detach()
 
 
-def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, create_graph: bool = False,
-             inputs=None) -> None:
-    """Accumulate d(tensors)/d(leaf) into every reachable leaf's `.grad` (torch.autograd.backward).
-
-    grad_tensors: one gradient per tensor (None: ones, for a scalar), a Tensor of its shape and
-    device; another dtype is cast to the tensor's, as torch's engine does (and as it does for a
-    gradient a Function's backward returns for a leaf)."""
-    global _grad_enabled
-    from . import ops
-
-    tensors = (tensors,) if isinstance(tensors, Tensor) else tuple(tensors)
+def root_gradients(tensors: tuple, grad_tensors) -> list:
+    """[(edge_to(t), gradient)] for each tensor backward starts from: the given gradient (checked,
+    cast to t's dtype) or, for a one-element tensor, ones."""
     grad_tensors = gradient_tuple(grad_tensors, len(tensors), Tensor)
-    if retain_graph is None:
-        retain_graph = create_graph
-    only = None if inputs is None else {id(t) for t in ((inputs,) if isinstance(inputs, Tensor) else inputs)}
-
     roots = []
     for k, (t, g) in enumerate(zip(tensors, grad_tensors)):
         if not t.requires_grad:
@@ -273,90 +210,122 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
             if t.numel() != 1:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs; got shape "
                                    f"{tuple(t.shape)}: pass a gradient of that shape to backward()")
-            g = ops.ones_like(t)
+            g = t.new_ones(t.shape)
         else:
             g = root_gradient(t, g, k)
-        roots.append((_edge(t), g))
+        roots.append((edge_to(t), g))
+    return roots
 
-    # 1. Count, for each node, how many edges reach it (iterative DFS).
-    deps: dict = {}
+
+def count_consumers(roots) -> dict:
+    """Step 1. For every node reachable from `roots` (Contexts and leaf tensors), how many edges
+    point at it: an iterative depth-first walk over `Context.next_edges`."""
+    consumers: dict = {}
     stack = []
-    for (node, _), _ in roots:
-        if node not in deps:
-            deps[node] = 0
+    for node in roots:
+        if node not in consumers:
+            consumers[node] = 0
             stack.append(node)
     while stack:
         node = stack.pop()
         if type(node) is Tensor:
             continue
-        for e in node.next_edges:
-            if e is None:
+        for edge in node.next_edges:
+            if edge is None:
                 continue
-            child = e[0]
-            if child in deps:
-                deps[child] += 1
+            child = edge[0]  # edge.node; indexing is faster on this path
+            if child in consumers:
+                consumers[child] += 1
             else:
-                deps[child] = 1
+                consumers[child] = 1
                 stack.append(child)
+    return consumers
 
-    # 2. Run nodes whose consumers have all delivered their gradients.
-    buffers: dict = {}
+
+def run_node(node: Context, grads: list, retain_graph: bool) -> tuple:
+    """Step 2. One node's backward on its complete output gradients: the node's pre-hooks, zeros
+    for outputs that got none (multi-output nodes, `Context.materialize_grads`), then
+    `node.fn.backward(node, *grads)`. Returns one gradient (or None) per edge, and frees the
+    node's saved tensors unless retain_graph."""
+    if node._pre_hooks:
+        for i, hooks in node._pre_hooks.items():
+            if grads[i] is not None:
+                grads[i] = run_hooks(hooks, grads[i])
+    single = len(grads) == 1  # the common case: skip the generators below
+    if grads[0] is None if single else all(g is None for g in grads):
+        return (None,) * len(node.next_edges)
+    if node._freed:
+        node.saved_tensors  # raises the "backward a second time" error
+    if not single and node.materialize_grads and any(g is None for g in grads):
+        like = next(g for g in grads if g is not None)
+        grads = [g if g is not None else like.new_zeros(shape, dtype=dtype, device=device)
+                 for g, (shape, dtype, device) in zip(grads, node._output_meta)]
+    if _backward_observer is None:
+        in_grads = node.fn.backward(node, *grads)
+    else:
+        with _backward_observer(node.name()):
+            in_grads = node.fn.backward(node, *grads)
+    if type(in_grads) is not tuple:
+        in_grads = (in_grads,)
+    if len(in_grads) < len(node.next_edges):
+        raise RuntimeError(f"{node.name()} returned {len(in_grads)} gradients for {len(node.next_edges)} "
+                           f"inputs")
+    if not retain_graph:
+        node.release()
+    return in_grads
+
+
+def deliver_gradients(edges: tuple, in_grads: tuple, buffers: dict, consumers: dict, ready: list) -> None:
+    """Step 3. Add each gradient into the buffer slot its edge points at (summing gradients that
+    meet there); a node whose last consumer has now delivered goes on the ready stack."""
+    for edge, g in zip(edges, in_grads):
+        if edge is None:
+            continue
+        child, i = edge
+        buf = buffers.get(child)
+        if buf is None:
+            buf = buffers[child] = _new_buffer(child)
+        if g is not None:
+            buf[i] = g if buf[i] is None else buf[i] + g
+        left = consumers[child] - 1
+        consumers[child] = left
+        if not left:
+            ready.append(child)
+
+
+def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, create_graph: bool = False,
+             inputs=None) -> None:
+    """Accumulate d(tensors)/d(leaf) into every reachable leaf's `.grad` (torch.autograd.backward).
+
+    grad_tensors: one gradient per tensor (None: ones, for a scalar), a Tensor of its shape and
+    device; another dtype is cast to the tensor's, as torch's engine does (and as it does for a
+    gradient a Function's backward returns for a leaf). Grad mode is `create_graph` meanwhile."""
+    global _grad_enabled
+    tensors = (tensors,) if isinstance(tensors, Tensor) else tuple(tensors)
+    if retain_graph is None:
+        retain_graph = create_graph
+    only = None if inputs is None else {id(t) for t in ((inputs,) if isinstance(inputs, Tensor) else inputs)}
+    roots = root_gradients(tensors, grad_tensors)
+    consumers = count_consumers([edge.node for edge, _ in roots])
+    buffers: dict = {}  # node -> its gradient slots (_new_buffer), filled by its consumers
     for (node, i), g in roots:
-        buf = buffers.setdefault(node, [None] * (1 if type(node) is Tensor else node._n_outputs))
+        buf = buffers.setdefault(node, _new_buffer(node))
         buf[i] = g if buf[i] is None else buf[i] + g
-    ready = [node for node in buffers if deps[node] == 0]
+    roots = g = None
+    ready = [node for node in buffers if consumers[node] == 0]
     prev, _grad_enabled = _grad_enabled, create_graph
     try:
-        while ready:
+        while ready:  # Kahn's algorithm: a node is ready once every consumer has delivered
             node = ready.pop()
             grads = buffers.pop(node)
             if type(node) is Tensor:
                 if grads[0] is not None and (only is None or id(node) in only):
                     _accumulate_leaf(node, grads[0], create_graph)
                 continue
-            if node._pre_hooks:
-                for i, hooks in node._pre_hooks.items():
-                    if grads[i] is not None:
-                        grads[i] = run_hooks(hooks, grads[i])
-            single = len(grads) == 1  # the common case: skip the generators below
-            if grads[0] is None if single else all(g is None for g in grads):
-                in_grads = (None,) * len(node.next_edges)
-            else:
-                if node._freed:
-                    node.saved_tensors  # raises the "backward a second time" error
-                if not single and node.materialize_grads and any(g is None for g in grads):
-                    meta = node._output_meta
-                    grads = [g if g is not None else
-                             ops.zeros(meta[i][0], dtype=meta[i][1], device=meta[i][2])
-                             for i, g in enumerate(grads)]
-                if _backward_observer is None:
-                    in_grads = node.fn.backward(node, *grads)
-                else:
-                    with _backward_observer(node.name()):
-                        in_grads = node.fn.backward(node, *grads)
-                if type(in_grads) is not tuple:
-                    in_grads = (in_grads,)
-                if len(in_grads) < len(node.next_edges):
-                    raise RuntimeError(f"{node.name()} returned {len(in_grads)} gradients for "
-                                       f"{len(node.next_edges)} inputs")
-                if not retain_graph:
-                    node.release()
-            for e, g in zip(node.next_edges, in_grads):
-                if e is None:
-                    continue
-                child, i = e
-                if g is not None:
-                    buf = buffers.get(child)
-                    if buf is None:
-                        buf = buffers[child] = [None] * (1 if type(child) is Tensor else child._n_outputs)
-                    buf[i] = g if buf[i] is None else buf[i] + g
-                else:
-                    buffers.setdefault(child, [None] * (1 if type(child) is Tensor else child._n_outputs))
-                left = deps[child] - 1
-                deps[child] = left
-                if not left:
-                    ready.append(child)
-            in_grads = g = grads = None  # drop the loop's references: a leaf may then own its gradient
+            in_grads = run_node(node, grads, retain_graph)
+            grads = None
+            deliver_gradients(node.next_edges, in_grads, buffers, consumers, ready)
+            in_grads = None  # drop the loop's reference: a leaf may then own its gradient
     finally:
         _grad_enabled = prev
 
@@ -380,4 +349,15 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
     return result
 
 
-from .tensor import Tensor  # noqa: E402  (Tensor needs this module's grad mode; import it last)
+def zero_grad(tensors, set_to_none: bool = True) -> None:
+    """Reset each tensor's `.grad` (Module.zero_grad, Optimizer.zero_grad): to None, PyTorch's
+    default, or (set_to_none=False) to zeros in place, detached from any graph first."""
+    for p in tensors:
+        if p.grad is None:
+            continue
+        if set_to_none:
+            p.grad = None
+        else:
+            with no_grad():
+                p.grad = p.grad.detach()
+                p.grad.zero_()

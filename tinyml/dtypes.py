@@ -2,9 +2,10 @@
 
 A `dtype` wraps a numpy dtype (bfloat16 through ml_dtypes, imported on first use: its import takes
 half a second in some releases, and `import tinyml` must stay fast). Promotion follows PyTorch:
-categories bool < integer < floating; within an expression, tensors with dimensions decide the
-result unless a 0-d tensor or a Python scalar belongs to a higher category, in which case the
-0-d tensor's dtype (or the default dtype for a Python scalar) is used.
+categories bool < integer < floating (`dtype.category_rank` 0 < 1 < 2); within an expression,
+tensors with dimensions decide the result unless a 0-d tensor or a Python scalar belongs to a
+higher category, in which case the 0-d tensor's dtype (or the default dtype for a Python
+scalar) is used.
 """
 from __future__ import annotations
 
@@ -12,18 +13,29 @@ import builtins
 
 import numpy as np
 
+_BOOL, _INTEGER, _FLOATING = 0, 1, 2  # PyTorch's promotion categories, in rising order
+
 
 class dtype:
-    """A tinyml element type: `tinyml.float32`, `tinyml.int64`, ..."""
+    """A tinyml element type: `tinyml.float32`, `tinyml.int64`, ...
 
-    __slots__ = ("name", "np", "itemsize", "category")
+    Its kind is one of three flags, `is_bool`, `is_integer` (signed or unsigned, bool excluded)
+    and `is_floating_point`; `category_rank` orders the kinds for PyTorch's type promotion,
+    bool 0 < integer 1 < floating 2 (a result takes the higher category)."""
 
-    def __init__(self, name: str, np_dtype, category: builtins.int, itemsize: builtins.int | None = None):
+    __slots__ = ("name", "np", "itemsize", "category_rank", "is_bool", "is_integer", "is_floating_point")
+
+    def __init__(self, name: str, np_dtype, category_rank: builtins.int,
+                 itemsize: builtins.int | None = None):
         self.name = name
         if np_dtype is not None:  # None: resolved on first access of .np (see __getattr__)
             self.np = np.dtype(np_dtype)
         self.itemsize = self.np.itemsize if itemsize is None else itemsize
-        self.category = category  # 0 bool, 1 integer, 2 floating
+        self.category_rank = category_rank
+        # plain attributes, not properties: Function.apply reads is_floating_point once per op
+        self.is_bool = category_rank == _BOOL
+        self.is_integer = category_rank == _INTEGER
+        self.is_floating_point = category_rank == _FLOATING
 
     def __getattr__(self, attr: str):
         # Called only when the `np` slot is still empty: bfloat16, whose numpy type lives in
@@ -34,8 +46,9 @@ class dtype:
         return self.np
 
     @property
-    def is_floating_point(self) -> builtins.bool:
-        return self.category == 2
+    def category(self) -> builtins.int:
+        """Old name of `category_rank`, read by ops/_loss_common.py until it tests `is_integer`."""
+        return self.category_rank
 
     @property
     def is_signed(self) -> builtins.bool:
@@ -48,16 +61,16 @@ class dtype:
         return (_by_name, (self.name,))
 
 
-float32 = dtype("float32", np.float32, 2)
-float64 = dtype("float64", np.float64, 2)
-float16 = dtype("float16", np.float16, 2)
-bfloat16 = dtype("bfloat16", None, 2, itemsize=2)
-int64 = dtype("int64", np.int64, 1)
-int32 = dtype("int32", np.int32, 1)
-int16 = dtype("int16", np.int16, 1)
-int8 = dtype("int8", np.int8, 1)
-uint8 = dtype("uint8", np.uint8, 1)
-bool_ = dtype("bool", np.bool_, 0)
+float32 = dtype("float32", np.float32, _FLOATING)
+float64 = dtype("float64", np.float64, _FLOATING)
+float16 = dtype("float16", np.float16, _FLOATING)
+bfloat16 = dtype("bfloat16", None, _FLOATING, itemsize=2)
+int64 = dtype("int64", np.int64, _INTEGER)
+int32 = dtype("int32", np.int32, _INTEGER)
+int16 = dtype("int16", np.int16, _INTEGER)
+int8 = dtype("int8", np.int8, _INTEGER)
+uint8 = dtype("uint8", np.uint8, _INTEGER)
+bool_ = dtype("bool", np.bool_, _BOOL)
 float = float32  # PyTorch aliases
 double = float64
 half = float16
@@ -149,9 +162,9 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     """The smallest dtype both `a` and `b` convert to (torch.promote_types)."""
     if a is b:
         return a
-    if a.category != b.category:
-        return a if a.category > b.category else b
-    if a.category == 2:
+    if a.category_rank != b.category_rank:
+        return a if a.category_rank > b.category_rank else b
+    if a.is_floating_point:
         if {a.name, b.name} == {"float16", "bfloat16"}:
             return float32
         return a if a.itemsize >= b.itemsize else b
@@ -174,7 +187,7 @@ def result_type(*operands) -> dtype:
     the promoted dtype of the first group; a later group overrides it only when its category
     (bool < int < float) is higher.
     """
-    from .tensor import Tensor
+    from .tensor import Tensor  # at call time: tensor.py imports this module
 
     groups: list[dtype | None] = [None, None, None]
     for op in operands:
@@ -187,6 +200,6 @@ def result_type(*operands) -> dtype:
     for d in groups:
         if d is None:
             continue
-        if result is None or d.category > result.category:
+        if result is None or d.category_rank > result.category_rank:
             result = d
     return result

@@ -2,35 +2,31 @@
 
 Shape, strides and storage offset are those of the backend array; views share storage and one
 version counter (`_version`, a one-element list) with their base, which in-place ops bump so
-that autograd can catch a saved tensor modified before backward. Arithmetic, reductions and
-movement live in `tinyml.ops`; the methods here delegate to them.
+that autograd can catch a saved tensor modified before backward.
+
+This module is the data structure only and imports no op: the ops import Tensor. The methods
+that run ops (building from data, `to`, `backward`, `storage_offset`, the Python operators and
+every op method such as `x.exp()`) are bound onto the class by `tinyml/tensor_methods.py`, which
+`import tinyml` loads before it returns.
 """
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
-from . import _operators
 from . import dtypes as _dt
 from ._grad_checks import check_grad_assignment
-from ._operators import TensorOperators
 from .device import CPU, as_device, device
 
 
-class Tensor(TensorOperators):
+class Tensor:
     __slots__ = ("_data", "device", "dtype", "requires_grad", "_grad", "grad_fn", "_output_nr", "_version",
                  "_base", "_hooks", "_is_param", "__weakref__")  # _is_param: set only by nn.Parameter
     __array_priority__ = 1000  # numpy defers `ndarray + Tensor` to Tensor.__radd__
 
-    def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
-        """`Tensor(data)` is `tinyml.tensor(data)`: a copy of `data` as a new leaf tensor."""
-        from .ops.creation import _to_backend_array
-
-        arr, dev = _to_backend_array(data, dtype, device)
-        self._init(arr, dev)
-        if requires_grad:
-            self.requires_grad_(True)
+    # __init__(data, dtype, device, requires_grad) is bound by tensor_methods: it runs from_host
 
     def _init(self, arr, dev: device) -> None:
         self._data = arr
@@ -101,11 +97,6 @@ class Tensor(TensorOperators):
         st = tuple(s // self.dtype.itemsize for s in self._data.strides)
         return st if dim is None else st[_wrap_dim(dim, self.ndim)]
 
-    def storage_offset(self) -> int:
-        from .backends import dispatch
-
-        return dispatch("storage_offset", self.device.type)(self._data)
-
     def is_contiguous(self) -> bool:
         return bool(self._data.flags["C_CONTIGUOUS"]) if self.device is CPU else self._data.is_contiguous()
 
@@ -151,12 +142,6 @@ class Tensor(TensorOperators):
             check_grad_assignment(self, value)
         self._grad = value
 
-    def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
-                 create_graph: bool = False, inputs=None) -> None:
-        from .autograd import backward
-
-        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
-
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and not self.dtype.is_floating_point:
             raise RuntimeError(f"only floating point tensors can require gradients, got dtype {self.dtype}")
@@ -194,8 +179,6 @@ class Tensor(TensorOperators):
         """Keep `.grad` for this non-leaf tensor after backward."""
         if self.grad_fn is None:
             return
-        import weakref
-
         ref = weakref.ref(self)
 
         def store(grad):
@@ -237,7 +220,7 @@ class Tensor(TensorOperators):
         return int(self.item())
 
     def __index__(self):
-        if self.dtype.category == 2:
+        if self.dtype.is_floating_point:
             raise TypeError("only integer tensors of a single element can be used as an index, got "
                             f"{self.dtype}")
         return int(self.item())
@@ -274,29 +257,6 @@ class Tensor(TensorOperators):
         elif self.requires_grad:
             extras.append("requires_grad=True")
         return "tensor(" + body + "".join(", " + e for e in extras) + ")"
-
-    def to(self, *args, **kwargs) -> Tensor:
-        """`to(device)`, `to(dtype)`, `to(device, dtype)`, `to(other_tensor)`; keyword forms too."""
-        dev, dt = kwargs.pop("device", None), kwargs.pop("dtype", None)
-        kwargs.pop("non_blocking", None)
-        copy = kwargs.pop("copy", False)
-        if kwargs:
-            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, Tensor):
-                dev, dt = a.device, a.dtype
-            elif isinstance(a, _dt.dtype) or a in (float, int, bool):
-                dt = a
-            else:
-                dev = a
-        out = self
-        if dt is not None and _dt.as_dtype(dt) is not self.dtype:
-            out = ops.cast(out, _dt.as_dtype(dt))
-        if dev is not None and as_device(dev) != self.device:
-            out = ops.to_device(out, as_device(dev))
-        if copy and out is self:
-            out = self.clone()
-        return out
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
@@ -348,34 +308,33 @@ def _wrap_dim(dim: int, ndim: int) -> int:
     return dim + n if dim < 0 else dim
 
 
-# Tensor methods that are the op of the same name in tinyml.ops: `x.exp()` is `tinyml.exp(x)`.
-METHOD_OPS = (
-    # elementwise
-    "add sub mul div true_divide floor_divide remainder fmod pow neg negative abs exp exp2 expm1 log log2 "
-    "log10 log1p sqrt rsqrt square reciprocal sin cos tan tanh sigmoid relu erf sign floor ceil round trunc "
-    "frac clamp clip minimum maximum masked_fill eq ne lt le gt ge logical_and logical_or logical_not "
-    "logical_xor bitwise_not bitwise_and bitwise_or bitwise_xor isnan isinf isfinite nan_to_num lerp "
-    "addcmul addcdiv "
-    # reductions
-    "sum mean var std max min amax amin argmax argmin logsumexp prod cumsum cumprod all any norm "
-    "var_mean std_mean "
-    # movement and indexing
-    "reshape view view_as reshape_as permute transpose swapaxes t contiguous squeeze unsqueeze expand "
-    "expand_as repeat repeat_interleave flatten unflatten narrow split chunk unbind gather scatter "
-    "scatter_add index_select index_add masked_select tril triu flip roll movedim diagonal take_along_dim "
-    "clone select nonzero argwhere broadcast_to moveaxis "
-    # matmul and nn
-    "matmul mm bmm dot outer softmax log_softmax "
-    # in-place
-    "add_ sub_ mul_ div_ pow_ zero_ fill_ copy_ masked_fill_ clamp_ clip_ neg_ exp_ sqrt_ "
-    "uniform_ normal_ bernoulli_ index_add_ scatter_ scatter_add_ "
-).split()
+def parse_to_args(args: tuple, kwargs: dict, accepts_copy: bool = True) -> tuple:
+    """The target of `Tensor.to` and `Module.to`, as PyTorch parses it: (device or None, dtype or
+    None, copy).
 
+        to(device=None, dtype=None, non_blocking=False, copy=False)
+        to(dtype, non_blocking=False, copy=False)
+        to(tensor, non_blocking=False, copy=False)      tensor's device and dtype
 
-from . import ops  # noqa: E402  (ops import Tensor)
-
-_operators.ops = ops  # the operator methods call tinyml.ops, which can only load after Tensor exists
-
-for _name in METHOD_OPS:
-    if hasattr(ops, _name):
-        setattr(Tensor, _name, getattr(ops, _name))
+    `float`, `int` and `bool` name dtypes (the default float, int64, bool); non_blocking is
+    accepted and has no effect (copies are synchronous). `kwargs` is consumed."""
+    dev, dt = kwargs.pop("device", None), kwargs.pop("dtype", None)
+    flags = [a for a in args if type(a) is bool]  # positional non_blocking, then copy
+    if len(flags) > 2:
+        raise TypeError(f"to() takes at most two flags (non_blocking, copy), got {len(flags)}: {flags}")
+    kwargs.pop("non_blocking", None)
+    if not accepts_copy and ("copy" in kwargs or len(flags) == 2):
+        raise TypeError(".to() does not accept copy argument")
+    copy = bool(kwargs.pop("copy", flags[1] if len(flags) == 2 else False))
+    if kwargs:
+        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+    for a in args:
+        if type(a) is bool:
+            continue
+        if isinstance(a, Tensor):
+            dev, dt = a.device, a.dtype
+        elif isinstance(a, _dt.dtype) or a in (float, int, bool):
+            dt = a
+        else:
+            dev = a
+    return (None if dev is None else as_device(dev)), (None if dt is None else _dt.as_dtype(dt)), copy

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .. import autograd
 from .. import dtypes as _dt
 from ..autograd import no_grad
-from ..device import as_device
-from ..tensor import Tensor
+from ..tensor import Tensor, parse_to_args
 from .parameter import _BufferRequest, is_parameter
 from .state_dict import StateDictMixin
 
@@ -71,7 +71,8 @@ class Module(StateDictMixin):
 
     def __init__(self, *args, **kwargs) -> None:
         if args or kwargs:
-            raise TypeError(f"{type(self).__name__}.__init__() got unexpected arguments: Module.__init__ takes none")
+            raise TypeError(f"{type(self).__name__}.__init__() got unexpected arguments: Module.__init__ "
+                            f"takes none")
         d = self.__dict__
         d["training"] = True
         d["_parameters"] = {}
@@ -82,7 +83,8 @@ class Module(StateDictMixin):
         d["_forward_pre_hooks"] = {}
 
     def forward(self, *args, **kwargs):
-        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
+        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" '
+                                  'function')
 
     def __call__(self, *args, **kwargs):
         d = self.__dict__
@@ -129,8 +131,8 @@ class Module(StateDictMixin):
             raise AttributeError("cannot assign buffer before Module.__init__() call")
         _check_name(self, name, "buffer")
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (Tensor or None "
-                            "required)")
+            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (Tensor or "
+                            "None required)")
         self.__dict__.pop(name, None)
         self._buffers[name] = tensor
         if persistent:
@@ -160,8 +162,8 @@ class Module(StateDictMixin):
             params[name] = value
         elif params is not None and name in params:
             if value is not None:
-                raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' (nn.Parameter or None "
-                                "expected)")
+                raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' (nn.Parameter "
+                                "or None expected)")
             params[name] = None
         elif isinstance(value, Module):
             if params is None:
@@ -170,12 +172,13 @@ class Module(StateDictMixin):
             d["_modules"][name] = value
         elif params is not None and name in d["_modules"]:
             if value is not None:
-                raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' (nn.Module or None "
-                                "expected)")
+                raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' (nn.Module "
+                                "or None expected)")
             d["_modules"][name] = None
         elif params is not None and name in d["_buffers"]:
             if value is not None and not isinstance(value, Tensor):
-                raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' (Tensor or None expected)")
+                raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' (Tensor or None "
+                                f"expected)")
             d["_buffers"][name] = value
         else:
             object.__setattr__(self, name, value)
@@ -208,7 +211,8 @@ class Module(StateDictMixin):
         object.__delattr__(self, name)
 
     def __dir__(self):
-        return sorted(set(super().__dir__()) | set(self._parameters) | set(self._buffers) | set(self._modules))
+        members = set(self._parameters) | set(self._buffers) | set(self._modules)
+        return sorted(set(super().__dir__()) | members)
 
     # ---- traversal ---------------------------------------------------------------------------
     def named_modules(self, memo: set | None = None, prefix: str = "", remove_duplicate: bool = True):
@@ -242,7 +246,8 @@ class Module(StateDictMixin):
 
     def _named_members(self, store: str, prefix: str, recurse: bool, remove_duplicate: bool):
         seen = set()
-        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
+        mods = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse
+                else [(prefix, self)])
         for mod_prefix, module in mods:
             for name, value in module.__dict__[store].items():
                 if value is None or (remove_duplicate and id(value) in seen):
@@ -298,15 +303,8 @@ class Module(StateDictMixin):
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                with no_grad():
-                    p.grad = p.grad.detach()
-                    p.grad.zero_()
+        """Reset every parameter's `.grad` (to None by default): `tinyml.autograd.zero_grad`."""
+        autograd.zero_grad(self.parameters(), set_to_none)
 
     def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call fn on every submodule (children first) and then on self; e.g. custom init."""
@@ -335,23 +333,11 @@ class Module(StateDictMixin):
 
     def to(self, *args, **kwargs) -> Module:
         """`to(device)`, `to(dtype)`, `to(device, dtype)`, `to(tensor)`: in place; dtype applies to
-        floating-point parameters and buffers only."""
-        dev, dt = kwargs.pop("device", None), kwargs.pop("dtype", None)
-        kwargs.pop("non_blocking", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, Tensor):
-                dev, dt = a.device, a.dtype
-            elif isinstance(a, _dt.dtype) or a in (float, int, bool):
-                dt = a
-            else:
-                dev = a
-        if dt is not None:
-            dt = _dt.as_dtype(dt)
-            if not dt.is_floating_point:
-                raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dt}")
-        dev = None if dev is None else as_device(dev)
+        floating-point parameters and buffers only. Arguments as `Tensor.to` (`parse_to_args`),
+        without copy."""
+        dev, dt, _ = parse_to_args(args, kwargs, accepts_copy=False)
+        if dt is not None and not dt.is_floating_point:
+            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dt}")
 
         def convert(t: Tensor) -> Tensor:
             out = t
@@ -367,7 +353,8 @@ class Module(StateDictMixin):
         return self.to("cpu")
 
     def cuda(self, device=None) -> Module:
-        return self.to("cuda" if device is None else (f"cuda:{device}" if isinstance(device, int) else device))
+        return self.to("cuda" if device is None else
+                       (f"cuda:{device}" if isinstance(device, int) else device))
 
     def float(self) -> Module:
         return self.to(_dt.float32)

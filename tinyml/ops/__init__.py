@@ -1,5 +1,12 @@
 """The differentiable ops, one module per family; everything public is re-exported here and at
-`tinyml.<name>`. Tensor methods of the same name delegate to these functions."""
+`tinyml.<name>`. tinyml/tensor_methods.py binds the Tensor methods of the same names to them.
+
+How families reach each other: a module imports the sibling that owns an op it uses, at the top
+(`from .pointwise import where`), so the imports form layers without a cycle. Where that owner
+imports this module back, the op is called as a Tensor method (`x.index_select(...)`,
+`mask.sum(...)`) or, for a function that is no method (`cat`, `stack`), imported inside the
+function with a one-line reason.
+"""
 from ._broadcast import broadcast_shapes  # noqa: F401
 from .activation import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403

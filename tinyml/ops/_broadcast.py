@@ -21,16 +21,16 @@ def broadcast_shapes(*shapes) -> tuple:
         for i, n in enumerate(s, ndim - len(s)):
             if n != 1:
                 if out[i] != 1 and out[i] != n:
-                    raise RuntimeError(f"shapes {' and '.join(str(tuple(x)) for x in shapes)} are not broadcastable: "
-                                       f"size {out[i]} vs {n} at dimension {i - ndim}")
+                    raise RuntimeError(f"shapes {' and '.join(str(tuple(x)) for x in shapes)} are not "
+                                       f"broadcastable: size {out[i]} vs {n} at dimension {i - ndim}")
                 out[i] = n
     return tuple(out)
 
 
 def _py_scalar(value, dtype: _dt.dtype):
-    if dtype.category == 2:
+    if dtype.is_floating_point:
         return float(value)
-    if dtype.category == 1:
+    if dtype.is_integer:
         if isinstance(value, float) and not value.is_integer():
             return value  # int tensor op float scalar promotes; caller handles
         return int(value)
@@ -62,11 +62,11 @@ def prepare(a, b, name: str = "op", dtype: _dt.dtype | None = None):
         if dtype is None:
             # fast paths: a float scalar with a floating tensor, an int scalar with a float or int
             # tensor keep the tensor's dtype (what result_type gives, without its generality)
-            kind, cat = type(b), a.dtype.category
-            if kind is float and cat == 2:
+            kind, dt = type(b), a.dtype
+            if kind is float and dt.is_floating_point:
                 return a, b
-            if kind is int and cat:
-                return a, (float(b) if cat == 2 else b)
+            if kind is int and not dt.is_bool:
+                return a, (float(b) if dt.is_floating_point else b)
         _check_scalar(b, name)
         dt = dtype or _dt.result_type(a, b)
         return (a if a.dtype is dt else a.to(dt)), _py_scalar(b, dt)
@@ -79,4 +79,4 @@ def prepare(a, b, name: str = "op", dtype: _dt.dtype | None = None):
 
 def as_float(x: Tensor) -> Tensor:
     """x itself if floating, else x converted to the default float dtype (for exp, log, ... of ints)."""
-    return x if x.dtype.category == 2 else x.to(_dt.get_default_dtype())
+    return x if x.dtype.is_floating_point else x.to(_dt.get_default_dtype())

@@ -5,25 +5,26 @@ whose result is a constant to autograd. When grad mode is on inside backward, th
 itself be differentiable, in g and in x, so these formulas build it from differentiable ops
 instead. `y` here is the forward output recomputed with grad on (a saved output is detached),
 and `y`, `g` come in keepdim form. Divisions use a safe denominator inside `where`, so that the
-branch not taken cannot leak inf * 0 = NaN into higher derivatives.
+branch not taken cannot leak inf * 0 = NaN into higher derivatives. Sums and `any` are Tensor
+methods here: their module, reduce.py, imports this one.
 """
 from __future__ import annotations
 
-from .. import ops as _ops  # abs, sign, where, arange, ...: other owners' ops, looked up at call time
 from ..tensor import Tensor
+from . import creation, elementwise, pointwise, unary
 
 
 def _safe(y: Tensor, bad: Tensor) -> Tensor:
-    return _ops.where(bad, 1.0, y)
+    return pointwise.where(bad, 1.0, y)
 
 
 def amax_grad(x: Tensor, y: Tensor, g: Tensor, dims: tuple) -> Tensor:
     """g [x == y] / #ties (NaN equal to a NaN result)."""
     mask = x == y
     if x.dtype.is_floating_point:
-        mask = _ops.logical_or(mask, _ops.logical_and(_ops.isnan(x), _ops.isnan(y)))
-    count = _ops.sum(mask, dims, keepdim=True)
-    return _ops.where(mask, g / count, 0.0)
+        mask = elementwise.logical_or(mask, elementwise.logical_and(unary.isnan(x), unary.isnan(y)))
+    count = mask.sum(dims, keepdim=True)
+    return pointwise.where(mask, g / count, 0.0)
 
 
 def value_selecting_grad(g: Tensor, indices: Tensor, dim: int, in_shape: tuple) -> Tensor:
@@ -32,46 +33,39 @@ def value_selecting_grad(g: Tensor, indices: Tensor, dim: int, in_shape: tuple) 
         return g
     shape = [1] * len(in_shape)
     shape[dim] = in_shape[dim]
-    positions = _ops.arange(in_shape[dim], device=g.device).reshape(shape)
-    return _ops.where(positions == indices, g, 0.0)
+    positions = creation.arange(in_shape[dim], device=g.device).reshape(shape)
+    return pointwise.where(positions == indices, g, 0.0)
 
 
 def norm_grad(x: Tensor, y: Tensor, g: Tensor, p: float, dims: tuple) -> Tensor:
     """The `norm_backward` kernel's formulas, differentiable; 0 where the norm is 0."""
     if p == 0:
-        return _ops.zeros_like(x)
+        return creation.zeros_like(x)
     if p == 1:
-        return _ops.sign(x) * g
+        return unary.sign(x) * g
     zero_norm = y == 0
     if p == 2:
-        return x * _ops.where(zero_norm, 0.0, g / _safe(y, zero_norm))
+        return x * pointwise.where(zero_norm, 0.0, g / _safe(y, zero_norm))
     if p in (float("inf"), float("-inf")):
-        mask = _ops.abs(x) == y
-        return _ops.sign(x) * _ops.where(mask, g / _ops.sum(mask, dims, keepdim=True), 0.0)
+        mask = unary.abs(x) == y
+        return unary.sign(x) * pointwise.where(mask, g / mask.sum(dims, keepdim=True), 0.0)
     if p < 1:
         zero_x = x == 0
-        scaled = _ops.where(zero_x, 0.0, _ops.sign(x) * _ops.abs(_safe(x, zero_x)) ** (p - 1))
+        scaled = pointwise.where(zero_x, 0.0, unary.sign(x) * unary.abs(_safe(x, zero_x)) ** (p - 1))
         return scaled * g * y ** (1 - p)
-    scaled = _ops.sign(x) * _ops.abs(x) ** (p - 1)
-    return scaled * _ops.where(zero_norm, 0.0, g / _safe(y, zero_norm) ** (p - 1))
+    scaled = unary.sign(x) * unary.abs(x) ** (p - 1)
+    return scaled * pointwise.where(zero_norm, 0.0, g / _safe(y, zero_norm) ** (p - 1))
 
 
-def _refuse_zeros(x: Tensor, name: str) -> None:
-    if bool(_ops.any(x == 0)):
-        raise NotImplementedError(f"{name}: the double backward (create_graph=True) through an input with zeros "
-                                  f"is not implemented (input shape {tuple(x.shape)}); the first-order gradient "
+def refuse_zeros(x: Tensor, name: str) -> None:
+    if bool((x == 0).any()):
+        raise NotImplementedError(f"{name}: the double backward (create_graph=True) through an input with "
+                                  f"zeros is not implemented (input shape {tuple(x.shape)}); the first-order "
+                                  f"gradient "
                                   "is exact with zeros")
 
 
 def prod_grad(x: Tensor, y: Tensor, g: Tensor) -> Tensor:
     """g y / x (x without zeros)."""
-    _refuse_zeros(x, "prod")
+    refuse_zeros(x, "prod")
     return g * y / x
-
-
-def cumprod_grad(x: Tensor, y: Tensor, g: Tensor, dim: int) -> Tensor:
-    """(reversed cumsum of g y) / x (x without zeros)."""
-    from .cumulative import CumSum
-
-    _refuse_zeros(x, "cumprod")
-    return CumSum.apply(g * y, dim, True) / x

@@ -12,6 +12,7 @@ from ..autograd import Function
 from ..tensor import Tensor, _wrap_dim
 from ._broadcast import prepare
 from ._dispatch import run
+from .inplace import apply_inplace
 
 __all__ = [
     "elu",
@@ -99,16 +100,14 @@ def _floating(x: Tensor, name: str) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}(): argument 'input' must be a Tensor, not {type(x).__name__}")
     if not x.dtype.is_floating_point:
-        raise RuntimeError(f"{name}(): expected a floating point input (float16, bfloat16, float32, float64), "
-                           f"got dtype {x.dtype}")
+        raise RuntimeError(f"{name}(): expected a floating point input (float16, bfloat16, float32, "
+                           f"float64), got dtype {x.dtype}")
     return x
 
 
 def _maybe_inplace(x: Tensor, y: Tensor, inplace: bool) -> Tensor:
     if not inplace:
         return y
-    from .inplace import apply_inplace
-
     return apply_inplace(x, y)
 
 
@@ -139,7 +138,8 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x where x > 0, negative_slope * x elsewhere."""
-    return _maybe_inplace(input, LeakyRelu.apply(_floating(input, "leaky_relu"), float(negative_slope)), inplace)
+    y = LeakyRelu.apply(_floating(input, "leaky_relu"), float(negative_slope))
+    return _maybe_inplace(input, y, inplace)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:

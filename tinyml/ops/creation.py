@@ -5,19 +5,20 @@ Names and signatures follow PyTorch: sizes as varargs or one sequence, `dtype=`,
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from .. import dtypes as _dt
 from .. import random as _random
 from ..autograd import Function
+from ..backends import dispatch
 from ..device import as_device
 from ..tensor import Tensor
 from ._dispatch import run, run_on
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "arange", "linspace", "eye",
-           "rand", "randn", "randint", "randperm", "normal", "zeros_like", "ones_like", "full_like", "empty_like",
-           "rand_like", "randn_like", "randint_like", "cast", "to_device", "clone", "contiguous", "manual_seed"]
+           "rand", "randn", "randint", "randperm", "normal", "zeros_like", "ones_like", "full_like",
+           "empty_like", "rand_like", "randn_like", "randint_like", "cast", "to_device", "clone",
+           "contiguous", "manual_seed"]
 
 manual_seed = _random.manual_seed
 
@@ -55,8 +56,6 @@ def _flat(xs):
 def _to_backend_array(data, dtype, device):
     dev = as_device(device)
     host = _host_array(data, dtype)
-    from ..backends import dispatch
-
     return dispatch("from_host", dev.type)(host), dev
 
 
@@ -180,15 +179,18 @@ def randperm(n: int, *, dtype=None, device=None) -> Tensor:
 
 
 def zeros_like(t: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return zeros(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+    return zeros(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device,
+                      requires_grad=requires_grad)
 
 
 def ones_like(t: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return ones(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+    return ones(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device,
+                     requires_grad=requires_grad)
 
 
 def empty_like(t: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return empty(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+    return empty(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device,
+                      requires_grad=requires_grad)
 
 
 def full_like(t: Tensor, fill_value, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -197,15 +199,42 @@ def full_like(t: Tensor, fill_value, *, dtype=None, device=None, requires_grad: 
 
 
 def rand_like(t: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return rand(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+    return rand(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device,
+                     requires_grad=requires_grad)
 
 
 def randn_like(t: Tensor, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    return randn(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+    return randn(tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device,
+                      requires_grad=requires_grad)
 
 
 def randint_like(t: Tensor, low, high=None, *, dtype=None, device=None) -> Tensor:
     return randint(low, high, tuple(t.shape), dtype=dtype or t.dtype, device=device or t.device)
+
+
+# Tensor.new_*: methods only (tinyml/tensor_methods.py binds them), as in PyTorch; dtype and
+# device default to self's, not to the global defaults.
+def new_tensor(self: Tensor, data, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """A copy of `data` as a new leaf tensor of self's dtype and device (unless given)."""
+    return tensor(data, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+
+def new_empty(self: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return empty(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+
+def new_zeros(self: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return zeros(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+
+def new_ones(self: Tensor, *size, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    return ones(*size, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+
+def new_full(self: Tensor, size, fill_value, *, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
+                requires_grad=requires_grad)
 
 
 class Cast(Function):
@@ -231,8 +260,6 @@ class ToDevice(Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, dev) -> Tensor:
-        from ..backends import dispatch
-
         ctx.src = x.device
         host = dispatch("to_host", x.device.type)(x._data)
         if dev.type == "cpu" and host is x._data:
@@ -247,7 +274,8 @@ class ToDevice(Function):
 def to_device(x: Tensor, dev) -> Tensor:
     dev = as_device(dev)
     if dev.type == "cuda":
-        from ..backends import cuda as _cuda  # raises a plain message when no driver / GPU is present
+        # at call time: only cuda users load the driver module; it raises a plain message without a GPU
+        from ..backends import cuda as _cuda
 
         _cuda.ensure_available()
     return x if x.device == dev else ToDevice.apply(x, dev)

@@ -42,14 +42,24 @@ class CumProd(Function):
     def backward(ctx, g):
         x, y = ctx.saved_tensors
         if is_grad_enabled():  # create_graph: y must depend on x for higher derivatives
-            return _reduce_grad.cumprod_grad(x, CumProd.apply(x, ctx.dim), g, ctx.dim), None
+            return _cumprod_grad(x, CumProd.apply(x, ctx.dim), g, ctx.dim), None
         return run("cumprod_backward", x, y, g, ctx.dim), None
+
+
+def _cumprod_grad(x: Tensor, y: Tensor, g: Tensor, dim: int) -> Tensor:
+    """The cumprod_backward kernel's formula from differentiable ops: (reversed cumsum of g y) / x
+    (x without zeros)."""
+    _reduce_grad.refuse_zeros(x, "cumprod")
+    return CumSum.apply(g * y, dim, True) / x
 
 
 def _prepare(name: str, input: Tensor, dim, dtype) -> tuple[Tensor, int]:
     if dim is None:
         raise TypeError(f"{name}() missing required argument 'dim'")
-    dtype = (_dt.int64 if input.dtype.category < 2 else input.dtype) if dtype is None else _dt.as_dtype(dtype)
+    if dtype is None:
+        dtype = input.dtype if input.dtype.is_floating_point else _dt.int64
+    else:
+        dtype = _dt.as_dtype(dtype)
     if dtype is not input.dtype:
         input = input.to(dtype)
     return input, wrap_dim(dim, input.ndim, input.shape, name)

@@ -20,9 +20,12 @@ from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
 from ._broadcast import prepare
 from ._dispatch import run
+from .pointwise import where
+from .unary import log
 
-__all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "floor_divide", "remainder",
-           "fmod", "pow", "float_power", "eq", "ne", "lt", "le", "gt", "ge", "greater", "greater_equal", "less",
+__all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "floor_divide",
+           "remainder", "fmod", "pow", "float_power", "eq", "ne", "lt", "le", "gt", "ge", "greater",
+           "greater_equal", "less",
            "less_equal", "not_equal", "equal", "logical_and", "logical_or", "logical_xor", "logical_not",
            "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not"]
 
@@ -106,9 +109,6 @@ class Pow(Function):
 
 
 def _pow_grads_differentiable(need, a, b, out, g):
-    from .pointwise import where
-    from .unary import log
-
     ga = gb = None
     if need[0]:
         ga = where(eq(b, 0), 0.0, g * b * pow(a, b - 1)) if type(b) is Tensor else (g * b * pow(a, b - 1) if b
@@ -201,7 +201,8 @@ def div(input, other, *, rounding_mode: str | None = None):
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
                          f"{rounding_mode!r}")
     a, b = prepare(input, other, "div")
-    if (a.dtype if type(a) is Tensor else b.dtype).category != 2:  # integers divide in the default float
+    # integers divide in the default float
+    if not (a.dtype if type(a) is Tensor else b.dtype).is_floating_point:
         a, b = prepare(input, other, "div", dtype=_dt.get_default_dtype())
     return Div.apply(a, b)
 
@@ -231,7 +232,7 @@ def fmod(input, other):
 def pow(input, exponent):
     """input ** exponent; an integer tensor to a negative integer scalar power raises, as in PyTorch."""
     a, b = prepare(input, exponent, "pow")
-    if type(b) is not Tensor and type(a) is Tensor and a.dtype.category < 2 and b < 0:
+    if type(b) is not Tensor and type(a) is Tensor and not a.dtype.is_floating_point and b < 0:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
     return Pow.apply(a, b)
 
@@ -254,7 +255,7 @@ def _binary_nograd(kernel: str, doc: str, kinds: str = "any"):
         a, b = prepare(input, other, kernel)
         if kinds == "integral":
             dt = a.dtype if type(a) is Tensor else b.dtype
-            if dt.category == 2:
+            if dt.is_floating_point:
                 raise NotImplementedError(f"{kernel}: expected integral or bool tensors, got {dt} (from "
                                    f"{_dtype_name(input)} and {_dtype_name(other)})")
         return run(kernel, a, b)
@@ -295,6 +296,6 @@ def logical_not(input: Tensor) -> Tensor:
 
 def bitwise_not(input: Tensor) -> Tensor:
     """~input: bitwise complement of integers, logical not of bools."""
-    if input.dtype.category == 2:
+    if input.dtype.is_floating_point:
         raise NotImplementedError(f"bitwise_not: expected an integral or bool tensor, got {input.dtype}")
     return run("bitwise_not", input)

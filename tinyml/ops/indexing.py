@@ -15,29 +15,32 @@ and moves x onto it with `apply_inplace`.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .. import autograd
 from .. import dtypes as _dt
 from ..autograd import Function
 from ..tensor import Tensor
 from ._broadcast import _check_scalar, broadcast_shapes
 from ._dispatch import run
+from .creation import empty, tensor
+from .inplace import apply_inplace
 from .movement import Slice, _view, expand, reshape, unbind
 
 __all__ = ["argwhere", "getitem", "masked_select", "nonzero", "setitem_"]
 
-_INDEX_TYPES = "only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid indices"
+_INDEX_TYPES = ("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid "
+                "indices")
 
 
 def _as_index_tensor(item, x: Tensor) -> Tensor:
     """A list / numpy array / tensor used as an index, as an int64 or bool tensor on x's device."""
-    from .creation import tensor
-
     t = item if isinstance(item, Tensor) else tensor(item, device=x.device)
     if not isinstance(item, Tensor) and t.numel() == 0:
         t = t.to(_dt.int64)  # `x[[]]` selects nothing (an empty list would default to float)
     if t.dtype is _dt.uint8:
         t = t.to(_dt.bool_)  # byte masks, PyTorch's legacy form
-    if t.dtype is not _dt.bool_ and t.dtype.category != 1:
+    if not (t.dtype.is_bool or t.dtype.is_integer):
         raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors, got {t.dtype}")
     if t.device != x.device:
         t = t.to(x.device)
@@ -46,8 +49,6 @@ def _as_index_tensor(item, x: Tensor) -> Tensor:
 
 def _classify(x: Tensor, index) -> tuple[list, int]:
     """[(kind, value)] for each item of the index, and how many dims of x they consume."""
-    import numpy as np
-
     items, consumed, ellipses = [], 0, 0
     for it in index if isinstance(index, tuple) else (index,):
         if it is None:
@@ -79,18 +80,16 @@ def _classify(x: Tensor, index) -> tuple[list, int]:
         raise IndexError("an index can only have a single ellipsis ('...')")
     if consumed > x.ndim:
         if x.ndim == 0:
-            raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` "
-                             "in C++ to convert a 0-dim tensor to a number")
-        raise IndexError(f"too many indices for tensor of dimension {x.ndim} (got {consumed} indices for shape "
-                         f"{tuple(x.shape)})")
+            raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
+                             "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
+        raise IndexError(f"too many indices for tensor of dimension {x.ndim} (got {consumed} indices for "
+                         f"shape {tuple(x.shape)})")
     return items, consumed
 
 
 def _parse(x: Tensor, index) -> tuple:
     """(basic, tensors, dims): `basic` a normalised basic index for `slice_view` (None when it is
     the identity), `tensors` the int64 index tensors and `dims` the view dims they index."""
-    from .creation import empty
-
     items, consumed = _classify(x, index)
     basic, tensors, dims = [], [], []
     identity = True
@@ -116,7 +115,8 @@ def _parse(x: Tensor, index) -> tuple:
             d += 1
         elif kind == "slice":
             if v.step is not None and v.step <= 0:
-                raise ValueError(f"step must be greater than zero (got slice step {v.step} for dimension {d})")
+                raise ValueError(f"step must be greater than zero (got slice step {v.step} for dimension "
+                                 f"{d})")
             start, stop, step = v.indices(x.shape[d])
             stop = max(stop, start)
             identity = identity and (start, stop, step) == (0, x.shape[d], 1)
@@ -131,8 +131,8 @@ def _parse(x: Tensor, index) -> tuple:
             k = v.ndim
             for j in range(k):
                 if v.shape[j] != x.shape[d + j]:
-                    raise IndexError(f"The shape of the mask {list(v.shape)} at index {j} does not match the shape of "
-                                     f"the indexed tensor {list(x.shape)} at index {d + j}")
+                    raise IndexError(f"The shape of the mask {list(v.shape)} at index {j} does not match the "
+                                     f"shape of the indexed tensor {list(x.shape)} at index {d + j}")
             coords = unbind(_transpose_nonzero(v), 0)
             for j in range(k):
                 dims.append(pos + j)
@@ -229,19 +229,18 @@ def setitem_(x: Tensor, index, value) -> Tensor:
         except RuntimeError:
             ok = False
         if not ok:
-            raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} cannot be broadcast to "
-                               f"indexing result of shape {list(target)}")
+            raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} cannot be "
+                               f"broadcast to indexing result of shape {list(target)}")
         if value.shape != tuple(target):
             value = expand(value, target)
     else:
         _check_scalar(value, "setitem")
-    record = autograd.is_grad_enabled() and (x.requires_grad or (isinstance(value, Tensor) and value.requires_grad))
+    record = autograd.is_grad_enabled() and (x.requires_grad or
+                                             (isinstance(value, Tensor) and value.requires_grad))
     if not record:
         run("index_put_", _view(x, "slice_view", basic), tensors, dims, value, False)
         x._version[0] += 1
         return x
-    from .inplace import apply_inplace
-
     return apply_inplace(x, IndexPut.apply(x, value, basic, tensors, dims))
 
 

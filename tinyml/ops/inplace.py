@@ -18,6 +18,10 @@ from __future__ import annotations
 from .. import autograd
 from ..autograd import Context
 from ..tensor import Tensor
+from . import creation, elementwise, pointwise, scatter, unary
+from ._broadcast import broadcast_shapes
+from ._dispatch import run
+from .movement import expand
 
 __all__ = ["apply_inplace", "add_", "sub_", "mul_", "div_", "pow_", "neg_", "exp_", "sqrt_", "zero_", "fill_",
            "copy_", "masked_fill_", "clamp_", "clip_", "uniform_", "normal_", "bernoulli_", "index_add_",
@@ -43,9 +47,7 @@ def _snapshot_saved(node: Context, target: Tensor) -> None:
     entries = []
     for e in node._saved:
         if e is not None and e[0]._version is target._version:
-            from ..tensor import Tensor as _T
-
-            copy = _T._make(e[0]._data, e[0].device).clone()  # a tensor or a SavedOutput's values
+            copy = Tensor._make(e[0]._data, e[0].device).clone()  # a tensor or a SavedOutput's values
             e = (copy, copy._version[0])
         entries.append(e)
     node._saved = tuple(entries)
@@ -53,14 +55,13 @@ def _snapshot_saved(node: Context, target: Tensor) -> None:
 
 def apply_inplace(target: Tensor, result: Tensor) -> Tensor:
     """Write `result` into `target` and give target result's place in the graph; returns target."""
-    from ._dispatch import run
-
     if result.shape != target.shape:
         raise RuntimeError(f"output with shape {tuple(target.shape)} doesn't match the broadcast shape "
                            f"{tuple(result.shape)}")
     if result.dtype is not target.dtype:
-        if result.dtype.category > target.dtype.category:
-            raise RuntimeError(f"result type {result.dtype} can't be cast to the desired output type {target.dtype}")
+        if result.dtype.category_rank > target.dtype.category_rank:
+            raise RuntimeError(f"result type {result.dtype} can't be cast to the desired output type "
+                               f"{target.dtype}")
         result = result.to(target.dtype)
     record = autograd.is_grad_enabled() and (target.requires_grad or result.requires_grad)
     if record:
@@ -69,7 +70,8 @@ def apply_inplace(target: Tensor, result: Tensor) -> Tensor:
                                f"(tensor of shape {tuple(target.shape)}); wrap it in tinyml.no_grad()")
         if target._base is not None:
             raise RuntimeError("in-place operation on a view while recording gradients is not supported by "
-                               f"tinyml (view of shape {tuple(target.shape)}); write through the base tensor with "
+                               f"tinyml (view of shape {tuple(target.shape)}); write through the base tensor "
+                               f"with "
                                "indexing (base[idx] = value) or use the out-of-place op")
         if result.grad_fn is not None:
             _snapshot_saved(result.grad_fn, target)
@@ -85,42 +87,36 @@ def apply_inplace(target: Tensor, result: Tensor) -> Tensor:
     return target
 
 
-def _ops():
-    from .. import ops
-
-    return ops
-
-
 def add_(self: Tensor, other, *, alpha=1) -> Tensor:
-    return apply_inplace(self, _ops().add(self, other, alpha=alpha))
+    return apply_inplace(self, elementwise.add(self, other, alpha=alpha))
 
 
 def sub_(self: Tensor, other, *, alpha=1) -> Tensor:
-    return apply_inplace(self, _ops().sub(self, other, alpha=alpha))
+    return apply_inplace(self, elementwise.sub(self, other, alpha=alpha))
 
 
 def mul_(self: Tensor, other) -> Tensor:
-    return apply_inplace(self, _ops().mul(self, other))
+    return apply_inplace(self, elementwise.mul(self, other))
 
 
 def div_(self: Tensor, other, *, rounding_mode=None) -> Tensor:
-    return apply_inplace(self, _ops().div(self, other, rounding_mode=rounding_mode))
+    return apply_inplace(self, elementwise.div(self, other, rounding_mode=rounding_mode))
 
 
 def pow_(self: Tensor, exponent) -> Tensor:
-    return apply_inplace(self, _ops().pow(self, exponent))
+    return apply_inplace(self, elementwise.pow(self, exponent))
 
 
 def neg_(self: Tensor) -> Tensor:
-    return apply_inplace(self, _ops().neg(self))
+    return apply_inplace(self, unary.neg(self))
 
 
 def exp_(self: Tensor) -> Tensor:
-    return apply_inplace(self, _ops().exp(self))
+    return apply_inplace(self, unary.exp(self))
 
 
 def sqrt_(self: Tensor) -> Tensor:
-    return apply_inplace(self, _ops().sqrt(self))
+    return apply_inplace(self, unary.sqrt(self))
 
 
 def fill_(self: Tensor, value) -> Tensor:
@@ -129,7 +125,7 @@ def fill_(self: Tensor, value) -> Tensor:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
                                f"{value.ndim} dimensions (shape {tuple(value.shape)})")
         return apply_inplace(self, value.reshape(()).expand(self.shape))
-    return apply_inplace(self, _ops().full(self.shape, value, dtype=self.dtype, device=self.device))
+    return apply_inplace(self, creation.full(self.shape, value, dtype=self.dtype, device=self.device))
 
 
 def zero_(self: Tensor) -> Tensor:
@@ -140,11 +136,10 @@ def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
     """Copy src's values into self, broadcasting src to self's shape and converting dtype/device."""
     if not isinstance(src, Tensor):
         raise TypeError(f"copy_(): argument 'src' must be a Tensor, not {type(src).__name__}")
-    ops = _ops()
     if src.device != self.device:
         src = src.to(self.device)
     if src.shape != self.shape:
-        src = ops.expand(src, ops.broadcast_shapes(self.shape, src.shape)) if src.ndim <= self.ndim else src
+        src = expand(src, broadcast_shapes(self.shape, src.shape)) if src.ndim <= self.ndim else src
         if src.shape != self.shape:
             raise RuntimeError(f"copy_: the source of shape {tuple(src.shape)} is not broadcastable to the "
                                f"destination of shape {tuple(self.shape)}")
@@ -154,41 +149,41 @@ def copy_(self: Tensor, src: Tensor, non_blocking: bool = False) -> Tensor:
 
 
 def masked_fill_(self: Tensor, mask: Tensor, value) -> Tensor:
-    return apply_inplace(self, _ops().masked_fill(self, mask, value))
+    return apply_inplace(self, pointwise.masked_fill(self, mask, value))
 
 
 def clamp_(self: Tensor, min=None, max=None) -> Tensor:
-    return apply_inplace(self, _ops().clamp(self, min, max))
+    return apply_inplace(self, pointwise.clamp(self, min, max))
 
 
 clip_ = clamp_
 
 
 def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    r = _ops().rand(self.shape, dtype=self.dtype, device=self.device)
+    r = creation.rand(self.shape, dtype=self.dtype, device=self.device)
     return apply_inplace(self, r * (b - a) + a)
 
 
 def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    r = _ops().randn(self.shape, dtype=self.dtype, device=self.device)
+    r = creation.randn(self.shape, dtype=self.dtype, device=self.device)
     return apply_inplace(self, r * std + mean)
 
 
 def bernoulli_(self: Tensor, p: float = 0.5) -> Tensor:
-    r = _ops().rand(self.shape, device=self.device)
+    r = creation.rand(self.shape, device=self.device)
     return apply_inplace(self, (r < p).to(self.dtype))
 
 
 def index_add_(self: Tensor, dim: int, index: Tensor, source: Tensor, *, alpha=1) -> Tensor:
-    return apply_inplace(self, _ops().index_add(self, dim, index, source, alpha=alpha))
+    return apply_inplace(self, scatter.index_add(self, dim, index, source, alpha=alpha))
 
 
 def scatter_(self: Tensor, dim: int, index: Tensor, src, *, reduce=None) -> Tensor:
-    return apply_inplace(self, _ops().scatter(self, dim, index, src, reduce=reduce) if reduce else
-                         _ops().scatter(self, dim, index, src))
+    return apply_inplace(self, scatter.scatter(self, dim, index, src, reduce=reduce) if reduce else
+                         scatter.scatter(self, dim, index, src))
 
 
 def scatter_add_(self: Tensor, dim: int, index: Tensor, src: Tensor) -> Tensor:
-    return apply_inplace(self, _ops().scatter_add(self, dim, index, src))
+    return apply_inplace(self, scatter.scatter_add(self, dim, index, src))
 
 

@@ -8,6 +8,7 @@ broadcast batch dims are reduced with `sum_to`. Shape errors name both shapes.
 """
 from __future__ import annotations
 
+from ..amp import cast_inputs
 from ..autograd import Function
 from ..tensor import Tensor
 from ._broadcast import broadcast_shapes
@@ -46,7 +47,8 @@ class Matmul(Function):
 
 def _same_dtype(a: Tensor, b: Tensor, name: str) -> None:
     if a.dtype is not b.dtype:
-        raise RuntimeError(f"{name}: expected m1 and m2 to have the same dtype, but got: {a.dtype} != {b.dtype}")
+        raise RuntimeError(f"{name}: expected m1 and m2 to have the same dtype, but got: {a.dtype} != "
+                           f"{b.dtype}")
 
 
 def _mat(shape) -> str:
@@ -62,12 +64,12 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
     """torch.matmul: dot for two vectors, matrix-vector, vector-matrix, matrix products, and
     batched products whose batch dims broadcast."""
     if type(input) is not Tensor or type(other) is not Tensor:
-        raise TypeError(f"matmul: expected two Tensors, got {type(input).__name__} and {type(other).__name__}")
-    from ..amp import cast_inputs
-
+        raise TypeError(f"matmul: expected two Tensors, got {type(input).__name__} and "
+                        f"{type(other).__name__}")
     a, b = cast_inputs(input, other)  # bf16/fp16 under tinyml.autocast
     if a.ndim == 0 or b.ndim == 0:
-        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and {b.ndim}D")
+        raise RuntimeError(f"both arguments to matmul need to be at least 1D, but they are {a.ndim}D and "
+                           f"{b.ndim}D")
     _same_dtype(a, b, "matmul")
     if a.ndim == 1 and b.ndim == 1:
         return dot(a, b)
@@ -80,14 +82,15 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
         for s in a.shape[:-1]:
             rows *= s
         left = (rows, k_a) if b.ndim == 2 else (a.shape[-2] if a.ndim > 1 else 1, k_a)
-        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({_mat(left)} and {_mat(b.shape[-2:])}) "
-                           f"(input shapes {tuple(a.shape)} and {tuple(b.shape)})")
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({_mat(left)} and "
+                           f"{_mat(b.shape[-2:])}) (input shapes {tuple(a.shape)} and {tuple(b.shape)})")
     if a.ndim > 2 and b.ndim > 2:
         try:
             broadcast_shapes(a.shape[:-2], b.shape[:-2])
         except RuntimeError:
-            raise RuntimeError(f"matmul: batch dimensions {tuple(a.shape[:-2])} and {tuple(b.shape[:-2])} are not "
-                               f"broadcastable (input shapes {tuple(a.shape)} and {tuple(b.shape)})") from None
+            raise RuntimeError(f"matmul: batch dimensions {tuple(a.shape[:-2])} and {tuple(b.shape[:-2])} "
+                               f"are not broadcastable (input shapes {tuple(a.shape)} and "
+                               f"{tuple(b.shape)})") from None
     vec_a, vec_b = a.ndim == 1, b.ndim == 1
     if vec_a:
         a = a.unsqueeze(0)
@@ -104,12 +107,14 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
 def mm(input: Tensor, mat2: Tensor) -> Tensor:
     """(n, m) @ (m, p) -> (n, p)."""
     if input.ndim != 2:
-        raise RuntimeError(f"self must be a matrix, got a {input.ndim}-D tensor of shape {tuple(input.shape)}")
+        raise RuntimeError(f"self must be a matrix, got a {input.ndim}-D tensor of shape "
+                           f"{tuple(input.shape)}")
     if mat2.ndim != 2:
         raise RuntimeError(f"mat2 must be a matrix, got a {mat2.ndim}-D tensor of shape {tuple(mat2.shape)}")
     _same_dtype(input, mat2, "mm")
     if input.shape[1] != mat2.shape[0]:
-        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({_mat(input.shape)} and {_mat(mat2.shape)})")
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({_mat(input.shape)} and "
+                           f"{_mat(mat2.shape)})")
     return _matmul_nd(input, mat2)
 
 
@@ -123,7 +128,8 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     want = [input.shape[0], input.shape[2]]
     if list(mat2.shape[:2]) != want:
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: {want} but got: "
-                           f"{list(mat2.shape[:2])} (batch1 {tuple(input.shape)}, batch2 {tuple(mat2.shape)})")
+                           f"{list(mat2.shape[:2])} (batch1 {tuple(input.shape)}, batch2 "
+                           f"{tuple(mat2.shape)})")
     return _matmul_nd(input, mat2)
 
 
@@ -137,8 +143,8 @@ def dot(input: Tensor, tensor: Tensor) -> Tensor:
                            f"{tensor.dtype}")
     n, m = input.shape[0], tensor.shape[0]
     if n != m:
-        raise RuntimeError(f"inconsistent tensor size, expected tensor [{n}] and src [{m}] to have the same number "
-                           f"of elements, but got {n} and {m} elements respectively")
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{n}] and src [{m}] to have the same "
+                           f"number of elements, but got {n} and {m} elements respectively")
     return _matmul_nd(input.unsqueeze(0), tensor.unsqueeze(-1)).reshape(())
 
 
@@ -153,7 +159,8 @@ def mv(input: Tensor, vec: Tensor) -> Tensor:
 def outer(input: Tensor, vec2: Tensor) -> Tensor:
     """out[i, j] = a_i b_j (types promote as in mul)."""
     if input.ndim != 1 or vec2.ndim != 1:
-        raise RuntimeError(f"outer: expected 1D tensors, got shapes {tuple(input.shape)} and {tuple(vec2.shape)}")
+        raise RuntimeError(f"outer: expected 1D tensors, got shapes {tuple(input.shape)} and "
+                           f"{tuple(vec2.shape)}")
     return mul(input.reshape(-1, 1), vec2.reshape(1, -1))
 
 

@@ -11,7 +11,9 @@ Copies (cat, stack, repeat, flip, roll, tril, triu, pad) live in movement_copy.p
 from __future__ import annotations
 
 from ..autograd import Function
+from ..backends import dispatch
 from ..tensor import Tensor, _wrap_dim
+from ._broadcast import broadcast_shapes
 from ._dispatch import run
 
 __all__ = ["broadcast_tensors", "broadcast_to", "chunk", "diagonal", "expand", "expand_as", "flatten",
@@ -22,8 +24,6 @@ __all__ = ["broadcast_tensors", "broadcast_to", "chunk", "diagonal", "expand", "
 
 def _view(x: Tensor, kernel: str, *args) -> Tensor:
     """A view of x through a view kernel: the result shares x's storage and version counter."""
-    from ..backends import dispatch
-
     return x._make_view(dispatch(kernel, x.device.type)(x._data, *args))
 
 
@@ -45,8 +45,9 @@ def expand(input: Tensor, *sizes) -> Tensor:
     shape = tuple(sizes)
     n_new = len(shape) - input.ndim
     if n_new < 0:
-        raise RuntimeError(f"expand: the number of sizes provided ({len(shape)}) must be greater or equal to the "
-                           f"number of dimensions in the tensor ({input.ndim}); shape {tuple(input.shape)}")
+        raise RuntimeError(f"expand: the number of sizes provided ({len(shape)}) must be greater or equal to "
+                           f"the number of dimensions in the tensor ({input.ndim}); shape "
+                           f"{tuple(input.shape)}")
     out = []
     for i, s in enumerate(shape):
         cur = input.shape[i - n_new] if i >= n_new else None
@@ -55,8 +56,8 @@ def expand(input: Tensor, *sizes) -> Tensor:
                 raise RuntimeError(f"expand: -1 is not allowed in a leading, new dimension (sizes {shape})")
             s = cur
         elif cur is not None and cur != 1 and cur != s:
-            raise RuntimeError(f"expand: the expanded size of the tensor ({s}) must match the existing size ({cur}) "
-                               f"at non-singleton dimension {i}; target sizes {shape}, tensor shape "
+            raise RuntimeError(f"expand: the expanded size of the tensor ({s}) must match the existing size "
+                               f"({cur}) at non-singleton dimension {i}; target sizes {shape}, tensor shape "
                                f"{tuple(input.shape)}")
         out.append(s)
     out = tuple(out)
@@ -73,7 +74,8 @@ def sum_to(g: Tensor, shape: tuple) -> Tensor:
     if g.shape == shape:
         return g
     lead = g.ndim - len(shape)
-    dims = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
+    dims = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape)
+                                      if s == 1 and g.shape[i + lead] != 1)
     out = g.sum(dim=dims, keepdim=True) if dims else g
     return out.reshape(shape) if out.shape != shape else out
 
@@ -218,8 +220,8 @@ def movedim(input: Tensor, source, destination) -> Tensor:
     src = (source,) if isinstance(source, int) else tuple(source)
     dst = (destination,) if isinstance(destination, int) else tuple(destination)
     if len(src) != len(dst):
-        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(src)} dims) should contain "
-                           f"the same number of dims as destination ({list(dst)} dims)")
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({list(src)} dims) should "
+                           f"contain the same number of dims as destination ({list(dst)} dims)")
     n = input.ndim
     src = tuple(_wrap_dim(d, n) for d in src)
     dst = tuple(_wrap_dim(d, n) for d in dst)
@@ -260,8 +262,8 @@ def select(input: Tensor, dim: int, index: int) -> Tensor:
     n = input.shape[d]
     index = int(index)
     if not -n <= index < n:
-        raise IndexError(f"select(): index {index} out of range for tensor of size {list(input.shape)} at dimension "
-                         f"{d}")
+        raise IndexError(f"select(): index {index} out of range for tensor of size {list(input.shape)} at "
+                         f"dimension {d}")
     return Slice.apply(input, _dim_slice(d, index % n))
 
 
@@ -298,7 +300,7 @@ class SplitViews(Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        from .movement_copy import cat
+        from .movement_copy import cat  # at call time: movement_copy imports this module
 
         return cat(list(grads), ctx.dim), None, None
 
@@ -317,8 +319,8 @@ def split(tensor: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     else:
         sizes = [int(s) for s in split_size_or_sections]
         if sum(sizes) != n or any(s < 0 for s in sizes):
-            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size at "
-                               f"dimension {d}), but got split_sizes={sizes}")
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's "
+                               f"size at dimension {d}), but got split_sizes={sizes}")
     return SplitViews.apply(tensor, d, tuple(sizes))
 
 
@@ -342,7 +344,7 @@ class Unbind(Function):
 
     @staticmethod
     def backward(ctx, *grads):
-        from .movement_copy import stack
+        from .movement_copy import stack  # at call time: movement_copy imports this module
 
         return stack(list(grads), ctx.dim), None
 
@@ -379,8 +381,6 @@ def broadcast_to(input: Tensor, size) -> Tensor:
 
 def broadcast_tensors(*tensors) -> tuple:
     """Views of every tensor expanded to their common broadcast shape."""
-    from ._broadcast import broadcast_shapes
-
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     shape = broadcast_shapes(*(t.shape for t in tensors))
@@ -393,11 +393,12 @@ def meshgrid(*tensors, indexing: str = "ij") -> tuple:
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     if indexing not in ("ij", "xy"):
-        raise RuntimeError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but received: {indexing}")
+        raise RuntimeError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but received: "
+                           f"{indexing}")
     for i, t in enumerate(tensors):
         if t.ndim > 1:
-            raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got tensor {i} of "
-                               f"shape {tuple(t.shape)}")
+            raise RuntimeError("torch.meshgrid: Expected 0D or 1D tensor in the tensor list but got tensor "
+                               f"{i} of shape {tuple(t.shape)}")
     if len({t.dtype for t in tensors}) > 1:
         raise RuntimeError("torch.meshgrid: expects all tensors to have the same dtype, got "
                            f"{', '.join(str(t.dtype) for t in tensors)}")

@@ -13,7 +13,8 @@ from .. import dtypes as _dt
 from ..autograd import Function
 from ..tensor import Tensor, _wrap_dim
 from ._dispatch import run
-from .movement import narrow, reshape, split, unsqueeze
+from .creation import arange, tensor
+from .movement import Slice, narrow, reshape, split, unsqueeze
 
 __all__ = ["cat", "concat", "concatenate", "flip", "fliplr", "flipud", "hstack", "pad", "repeat",
            "repeat_interleave", "roll", "stack", "tril", "triu", "vstack"]
@@ -46,13 +47,14 @@ def cat(tensors, dim: int = 0) -> Tensor:
     d = _wrap_dim(dim, ref.ndim)
     for i, t in enumerate(kept):
         if t.ndim != ref.ndim:
-            raise RuntimeError(f"Tensors must have same number of dimensions: got {ref.ndim} and {t.ndim} (shapes "
-                               f"{tuple(ref.shape)} and {tuple(t.shape)})")
+            raise RuntimeError(f"Tensors must have same number of dimensions: got {ref.ndim} and {t.ndim} "
+                               f"(shapes {tuple(ref.shape)} and {tuple(t.shape)})")
         for k in range(ref.ndim):
             if k != d and t.shape[k] != ref.shape[k]:
                 raise RuntimeError(f"Sizes of tensors must match except in dimension {d}. Expected size "
-                                   f"{ref.shape[k]} but got size {t.shape[k]} for tensor number {i} in the list "
-                                   f"(shapes {tuple(ref.shape)} and {tuple(t.shape)}, mismatch at dimension {k})")
+                                   f"{ref.shape[k]} but got size {t.shape[k]} for tensor number {i} in the "
+                                   f"list (shapes {tuple(ref.shape)} and {tuple(t.shape)}, mismatch at "
+                                   f"dimension {k})")
     dtype = kept[0].dtype
     for t in kept[1:]:
         dtype = _dt.promote_types(dtype, t.dtype)
@@ -72,8 +74,8 @@ def stack(tensors, dim: int = 0) -> Tensor:
         raise RuntimeError("stack expects a non-empty TensorList")
     for i, t in enumerate(tensors):
         if t.shape != tensors[0].shape:
-            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(tensors[0].shape)} at "
-                               f"entry 0 and {list(t.shape)} at entry {i}")
+            raise RuntimeError("stack expects each tensor to be equal size, but got "
+                               f"{list(tensors[0].shape)} at entry 0 and {list(t.shape)} at entry {i}")
     d = _wrap_dim(dim, tensors[0].ndim + 1)
     return cat([unsqueeze(t, d) for t in tensors], d)
 
@@ -109,23 +111,21 @@ def repeat(input: Tensor, *sizes) -> Tensor:
         sizes = tuple(sizes[0])
     sizes = tuple(int(s) for s in sizes)
     if len(sizes) < input.ndim:
-        raise RuntimeError(f"Number of dimensions of repeat dims can not be smaller than number of dimensions of "
-                           f"tensor (repeat dims {sizes}, tensor shape {tuple(input.shape)})")
+        raise RuntimeError(f"Number of dimensions of repeat dims can not be smaller than number of "
+                           f"dimensions of tensor (repeat dims {sizes}, tensor shape {tuple(input.shape)})")
     if any(s < 0 for s in sizes):
         raise RuntimeError(f"Trying to create tensor with negative dimension: repeats {sizes}")
     return Repeat.apply(input, sizes)
 
 
-def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *, output_size: int | None = None) -> Tensor:
+def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *,
+                      output_size: int | None = None) -> Tensor:
     """Repeat each slice along `dim` (all elements, flattened, when dim is None) `repeats` times;
     `repeats` an int or a 1-D int tensor with one count per slice. With only a tensor of counts,
     returns the indices 0..n-1 each repeated its count (torch.repeat_interleave(repeats))."""
-    from .creation import arange
-    from .scatter import index_select
-
     if repeats is None:
         counts = input
-        if counts.ndim != 1 or counts.dtype.category != 1:
+        if counts.ndim != 1 or not counts.dtype.is_integer:
             raise RuntimeError(f"repeat_interleave: repeats must be a 1-D integer tensor, got shape "
                                f"{tuple(counts.shape)} and dtype {counts.dtype}")
         return run("repeat_interleave", arange(counts.shape[0], device=counts.device), counts, 0)
@@ -138,15 +138,16 @@ def repeat_interleave(input: Tensor, repeats=None, dim: int | None = None, *, ou
         if repeats.ndim == 0 or repeats.shape == (1,):
             repeats = int(repeats.item())
         elif repeats.ndim != 1 or repeats.shape[0] != n:
-            raise RuntimeError(f"repeats must have the same size as input along dim, but got repeats.size(0) = "
-                               f"{repeats.shape[0] if repeats.ndim else 1} and input.size({d}) = {n}")
+            raise RuntimeError(f"repeats must have the same size as input along dim, but got repeats.size(0) "
+                               f"= {repeats.shape[0] if repeats.ndim else 1} and input.size({d}) = {n}")
     if isinstance(repeats, int) and repeats < 0:
         raise RuntimeError(f"repeats can not be negative, got {repeats}")
     index = run("repeat_interleave", arange(n, device=input.device), repeats, 0)
     if output_size is not None and index.shape[0] != output_size:
         raise RuntimeError(f"repeat_interleave: output_size {output_size} does not match the sum of repeats "
                            f"{index.shape[0]}")
-    return index_select(input if input.ndim else reshape(input, (1,)), d, index)
+    # index_select as a method here and below: scatter.py, its module, imports this one
+    return (input if input.ndim else reshape(input, (1,))).index_select(d, index)
 
 
 class Flip(Function):
@@ -164,7 +165,8 @@ def _dim_list(dims, ndim: int) -> tuple:
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     out = tuple(_wrap_dim(d, ndim) for d in dims)
     if len(set(out)) != len(out):
-        raise RuntimeError(f"dim {next(d for d in out if out.count(d) > 1)} appears multiple times in the list of dims")
+        raise RuntimeError(f"dim {next(d for d in out if out.count(d) > 1)} appears multiple times in the "
+                           f"list of dims")
     return out
 
 
@@ -229,14 +231,16 @@ class Triu(_Triangle):
 def tril(input: Tensor, diagonal: int = 0) -> Tensor:
     """Keep x[..., i, j] where j - i <= diagonal, zero elsewhere."""
     if input.ndim < 2:
-        raise RuntimeError(f"tril: input tensor must have at least 2 dimensions, got shape {tuple(input.shape)}")
+        raise RuntimeError(f"tril: input tensor must have at least 2 dimensions, got shape "
+                           f"{tuple(input.shape)}")
     return Tril.apply(input, int(diagonal))
 
 
 def triu(input: Tensor, diagonal: int = 0) -> Tensor:
     """Keep x[..., i, j] where j - i >= diagonal, zero elsewhere."""
     if input.ndim < 2:
-        raise RuntimeError(f"triu: input tensor must have at least 2 dimensions, got shape {tuple(input.shape)}")
+        raise RuntimeError(f"triu: input tensor must have at least 2 dimensions, got shape "
+                           f"{tuple(input.shape)}")
     return Triu.apply(input, int(diagonal))
 
 
@@ -248,19 +252,18 @@ class PadConstant(Function):
 
     @staticmethod
     def backward(ctx, g):
-        from .movement import Slice
-
         return Slice.apply(g, ctx.index), None, None
 
 
 def _pad_index(n: int, before: int, after: int, mode: str, dim: int, shape) -> list:
     """Source index of every output position along one padded dim, for the non-constant modes."""
     if mode == "reflect" and (before >= n or after >= n):
-        raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding input dimension, but "
-                           f"got: padding ({before}, {after}) at dimension {dim} of input {list(shape)}")
+        raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding input "
+                           f"dimension, but got: padding ({before}, {after}) at dimension {dim} of input "
+                           f"{list(shape)}")
     if mode == "circular" and (before > n or after > n):
-        raise RuntimeError(f"Padding value causes wrapping around more than once (padding ({before}, {after}) at "
-                           f"dimension {dim} of input {list(shape)})")
+        raise RuntimeError(f"Padding value causes wrapping around more than once (padding ({before}, "
+                           f"{after}) at dimension {dim} of input {list(shape)})")
     if n == 0:
         raise RuntimeError(f"pad: {mode} padding needs a non-empty dimension {dim} (input {list(shape)})")
     out = []
@@ -279,16 +282,13 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
     """torch.nn.functional.pad: `pad` = (left, right) for the last dim, then the one before, ...
     'constant' fills `value` (negative pads crop); 'reflect' mirrors without the edge, 'replicate'
     repeats the edge, 'circular' wraps around."""
-    from .creation import tensor
-    from .scatter import index_select
-
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2:
         raise RuntimeError(f"Padding length must be divisible by 2, got pad={pad}")
     k = len(pad) // 2
     if k > input.ndim:
-        raise RuntimeError(f"Padding length should be less than or equal to two times the input dimension but got "
-                           f"padding length {len(pad)} and input of dimension {input.ndim}")
+        raise RuntimeError(f"Padding length should be less than or equal to two times the input dimension "
+                           f"but got padding length {len(pad)} and input of dimension {input.ndim}")
     pairs = {input.ndim - 1 - i: (pad[2 * i], pad[2 * i + 1]) for i in range(k)}
     if mode == "constant":
         x = input
@@ -296,10 +296,11 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
             if b < 0 or a < 0:
                 lo, hi = max(-b, 0), x.shape[d] - max(-a, 0)
                 if hi < lo:
-                    raise RuntimeError(f"pad: the cropping pads ({b}, {a}) remove more than the size {x.shape[d]} of "
-                                       f"dimension {d} (input {list(input.shape)})")
+                    raise RuntimeError(f"pad: the cropping pads ({b}, {a}) remove more than the size "
+                                       f"{x.shape[d]} of dimension {d} (input {list(input.shape)})")
                 x = narrow(x, d, lo, hi - lo)
-        pads = tuple((max(pairs[d][0], 0), max(pairs[d][1], 0)) if d in pairs else (0, 0) for d in range(x.ndim))
+        pads = tuple((max(pairs[d][0], 0), max(pairs[d][1], 0)) if d in pairs else (0, 0)
+                     for d in range(x.ndim))
         if all(p == (0, 0) for p in pads):
             return x.clone() if x is input else x
         return PadConstant.apply(x, pads, 0 if value is None else value)
@@ -309,13 +310,14 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
         raise RuntimeError(f"Padding mode \"{mode}\" doesn't take in value argument (got value={value})")
     if input.ndim not in (k + 1, k + 2):
         raise NotImplementedError(
-            f"Padding size {len(pad)} is not supported for {input.ndim}D input tensor.\nSupported combinations for "
-            "non-constant padding:\n  - 2D or 3D input: padding size = 2 (pads last dimension)\n  - 3D or 4D input: "
-            "padding size = 4 (pads last 2 dimensions)\n  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
+            f"Padding size {len(pad)} is not supported for {input.ndim}D input tensor.\nSupported "
+            "combinations for non-constant padding:\n  - 2D or 3D input: padding size = 2 (pads last "
+            "dimension)\n  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n  - 4D or 5D input: "
+            "padding size = 6 (pads last 3 dimensions)")
     x = input
     for d, (b, a) in pairs.items():
         if b < 0 or a < 0:
             raise RuntimeError(f"pad: negative padding ({b}, {a}) is only supported in constant mode")
         idx = _pad_index(x.shape[d], b, a, mode, d, input.shape)
-        x = index_select(x, d, tensor(idx, device=input.device))
+        x = x.index_select(d, tensor(idx, device=input.device))
     return x

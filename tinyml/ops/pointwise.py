@@ -66,11 +66,10 @@ def where(condition: Tensor, input=None, other=None):
     """Elements of `input` where `condition` holds, else of `other` (tensors or scalars, broadcast);
     `where(condition)` alone is `nonzero(condition, as_tuple=True)`."""
     if input is None and other is None:
-        from .indexing import nonzero
-
-        return nonzero(condition, as_tuple=True)
+        return condition.nonzero(as_tuple=True)  # a method: indexing.py imports this module
     if input is None or other is None:
-        raise TypeError("where: pass both input and other (or neither, for nonzero(condition, as_tuple=True))")
+        raise TypeError("where: pass both input and other (or neither, for nonzero(condition, "
+                        "as_tuple=True))")
     if type(input) is not Tensor and type(other) is not Tensor:
         # two scalars: the result takes their dtype (a Python float gives the default float)
         dt = _dt.result_type(input, other)
@@ -199,8 +198,8 @@ def masked_fill(input: Tensor, mask: Tensor, value) -> Tensor:
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype {mask.dtype}")
     if type(value) is Tensor:
         if value.ndim != 0:
-            raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with "
-                               f"{value.ndim} dimension(s) (shape {tuple(value.shape)})")
+            raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
+                               f"with {value.ndim} dimension(s) (shape {tuple(value.shape)})")
         value = value.to(input.dtype)
     else:
         _check_scalar(value, "masked_fill")
@@ -215,7 +214,8 @@ class Lerp(Function):
     @staticmethod
     def forward(ctx, a, b, w):
         need = ctx.needs_input_grad
-        ctx.save_for_backward(w if type(w) is Tensor else None, a if need[2] else None, b if need[2] else None)
+        ctx.save_for_backward(w if type(w) is Tensor else None, a if need[2] else None,
+                              b if need[2] else None)
         ctx.w = w
         return run("lerp", a, b, w)
 
@@ -233,7 +233,7 @@ class Lerp(Function):
 def lerp(input: Tensor, end: Tensor, weight) -> Tensor:
     """input + weight (end - input); weight a scalar or a tensor (broadcast)."""
     a, b, w = _promote(input, end, weight, name="lerp")
-    if a.dtype.category != 2:
+    if not a.dtype.is_floating_point:
         raise NotImplementedError(f"lerp: expected floating point tensors, got {a.dtype}")
     return Lerp.apply(a, b, w)
 
@@ -263,7 +263,7 @@ class Addc(Function):
 
 def _addc(kernel: str, input, tensor1, tensor2, value):
     x, t1, t2 = _promote(input, tensor1, tensor2, name=kernel)
-    if x.dtype.category < 2:
+    if not x.dtype.is_floating_point:
         if kernel == "addcdiv":
             raise RuntimeError("Integer division with addcdiv is no longer supported; use (input + value * "
                                "torch.trunc(tensor1 / tensor2)).to(input.dtype) for integer inputs")

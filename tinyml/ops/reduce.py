@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 from .. import dtypes as _dt
-from .. import ops as _ops  # exp, where: looked up at call time (their modules are other owners')
 from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
 from . import _reduce_grad
@@ -21,7 +20,9 @@ from ._broadcast import as_float
 from ._dispatch import run
 from ._reduce_dims import reduce_dims, reduced_numel, unsqueeze_reduced
 from .cumulative import cumprod, cumsum
+from .pointwise import where
 from .reduce_minmax import amax, amin, argmax, argmin, max, min
+from .unary import exp
 
 __all__ = ["all", "amax", "amin", "any", "argmax", "argmin", "cumprod", "cumsum", "logsumexp", "max", "mean",
            "min", "norm", "prod", "std", "std_mean", "sum", "var", "var_mean"]
@@ -29,7 +30,7 @@ __all__ = ["all", "amax", "amin", "any", "argmax", "argmin", "cumprod", "cumsum"
 
 def _int_to_long(x: Tensor) -> _dt.dtype:
     """The default result dtype of sum/prod/cumsum: bool and integers accumulate in int64."""
-    return _dt.int64 if x.dtype.category < 2 else x.dtype
+    return _dt.int64 if not x.dtype.is_floating_point else x.dtype
 
 
 class Sum(Function):
@@ -57,8 +58,9 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     if dtype is not None:
         input = input.to(dtype)
     if not input.dtype.is_floating_point:
-        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a floating point or "
-                           f"complex dtype. Got: {input.dtype}; pass dtype= or convert with .float()")
+        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a floating "
+                           f"point or complex dtype. Got: {input.dtype}; pass dtype= or convert with "
+                           f".float()")
     dims = reduce_dims(dim, input, "mean")
     n = reduced_numel(input.shape, dims)
     total = Sum.apply(input, dims, keepdim, input.dtype)
@@ -87,7 +89,7 @@ class VarStd(Function):
                 y = VarStd.apply(x, dims, ctx.correction, True, True)
             y = unsqueeze_reduced(y, x.shape, dims, ctx.keepdim)
             zero = y == 0
-            g = _ops.where(zero, 0.0, g / (_ops.where(zero, 1.0, y) * 2))
+            g = where(zero, 0.0, g / (where(zero, 1.0, y) * 2))
         dof = reduced_numel(x.shape, dims) - ctx.correction
         scale = 2.0 / dof if dof != 0 else math.inf
         return (x - mean(x, dims, keepdim=True)) * (g * scale), None, None, None, None
@@ -111,12 +113,14 @@ def _var_std(name: str, input: Tensor, dim, unbiased, keepdim: bool, correction,
     return VarStd.apply(input, reduce_dims(dim, input, name), c, keepdim, take_sqrt)
 
 
-def var(input: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None) -> Tensor:
+def var(input: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction=None) -> Tensor:
     """sum (x - mean)^2 / max(n - correction, 0) over `dim`; correction=1 (unbiased) by default."""
     return _var_std("var", input, dim, unbiased, keepdim, correction, False)
 
 
-def std(input: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None) -> Tensor:
+def std(input: Tensor, dim=None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction=None) -> Tensor:
     """sqrt(var(input, dim, correction))."""
     return _var_std("std", input, dim, unbiased, keepdim, correction, True)
 
@@ -179,7 +183,7 @@ class LogSumExp(Function):
             y = LogSumExp.apply(x, ctx.dims, True)
         y = unsqueeze_reduced(y, x.shape, ctx.dims, ctx.keepdim)
         g = unsqueeze_reduced(g, x.shape, ctx.dims, ctx.keepdim)
-        return g * _ops.exp(x - y), None, None
+        return g * exp(x - y), None, None
 
 
 def logsumexp(input: Tensor, dim, keepdim: bool = False) -> Tensor:
@@ -230,8 +234,8 @@ def _norm_order(p, dim) -> float:
                 return 2.0
             raise RuntimeError(f"norm(): the Frobenius norm takes at most 2 dims, got dim={dim}")
         if p == "nuc":
-            raise NotImplementedError("norm(p='nuc') needs singular values, which tinyml does not compute; use "
-                                      "p='fro' or a numeric p")
+            raise NotImplementedError("norm(p='nuc') needs singular values, which tinyml does not compute; "
+                                      "use p='fro' or a numeric p")
         raise ValueError(f"norm(): p must be a number, 'fro' or 'nuc', got {p!r}")
     return float(p)
 
@@ -247,6 +251,7 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
                            f"{input.dtype}")
     dims = reduce_dims(dim, input, "norm")
     if math.isinf(order) and input.numel() == 0 and reduced_numel(input.shape, dims) == 0:
-        raise RuntimeError(f"linalg.vector_norm cannot compute the {order} norm on an empty tensor because the "
-                           f"operation does not have an identity (input shape {tuple(input.shape)}, dim={dim})")
+        raise RuntimeError(f"linalg.vector_norm cannot compute the {order} norm on an empty tensor because "
+                           f"the operation does not have an identity (input shape {tuple(input.shape)}, "
+                           f"dim={dim})")
     return Norm.apply(input, order, dims, keepdim)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections import namedtuple
 
 from .. import dtypes as _dt
-from .. import ops as _ops  # maximum/minimum: another owner's module, looked up at call time
 from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor
 from . import _reduce_grad
 from ._dispatch import run
 from ._reduce_dims import check_nonempty, reduce_dims, unsqueeze_reduced, wrap_dim
+from .pointwise import maximum, minimum
 
 __all__ = ["amax", "amin", "argmax", "argmin", "max", "min"]
 
@@ -72,10 +72,11 @@ def _extremum(name: str, input: Tensor, dim, keepdim: bool, other, is_max: bool)
     if other is not None:
         if keepdim:
             raise TypeError(f"{name}(input, other) takes no keepdim")
-        return getattr(_ops, "maximum" if is_max else "minimum")(input, other)
+        return (maximum if is_max else minimum)(input, other)
     if dim is None:
         if keepdim:
-            raise TypeError(f"{name}(): keepdim=True needs a dim; use amax/amin for a keepdim reduction over all dims")
+            raise TypeError(f"{name}(): keepdim=True needs a dim; use amax/amin for a keepdim reduction over "
+                            f"all dims")
         check_nonempty(input, (), name, dim_given=False)
         return AMax.apply(input, tuple(range(input.ndim)), False, is_max)
     if isinstance(dim, (tuple, list)):

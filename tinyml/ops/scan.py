@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..autograd import Function
 from ..tensor import Tensor
 from ._dispatch import run
+from .creation import zeros_like
 
 __all__ = ["selective_scan"]
 
@@ -31,8 +32,6 @@ class SelectiveScanFn(Function):
         if dout is None:
             if dlast is None:
                 return (None,) * 9
-            from .creation import zeros_like
-
             dout = zeros_like(saved[0])
         grads = run("selective_scan_backward", *saved, ctx.delta_softplus, dout, dlast)
         return tuple(grads) + (None,)
@@ -47,8 +46,8 @@ def _check(name: str, t, shapes: tuple, dtype) -> None:
         want = " or ".join(str(s) for s in shapes)
         raise ValueError(f"selective_scan: {name} has shape {tuple(t.shape)}, expected {want}")
     if t.dtype is not dtype:
-        raise TypeError(f"selective_scan: {name} has dtype {t.dtype} but u has dtype {dtype}; all inputs must share "
-                        "one floating dtype (float32 or float64)")
+        raise TypeError(f"selective_scan: {name} has dtype {t.dtype} but u has dtype {dtype}; all inputs "
+                        "must share one floating dtype (float32 or float64)")
 
 
 def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None,
@@ -61,7 +60,8 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D:
         raise ValueError(f"selective_scan: u must be a (batch, D, L) Tensor, got "
                          f"{tuple(u.shape) if isinstance(u, Tensor) else type(u).__name__}")
     if not u.dtype.is_floating_point:
-        raise TypeError(f"selective_scan: u has dtype {u.dtype}; expected a floating dtype (float32 or float64)")
+        raise TypeError(f"selective_scan: u has dtype {u.dtype}; expected a floating dtype (float32 or "
+                        f"float64)")
     bt, d, length = u.shape
     if not isinstance(A, Tensor) or A.ndim != 2 or A.shape[0] != d:
         raise ValueError(f"selective_scan: A must have shape ({d}, N) for u of shape {tuple(u.shape)}, got "
@@ -76,8 +76,8 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D:
         g = M.shape[1] if isinstance(M, Tensor) and M.ndim == 4 else 1
         _check(name, M, ((d, n), (bt, n, length), (bt, g, n, length)), dt)
         if M.ndim == 4 and d % g:
-            raise ValueError(f"selective_scan: {name} has {g} groups (shape {tuple(M.shape)}), which must divide "
-                             f"D = {d}")
+            raise ValueError(f"selective_scan: {name} has {g} groups (shape {tuple(M.shape)}), which must "
+                             f"divide D = {d}")
     _check("D", D, ((d,),), dt)
     _check("z", z, ((bt, d, length),), dt)
     _check("delta_bias", delta_bias, ((d,),), dt)

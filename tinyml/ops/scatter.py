@@ -19,7 +19,9 @@ from ..autograd import Function
 from ..tensor import Tensor, _wrap_dim
 from ._broadcast import _check_scalar, broadcast_shapes
 from ._dispatch import run
+from .creation import zeros
 from .movement import expand, reshape
+from .movement_copy import pad
 
 __all__ = ["embedding", "gather", "index_add", "index_select", "one_hot", "scatter", "scatter_add",
            "take_along_dim"]
@@ -35,8 +37,6 @@ def _fit_to(g: Tensor, shape: tuple) -> Tensor:
     """g (the index's shape) zero-padded at the end of each dim up to `shape` (src may be larger)."""
     if g.shape == tuple(shape):
         return g
-    from .movement_copy import pad
-
     pads = []
     for n, s in zip(reversed(g.shape), reversed(shape)):
         pads += [0, s - n]
@@ -53,8 +53,6 @@ class Gather(Function):
     @staticmethod
     def backward(ctx, g):
         (index,) = ctx.saved_tensors
-        from .creation import zeros
-
         base = zeros(ctx.in_shape, dtype=g.dtype, device=g.device)
         return scatter_add(base, ctx.dim, index, g), None, None
 
@@ -151,8 +149,6 @@ class IndexSelect(Function):
     @staticmethod
     def backward(ctx, g):
         (index,) = ctx.saved_tensors
-        from .creation import zeros
-
         return index_add(zeros(ctx.in_shape, dtype=g.dtype, device=g.device), ctx.dim, index, g), None, None
 
 

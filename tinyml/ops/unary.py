@@ -9,6 +9,11 @@ integer dtypes. Derivatives (y is the output):
     sin: g cos x   cos: -g sin x   tan: g (1 + y^2)   tanh: g (1 - y^2)   sigmoid: g y (1 - y)
     relu: g [x > 0]   erf: g 2/sqrt(pi) e^(-x^2)   abs: g sign(x)   square: 2 g x   neg: -g
     frac: g   nan_to_num: g [x finite]   sign, floor, ceil, round, trunc: 0 (piecewise constant)
+
+One gradient source per op, by tinyml's rule (docs/internals.md, section 7): the first-order
+backward runs the fused `grad_kernel` (tanh_backward, ...) where there is one; under
+create_graph=True (grad mode on inside backward) the same derivative comes from the differentiable
+tensor ops of `formula`. Ops without a backward kernel (exp, sin, ...) always use `formula`.
 """
 from __future__ import annotations
 
@@ -20,16 +25,15 @@ from ..tensor import Tensor
 from ._broadcast import as_float
 from ._dispatch import run
 
-__all__ = ["neg", "negative", "abs", "absolute", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt",
-           "rsqrt", "square", "reciprocal", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "erf", "sign",
-           "floor", "ceil", "round", "trunc", "fix", "frac", "isnan", "isinf", "isfinite", "nan_to_num"]
+__all__ = ["neg", "negative", "abs", "absolute", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
+           "sqrt", "rsqrt", "square", "reciprocal", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "erf",
+           "sign", "floor", "ceil", "round", "trunc", "fix", "frac", "isnan", "isinf", "isfinite",
+           "nan_to_num"]
 
 
 class _Unary(Function):
-    """y = kernel(x) whose derivative is a function of (saved, g), saved = y when `on_output`
-    else x: the fused kernel `grad_kernel(saved, g)` where one exists, else (and under
-    create_graph=True, where grad mode is on inside backward and the derivative must itself be
-    differentiable) `formula(saved, g)` from tensor ops."""
+    """y = kernel(x), derivative a function of (saved, g), saved = y if `on_output` else x:
+    `grad_kernel(saved, g)` where it exists, else (and under create_graph) `formula(saved, g)`."""
 
     kernel = grad_kernel = ""
     on_output = True
@@ -43,7 +47,7 @@ class _Unary(Function):
     @classmethod
     def backward(cls, ctx, g):
         saved = ctx.saved_tensors[0]
-        if not cls.grad_kernel or is_grad_enabled():
+        if not cls.grad_kernel or is_grad_enabled():  # no kernel, or create_graph: the tensor formula
             return cls.formula(saved, g)
         return run(cls.grad_kernel, saved, g)
 
@@ -240,14 +244,15 @@ class PiecewiseConstant(Function):
 
 def _no_bool(x: Tensor, name: str) -> None:
     if x.dtype is _dt.bool_:
-        raise NotImplementedError(f"{name}: not implemented for bool tensors; convert with .int() or .float() first")
+        raise NotImplementedError(f"{name}: not implemented for bool tensors; convert with .int() or "
+                                  f".float() first")
 
 
 def neg(input: Tensor) -> Tensor:
     """-x"""
     if input.dtype is _dt.bool_:
-        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
-                           "invert a mask, use the `~` or `logical_not()` operator instead.")
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying "
+                           "to invert a mask, use the `~` or `logical_not()` operator instead.")
     return Neg.apply(input)
 
 
@@ -385,7 +390,8 @@ def isfinite(input: Tensor) -> Tensor:
     return run("isfinite", input)
 
 
-def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
+def nan_to_num(input: Tensor, nan: float = 0.0, posinf: float | None = None,
+               neginf: float | None = None) -> Tensor:
     """NaN -> nan, +inf -> posinf, -inf -> neginf (None: the dtype's largest / lowest finite value)."""
     return NanToNum.apply(input, float(nan), posinf, neginf)
 

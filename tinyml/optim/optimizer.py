@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..autograd import no_grad
+from .. import autograd
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -36,11 +36,12 @@ class Optimizer:
         self.state: defaultdict = defaultdict(dict)
         self.param_groups: list[dict] = []
         if isinstance(params, Tensor):
-            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, but "
-                            "got a Tensor")
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or "
+                            "dicts, but got a Tensor")
         if isinstance(params, set):
-            raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering of "
-                            "tensors in sets will change between runs. Please use a list instead.")
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the "
+                            "ordering of tensors in sets will change between runs. Please use a list "
+                            "instead.")
         groups = list(params)
         if len(groups) == 0:
             raise ValueError("optimizer got an empty parameter list")
@@ -57,20 +58,23 @@ class Optimizer:
         if isinstance(params, Tensor):
             params = [params]
         elif isinstance(params, set):
-            raise TypeError("optimizer parameters need to be organized in ordered collections, but the ordering of "
-                            "tensors in sets will change between runs. Please use a list instead.")
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but the "
+                            "ordering of tensors in sets will change between runs. Please use a list "
+                            "instead.")
         else:
             params = list(params)
         for p in params:
             if not isinstance(p, Tensor):
-                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is {type(p).__name__}")
+                raise TypeError(f"optimizer can only optimize Tensors, but one of the params is "
+                                f"{type(p).__name__}")
             if p.grad_fn is not None:
                 raise ValueError(f"can't optimize a non-leaf Tensor (shape {tuple(p.shape)})")
         group = dict(param_group)
         group["params"] = params
         for name, default in self.defaults.items():
             if default is required and name not in group:
-                raise ValueError(f"parameter group didn't specify a value of required optimization parameter {name}")
+                raise ValueError(f"parameter group didn't specify a value of required optimization parameter "
+                                 f"{name}")
             group.setdefault(name, default)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params) or len({id(p) for p in params}) != len(params):
@@ -78,16 +82,8 @@ class Optimizer:
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    with no_grad():
-                        p.grad = p.grad.detach()
-                        p.grad.zero_()
+        """Reset the `.grad` of every parameter in every group: `tinyml.autograd.zero_grad`."""
+        autograd.zero_grad((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure: Callable | None = None):
         raise NotImplementedError
@@ -112,12 +108,13 @@ class Optimizer:
         dtype and device ("step" stays as saved)."""
         saved_groups = copy.deepcopy(state_dict["param_groups"])
         if len(saved_groups) != len(self.param_groups):
-            raise ValueError(f"loaded state dict has a different number of parameter groups ({len(saved_groups)}) "
-                             f"than the optimizer ({len(self.param_groups)})")
+            raise ValueError(f"loaded state dict has a different number of parameter groups "
+                             f"({len(saved_groups)}) than the optimizer ({len(self.param_groups)})")
         for i, (g, s) in enumerate(zip(self.param_groups, saved_groups)):
             if len(g["params"]) != len(s["params"]):
-                raise ValueError(f"loaded state dict contains a parameter group that doesn't match the size of "
-                                 f"optimizer's group: group {i} has {len(s['params'])} params in the checkpoint, "
+                raise ValueError(f"loaded state dict contains a parameter group that doesn't match the size "
+                                 f"of optimizer's group: group {i} has {len(s['params'])} params in the "
+                                 f"checkpoint, "
                                  f"{len(g['params'])} in the optimizer")
         id_map = {}
         for g, s in zip(self.param_groups, saved_groups):
@@ -180,6 +177,6 @@ def _bucket(params: list[Tensor], extra=None) -> dict:
 def _check_grad(p: Tensor) -> Tensor:
     g = p.grad
     if g.dtype is not p.dtype or g.shape != p.shape or g.device != p.device:
-        raise RuntimeError(f"gradient of dtype {g.dtype}, shape {tuple(g.shape)} on {g.device} does not match its "
-                           f"parameter of dtype {p.dtype}, shape {tuple(p.shape)} on {p.device}")
+        raise RuntimeError(f"gradient of dtype {g.dtype}, shape {tuple(g.shape)} on {g.device} does not "
+                           f"match its parameter of dtype {p.dtype}, shape {tuple(p.shape)} on {p.device}")
     return g
