@@ -130,14 +130,21 @@ TINYML_CLONES void finish_scores(T* __restrict s, int mq, int nk, int i0, int j0
 }
 
 // One online-softmax step for a tile row: returns the factor the row's running output must be
-// scaled by; leaves exp(s - m_new) in s.
+// scaled by; leaves exp(s - m_new) in s. The max skips NaN, but exp(NaN) makes l and the output NaN;
+// scores so far all -inf or NaN take the branch below, which tells the two apart (m = NaN sticks).
 template <typename T>
 TINYML_CLONES T online_row(T* __restrict s, int nk, T& m, T& l) {
   T mx = -INFINITY;
 #pragma omp simd reduction(max : mx)
   for (int j = 0; j < nk; ++j) mx = s[j] > mx ? s[j] : mx;
   T mnew = std::max(m, mx);
-  if (mnew == -INFINITY) {  // every key so far masked out: contributes nothing
+  if (mnew == -INFINITY) {
+    if (std::any_of(s, s + nk, [](T v) { return v != v; })) {  // a NaN score (NaN query, key or mask): the row's output and lse are NaN, as PyTorch's
+      m = l = T(NAN);
+      std::fill(s, s + nk, T(NAN));
+      return T(NAN);
+    }
+    // every key so far masked out: contributes nothing
 #pragma omp simd
     for (int j = 0; j < nk; ++j) s[j] = 0;
     return T(1);
@@ -167,7 +174,9 @@ TINYML_CLONES void forward_tile(const T* q, const T* k, const T* v, T* out, T* l
   std::fill(acc, acc + mq * dv, T(0));
   std::fill(mrow, mrow + mq, T(-INFINITY));
   std::fill(lrow, lrow + mq, T(0));
-  int kend = causal ? std::min(tk, i0 + mq) : tk;
+  // causal: the diagonal's key tile is read whole (as Triton reads blocks), so a NaN key or value
+  // there reaches the tile's rows through 0 * NaN, as in the reference's full products
+  int kend = causal ? std::min(tk, i0 + kBq) : tk;
   for (int j0 = 0; j0 < kend; j0 += kBk) {
     int nk = std::min(kBk, kend - j0);
     transpose_tile(k + int64_t(j0) * d, nk, d, kt);
@@ -182,9 +191,10 @@ TINYML_CLONES void forward_tile(const T* q, const T* k, const T* v, T* out, T* l
   }
   for (int r = 0; r < mq; ++r) {
     T l = lrow[r];
-    T inv = l > 0 ? T(1) / l : T(0);  // a row with every key masked gives 0, not NaN
+    // a row with every key masked (l = 0) gives 0, not NaN, as PyTorch; a NaN l stays NaN
+    T inv = l == 0 ? T(0) : T(1) / l;
     for (int c = 0; c < dv; ++c) out[int64_t(i0 + r) * dv + c] = acc[r * dv + c] * inv;
-    lse[i0 + r] = l > 0 ? mrow[r] + std::log(l) : T(-INFINITY);
+    lse[i0 + r] = l == 0 ? T(-INFINITY) : mrow[r] + std::log(l);
   }
 }
 
@@ -233,6 +243,8 @@ TINYML_CLONES void backward_head(const T* q, const T* k, const T* v, const T* o,
         const T* pr = p + r * kBk;
 #pragma omp simd
         for (int j = 0; j < nk; ++j) dr[j] = pr[j] * (dr[j] - dl) * scale;
+        if (causal)  // a masked score is the constant -inf: its gradient is 0, not 0 * NaN when a row is NaN
+          for (int j = std::max(0, i0 + r - j0 + 1); j < nk; ++j) dr[j] = 0;
       }
       gemm<T>(mq, d, nk, ds, kBk, 1, k + int64_t(j0) * d, d, dq + int64_t(i0) * d, d, true);  // dQ += dS K
       gemm<T>(nk, d, mq, ds, 1, kBk, q + int64_t(i0) * d, d, dk_acc, d, true);                // dK += dS^T Q

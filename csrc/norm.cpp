@@ -10,7 +10,12 @@
 // rows into a private (N,) buffer (flushed every 32 rows into double, so 10^4 rows lose no digits), and
 // the buffers are summed column-parallel at the end: no atomics, no races, deterministic for a
 // given thread count. Row statistics use two passes over the row (it sits in L1), not the
-// one-pass E[x^2] - E[x]^2 that cancels catastrophically.
+// one-pass E[x^2] - E[x]^2 that cancels catastrophically, and the mean is summed about the row's
+// first element k (mu = k + sum (x - k) / N): a constant row gets its exact mean, so a zero
+// variance and y = b, as PyTorch's Welford mean does. A float32 row whose sum of squares
+// overflows (|x| >= ~1e19) has its statistics and output recomputed in double, which stays finite
+// up to FLT_MAX; NaN or inf in a row gives a NaN row, as in PyTorch (but rms_norm of a row with an
+// inf is x * 0: NaN there, 0 elsewhere), which that recomputation finds again.
 #include "simd_math.h"  // first: sets fp-contract for this file
 #include "common.h"
 
@@ -20,33 +25,65 @@
 
 namespace {
 
-template <typename T>
-TINYML_CLONES void ln_row_fwd(const T* __restrict x, const T* __restrict w, const T* __restrict b, T* __restrict y,
-                              int64_t n, T eps, bool rms, T* mean_out, T* rstd_out) {
-  T mu = 0;
-  if (!rms) {
-    T s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < n; ++i) s += x[i];
-    mu = s / T(n);
+// Mean (0 for rms_norm) and mean square about it of one row, summed in A.
+template <typename A, typename T>
+TINYML_CLONES void row_moments(const T* __restrict x, int64_t n, bool rms, A* mu_out, A* var_out) {
+  if (n == 0) {  // PyTorch's statistics of an empty row: NaN (the output is empty anyway)
+    *mu_out = rms ? A(0) : A(NAN);
+    *var_out = A(NAN);
+    return;
   }
-  T ss = 0;
+  A mu = 0;
+  if (!rms) {
+    const A k = std::isfinite(x[0]) ? A(x[0]) : A(0);
+    A s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; ++i) s += A(x[i]) - k;
+    mu = k + s / A(n);
+  }
+  A ss = 0;
 #pragma omp simd reduction(+ : ss)
-  for (int64_t i = 0; i < n; ++i) ss += (x[i] - mu) * (x[i] - mu);
-  T rstd = T(1) / std::sqrt(ss / T(n) + eps);
+  for (int64_t i = 0; i < n; ++i) ss += (A(x[i]) - mu) * (A(x[i]) - mu);
+  *mu_out = mu;
+  *var_out = ss / A(n);
+}
+
+// y = (x - mu) rstd w + b for one row, computed in A.
+template <typename A, typename T>
+TINYML_CLONES void normalize_row(const T* __restrict x, const T* __restrict w, const T* __restrict b,
+                                 T* __restrict y, int64_t n, A mu, A rstd) {
   if (w && b) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mu) * rstd * w[i] + b[i];
+    for (int64_t i = 0; i < n; ++i) y[i] = T((A(x[i]) - mu) * rstd * A(w[i]) + A(b[i]));
   } else if (w) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mu) * rstd * w[i];
+    for (int64_t i = 0; i < n; ++i) y[i] = T((A(x[i]) - mu) * rstd * A(w[i]));
   } else if (b) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mu) * rstd + b[i];
+    for (int64_t i = 0; i < n; ++i) y[i] = T((A(x[i]) - mu) * rstd + A(b[i]));
   } else {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mu) * rstd;
+    for (int64_t i = 0; i < n; ++i) y[i] = T((A(x[i]) - mu) * rstd);
   }
+}
+
+template <typename T>
+void ln_row_fwd(const T* __restrict x, const T* __restrict w, const T* __restrict b, T* __restrict y, int64_t n,
+                T eps, bool rms, T* mean_out, T* rstd_out) {
+  T mu, var;
+  row_moments<T, T>(x, n, rms, &mu, &var);
+  if (!std::isfinite(var) && n > 0 && sizeof(T) < sizeof(double)) {
+    // the squares overflowed (or the row holds NaN/inf, which stays NaN): redo the row in double
+    double mu_d, var_d;
+    row_moments<double, T>(x, n, rms, &mu_d, &var_d);
+    double rstd_d = 1.0 / std::sqrt(var_d + double(eps));
+    normalize_row<double, T>(x, w, b, y, n, mu_d, rstd_d);
+    if (mean_out) *mean_out = T(mu_d);
+    *rstd_out = T(rstd_d);
+    return;
+  }
+  T rstd = T(1) / std::sqrt(var + eps);
+  normalize_row<T, T>(x, w, b, y, n, mu, rstd);
   if (mean_out) *mean_out = mu;
   *rstd_out = rstd;
 }
@@ -129,6 +166,13 @@ void check_stat(const py::array& s, py::ssize_t rows, const char* what, const py
                           tinyml::shape_str(x) + " (expected " + std::to_string(rows) + " row statistics)");
 }
 
+// The number of rows: the product of every dim but the last (1 for a 1-d array), also when N = 0.
+py::ssize_t leading_size(const py::array& x) {
+  py::ssize_t rows = 1;
+  for (py::ssize_t i = 0; i + 1 < x.ndim(); ++i) rows *= x.shape(i);
+  return rows;
+}
+
 std::vector<py::ssize_t> rows_shape(const py::array& x) {
   return std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim() - 1);
 }
@@ -138,8 +182,7 @@ py::tuple forward(py::array x, std::optional<py::array> w, std::optional<py::arr
   const char* op = rms ? "rms_norm_forward" : "layer_norm_forward";
   tinyml::check_array<T>(x, (std::string(op) + " input").c_str());
   py::ssize_t n = tinyml::last_dim(x, op);
-  py::ssize_t rows = n ? x.size() / n : 0;
-  if (x.ndim() == 1) rows = 1;
+  py::ssize_t rows = leading_size(x);
   check_param<T>(w, n, "weight", x);
   check_param<T>(b, n, "bias", x);
   py::array_t<T> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
@@ -164,8 +207,7 @@ py::tuple backward(py::array dy, py::array x, std::optional<py::array> w, std::o
   tinyml::check_array<T>(dy, "grad_output");
   tinyml::check_same_shape(dy, x, "grad_output", "input");
   py::ssize_t n = tinyml::last_dim(x, "input");
-  py::ssize_t rows = n ? x.size() / n : 0;
-  if (x.ndim() == 1) rows = 1;
+  py::ssize_t rows = leading_size(x);
   check_param<T>(w, n, "weight", x);
   if (mean) check_stat<T>(*mean, rows, "mean", x);
   check_stat<T>(rstd, rows, "rstd", x);

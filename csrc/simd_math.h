@@ -46,14 +46,17 @@ inline int thread_id() {
 }
 
 // exp(x) in float, Cephes expf: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r, and
-// 2^n built in the exponent bits. Max relative error ~2 ulp. Inputs are clamped to the finite
-// range: exp(-inf) gives ~1e-38 (not 0) and exp(+inf) ~3e38, which callers only ever divide by or
-// multiply into values that make the result 0 or saturate, as the exact function would.
+// 2^n built in the exponent bits. Max relative error ~2 ulp. Outside the finite range the result
+// saturates: exp(-inf) gives ~1e-38 (not 0) and exp(+inf) ~2.4e38, which callers only ever divide
+// by or multiply into values that make the result 0 or saturate, as the exact function would.
+// NaN stays NaN: the polynomial runs on x as given and the saturation is selected after it, by
+// comparisons that are false for NaN (a clamp of x first would turn NaN into a number). n is read
+// back from the rounding sum's bits, so no float -> int conversion sees a NaN or a huge value
+// (undefined in C++); whatever garbage those give outside the range is replaced by the selects.
 static inline float fexp(float x) {
-  x = x < 88.3762626647949f ? x : 88.3762626647949f;
-  x = x > -87.33654475f ? x : -87.33654475f;
   const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer without a libm call
-  float n = (x * 1.44269504088896341f + magic) - magic;
+  float t = x * 1.44269504088896341f + magic;
+  float n = t - magic;
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -63,10 +66,17 @@ static inline float fexp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  int32_t e = (static_cast<int32_t>(n) + 127) << 23;
+  // in range, t's low mantissa bits hold n (two's complement, |n| <= 127): 2^n is (n + 127) << 23
+  uint32_t tb;
+  std::memcpy(&tb, &t, sizeof tb);
+  uint32_t e = (tb - 0x4B400000u + 127u) << 23;
   float s;
   std::memcpy(&s, &e, sizeof s);
-  return p * s;
+  float y = p * s;
+  // the values at the ends of the range, bit for bit what clamping x there used to give
+  y = x > 88.3762626647949f ? 0x1.6a0948p+127f : y;
+  y = x < -87.33654475f ? 0x1.ffff98p-127f : y;
+  return y;
 }
 
 // exp(x) with a true 0 for x = -inf / very negative (softmax probabilities of masked entries).

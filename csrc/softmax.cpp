@@ -2,11 +2,16 @@
 //
 //   softmax:      y_i = exp(x_i - m) / sum_j exp(x_j - m),  m = max_j x_j
 //   backward:     dx_i = y_i * (dy_i - sum_j dy_j y_j)
-//   log_softmax:  y_i = x_i - m - log sum_j exp(x_j - m)
+//   log_softmax:  y_i = (x_i - m) - log sum_j exp(x_j - m)
 //   backward:     dx_i = dy_i - exp(y_i) * sum_j dy_j
 //
 // Rows are independent: OpenMP over rows, the GIL released for the whole call. Inputs are
 // (rows, n) C-contiguous arrays (the Python adapter makes them so); sizes are checked first.
+//
+// Non-finite values follow PyTorch: the max skips NaN, but exp(NaN - m) is NaN, so a NaN anywhere
+// in a row makes the whole row NaN; a +inf gives exp(inf - inf) = NaN too; a row of all -inf is
+// 0/0 = NaN; a -inf among finite values gets probability 0. log_softmax subtracts the max before
+// the log-sum (x - m is exact near the max), so large logits (1e8) keep full precision.
 #include "simd_math.h"  // first: fp-contract, fexp, target_clones
 #include "common.h"
 
@@ -19,14 +24,14 @@ TINYML_CLONES void softmax_row(const T* __restrict xr, T* __restrict yr, py::ssi
   T m = -INFINITY;
 #pragma omp simd reduction(max : m)
   for (py::ssize_t i = 0; i < n; ++i) m = xr[i] > m ? xr[i] : m;
-  if (std::isinf(m) && m < 0) m = 0;  // an all -inf row: keep NaN semantics of exp(-inf - -inf) out
+  if (std::isinf(m) && m < 0) m = 0;  // an all -inf row: exp(-inf - 0) = 0, so s = 0 and y = 0/0 = NaN
   T s = 0;
   if (log) {
 #pragma omp simd reduction(+ : s)
     for (py::ssize_t i = 0; i < n; ++i) s += tinyml::vexp0<T>(xr[i] - m);
-    T lse = m + std::log(s);
+    T log_s = std::log(s);
 #pragma omp simd
-    for (py::ssize_t i = 0; i < n; ++i) yr[i] = xr[i] - lse;
+    for (py::ssize_t i = 0; i < n; ++i) yr[i] = (xr[i] - m) - log_s;
   } else {
 #pragma omp simd reduction(+ : s)
     for (py::ssize_t i = 0; i < n; ++i) {

@@ -34,7 +34,7 @@ def _run(q, k, v, mask, causal, scale, dtype):
 def test_attention(dtype, case, causal):
     b, h, tq, tk, d, dv = case
     rng = np.random.default_rng(sum(case))
-    q, k, v = rand(rng, (b, h, tq, d), dtype), rand(rng, (b, h, tk, d), dtype), rand(rng, (b, h, tk, dv), dtype)
+    q, k, v = (rand(rng, s, dtype) for s in [(b, h, tq, d), (b, h, tk, d), (b, h, tk, dv)])
     _run(q, k, v, None, causal, 1.0 / np.sqrt(d), dtype)
 
 
@@ -43,8 +43,9 @@ def test_attention(dtype, case, causal):
 def test_attention_additive_mask(dtype, mask_shape):
     b, h, tq, tk, d = 2, 3, 37, 75, 16
     rng = np.random.default_rng(11)
-    q, k, v = rand(rng, (b, h, tq, d), dtype), rand(rng, (b, h, tk, d), dtype), rand(rng, (b, h, tk, d), dtype)
-    shape = {"full": (b, h, tq, tk), "keys": (b, 1, 1, tk), "per_head": (1, h, tq, tk), "2d": (tq, tk)}[mask_shape]
+    q, k, v = (rand(rng, s, dtype) for s in [(b, h, tq, d), (b, h, tk, d), (b, h, tk, d)])
+    shapes = {"full": (b, h, tq, tk), "keys": (b, 1, 1, tk), "per_head": (1, h, tq, tk), "2d": (tq, tk)}
+    shape = shapes[mask_shape]
     mask = rand(rng, shape, dtype)
     mask[..., 3] = -np.inf  # a key nobody may see
     _run(q, k, v, mask, False, 0.25, dtype)
@@ -58,8 +59,8 @@ def test_attention_fully_masked_rows_give_zero():
     mask[2, :] = -np.inf
     out, lse = _C.attention_forward(q, k, v, np.broadcast_to(mask, (1, 2, 6, 6)), False, 0.3)
     assert np.all(out[:, :, 2] == 0) and np.all(np.isneginf(lse[:, :, 2])) and np.isfinite(out).all()
-    dq, dk, dv = _C.attention_backward(q, k, v, out, lse, np.ones_like(out), np.broadcast_to(mask, (1, 2, 6, 6)),
-                                       False, 0.3)
+    dq, dk, dv = _C.attention_backward(q, k, v, out, lse, np.ones_like(out),
+                                       np.broadcast_to(mask, (1, 2, 6, 6)), False, 0.3)
     assert np.isfinite(dq).all() and np.isfinite(dk).all() and np.isfinite(dv).all()
     assert np.all(dq[:, :, 2] == 0)
     _run(q, k, v, mask, False, 0.3, np.float32)

@@ -24,13 +24,15 @@ def test_activations(dtype, shape):
         ref = impls("gelu_forward")[1](x, approx)
         close(_C.gelu_forward(x, approx), ref, dtype, f"gelu {approx}")
         close(impls("gelu_forward")[0](x, approx), ref, dtype, f"gelu {approx} adapter")
-        close(_C.gelu_backward(x, dy, approx), impls("gelu_backward")[1](x, dy, approx), dtype, f"gelu' {approx}")
+        close(_C.gelu_backward(x, dy, approx), impls("gelu_backward")[1](x, dy, approx), dtype, f"gelu' "
+                                                                                                f"{approx}")
     close(_C.silu_forward(x), impls("silu_forward")[1](x), dtype, "silu")
     close(_C.silu_backward(x, dy), impls("silu_backward")[1](x, dy), dtype, "silu'")
     close(_C.swiglu_forward(x, b), impls("swiglu_forward")[1](x, b), dtype, "swiglu")
     close(_C.swiglu_backward(x, b, dy), impls("swiglu_backward")[1](x, b, dy), dtype, "swiglu'")
     close(_C.softplus_forward(x, 2.0, 5.0), impls("softplus_forward")[1](x, 2.0, 5.0), dtype, "softplus")
-    close(_C.softplus_backward(x, dy, 2.0, 5.0), impls("softplus_backward")[1](x, dy, 2.0, 5.0), dtype, "softplus'")
+    close(_C.softplus_backward(x, dy, 2.0, 5.0), impls("softplus_backward")[1](x, dy, 2.0, 5.0), dtype,
+          "softplus'")
 
 
 def test_activation_adapter_noncontiguous_and_fallback():
@@ -107,27 +109,44 @@ def test_cross_entropy(dtype, n, c, ls):
         x[2, :] = -np.inf  # a row the max can not be taken from... except the target
         x[2, t[2]] = 0.0
     cpu, ref = impls("cross_entropy_forward")
-    fwd_ref = ref(x, t, -100, ls)
-    if ls == 0.0:
-        close(_C.cross_entropy_forward(x, t, -100, ls), fwd_ref, dtype, "cross_entropy")
-    else:  # label smoothing averages the row, -inf included; compare the finite rows
-        rows = np.isfinite(x).all(axis=1)
-        out = _C.cross_entropy_forward(x, t, -100, ls)
-        close(out[0][rows], fwd_ref[0][rows], dtype, "cross_entropy")
-        close(out[1], fwd_ref[1], dtype, "cross_entropy lse")
-    close(cpu(x, t.astype(np.int32), -100, ls)[1], fwd_ref[1], dtype, "adapter int32 targets")
+    fwd_ref = ref(x, t, -100, ls)  # (loss, row max, row log-sum); label smoothing makes row 2's loss inf
+    close(_C.cross_entropy_forward(x, t, -100, ls), fwd_ref, dtype, "cross_entropy")
+    close(cpu(x, t.astype(np.int32), -100, ls), fwd_ref, dtype, "adapter int32 targets")
     dloss = rand(rng, (n,), dtype)
-    bref = impls("cross_entropy_backward")[1](x, t, fwd_ref[1], dloss, -100, ls)
-    close(_C.cross_entropy_backward(x, t, fwd_ref[1], dloss, -100, ls), bref, dtype, "cross_entropy backward")
+    bref = impls("cross_entropy_backward")[1](x, t, *fwd_ref[1:], dloss, -100, ls)
+    close(_C.cross_entropy_backward(x, t, *fwd_ref[1:], dloss, -100, ls), bref, dtype, "cross_entropy "
+                                                                                       "backward")
 
 
 def test_cross_entropy_adapter_scalar_dloss():
     rng = np.random.default_rng(6)
     x, t = rand(rng, (4, 10), np.float32), rng.integers(0, 10, 4)
-    lse = _C.cross_entropy_forward(x, t, -100, 0.0)[1]
+    stats = _C.cross_entropy_forward(x, t, -100, 0.0)[1:]
     g = np.float32(0.25)
-    expected = impls("cross_entropy_backward")[1](x, t, lse, np.full(4, g), -100, 0.0)
-    close(impls("cross_entropy_backward")[0](x, t, lse, np.asarray(g), -100, 0.0), expected, np.float32, "")
+    expected = impls("cross_entropy_backward")[1](x, t, *stats, np.full(4, g), -100, 0.0)
+    got = impls("cross_entropy_backward")[0](x, t, *stats, np.asarray(g), -100, 0.0)
+    close(got, expected, np.float32, "")
+
+
+@pytest.mark.parametrize("n", [1, 7, 16, 17, 37, 600])
+def test_float32_exp_keeps_nan_in_every_lane(n):
+    # the vectorised float32 exp used to clamp its argument first, turning NaN into exp(88.4): every
+    # position of rows longer and shorter than a vector (and than a cross-entropy chunk of 512)
+    # must now give a NaN row, in softmax, log_softmax, cross_entropy and its gradient
+    rng = np.random.default_rng(8)
+    x = np.repeat(rand(rng, (1, n), np.float32), n, axis=0)
+    x[np.arange(n), np.arange(n)] = np.nan
+    for fn in (_C.softmax_forward, _C.log_softmax_forward):
+        assert np.isnan(fn(x)).all()
+    t = np.zeros(n, np.int64)
+    loss, row_max, log_sum = _C.cross_entropy_forward(x, t, -100, 0.1)
+    assert np.isnan(loss).all() and np.isnan(log_sum).all()
+    dx = _C.cross_entropy_backward(x, t, row_max, log_sum, np.ones(n, np.float32), -100, 0.1)
+    assert np.isnan(dx).all()
+    # while -inf, and entries far below the max, still get a probability of exactly 0
+    big = np.array([[0.0, -np.inf, 1e30, -1e30, 88.0, -87.0]], np.float32)
+    expected = impls("softmax_forward")[1](big.astype(np.float64), -1)
+    close(_C.softmax_forward(big), expected.astype(np.float32), np.float32, "softmax of extremes")
 
 
 # ---- validation: clean Python exceptions, never a crash -----------------------------------------
@@ -154,7 +173,10 @@ def test_validation_errors():
         _C.cross_entropy_forward(f32, np.array([0, 1, 8, 2]), -100, 0.0)
     with pytest.raises(IndexError, match="Target -1 is out of bounds"):
         _C.cross_entropy_backward(f32, np.array([0, 1, -1, 2]), np.zeros(4, np.float32),
-                                  np.ones(4, np.float32), -100, 0.0)
+                                  np.zeros(4, np.float32), np.ones(4, np.float32), -100, 0.0)
+    with pytest.raises(ValueError, match=r"log_sum \(3,\).*\(4, 8\)"):
+        _C.cross_entropy_backward(f32, np.array([0, 1, 1, 2]), np.zeros(4, np.float32),
+                                  np.zeros(3, np.float32), np.ones(4, np.float32), -100, 0.0)
     with pytest.raises(ValueError, match=r"target has shape \(3,\)"):
         _C.cross_entropy_forward(f32, np.array([0, 1, 2]), -100, 0.0)
     with pytest.raises(TypeError, match="int64"):
@@ -195,11 +217,11 @@ def test_cross_entropy_memory_is_one_logits_sized_output():
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
-        _, lse = cpu_f(x, t, -100, 0.1)
+        _, row_max, log_sum = cpu_f(x, t, -100, 0.1)
         assert tracemalloc.get_traced_memory()[1] < 0.05 * x.nbytes
         dloss = np.ones(64, np.float32)
         tracemalloc.reset_peak()
-        d = cpu_b(x, t, lse, dloss, -100, 0.1)
+        d = cpu_b(x, t, row_max, log_sum, dloss, -100, 0.1)
         assert tracemalloc.get_traced_memory()[1] <= 1.05 * x.nbytes
     finally:
         tracemalloc.stop()

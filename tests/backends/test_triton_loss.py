@@ -18,13 +18,15 @@ def F(x):
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_regression_losses(reduction):
     check_op([(3, 5), (3, 5)], lambda x, y: F(x).l1_loss(x, y, reduction=reduction), device=CUDA)
-    check_op([(3, 5), (3, 5)], lambda x, y: F(x).smooth_l1_loss(x, y, reduction=reduction, beta=0.7), device=CUDA)
-    check_op([(3, 5), (3, 5)], lambda x, y: F(x).huber_loss(x, y, reduction=reduction, delta=0.6), device=CUDA,
-             noncontiguous=True)
+    check_op([(3, 5), (3, 5)], lambda x, y: F(x).smooth_l1_loss(x, y, reduction=reduction, beta=0.7),
+             device=CUDA)
+    check_op([(3, 5), (3, 5)], lambda x, y: F(x).huber_loss(x, y, reduction=reduction, delta=0.6),
+             device=CUDA, noncontiguous=True)
 
 
 def test_binary_cross_entropies():
-    check_op([(3, 5), (3, 5)], lambda x, y: F(x).binary_cross_entropy_with_logits(x, y.sigmoid()), device=CUDA)
+    check_op([(3, 5), (3, 5)], lambda x, y: F(x).binary_cross_entropy_with_logits(x, y.sigmoid()),
+             device=CUDA)
     check_op([(3, 5), (3, 5), (5,)], lambda x, y, w: F(x).binary_cross_entropy_with_logits(
         x, y.sigmoid(), pos_weight=w.exp().detach(), reduction="sum"), device=CUDA)
     check_op([(3, 5), (3, 5)], lambda x, y: F(x).binary_cross_entropy(x.sigmoid(), y.sigmoid()), device=CUDA)
@@ -34,8 +36,8 @@ def test_binary_cross_entropies():
 
 
 def test_kl_div():
-    check_op([(3, 5), (3, 5)], lambda x, y: F(x).kl_div(x.log_softmax(-1), y.softmax(-1), reduction="batchmean"),
-             device=CUDA)
+    check_op([(3, 5), (3, 5)],
+             lambda x, y: F(x).kl_div(x.log_softmax(-1), y.softmax(-1), reduction="batchmean"), device=CUDA)
     check_op([(3, 5), (3, 5)], lambda x, y: F(x).kl_div(x, y, reduction="sum", log_target=True), device=CUDA)
 
 
@@ -44,7 +46,8 @@ def test_nll_loss():
 
     def fn(x, w):
         tt = (tinyml if isinstance(x, tinyml.Tensor) else torch).tensor(t, device=x.device)
-        return F(x).nll_loss(x.log_softmax(1), tt, weight=w.exp().detach()) + F(x).nll_loss(x, tt, reduction="sum")
+        weighted = F(x).nll_loss(x.log_softmax(1), tt, weight=w.exp().detach())
+        return weighted + F(x).nll_loss(x, tt, reduction="sum")
 
     check_op([(4, 5), (5,)], fn, device=CUDA)
     with pytest.raises(IndexError, match="Target 7 is out of bounds"):

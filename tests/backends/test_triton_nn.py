@@ -41,8 +41,10 @@ def test_gelu_tanh_and_swiglu():
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_cross_entropy(smoothing):
     t = np.array([1, 4, -100, 0])
-    check_op([(4, 10)], lambda x: F.cross_entropy(x, tinyml.tensor(t, device=CUDA), label_smoothing=smoothing),
-             lambda x: TF.cross_entropy(x, torch.tensor(t), label_smoothing=smoothing), device=CUDA, kind="reduction")
+    check_op([(4, 10)],
+             lambda x: F.cross_entropy(x, tinyml.tensor(t, device=CUDA), label_smoothing=smoothing),
+             lambda x: TF.cross_entropy(x, torch.tensor(t), label_smoothing=smoothing), device=CUDA,
+             kind="reduction")
 
 
 def test_cross_entropy_bad_target_raises():
@@ -90,8 +92,8 @@ def test_flash_attention_bool_mask_with_a_fully_masked_row_gives_zeros():
 
 def test_flash_attention_bf16():
     check_op([(1, 2, 9, 16)] * 3, lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
-             lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True), device=CUDA, dtype="bfloat16",
-             kind="reduction")
+             lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True), device=CUDA,
+             dtype="bfloat16", kind="reduction")
 
 
 def test_attention_saves_no_t_by_t_matrix():

@@ -20,7 +20,8 @@ def _sdpa(**kw):
 
 
 # (Tq, Tk, is_causal); causal with Tq > Tk is in test_causal_with_more_queries_than_keys...
-@pytest.mark.parametrize("tq,tk,causal", [(5, 5, False), (5, 5, True), (3, 7, False), (3, 7, True), (6, 4, False)])
+@pytest.mark.parametrize("tq,tk,causal", [(5, 5, False), (5, 5, True), (3, 7, False), (3, 7, True),
+                                         (6, 4, False)])
 def test_matches_torch(kernels, causal, tq, tk):
     check_op([(2, 3, tq, 4), (2, 3, tk, 4), (2, 3, tk, 6)], *_sdpa(is_causal=causal), **RED)
 
@@ -121,7 +122,8 @@ def test_reference_kernel_blocks_queries(monkeypatch):
     blocked = ref_attention.attention_forward(q, k, v, mask, False, 0.5)
     for a, b in zip(full, blocked):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
-    for a, b in zip(grads, ref_attention.attention_backward(q, k, v, full[0], full[1], dout, mask, False, 0.5)):
+    ref_grads = ref_attention.attention_backward(q, k, v, full[0], full[1], dout, mask, False, 0.5)
+    for a, b in zip(grads, ref_grads):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
@@ -131,18 +133,21 @@ def test_gradcheck_float64():
                                                                                      (1, 2, 5, 2)])
     assert gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), [q, k, v])
     mask = tinyml.tensor(rng.standard_normal((3, 5)))
-    assert gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.7), [q, k, v])
+    assert gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.7),
+                     [q, k, v])
 
 
 def test_errors():
     q, k, v = tinyml.randn(1, 2, 3, 4), tinyml.randn(1, 2, 5, 4), tinyml.randn(1, 2, 5, 4)
     with pytest.raises(RuntimeError, match="Explicit attn_mask should not be set when is_causal=True"):
-        F.scaled_dot_product_attention(q, k, v, attn_mask=tinyml.ones(3, 5, dtype=tinyml.bool), is_causal=True)
+        F.scaled_dot_product_attention(q, k, v, attn_mask=tinyml.ones(3, 5, dtype=tinyml.bool),
+                                       is_causal=True)
     with pytest.raises(RuntimeError, match=r"query of shape \(1, 2, 3, 4\) and key of shape \(1, 2, 5, 3\)"):
         F.scaled_dot_product_attention(q, tinyml.randn(1, 2, 5, 3), v)
     with pytest.raises(RuntimeError, match=r"key of shape \(1, 2, 5, 4\) and value of shape \(1, 2, 6, 4\)"):
         F.scaled_dot_product_attention(q, k, tinyml.randn(1, 2, 6, 4))
-    with pytest.raises(RuntimeError, match=r"attn_mask of shape \(4, 5\) is not broadcastable.*\(1, 2, 3, 5\)"):
+    with pytest.raises(RuntimeError, match=r"attn_mask of shape \(4, 5\) is not broadcastable"
+                                           r".*\(1, 2, 3, 5\)"):
         F.scaled_dot_product_attention(q, k, v, attn_mask=tinyml.zeros(4, 5))
     with pytest.raises(RuntimeError, match=r"query heads \(3\) must be a multiple.*\(2, 2\)"):
         F.scaled_dot_product_attention(tinyml.randn(1, 3, 3, 4), k, v, enable_gqa=True)

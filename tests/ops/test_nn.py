@@ -16,15 +16,18 @@ RED = {"kind": "reduction"}
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 def test_softmax_family_through_functional(kernels, name):
     for dim in (0, -1, 1):
-        check_op([(3, 4, 5)], lambda x, d=dim: getattr(F, name)(x, d), lambda x, d=dim: getattr(TF, name)(x, d),
+        check_op([(3, 4, 5)], lambda x, d=dim: getattr(F, name)(x, d),
+                 lambda x, d=dim: getattr(TF, name)(x, d),
                  **RED)
-    check_op([(4, 6)], lambda x: getattr(F, name)(x, -1), lambda x: getattr(TF, name)(x, -1), noncontiguous=True,
+    check_op([(4, 6)], lambda x: getattr(F, name)(x, -1), lambda x: getattr(TF, name)(x, -1),
+             noncontiguous=True,
              **RED)
 
 
 @pytest.mark.parametrize("x_shape", [(3, 4), (2, 5, 4), (4,)])
 def test_linear(kernels, x_shape):
-    check_op([x_shape, (6, 4), (6,)], lambda x, w, b: F.linear(x, w, b), lambda x, w, b: TF.linear(x, w, b), **RED)
+    check_op([x_shape, (6, 4), (6,)], lambda x, w, b: F.linear(x, w, b), lambda x, w, b: TF.linear(x, w, b),
+             **RED)
     check_op([x_shape, (6, 4)], lambda x, w: F.linear(x, w), lambda x, w: TF.linear(x, w), **RED)
 
 
@@ -81,7 +84,8 @@ def test_dropout_edge_cases():
 
 def test_embedding(kernels):
     ids = np.array([[0, 2, 2], [4, 1, 0]])
-    check_op([(5, 3)], lambda w: F.embedding(tinyml.tensor(ids), w), lambda w: TF.embedding(torch.tensor(ids), w))
+    check_op([(5, 3)], lambda w: F.embedding(tinyml.tensor(ids), w),
+             lambda w: TF.embedding(torch.tensor(ids), w))
     for pad in (2, -1):
         check_op([(5, 3)], lambda w, p=pad: F.embedding(tinyml.tensor(ids), w, padding_idx=p),
                  lambda w, p=pad: TF.embedding(torch.tensor(ids), w, padding_idx=p))
@@ -106,7 +110,12 @@ def test_one_hot_is_reexported():
 
 
 def test_functional_exposes_pytorch_names():
-    names = ["relu", "gelu", "silu", "tanh", "sigmoid", "softmax", "log_softmax", "linear", "embedding", "dropout", "layer_norm", "rms_norm", "group_norm", "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy_with_logits", "binary_cross_entropy", "kl_div", "cosine_similarity", "scaled_dot_product_attention", "normalize", "softplus", "leaky_relu", "elu", "relu6", "hardtanh", "mish", "glu", "logsigmoid", "one_hot", "pad"]
+    names = ["relu", "gelu", "silu", "tanh", "sigmoid", "softmax", "log_softmax", "linear", "embedding",
+             "dropout", "layer_norm", "rms_norm", "group_norm", "cross_entropy", "nll_loss", "mse_loss",
+             "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy_with_logits",
+             "binary_cross_entropy", "kl_div", "cosine_similarity", "scaled_dot_product_attention",
+             "normalize", "softplus", "leaky_relu", "elu", "relu6", "hardtanh", "mish", "glu", "logsigmoid",
+             "one_hot", "pad"]
     missing = [n for n in names if not callable(getattr(F, n, None))]
     assert not missing, missing
 

@@ -14,26 +14,33 @@ RED = {"kind": "reduction"}
 @pytest.mark.parametrize("x_shape,norm_shape", [((4, 7), (7,)), ((2, 3, 5), (5,)), ((2, 3, 4), (3, 4)),
                                                 ((6,), (6,))])
 def test_layer_norm_with_affine(kernels, x_shape, norm_shape):
-    fn = lambda mod: lambda x, w, b: mod.layer_norm(x, norm_shape, w, b, eps=1e-5)
+    def fn(mod):
+        return lambda x, w, b: mod.layer_norm(x, norm_shape, w, b, eps=1e-5)
+
     check_op([x_shape, norm_shape, norm_shape], fn(F), fn(TF), **RED)
 
 
 def test_layer_norm_of_single_elements(kernels):
     # var = 0: y = bias exactly here; PyTorch's one-pass variance leaves ~1e-12 of rounding noise
     # that rstd = 1/sqrt(eps) amplifies to ~3e-5, hence the atol
-    fn = lambda mod: lambda x, w, b: mod.layer_norm(x, (1,), w, b)
+    def fn(mod):
+        return lambda x, w, b: mod.layer_norm(x, (1,), w, b)
+
     check_op([(3, 1), (1,), (1,)], fn(F), fn(TF), rtol=1e-4, atol=1e-4)
 
 
 def test_layer_norm_optional_parameters(kernels):
     check_op([(3, 6)], lambda x: F.layer_norm(x, (6,)), lambda x: TF.layer_norm(x, (6,)), **RED)
-    check_op([(3, 6), (6,)], lambda x, w: F.layer_norm(x, [6], w), lambda x, w: TF.layer_norm(x, [6], w), **RED)
+    check_op([(3, 6), (6,)], lambda x, w: F.layer_norm(x, [6], w), lambda x, w: TF.layer_norm(x, [6], w),
+             **RED)
     check_op([(3, 6), (6,)], lambda x, b: F.layer_norm(x, 6, None, b, 1e-3),
              lambda x, b: TF.layer_norm(x, [6], None, b, 1e-3), **RED)
 
 
 def test_layer_norm_noncontiguous_and_float64(kernels):
-    fn = lambda mod: lambda x, w, b: mod.layer_norm(x, (5,), w, b)
+    def fn(mod):
+        return lambda x, w, b: mod.layer_norm(x, (5,), w, b)
+
     check_op([(4, 5), (5,), (5,)], fn(F), fn(TF), noncontiguous=True, **RED)
     check_op([(2, 3, 5), (5,), (5,)], fn(F), fn(TF), dtype="float64", **RED)
 
@@ -51,8 +58,8 @@ def test_norms_half_precision(kernels, dtype):
 def test_rms_norm(kernels, x_shape, norm_shape, eps):
     check_op([x_shape, norm_shape], lambda x, w: F.rms_norm(x, norm_shape, w, eps),
              lambda x, w: TF.rms_norm(x, norm_shape, w, eps), **RED)
-    check_op([x_shape], lambda x: F.rms_norm(x, norm_shape, eps=eps), lambda x: TF.rms_norm(x, norm_shape, eps=eps),
-             **RED)
+    check_op([x_shape], lambda x: F.rms_norm(x, norm_shape, eps=eps),
+             lambda x: TF.rms_norm(x, norm_shape, eps=eps), **RED)
 
 
 def test_rms_norm_noncontiguous_float64(kernels):
@@ -62,13 +69,14 @@ def test_rms_norm_noncontiguous_float64(kernels):
              dtype="float64", **RED)
 
 
-@pytest.mark.parametrize("x_shape,groups", [((2, 6, 5), 3), ((2, 4, 3, 3), 2), ((3, 6), 2), ((1, 6, 2, 2), 1)])
+@pytest.mark.parametrize("x_shape,groups", [((2, 6, 5), 3), ((2, 4, 3, 3), 2), ((3, 6), 2),
+                                            ((1, 6, 2, 2), 1)])
 def test_group_norm(kernels, x_shape, groups):
     c = x_shape[1]
     check_op([x_shape, (c,), (c,)], lambda x, w, b: F.group_norm(x, groups, w, b),
              lambda x, w, b: TF.group_norm(x, groups, w, b), **RED)
-    check_op([x_shape], lambda x: F.group_norm(x, groups, eps=1e-3), lambda x: TF.group_norm(x, groups, eps=1e-3),
-             **RED)
+    check_op([x_shape], lambda x: F.group_norm(x, groups, eps=1e-3),
+             lambda x: TF.group_norm(x, groups, eps=1e-3), **RED)
 
 
 def test_norms_save_statistics_not_normalized_input():
@@ -94,8 +102,8 @@ def test_gradcheck_float64():
 
 
 def test_errors_name_shapes():
-    with pytest.raises(RuntimeError, match=r"normalized_shape=\[4\], expected input with shape \[\*, 4\], but got "
-                                           r"input of size\[2, 3\]"):
+    with pytest.raises(RuntimeError, match=r"normalized_shape=\[4\], expected input with shape \[\*, 4\], "
+                                           r"but got input of size\[2, 3\]"):
         F.layer_norm(tinyml.randn(2, 3), (4,))
     with pytest.raises(RuntimeError, match=r"weight of shape \[3\] and normalized_shape = \[4\]"):
         F.layer_norm(tinyml.randn(2, 4), (4,), tinyml.randn(3))

@@ -15,7 +15,8 @@ def legacy_reduction(size_average, reduce, reduction: str, allowed: tuple = REDU
         reduce = True if reduce is None else reduce
         reduction = "none" if not reduce else ("mean" if size_average else "sum")
     if reduction not in allowed and reduction != "batchmean":
-        raise ValueError(f"{reduction} is not a valid value for reduction (expected one of {', '.join(allowed)})")
+        raise ValueError(f"{reduction} is not a valid value for reduction (expected one of "
+                         f"{', '.join(allowed)})")
     return reduction
 
 
@@ -26,7 +27,8 @@ def reduce_loss(loss: Tensor, reduction: str) -> Tensor:
         return loss.sum()
     if reduction == "mean":
         return loss.mean()
-    raise ValueError(f"{reduction} is not a valid value for reduction (expected one of {', '.join(REDUCTIONS)})")
+    raise ValueError(f"{reduction} is not a valid value for reduction (expected one of "
+                     f"{', '.join(REDUCTIONS)})")
 
 
 def float_input(x, name: str) -> Tensor:
@@ -46,11 +48,12 @@ def class_rows(x: Tensor, target: Tensor, name: str) -> tuple[Tensor, Tensor, tu
         raise TypeError(f"{name}(): argument 'target' must be a Tensor, not {type(target).__name__}")
     if target.dtype.category != 1:
         raise RuntimeError(f"{name}: expected target of class indices with an integer dtype (int64), got "
-                           f"{target.dtype} (target shape {tuple(target.shape)}, input shape {tuple(x.shape)})")
+                           f"{target.dtype} (target shape {tuple(target.shape)}, input shape "
+                           f"{tuple(x.shape)})")
     if x.ndim == 1:
         if target.ndim != 0:
-            raise RuntimeError(f"{name}: for an unbatched input of shape {tuple(x.shape)} the target must be 0-d, "
-                               f"got target of shape {tuple(target.shape)}")
+            raise RuntimeError(f"{name}: for an unbatched input of shape {tuple(x.shape)} the target must be "
+                               f"0-d, got target of shape {tuple(target.shape)}")
         rows, t, out_shape = x.reshape(1, x.shape[0]), target.reshape(1), ()
     else:
         if target.ndim == 0 or target.shape[0] != x.shape[0]:
@@ -59,11 +62,12 @@ def class_rows(x: Tensor, target: Tensor, name: str) -> tuple[Tensor, Tensor, tu
                              f"{tuple(x.shape)}, target shape {tuple(target.shape)}")
         expected = (x.shape[0],) + tuple(x.shape[2:])
         if tuple(target.shape) != expected:
-            raise RuntimeError(f"{name}: expected target of shape {expected} for input of shape {tuple(x.shape)}, "
-                               f"got target of shape {tuple(target.shape)}")
+            raise RuntimeError(f"{name}: expected target of shape {expected} for input of shape "
+                               f"{tuple(x.shape)}, got target of shape {tuple(target.shape)}")
         if x.ndim > 2:  # classes last, so each row of the kernel is one position's logits
             x = x.permute(0, *range(2, x.ndim), 1)
-        rows, t, out_shape = x.reshape(-1, x.shape[-1]), target.reshape(-1), tuple(target.shape)
+        n_rows = target.numel()  # not reshape(-1, C): with C = 0 the -1 would be ambiguous
+        rows, t, out_shape = x.reshape(n_rows, x.shape[-1]), target.reshape(-1), tuple(target.shape)
     if t.dtype is not _dt.int64:
         t = t.to(_dt.int64)
     return rows.contiguous(), t.contiguous(), out_shape  # the kernels take contiguous rows

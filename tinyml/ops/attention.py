@@ -9,7 +9,10 @@ and a mask that itself requires grad take the composite path (matmul -> softmax 
 matmul), which does store the probabilities. Masks: bool True = attend (turned into 0 / -inf),
 float masks are added to the scores. is_causal: query i sees keys j <= i (top-left alignment,
 also when Tq != Tk). enable_gqa: key/value heads are repeated to the query's head count
-(repeat_interleave over dim -3). A query row whose keys are all masked gives zeros, not NaN.
+(repeat_interleave over dim -3). A query row whose keys are all masked gives zeros, not NaN, as
+PyTorch; NaN in q, k or the mask (or a +inf score) gives NaN in the rows it reaches, as PyTorch's
+math attention. Empty shapes are allowed: E = 0 (every score 0: the mean of v), Tq = 0, Tk = 0
+(zeros, as a fully masked row).
 """
 from __future__ import annotations
 
@@ -42,7 +45,8 @@ class Attention(Function):
     @staticmethod
     def backward(ctx, g):
         q, k, v, out, lse, mask = ctx.saved_tensors
-        dq, dk, dv = run("attention_backward", q, k, v, out, lse, g.contiguous(), mask, ctx.is_causal, ctx.scale)
+        dq, dk, dv = run("attention_backward", q, k, v, out, lse, g.contiguous(), mask, ctx.is_causal,
+                         ctx.scale)
         need = ctx.needs_input_grad
         return dq if need[0] else None, dk if need[1] else None, dv if need[2] else None, None, None, None
 
@@ -53,28 +57,29 @@ def _check(query: Tensor, key: Tensor, value: Tensor) -> None:
             raise TypeError(f"scaled_dot_product_attention(): argument '{name}' must be a Tensor, not "
                             f"{type(t).__name__}")
         if t.ndim < 2:
-            raise RuntimeError(f"scaled_dot_product_attention: {name} must have at least 2 dimensions (..., T, E), "
-                               f"got shape {tuple(t.shape)}")
+            raise RuntimeError(f"scaled_dot_product_attention: {name} must have at least 2 dimensions (..., "
+                               f"T, E), got shape {tuple(t.shape)}")
     if not (query.dtype is key.dtype is value.dtype) or not query.dtype.is_floating_point:
         raise RuntimeError(f"Expected query, key, and value to have the same floating point dtype, but got "
-                           f"query.dtype: {query.dtype} key.dtype: {key.dtype} and value.dtype: {value.dtype}")
+                           f"query.dtype: {query.dtype} key.dtype: {key.dtype} and value.dtype: "
+                           f"{value.dtype}")
     if query.shape[-1] != key.shape[-1]:
-        raise RuntimeError(f"scaled_dot_product_attention: query and key must have the same embedding size, got "
-                           f"query of shape {tuple(query.shape)} and key of shape {tuple(key.shape)}")
+        raise RuntimeError(f"scaled_dot_product_attention: query and key must have the same embedding size, "
+                           f"got query of shape {tuple(query.shape)} and key of shape {tuple(key.shape)}")
     if key.shape[-2] != value.shape[-2]:
-        raise RuntimeError(f"scaled_dot_product_attention: key and value must have the same sequence length, got "
-                           f"key of shape {tuple(key.shape)} and value of shape {tuple(value.shape)}")
+        raise RuntimeError(f"scaled_dot_product_attention: key and value must have the same sequence length, "
+                           f"got key of shape {tuple(key.shape)} and value of shape {tuple(value.shape)}")
 
 
 def _repeat_kv(query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
     """Grouped-query attention: each key/value head serves hq // hk consecutive query heads."""
     if query.ndim < 3 or key.ndim < 3 or value.ndim < 3:
-        raise RuntimeError(f"enable_gqa needs a head dimension (..., H, T, E); got query {tuple(query.shape)}, "
-                           f"key {tuple(key.shape)}, value {tuple(value.shape)}")
+        raise RuntimeError(f"enable_gqa needs a head dimension (..., H, T, E); got query "
+                           f"{tuple(query.shape)}, key {tuple(key.shape)}, value {tuple(value.shape)}")
     hq, hk, hv = query.shape[-3], key.shape[-3], value.shape[-3]
     if hk != hv or hq % hk:
-        raise RuntimeError(f"enable_gqa: the number of query heads ({hq}) must be a multiple of the number of "
-                           f"key/value heads ({hk}, {hv}); shapes query {tuple(query.shape)}, key "
+        raise RuntimeError(f"enable_gqa: the number of query heads ({hq}) must be a multiple of the number "
+                           f"of key/value heads ({hk}, {hv}); shapes query {tuple(query.shape)}, key "
                            f"{tuple(key.shape)}, value {tuple(value.shape)}")
     groups = hq // hk
     if groups == 1:
@@ -133,10 +138,14 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     query, key, value = cast_inputs(query, key, value)  # bf16/fp16 under tinyml.autocast
     _check(query, key, value)
     if attn_mask is not None and is_causal:
-        raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when is_causal=True")
+        raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set when "
+                           "is_causal=True")
     if not 0.0 <= dropout_p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {dropout_p}")
-    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+    if query.shape[-1] == 0:
+        scale = 1.0  # empty dot products: every score is 0 whatever the scale (PyTorch scales q and k first)
+    else:
+        scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     if enable_gqa:
         key, value = _repeat_kv(query, key, value)
     tq, tk = query.shape[-2], key.shape[-2]
@@ -145,7 +154,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     except RuntimeError:
         raise RuntimeError(f"scaled_dot_product_attention: the batch dims of query {tuple(query.shape)}, key "
                            f"{tuple(key.shape)} and value {tuple(value.shape)} do not broadcast") from None
-    query, key, value = (t if t.shape[:-2] == batch else t.expand(*batch, *t.shape[-2:]) for t in (query, key, value))
+    query, key, value = (t if t.shape[:-2] == batch else t.expand(*batch, *t.shape[-2:])
+                         for t in (query, key, value))
     mask = None
     if attn_mask is not None:
         full = batch + (tq, tk)
@@ -154,8 +164,8 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         except RuntimeError:
             fits = False
         if not fits:
-            raise RuntimeError(f"scaled_dot_product_attention: attn_mask of shape {tuple(attn_mask.shape)} is not "
-                               f"broadcastable to the attention scores' shape {full}")
+            raise RuntimeError(f"scaled_dot_product_attention: attn_mask of shape {tuple(attn_mask.shape)} "
+                               f"is not broadcastable to the attention scores' shape {full}")
         mask = _float_mask(attn_mask, query.dtype)
     if dropout_p > 0 or (mask is not None and mask.requires_grad):
         return _composite(query, key, value, mask, dropout_p, is_causal, scale)

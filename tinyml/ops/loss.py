@@ -41,17 +41,22 @@ def _ops():
 
 
 class CrossEntropy(Function):
+    """Saves the logits and two (N,) row statistics, the max m and log_sum = log sum exp(x - m)
+    (not their sum, which rounds log_sum away for large logits): backward's softmax is
+    exp((x - m) - log_sum)."""
+
     @staticmethod
     def forward(ctx, logits, target, ignore_index, label_smoothing):
-        loss, lse = run("cross_entropy_forward", logits, target, ignore_index, label_smoothing)
-        ctx.save_for_backward(logits, target, lse)
+        loss, row_max, log_sum = run("cross_entropy_forward", logits, target, ignore_index, label_smoothing)
+        ctx.save_for_backward(logits, target, row_max, log_sum)
         ctx.args = (ignore_index, label_smoothing)
         return loss
 
     @staticmethod
     def backward(ctx, g):
-        logits, target, lse = ctx.saved_tensors
-        return run("cross_entropy_backward", logits, target, lse, g.contiguous(), *ctx.args), None, None, None
+        logits, target, row_max, log_sum = ctx.saved_tensors
+        dx = run("cross_entropy_backward", logits, target, row_max, log_sum, g.contiguous(), *ctx.args)
+        return dx, None, None, None
 
 
 class NllLoss(Function):
@@ -148,8 +153,8 @@ def _weight_vector(weight: Tensor | None, n_classes: int, dtype: _dt.dtype) -> T
     if weight is None:
         return None
     if tuple(weight.shape) != (n_classes,):
-        raise RuntimeError(f"weight tensor should be defined either for all {n_classes} classes or no classes but "
-                           f"got weight tensor of shape: {list(weight.shape)}")
+        raise RuntimeError(f"weight tensor should be defined either for all {n_classes} classes or no "
+                           f"classes but got weight tensor of shape: {list(weight.shape)}")
     return weight if weight.dtype is dtype else weight.to(dtype)
 
 
@@ -194,14 +199,15 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
     if not 0.0 <= label_smoothing <= 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     if x.ndim == 0:
-        raise RuntimeError("cross_entropy: input must have at least 1 dimension (the classes), got a 0-d tensor")
+        raise RuntimeError("cross_entropy: input must have at least 1 dimension (the classes), got a 0-d "
+                           "tensor")
     cdim = 1 if x.ndim > 1 else 0
     n_classes = x.shape[cdim]
     w = _weight_vector(weight, n_classes, x.dtype)
     if isinstance(target, Tensor) and target.dtype.is_floating_point:
         if tuple(target.shape) != tuple(x.shape):
-            raise RuntimeError(f"cross_entropy: class-probability targets must have the input's shape; got input "
-                               f"of shape {tuple(x.shape)} and target of shape {tuple(target.shape)}")
+            raise RuntimeError(f"cross_entropy: class-probability targets must have the input's shape; got "
+                               f"input of shape {tuple(x.shape)} and target of shape {tuple(target.shape)}")
         logp = log_softmax(x, cdim)
         p = target if not label_smoothing else target * (1 - label_smoothing) + label_smoothing / n_classes
         prod = logp * p
@@ -216,14 +222,14 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
         return loss.reshape(out_shape)
     if reduction == "sum":
         return loss.sum()
-    return loss.sum() / (t != ignore_index).sum()  # mean over non-ignored targets (NaN if none, as in PyTorch)
+    return loss.sum() / (t != ignore_index).sum()  # mean over non-ignored targets (NaN if none, as PyTorch)
 
 
 def _same_size_warning(input: Tensor, target: Tensor) -> None:
     if tuple(input.shape) != tuple(target.shape):
         warnings.warn(f"Using a target size ({tuple(target.shape)}) that is different to the input size "
-                      f"({tuple(input.shape)}). This will likely lead to incorrect results due to broadcasting. "
-                      "Please ensure they have the same size.", stacklevel=3)
+                      f"({tuple(input.shape)}). This will likely lead to incorrect results due to "
+                      "broadcasting. Please ensure they have the same size.", stacklevel=3)
 
 
 def _regression(input, target, weight, reduction, name, elementwise, weighted_mean_by_weight=True):
@@ -287,7 +293,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tens
     reduction = legacy_reduction(size_average, reduce, reduction)
     x = float_input(input, "binary_cross_entropy_with_logits")
     if tuple(target.shape) != tuple(x.shape):
-        raise ValueError(f"Target size ({tuple(target.shape)}) must be the same as input size ({tuple(x.shape)})")
+        raise ValueError(f"Target size ({tuple(target.shape)}) must be the same as input size "
+                         f"({tuple(x.shape)})")
     y = target if target.dtype is x.dtype else target.to(x.dtype)
     if pos_weight is not None:
         pos_weight = pos_weight.to(x.dtype) if pos_weight.dtype is not x.dtype else pos_weight
@@ -321,7 +328,8 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
         reduction = legacy_reduction(size_average, reduce, reduction)
     elif reduction == "mean":
         warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
-                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition.",
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math "
+                      "definition.",
                       stacklevel=2)
     x = float_input(input, "kl_div")
     a, b = prepare(x, target, "kl_div")

@@ -82,7 +82,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         cols = input.shape[-1] if input.ndim else 1
         w = tuple(weight.shape)
         raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and "
-                           f"{w[-1]}x{w[0] if len(w) == 2 else 1}); input shape {tuple(input.shape)}, weight shape {w}")
+                           f"{w[-1]}x{w[0] if len(w) == 2 else 1}); input shape {tuple(input.shape)}, weight "
+                           f"shape {w}")
     if weight.ndim == 1 or input.ndim == 1 or (bias is not None and bias.ndim != 1):
         out = _ops().matmul(input, weight.t() if weight.ndim == 2 else weight)
         return out if bias is None else out + bias

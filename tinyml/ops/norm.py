@@ -71,7 +71,8 @@ def _rows(input: Tensor, normalized_shape, weight, bias, name: str):
         raise RuntimeError(f"{name}: normalized_shape must have at least one dimension, got {list(shape)}")
     if input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
         raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
-                           f"[*, {', '.join(str(s) for s in shape)}], but got input of size{list(input.shape)}")
+                           f"[*, {', '.join(str(s) for s in shape)}], but got input of "
+                           f"size{list(input.shape)}")
     n = 1
     for s in shape:
         n *= s
@@ -79,13 +80,16 @@ def _rows(input: Tensor, normalized_shape, weight, bias, name: str):
     for pname, p in (("weight", weight), ("bias", bias)):
         if p is not None:
             if tuple(p.shape) != shape:
-                raise RuntimeError(f"Expected {pname} to be of same shape as normalized_shape, but got {pname} "
-                                   f"of shape {list(p.shape)} and normalized_shape = {list(shape)}")
+                raise RuntimeError(f"Expected {pname} to be of same shape as normalized_shape, but got "
+                                   f"{pname} of shape {list(p.shape)} and normalized_shape = {list(shape)}")
             if p.dtype is not input.dtype:
                 p = p.to(input.dtype)
             p = p.reshape(n).contiguous()
         params.append(p)
-    return input.reshape(-1, n).contiguous(), params[0], params[1]  # kernels take contiguous rows
+    rows = 1
+    for s in input.shape[:input.ndim - k]:
+        rows *= s
+    return input.reshape(rows, n).contiguous(), params[0], params[1]  # kernels take contiguous rows
 
 
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
@@ -96,7 +100,8 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
     return LayerNorm.apply(x, w, b, float(eps)).reshape(input.shape)
 
 
-def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None) -> Tensor:
+def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,
+             eps: float | None = None) -> Tensor:
     """x / sqrt(mean(x^2) + eps) * weight over the last len(normalized_shape) dims; eps=None uses
     the machine epsilon of the compute dtype (float32 for half types), as PyTorch does."""
     x, w, _ = _rows(input, normalized_shape, weight, None, "rms_norm")
@@ -117,12 +122,14 @@ def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bia
                            f"(shape {tuple(input.shape)})")
     n, c = input.shape[0], input.shape[1]
     if num_groups <= 0 or c % num_groups:
-        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got input "
-                           f"of shape {list(input.shape)} and num_groups={num_groups}")
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, but got "
+                           f"input of shape {list(input.shape)} and num_groups={num_groups}")
     for pname, p in (("weight", weight), ("bias", bias)):
         if p is not None and tuple(p.shape) != (c,):
-            raise RuntimeError(f"Expected {pname} to be a vector of size equal to the number of channels in input, "
-                               f"but got {pname} of shape {list(p.shape)} and input of shape {list(input.shape)}")
+            raise RuntimeError(f"Expected {pname} to be a vector of size equal to the number of channels in "
+                               f"input, "
+                               f"but got {pname} of shape {list(p.shape)} and input of shape "
+                               f"{list(input.shape)}")
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"group_norm(): expected a floating point input, got dtype {input.dtype}")
     per_group = input.numel() // max(n * num_groups, 1)

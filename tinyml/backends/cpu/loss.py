@@ -27,13 +27,13 @@ def _cross_entropy_forward(logits, target, ignore_index, label_smoothing):
     return _C.cross_entropy_forward(_c(logits), _targets(target), int(ignore_index), float(label_smoothing))
 
 
-def _cross_entropy_backward(logits, target, lse, dloss, ignore_index, label_smoothing):
-    if not _native(logits, target) or lse.dtype != logits.dtype:
+def _cross_entropy_backward(logits, target, row_max, log_sum, dloss, ignore_index, label_smoothing):
+    if not _native(logits, target) or row_max.dtype != logits.dtype or log_sum.dtype != logits.dtype:
         return None
     n = logits.shape[0]
     dloss = np.ascontiguousarray(np.broadcast_to(np.asarray(dloss, dtype=logits.dtype), (n,)))
-    return _C.cross_entropy_backward(_c(logits), _targets(target), _c(lse), dloss, int(ignore_index),
-                                     float(label_smoothing))
+    return _C.cross_entropy_backward(_c(logits), _targets(target), _c(row_max), _c(log_sum), dloss,
+                                     int(ignore_index), float(label_smoothing))
 
 
 add_kernel("cross_entropy_forward", "cpu", with_fallback("cross_entropy_forward", _cross_entropy_forward))

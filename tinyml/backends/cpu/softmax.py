@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import add_kernel
-from . import NATIVE_DTYPES, _C, with_fallback
+from . import _C, NATIVE_DTYPES, with_fallback
 
 
 def _forward(fn):

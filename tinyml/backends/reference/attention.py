@@ -9,7 +9,12 @@ one block is ever held: memory is O(block * Tk) beyond the inputs and outputs.
 
 q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv); mask None or float, broadcastable to
 (B, H, Tq, Tk). lse is (B, H, Tq) in float32 for float16/bfloat16/float32 inputs and float64 for
-float64 ones; a row whose keys are all masked has lse = -inf and out = 0 (no NaN), as in PyTorch.
+float64 ones; a row whose keys are all masked (or that has no keys, Tk = 0) has lse = -inf and
+out = 0 (no NaN), as in PyTorch. Otherwise NaN propagates as in PyTorch's math attention: a NaN or
++inf score (from q, k or the mask) makes its query row's output and lse NaN, and through the
+backward the gradients of every key and value it attends to; causal masking excludes keys (a NaN
+key above the diagonal does not reach the queries before it, and a masked score, the constant -inf,
+has gradient 0), as the fused kernels do.
 """
 import numpy as np
 
@@ -36,14 +41,18 @@ def _blocks(q, tk):
     return [(i, min(i + step, tq)) for i in range(0, tq, step)]
 
 
+def _causal_keep(tk, i0, i1):
+    """(i1 - i0, Tk) bool: key j is visible to query i (j <= i, top-left alignment)."""
+    return np.arange(tk)[None, :] <= np.arange(i0, i1)[:, None]
+
+
 def _scores(qb, k, mask, is_causal, scale, i0, i1):
     """Scores of queries i0:i1 against every key: (B, H, i1 - i0, Tk)."""
     s = np.matmul(qb, k.swapaxes(-1, -2)) * scale
     if mask is not None:
         s = s + (mask if mask.shape[2] == 1 else mask[:, :, i0:i1])
     if is_causal:
-        keep = np.arange(k.shape[2])[None, :] <= np.arange(i0, i1)[:, None]
-        s = np.where(keep, s, -np.inf)
+        s = np.where(_causal_keep(k.shape[2], i0, i1), s, -np.inf)
     return s
 
 
@@ -55,12 +64,12 @@ def attention_forward(q, k, v, mask, is_causal, scale):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for i0, i1 in _blocks(q, k.shape[2]):
             s = _scores(qf[:, :, i0:i1], kf, m4, is_causal, scale, i0, i1)
-            mx = s.max(axis=-1, initial=-np.inf)
-            mx = np.where(np.isfinite(mx), mx, 0)
+            mx = s.max(axis=-1, initial=-np.inf)  # NaN for a row with a NaN score, +inf with a +inf one
+            mx = np.where(mx == -np.inf, 0, mx)  # every key masked: e = 0, total = 0
             e = np.exp(s - mx[..., None])
             total = e.sum(axis=-1)
-            lse[:, :, i0:i1] = mx + np.log(total)  # -inf where every key is masked
-            p = e / np.where(total > 0, total, 1)[..., None]
+            lse[:, :, i0:i1] = mx + np.log(total)  # -inf where every key is masked, NaN where a score is
+            p = e / np.where(total == 0, 1, total)[..., None]
             out[:, :, i0:i1] = np.matmul(p, vf)
     return out.astype(q.dtype, copy=False), lse
 
@@ -80,6 +89,8 @@ def attention_backward(q, k, v, out, lse, dout, mask, is_causal, scale):
             dp = np.matmul(gb, vf.swapaxes(-1, -2))
             delta = (gb * of[:, :, i0:i1]).sum(axis=-1, keepdims=True)
             ds = p * (dp - delta)
+            if is_causal:  # a masked score is the constant -inf: its gradient is 0 (not 0 * NaN in a NaN row)
+                ds = np.where(_causal_keep(k.shape[2], i0, i1), ds, 0)
             dq[:, :, i0:i1] = np.matmul(ds, kf) * scale
             dk += np.matmul(ds.swapaxes(-1, -2), qb) * scale
     return dq.astype(q.dtype, copy=False), dk.astype(k.dtype, copy=False), dv.astype(v.dtype, copy=False)

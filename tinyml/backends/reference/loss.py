@@ -1,10 +1,13 @@
 """Reference loss kernels (numpy). Each returns the per-element (or per-row) loss; the op applies the
 reduction. float16/bfloat16 inputs compute in float32.
 
-    cross_entropy (rows of logits x, class t, smoothing ls, C classes):
-        lse_i = log sum_j exp x_ij
-        loss_i = (1 - ls)(lse_i - x_i,t_i) + ls (lse_i - mean_j x_ij)    (0 where t_i == ignore_index)
-        dx_ij = dloss_i (softmax_ij - (1 - ls)[j == t_i] - ls / C)
+    cross_entropy (rows of logits x, class t, smoothing ls, C classes), with the row statistics
+    m_i = max_j x_ij and s_i = log sum_j exp(x_ij - m_i) (kept apart: x - m is exact near the max,
+    m + s is not for large logits), so that log_softmax_ij = (x_ij - m_i) - s_i:
+        loss_i = (1 - ls)((m_i - x_i,t_i) + s_i) + ls (s_i - mean_j (x_ij - m_i))
+                 (0 where t_i == ignore_index)
+        dx_ij = dloss_i (exp(log_softmax_ij) - (1 - ls)[j == t_i] - ls / C)
+        (dloss_i = 0 for an ignored row: its gradient is 0, or NaN where its log_softmax is, as PyTorch's)
     nll_loss: loss_i = -w[t_i] x_i,t_i, also returns w_t,i = w[t_i] (0 where ignored) for the mean
     l1: |x - y|     smooth_l1: 0.5 d^2 / beta if |d| < beta else |d| - beta / 2
     huber: 0.5 d^2 if |d| < delta else delta (|d| - delta / 2)      (d = x - y; dy = -dx)
@@ -52,27 +55,33 @@ def _classes(target, ignore_index, n_classes):
 
 
 def cross_entropy_forward(logits, target, ignore_index, label_smoothing):
+    """-> (loss per row, row max m, row log-sum s); NaN/inf propagate as in PyTorch's log_softmax."""
     x = _up(logits)
-    n, c = x.shape
+    c = x.shape[1]
     valid, t = _classes(target, ignore_index, c)
-    m = x.max(axis=1, initial=-np.inf) if c else np.zeros(n, x.dtype)
-    m = np.where(np.isfinite(m), m, 0)
-    lse = m + np.log(np.exp(x - m[:, None]).sum(axis=1))
-    picked = np.take_along_axis(x, t[:, None], axis=1)[:, 0]
-    loss = (1 - label_smoothing) * (lse - picked)
-    if label_smoothing:
-        loss = loss + label_smoothing * (lse - x.mean(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m = x.max(axis=1, initial=-np.inf)  # NaN if the row holds one; -inf for an all -inf row
+        shifted = x - m[:, None]
+        log_sum = np.log(np.exp(shifted).sum(axis=1))
+        picked = np.take_along_axis(shifted, t[:, None], axis=1)[:, 0] if c else np.zeros(len(t), x.dtype)
+        loss = (1 - label_smoothing) * (log_sum - picked)
+        if label_smoothing:
+            # (the mean as sum / C: NaN, without numpy's warning, for C = 0, where every row is ignored)
+            loss = loss + label_smoothing * (log_sum - shifted.sum(axis=1) / c)
     loss = np.where(valid, loss, 0)
-    return loss.astype(logits.dtype, copy=False), lse.astype(x.dtype, copy=False)
+    stats = x.dtype  # float32 for float16/bfloat16 logits
+    return loss.astype(logits.dtype, copy=False), m.astype(stats), log_sum.astype(stats, copy=False)
 
 
-def cross_entropy_backward(logits, target, lse, dloss, ignore_index, label_smoothing):
+def cross_entropy_backward(logits, target, row_max, log_sum, dloss, ignore_index, label_smoothing):
     x = _up(logits)
     n, c = x.shape
     valid, t = _classes(target, ignore_index, c)
-    d = np.exp(x - lse[:, None]) - label_smoothing / c
-    d[np.arange(n), t] -= 1 - label_smoothing
-    d *= np.where(valid, _up(dloss), 0)[:, None]
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = np.exp((x - row_max[:, None]) - log_sum[:, None]) - (label_smoothing / c if c else 0.0)
+        if c:  # (with no classes every row is ignored)
+            d[np.arange(n), t] -= np.where(valid, 1 - label_smoothing, 0)
+        d *= np.where(valid, _up(dloss), 0)[:, None]
     return d.astype(logits.dtype, copy=False)
 
 

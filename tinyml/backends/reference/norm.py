@@ -7,8 +7,13 @@
     rms_norm:    rstd = 1 / sqrt(sum x^2 / N + eps),  xhat = x rstd,  y = xhat w
                  dx = rstd (dxhat - xhat mean(dxhat xhat));  dw = sum_rows dy xhat
 
-Statistics (mean, rstd) have shape (rows,) and are float32 for float16/bfloat16 inputs (which
-compute in float32), else the input's dtype. Backward recomputes xhat from x, mean and rstd.
+As the oracle, it computes in float64 whatever the input dtype, so float32 rows up to float32's
+max (whose squares overflow float32 from |x| ~ 1e19) normalise to finite values; the mean is
+summed about each row's first element (mean = k + mean(x - k)), so a constant row has its exact
+mean and a zero variance (y = b), as PyTorch's Welford mean gives. NaN or inf in a row gives a NaN
+row (rms_norm: x * 0 where the mean square is inf, as PyTorch). Statistics (mean, rstd) have
+shape (rows,) and are float32 for float16/bfloat16/float32 inputs and float64 for float64 ones
+(NaN for rows of N = 0, whose output is empty); backward recomputes xhat from x, mean and rstd.
 """
 import numpy as np
 
@@ -17,53 +22,71 @@ from ...dtypes import is_half
 __all__ = ["layer_norm_backward", "layer_norm_forward", "rms_norm_backward", "rms_norm_forward"]
 
 
+def _wide(a):
+    return None if a is None else a.astype(np.float64, copy=False)
 
-def _up(a):
-    return None if a is None else (a.astype(np.float32) if is_half(a.dtype) else a)
+
+def _stats_dtype(x):
+    return np.float32 if is_half(x.dtype) else x.dtype
+
+
+def _out(y, like):
+    return y.astype(like.dtype, copy=False)
+
+
+def _mean(a):
+    """Mean over the last dim, kept; NaN for an empty dim (0 / 0, without numpy's warning)."""
+    return a.sum(axis=-1, keepdims=True) / a.shape[-1]
+
+
+def _affine(y, weight, bias):
+    if weight is not None:
+        y = y * _wide(weight)
+    if bias is not None:
+        y = y + _wide(bias)
+    return y
 
 
 def layer_norm_forward(x, weight, bias, eps):
-    xf = _up(x)
-    with np.errstate(invalid="ignore", divide="ignore"):  # N == 0 gives NaN statistics, as in PyTorch
-        mean = xf.mean(axis=-1)
+    xf = _wide(x)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # N == 0: NaN statistics, as PyTorch
+        k = xf[:, :1] if xf.shape[1] else np.zeros((xf.shape[0], 1))
+        k = np.where(np.isfinite(k), k, 0.0)
+        mean = (k + _mean(xf - k))[:, 0]
         xc = xf - mean[:, None]
-        rstd = 1.0 / np.sqrt((xc * xc).mean(axis=-1) + eps)
-    y = xc * rstd[:, None]
-    if weight is not None:
-        y = y * _up(weight)
-    if bias is not None:
-        y = y + _up(bias)
-    return y.astype(x.dtype, copy=False), mean.astype(xf.dtype, copy=False), rstd.astype(xf.dtype, copy=False)
+        rstd = 1.0 / np.sqrt(_mean(xc * xc)[:, 0] + eps)
+        y = _affine(xc * rstd[:, None], weight, bias)
+    sd = _stats_dtype(x)
+    return _out(y, x), mean.astype(sd), rstd.astype(sd)
 
 
 def layer_norm_backward(dy, x, weight, mean, rstd):
-    xf, g = _up(x), _up(dy)
-    xhat = (xf - mean[:, None]) * rstd[:, None]
-    dxhat = g * _up(weight) if weight is not None else g
-    dx = rstd[:, None] * (dxhat - dxhat.mean(axis=-1, keepdims=True)
-                          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
-    if weight is None:
-        return dx.astype(x.dtype, copy=False), None, None
-    dw = (g * xhat).sum(axis=0)
-    db = g.sum(axis=0)
-    return dx.astype(x.dtype, copy=False), dw.astype(weight.dtype, copy=False), db.astype(weight.dtype, copy=False)
+    xf, g, mean, rstd = _wide(x), _wide(dy), _wide(mean), _wide(rstd)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        xhat = (xf - mean[:, None]) * rstd[:, None]
+        dxhat = g * _wide(weight) if weight is not None else g
+        dx = rstd[:, None] * (dxhat - _mean(dxhat) - xhat * _mean(dxhat * xhat))
+        if weight is None:
+            return _out(dx, x), None, None
+        dw, db = (g * xhat).sum(axis=0), g.sum(axis=0)
+    return _out(dx, x), _out(dw, weight), _out(db, weight)
 
 
 def rms_norm_forward(x, weight, eps):
-    xf = _up(x)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rstd = 1.0 / np.sqrt((xf * xf).mean(axis=-1) + eps)
-    y = xf * rstd[:, None]
-    if weight is not None:
-        y = y * _up(weight)
-    return y.astype(x.dtype, copy=False), rstd.astype(xf.dtype, copy=False)
+    xf = _wide(x)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        rstd = 1.0 / np.sqrt(_mean(xf * xf)[:, 0] + eps)
+        y = _affine(xf * rstd[:, None], weight, None)
+    return _out(y, x), rstd.astype(_stats_dtype(x))
 
 
 def rms_norm_backward(dy, x, weight, rstd):
-    xf, g = _up(x), _up(dy)
-    xhat = xf * rstd[:, None]
-    dxhat = g * _up(weight) if weight is not None else g
-    dx = rstd[:, None] * (dxhat - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
-    if weight is None:
-        return dx.astype(x.dtype, copy=False), None
-    return dx.astype(x.dtype, copy=False), (g * xhat).sum(axis=0).astype(weight.dtype, copy=False)
+    xf, g, rstd = _wide(x), _wide(dy), _wide(rstd)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        xhat = xf * rstd[:, None]
+        dxhat = g * _wide(weight) if weight is not None else g
+        dx = rstd[:, None] * (dxhat - xhat * _mean(dxhat * xhat))
+        if weight is None:
+            return _out(dx, x), None
+        dw = (g * xhat).sum(axis=0)
+    return _out(dx, x), _out(dw, weight)

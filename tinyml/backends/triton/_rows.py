@@ -5,8 +5,8 @@ contiguous, viewed as (n_rows, R). Each program owns one row, so a kernel needs 
 backward kernel writes its result in the same layout (kept dims, then reduced dims), and
 `from_rows` permutes it back to x's shape. Associative reductions of few long rows split each row
 into chunks (`split_plan`): program p reduces chunk p % S of row p // S into a partial, and a
-second launch of the same kernel combines the S partials of each row. Values given in keepdim form (the forward output y,
-the upstream gradient g) hold one value per row in row order: `per_row` flattens them.
+second launch of the same kernel combines the S partials of each row. Values given in keepdim form (the
+forward output y, the upstream gradient g) hold one value per row in row order: `per_row` flattens them.
 """
 from __future__ import annotations
 

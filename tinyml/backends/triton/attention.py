@@ -2,14 +2,17 @@
 
     s = q k^T scale + mask (causal: keys j > query i are -inf, PyTorch's top-left alignment)
     forward:  per block of queries, stream key blocks with an online softmax
-              m' = max(m, rowmax s), l' = l e^(m - m') + rowsum e^(s - m'), acc' = acc e^(m - m') + e^(s - m') v
+              m' = max(m, rowmax s), l' = l e^(m - m') + rowsum e^(s - m'),
+              acc' = acc e^(m - m') + e^(s - m') v
               out = acc / l, lse = m + log l        (saved: out and lse only, O(T) per head)
     backward: p = e^(s - lse) recomputed tile by tile, D_i = rowsum(dout * out)
               dv = p^T dout, dp = dout v^T, ds = p (dp - D), dk = ds^T q scale     (one kernel per key block)
               dq = ds k scale                                                    (one kernel per query block)
 No atomics, no T x T buffer. Inputs (B, H, T, D) contiguous; the mask is any float array
 broadcastable to (B, H, Tq, Tk), read through stride-0 dims. A fully masked row gives out = 0
-and lse = -inf. Head dims are padded to a power of two inside the kernel (masked loads).
+and lse = -inf; a NaN score (NaN in q, k or the mask) gives a NaN row and lse, as PyTorch. Head
+dims are padded to a power of two inside the kernel (masked loads); a zero-size head dim or
+sequence gives what the masked loads make of it (E = 0: every score 0).
 Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_nn.py
 """
 from __future__ import annotations
@@ -19,24 +22,26 @@ import triton.language as tl
 
 from .. import cuda
 from ..cuda_array import CudaArray
-from .copy import contiguous, expand
+from .copy import contiguous, expand, full
 
 __all__ = ["attention_forward", "attention_backward"]
 
 
 @triton.jit
-def _scores(q, k, mask_ptr, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr):
+def _scores(q, k, mask_ptr, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK: tl.constexpr,
+            CAUSAL: tl.constexpr):
     s = tl.dot(q, tl.trans(k)) * scale
     valid = (offs_m[:, None] < Tq) & (offs_n[None, :] < Tk)
     if HAS_MASK:
-        s += tl.load(mask_ptr + offs_m[:, None] * smm + offs_n[None, :] * smn, mask=valid, other=0.0).to(tl.float32)
+        s += tl.load(mask_ptr + offs_m[:, None] * smm + offs_n[None, :] * smn, mask=valid,
+                     other=0.0).to(tl.float32)
     if CAUSAL:
         valid = valid & (offs_n[None, :] <= offs_m[:, None])
     return tl.where(valid, s, float("-inf"))
 
 
 @triton.jit
-def _fwd_kernel(Q, K, V, M, O, LSE, H, Tq, Tk, D, DV, scale, smb, smh, smm, smn,
+def _fwd_kernel(Q, K, V, M, OUT, LSE, H, Tq, Tk, D, DV, scale, smb, smh, smm, smn,
                 HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, UPCAST: tl.constexpr,
                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr):
     pid_m = tl.program_id(0)
@@ -73,23 +78,22 @@ def _fwd_kernel(Q, K, V, M, O, LSE, H, Tq, Tk, D, DV, scale, smb, smh, smm, smn,
         l_i = l_i * alpha + tl.sum(p, 1)
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
         m_i = m_new
-    has_keys = l_i > 0
-    out = acc / tl.where(has_keys, l_i, 1.0)[:, None]
-    lse = tl.where(has_keys, tl.where(m_i == float("-inf"), 0.0, m_i) + tl.log(tl.where(has_keys, l_i, 1.0)),
-                   float("-inf"))
-    tl.store(O + bh * Tq * DV + offs_m[:, None] * DV + offs_dv[None, :], out.to(O.dtype.element_ty),
+    no_keys = l_i == 0  # every key masked: out = 0, lse = -inf (a NaN l_i, from a NaN score, stays NaN)
+    out = acc / tl.where(no_keys, 1.0, l_i)[:, None]
+    lse = tl.where(no_keys, float("-inf"), m_i + tl.log(tl.where(no_keys, 1.0, l_i)))
+    tl.store(OUT + bh * Tq * DV + offs_m[:, None] * DV + offs_dv[None, :], out.to(OUT.dtype.element_ty),
              mask=(offs_m[:, None] < Tq) & (offs_dv[None, :] < DV))
     tl.store(LSE + bh * Tq + offs_m, lse, mask=offs_m < Tq)
 
 
 @triton.jit
-def _delta_kernel(O, DO, DELTA, Tq, DV, BLOCK_M: tl.constexpr, BLOCK_DV: tl.constexpr):
+def _delta_kernel(OUT, DO, DELTA, Tq, DV, BLOCK_M: tl.constexpr, BLOCK_DV: tl.constexpr):
     bh = tl.program_id(1).to(tl.int64)
     offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_dv = tl.arange(0, BLOCK_DV)
     ptr = bh * Tq * DV + offs_m[:, None] * DV + offs_dv[None, :]
     msk = (offs_m[:, None] < Tq) & (offs_dv[None, :] < DV)
-    o = tl.load(O + ptr, mask=msk, other=0.0).to(tl.float32)
+    o = tl.load(OUT + ptr, mask=msk, other=0.0).to(tl.float32)
     do = tl.load(DO + ptr, mask=msk, other=0.0).to(tl.float32)
     tl.store(DELTA + bh * Tq + offs_m, tl.sum(o * do, 1), mask=offs_m < Tq)
 
@@ -140,6 +144,8 @@ def _dkdv_kernel(Q, K, V, M, DO, LSE, DELTA, DK, DV_, H, Tq, Tk, D, DV, scale, s
         dv += tl.dot(tl.trans(p).to(do.dtype), do)
         dp = tl.dot(do, tl.trans(v)).to(tl.float32)
         ds = p * (dp - delta[:, None])
+        if CAUSAL:  # a masked score is the constant -inf: its gradient is 0 (not 0 * NaN in a NaN row)
+            ds = tl.where(offs_n[None, :] <= offs_m[:, None], ds, 0.0)
         dk += tl.dot(tl.trans(ds).to(q.dtype), q)
     tl.store(DK + bh * Tk * D + offs_n[:, None] * D + offs_d[None, :], (dk * scale).to(DK.dtype.element_ty),
              mask=(offs_n[:, None] < Tk) & (offs_d[None, :] < D))
@@ -183,6 +189,8 @@ def _dq_kernel(Q, K, V, M, DO, LSE, DELTA, DQ, H, Tq, Tk, D, DV, scale, smb, smh
         p = _probs(q, k, mask_ptr, lse, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK, CAUSAL)
         dp = tl.dot(do, tl.trans(v)).to(tl.float32)
         ds = p * (dp - delta[:, None])
+        if CAUSAL:  # a masked score is the constant -inf: its gradient is 0 (not 0 * NaN in a NaN row)
+            ds = tl.where(offs_n[None, :] <= offs_m[:, None], ds, 0.0)
         dq += tl.dot(ds.to(k.dtype), k)
     tl.store(DQ + bh * Tq * D + offs_m[:, None] * D + offs_d[None, :], (dq * scale).to(DQ.dtype.element_ty),
              mask=(offs_m[:, None] < Tq) & (offs_d[None, :] < D))
@@ -226,15 +234,15 @@ def attention_backward(q, k, v, out, lse, dout, mask, is_causal, scale):
     Tk, DV = k.shape[2], v.shape[3]
     meta = _config(q, k, v)
     m, ms = _mask_args(mask, (B, H, Tq, Tk))
+    if not (B * H * Tq and Tk):  # no queries or no keys: nothing flows back, the gradients are 0
+        return tuple(full(a.shape, 0, a.dtype) for a in (q, k, v))
     dq, dk, dv = (CudaArray.empty(a.shape, a.dtype) for a in (q, k, v))
     delta = CudaArray.empty((B, H, Tq), "float32")
-    if not (q.numel() and k.numel()):
-        return dq, dk, dv
-    _delta_kernel[(triton.cdiv(Tq, meta["BLOCK_M"]), B * H)](out, dout, delta, Tq, DV, BLOCK_M=meta["BLOCK_M"],
-                                                           BLOCK_DV=meta["BLOCK_DV"])
+    q_blocks, k_blocks = triton.cdiv(Tq, meta["BLOCK_M"]), triton.cdiv(Tk, meta["BLOCK_N"])
+    _delta_kernel[(q_blocks, B * H)](out, dout, delta, Tq, DV, BLOCK_M=meta["BLOCK_M"],
+                                     BLOCK_DV=meta["BLOCK_DV"])
     args = (q, k, v, m if m is not None else q, dout, lse, delta)
     flags = dict(HAS_MASK=m is not None, CAUSAL=bool(is_causal), **meta)
-    _dkdv_kernel[(triton.cdiv(Tk, meta["BLOCK_N"]), B * H)](*args, dk, dv, H, Tq, Tk, D, DV, float(scale), *ms,
-                                                          **flags)
-    _dq_kernel[(triton.cdiv(Tq, meta["BLOCK_M"]), B * H)](*args, dq, H, Tq, Tk, D, DV, float(scale), *ms, **flags)
+    _dkdv_kernel[(k_blocks, B * H)](*args, dk, dv, H, Tq, Tk, D, DV, float(scale), *ms, **flags)
+    _dq_kernel[(q_blocks, B * H)](*args, dq, H, Tq, Tk, D, DV, float(scale), *ms, **flags)
     return dq, dk, dv

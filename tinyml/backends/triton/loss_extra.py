@@ -91,7 +91,8 @@ def _loss_kernel(a, b, c, d, o1, o2, o3, n, s1, s2, s3, a0, a1, a2, a3, b0, b1, 
             r = _sign(diff)
         tl.store(o1 + i, (r * g).to(o1.dtype.element_ty), mask=m)
     elif OP == "huber":
-        tl.store(o1 + i, tl.where(ad < p, 0.5 * diff * diff, p * (ad - 0.5 * p)).to(o1.dtype.element_ty), mask=m)
+        r = tl.where(ad < p, 0.5 * diff * diff, p * (ad - 0.5 * p))
+        tl.store(o1 + i, r.to(o1.dtype.element_ty), mask=m)
     elif OP == "huber_bwd":
         tl.store(o1 + i, (tl.where(ad < p, diff, p * _sign(diff)) * g).to(o1.dtype.element_ty), mask=m)
     elif OP == "bcel":  # FLAG: has pos_weight (in d)
@@ -124,7 +125,8 @@ def _loss_kernel(a, b, c, d, o1, o2, o3, n, s1, s2, s3, a0, a1, a2, a3, b0, b1, 
         if FLAG:
             r = tl.exp(y) * (y - x)
         else:
-            r = tl.where(y > 0, y * (tl.log(tl.where(y > 0, y, 1.0)) - x), tl.where(y == 0, 0.0, float("nan")))
+            r = tl.where(y > 0, y * (tl.log(tl.where(y > 0, y, 1.0)) - x),
+                         tl.where(y == 0, 0.0, float("nan")))
         tl.store(o1 + i, r.to(o1.dtype.element_ty), mask=m)
     else:  # kl_bwd
         if FLAG:
@@ -196,7 +198,8 @@ def bce_with_logits_backward(x, y, pos_weight, dl):
 
 
 def binary_cross_entropy_forward(x, y):
-    loss, bad = _run("bce", x, y, outs=[CudaArray.empty(x.shape, x.dtype), CudaArray.empty(x.shape, np.bool_)])
+    outs = [CudaArray.empty(x.shape, x.dtype), CudaArray.empty(x.shape, np.bool_)]
+    loss, bad = _run("bce", x, y, outs=outs)
     if x.numel() and bool(to_host(_any(bad, tuple(range(bad.ndim)), False)).reshape(-1)[0]):
         xs = to_host(x).astype(np.float32)
         found = xs[(xs < 0) | (xs > 1) | np.isnan(xs)][0]
@@ -221,7 +224,8 @@ def kl_div_backward(x, t, dl, log_target):
 
 
 @triton.jit
-def _nll_kernel(x, t, w, loss, w_t, bad, n, C, sx0, sx1, ignore_index, HAS_W: tl.constexpr, BLOCK: tl.constexpr):
+def _nll_kernel(x, t, w, loss, w_t, bad, n, C, sx0, sx1, ignore_index, HAS_W: tl.constexpr,
+                BLOCK: tl.constexpr):
     i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     m = i < n
     tv = tl.load(t + i, mask=m, other=0).to(tl.int64)
@@ -266,8 +270,9 @@ def nll_loss_forward(logp: CudaArray, target: CudaArray, weight, ignore_index):
     target = contiguous(target)
     if n:
         st = logp.element_strides()
-        _nll_kernel[grid(n)](logp, target, contiguous(weight) if weight is not None else logp, loss, w_t, bad, n, c,
-                             st[0], st[1], int(ignore_index), HAS_W=weight is not None, BLOCK=BLOCK)
+        w = contiguous(weight) if weight is not None else logp
+        _nll_kernel[grid(n)](logp, target, w, loss, w_t, bad, n, c, st[0], st[1], int(ignore_index),
+                             HAS_W=weight is not None, BLOCK=BLOCK)
     _check_targets(target, bad, ignore_index, c)
     return loss, w_t
 

@@ -1,5 +1,5 @@
-"""Triton kernels: softmax and log_softmax over one dim, forward and backward (cuda device), computed in float32
-(float64 for float64 inputs).
+"""Triton kernels: softmax and log_softmax over one dim, forward and backward (cuda device), computed in
+float32 (float64 for float64 inputs).
 
 One program per row; rows longer than the block are streamed with an online max/sum:
     m' = max(m, max(x_blk)),  s' = s e^(m - m') + sum e^(x_blk - m')
@@ -93,7 +93,8 @@ def _forward(x: CudaArray, dim: int, log: bool) -> CudaArray:
     rows = xl.numel() // max(n, 1)
     y = CudaArray.empty(xl.shape, xl.dtype)
     if rows and n:
-        _forward_kernel[(rows,)](view(xl, (rows, n)), y, n, LOG=log, ACC=accumulator(xl.dtype), BLOCK=_block(n))
+        _forward_kernel[(rows,)](view(xl, (rows, n)), y, n, LOG=log, ACC=accumulator(xl.dtype),
+                                 BLOCK=_block(n))
     return _restore(y, x.ndim, dim)
 
 
