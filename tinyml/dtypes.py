@@ -46,11 +46,6 @@ class dtype:
         return self.np
 
     @property
-    def category(self) -> builtins.int:
-        """Old name of `category_rank`, read by ops/_loss_common.py until it tests `is_integer`."""
-        return self.category_rank
-
-    @property
     def is_signed(self) -> builtins.bool:
         return self.name not in ("bool", "uint8")
 

@@ -46,7 +46,7 @@ def class_rows(x: Tensor, target: Tensor, name: str) -> tuple[Tensor, Tensor, tu
     x (N, C, d1, ...) with target (N, d1, ...)."""
     if not isinstance(target, Tensor):
         raise TypeError(f"{name}(): argument 'target' must be a Tensor, not {type(target).__name__}")
-    if target.dtype.category != 1:
+    if not target.dtype.is_integer:
         raise RuntimeError(f"{name}: expected target of class indices with an integer dtype (int64), got "
                            f"{target.dtype} (target shape {tuple(target.shape)}, input shape "
                            f"{tuple(x.shape)})")

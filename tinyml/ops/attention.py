@@ -19,19 +19,18 @@ from __future__ import annotations
 import math
 
 from .. import dtypes as _dt
+from ..amp import cast_inputs
 from ..autograd import Function
 from ..tensor import Tensor
 from ._broadcast import broadcast_shapes
 from ._dispatch import run
+from .creation import arange
+from .matmul import matmul
+from .nn import dropout, softmax
+from .pointwise import where
 
 __all__ = ["scaled_dot_product_attention"]
 
-
-def _ops():
-    """tinyml.ops, looked up at call time: ops of other families (where, matmul, ...) by public name."""
-    from .. import ops
-
-    return ops
 
 
 class Attention(Function):
@@ -94,7 +93,6 @@ def _repeat_kv(query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tenso
 
 
 def _float_mask(attn_mask: Tensor, dtype: _dt.dtype) -> Tensor:
-    where = _ops().where
 
     if attn_mask.dtype is _dt.bool_:
         return where(attn_mask, 0.0, float("-inf")).to(dtype)
@@ -105,16 +103,12 @@ def _float_mask(attn_mask: Tensor, dtype: _dt.dtype) -> Tensor:
 
 
 def _causal_keep(tq: int, tk: int, device) -> Tensor:
-    arange = _ops().arange
 
     return arange(tk, device=device).reshape(1, tk) <= arange(tq, device=device).reshape(tq, 1)
 
 
 def _composite(q, k, v, mask, dropout_p, is_causal, scale):
     """softmax(q k^T scale + mask) -> dropout -> @ v, through ordinary differentiable ops."""
-    where = _ops().where
-    matmul = _ops().matmul
-    from .nn import dropout, softmax
 
     s = matmul(q, k.transpose(-2, -1)) * scale
     if is_causal:
@@ -133,7 +127,6 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
                                  dropout_p: float = 0.0, is_causal: bool = False, scale: float | None = None,
                                  enable_gqa: bool = False) -> Tensor:
     """softmax(query key^T * scale + attn_mask) value over (..., L, E), (..., S, E), (..., S, Ev)."""
-    from ..amp import cast_inputs
 
     query, key, value = cast_inputs(query, key, value)  # bf16/fp16 under tinyml.autocast
     _check(query, key, value)

@@ -18,6 +18,8 @@ from ..tensor import Tensor, _wrap_dim
 from ._broadcast import prepare
 from ._dispatch import run
 from ._loss_common import class_rows, float_input, legacy_reduction, reduce_loss
+from .nn import log_softmax
+from .pointwise import where
 
 __all__ = [
     "binary_cross_entropy",
@@ -32,12 +34,6 @@ __all__ = [
     "smooth_l1_loss",
 ]
 
-
-def _ops():
-    """tinyml.ops, looked up at call time: ops of other families (where, matmul, ...) by public name."""
-    from .. import ops
-
-    return ops
 
 
 class CrossEntropy(Function):
@@ -161,7 +157,6 @@ def _weight_vector(weight: Tensor | None, n_classes: int, dtype: _dt.dtype) -> T
 def _nll_rows(logp: Tensor, t: Tensor, weight, ignore_index: int, reduction: str, out_shape: tuple,
               smoothing: float = 0.0) -> Tensor:
     """nll_loss over (M, C) rows, optionally with cross-entropy's label-smoothing term (weights applied)."""
-    where = _ops().where
 
     loss, w_t = NllLoss.apply(logp, t, weight, ignore_index)
     w_t = w_t.detach()
@@ -192,7 +187,6 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
                   label_smoothing: float = 0.0) -> Tensor:
     """log_softmax over dim 1 (dim 0 for unbatched (C,)) then negative log-likelihood of the target:
     class indices (N,) / (N, d1, ...) or class probabilities of the input's shape."""
-    from .nn import log_softmax
 
     reduction = legacy_reduction(size_average, reduce, reduction)
     x = float_input(input, "cross_entropy")
@@ -341,7 +335,6 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduct
 
 def _safe_norm(x: Tensor, dim: int) -> Tensor:
     """sqrt(sum x^2) over dim (keepdim) with a zero, not NaN, gradient at the zero vector."""
-    where = _ops().where
 
     sq = (x * x).sum(dim, keepdim=True)
     nonzero = sq > 0
@@ -351,7 +344,6 @@ def _safe_norm(x: Tensor, dim: int) -> Tensor:
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """sum(x1 x2) / (max(|x1|, eps) max(|x2|, eps)) along dim, broadcasting x1 and x2. As in PyTorch
     the eps clamp does not enter the gradient (the norm's gradient flows as if unclamped)."""
-    where = _ops().where
 
     a, b = prepare(x1, x2, "cosine_similarity")
     if not a.dtype.is_floating_point:

@@ -9,10 +9,16 @@ norm.py, loss.py and attention.py beside this module.
 from __future__ import annotations
 
 from .. import dtypes as _dt
+from ..amp import cast_inputs
 from ..autograd import Function, is_grad_enabled
 from ..tensor import Tensor, _wrap_dim
 from ._broadcast import as_float
 from ._dispatch import run
+from .creation import rand
+from .inplace import apply_inplace
+from .matmul import matmul
+from .pointwise import clamp_min, where
+from .reduce import norm
 
 __all__ = ["dropout", "linear", "log_softmax", "normalize", "softmax"]
 
@@ -65,12 +71,6 @@ def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
     return LogSoftmax.apply(x, d) if x.ndim else x * 0
 
 
-def _ops():
-    """tinyml.ops, looked up at call time (matmul, where, norm, ... belong to other families)."""
-    from .. import ops
-
-    return ops
-
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """input @ weight^T + bias: input (..., in), weight (out, in), bias (out,)."""
@@ -85,9 +85,8 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
                            f"{w[-1]}x{w[0] if len(w) == 2 else 1}); input shape {tuple(input.shape)}, weight "
                            f"shape {w}")
     if weight.ndim == 1 or input.ndim == 1 or (bias is not None and bias.ndim != 1):
-        out = _ops().matmul(input, weight.t() if weight.ndim == 2 else weight)
+        out = matmul(input, weight.t() if weight.ndim == 2 else weight)
         return out if bias is None else out + bias
-    from ..amp import cast_inputs
 
     input, weight, bias = cast_inputs(input, weight, bias)
     if input.dtype is not weight.dtype or (bias is not None and bias.dtype is not weight.dtype):
@@ -118,9 +117,8 @@ class Linear(Function):
         g2 = g.reshape(-1, g.shape[-1])
         need = ctx.needs_input_grad
         if is_grad_enabled():  # create_graph=True: differentiable ops, so the gradient has a graph
-            ops = _ops()
-            return ((ops.matmul(g2, weight).reshape(ctx.x_shape) if need[0] else None),
-                    (ops.matmul(g2.mT, x2) if need[1] else None), (g2.sum(0) if need[2] else None))
+            return ((matmul(g2, weight).reshape(ctx.x_shape) if need[0] else None),
+                    (matmul(g2.mT, x2) if need[1] else None), (g2.sum(0) if need[2] else None))
         dx = run("matmul", g2, weight).reshape(ctx.x_shape) if need[0] else None
         dw = run("matmul", g2.mT, x2) if need[1] else None
         db = run("sum", g2, (0,), False, g2.dtype.np) if need[2] else None
@@ -136,14 +134,12 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         raise RuntimeError(f"dropout: expected a floating point input, got dtype {input.dtype}")
     if not training or p == 0.0:
         return input
-    ops = _ops()
     if p == 1.0:
         out = input * 0.0
     else:
-        keep = ops.rand(tuple(input.shape), device=input.device) >= p
-        out = input * ops.where(keep, 1.0 / (1.0 - p), 0.0).to(input.dtype)
+        keep = rand(tuple(input.shape), device=input.device) >= p
+        out = input * where(keep, 1.0 / (1.0 - p), 0.0).to(input.dtype)
     if inplace:
-        from .inplace import apply_inplace
 
         return apply_inplace(input, out)
     return out
@@ -153,6 +149,5 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, o
     """input / max(||input||_p, eps) along dim (the norm is kept as a broadcast dim)."""
     if out is not None:
         raise TypeError("normalize: out= is not supported by tinyml; assign the result instead")
-    ops = _ops()
-    denom = ops.clamp_min(ops.norm(input, p, dim, keepdim=True), eps)
+    denom = clamp_min(norm(input, p, dim, keepdim=True), eps)
     return input / denom
