@@ -4,7 +4,9 @@
     TINYML_DEBUG=2   also the bytes moved (inputs + outputs) and the achieved bandwidth
 
 Installed as a dispatch wrapper by tinyml.backends when the variable is set at import, or by
-`enable(level)` at run time.
+`enable(level)` at run time. The backend logged is the one that ran: a cpu kernel that declines
+an input (returns NotImplemented, e.g. for float16) logs nothing, and the reference that runs
+instead logs its line.
 """
 from __future__ import annotations
 
@@ -32,6 +34,8 @@ def _make_wrapper(level: int):
             t0 = time.perf_counter()
             out = fn(*args, **kwargs)
             dt = time.perf_counter() - t0
+            if out is NotImplemented:  # declined: the next backend runs and logs
+                return out
             line = f"[tinyml] {name:<24} {backend:<9} {dt * 1e6:9.1f} us  {_describe(args)}"
             if level >= 2:
                 nbytes = _nbytes(args) + _nbytes(out if isinstance(out, tuple) else (out,))

@@ -10,7 +10,8 @@ how often, and for how long.
 Three kinds of events nest in one timeline:
   op        a Function's forward (`Function.apply`), e.g. "Mul"
   backward  a node's backward in `Tensor.backward()`, e.g. "MulBackward"
-  kernel    one dispatched kernel call, e.g. "mul [cpu]"
+  kernel    one dispatched kernel call, e.g. "mul [cpu]", under the backend that ran it (a cpu
+            kernel that declines an input is not an event: the reference that runs instead is)
 Total time of an event includes the events nested in it; self time excludes them. While
 recording, the profiler swaps in a timed `Function.apply` and a kernel wrapper at dispatch; when
 it stops, both are restored, so profiling costs nothing when it is off.
@@ -35,6 +36,7 @@ class Event:
     end: float = 0.0
     children: float = 0.0  # total time of direct children
     bytes: int = 0
+    declined: bool = False  # a kernel call that returned NotImplemented: dropped from the timeline
 
     @property
     def total(self) -> float:
@@ -99,9 +101,10 @@ class profile:
         finally:
             ev.end = time.perf_counter()
             self._stack.pop()
-            if parent is not None:
-                parent.children += ev.total
-            self.events.append(ev)
+            if not ev.declined:
+                if parent is not None:
+                    parent.children += ev.total
+                self.events.append(ev)
 
     def _wrap_kernel(self, fn, name: str, backend: str):
         prof = self
@@ -110,6 +113,7 @@ class profile:
             shapes = tuple(s for s in map(_shape_of, args) if s is not None) if prof.record_shapes else ()
             with prof._span(name, "kernel", backend, shapes) as ev:
                 out = fn(*args, **kwargs)
+                ev.declined = out is NotImplemented
             ev.bytes = _nbytes(args) + _nbytes(out if isinstance(out, tuple) else (out,))
             return out
 
@@ -125,7 +129,8 @@ class profile:
         orig = self._orig_apply.__func__
 
         def timed_apply(cls, *args, **kwargs):
-            shapes = tuple(tuple(a.shape) for a in args if isinstance(a, autograd.Tensor)) if prof.record_shapes else ()
+            shapes = (tuple(tuple(a.shape) for a in args if isinstance(a, autograd.Tensor))
+                      if prof.record_shapes else ())
             with prof._span(cls.__name__, "op", "", shapes):
                 return orig(cls, *args, **kwargs)
 
@@ -164,7 +169,8 @@ class profile:
         rows = [r for r in self.rows(group_by_shapes) if r.kind in kinds]
         rows.sort(key=lambda r: getattr(r, sort_by), reverse=True)
         wall = sum(ev.total for ev in self.events if ev in self._top_level()) or 1e-12
-        header = f"{'name':<28} {'kind':<8} {'backend':<9} {'calls':>6} {'self ms':>9} {'total ms':>9} {'self %':>7}"
+        header = (f"{'name':<28} {'kind':<8} {'backend':<9} {'calls':>6} {'self ms':>9} {'total ms':>9} "
+                  f"{'self %':>7}")
         if group_by_shapes:
             header += "  shapes"
         lines = [header, "-" * len(header)]

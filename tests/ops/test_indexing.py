@@ -302,7 +302,7 @@ def test_embedding(kernels, padding_idx):
 
 
 def test_embedding_backward_kernel(kernels):
-    from tinyml.ops._dispatch import run
+    from tinyml.backends import run
 
     ids = tinyml.tensor([[1, 3, 1], [0, 1, 3]])
     dy = tinyml.randn(2, 3, 4)
@@ -330,7 +330,7 @@ def test_embedding_out_of_range_ids_raise_like_torch(device, kernels, ids):
 
 def test_embedding_forward_kernels_agree(device):
     """embedding_forward on every backend: rows of any dtype, 0-d and empty ids, an empty table."""
-    from tinyml.ops._dispatch import run
+    from tinyml.backends import run
 
     rng = np.random.default_rng(0)
     for dtype in ("float32", "float64", "float16", "bfloat16", "int64"):

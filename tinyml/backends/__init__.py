@@ -1,14 +1,25 @@
 """Kernel registry and dispatch: every op's computation goes through here.
 
 A kernel is a plain function over backend arrays (numpy arrays on `cpu`, device arrays on
-`cuda`) registered under a name and a backend. `dispatch(name, device_type)` returns the best
-implementation for a device, in this order:
+`cuda`) registered under a name and a backend. Every backend registers the same way: a family
+module (`reference/softmax.py`, `cpu/softmax.py`, `triton/softmax.py`) lists its kernels in
+`__all__`, each a function named after the kernel (`def log_softmax_forward(x, dim)`), and its
+package registers every module of its folder (`register_module`).
+
+Ops call `run("log_softmax_forward", x, dim)`: it unwraps the tensors, picks the kernel for their
+device with `dispatch(name, device_type)` and wraps the results. The order tried is
 
     cpu:  user -> cpu (C++ tinyml._C) -> reference (numpy)
     cuda: user -> triton
 
+A kernel that does not take an input (a dtype or layout the C++ code does not handle) returns
+`NotImplemented` before doing any work, and the next backend in the order runs: a float16
+softmax on the cpu device runs the reference, and the profiler and TINYML_DEBUG say "reference".
+The reference and Triton kernels take every input their op can give them.
+
 `TINYML_KERNELS=reference` restricts the cpu device to the numpy reference (the oracle), for
-cross-checks. `register(name, device)` lets a user put in a kernel of their own:
+cross-checks. `register(name, device)` lets a user put in a kernel of their own (which may
+decline inputs with `NotImplemented` too):
 
     @tinyml.backends.register("gelu_forward", "cpu")
     def my_gelu(x, approximate): ...
@@ -21,22 +32,24 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-# kernel name -> {backend name -> function}
+from ..device import device as Device
+from ..tensor import Tensor
+
+# kernel name -> {backend name -> function}; user kernels are keyed "user:<device>"
 _KERNELS: dict[str, dict[str, Callable]] = {}
+# (kernel name, backend) -> the module that lists it in __all__ (for docs/kernels.md)
+_MODULES: dict[tuple[str, str], str] = {}
 _PRIORITY = {"cpu": ("user", "cpu", "reference"), "cuda": ("user", "triton")}
-_BACKEND_DEVICE = {"user": None, "cpu": "cpu", "reference": "cpu", "triton": "cuda"}
+_LAST_RESORT = ("reference", "triton")  # never decline: a chain ends at them
 _cache: dict[tuple[str, str], Callable] = {}
 _loaded: set[str] = set()
-# Callables that wrap every dispatched kernel (the profiler and TINYML_DEBUG use this).
-# Each is `wrapper(fn, kernel_name, backend_name) -> fn`.
+# Callables that wrap every dispatched implementation (the profiler and TINYML_DEBUG use this).
+# Each is `wrapper(fn, kernel_name, backend_name) -> fn`. A call whose result is NotImplemented
+# did not run (the next backend runs, through its own wrapped function): record nothing for it.
 _wrappers: list[Callable] = []
 
 
 _force_reference = os.environ.get("TINYML_KERNELS", "").lower() == "reference"
-
-
-def _forced_reference() -> bool:
-    return _force_reference
 
 
 class force_reference:
@@ -61,17 +74,19 @@ class force_reference:
         _cache.clear()
 
 
+# -- registration -----------------------------------------------------------------------------
 def add_kernel(name: str, backend: str, fn: Callable, device: str | None = None) -> None:
-    """Record `fn` as the `backend` implementation of kernel `name` (used by the backends)."""
+    """Record `fn` as the `backend` implementation of kernel `name` (what the two below use)."""
     key = backend if backend != "user" else f"user:{device}"
     _KERNELS.setdefault(name, {})[key] = fn
     _cache.clear()
 
 
 def register_module(module, backend: str) -> None:
-    """Register every function a backend module lists in `__all__` under its own name."""
+    """Register every function a backend module lists in `__all__`, under its own name."""
     for name in module.__all__:
         add_kernel(name, backend, getattr(module, name))
+        _MODULES[(name, backend)] = module.__name__
 
 
 def register(name: str, device: str = "cpu", backend: str = "user") -> Callable[[Callable], Callable]:
@@ -93,14 +108,6 @@ def register(name: str, device: str = "cpu", backend: str = "user") -> Callable[
     return deco
 
 
-def run(name: str, *args, **kwargs):
-    """Run kernel `name` on tensors (dispatching on their device); returns tensors. This is what
-    ops call inside Function.forward/backward."""
-    from ..ops._dispatch import run as _run
-
-    return _run(name, *args, **kwargs)
-
-
 def unregister(name: str, device: str = "cpu") -> None:
     """Remove a user kernel registered with `register`."""
     _KERNELS.get(name, {}).pop(f"user:{device}", None)
@@ -111,13 +118,12 @@ def _load(device_type: str) -> None:
     if device_type in _loaded:
         return
     if not _loaded and os.environ.get("TINYML_DEBUG"):
-        from .. import debug
+        from .. import debug  # lazy: debug imports this module (it installs a wrapper here)
 
         debug._from_environment()
     _loaded.add(device_type)
     if device_type == "cpu":
-        from . import reference  # noqa: F401  (registers itself)
-        from . import cpu  # noqa: F401  (registers what tinyml._C provides)
+        from . import cpu, reference  # noqa: F401  (they register themselves; cpu what tinyml._C provides)
     elif device_type == "cuda":
         from . import reference  # noqa: F401
         try:
@@ -127,43 +133,78 @@ def _load(device_type: str) -> None:
             raise RuntimeError(f"the cuda device needs Triton kernels, which failed to load: {e}") from e
 
 
+# -- choosing an implementation ---------------------------------------------------------------
 def _candidates(device_type: str):
-    if device_type == "cpu" and _forced_reference():
+    if device_type == "cpu" and _force_reference:
         return ("user", "reference")
     return _PRIORITY[device_type]
+
+
+def _chain(name: str, device_type: str) -> list[tuple[str, Callable]]:
+    """[(backend, fn)] for `name` on `device_type`, in the order they are tried."""
+    _load(device_type)
+    impls = _KERNELS.get(name, {})
+    chain = []
+    for backend in _candidates(device_type):
+        fn = impls.get(f"user:{device_type}" if backend == "user" else backend)
+        if fn is not None:
+            chain.append((backend, fn))
+            if backend in _LAST_RESORT:
+                break
+    if not chain:
+        have = ", ".join(sorted(impls)) or "none"
+        raise NotImplementedError(f"kernel {name!r} has no implementation for device {device_type!r} "
+                                  f"(has: {have})")
+    return chain
+
+
+def _describe(args) -> str:
+    return ", ".join(f"{a.dtype}{list(a.shape)}" if hasattr(a, "dtype") and hasattr(a, "shape")
+                     else type(a).__name__ for a in args)
+
+
+def _first_that_runs(name: str, device_type: str, chain: list[tuple[str, Callable]]) -> Callable:
+    """One function for the chain: each implementation (wrapped) in turn until one does not
+    return NotImplemented. A chain of one kernel that never declines is that kernel itself."""
+    fns = []
+    for backend, fn in chain:
+        for wrap in _wrappers:
+            fn = wrap(fn, name, backend)
+        fns.append(fn)
+    if len(chain) == 1 and chain[0][0] in _LAST_RESORT:
+        return fns[0]
+    fns = tuple(fns)
+    backends = ", ".join(b for b, _ in chain)
+
+    def kernel(*args, **kwargs):
+        for fn in fns:
+            out = fn(*args, **kwargs)
+            if out is not NotImplemented:
+                return out
+        raise NotImplementedError(f"kernel {name!r} on device {device_type!r}: every implementation "
+                                  f"({backends}) declined the inputs ({_describe(args)})")
+
+    kernel.__name__ = kernel.__qualname__ = name
+    return kernel
 
 
 def dispatch(name: str, device_type: str = "cpu") -> Callable:
     """The kernel function for `name` on `device_type` ("cpu" or "cuda")."""
     fn = _cache.get((name, device_type))
-    if fn is not None:
-        return fn
-    _load(device_type)
-    impls = _KERNELS.get(name, {})
-    for backend in _candidates(device_type):
-        key = f"user:{device_type}" if backend == "user" else backend
-        if key in impls:
-            fn = impls[key]
-            for wrap in _wrappers:
-                fn = wrap(fn, name, backend)
-            _cache[(name, device_type)] = fn
-            return fn
-    have = ", ".join(sorted(impls)) or "none"
-    raise NotImplementedError(f"kernel {name!r} has no implementation for device {device_type!r} (has: {have})")
+    if fn is None:
+        fn = _cache[(name, device_type)] = _first_that_runs(name, device_type, _chain(name, device_type))
+    return fn
 
 
 def backend_of(name: str, device_type: str = "cpu") -> str:
-    """Which backend `dispatch(name, device_type)` picks: 'user', 'cpu', 'reference' or 'triton'."""
-    _load(device_type)
-    impls = _KERNELS.get(name, {})
-    for backend in _candidates(device_type):
-        if (f"user:{device_type}" if backend == "user" else backend) in impls:
-            return backend
-    raise NotImplementedError(f"kernel {name!r} has no implementation for device {device_type!r}")
+    """The backend `dispatch(name, device_type)` tries first: 'user', 'cpu', 'reference' or
+    'triton' (a 'cpu' kernel may still decline an input, which then runs on the reference)."""
+    return _chain(name, device_type)[0][0]
 
 
 def implementations(name: str) -> dict[str, Callable]:
-    """All registered implementations of a kernel, by backend (loads the cpu backends)."""
+    """All registered implementations of a kernel, by backend (loads the cpu backends). A 'cpu'
+    one returns NotImplemented for inputs it does not take."""
     _load("cpu")
     return dict(_KERNELS.get(name, {}))
 
@@ -176,3 +217,59 @@ def kernel_names() -> list[str]:
 def clear_cache() -> None:
     """Forget dispatch decisions (after toggling a wrapper such as the profiler)."""
     _cache.clear()
+
+
+# -- running a kernel on tensors --------------------------------------------------------------
+def _device_error(a: Device, b: Device, name: str) -> RuntimeError:
+    return RuntimeError(f"Expected all tensors to be on the same device, but found at least two devices, "
+                        f"{a} and {b} (in kernel {name!r})")
+
+
+def run(name: str, *args, **kwargs):
+    """Run kernel `name` on the device of its tensor arguments (tensors, lists of tensors, or
+    plain values): each Tensor becomes its array, the kernel runs on them, and array results come
+    back as tensors on that device (a tuple of results as a tuple). What ops call inside
+    Function.forward/backward."""
+    dev = None
+    arrays = []
+    for a in args:
+        kind = type(a)
+        if kind is Tensor:
+            d = a.device
+            if dev is None:
+                dev = d
+            elif d is not dev and d != dev:
+                raise _device_error(dev, d, name)
+            arrays.append(a._data)
+        elif (kind is list or kind is tuple) and a and type(a[0]) is Tensor:
+            for t in a:
+                if dev is None:
+                    dev = t.device
+                elif t.device is not dev and t.device != dev:
+                    raise _device_error(dev, t.device, name)
+            arrays.append([t._data for t in a])
+        else:
+            arrays.append(a)
+    if dev is None:
+        raise TypeError(f"kernel {name!r} called without a tensor argument; use run_on(device, ...)")
+    fn = _cache.get((name, dev.type)) or dispatch(name, dev.type)
+    out = fn(*arrays, **kwargs) if kwargs else fn(*arrays)
+    kind = type(out)
+    if kind is tuple or kind is list or out is None:
+        return _wrap(out, dev)
+    return Tensor._make(out, dev)
+
+
+def run_on(dev: Device, name: str, *args, **kwargs):
+    """Run a kernel that takes no tensors (creation kernels) on device `dev`."""
+    return _wrap(dispatch(name, dev.type)(*args, **kwargs), dev)
+
+
+def _wrap(out, dev: Device):
+    if type(out) is tuple:
+        return tuple(None if o is None else Tensor._make(o, dev) for o in out)
+    if type(out) is list:
+        return [Tensor._make(o, dev) for o in out]
+    if out is None:
+        return None
+    return Tensor._make(out, dev)

@@ -2,17 +2,26 @@
 (`<name>_forward(x, *params)`, `<name>_backward(x, dy, *params)`; the math is in
 backends/reference/activation.py). Only the input x is saved for backward.
 
+Under create_graph=True each backward builds the same derivative from differentiable tensor ops
+(`formula`), so second derivatives are exact (docs/internals.md, section 7).
+
     gelu(x) = x Phi(x)        silu(x) = x sigmoid(x)          swiglu(a, b) = silu(a) * b
     softplus(x) = log(1 + e^(beta x)) / beta                  mish(x) = x tanh(softplus(x))
     leaky_relu, elu, hardtanh, relu6 = hardtanh(x, 0, 6), glu, logsigmoid = -softplus(-x)
 """
 from __future__ import annotations
 
-from ..autograd import Function
+import math
+
+from ..autograd import Function, is_grad_enabled
+from ..backends import run
 from ..tensor import Tensor, _wrap_dim
 from ._broadcast import prepare
-from ._dispatch import run
 from .inplace import apply_inplace
+from .movement import chunk
+from .movement_copy import cat
+from .pointwise import clamp, where
+from .unary import erf, exp, sigmoid, tanh
 
 __all__ = [
     "elu",
@@ -30,56 +39,109 @@ __all__ = [
 
 
 class _Activation(Function):
-    """y = kernel `<name>_forward(x, *params)`; dx = `<name>_backward(x, dy, *params)`."""
+    """y = kernel `forward_kernel(x, *params)`; dx = `backward_kernel(x, dy, *params)`, or under
+    create_graph the subclass's `formula(x, dy, *params)`. Each subclass names its two kernels."""
 
-    kernel = ""
+    forward_kernel = backward_kernel = ""
 
     @staticmethod
     def forward(ctx, x, *params):
         ctx.save_for_backward(x)
         ctx.params = params
-        return run(ctx.fn.kernel + "_forward", x, *params)
+        return run(ctx.fn.forward_kernel, x, *params)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
-        return (run(ctx.fn.kernel + "_backward", x, g, *ctx.params),) + (None,) * len(ctx.params)
+        if is_grad_enabled():  # create_graph: the derivative from differentiable tensor ops
+            return (ctx.fn.formula(x, g, *ctx.params),) + (None,) * len(ctx.params)
+        return (run(ctx.fn.backward_kernel, x, g, *ctx.params),) + (None,) * len(ctx.params)
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_KAPPA = 0.044715
 
 
 class Gelu(_Activation):
-    kernel = "gelu"
+    forward_kernel, backward_kernel = "gelu_forward", "gelu_backward"
+
+    @staticmethod
+    def formula(x, g, approximate):
+        if approximate == "tanh":  # t = tanh(k (x + kappa x^3))
+            t = tanh((x + x * x * x * _KAPPA) * _SQRT_2_OVER_PI)
+            dt = (1 - t * t) * (x * x * (3 * _KAPPA) + 1) * _SQRT_2_OVER_PI  # d t / d x
+            return g * ((t + 1) * 0.5 + x * dt * 0.5)
+        return g * (erf(x * math.sqrt(0.5)) * 0.5 + 0.5 + x * exp(x * x * -0.5) * _INV_SQRT_2PI)
 
 
 class Silu(_Activation):
-    kernel = "silu"
+    forward_kernel, backward_kernel = "silu_forward", "silu_backward"
+
+    @staticmethod
+    def formula(x, g):
+        s = sigmoid(x)
+        return g * s * (x * (1 - s) + 1)
 
 
 class Softplus(_Activation):
-    kernel = "softplus"
+    forward_kernel, backward_kernel = "softplus_forward", "softplus_backward"
+
+    @staticmethod
+    def formula(x, g, beta, threshold):
+        bx = x * beta
+        return where(bx > threshold, g, g * sigmoid(bx))
 
 
 class LeakyRelu(_Activation):
-    kernel = "leaky_relu"
+    forward_kernel, backward_kernel = "leaky_relu_forward", "leaky_relu_backward"
+
+    @staticmethod
+    def formula(x, g, negative_slope):
+        return where(x > 0, g, g * negative_slope)
 
 
 class Elu(_Activation):
-    kernel = "elu"
+    forward_kernel, backward_kernel = "elu_forward", "elu_backward"
+
+    @staticmethod
+    def formula(x, g, alpha):
+        return where(x > 0, g, g * exp(clamp(x, max=0)) * alpha)  # clamp: no 0 * inf from the unused side
 
 
 class Hardtanh(_Activation):
-    kernel = "hardtanh"
+    forward_kernel, backward_kernel = "hardtanh_forward", "hardtanh_backward"
+
+    @staticmethod
+    def formula(x, g, min_val, max_val):
+        return where(x > min_val, where(x < max_val, g, 0.0), 0.0)
 
 
 class Mish(_Activation):
-    kernel = "mish"
+    forward_kernel, backward_kernel = "mish_forward", "mish_backward"
+
+    @staticmethod
+    def formula(x, g):
+        t = tanh(Softplus.apply(x, 1.0, 20.0))
+        return g * (t + x * sigmoid(x) * (1 - t * t))
 
 
 class Glu(_Activation):
-    kernel = "glu"
+    forward_kernel, backward_kernel = "glu_forward", "glu_backward"
+
+    @staticmethod
+    def formula(x, g, dim):
+        a, b = chunk(x, 2, dim)
+        s = sigmoid(b)
+        return cat([g * s, g * a * s * (1 - s)], dim)
 
 
 class LogSigmoid(_Activation):
-    kernel = "logsigmoid"
+    forward_kernel, backward_kernel = "logsigmoid_forward", "logsigmoid_backward"
+
+    @staticmethod
+    def formula(x, g):
+        return g * sigmoid(-x)
 
 
 class Swiglu(Function):
@@ -93,6 +155,9 @@ class Swiglu(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph: the derivative from differentiable tensor ops
+            s = sigmoid(a)
+            return g * b * s * (a * (1 - s) + 1), g * a * s
         return run("swiglu_backward", a, b, g)
 
 

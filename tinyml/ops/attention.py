@@ -20,10 +20,10 @@ import math
 
 from .. import dtypes as _dt
 from ..amp import cast_inputs
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
+from ..backends import run
 from ..tensor import Tensor
 from ._broadcast import broadcast_shapes
-from ._dispatch import run
 from .creation import arange
 from .matmul import matmul
 from .nn import dropout, softmax
@@ -34,6 +34,10 @@ __all__ = ["scaled_dot_product_attention"]
 
 
 class Attention(Function):
+    """The fused path. Under create_graph=True backward rebuilds the probabilities p with tensor
+    ops (storing them) and returns dq = ds k scale, dk = ds^T q scale, dv = p^T g, where
+    ds = p (dp - sum_j dp p) and dp = g v^T: differentiable again (double backward)."""
+
     @staticmethod
     def forward(ctx, q, k, v, mask, is_causal, scale):
         out, lse = run("attention_forward", q, k, v, mask, is_causal, scale)
@@ -44,6 +48,12 @@ class Attention(Function):
     @staticmethod
     def backward(ctx, g):
         q, k, v, out, lse, mask = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph: the same derivative from differentiable tensor ops
+            p = _probabilities(q, k, mask, ctx.is_causal, ctx.scale)
+            dp = matmul(g, v.transpose(-2, -1))
+            ds = p * (dp - (dp * p).sum(-1, keepdim=True)) * ctx.scale
+            return (matmul(ds, k), matmul(ds.transpose(-2, -1), q), matmul(p.transpose(-2, -1), g),
+                    None, None, None)
         dq, dk, dv = run("attention_backward", q, k, v, out, lse, g.contiguous(), mask, ctx.is_causal,
                          ctx.scale)
         need = ctx.needs_input_grad
@@ -107,9 +117,8 @@ def _causal_keep(tq: int, tk: int, device) -> Tensor:
     return arange(tk, device=device).reshape(1, tk) <= arange(tq, device=device).reshape(tq, 1)
 
 
-def _composite(q, k, v, mask, dropout_p, is_causal, scale):
-    """softmax(q k^T scale + mask) -> dropout -> @ v, through ordinary differentiable ops."""
-
+def _probabilities(q, k, mask, is_causal, scale):
+    """softmax(q k^T scale + mask) through ordinary differentiable ops."""
     s = matmul(q, k.transpose(-2, -1)) * scale
     if is_causal:
         s = where(_causal_keep(q.shape[-2], k.shape[-2], q.device), s, float("-inf"))
@@ -117,7 +126,12 @@ def _composite(q, k, v, mask, dropout_p, is_causal, scale):
         s = s + mask
     # rows with every key masked: softmax of all -inf is NaN; PyTorch returns zeros there
     live = (s != float("-inf")).sum(-1, keepdim=True) > 0
-    p = where(live, softmax(where(live, s, 0.0), -1), 0.0)
+    return where(live, softmax(where(live, s, 0.0), -1), 0.0)
+
+
+def _composite(q, k, v, mask, dropout_p, is_causal, scale):
+    """softmax(q k^T scale + mask) -> dropout -> @ v, through ordinary differentiable ops."""
+    p = _probabilities(q, k, mask, is_causal, scale)
     if dropout_p > 0:
         p = dropout(p, dropout_p, training=True)
     return matmul(p, v)

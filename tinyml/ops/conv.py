@@ -9,8 +9,8 @@ conv1d is conv2d over a height-1 image, through views, so it needs no kernels of
 from __future__ import annotations
 
 from ..autograd import Function
+from ..backends import run
 from ..tensor import Tensor
-from ._dispatch import run
 from .pool import *
 from .pool import __all__ as _pool_all
 
@@ -18,6 +18,8 @@ __all__ = ["conv1d", "conv2d"] + list(_pool_all)
 
 
 class Conv2dFn(Function):
+    once_differentiable = "conv2d_backward"  # kernel-only backward: no create_graph formula
+
     @staticmethod
     def forward(ctx, x, w, b, stride, pads, dilation, groups):
         ctx.save_for_backward(x, w)

@@ -10,10 +10,9 @@ import numpy as np
 from .. import dtypes as _dt
 from .. import random as _random
 from ..autograd import Function
-from ..backends import dispatch
+from ..backends import dispatch, run, run_on
 from ..device import as_device
 from ..tensor import Tensor
-from ._dispatch import run, run_on
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "arange", "linspace", "eye",
            "rand", "randn", "randint", "randperm", "normal", "zeros_like", "ones_like", "full_like",

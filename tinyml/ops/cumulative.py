@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from .. import dtypes as _dt
 from ..autograd import Function, is_grad_enabled
+from ..backends import run
 from ..tensor import Tensor
 from . import _reduce_grad
-from ._dispatch import run
 from ._reduce_dims import wrap_dim
 
 __all__ = ["cumprod", "cumsum"]

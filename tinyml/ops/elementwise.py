@@ -17,9 +17,9 @@ import math
 
 from .. import dtypes as _dt
 from ..autograd import Function, is_grad_enabled
+from ..backends import run
 from ..tensor import Tensor
 from ._broadcast import prepare
-from ._dispatch import run
 from .pointwise import where
 from .unary import log
 

@@ -19,10 +19,11 @@ import numpy as np
 
 from .. import autograd
 from .. import dtypes as _dt
-from ..autograd import Function
+from .._graph import adjoint
+from ..autograd import Function, is_grad_enabled
+from ..backends import run
 from ..tensor import Tensor
 from ._broadcast import _check_scalar, broadcast_shapes
-from ._dispatch import run
 from .creation import empty, tensor
 from .inplace import apply_inplace
 from .movement import Slice, _view, expand, reshape, unbind
@@ -173,7 +174,11 @@ class AdvancedIndex(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return run("index_backward", g, ctx.in_shape, list(ctx.saved_tensors), ctx.dims), None, None
+        tensors = list(ctx.saved_tensors)
+        dx = run("index_backward", g, ctx.in_shape, tensors, ctx.dims)
+        if is_grad_enabled():  # create_graph: dx is linear in g; d/dg indexes again
+            dx = adjoint(g, dx, AdvancedIndex.apply, tensors, ctx.dims)
+        return dx, None, None
 
 
 def getitem(x: Tensor, index) -> Tensor:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from .. import autograd
 from ..autograd import Context
+from ..backends import run
 from ..tensor import Tensor
 from . import creation, elementwise, pointwise, scatter, unary
 from ._broadcast import broadcast_shapes
-from ._dispatch import run
 from .movement import expand
 
 __all__ = ["apply_inplace", "add_", "sub_", "mul_", "div_", "pow_", "neg_", "exp_", "sqrt_", "zero_", "fill_",

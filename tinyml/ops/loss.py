@@ -7,19 +7,23 @@ size_average/reduce flags). Kernels compute per-element (or per-row) losses; the
     nll_loss        -w[t] x[t]; 'mean' divides by sum of w[t] over non-ignored targets
     l1 / smooth_l1 / huber / bce_with_logits / binary_cross_entropy / kl_div: pointwise kernels
     mse_loss        (x - y)^2 through ordinary ops;  cosine_similarity  x.y / (|x| |y|)
+Under create_graph=True each backward builds its derivative from tensor ops (double backward).
 """
 from __future__ import annotations
 
 import warnings
 
 from .. import dtypes as _dt
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
+from ..backends import run
 from ..tensor import Tensor, _wrap_dim
 from ._broadcast import prepare
-from ._dispatch import run
 from ._loss_common import class_rows, float_input, legacy_reduction, reduce_loss
+from .activation import logsigmoid
+from .creation import arange
 from .nn import log_softmax
-from .pointwise import where
+from .pointwise import clamp, where
+from .unary import sigmoid, sign
 
 __all__ = [
     "binary_cross_entropy",
@@ -33,7 +37,6 @@ __all__ = [
     "nll_loss",
     "smooth_l1_loss",
 ]
-
 
 
 class CrossEntropy(Function):
@@ -51,6 +54,11 @@ class CrossEntropy(Function):
     @staticmethod
     def backward(ctx, g):
         logits, target, row_max, log_sum = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph, dx_ij = g_i (softmax_ij - (1 - ls)[j == t_i] - ls/C)
+            (ignore_index, ls), c = ctx.args, logits.shape[1]
+            p, hit = log_softmax(logits, 1).exp(), arange(c, device=logits.device) == target.unsqueeze(1)
+            d = where(hit, p - (1 - ls), p) - (ls / c if c else 0.0)
+            return d * where(target != ignore_index, g, 0.0).unsqueeze(1), None, None, None  # 0: ignored rows
         dx = run("cross_entropy_backward", logits, target, row_max, log_sum, g.contiguous(), *ctx.args)
         return dx, None, None, None
 
@@ -71,38 +79,50 @@ class NllLoss(Function):
         if g is None:
             return None, None, None, None
         logp, target, w_t = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph: dlogp_ij = -w_t,i g_i [j == t_i], linear in g
+            hit = arange(logp.shape[1], device=logp.device) == target.unsqueeze(1)
+            return where(hit, (-(w_t.detach() * g)).unsqueeze(1), 0.0), None, None, None
         return run("nll_loss_backward", logp, target, w_t, g.contiguous(), ctx.ignore_index), None, None, None
 
 
 class _Pointwise(Function):
-    """loss = `<kernel>_forward(x, y, *params)`; dx = `<kernel>_backward(x, y, dl, *params)`, dy = -dx."""
+    """loss = `forward_kernel(x, y, *params)`; dx = `backward_kernel(x, y, dl, *params)` (under
+    create_graph the subclass's `formula(x - y, dl, *params)`), dy = -dx. Each subclass names its
+    two kernels."""
 
-    kernel = ""
+    forward_kernel = backward_kernel = ""
 
     @staticmethod
     def forward(ctx, x, y, *params):
         ctx.save_for_backward(x, y)
         ctx.params = params
-        return run(ctx.fn.kernel + "_forward", x, y, *params)
+        return run(ctx.fn.forward_kernel, x, y, *params)
 
     @staticmethod
     def backward(ctx, g):
         x, y = ctx.saved_tensors
-        dx = run(ctx.fn.kernel + "_backward", x, y, g, *ctx.params)
+        if is_grad_enabled():  # create_graph: the same derivative from differentiable tensor ops
+            dx = ctx.fn.formula(x - y, g, *ctx.params)
+        else:
+            dx = run(ctx.fn.backward_kernel, x, y, g, *ctx.params)
         return (dx if ctx.needs_input_grad[0] else None, -dx if ctx.needs_input_grad[1] else None) + \
             (None,) * len(ctx.params)
 
 
 class L1Loss(_Pointwise):
-    kernel = "l1_loss"
+    forward_kernel, backward_kernel = "l1_loss_forward", "l1_loss_backward"
+    formula = staticmethod(lambda d, g: g * sign(d))
 
 
 class SmoothL1Loss(_Pointwise):
-    kernel = "smooth_l1_loss"
+    forward_kernel, backward_kernel = "smooth_l1_loss_forward", "smooth_l1_loss_backward"
+    formula = staticmethod(lambda d, g, beta: g * (sign(d) if beta == 0 else where(d.abs() < beta, d / beta,
+                                                                                     sign(d))))
 
 
 class HuberLoss(_Pointwise):
-    kernel = "huber_loss"
+    forward_kernel, backward_kernel = "huber_loss_forward", "huber_loss_backward"
+    formula = staticmethod(lambda d, g, delta: g * where(d.abs() < delta, d, sign(d) * delta))
 
 
 class BCEWithLogits(Function):
@@ -114,8 +134,19 @@ class BCEWithLogits(Function):
     @staticmethod
     def backward(ctx, g):
         x, y, pos_weight = ctx.saved_tensors
-        grads = run("bce_with_logits_backward", x, y, pos_weight, g)
+        grads = (BCEWithLogits.formula(x, y, pos_weight, g) if is_grad_enabled()  # create_graph: tensor ops
+                 else run("bce_with_logits_backward", x, y, pos_weight, g))
         return tuple(d if n else None for d, n in zip(grads, ctx.needs_input_grad))
+
+    @staticmethod
+    def formula(x, y, pos_weight, g):
+        """dx = g ((1 - y) - c sigmoid(-x)), c = 1 + (pw - 1) y; dy = g ((pw - 1) softplus(-x) - x);
+        dpw = g y softplus(-x) (softplus(-x) = -logsigmoid(x)); without pw: dx = g (sigmoid(x) - y)."""
+        if pos_weight is None:
+            return g * (sigmoid(x) - y), -(g * x), None
+        sp = -logsigmoid(x)
+        dx = g * ((1 - y) - ((pos_weight - 1) * y + 1) * sigmoid(-x))
+        return dx, g * ((pos_weight - 1) * sp - x), g * y * sp
 
 
 class KLDiv(Function):
@@ -128,7 +159,12 @@ class KLDiv(Function):
     @staticmethod
     def backward(ctx, g):
         x, t = ctx.saved_tensors
-        dx, dt = run("kl_div_backward", x, t, g, ctx.log_target)
+        if not is_grad_enabled():
+            dx, dt = run("kl_div_backward", x, t, g, ctx.log_target)
+        elif ctx.log_target:  # create_graph, tensor ops: dx = -g e^t, dt = g e^t (t - x + 1)
+            dx, dt = -(g * t.exp()), g * t.exp() * (t - x + 1)
+        else:  # create_graph, tensor ops: dx = -g t, dt = g (log t + 1 - x) where t > 0, else 0
+            dx, dt = -(g * t), where(t > 0, g * (where(t > 0, t, 1.0).log() + 1 - x), 0.0)
         return dx if ctx.needs_input_grad[0] else None, dt if ctx.needs_input_grad[1] else None, None
 
 
@@ -141,7 +177,11 @@ class BinaryCrossEntropy(Function):
     @staticmethod
     def backward(ctx, g):
         x, y = ctx.saved_tensors
-        dx, dy = run("binary_cross_entropy_backward", x, y, g)
+        if not is_grad_enabled():
+            dx, dy = run("binary_cross_entropy_backward", x, y, g)
+        else:  # create_graph, tensor ops: dx = g (x - y) / max(x (1 - x), 1e-12), dy = g (log(1-x) - log x)
+            dx = g * (x - y) / clamp(x * (1 - x), min=1e-12)
+            dy = g * (clamp((-x).log1p(), min=-100.0) - clamp(x.log(), min=-100.0))  # logs >= -100
         return dx if ctx.needs_input_grad[0] else None, dy if ctx.needs_input_grad[1] else None
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from ..amp import cast_inputs
 from ..autograd import Function
+from ..backends import run
 from ..tensor import Tensor
 from ._broadcast import broadcast_shapes
-from ._dispatch import run
 from .elementwise import mul
 from .movement import sum_to
 

@@ -10,11 +10,11 @@ Copies (cat, stack, repeat, flip, roll, tril, triu, pad) live in movement_copy.p
 """
 from __future__ import annotations
 
-from ..autograd import Function
-from ..backends import dispatch
+from .._graph import adjoint
+from ..autograd import Function, is_grad_enabled
+from ..backends import dispatch, run
 from ..tensor import Tensor, _wrap_dim
 from ._broadcast import broadcast_shapes
-from ._dispatch import run
 
 __all__ = ["broadcast_tensors", "broadcast_to", "chunk", "diagonal", "expand", "expand_as", "flatten",
            "meshgrid", "moveaxis", "movedim", "narrow", "permute", "reshape", "reshape_as", "select", "split",
@@ -247,7 +247,8 @@ class Slice(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return run("slice_backward", g, ctx.in_shape, ctx.index), None
+        dx = run("slice_backward", g, ctx.in_shape, ctx.index)
+        return (adjoint(g, dx, Slice.apply, ctx.index) if is_grad_enabled() else dx), None  # d/dg: slices
 
 
 def _dim_slice(ndim_before: int, item) -> tuple:
@@ -364,7 +365,10 @@ class Diagonal(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return run("diagonal_backward", g, *ctx.args), None, None, None
+        dx = run("diagonal_backward", g, *ctx.args)
+        if is_grad_enabled():  # create_graph: dx is linear in g; d/dg takes the diagonal again
+            dx = adjoint(g, dx, Diagonal.apply, *ctx.args[1:])
+        return dx, None, None, None
 
 
 def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:

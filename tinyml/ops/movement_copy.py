@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from .. import dtypes as _dt
 from ..autograd import Function
+from ..backends import run
 from ..tensor import Tensor, _wrap_dim
-from ._dispatch import run
 from .creation import arange, tensor
 from .movement import Slice, narrow, reshape, split, unsqueeze
 

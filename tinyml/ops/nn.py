@@ -11,9 +11,9 @@ from __future__ import annotations
 from .. import dtypes as _dt
 from ..amp import cast_inputs
 from ..autograd import Function, is_grad_enabled
+from ..backends import run
 from ..tensor import Tensor, _wrap_dim
 from ._broadcast import as_float
-from ._dispatch import run
 from .creation import rand
 from .inplace import apply_inplace
 from .matmul import matmul
@@ -24,6 +24,8 @@ __all__ = ["dropout", "linear", "log_softmax", "normalize", "softmax"]
 
 
 class Softmax(Function):
+    """y = softmax(x) along dim; dx = y (g - sum(g y)), the sum along dim."""
+
     @staticmethod
     def forward(ctx, x, dim):
         y = run("softmax_forward", x, dim)
@@ -34,10 +36,14 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph: the same derivative from differentiable tensor ops
+            return y * (g - (g * y).sum(ctx.dim, keepdim=True)), None
         return run("softmax_backward", y, g, ctx.dim), None
 
 
 class LogSoftmax(Function):
+    """y = log_softmax(x) along dim; dx = g - exp(y) sum(g), the sum along dim."""
+
     @staticmethod
     def forward(ctx, x, dim):
         y = run("log_softmax_forward", x, dim)
@@ -48,6 +54,8 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, g):
         (y,) = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph: the same derivative from differentiable tensor ops
+            return g - y.exp() * g.sum(ctx.dim, keepdim=True), None
         return run("log_softmax_backward", y, g, ctx.dim), None
 
 
@@ -106,14 +114,16 @@ class Linear(Function):
     def forward(ctx, x, weight, bias):
         need = ctx.needs_input_grad
         x2 = x.reshape(-1, x.shape[-1])
-        ctx.save_for_backward(x2 if need[1] else None, weight if need[0] else None)
+        # x itself, not x2: x2 is made with grad off, and a create_graph dW must depend on x
+        ctx.save_for_backward(x if need[1] else None, weight if need[0] else None)
         ctx.x_shape = x.shape
         out = run("linear", x2, weight, bias)
         return out.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, g):
-        x2, weight = ctx.saved_tensors
+        x, weight = ctx.saved_tensors
+        x2 = x if x is None or x.ndim == 2 else x.reshape(-1, x.shape[-1])
         g2 = g.reshape(-1, g.shape[-1])
         need = ctx.needs_input_grad
         if is_grad_enabled():  # create_graph=True: differentiable ops, so the gradient has a graph

@@ -6,16 +6,18 @@ group_norm (layer_norm over (N * groups, rest) plus a per-channel affine).
     group_norm(x) = per (sample, group) layer_norm, then * w[c] + b[c] per channel
 
 Forward saves x and the per-row statistics (mean, rstd) only; backward recomputes the
-normalised x from them (backends/reference/norm.py has the gradient formulas).
+normalised x from them (backends/reference/norm.py has the gradient formulas). Under
+create_graph=True the backward recomputes mean and rstd from x with tensor ops instead, so that the
+gradient is differentiable in x (second derivatives, docs/internals.md section 7).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import dtypes as _dt
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
+from ..backends import run
 from ..tensor import Tensor
-from ._dispatch import run
 
 __all__ = ["group_norm", "layer_norm", "rms_norm"]
 
@@ -25,17 +27,31 @@ class LayerNorm(Function):
     def forward(ctx, x, weight, bias, eps):
         y, mean, rstd = run("layer_norm_forward", x, weight, bias, eps)
         ctx.save_for_backward(x, weight, mean, rstd)
+        ctx.eps = eps
         ctx.bias_only = weight is None and bias is not None
         return y
 
     @staticmethod
     def backward(ctx, g):
         x, weight, mean, rstd = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph: the same derivative from differentiable tensor ops
+            return LayerNorm.formula(x, weight, g, ctx.eps) + (None,)
         dx, dw, db = run("layer_norm_backward", g.contiguous(), x, weight, mean, rstd)
         if ctx.bias_only and ctx.needs_input_grad[2]:
             db = g.sum(0)  # the kernel reports dbias only alongside dweight
         need = ctx.needs_input_grad
         return dx if need[0] else None, dw if need[1] else None, db if need[2] else None, None
+
+    @staticmethod
+    def formula(x, weight, g, eps):
+        """Over rows of x (rows, N), with xhat = (x - mean) rstd and gw = g w (g without weight):
+        dx = rstd (gw - mean(gw) - xhat mean(gw xhat)), dw = sum over rows of g xhat, db = sum of g."""
+        xc = x - x.mean(1, keepdim=True)
+        rstd = ((xc * xc).mean(1, keepdim=True) + eps).rsqrt()
+        xhat = xc * rstd
+        gw = g if weight is None else g * weight
+        dx = (gw - gw.mean(1, keepdim=True) - xhat * (gw * xhat).mean(1, keepdim=True)) * rstd
+        return dx, (g * xhat).sum(0), g.sum(0)
 
 
 class RMSNorm(Function):
@@ -43,11 +59,17 @@ class RMSNorm(Function):
     def forward(ctx, x, weight, eps):
         y, rstd = run("rms_norm_forward", x, weight, eps)
         ctx.save_for_backward(x, weight, rstd)
+        ctx.eps = eps
         return y
 
     @staticmethod
     def backward(ctx, g):
         x, weight, rstd = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph: dx = rstd (gw - xhat mean(gw xhat)), xhat = x rstd, gw = g w
+            rstd = ((x * x).mean(1, keepdim=True) + ctx.eps).rsqrt()
+            xhat = x * rstd
+            gw = g if weight is None else g * weight
+            return (gw - xhat * (gw * xhat).mean(1, keepdim=True)) * rstd, (g * xhat).sum(0), None
         dx, dw = run("rms_norm_backward", g.contiguous(), x, weight, rstd)
         need = ctx.needs_input_grad
         return dx if need[0] else None, dw if need[1] else None, None

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from .. import dtypes as _dt
 from ..autograd import Function, is_grad_enabled
+from ..backends import run
 from ..tensor import Tensor
 from ._broadcast import _check_scalar, _py_scalar, broadcast_shapes, prepare
-from ._dispatch import run
 
 __all__ = ["where", "minimum", "maximum", "clamp", "clip", "clamp_min", "clamp_max", "masked_fill", "lerp",
            "addcmul", "addcdiv"]

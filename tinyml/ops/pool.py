@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import math
 
-from ..autograd import Function
+from .._graph import adjoint
+from ..autograd import Function, is_grad_enabled
+from ..backends import run
 from ..tensor import Tensor
-from ._dispatch import run
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -90,7 +91,15 @@ class MaxPool2dFn(Function):
         (idx,) = ctx.saved_tensors
         if g is None:
             return (None,) * 6
-        return run("max_pool2d_backward", g, idx, ctx.in_shape), None, None, None, None, None
+        dx = run("max_pool2d_backward", g, idx, ctx.in_shape)  # scatter-adds g at the flat argmax idx
+        if is_grad_enabled():  # create_graph: dx is linear in g (idx is constant); d/dg gathers at idx
+            dx = adjoint(g, dx, MaxPool2dFn.gather, idx)
+        return dx, None, None, None, None, None
+
+    @staticmethod
+    def gather(gg, idx):
+        """gg (N, C, H, W) at the flat h * W + w indices idx (N, C, oh, ow)."""
+        return gg.flatten(2).gather(2, idx.flatten(2)).reshape(idx.shape)
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
@@ -112,7 +121,9 @@ class AvgPool2dFn(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return (run("avg_pool2d_backward", g, ctx.in_shape, *ctx.args),) + (None,) * len(ctx.args)
+        dx = run("avg_pool2d_backward", g, ctx.in_shape, *ctx.args)
+        dx = adjoint(g, dx, AvgPool2dFn.apply, *ctx.args) if is_grad_enabled() else dx  # create_graph: d/dg
+        return (dx,) + (None,) * len(ctx.args)
 
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
@@ -134,7 +145,10 @@ class AdaptiveAvgPool2dFn(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return run("adaptive_avg_pool2d_backward", g, ctx.in_shape), None
+        dx = run("adaptive_avg_pool2d_backward", g, ctx.in_shape)
+        if is_grad_enabled():  # create_graph: dx is linear in g; d/dg pools again
+            dx = adjoint(g, dx, AdaptiveAvgPool2dFn.apply, tuple(g.shape[2:]))
+        return dx, None
 
 
 def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
@@ -157,7 +171,10 @@ class Upsample2dFn(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return run("upsample2d_backward", g, ctx.in_shape, *ctx.args), None, None, None, None
+        dx = run("upsample2d_backward", g, ctx.in_shape, *ctx.args)
+        if is_grad_enabled():  # create_graph: dx is linear in g; d/dg upsamples again
+            dx = adjoint(g, dx, Upsample2dFn.apply, tuple(g.shape[2:]), *ctx.args)
+        return dx, None, None, None, None
 
 
 _MODES = {3: ("nearest", "nearest-exact", "linear"), 4: ("nearest", "nearest-exact", "bilinear")}

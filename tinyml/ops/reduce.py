@@ -14,10 +14,10 @@ import math
 
 from .. import dtypes as _dt
 from ..autograd import Function, is_grad_enabled
+from ..backends import run
 from ..tensor import Tensor
 from . import _reduce_grad
 from ._broadcast import as_float
-from ._dispatch import run
 from ._reduce_dims import reduce_dims, reduced_numel, unsqueeze_reduced
 from .cumulative import cumprod, cumsum
 from .pointwise import where

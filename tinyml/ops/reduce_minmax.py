@@ -12,9 +12,9 @@ from collections import namedtuple
 
 from .. import dtypes as _dt
 from ..autograd import Function, is_grad_enabled
+from ..backends import run
 from ..tensor import Tensor
 from . import _reduce_grad
-from ._dispatch import run
 from ._reduce_dims import check_nonempty, reduce_dims, unsqueeze_reduced, wrap_dim
 from .pointwise import maximum, minimum
 

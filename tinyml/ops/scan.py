@@ -10,14 +10,16 @@ Forward and backward are single kernels: the backward runs the reverse-time recu
 from __future__ import annotations
 
 from ..autograd import Function
+from ..backends import run
 from ..tensor import Tensor
-from ._dispatch import run
 from .creation import zeros_like
 
 __all__ = ["selective_scan"]
 
 
 class SelectiveScanFn(Function):
+    once_differentiable = "selective_scan_backward"  # kernel-only backward: no create_graph formula
+
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
         out, last = run("selective_scan_forward", u, delta, A, B, C, D, z, delta_bias, delta_softplus)

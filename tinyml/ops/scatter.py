@@ -15,10 +15,11 @@ for repeated indices).
 from __future__ import annotations
 
 from .. import dtypes as _dt
-from ..autograd import Function
+from .._graph import adjoint
+from ..autograd import Function, is_grad_enabled
+from ..backends import run
 from ..tensor import Tensor, _wrap_dim
 from ._broadcast import _check_scalar, broadcast_shapes
-from ._dispatch import run
 from .creation import zeros
 from .movement import expand, reshape
 from .movement_copy import pad
@@ -235,7 +236,16 @@ class Embedding(Function):
     @staticmethod
     def backward(ctx, g):
         (ids,) = ctx.saved_tensors
-        return run("embedding_backward", ids, g, ctx.n, ctx.padding_idx), None, None
+        dw = run("embedding_backward", ids, g, ctx.n, ctx.padding_idx)
+        if is_grad_enabled():  # create_graph: dw is linear in g; d/dg takes the rows at ids again
+            dw = adjoint(g, dw, Embedding.rows, ids, ctx.padding_idx)
+        return dw, None, None
+
+    @staticmethod
+    def rows(gg, ids, padding_idx):
+        """gg (n, D) at ids, 0 where ids == padding_idx (whose row gets no gradient)."""
+        y = Embedding.apply(gg, ids, None)
+        return y if padding_idx is None else y * (ids != padding_idx).unsqueeze(-1)
 
 
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:

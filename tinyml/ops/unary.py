@@ -21,9 +21,9 @@ import math
 
 from .. import dtypes as _dt
 from ..autograd import Function, is_grad_enabled
+from ..backends import run
 from ..tensor import Tensor
 from ._broadcast import as_float
-from ._dispatch import run
 
 __all__ = ["neg", "negative", "abs", "absolute", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
            "sqrt", "rsqrt", "square", "reciprocal", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "erf",

@@ -1,10 +1,11 @@
 """The cpu backend: adapters from kernel names to tinyml._C, the C++ kernels.
 
-One adapter module per kernel family (softmax.py, norm.py, ...), each registering its kernels
-with `add_kernel(name, "cpu", fn)`. An adapter makes its inputs what the binding expects
-(C-contiguous, float32/float64) and falls back to the reference kernel for anything else (e.g.
-float16), so the C++ code never sees an array it cannot handle. If the extension is missing,
-tinyml says once how to build it and runs on the reference kernels.
+One adapter module per kernel family (softmax.py, norm.py, ...) beside its C++ file
+(csrc/softmax.cpp, ...), listing its kernels in `__all__` like the reference and Triton modules.
+An adapter makes its inputs what the binding expects (C-contiguous, float32/float64, with the
+helpers below) and returns `NotImplemented` for anything else (e.g. float16), so the dispatcher
+runs the reference kernel instead and the C++ code never sees an array it cannot handle. If the
+extension is missing, tinyml says once how to build it and runs on the reference kernels.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pkgutil
 import warnings
 
 import numpy as np
+
+from .. import register_module
 
 # Our OpenMP runtime waits passively (threads sleep between kernels instead of spinning): the
 # matmul slices run on Python threads between the C++ kernels, and spinning OpenMP threads would
@@ -41,21 +44,16 @@ def available() -> bool:
     return _C is not None
 
 
-def with_fallback(name: str, native):
-    """A kernel that runs `native(*args)`; where that returns None (an input it does not take),
-    the reference kernel of the same name runs instead."""
-    from .. import _KERNELS
-    from .. import reference  # noqa: F401  (registers the reference kernels)
+def contiguous(a):
+    """`a` as a C-contiguous array for a binding (None stays None; a 0-d array stays 0-d)."""
+    return a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a)
 
-    ref = _KERNELS[name]["reference"]
 
-    def kernel(*args, **kwargs):
-        out = native(*args, **kwargs)
-        return ref(*args, **kwargs) if out is None else out
-
-    kernel.__name__ = name
-    kernel.__doc__ = f"C++ {name} (tinyml._C) for the dtypes it supports; the numpy reference otherwise."
-    return kernel
+def native(*arrays) -> bool:
+    """Whether the C++ kernels take these arrays: the first is float32 or float64 and every other
+    one (None for an absent optional input) has its dtype."""
+    dt = arrays[0].dtype
+    return dt in NATIVE_DTYPES and all(a is None or a.dtype == dt for a in arrays)
 
 
 if _C is not None:
@@ -63,4 +61,4 @@ if _C is not None:
 
     pin_blas_to_one_thread()
     for _info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{_info.name}")
+        register_module(importlib.import_module(f"{__name__}.{_info.name}"), "cpu")

@@ -3,23 +3,17 @@
 q, k, v are made C-contiguous. An additive float mask of any broadcastable shape is passed as a
 zero-stride numpy view broadcast to (B, H, Tq, Tk): the C++ kernel reads it through its strides,
 so a (Tq, Tk) mask is never copied B*H times. float16/bfloat16, mixed dtypes and non-float masks
-run the numpy reference.
+return NotImplemented: the numpy reference runs.
 """
 import numpy as np
 
-from .. import add_kernel
-from . import _C, NATIVE_DTYPES, with_fallback
+from . import _C, contiguous, native
+
+__all__ = ["attention_forward", "attention_backward"]
 
 
-def _c(a):
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
-
-
-def _native(q, k, v, mask) -> bool:
-    dt = q.dtype
-    if dt not in NATIVE_DTYPES or k.dtype != dt or v.dtype != dt or q.ndim != 4:
-        return False
-    return mask is None or np.issubdtype(mask.dtype, np.floating)
+def _takes(q, k, v, mask) -> bool:
+    return native(q, k, v) and q.ndim == 4 and (mask is None or np.issubdtype(mask.dtype, np.floating))
 
 
 def _mask4(mask, q, k):
@@ -34,18 +28,16 @@ def _mask4(mask, q, k):
     return np.broadcast_to(m, q.shape[:3] + (k.shape[2],))
 
 
-def _attention_forward(q, k, v, mask, is_causal, scale):
-    if not _native(q, k, v, mask):
-        return None
-    return _C.attention_forward(_c(q), _c(k), _c(v), _mask4(mask, q, k), bool(is_causal), float(scale))
+def attention_forward(q, k, v, mask, is_causal, scale):
+    if not _takes(q, k, v, mask):
+        return NotImplemented
+    return _C.attention_forward(contiguous(q), contiguous(k), contiguous(v), _mask4(mask, q, k),
+                                bool(is_causal), float(scale))
 
 
-def _attention_backward(q, k, v, out, lse, dout, mask, is_causal, scale):
-    if not _native(q, k, v, mask) or out.dtype != q.dtype or dout.dtype != q.dtype or lse.dtype != q.dtype:
-        return None
-    return _C.attention_backward(_c(q), _c(k), _c(v), _c(out), _c(lse), _c(dout), _mask4(mask, q, k),
-                                 bool(is_causal), float(scale))
-
-
-add_kernel("attention_forward", "cpu", with_fallback("attention_forward", _attention_forward))
-add_kernel("attention_backward", "cpu", with_fallback("attention_backward", _attention_backward))
+def attention_backward(q, k, v, out, lse, dout, mask, is_causal, scale):
+    if not (_takes(q, k, v, mask) and native(q, out, dout, lse)):
+        return NotImplemented
+    return _C.attention_backward(contiguous(q), contiguous(k), contiguous(v), contiguous(out),
+                                 contiguous(lse), contiguous(dout), _mask4(mask, q, k), bool(is_causal),
+                                 float(scale))

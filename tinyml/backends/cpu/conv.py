@@ -3,17 +3,16 @@
 conv2d forward and backward are implicit GEMMs in C++ (im2col straight into packed panels, one
 OpenMP team); the kernels take the top/left pads and the output size, which together fix the
 bottom/right pads, so 'same' padding with an even kernel needs nothing special. db is a numpy sum.
+A dtype other than float32/float64, mixed dtypes or a non-4-d input return NotImplemented: the
+numpy reference runs.
 """
 import numpy as np
 
-from .. import add_kernel
-from ..reference.pool import interp_taps
-from . import _C, NATIVE_DTYPES, with_fallback
+from ..reference.pool import interp_taps, pool_out_size
+from . import _C, contiguous, native
 
-
-def _ok(*arrays) -> bool:
-    dt = arrays[0].dtype
-    return dt in NATIVE_DTYPES and all(a is None or a.dtype == dt for a in arrays)
+__all__ = ["conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
+           "avg_pool2d_forward", "avg_pool2d_backward", "upsample2d_forward", "upsample2d_backward"]
 
 
 def _conv_args(x, w, stride, pads, dilation):
@@ -23,60 +22,55 @@ def _conv_args(x, w, stride, pads, dilation):
     return (stride[0], stride[1], pads[0], pads[2], dilation[0], dilation[1]), oh, ow
 
 
-def _conv2d_forward(x, w, b, stride, pads, dilation, groups):
-    if not _ok(x, w, b) or x.ndim != 4:
-        return None
+def conv2d_forward(x, w, b, stride, pads, dilation, groups):
+    if not native(x, w, b) or x.ndim != 4:
+        return NotImplemented
     geo, oh, ow = _conv_args(x, w, stride, pads, dilation)
-    return _C.conv2d_forward(np.ascontiguousarray(x), np.ascontiguousarray(w),
-                             None if b is None else np.ascontiguousarray(b), *geo, groups, oh, ow)
+    return _C.conv2d_forward(contiguous(x), contiguous(w), contiguous(b), *geo, groups, oh, ow)
 
 
-def _conv2d_backward(x, w, dy, stride, pads, dilation, groups, needs=(True, True, True)):
-    if not _ok(x, w, dy) or x.ndim != 4:
-        return None
+def conv2d_backward(x, w, dy, stride, pads, dilation, groups, needs=(True, True, True)):
+    if not native(x, w, dy) or x.ndim != 4:
+        return NotImplemented
     geo, _, _ = _conv_args(x, w, stride, pads, dilation)
-    dy = np.ascontiguousarray(dy)
+    dy = contiguous(dy)
     dx = dw = None
     if needs[0] or needs[1]:
-        dx, dw = _C.conv2d_backward(np.ascontiguousarray(x), np.ascontiguousarray(w), dy, *geo, groups,
-                                    bool(needs[0]), bool(needs[1]))
+        dx, dw = _C.conv2d_backward(contiguous(x), contiguous(w), dy, *geo, groups, bool(needs[0]),
+                                    bool(needs[1]))
     db = dy.sum(axis=(0, 2, 3)) if needs[2] else None
     return dx, dw, db
 
 
-def _max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
-    if not _ok(x) or x.ndim != 4:
-        return None
-    from ..reference.pool import pool_out_size
-
+def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
+    if not native(x) or x.ndim != 4:
+        return NotImplemented
     oh = pool_out_size(x.shape[2], kernel_size[0], stride[0], padding[0], dilation[0], ceil_mode)
     ow = pool_out_size(x.shape[3], kernel_size[1], stride[1], padding[1], dilation[1], ceil_mode)
-    return _C.max_pool2d_forward(np.ascontiguousarray(x), *kernel_size, *stride, *padding, *dilation, oh, ow)
+    return _C.max_pool2d_forward(contiguous(x), *kernel_size, *stride, *padding, *dilation, oh, ow)
 
 
-def _max_pool2d_backward(dy, indices, input_shape):
-    if not _ok(dy) or dy.ndim != 4:
-        return None
-    return _C.max_pool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(indices, dtype=np.int64),
+def max_pool2d_backward(dy, indices, input_shape):
+    if not native(dy) or dy.ndim != 4:
+        return NotImplemented
+    return _C.max_pool2d_backward(contiguous(dy), np.ascontiguousarray(indices, dtype=np.int64),
                                   input_shape[2], input_shape[3])
 
 
-def _avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    if not _ok(x) or x.ndim != 4:
-        return None
-    from ..reference.pool import pool_out_size
-
+def avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    if not native(x) or x.ndim != 4:
+        return NotImplemented
     oh = pool_out_size(x.shape[2], kernel_size[0], stride[0], padding[0], 1, ceil_mode)
     ow = pool_out_size(x.shape[3], kernel_size[1], stride[1], padding[1], 1, ceil_mode)
-    return _C.avg_pool2d_forward(np.ascontiguousarray(x), *kernel_size, *stride, *padding, oh, ow,
+    return _C.avg_pool2d_forward(contiguous(x), *kernel_size, *stride, *padding, oh, ow,
                                  bool(count_include_pad), int(divisor_override or 0))
 
 
-def _avg_pool2d_backward(dy, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                         divisor_override):
-    if not _ok(dy) or dy.ndim != 4:
-        return None
-    return _C.avg_pool2d_backward(np.ascontiguousarray(dy), input_shape[2], input_shape[3], *kernel_size, *stride,
+def avg_pool2d_backward(dy, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                        divisor_override):
+    if not native(dy) or dy.ndim != 4:
+        return NotImplemented
+    return _C.avg_pool2d_backward(contiguous(dy), input_shape[2], input_shape[3], *kernel_size, *stride,
                                   *padding, bool(count_include_pad), int(divisor_override or 0))
 
 
@@ -86,22 +80,15 @@ def _taps(in_hw, out_hw, mode, align_corners, scales, dtype):
     return [th[0], th[1], tw[0], tw[1], th[2], tw[2]]
 
 
-def _upsample2d_forward(x, output_size, mode, align_corners, scales):
-    if not _ok(x) or x.ndim != 4:
-        return None
+def upsample2d_forward(x, output_size, mode, align_corners, scales):
+    if not native(x) or x.ndim != 4:
+        return NotImplemented
     taps = _taps(x.shape[2:], output_size, mode, align_corners, scales, x.dtype)
-    return _C.upsample2d_forward(np.ascontiguousarray(x), output_size[0], output_size[1], *taps)
+    return _C.upsample2d_forward(contiguous(x), output_size[0], output_size[1], *taps)
 
 
-def _upsample2d_backward(dy, input_shape, mode, align_corners, scales):
-    if not _ok(dy) or dy.ndim != 4:
-        return None
+def upsample2d_backward(dy, input_shape, mode, align_corners, scales):
+    if not native(dy) or dy.ndim != 4:
+        return NotImplemented
     taps = _taps(input_shape[2:], dy.shape[2:], mode, align_corners, scales, dy.dtype)
-    return _C.upsample2d_backward(np.ascontiguousarray(dy), input_shape[2], input_shape[3], *taps)
-
-
-for _name, _fn in (("conv2d_forward", _conv2d_forward), ("conv2d_backward", _conv2d_backward),
-                   ("max_pool2d_forward", _max_pool2d_forward), ("max_pool2d_backward", _max_pool2d_backward),
-                   ("avg_pool2d_forward", _avg_pool2d_forward), ("avg_pool2d_backward", _avg_pool2d_backward),
-                   ("upsample2d_forward", _upsample2d_forward), ("upsample2d_backward", _upsample2d_backward)):
-    add_kernel(_name, "cpu", with_fallback(_name, _fn))
+    return _C.upsample2d_backward(contiguous(dy), input_shape[2], input_shape[3], *taps)

@@ -5,7 +5,8 @@ each GEMM, and the OpenMP threads of the C++ kernels want the same cores right a
 spinning against each other made a 1 ms GEMM + GELU take 8 ms on 2 cores. So tinyml pins BLAS to
 one thread (threadpoolctl) and splits a large product by rows of its output over
 `tinyml.get_num_threads()` threads: the calling thread takes the first slice, idle workers sleep
-instead of spinning, and numpy releases the GIL inside each BLAS call.
+instead of spinning, and numpy releases the GIL inside each BLAS call. Half types and 1-d operands
+return NotImplemented: the reference converts half types to float32 and handles the vector cases.
 """
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .. import add_kernel
-from ..reference import matmul as _ref
+__all__ = ["matmul", "linear"]
 
 _MIN_FLOPS_PER_THREAD = 1 << 22  # below ~4 MFLOP a slice costs more to hand out than it saves
 _pool: ThreadPoolExecutor | None = None
@@ -48,7 +48,7 @@ def _rows_slices(m: int, parts: int) -> list[slice]:
 def matmul(a, b):
     """a @ b like the reference kernel, split by output rows when it is worth it."""
     if a.dtype.itemsize == 2 or a.ndim < 2 or b.ndim < 2:
-        return _ref.matmul(a, b)  # half types convert to float32 in the reference; small cases too
+        return NotImplemented
     if b.ndim == 2 and a.ndim > 2 and a.flags["C_CONTIGUOUS"]:  # a batch against a weight: one GEMM
         return matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
@@ -68,10 +68,8 @@ def matmul(a, b):
 
 def linear(x, weight, bias):
     out = matmul(x, weight.T)
+    if out is NotImplemented:
+        return NotImplemented
     if bias is not None:
         np.add(out, bias, out=out, casting="unsafe")
     return out
-
-
-add_kernel("matmul", "cpu", matmul)
-add_kernel("linear", "cpu", linear)

@@ -1,47 +1,33 @@
 """cpu adapters: layer_norm / rms_norm forward and backward over (rows, N) (csrc/norm.cpp).
 
-Inputs are made C-contiguous; float16/bfloat16 (whose statistics are float32) and mixed dtypes
-run the numpy reference.
+Inputs are made C-contiguous; float16/bfloat16 (whose statistics are float32), mixed dtypes and
+0-d inputs return NotImplemented: the numpy reference runs.
 """
-import numpy as np
+from . import _C, contiguous, native
 
-from .. import add_kernel
-from . import _C, NATIVE_DTYPES, with_fallback
-
-
-def _native(*arrays) -> bool:
-    dt = arrays[0].dtype
-    return dt in NATIVE_DTYPES and all(a is None or a.dtype == dt for a in arrays)
+__all__ = ["layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward"]
 
 
-def _c(a):
-    return a if a is None or a.flags.c_contiguous else np.ascontiguousarray(a)
+def layer_norm_forward(x, weight, bias, eps):
+    if not native(x, weight, bias) or x.ndim == 0:
+        return NotImplemented
+    return _C.layer_norm_forward(contiguous(x), contiguous(weight), contiguous(bias), float(eps))
 
 
-def _layer_norm_forward(x, weight, bias, eps):
-    if not _native(x, weight, bias) or x.ndim == 0:
-        return None
-    return _C.layer_norm_forward(_c(x), _c(weight), _c(bias), float(eps))
+def layer_norm_backward(dy, x, weight, mean, rstd):
+    if not native(x, dy, weight, mean, rstd) or x.ndim == 0:
+        return NotImplemented
+    return _C.layer_norm_backward(contiguous(dy), contiguous(x), contiguous(weight), contiguous(mean),
+                                  contiguous(rstd))
 
 
-def _layer_norm_backward(dy, x, weight, mean, rstd):
-    if not _native(x, dy, weight, mean, rstd) or x.ndim == 0:
-        return None
-    return _C.layer_norm_backward(_c(dy), _c(x), _c(weight), _c(mean), _c(rstd))
+def rms_norm_forward(x, weight, eps):
+    if not native(x, weight) or x.ndim == 0:
+        return NotImplemented
+    return _C.rms_norm_forward(contiguous(x), contiguous(weight), float(eps))
 
 
-def _rms_norm_forward(x, weight, eps):
-    if not _native(x, weight) or x.ndim == 0:
-        return None
-    return _C.rms_norm_forward(_c(x), _c(weight), float(eps))
-
-
-def _rms_norm_backward(dy, x, weight, rstd):
-    if not _native(x, dy, weight, rstd) or x.ndim == 0:
-        return None
-    return _C.rms_norm_backward(_c(dy), _c(x), _c(weight), _c(rstd))
-
-
-for _name, _fn in (("layer_norm_forward", _layer_norm_forward), ("layer_norm_backward", _layer_norm_backward),
-                   ("rms_norm_forward", _rms_norm_forward), ("rms_norm_backward", _rms_norm_backward)):
-    add_kernel(_name, "cpu", with_fallback(_name, _fn))
+def rms_norm_backward(dy, x, weight, rstd):
+    if not native(x, dy, weight, rstd) or x.ndim == 0:
+        return NotImplemented
+    return _C.rms_norm_backward(contiguous(dy), contiguous(x), contiguous(weight), contiguous(rstd))

@@ -1,26 +1,32 @@
-"""cpu adapters: softmax / log_softmax over the last dim (csrc/softmax.cpp)."""
+"""cpu adapters: softmax / log_softmax over the last dim (csrc/softmax.cpp). Another dim, a 0-d
+input or a dtype other than float32/float64 returns NotImplemented: the numpy reference runs."""
 import numpy as np
 
-from .. import add_kernel
-from . import _C, NATIVE_DTYPES, with_fallback
+from . import _C, NATIVE_DTYPES, contiguous
+
+__all__ = ["softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward"]
 
 
-def _forward(fn):
-    def native(x, dim):
-        if x.dtype not in NATIVE_DTYPES or x.ndim == 0 or dim not in (-1, x.ndim - 1):
-            return None
-        return fn(np.ascontiguousarray(x))
-    return native
+def _takes(x, dim) -> bool:
+    return x.dtype in NATIVE_DTYPES and x.ndim > 0 and dim in (-1, x.ndim - 1)
 
 
-def _backward(fn):
-    def native(y, dy, dim):
-        if y.dtype not in NATIVE_DTYPES or y.ndim == 0 or dim not in (-1, y.ndim - 1):
-            return None
-        return fn(np.ascontiguousarray(y), np.ascontiguousarray(dy, dtype=y.dtype))
-    return native
+def _like(dy, y):
+    """dy as a C-contiguous array of y's dtype (a reduced loss's gradient may be a stride-0 view)."""
+    return np.ascontiguousarray(dy, dtype=y.dtype)
 
 
-for _name, _wrap in (("softmax_forward", _forward), ("softmax_backward", _backward),
-                     ("log_softmax_forward", _forward), ("log_softmax_backward", _backward)):
-    add_kernel(_name, "cpu", with_fallback(_name, _wrap(getattr(_C, _name))))
+def softmax_forward(x, dim):
+    return _C.softmax_forward(contiguous(x)) if _takes(x, dim) else NotImplemented
+
+
+def softmax_backward(y, dy, dim):
+    return _C.softmax_backward(contiguous(y), _like(dy, y)) if _takes(y, dim) else NotImplemented
+
+
+def log_softmax_forward(x, dim):
+    return _C.log_softmax_forward(contiguous(x)) if _takes(x, dim) else NotImplemented
+
+
+def log_softmax_backward(y, dy, dim):
+    return _C.log_softmax_backward(contiguous(y), _like(dy, y)) if _takes(y, dim) else NotImplemented

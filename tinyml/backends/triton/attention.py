@@ -41,35 +41,62 @@ def _scores(q, k, mask_ptr, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK: t
 
 
 @triton.jit
+def _load_tile(PTR, rows, n_rows, cols, n_cols, UPCAST: tl.constexpr):
+    """Tile [rows, cols] of the row-major (n_rows, n_cols) matrix at PTR, 0 outside it; float32
+    when UPCAST (the interpreter's 16-bit arithmetic is wrong)."""
+    x = tl.load(PTR + rows[:, None] * n_cols + cols[None, :],
+                mask=(rows[:, None] < n_rows) & (cols[None, :] < n_cols), other=0.0)
+    if UPCAST:
+        x = x.to(tl.float32)
+    return x
+
+
+@triton.jit
+def _store_tile(PTR, x, rows, n_rows, cols, n_cols):
+    tl.store(PTR + rows[:, None] * n_cols + cols[None, :], x.to(PTR.dtype.element_ty),
+             mask=(rows[:, None] < n_rows) & (cols[None, :] < n_cols))
+
+
+@triton.jit
+def _head(M, H, smb, smh):
+    """This program's (batch * head) index, and where its (Tq, Tk) slice of the mask starts."""
+    bh = tl.program_id(1).to(tl.int64)
+    return bh, M + (bh // H) * smb + (bh % H) * smh
+
+
+@triton.jit
+def _key_block(K, V, bh, offs_n, offs_d, offs_dv, Tk, D, DV, UPCAST: tl.constexpr):
+    """A block of keys and their values: k (BLOCK_N, BLOCK_D), v (BLOCK_N, BLOCK_DV)."""
+    k = _load_tile(K + bh * Tk * D, offs_n, Tk, offs_d, D, UPCAST)
+    v = _load_tile(V + bh * Tk * DV, offs_n, Tk, offs_dv, DV, UPCAST)
+    return k, v
+
+
+@triton.jit
+def _keys_end(Tk, pid_m, BLOCK_M: tl.constexpr, CAUSAL: tl.constexpr):
+    """Where a query block's key loop stops: every key, or (causal) the last one its rows see."""
+    end = Tk
+    if CAUSAL:
+        end = tl.minimum(Tk, (pid_m + 1) * BLOCK_M)
+    return end
+
+
+@triton.jit
 def _fwd_kernel(Q, K, V, M, OUT, LSE, H, Tq, Tk, D, DV, scale, smb, smh, smm, smn,
                 HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, UPCAST: tl.constexpr,
                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr):
     pid_m = tl.program_id(0)
-    bh = tl.program_id(1).to(tl.int64)
-    b, h = bh // H, bh % H
+    bh, mask_ptr = _head(M, H, smb, smh)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = tl.arange(0, BLOCK_DV)
-    q = tl.load(Q + bh * Tq * D + offs_m[:, None] * D + offs_d[None, :],
-                mask=(offs_m[:, None] < Tq) & (offs_d[None, :] < D), other=0.0)
-    if UPCAST:
-        q = q.to(tl.float32)
-    mask_ptr = M + b * smb + h * smh
+    q = _load_tile(Q + bh * Tq * D, offs_m, Tq, offs_d, D, UPCAST)
     m_i = tl.full((BLOCK_M,), float("-inf"), tl.float32)
     l_i = tl.zeros((BLOCK_M,), tl.float32)
     acc = tl.zeros((BLOCK_M, BLOCK_DV), tl.float32)
-    end = Tk
-    if CAUSAL:
-        end = tl.minimum(Tk, (pid_m + 1) * BLOCK_M)
-    for start in range(0, end, BLOCK_N):
+    for start in range(0, _keys_end(Tk, pid_m, BLOCK_M, CAUSAL), BLOCK_N):
         offs_n = start + tl.arange(0, BLOCK_N)
-        k = tl.load(K + bh * Tk * D + offs_n[:, None] * D + offs_d[None, :],
-                    mask=(offs_n[:, None] < Tk) & (offs_d[None, :] < D), other=0.0)
-        v = tl.load(V + bh * Tk * DV + offs_n[:, None] * DV + offs_dv[None, :],
-                    mask=(offs_n[:, None] < Tk) & (offs_dv[None, :] < DV), other=0.0)
-        if UPCAST:
-            k = k.to(tl.float32)
-            v = v.to(tl.float32)
+        k, v = _key_block(K, V, bh, offs_n, offs_d, offs_dv, Tk, D, DV, UPCAST)
         s = _scores(q, k, mask_ptr, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK, CAUSAL)
         m_new = tl.maximum(m_i, tl.max(s, 1))
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -81,8 +108,7 @@ def _fwd_kernel(Q, K, V, M, OUT, LSE, H, Tq, Tk, D, DV, scale, smb, smh, smm, sm
     no_keys = l_i == 0  # every key masked: out = 0, lse = -inf (a NaN l_i, from a NaN score, stays NaN)
     out = acc / tl.where(no_keys, 1.0, l_i)[:, None]
     lse = tl.where(no_keys, float("-inf"), m_i + tl.log(tl.where(no_keys, 1.0, l_i)))
-    tl.store(OUT + bh * Tq * DV + offs_m[:, None] * DV + offs_dv[None, :], out.to(OUT.dtype.element_ty),
-             mask=(offs_m[:, None] < Tq) & (offs_dv[None, :] < DV))
+    _store_tile(OUT + bh * Tq * DV, out, offs_m, Tq, offs_dv, DV)
     tl.store(LSE + bh * Tq + offs_m, lse, mask=offs_m < Tq)
 
 
@@ -91,19 +117,34 @@ def _delta_kernel(OUT, DO, DELTA, Tq, DV, BLOCK_M: tl.constexpr, BLOCK_DV: tl.co
     bh = tl.program_id(1).to(tl.int64)
     offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_dv = tl.arange(0, BLOCK_DV)
-    ptr = bh * Tq * DV + offs_m[:, None] * DV + offs_dv[None, :]
-    msk = (offs_m[:, None] < Tq) & (offs_dv[None, :] < DV)
-    o = tl.load(OUT + ptr, mask=msk, other=0.0).to(tl.float32)
-    do = tl.load(DO + ptr, mask=msk, other=0.0).to(tl.float32)
+    o = _load_tile(OUT + bh * Tq * DV, offs_m, Tq, offs_dv, DV, True)
+    do = _load_tile(DO + bh * Tq * DV, offs_m, Tq, offs_dv, DV, True)
     tl.store(DELTA + bh * Tq + offs_m, tl.sum(o * do, 1), mask=offs_m < Tq)
 
 
 @triton.jit
-def _probs(q, k, mask_ptr, lse, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK: tl.constexpr,
-           CAUSAL: tl.constexpr):
+def _query_block(Q, DO, LSE, DELTA, bh, offs_m, offs_d, offs_dv, Tq, D, DV, UPCAST: tl.constexpr):
+    """What the backward reads of a block of queries: q, dout, lse and D = rowsum(dout * out)."""
+    q = _load_tile(Q + bh * Tq * D, offs_m, Tq, offs_d, D, UPCAST)
+    do = _load_tile(DO + bh * Tq * DV, offs_m, Tq, offs_dv, DV, UPCAST)
+    lse = tl.load(LSE + bh * Tq + offs_m, mask=offs_m < Tq, other=float("-inf"))
+    delta = tl.load(DELTA + bh * Tq + offs_m, mask=offs_m < Tq, other=0.0)
+    return q, do, lse, delta
+
+
+@triton.jit
+def _probs_and_dscores(q, k, v, do, lse, delta, mask_ptr, offs_m, offs_n, Tq, Tk, scale, smm, smn,
+                       HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr):
+    """One (query block, key block) tile of the backward: p = e^(s - lse) recomputed, and
+    ds = p (dp - D) with dp = dout v^T."""
     s = _scores(q, k, mask_ptr, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK, CAUSAL)
     lse_safe = tl.where(lse == float("-inf"), float("inf"), lse)  # fully masked row: p = 0
-    return tl.exp(s - lse_safe[:, None])
+    p = tl.exp(s - lse_safe[:, None])
+    dp = tl.dot(do, tl.trans(v)).to(tl.float32)
+    ds = p * (dp - delta[:, None])
+    if CAUSAL:  # a masked score is the constant -inf: its gradient is 0 (not 0 * NaN in a NaN row)
+        ds = tl.where(offs_n[None, :] <= offs_m[:, None], ds, 0.0)
+    return p, ds
 
 
 @triton.jit
@@ -111,19 +152,11 @@ def _dkdv_kernel(Q, K, V, M, DO, LSE, DELTA, DK, DV_, H, Tq, Tk, D, DV, scale, s
                  HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, UPCAST: tl.constexpr, BLOCK_M: tl.constexpr,
                  BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr):
     pid_n = tl.program_id(0)
-    bh = tl.program_id(1).to(tl.int64)
-    b, h = bh // H, bh % H
+    bh, mask_ptr = _head(M, H, smb, smh)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = tl.arange(0, BLOCK_DV)
-    k = tl.load(K + bh * Tk * D + offs_n[:, None] * D + offs_d[None, :],
-                mask=(offs_n[:, None] < Tk) & (offs_d[None, :] < D), other=0.0)
-    v = tl.load(V + bh * Tk * DV + offs_n[:, None] * DV + offs_dv[None, :],
-                mask=(offs_n[:, None] < Tk) & (offs_dv[None, :] < DV), other=0.0)
-    if UPCAST:
-        k = k.to(tl.float32)
-        v = v.to(tl.float32)
-    mask_ptr = M + b * smb + h * smh
+    k, v = _key_block(K, V, bh, offs_n, offs_d, offs_dv, Tk, D, DV, UPCAST)
     dk = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
     dv = tl.zeros((BLOCK_N, BLOCK_DV), tl.float32)
     start_m = 0
@@ -131,26 +164,13 @@ def _dkdv_kernel(Q, K, V, M, DO, LSE, DELTA, DK, DV_, H, Tq, Tk, D, DV, scale, s
         start_m = (pid_n * BLOCK_N) // BLOCK_M * BLOCK_M
     for start in range(start_m, Tq, BLOCK_M):
         offs_m = start + tl.arange(0, BLOCK_M)
-        q = tl.load(Q + bh * Tq * D + offs_m[:, None] * D + offs_d[None, :],
-                    mask=(offs_m[:, None] < Tq) & (offs_d[None, :] < D), other=0.0)
-        do = tl.load(DO + bh * Tq * DV + offs_m[:, None] * DV + offs_dv[None, :],
-                     mask=(offs_m[:, None] < Tq) & (offs_dv[None, :] < DV), other=0.0)
-        if UPCAST:
-            q = q.to(tl.float32)
-            do = do.to(tl.float32)
-        lse = tl.load(LSE + bh * Tq + offs_m, mask=offs_m < Tq, other=float("-inf"))
-        delta = tl.load(DELTA + bh * Tq + offs_m, mask=offs_m < Tq, other=0.0)
-        p = _probs(q, k, mask_ptr, lse, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK, CAUSAL)
+        q, do, lse, delta = _query_block(Q, DO, LSE, DELTA, bh, offs_m, offs_d, offs_dv, Tq, D, DV, UPCAST)
+        p, ds = _probs_and_dscores(q, k, v, do, lse, delta, mask_ptr, offs_m, offs_n, Tq, Tk, scale, smm, smn,
+                                   HAS_MASK, CAUSAL)
         dv += tl.dot(tl.trans(p).to(do.dtype), do)
-        dp = tl.dot(do, tl.trans(v)).to(tl.float32)
-        ds = p * (dp - delta[:, None])
-        if CAUSAL:  # a masked score is the constant -inf: its gradient is 0 (not 0 * NaN in a NaN row)
-            ds = tl.where(offs_n[None, :] <= offs_m[:, None], ds, 0.0)
         dk += tl.dot(tl.trans(ds).to(q.dtype), q)
-    tl.store(DK + bh * Tk * D + offs_n[:, None] * D + offs_d[None, :], (dk * scale).to(DK.dtype.element_ty),
-             mask=(offs_n[:, None] < Tk) & (offs_d[None, :] < D))
-    tl.store(DV_ + bh * Tk * DV + offs_n[:, None] * DV + offs_dv[None, :], dv.to(DV_.dtype.element_ty),
-             mask=(offs_n[:, None] < Tk) & (offs_dv[None, :] < DV))
+    _store_tile(DK + bh * Tk * D, dk * scale, offs_n, Tk, offs_d, D)
+    _store_tile(DV_ + bh * Tk * DV, dv, offs_n, Tk, offs_dv, DV)
 
 
 @triton.jit
@@ -158,42 +178,19 @@ def _dq_kernel(Q, K, V, M, DO, LSE, DELTA, DQ, H, Tq, Tk, D, DV, scale, smb, smh
                HAS_MASK: tl.constexpr, CAUSAL: tl.constexpr, UPCAST: tl.constexpr, BLOCK_M: tl.constexpr,
                BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_DV: tl.constexpr):
     pid_m = tl.program_id(0)
-    bh = tl.program_id(1).to(tl.int64)
-    b, h = bh // H, bh % H
+    bh, mask_ptr = _head(M, H, smb, smh)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = tl.arange(0, BLOCK_DV)
-    q = tl.load(Q + bh * Tq * D + offs_m[:, None] * D + offs_d[None, :],
-                mask=(offs_m[:, None] < Tq) & (offs_d[None, :] < D), other=0.0)
-    do = tl.load(DO + bh * Tq * DV + offs_m[:, None] * DV + offs_dv[None, :],
-                 mask=(offs_m[:, None] < Tq) & (offs_dv[None, :] < DV), other=0.0)
-    if UPCAST:
-        q = q.to(tl.float32)
-        do = do.to(tl.float32)
-    lse = tl.load(LSE + bh * Tq + offs_m, mask=offs_m < Tq, other=float("-inf"))
-    delta = tl.load(DELTA + bh * Tq + offs_m, mask=offs_m < Tq, other=0.0)
-    mask_ptr = M + b * smb + h * smh
+    q, do, lse, delta = _query_block(Q, DO, LSE, DELTA, bh, offs_m, offs_d, offs_dv, Tq, D, DV, UPCAST)
     dq = tl.zeros((BLOCK_M, BLOCK_D), tl.float32)
-    end = Tk
-    if CAUSAL:
-        end = tl.minimum(Tk, (pid_m + 1) * BLOCK_M)
-    for start in range(0, end, BLOCK_N):
+    for start in range(0, _keys_end(Tk, pid_m, BLOCK_M, CAUSAL), BLOCK_N):
         offs_n = start + tl.arange(0, BLOCK_N)
-        k = tl.load(K + bh * Tk * D + offs_n[:, None] * D + offs_d[None, :],
-                    mask=(offs_n[:, None] < Tk) & (offs_d[None, :] < D), other=0.0)
-        v = tl.load(V + bh * Tk * DV + offs_n[:, None] * DV + offs_dv[None, :],
-                    mask=(offs_n[:, None] < Tk) & (offs_dv[None, :] < DV), other=0.0)
-        if UPCAST:
-            k = k.to(tl.float32)
-            v = v.to(tl.float32)
-        p = _probs(q, k, mask_ptr, lse, offs_m, offs_n, Tq, Tk, scale, smm, smn, HAS_MASK, CAUSAL)
-        dp = tl.dot(do, tl.trans(v)).to(tl.float32)
-        ds = p * (dp - delta[:, None])
-        if CAUSAL:  # a masked score is the constant -inf: its gradient is 0 (not 0 * NaN in a NaN row)
-            ds = tl.where(offs_n[None, :] <= offs_m[:, None], ds, 0.0)
+        k, v = _key_block(K, V, bh, offs_n, offs_d, offs_dv, Tk, D, DV, UPCAST)
+        _, ds = _probs_and_dscores(q, k, v, do, lse, delta, mask_ptr, offs_m, offs_n, Tq, Tk, scale, smm, smn,
+                                   HAS_MASK, CAUSAL)
         dq += tl.dot(ds.to(k.dtype), k)
-    tl.store(DQ + bh * Tq * D + offs_m[:, None] * D + offs_d[None, :], (dq * scale).to(DQ.dtype.element_ty),
-             mask=(offs_m[:, None] < Tq) & (offs_d[None, :] < D))
+    _store_tile(DQ + bh * Tq * D, dq * scale, offs_m, Tq, offs_d, D)
 
 
 def _config(q: CudaArray, k: CudaArray, v: CudaArray):
