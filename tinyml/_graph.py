@@ -4,6 +4,11 @@ where a gradient goes from a node (to another node's output, or to a leaf tensor
     loss.grad_fn                    a Context: fn (the Function), saved tensors, next_edges
     loss.grad_fn.next_edges[k]      Edge((node, output_nr)) for input k, or None (no gradient)
 
+    DelayedError                    the op of a node that raises when differentiated: after each
+                                    gradient a once-differentiable backward returns under create_graph
+    Adjoint                         the op of a node after a linear op's kernel gradient L^T g under
+                                    create_graph: its backward applies the op (L) again
+
 tinyml/autograd.py records these in Function.apply and walks them in backward.
 """
 from __future__ import annotations
@@ -87,3 +92,59 @@ class Edge(tuple):
 
     def __repr__(self) -> str:
         return f"Edge(node={self[0]!r}, output_nr={self[1]!r})"
+
+
+class DelayedError:
+    """The op of a node that raises when it is differentiated (PyTorch's DelayedError).
+
+    Under create_graph=True the engine puts one after each gradient that a once-differentiable
+    backward (`Function.once_differentiable`: a fused kernel, no tensor formula) returns, when the
+    true gradient depends on a tensor that requires grad. The gradient then joins the graph, with
+    an edge to each tensor it depends on, and differentiating it again raises the node's message:
+    never a second derivative that silently treats the gradient as a constant."""
+
+    once_differentiable = None
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(ctx.message)
+
+
+def delayed_error(grad, message: str, depends: list):
+    """`grad` (a tensor with no graph) as a new tensor over the same storage whose grad_fn is a
+    DelayedError node raising `message`, with one edge to each tensor of `depends`."""
+    node = Context(DelayedError, (True,) * len(depends))
+    node.next_edges = tuple([Edge((t.grad_fn, t._output_nr)) if t.grad_fn is not None else Edge((t, 0))
+                             for t in depends])
+    node.message = message
+    out = grad.detach()
+    out.requires_grad, out.grad_fn, out._output_nr = True, node, 0
+    return out
+
+
+class Adjoint:
+    """The op of the node that makes a linear op's kernel gradient differentiable (`adjoint`).
+
+    For y = L x (a slice, an index, a pool, an upsample), the fused backward kernel computes
+    dx = L^T g, linear in g and independent of x: its derivative with respect to g is L itself,
+    so the node's backward runs the op forward again on the incoming gradient (recording a graph
+    of its own under create_graph=True: derivatives of any order)."""
+
+    once_differentiable = None
+
+    @staticmethod
+    def backward(ctx, gg):
+        op, args = ctx.op
+        return op(gg, *args)
+
+
+def adjoint(g, grad, op, *args):
+    """`grad` = L^T g (a kernel's result, no graph) as a differentiable function of `g`, when g
+    requires grad: a node whose backward is `op(gg, *args)` = L gg, with one edge to g."""
+    if not g.requires_grad:
+        return grad
+    node = Context(Adjoint, (True,))
+    node.next_edges = (Edge((g.grad_fn, g._output_nr)) if g.grad_fn is not None else Edge((g, 0)),)
+    node.op = (op, args)
+    grad.requires_grad, grad.grad_fn, grad._output_nr = True, node, 0
+    return grad

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._grad_checks import gradient_tuple, root_gradient, run_hooks
-from ._graph import Context, Edge
+from ._graph import Context, Edge, delayed_error
 from ._saved_output import save_outputs_by_value
 from .tensor import Tensor
 
@@ -104,7 +104,14 @@ class Function:
     Subclasses define `forward(ctx, *args)` returning a Tensor (or a tuple of Tensors), computed
     through `tinyml.backends` kernels, and `backward(ctx, *grad_outputs)` returning one gradient
     (or None) per forward argument. Call them through `apply`.
+
+    `once_differentiable`: set, to the name of the fused kernel it runs, on a Function whose
+    backward has no differentiable tensor formula. Under create_graph=True the engine then runs
+    that backward with grad off and marks its gradients so that differentiating them raises,
+    naming the op (`backward_once_differentiable`), as PyTorch's @once_differentiable does.
     """
+
+    once_differentiable: str | bool | None = None
 
     @staticmethod
     def forward(ctx: Context, *args: Any, **kwargs: Any):
@@ -260,11 +267,13 @@ def run_node(node: Context, grads: list, retain_graph: bool) -> tuple:
         like = next(g for g in grads if g is not None)
         grads = [g if g is not None else like.new_zeros(shape, dtype=dtype, device=device)
                  for g, (shape, dtype, device) in zip(grads, node._output_meta)]
+    # create_graph through a kernel-only backward (getattr: not every node's fn is a Function)
+    once = _grad_enabled and getattr(node.fn, "once_differentiable", None)
     if _backward_observer is None:
-        in_grads = node.fn.backward(node, *grads)
+        in_grads = backward_once_differentiable(node, grads) if once else node.fn.backward(node, *grads)
     else:
         with _backward_observer(node.name()):
-            in_grads = node.fn.backward(node, *grads)
+            in_grads = backward_once_differentiable(node, grads) if once else node.fn.backward(node, *grads)
     if type(in_grads) is not tuple:
         in_grads = (in_grads,)
     if len(in_grads) < len(node.next_edges):
@@ -273,6 +282,31 @@ def run_node(node: Context, grads: list, retain_graph: bool) -> tuple:
     if not retain_graph:
         node.release()
     return in_grads
+
+
+def backward_once_differentiable(node: Context, grads: list) -> tuple:
+    """A once-differentiable node's backward under create_graph=True: run with grad off; when the
+    true gradient depends on a tensor that requires grad (an incoming gradient, a saved tensor),
+    each gradient gets a DelayedError node (tinyml/_graph.py), which raises if differentiated."""
+    global _grad_enabled
+    depends = [g for g in grads if g is not None and g.requires_grad]
+    depends += [t for t in node.saved_tensors if t is not None and t.requires_grad]
+    prev, _grad_enabled = _grad_enabled, False
+    try:
+        in_grads = node.fn.backward(node, *grads)
+    finally:
+        _grad_enabled = prev
+    if not depends:
+        return in_grads
+    kernel = node.fn.once_differentiable
+    if isinstance(kernel, str):
+        why, op = f"it runs the fused kernel {kernel}", kernel.removesuffix("_backward")
+    else:
+        why, op = "it is marked once_differentiable", node.fn.__name__
+    message = f"the backward of {node.name()} is not differentiable ({why}); double backward through {op} " \
+              "is not supported"
+    in_grads = in_grads if type(in_grads) is tuple else (in_grads,)
+    return tuple([g if g is None else delayed_error(g, message, depends) for g in in_grads])
 
 
 def deliver_gradients(edges: tuple, in_grads: tuple, buffers: dict, consumers: dict, ready: list) -> None:

@@ -114,19 +114,21 @@ class Linear(Function):
     def forward(ctx, x, weight, bias):
         need = ctx.needs_input_grad
         x2 = x.reshape(-1, x.shape[-1])
-        # x itself, not x2: x2 is made with grad off, and a create_graph dW must depend on x
-        ctx.save_for_backward(x if need[1] else None, weight if need[0] else None)
+        # and x itself where x2 is a new tensor: made with grad off, it cannot carry a create_graph
+        # dW back to x (a view of x when x is contiguous: no extra memory)
+        ctx.save_for_backward(x2 if need[1] else None, weight if need[0] else None,
+                              x if need[1] and x2 is not x else None)
         ctx.x_shape = x.shape
         out = run("linear", x2, weight, bias)
         return out.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx, g):
-        x, weight = ctx.saved_tensors
-        x2 = x if x is None or x.ndim == 2 else x.reshape(-1, x.shape[-1])
+        x2, weight, x = ctx.saved_tensors
         g2 = g.reshape(-1, g.shape[-1])
         need = ctx.needs_input_grad
         if is_grad_enabled():  # create_graph=True: differentiable ops, so the gradient has a graph
+            x2 = x2 if x is None else x.reshape(-1, x.shape[-1])
             return ((matmul(g2, weight).reshape(ctx.x_shape) if need[0] else None),
                     (matmul(g2.mT, x2) if need[1] else None), (g2.sum(0) if need[2] else None))
         dx = run("matmul", g2, weight).reshape(ctx.x_shape) if need[0] else None
