@@ -25,4 +25,5 @@ from .pointwise import *  # noqa: F401,F403
 from .reduce import *  # noqa: F401,F403
 from .scan import *  # noqa: F401,F403
 from .scatter import *  # noqa: F401,F403
+from .slicing import *  # noqa: F401,F403
 from .unary import *  # noqa: F401,F403

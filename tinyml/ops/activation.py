@@ -18,9 +18,9 @@ from ..backends import run
 from ..tensor import Tensor, _wrap_dim
 from ._broadcast import prepare
 from .inplace import apply_inplace
-from .movement import chunk
 from .movement_copy import cat
 from .pointwise import clamp, where
+from .slicing import chunk
 from .unary import erf, exp, sigmoid, tanh
 
 __all__ = [

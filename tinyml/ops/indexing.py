@@ -26,7 +26,8 @@ from ..tensor import Tensor
 from ._broadcast import _check_scalar, broadcast_shapes
 from .creation import empty, tensor
 from .inplace import apply_inplace
-from .movement import Slice, _view, expand, reshape, unbind
+from .movement import _view, expand, reshape
+from .slicing import Slice, unbind
 
 __all__ = ["argwhere", "getitem", "masked_select", "nonzero", "setitem_"]
 

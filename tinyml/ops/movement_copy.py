@@ -14,7 +14,8 @@ from ..autograd import Function
 from ..backends import run
 from ..tensor import Tensor, _wrap_dim
 from .creation import arange, tensor
-from .movement import Slice, narrow, reshape, split, unsqueeze
+from .movement import reshape, unsqueeze
+from .slicing import Slice, narrow, split
 
 __all__ = ["cat", "concat", "concatenate", "flip", "fliplr", "flipud", "hstack", "pad", "repeat",
            "repeat_interleave", "roll", "stack", "tril", "triu", "vstack"]
