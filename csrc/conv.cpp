@@ -57,7 +57,7 @@ void max_pool_bwd(const T* dy, const int64_t* idx, T* dx, ssize planes, ssize hw
     for (ssize k = 0; k < hw; ++k) d[k] = 0;
     for (ssize k = 0; k < ohw; ++k) {
       const int64_t i = idx[pl * ohw + k];
-      if (i >= 0 && i < hw) d[i] += dy[pl * ohw + k];  // an index out of range is never written
+      if (i >= 0) d[i] += dy[pl * ohw + k];  // -1: a window of padding only (the binding checked the rest)
     }
   }
 }
@@ -111,7 +111,9 @@ template <typename T>
 struct Taps {
   const int64_t *h0, *h1, *w0, *w1;
   const T *lh, *lw;
-  bool nearest;  // every weight 0: one tap per axis (nearest modes), a plain gather / scatter
+  // One tap per axis (the nearest modes), a plain gather / scatter. Bilinear keeps both taps even
+  // where a weight is 0, as PyTorch's formula does: 0 * inf is NaN there.
+  bool nearest;
 };
 
 template <typename T>
@@ -184,16 +186,28 @@ void need_shape(const py::array& a, std::vector<ssize> shape, const char* what) 
     std::ostringstream s;
     s << what << ": has shape " << tinyml::shape_str(a) << ", expected (";
     for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
-    s << ")";
+    s << (shape.size() == 1 ? ",)" : ")");
     throw py::value_error(s.str());
   }
 }
 
 void check_geo(const Geo& g, const char* what) {
   if (g.kh < 1 || g.kw < 1 || g.sh < 1 || g.sw < 1 || g.dh < 1 || g.dw < 1 || g.pt < 0 || g.pl < 0 || g.oh < 0 ||
-      g.ow < 0)
-    throw py::value_error(std::string(what) + ": kernel, stride and dilation must be positive, padding and output "
-                                              "size non-negative");
+      g.ow < 0 || g.h < 1 || g.w < 1) {
+    std::ostringstream s;
+    s << what << ": kernel (" << g.kh << ", " << g.kw << "), stride (" << g.sh << ", " << g.sw << "), dilation ("
+      << g.dh << ", " << g.dw << ") and input size (" << g.h << ", " << g.w << ") must be positive, padding ("
+      << g.pt << ", " << g.pl << ") and output size (" << g.oh << ", " << g.ow << ") non-negative";
+    throw py::value_error(s.str());
+  }
+  // PyTorch's pooling_output_shape: the last window starts inside the input or its left padding
+  if ((g.oh && (g.oh - 1) * g.sh >= g.h + g.pt) || (g.ow && (g.ow - 1) * g.sw >= g.w + g.pl)) {
+    std::ostringstream s;
+    s << what << ": output size (" << g.oh << ", " << g.ow << ") has windows that start past input (" << g.h
+      << ", " << g.w << ") with stride (" << g.sh << ", " << g.sw << ") and padding (" << g.pt << ", " << g.pl
+      << ")";
+    throw py::value_error(s.str());
+  }
 }
 
 Geo geo_from(const py::array& x, ssize kh, ssize kw, ssize sh, ssize sw, ssize pt, ssize pl, ssize dh, ssize dw,
@@ -204,8 +218,12 @@ Geo geo_from(const py::array& x, ssize kh, ssize kw, ssize sh, ssize sw, ssize p
   return g;
 }
 
+// nearest: the mode's flag (True for nearest / nearest-exact, False for bilinear), or None to infer
+// it from the taps (second taps equal to the first and every weight 0, which is what the nearest
+// modes pass; a bilinear resize to the input's own size, or of a 1 x 1 input, passes the same taps
+// and needs the flag to keep PyTorch's inf * 0 = NaN).
 template <typename T>
-Taps<T> taps_from(const std::vector<py::array>& t, ssize h, ssize w, ssize oh, ssize ow) {
+Taps<T> taps_from(const std::vector<py::array>& t, ssize h, ssize w, ssize oh, ssize ow, const py::object& mode) {
   const char* names[6] = {"h0", "h1", "w0", "w1", "lh", "lw"};
   const ssize lens[6] = {oh, oh, ow, ow, oh, ow};
   const ssize lim[4] = {h, h, w, w};
@@ -221,17 +239,23 @@ Taps<T> taps_from(const std::vector<py::array>& t, ssize h, ssize w, ssize oh, s
                                 std::to_string(p[k]) + " is outside [0, " + std::to_string(lim[i]) + ")");
     }
   }
-  const T* lh = static_cast<const T*>(t[4].data());
-  const T* lw = static_cast<const T*>(t[5].data());
-  bool nearest = true;
-  for (ssize k = 0; k < oh && nearest; ++k) nearest = lh[k] == T(0);
-  for (ssize k = 0; k < ow && nearest; ++k) nearest = lw[k] == T(0);
-  return Taps<T>{static_cast<const int64_t*>(t[0].data()), static_cast<const int64_t*>(t[1].data()),
-                 static_cast<const int64_t*>(t[2].data()), static_cast<const int64_t*>(t[3].data()), lh, lw, nearest};
+  Taps<T> k{static_cast<const int64_t*>(t[0].data()), static_cast<const int64_t*>(t[1].data()),
+            static_cast<const int64_t*>(t[2].data()), static_cast<const int64_t*>(t[3].data()),
+            static_cast<const T*>(t[4].data()), static_cast<const T*>(t[5].data()), true};
+  if (!mode.is_none()) {
+    if (!py::isinstance<py::bool_>(mode))
+      throw py::type_error("upsample2d: nearest must be True, False or None, got " + std::string(py::repr(mode)));
+    k.nearest = mode.cast<bool>();
+    return k;
+  }
+  for (ssize i = 0; i < oh && k.nearest; ++i) k.nearest = k.lh[i] == T(0) && k.h1[i] == k.h0[i];
+  for (ssize j = 0; j < ow && k.nearest; ++j) k.nearest = k.lw[j] == T(0) && k.w1[j] == k.w0[j];
+  return k;
 }
 
 template <typename T>
-py::array upsample_any(py::array x, ssize oh_or_h, ssize ow_or_w, const std::vector<py::array>& taps, bool backward) {
+py::array upsample_any(py::array x, ssize oh_or_h, ssize ow_or_w, const std::vector<py::array>& taps, bool backward,
+                       const py::object& nearest) {
   tinyml::check_array<T>(x, backward ? "upsample2d_backward dy" : "upsample2d x");
   need_4d(x, "upsample2d");
   const ssize planes = x.shape(0) * x.shape(1);
@@ -239,7 +263,7 @@ py::array upsample_any(py::array x, ssize oh_or_h, ssize ow_or_w, const std::vec
   const ssize h = backward ? oh_or_h : x.shape(2), w = backward ? ow_or_w : x.shape(3);
   const ssize oh = backward ? x.shape(2) : oh_or_h, ow = backward ? x.shape(3) : ow_or_w;
   if (h < 1 || w < 1 || oh < 1 || ow < 1) throw py::value_error("upsample2d: sizes must be positive");
-  Taps<T> k = taps_from<T>(taps, h, w, oh, ow);
+  Taps<T> k = taps_from<T>(taps, h, w, oh, ow, nearest);
   py::array_t<T> out({x.shape(0), x.shape(1), backward ? h : oh, backward ? w : ow});
   const T* xp = static_cast<const T*>(x.data());
   T* op = out.mutable_data();
@@ -282,10 +306,19 @@ void init_conv(py::module_& m) {
     need_4d(dy, "max_pool2d_backward dy");
     tinyml::check_array<int64_t>(idx, "max_pool2d_backward indices");
     tinyml::check_same_shape(dy, idx, "max_pool2d_backward dy", "indices");
-    if (h < 1 || w < 1) throw py::value_error("max_pool2d_backward: input size must be positive");
+    if (h < 1 || w < 1)
+      throw py::value_error("max_pool2d_backward: input size (" + std::to_string(h) + ", " + std::to_string(w) +
+                            ") must be positive");
     py::array dx = py::array(dy.dtype(), std::vector<ssize>{dy.shape(0), dy.shape(1), h, w});
     const ssize planes = dy.shape(0) * dy.shape(1), ohw = dy.shape(2) * dy.shape(3);
     const int64_t* ip = static_cast<const int64_t*>(idx.data());
+    // -1 marks a window of padding only (no input element, no gradient); anything else outside the
+    // plane is not an index the forward gave
+    for (ssize k = 0; k < planes * ohw; ++k)
+      if (ip[k] < -1 || ip[k] >= h * w)
+        throw py::value_error("max_pool2d_backward: index " + std::to_string(ip[k]) + " at flat position " +
+                              std::to_string(k) + " is outside [-1, " + std::to_string(h * w) + ") for input (" +
+                              std::to_string(h) + ", " + std::to_string(w) + ")");
     if (f64(dy)) {
       tinyml::check_array<double>(dy, "max_pool2d_backward dy");
       py::gil_scoped_release r;
@@ -340,15 +373,21 @@ void init_conv(py::module_& m) {
     return dx;
   });
   m.def("upsample2d_forward", [](py::array x, ssize oh, ssize ow, py::array h0, py::array h1, py::array w0, py::array w1,
-                                 py::array lh, py::array lw) {
+                                 py::array lh, py::array lw, py::object nearest) {
     std::vector<py::array> taps{h0, h1, w0, w1, lh, lw};
     need_float(x, "upsample2d");
-    return f64(x) ? upsample_any<double>(x, oh, ow, taps, false) : upsample_any<float>(x, oh, ow, taps, false);
-  }, "y (N, C, oh, ow) from x (N, C, H, W) and the taps (h0, h1, w0, w1, lh, lw)");
+    return f64(x) ? upsample_any<double>(x, oh, ow, taps, false, nearest)
+                  : upsample_any<float>(x, oh, ow, taps, false, nearest);
+  }, "y (N, C, oh, ow) from x (N, C, H, W) and the taps (h0, h1, w0, w1, lh, lw); nearest: one tap per axis "
+     "(None: inferred from the taps)", py::arg("x"), py::arg("oh"), py::arg("ow"), py::arg("h0"), py::arg("h1"),
+     py::arg("w0"), py::arg("w1"), py::arg("lh"), py::arg("lw"), py::arg("nearest") = py::none());
   m.def("upsample2d_backward", [](py::array dy, ssize h, ssize w, py::array h0, py::array h1, py::array w0, py::array w1,
-                                 py::array lh, py::array lw) {
+                                 py::array lh, py::array lw, py::object nearest) {
     std::vector<py::array> taps{h0, h1, w0, w1, lh, lw};
     need_float(dy, "upsample2d_backward");
-    return f64(dy) ? upsample_any<double>(dy, h, w, taps, true) : upsample_any<float>(dy, h, w, taps, true);
-  }, "dx (N, C, H, W) from dy (N, C, oh, ow): the adjoint of upsample2d_forward with the same taps");
+    return f64(dy) ? upsample_any<double>(dy, h, w, taps, true, nearest)
+                   : upsample_any<float>(dy, h, w, taps, true, nearest);
+  }, "dx (N, C, H, W) from dy (N, C, oh, ow): the adjoint of upsample2d_forward with the same taps",
+     py::arg("dy"), py::arg("h"), py::arg("w"), py::arg("h0"), py::arg("h1"), py::arg("w0"), py::arg("w1"),
+     py::arg("lh"), py::arg("lw"), py::arg("nearest") = py::none());
 }

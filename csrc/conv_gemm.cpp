@@ -251,6 +251,8 @@ ConvGeo check_conv(const py::array& x, const py::array& w, ssize sh, ssize sw, s
                           tinyml::shape_str(w));
   ConvGeo g{x.shape(0), x.shape(1), x.shape(2), x.shape(3), w.shape(0), groups, w.shape(2), w.shape(3),
             sh, sw, pt, pl, dh, dw, oh, ow};
+  if (g.kh < 1 || g.kw < 1)
+    throw py::value_error("conv2d: kernel size must be positive, got weight of shape " + tinyml::shape_str(w));
   if (groups < 1 || g.c % groups || g.o % groups || w.shape(1) * groups != g.c)
     throw py::value_error("conv2d: weight " + tinyml::shape_str(w) + " with groups=" + std::to_string(groups) +
                           " does not fit input " + tinyml::shape_str(x));

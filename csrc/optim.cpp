@@ -2,7 +2,8 @@
 //
 //   adam_step (PyTorch's Adam/AdamW order of operations):
 //       Adam: g <- g + wd p      AdamW: p <- p (1 - lr wd)
-//       m <- m + (g - m)(1 - b1);  v <- b2 v + (1 - b2) g^2;  (AMSGrad: vmax <- max(vmax, v), v = vmax)
+//       m <- m + (g - m)(1 - b1);  v <- b2 v + (1 - b2) g^2;  (AMSGrad: vmax <- max(vmax, v), v = vmax,
+//       NaN-propagating as torch.maximum)
 //       p <- p - lr/(1 - b1^t) * m / (sqrt(v)/sqrt(1 - b2^t) + eps)
 //   sgd_step: d = +-g + wd p;  buf <- d (first step) or momentum buf + (1 - dampening) d;
 //             d = d + momentum buf (nesterov) or buf;  p <- p - lr d
@@ -66,7 +67,8 @@ TINYML_CLONES void adam_block(T* __restrict p, const T* __restrict g, T* __restr
     m[i] = mi;
     v[i] = vi;
     if (vmax) {
-      vi = vmax[i] > vi ? vmax[i] : vi;
+      const T w = vmax[i];
+      vi = (w > vi || w != w) ? w : vi;  // torch.maximum: a NaN on either side wins
       vmax[i] = vi;
     }
     tmp[i] = vi;

@@ -158,8 +158,10 @@ def test_bindings_check_arguments():
     with pytest.raises(ValueError, match=r"tap h0\[0\] = 7 is outside \[0, 5\)"):
         z = np.zeros(2, np.int64)
         _C.upsample2d_forward(x, 2, 2, np.array([7, 0]), z, z, z, np.zeros(2, f), np.zeros(2, f))
-    # an index outside the plane is ignored, never written
-    dx = _C.max_pool2d_backward(np.ones((1, 1, 1, 2), f), np.array([[[[3, 99]]]]), 2, 2)
+    # an index outside the plane is refused before anything is written; -1 (a window of padding only) adds nothing
+    with pytest.raises(ValueError, match=r"index 99 at flat position 1 is outside \[-1, 4\)"):
+        _C.max_pool2d_backward(np.ones((1, 1, 1, 2), f), np.array([[[[3, 99]]]]), 2, 2)
+    dx = _C.max_pool2d_backward(np.ones((1, 1, 1, 2), f), np.array([[[[3, -1]]]]), 2, 2)
     assert dx.sum() == 1.0 and dx.reshape(-1)[3] == 1.0
 
 

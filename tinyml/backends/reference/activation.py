@@ -5,14 +5,20 @@ float32 and round once at the end; every backward takes the forward input x and 
     gelu "tanh":  y = x/2 (1 + t), t = tanh(k (x + 0.044715 x^3)), k = sqrt(2/pi)
                   dx = dy (1/2 (1 + t) + x/2 (1 - t^2) k (1 + 3 * 0.044715 x^2))
     silu:         y = x s(x), s = sigmoid                          dx = dy s (1 + x (1 - s))
-    swiglu:       y = silu(a) b                                    da = dy b s(a)(1 + a(1 - s(a))), db = dy silu(a)
-    softplus:     y = log(1 + e^(beta x)) / beta  (x where beta x > threshold)   dx = dy s(beta x)  (dy beyond)
+    swiglu:       y = silu(a) b                                    da = dy b s(a)(1 + a(1 - s(a)))
+                                                                   db = dy silu(a)
+    softplus:     y = log(1 + e^(beta x)) / beta  (x where beta x > threshold)
+                                                                   dx = dy s(beta x)  (dy beyond)
     leaky_relu:   y = x if x > 0 else slope x                      dx = dy (1 if x > 0 else slope)
     elu:          y = x if x > 0 else alpha (e^x - 1)              dx = dy (1 if x > 0 else alpha e^x)
     hardtanh:     y = clamp(x, lo, hi)                             dx = dy [lo < x < hi]
-    mish:         y = x tanh(sp(x)), sp = softplus                 dx = dy (tanh(sp) + x s(x) (1 - tanh(sp)^2))
+    mish:         y = x t, t = tanh(softplus(x))                   dx = dy (t + x s(x) (1 - t^2))
     glu:          y = a s(b), (a, b) = halves of x along dim       (da, db) = (dy s(b), dy a s(b)(1 - s(b)))
     logsigmoid:   y = min(x, 0) - log1p(e^-|x|)                     dx = dy s(-x)
+
+silu and swiglu use PyTorch's own form, s = 1 / (1 + e^-x) and silu = x / (1 + e^-x), not a stable
+sigmoid: where e^-x overflows s is 0 and silu -0, so NaN and inf come out where PyTorch's do
+(silu(-inf) = NaN; silu(a) * inf = NaN where silu(a) underflows, not -inf), as in csrc/activation.cpp.
 """
 import math
 
@@ -67,6 +73,19 @@ def _sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
+def _silu(x):
+    """x / (1 + e^-x), PyTorch's formula (and the C++ kernel's): -inf / inf = NaN at x = -inf, and -0
+    where e^-x overflows, so that silu(a) * inf is NaN there as in PyTorch, not -inf."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return x / (1 + np.exp(-x))
+
+
+def _silu_sigmoid(x):
+    """1 / (1 + e^-x), the sigmoid of PyTorch's silu backward: exactly 0 where e^-x overflows."""
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x))
+
+
 def _softplus(x):
     return np.logaddexp(np.zeros((), x.dtype), x)
 
@@ -92,26 +111,24 @@ def gelu_backward(x, dy, approximate):
 
 
 def silu_forward(x):
-    xf = _up(x)
-    return (xf * _sigmoid(xf)).astype(x.dtype, copy=False)
+    return _silu(_up(x)).astype(x.dtype, copy=False)
 
 
 def silu_backward(x, dy):
     xf = _up(x)
-    s = _sigmoid(xf)
+    s = _silu_sigmoid(xf)
     return (_up(dy) * s * (1 + xf * (1 - s))).astype(x.dtype, copy=False)
 
 
 def swiglu_forward(a, b):
-    af = _up(a)
-    return (af * _sigmoid(af) * _up(b)).astype(a.dtype, copy=False)
+    return (_silu(_up(a)) * _up(b)).astype(a.dtype, copy=False)
 
 
 def swiglu_backward(a, b, dy):
     af, g = _up(a), _up(dy)
-    s = _sigmoid(af)
+    s = _silu_sigmoid(af)
     da = g * _up(b) * s * (1 + af * (1 - s))
-    db = g * af * s
+    db = g * _silu(af)
     return da.astype(a.dtype, copy=False), db.astype(b.dtype, copy=False)
 
 

@@ -45,7 +45,7 @@ def conv2d_forward(x, w, b, stride, pads, dilation, groups):
     o = w.shape[0]
     kh, kw, oh, ow = _geometry(x, w, stride, pads, dilation)
     cols = _im2col(x, kh, kw, oh, ow, stride, pads, dilation, groups)
-    wg = w.reshape(groups, o // groups, -1)
+    wg = w.reshape(groups, o // groups, w.shape[1] * kh * kw)  # (no -1: any size may be 0)
     y = np.matmul(wg, cols).reshape(n, o, oh, ow)
     if b is not None:
         y = y + b.reshape(1, o, 1, 1)
@@ -61,11 +61,12 @@ def conv2d_backward(x, w, dy, stride, pads, dilation, groups, needs=(True, True,
     dx = dw = db = None
     if needs[1]:
         cols = _im2col(x, kh, kw, oh, ow, stride, pads, dilation, groups)
-        dw = np.matmul(dyg, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape).astype(w.dtype, copy=False)
+        dw = np.matmul(dyg, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(w.shape)
+        dw = dw.astype(w.dtype, copy=False)
     if needs[2]:
         db = dy.sum(axis=(0, 2, 3)).astype(dy.dtype, copy=False)
     if needs[0]:
-        wg = w.reshape(groups, o // groups, -1)
+        wg = w.reshape(groups, o // groups, w.shape[1] * kh * kw)
         dcols = np.matmul(wg.transpose(0, 2, 1), dyg).reshape(n, c, kh, kw, oh, ow)
         hp, wp = h + pads[0] + pads[1], wd + pads[2] + pads[3]
         dxp = np.zeros((n, c, hp, wp), dtype=np.result_type(dcols.dtype, x.dtype))

@@ -21,7 +21,9 @@ def matmul(a, b):
     if half:
         a, b = a.astype(_F32), b.astype(_F32)
     if b.ndim == 2 and a.ndim > 2 and a.flags["C_CONTIGUOUS"]:
-        out = np.matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
+        # the row count written out: reshape(-1, 0) is ambiguous for an empty K and numpy refuses it
+        rows = int(np.prod(a.shape[:-1]))
+        out = np.matmul(a.reshape(rows, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
     else:
         out = np.matmul(a, b)
     return out.astype(dt) if half else out

@@ -46,8 +46,8 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weigh
         _adam_one(p, g, m, v, None, lr, beta1, beta2, eps, weight_decay, step, decoupled)
 
 
-def adam_amsgrad_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps, weight_decay,
-                      step, decoupled):
+def adam_amsgrad_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps,
+                      weight_decay, step, decoupled):
     """adam_step with AMSGrad: the running maximum of exp_avg_sq (updated in place) normalises."""
     for p, g, m, v, vmax in zip(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs):
         _adam_one(p, g, m, v, vmax, lr, beta1, beta2, eps, weight_decay, step, decoupled)

@@ -12,12 +12,30 @@ Backward, by the reverse-time recurrence with h_t = dL/dx_t (h_L = dL/dlast_stat
     h_t   = h_{t+1} * exp(dt_{t+1} A) + dy_t C_t
     ddt_t = sum_n h_t (A exp(dt_t A) x_{t-1} + B_t u_t)      dA += h_t dt_t exp(dt_t A) x_{t-1}
     dB_t  = sum_d h_t dt_t u_t        dC_t = sum_d dy_t x_t      du_t = sum_n h_t dt_t B_t + D_skip dy_t
+
+NaN and inf land where mamba's loop in PyTorch puts them: products per state in its order, the two
+paths into dt (through exp(dt A) and dt B u) summed apart, x_{-1} = 0 kept in the products, the gate
+y * silu(z) with silu(-inf) = NaN (csrc/scan.cpp follows the same rules).
 """
 from __future__ import annotations
 
 import numpy as np
 
 __all__ = ["selective_scan_backward", "selective_scan_forward"]
+
+
+def _f64(a):
+    return None if a is None else np.asarray(a, dtype=np.float64)
+
+
+def _silu(z):
+    """PyTorch's z / (1 + e^-z): NaN at z = -inf (the gate multiplies by it, as mamba's loop does)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return z / (1 + np.exp(-z))
+
+
+def _cast(a, like):
+    return None if a is None else a.astype(like.dtype)
 
 
 def _expand_bc(M, bt, d, length):
@@ -33,7 +51,7 @@ def _sum_bc(dM, shape):
     if len(shape) == 2:
         return dM.sum(axis=(0, 3))
     bt, g, n, length = shape
-    return dM.reshape(bt, g, -1, n, length).sum(axis=2)
+    return dM.reshape(bt, g, dM.shape[1] // g, n, length).sum(axis=2)  # (no -1: any size may be 0)
 
 
 def _delta(delta, delta_bias, delta_softplus):
@@ -59,7 +77,7 @@ def _states(u, dt, A, Bx):
 
 def selective_scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     """(out, last_state): out (Bt, D, L) in u's dtype, last_state (Bt, D, N)."""
-    f64 = lambda a: None if a is None else np.asarray(a, dtype=np.float64)
+    f64 = _f64
     u64, A64 = f64(u), f64(A)
     bt, d, length = u.shape
     dt, _ = _delta(f64(delta), f64(delta_bias), delta_softplus)
@@ -68,15 +86,14 @@ def selective_scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     if D is not None:
         y = y + f64(D)[None, :, None] * u64
     if z is not None:
-        z64 = f64(z)
-        y = y * z64 / (1 + np.exp(-z64))
+        y = y * _silu(f64(z))
     last = xs[:, :, -1] if length else np.zeros((bt, d, A.shape[1]))
     return y.astype(u.dtype), last.astype(u.dtype)
 
 
 def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, dlast):
     """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); None for the absent optional inputs."""
-    f64 = lambda a: None if a is None else np.asarray(a, dtype=np.float64)
+    f64 = _f64
     u64, A64, dout = f64(u), f64(A), f64(dout)
     bt, d, length = u.shape
     dt, pre = _delta(f64(delta), f64(delta_bias), delta_softplus)
@@ -90,7 +107,7 @@ def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
         if D is not None:
             y = y + f64(D)[None, :, None] * u64
         dz = dout * y * sig * (1 + z64 * (1 - sig))
-        dy = dout * z64 * sig
+        dy = dout * _silu(z64)
     else:
         dy = dout
     n = A.shape[1]
@@ -104,10 +121,13 @@ def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
         h = h + dy[:, :, t, None] * Cx[:, :, :, t]
         x_prev = xs[:, :, t - 1] if t > 0 else np.zeros((bt, d, n))
         ea = dA_all[:, :, t]
-        ddt[:, :, t] = np.sum(h * (A64[None] * ea * x_prev + Bx[:, :, :, t] * u64[:, :, t, None]), axis=-1)
-        dA += np.sum(h * dt[:, :, t, None] * ea * x_prev, axis=0)
+        # per-state products, the two paths into dt summed apart (NaN where infs of both signs meet)
+        hx = h * x_prev * ea  # dL/d exp(dt A) times exp(dt A)
+        hB = h * Bx[:, :, :, t]
+        ddt[:, :, t] = np.sum(hx * A64[None], axis=-1) + np.sum(hB * u64[:, :, t, None], axis=-1)
+        dA += np.sum(hx * dt[:, :, t, None], axis=0)
         dBx[:, :, :, t] = h * (dt[:, :, t] * u64[:, :, t])[..., None]
-        du[:, :, t] = np.sum(h * Bx[:, :, :, t], axis=-1) * dt[:, :, t]
+        du[:, :, t] = np.sum(hB * dt[:, :, t, None], axis=-1)
         h = h * ea
     dD = None
     if D is not None:
@@ -116,6 +136,5 @@ def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
     if delta_softplus:
         ddt = ddt / (1 + np.exp(-pre))
     ddelta_bias = None if delta_bias is None else ddt.sum(axis=(0, 2))
-    cast = lambda a, ref: None if a is None else a.astype(ref.dtype)
-    return (cast(du, u), cast(ddt, delta), cast(dA, A), cast(_sum_bc(dBx, B.shape), B),
-            cast(_sum_bc(dCx, C.shape), C), cast(dD, D), cast(dz, z), cast(ddelta_bias, delta_bias))
+    return (_cast(du, u), _cast(ddt, delta), _cast(dA, A), _cast(_sum_bc(dBx, B.shape), B),
+            _cast(_sum_bc(dCx, C.shape), C), _cast(dD, D), _cast(dz, z), _cast(ddelta_bias, delta_bias))

@@ -1,0 +1,185 @@
+// Shared pieces of the selective scan kernels (csrc/scan.cpp: forward, csrc/scan_backward.cpp:
+// backward): the layout structs, the vectorisable math (exp with IEEE ends, log, softplus, sigmoid,
+// silu) and the argument checks of both bindings. See csrc/scan.cpp for the recurrence and layout.
+#pragma once
+#include "simd_math.h"  // first: sets fp-contract
+
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common.h"
+
+namespace tinyml::scan {
+
+
+// exp(x) with IEEE ends: +inf above log(FLT_MAX) and 0 below the normal range, where simd_math.h's
+// fexp saturates at ~2.4e38 and ~1e-38 (csrc/activation.cpp's exp_inf has the same upper end).
+template <typename T> inline T exp_ieee(T x);
+template <> inline float exp_ieee<float>(float x) {
+  const float y = x > 88.72283935546875f ? std::numeric_limits<float>::infinity() : tinyml::fexp(x);
+  return x < -87.33654475f ? 0.0f : y;  // comparisons false for NaN: it stays NaN
+}
+template <> inline double exp_ieee<double>(double x) { return std::exp(x); }
+
+struct Dims {
+  py::ssize_t bt, d, l, n;
+  py::ssize_t gB, gC;  // groups of B/C, 0 when time-invariant (D, N)
+};
+
+template <typename T>
+struct Scan {
+  const T *u, *delta, *A, *B, *C, *D, *z, *bias;
+  bool softplus;
+};
+
+// Pointer to B or C at (b, d, t = 0) and its stride over t.
+template <typename T>
+inline const T* bc_ptr(const T* M, py::ssize_t groups, const Dims& s, py::ssize_t b, py::ssize_t d, py::ssize_t& st) {
+  if (groups == 0) {
+    st = 0;
+    return M + d * s.n;
+  }
+  st = s.n;
+  return M + ((b * groups + d / (s.d / groups)) * s.l) * s.n;
+}
+
+// log(x) for x in [1, 2] (all this file needs), Cephes logf: x = m 2^e, a degree-8 polynomial in
+// m - 1; plain arithmetic so loops over it vectorise. Relative error ~1e-7.
+inline float flog(float x) {
+  int32_t i;
+  std::memcpy(&i, &x, sizeof i);
+  int32_t e = ((i >> 23) & 0xff) - 126;
+  i = (i & 0x807fffff) | 0x3f000000;  // mantissa in [0.5, 1)
+  float m;
+  std::memcpy(&m, &i, sizeof m);
+  const bool lo = m < 0.707106781186547524f;
+  e = lo ? e - 1 : e;
+  m = lo ? m + m - 1.0f : m - 1.0f;
+  const float z = m * m;
+  float y = 7.0376836292e-2f;
+  y = y * m - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  y = y * m * z;
+  const float fe = static_cast<float>(e);
+  y += -2.12194440e-4f * fe - 0.5f * z;
+  return m + y + 0.693359375f * fe;
+}
+
+// softplus(v) = max(v, 0) + log1p(exp(-|v|)); log1p(w) = log(1 + w) w / ((1 + w) - 1) keeps the
+// relative accuracy for tiny w (Goldberg's trick). Equals v in float for v > ~17, like PyTorch.
+template <typename T> inline T softplus(T v);
+template <> inline float softplus<float>(float v) {
+  // straight-line code (both sides of the select computed) so that loops over it vectorise
+  const float a = std::fabs(v), w = exp_ieee(-a), u = 1.0f + w, um1 = u - 1.0f;  // softplus(-inf) = 0
+  const float ratio = flog(u) / (um1 == 0.0f ? 1.0f : um1);
+  const float lp = um1 == 0.0f ? w : ratio * w;
+  return std::fmax(v, 0.0f) + lp;
+}
+template <> inline double softplus<double>(double v) { return v > 20 ? v : std::log1p(std::exp(v)); }
+
+template <typename T>
+inline T sigmoid(T v) {
+  return T(1) / (T(1) + exp_ieee<T>(-v));
+}
+
+// PyTorch's silu, z / (1 + e^-z): NaN at z = -inf
+template <typename T>
+inline T silu(T z) {
+  return z / (T(1) + exp_ieee<T>(-z));
+}
+
+// dt_t for one channel (and, with softplus, dsoftplus/dv = sigmoid(v) into sig): one vector pass.
+template <typename T>
+inline void delta_row(const Scan<T>& p, py::ssize_t off, py::ssize_t l, T bias, T* dts, T* sig) {
+  const T* dl = p.delta + off;
+  if (!p.softplus) {
+#pragma omp simd
+    for (py::ssize_t t = 0; t < l; ++t) dts[t] = dl[t] + bias;
+    return;
+  }
+#pragma omp simd
+  for (py::ssize_t t = 0; t < l; ++t) dts[t] = softplus<T>(dl[t] + bias);
+  if (sig) {
+#pragma omp simd
+    for (py::ssize_t t = 0; t < l; ++t) sig[t] = sigmoid<T>(dl[t] + bias);
+  }
+}
+
+// ---- bindings: every shape and dtype checked before a pointer is read --------------------------
+
+inline std::string dims_str(const py::array& a) { return tinyml::shape_str(a); }
+
+template <typename T>
+const T* opt_ptr(const py::object& o, const char* what, const std::vector<py::ssize_t>& shape) {
+  if (o.is_none()) return nullptr;
+  py::array a = o.cast<py::array>();
+  tinyml::check_array<T>(a, what);
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
+  if (!ok) {
+    std::ostringstream s;
+    s << "selective_scan: " << what << " has shape " << dims_str(a) << ", expected (";
+    for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+    s << (shape.size() == 1 ? ",)" : ")");
+    throw py::value_error(s.str());
+  }
+  return static_cast<const T*>(a.data());
+}
+
+template <typename T>
+py::ssize_t check_bc(const py::array& M, const char* what, const Dims& s) {
+  tinyml::check_array<T>(M, what);
+  if (M.ndim() == 2 && M.shape(0) == s.d && M.shape(1) == s.n) return 0;
+  if (M.ndim() == 4 && M.shape(0) == s.bt && M.shape(1) >= 1 && s.d % M.shape(1) == 0 && M.shape(2) == s.l &&
+      M.shape(3) == s.n)
+    return M.shape(1);
+  throw py::value_error(std::string("selective_scan: ") + what + " has shape " + dims_str(M) + ", expected (" +
+                        std::to_string(s.d) + ", " + std::to_string(s.n) + ") or (" + std::to_string(s.bt) +
+                        ", G, " + std::to_string(s.l) + ", " + std::to_string(s.n) + ") with G dividing " +
+                        std::to_string(s.d));
+}
+
+template <typename T>
+Scan<T> prepare(const py::array& u, const py::array& delta, const py::array& A, const py::array& B, const py::array& C,
+                const py::object& D, const py::object& z, const py::object& bias, bool softplus, Dims& s) {
+  tinyml::check_array<T>(u, "selective_scan u");
+  if (u.ndim() != 3) throw py::value_error("selective_scan: u must be (batch, D, L), got shape " + dims_str(u));
+  tinyml::check_array<T>(delta, "selective_scan delta");
+  tinyml::check_same_shape(u, delta, "selective_scan u", "delta");
+  tinyml::check_array<T>(A, "selective_scan A");
+  if (A.ndim() != 2 || A.shape(0) != u.shape(1))
+    throw py::value_error("selective_scan: A has shape " + dims_str(A) + ", expected (" + std::to_string(u.shape(1)) +
+                          ", N) for u of shape " + dims_str(u));
+  s = Dims{u.shape(0), u.shape(1), u.shape(2), A.shape(1), 0, 0};
+  s.gB = check_bc<T>(B, "B", s);
+  s.gC = check_bc<T>(C, "C", s);
+  Scan<T> p;
+  p.u = static_cast<const T*>(u.data());
+  p.delta = static_cast<const T*>(delta.data());
+  p.A = static_cast<const T*>(A.data());
+  p.B = static_cast<const T*>(B.data());
+  p.C = static_cast<const T*>(C.data());
+  p.D = opt_ptr<T>(D, "D", {s.d});
+  p.z = opt_ptr<T>(z, "z", {s.bt, s.d, s.l});
+  p.bias = opt_ptr<T>(bias, "delta_bias", {s.d});
+  p.softplus = softplus;
+  return p;
+}
+
+inline bool is_f64(const py::array& u) { return tinyml::has_dtype<double>(u); }
+
+inline void check_float(const py::array& u) {
+  if (!tinyml::has_dtype<float>(u) && !is_f64(u))
+    throw py::type_error("selective_scan: dtype " + std::string(py::str(u.dtype())) +
+                         " not supported (float32, float64)");
+}
+
+}  // namespace tinyml::scan
