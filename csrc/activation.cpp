@@ -14,7 +14,7 @@
 // NaN and +-inf give what PyTorch's formulas give in IEEE arithmetic (its float64 kernels; its float32
 // gelu turns +inf into NaN through a vectorised erf, which is not followed): silu(-inf) = -inf / inf =
 // NaN, gelu(-inf) = -inf * 0 = NaN, gelu(+inf) = +inf, and every derivative at +-inf is NaN (inf * 0)
-// except softplus's. So the exps below overflow to a true inf and underflow to a true 0 (exp_inf,
+// except softplus's. So the exps below overflow to a true inf and underflow to a true 0 (vexp_ieee,
 // vexp0), where simd_math.h's fexp saturates at ~2.4e38 and ~1e-38 and would give -inf or a finite
 // value instead.
 #include "simd_math.h"  // first: sets fp-contract for this file
@@ -27,13 +27,7 @@ namespace {
 using tinyml::vexp0;
 using tinyml::verfc;
 
-// exp(x) that overflows to +inf as libm's does: the denominators 1 + exp(-x) of the sigmoid forms.
-template <typename T> inline T exp_inf(T x);
-template <> inline float exp_inf<float>(float x) {
-  // 88.7228...: log(FLT_MAX); NaN fails the comparison and stays NaN through fexp
-  return x > 88.72283935546875f ? std::numeric_limits<float>::infinity() : tinyml::fexp(x);
-}
-template <> inline double exp_inf<double>(double x) { return std::exp(x); }
+using tinyml::vexp_ieee;  // the denominators 1 + exp(-x) of the sigmoid forms: a true inf at the top
 
 constexpr double kSqrt1_2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
@@ -47,7 +41,7 @@ TINYML_CLONES void gelu_fwd(const T* __restrict x, T* __restrict y, int64_t n, b
     for (int64_t i = 0; i < n; ++i) {
       T v = x[i];
       T u = T(kSqrt2OverPi) * (v + T(0.044715) * v * v * v);
-      y[i] = v / (T(1) + exp_inf<T>(T(-2) * u));
+      y[i] = v / (T(1) + vexp_ieee<T>(T(-2) * u));
     }
   } else {
 #pragma omp simd
@@ -64,7 +58,7 @@ TINYML_CLONES void gelu_bwd(const T* __restrict x, const T* __restrict dy, T* __
       T v = x[i];
       T u = T(kSqrt2OverPi) * (v + T(0.044715) * v * v * v);
       T du = T(kSqrt2OverPi) * (T(1) + T(3 * 0.044715) * v * v);
-      T s = T(1) / (T(1) + exp_inf<T>(T(-2) * u));
+      T s = T(1) / (T(1) + vexp_ieee<T>(T(-2) * u));
       dx[i] = dy[i] * (s + T(2) * v * s * (T(1) - s) * du);
     }
   } else {
@@ -81,14 +75,14 @@ TINYML_CLONES void gelu_bwd(const T* __restrict x, const T* __restrict dy, T* __
 template <typename T>
 TINYML_CLONES void silu_fwd(const T* __restrict x, T* __restrict y, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (T(1) + exp_inf<T>(-x[i]));
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] / (T(1) + vexp_ieee<T>(-x[i]));
 }
 
 template <typename T>
 TINYML_CLONES void silu_bwd(const T* __restrict x, const T* __restrict dy, T* __restrict dx, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
-    T s = T(1) / (T(1) + exp_inf<T>(-x[i]));
+    T s = T(1) / (T(1) + vexp_ieee<T>(-x[i]));
     dx[i] = dy[i] * s * (T(1) + x[i] * (T(1) - s));
   }
 }
@@ -96,7 +90,7 @@ TINYML_CLONES void silu_bwd(const T* __restrict x, const T* __restrict dy, T* __
 template <typename T>
 TINYML_CLONES void swiglu_fwd(const T* __restrict a, const T* __restrict b, T* __restrict y, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] = a[i] / (T(1) + exp_inf<T>(-a[i])) * b[i];
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] / (T(1) + vexp_ieee<T>(-a[i])) * b[i];
 }
 
 template <typename T>
@@ -104,7 +98,7 @@ TINYML_CLONES void swiglu_bwd(const T* __restrict a, const T* __restrict b, cons
                               T* __restrict da, T* __restrict db, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
-    T s = T(1) / (T(1) + exp_inf<T>(-a[i]));
+    T s = T(1) / (T(1) + vexp_ieee<T>(-a[i]));
     T silu = a[i] * s;
     da[i] = dy[i] * b[i] * s * (T(1) + a[i] * (T(1) - s));
     db[i] = dy[i] * silu;

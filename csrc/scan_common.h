@@ -14,14 +14,10 @@
 namespace tinyml::scan {
 
 
-// exp(x) with IEEE ends: +inf above log(FLT_MAX) and 0 below the normal range, where simd_math.h's
-// fexp saturates at ~2.4e38 and ~1e-38 (csrc/activation.cpp's exp_inf has the same upper end).
-template <typename T> inline T exp_ieee(T x);
-template <> inline float exp_ieee<float>(float x) {
-  const float y = x > 88.72283935546875f ? std::numeric_limits<float>::infinity() : tinyml::fexp(x);
-  return x < -87.33654475f ? 0.0f : y;  // comparisons false for NaN: it stays NaN
-}
-template <> inline double exp_ieee<double>(double x) { return std::exp(x); }
+// exp(x) with IEEE ends (+inf and 0 where fexp saturates): simd_math.h's vexp_ieee, shared with the
+// activations; exp_ieee is the name scan.cpp and scan_backward.cpp call it by.
+using tinyml::vexp_ieee;
+template <typename T> inline T exp_ieee(T x) { return vexp_ieee<T>(x); }
 
 struct Dims {
   py::ssize_t bt, d, l, n;
@@ -78,7 +74,7 @@ inline float flog(float x) {
 template <typename T> inline T softplus(T v);
 template <> inline float softplus<float>(float v) {
   // straight-line code (both sides of the select computed) so that loops over it vectorise
-  const float a = std::fabs(v), w = exp_ieee(-a), u = 1.0f + w, um1 = u - 1.0f;  // softplus(-inf) = 0
+  const float a = std::fabs(v), w = vexp_ieee(-a), u = 1.0f + w, um1 = u - 1.0f;  // softplus(-inf) = 0
   const float ratio = flog(u) / (um1 == 0.0f ? 1.0f : um1);
   const float lp = um1 == 0.0f ? w : ratio * w;
   return std::fmax(v, 0.0f) + lp;
@@ -87,13 +83,13 @@ template <> inline double softplus<double>(double v) { return v > 20 ? v : std::
 
 template <typename T>
 inline T sigmoid(T v) {
-  return T(1) / (T(1) + exp_ieee<T>(-v));
+  return T(1) / (T(1) + vexp_ieee<T>(-v));
 }
 
 // PyTorch's silu, z / (1 + e^-z): NaN at z = -inf
 template <typename T>
 inline T silu(T z) {
-  return z / (T(1) + exp_ieee<T>(-z));
+  return z / (T(1) + vexp_ieee<T>(-z));
 }
 
 // dt_t for one channel (and, with softplus, dsoftplus/dv = sigmoid(v) into sig): one vector pass.

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -82,6 +83,15 @@ static inline float fexp(float x) {
 // exp(x) with a true 0 for x = -inf / very negative (softmax probabilities of masked entries).
 static inline float fexp0(float x) { return x < -87.0f ? 0.0f : fexp(x); }
 
+// exp(x) with IEEE ends, as libm's: +inf above log(FLT_MAX) = 88.7228... and 0 below the normal range,
+// where fexp saturates at ~2.4e38 and ~1e-38. The activations' sigmoid denominators 1 + exp(-x) need
+// the true inf (silu(-inf) = -inf / inf = NaN, as in PyTorch) and the selective scan's exp(dt A) the
+// true 0. Both comparisons are false for NaN: it stays NaN.
+static inline float fexp_ieee(float x) {
+  const float y = x > 88.72283935546875f ? std::numeric_limits<float>::infinity() : fexp(x);
+  return x < -87.33654475f ? 0.0f : y;
+}
+
 // erfc(x) in float: Numerical Recipes' Chebyshev fit, erfc(|x|) = t exp(-x^2 + P(t)),
 // t = 1 / (1 + |x|/2), fractional error < 1.2e-7 everywhere, so gelu's tails stay accurate.
 static inline float ferfc(float x) {
@@ -109,6 +119,9 @@ template <> inline double vexp<double>(double x) { return std::exp(x); }
 template <typename T> inline T vexp0(T x);
 template <> inline float vexp0<float>(float x) { return fexp0(x); }
 template <> inline double vexp0<double>(double x) { return std::exp(x); }
+template <typename T> inline T vexp_ieee(T x);
+template <> inline float vexp_ieee<float>(float x) { return fexp_ieee(x); }
+template <> inline double vexp_ieee<double>(double x) { return std::exp(x); }
 template <typename T> inline T verfc(T x);
 template <> inline float verfc<float>(float x) { return ferfc(x); }
 template <> inline double verfc<double>(double x) { return std::erfc(x); }

@@ -46,8 +46,8 @@ from .random import get_rng_state, initial_seed, manual_seed, seed, set_rng_stat
 from .tensor import Tensor
 from .threads import get_num_threads, set_num_threads  # noqa: F401
 
-# `import *` from a package without __all__ also copies its submodules (ops.nn, ops.conv, ...):
-# drop them, or `tinyml.nn` would be tinyml.ops.nn instead of the tinyml.nn package.
+# `import *` from a package without __all__ also copies its submodules (ops.conv, ops.scan, ...):
+# drop them, so that `tinyml.<name>` is only ever the public function or subpackage of that name.
 [globals().pop(_k) for _k, _v in list(globals().items())
  if type(_v) is type(_dtypes) and _v.__name__.startswith(__name__ + ".ops.")]
 

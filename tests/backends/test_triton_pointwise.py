@@ -84,7 +84,7 @@ def test_lerp_addcmul_addcdiv():
 
 
 def test_remaining_core_kernels():
-    """Kernels of elementwise.py / copy.py / activation.py that no other test reaches."""
+    """Kernels of elementwise.py / creation.py / activation.py that no other test reaches."""
     check_op([(3, 4), (4,)], lambda a, b: lib(a).where((a < b) | (a <= b * 0.5) | (a >= b + 1), a.sin(), b.cos()),
              device=CUDA)
     check_op([(3, 4)], lambda x: lib(x).nn.functional.hardtanh(x, -0.5, 0.7), device=CUDA)

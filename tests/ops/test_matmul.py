@@ -1,10 +1,12 @@
-"""matmul, mm, bmm, dot, outer: forward and backward against PyTorch, shape errors."""
+"""matmul, mm, bmm, dot, outer, linear: forward and backward against PyTorch, shape errors."""
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as TF
 from helpers import check_op
 
 import tinyml
+import tinyml.nn.functional as F
 from tinyml.testing import gradcheck
 
 MATMUL_SHAPES = [
@@ -118,3 +120,38 @@ def test_shared_weight_gradient_is_one_gemm_and_exact():
     (x @ w).backward(tinyml.tensor(g))
     want = sum(x.detach().numpy()[i].T @ g[i] for i in range(3))
     np.testing.assert_allclose(w.grad.numpy(), want, rtol=1e-12)
+
+
+RED = {"kind": "reduction"}
+
+
+@pytest.mark.parametrize("x_shape", [(3, 4), (2, 5, 4), (4,)])
+def test_linear(kernels, x_shape):
+    check_op([x_shape, (6, 4), (6,)], lambda x, w, b: F.linear(x, w, b), lambda x, w, b: TF.linear(x, w, b),
+             **RED)
+    check_op([x_shape, (6, 4)], lambda x, w: F.linear(x, w), lambda x, w: TF.linear(x, w), **RED)
+
+
+def test_linear_noncontiguous_and_gradcheck(kernels):
+    check_op([(5, 4), (3, 4), (3,)], lambda x, w, b: F.linear(x, w, b), lambda x, w, b: TF.linear(x, w, b),
+             noncontiguous=True, **RED)
+    rng = np.random.default_rng(0)
+    x, w, b = (tinyml.tensor(rng.standard_normal(s), requires_grad=True) for s in [(2, 3), (4, 3), (4,)])
+    assert gradcheck(lambda x, w, b: F.linear(x, w, b), [x, w, b])
+
+
+def test_linear_first_layer_gradients(kernels):
+    # the usual first layer: the input is data (no grad), only the weight and bias learn
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((5, 3)), rng.standard_normal((4, 3)), rng.standard_normal(4)
+    ours_w, ours_b = tinyml.tensor(w, requires_grad=True), tinyml.tensor(b, requires_grad=True)
+    theirs_w, theirs_b = torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True)
+    F.linear(tinyml.tensor(x), ours_w, ours_b).sum().backward()
+    TF.linear(torch.tensor(x), theirs_w, theirs_b).sum().backward()
+    np.testing.assert_allclose(ours_w.grad.numpy(), theirs_w.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(ours_b.grad.numpy(), theirs_b.grad.numpy(), rtol=1e-10)
+
+
+def test_linear_shape_error_names_both_shapes():
+    with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(2x3 and 5x4\)"):
+        F.linear(tinyml.randn(2, 3), tinyml.randn(4, 5))

@@ -20,7 +20,7 @@ from native_faults_helpers import DTYPES, LAYOUTS, SPOTS, check, inject
 
 import tinyml
 import tinyml.nn.functional as F
-from tinyml.backends.reference.pool import interp_taps, pool_out_size
+from tinyml.backends.reference.pool import pool_out_size
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -220,9 +220,6 @@ def test_adaptive_avg_pool2d(n, c, hw, out, dtype, layout, spots, seed):
        dtype=POOL_DTYPES, layout=LAYOUT, spots=SPOTS, seed=SEED)
 def test_interpolate(n, c, hw, mode, size, dtype, layout, spots, seed):
     kw = {"size": size} if isinstance(size, tuple) else {"scale_factor": size}
-    out = size if isinstance(size, tuple) else tuple(math.floor(s * size) for s in hw)
-    if mode.startswith("bilinear") and _taps_look_nearest(hw, out, mode.endswith("corners"), kw):
-        return  # the C++ kernel needs the mode there: test_bilinear_taps_that_look_nearest
     x = inject(_normal(seed, (n, c) + hw), spots)
     if mode.startswith("bilinear"):
         kw.update(mode="bilinear", align_corners=mode.endswith("corners"))
@@ -235,19 +232,6 @@ def test_interpolate(n, c, hw, mode, size, dtype, layout, spots, seed):
           layouts=[layout], seed=seed)
 
 
-def _taps_look_nearest(hw, out, align_corners, kw):
-    """Whether bilinear taps are those of nearest on both axes (second tap = first, weight 0), which the
-    C++ kernel reads as nearest unless the adapter passes the mode."""
-    if min(out) < 1:
-        return False
-    scales = [kw.get("scale_factor")] * 2
-    taps = [interp_taps(s, o, "bilinear", align_corners, sc, np.float32) for s, o, sc in zip(hw, out, scales)]
-    return all(np.array_equal(i0, i1) and not lam.any() for i0, i1, lam in taps)
-
-
-@pytest.mark.xfail(strict=True, reason="tinyml/backends/cpu/conv.py must pass nearest=(mode != 'bilinear') "
-                   "to _C.upsample2d_forward/_backward: from the taps alone these bilinear resizes look like "
-                   "nearest ones")
 @pytest.mark.parametrize("hw, size", [((1, 1), (1, 1)), ((1, 1), (3, 2)), ((3, 4), (3, 4))])
 def test_bilinear_taps_that_look_nearest(hw, size):
     """Bilinear keeps its zero-weight taps: an inf pixel gives inf * 1 + inf * 0 = NaN, as in PyTorch
@@ -269,3 +253,30 @@ def test_pooling_and_upsampling_across_threads():
     for mode in ("nearest", "bilinear"):
         check(lambda x: F.interpolate(x, scale_factor=2.0, mode=mode),
               lambda x: TF.interpolate(x, scale_factor=2.0, mode=mode), [x], dtype="float64")
+
+
+@pytest.mark.parametrize("case", ["adaptive output 0", "adaptive no channels", "max_pool empty batch",
+                                  "max_pool dilated pad = k/2", "interpolate empty batch"])
+def test_empty_results_pytorch_allows(case):
+    """What PyTorch still accepts next to the refusals of test_native_faults_errors: an adaptive output
+    size of 0 or no channels there, an empty batch, and padding up to half the kernel whatever the
+    dilation. Empty results; zero gradients (PyTorch's adaptive backward refuses an empty dy, so there
+    the gradient is checked on its own)."""
+    fns = {
+        "adaptive output 0": (lambda f: lambda x: f.adaptive_avg_pool2d(x, (0, 2)), (1, 2, 5, 5)),
+        "adaptive no channels": (lambda f: lambda x: f.adaptive_avg_pool2d(x, 2), (1, 0, 5, 5)),
+        "max_pool empty batch": (lambda f: lambda x: f.max_pool2d(x, 2), (0, 2, 5, 5)),
+        "max_pool dilated pad = k/2": (lambda f: lambda x: f.max_pool2d(x, 3, padding=1, dilation=2),
+                                       (1, 2, 5, 5)),
+        "interpolate empty batch": (lambda f: lambda x: f.interpolate(x, size=(3, 4), mode="bilinear"),
+                                    (0, 2, 5, 5)),
+    }
+    make, shape = fns[case]
+    adaptive = case.startswith("adaptive")
+    check(make(F), make(TF), [_normal(0, shape)], grad=not adaptive)
+    if adaptive:
+        for backend in ("reference", "cpu"):
+            with tinyml.backends.force_reference(backend == "reference"):
+                x = tinyml.tensor(_normal(0, shape).astype(np.float32), requires_grad=True)
+                make(F)(x).sum().backward()
+            assert x.grad.shape == shape and not x.grad.numpy().any(), backend

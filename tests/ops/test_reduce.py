@@ -7,9 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as TF
 from helpers import check_op
 
 import tinyml
+import tinyml.nn.functional as F
 from tinyml.testing import gradcheck
 
 # (shape, dim): int, negative, tuple, None, a size-1 dim, 0-d inputs
@@ -327,3 +329,17 @@ def test_double_backward_prod_with_zeros_refuses(kernels):
     x = tinyml.tensor([[1.0, 0.0, 2.0]], requires_grad=True)
     with pytest.raises(NotImplementedError, match=r"prod: the double backward .*input shape \(1, 3\)"):
         tinyml.autograd.grad(x.prod(), x, create_graph=True)
+
+
+RED = {"kind": "reduction"}
+
+
+@pytest.mark.parametrize("p,dim", [(2.0, 1), (1.0, -1), (3.0, 0)])
+def test_normalize(kernels, p, dim):
+    check_op([(3, 4)], lambda x: F.normalize(x, p, dim), lambda x: TF.normalize(x, p, dim), **RED)
+
+
+def test_normalize_zero_rows_stay_finite(kernels):
+    x = np.zeros((2, 3))
+    x[1] = [3.0, 4.0, 0.5]
+    check_op(None, lambda t: F.normalize(t), lambda t: TF.normalize(t), inputs=[x], **RED)

@@ -24,6 +24,7 @@ from ..ops.activation import (  # noqa: F401
     swiglu,
 )
 from ..ops.attention import scaled_dot_product_attention  # noqa: F401
+from ..ops.dropout import dropout  # noqa: F401
 from ..ops.loss import (  # noqa: F401
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -36,8 +37,10 @@ from ..ops.loss import (  # noqa: F401
     nll_loss,
     smooth_l1_loss,
 )
-from ..ops.nn import dropout, linear, log_softmax, normalize, softmax  # noqa: F401
+from ..ops.matmul import linear  # noqa: F401
 from ..ops.norm import group_norm, layer_norm, rms_norm  # noqa: F401
+from ..ops.reduce import normalize  # noqa: F401
+from ..ops.softmax import log_softmax, softmax  # noqa: F401
 from ..tensor import Tensor
 
 

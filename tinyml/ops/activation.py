@@ -12,6 +12,7 @@ Under create_graph=True each backward builds the same derivative from differenti
 from __future__ import annotations
 
 import math
+import numbers
 
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
@@ -176,6 +177,14 @@ def _maybe_inplace(x: Tensor, y: Tensor, inplace: bool) -> Tensor:
     return apply_inplace(x, y)
 
 
+def _number(fn: str, name: str, v) -> float:
+    """A scalar argument as a float; a string, None or a tensor is a TypeError naming the argument (float()
+    would take '2' and fail on 'a' with a message that names neither the function nor the argument)."""
+    if isinstance(v, (str, bytes)) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{fn}(): argument '{name}' must be a number, not {type(v).__name__} ({v!r})")
+    return float(v)
+
+
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """x Phi(x) with Phi the standard normal CDF; approximate="tanh" uses the tanh formula."""
     if approximate not in ("none", "tanh"):
@@ -198,25 +207,28 @@ def swiglu(a: Tensor, b: Tensor) -> Tensor:
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (for stability)."""
-    return Softplus.apply(_floating(input, "softplus"), float(beta), float(threshold))
+    beta, threshold = _number("softplus", "beta", beta), _number("softplus", "threshold", threshold)
+    return Softplus.apply(_floating(input, "softplus"), beta, threshold)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x where x > 0, negative_slope * x elsewhere."""
-    y = LeakyRelu.apply(_floating(input, "leaky_relu"), float(negative_slope))
+    slope = _number("leaky_relu", "negative_slope", negative_slope)
+    y = LeakyRelu.apply(_floating(input, "leaky_relu"), slope)
     return _maybe_inplace(input, y, inplace)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x where x > 0, alpha (exp(x) - 1) elsewhere."""
-    return _maybe_inplace(input, Elu.apply(_floating(input, "elu"), float(alpha)), inplace)
+    return _maybe_inplace(input, Elu.apply(_floating(input, "elu"), _number("elu", "alpha", alpha)), inplace)
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
     """clamp(x, min_val, max_val); the gradient is zero outside (and at) the bounds."""
+    min_val, max_val = _number("hardtanh", "min_val", min_val), _number("hardtanh", "max_val", max_val)
     if min_val > max_val:
         raise ValueError(f"min_val cannot be greater than max_val, got min_val={min_val}, max_val={max_val}")
-    return _maybe_inplace(input, Hardtanh.apply(_floating(input, "hardtanh"), float(min_val), float(max_val)),
+    return _maybe_inplace(input, Hardtanh.apply(_floating(input, "hardtanh"), min_val, max_val),
                           inplace)
 
 

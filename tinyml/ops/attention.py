@@ -25,9 +25,10 @@ from ..backends import run
 from ..tensor import Tensor
 from ._broadcast import broadcast_shapes
 from .creation import arange
+from .dropout import dropout
 from .matmul import matmul
-from .nn import dropout, softmax
 from .pointwise import where
+from .softmax import softmax
 
 __all__ = ["scaled_dot_product_attention"]
 

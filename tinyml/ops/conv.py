@@ -11,8 +11,9 @@ from __future__ import annotations
 from ..autograd import Function
 from ..backends import run
 from ..tensor import Tensor
-from .pool import *
+from .pool import *  # noqa: F403  (the pooling ops are part of this family's namespace)
 from .pool import __all__ as _pool_all
+from .pool import _int_tuple
 
 __all__ = ["conv1d", "conv2d"] + list(_pool_all)
 
@@ -34,34 +35,32 @@ class Conv2dFn(Function):
         return dx, dw, db, None, None, None, None
 
 
-def _pair(v, name: str, n: int = 2) -> tuple:
-    if isinstance(v, int):
-        return (v,) * n
-    v = tuple(int(a) for a in v)
-    if len(v) == 1:
-        return v * n
-    if len(v) != n:
-        raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {v}")
-    return v
-
-
 def _check_conv(fn: str, x: Tensor, w: Tensor, b: Tensor | None, groups: int, nd: int) -> None:
     if not isinstance(x, Tensor) or not isinstance(w, Tensor):
-        raise TypeError(f"{fn}: input and weight must be Tensors, got {type(x).__name__} and {type(w).__name__}")
+        raise TypeError(f"{fn}: input and weight must be Tensors, got {type(x).__name__} and "
+                        f"{type(w).__name__}")
     if w.ndim != nd + 2:
-        raise RuntimeError(f"{fn}: expected weight to be {nd + 2}-D, but got weight of shape {tuple(w.shape)}")
+        raise RuntimeError(f"{fn}: expected weight to be {nd + 2}-D, but got weight of shape "
+                           f"{tuple(w.shape)}")
     if x.ndim not in (nd + 1, nd + 2):
-        raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {fn}, but got input of "
-                           f"size: {list(x.shape)}")
+        raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to {fn}, but got "
+                           f"input of size: {list(x.shape)}")
     if not x.dtype.is_floating_point or x.dtype is not w.dtype or (b is not None and b.dtype is not x.dtype):
-        raise RuntimeError(f"{fn}: input, weight and bias must have one floating dtype, got input {x.dtype}, weight "
-                           f"{w.dtype}" + (f", bias {b.dtype}" if b is not None else ""))
+        raise RuntimeError(f"{fn}: input, weight and bias must have one floating dtype, got input {x.dtype}, "
+                           f"weight {w.dtype}" + (f", bias {b.dtype}" if b is not None else ""))
+    if 0 in w.shape[2:]:
+        raise RuntimeError(f"{fn}: kernel size should be greater than zero, got weight of shape "
+                           f"{tuple(w.shape)}")
     if groups < 1 or w.shape[0] % groups:
         raise RuntimeError(f"{fn}: out_channels ({w.shape[0]}) must be divisible by groups ({groups})")
+    if w.shape[0] == 0:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be at least 1 at dimension 0, but got "
+                           f"weight of size {list(w.shape)} instead")
     c = x.shape[-nd - 1]
     if c != w.shape[1] * groups:
-        raise RuntimeError(f"Given groups={groups}, weight of size {list(w.shape)}, expected input{list(x.shape)} to "
-                           f"have {w.shape[1] * groups} channels, but got {c} channels instead")
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(w.shape)}, expected "
+                           f"input{list(x.shape)} to have {w.shape[1] * groups} channels, but got {c} "
+                           f"channels instead")
     if b is not None and tuple(b.shape) != (w.shape[0],):
         raise RuntimeError(f"{fn}: bias must have shape ({w.shape[0]},) for weight {list(w.shape)}, got "
                            f"{tuple(b.shape)}")
@@ -75,13 +74,14 @@ def _pads(padding, kernel: tuple, stride: tuple, dilation: tuple, fn: str) -> tu
         if padding != "same":
             raise ValueError(f"Invalid padding string {padding!r}, should be one of {{'valid', 'same'}}")
         if any(s != 1 for s in stride):
-            raise ValueError(f"{fn}: padding='same' is not supported for strided convolutions (stride {stride})")
+            raise ValueError(f"{fn}: padding='same' is not supported for strided convolutions "
+                             f"(stride {stride})")
         out = []
         for k, d in zip(kernel, dilation):
             total = d * (k - 1)
             out.append((total // 2, total - total // 2))
         return tuple(out)
-    p = _pair(padding, "padding", len(kernel))
+    p = _int_tuple(padding, "padding", fn, len(kernel))
     if any(v < 0 for v in p):
         raise RuntimeError(f"{fn}: negative padding is not supported, got {p}")
     return tuple((v, v) for v in p)
@@ -89,7 +89,7 @@ def _pads(padding, kernel: tuple, stride: tuple, dilation: tuple, fn: str) -> tu
 
 def _conv(fn: str, x, w, b, stride, padding, dilation, groups, nd: int) -> Tensor:
     _check_conv(fn, x, w, b, groups, nd)
-    stride, dilation = _pair(stride, "stride", nd), _pair(dilation, "dilation", nd)
+    stride, dilation = _int_tuple(stride, "stride", fn, nd), _int_tuple(dilation, "dilation", fn, nd)
     if any(s < 1 for s in stride) or any(d < 1 for d in dilation):
         raise RuntimeError(f"{fn}: stride {stride} and dilation {dilation} must be positive")
     kernel = tuple(w.shape[2:])
@@ -99,12 +99,13 @@ def _conv(fn: str, x, w, b, stride, padding, dilation, groups, nd: int) -> Tenso
         x = x.unsqueeze(0)
     for i, (size, k, d, (lo, hi)) in enumerate(zip(x.shape[2:], kernel, dilation, pads)):
         if size + lo + hi < d * (k - 1) + 1:
-            raise RuntimeError(f"{fn}: Calculated padded input size per channel: ({size + lo + hi}) at spatial dim "
-                               f"{i}. Kernel size: ({d * (k - 1) + 1}) (dilated). Kernel size can't be greater than "
-                               f"actual input size (input {list(x.shape)}, weight {list(w.shape)})")
+            raise RuntimeError(f"{fn}: Calculated padded input size per channel: ({size + lo + hi}) at "
+                               f"spatial dim {i}. Kernel size: ({d * (k - 1) + 1}) (dilated). Kernel size "
+                               f"can't be greater than actual input size (input {list(x.shape)}, weight "
+                               f"{list(w.shape)})")
     if nd == 1:
-        y = Conv2dFn.apply(x.unsqueeze(2), w.unsqueeze(2), b, (1, stride[0]), (0, 0) + pads[0], (1, dilation[0]),
-                           groups).squeeze(2)
+        y = Conv2dFn.apply(x.unsqueeze(2), w.unsqueeze(2), b, (1, stride[0]), (0, 0) + pads[0],
+                           (1, dilation[0]), groups).squeeze(2)
     else:
         y = Conv2dFn.apply(x, w, b, stride, pads[0] + pads[1], dilation, groups)
     return y.squeeze(0) if unbatched else y

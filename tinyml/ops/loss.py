@@ -21,8 +21,8 @@ from ._broadcast import prepare
 from ._loss_common import class_rows, float_input, legacy_reduction, reduce_loss
 from .activation import logsigmoid
 from .creation import arange
-from .nn import log_softmax
 from .pointwise import clamp, where
+from .softmax import log_softmax
 from .unary import sigmoid, sign
 
 __all__ = [

@@ -1,6 +1,7 @@
-"""Matrix products: matmul (torch.matmul's rules), mm, bmm, dot, outer.
+"""Matrix products: matmul (torch.matmul's rules), mm, bmm, dot, outer, and linear.
 
     C = A B:   dA = G B^T,   dB = A^T G     (batched: over the broadcast batch dims)
+    linear(x, W, b) = x W^T + b             (one node and one GEMM for the whole layer)
 
 A 1-D operand is promoted to a matrix (a row on the left, a column on the right) by a view and
 the added dim is removed from the result, so one Function handles every case; gradients of
@@ -8,15 +9,17 @@ broadcast batch dims are reduced with `sum_to`. Shape errors name both shapes.
 """
 from __future__ import annotations
 
+import math
+
 from ..amp import cast_inputs
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
 from ._broadcast import broadcast_shapes
 from .elementwise import mul
 from .movement import sum_to
 
-__all__ = ["matmul", "mm", "bmm", "dot", "outer", "ger", "mv"]
+__all__ = ["matmul", "mm", "bmm", "dot", "outer", "ger", "mv", "linear"]
 
 
 class Matmul(Function):
@@ -38,8 +41,9 @@ class Matmul(Function):
         if ctx.needs_input_grad[1]:
             if len(ctx.b_shape) == 2 and g.ndim > 2:
                 # a weight shared over the batch: one (K, B*M) @ (B*M, N) GEMM, no batch of partial sums
-                k, n = a.shape[-1], g.shape[-1]
-                gb = _matmul_nd(a.reshape(-1, k).mT, g.reshape(-1, n))
+                # (the row count written out: reshape(-1, 0) is ambiguous when K or N is 0)
+                rows, k, n = math.prod(g.shape[:-1]), a.shape[-1], g.shape[-1]
+                gb = _matmul_nd(a.reshape(rows, k).mT, g.reshape(rows, n))
             else:
                 gb = sum_to(_matmul_nd(a.mT, g), ctx.b_shape)
         return ga, gb
@@ -165,3 +169,61 @@ def outer(input: Tensor, vec2: Tensor) -> Tensor:
 
 
 ger = outer
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """input @ weight^T + bias: input (..., in), weight (out, in), bias (out,)."""
+    if weight.ndim not in (1, 2):
+        raise RuntimeError(f"linear: weight must be 1-D or 2-D (out_features, in_features), got shape "
+                           f"{tuple(weight.shape)}")
+    if input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
+        rows = input.numel() // max(input.shape[-1], 1) if input.ndim else 1
+        cols = input.shape[-1] if input.ndim else 1
+        w = tuple(weight.shape)
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{cols} and "
+                           f"{w[-1]}x{w[0] if len(w) == 2 else 1}); input shape {tuple(input.shape)}, weight "
+                           f"shape {w}")
+    if weight.ndim == 1 or input.ndim == 1 or (bias is not None and bias.ndim != 1):
+        out = matmul(input, weight.t() if weight.ndim == 2 else weight)
+        return out if bias is None else out + bias
+
+    input, weight, bias = cast_inputs(input, weight, bias)
+    if input.dtype is not weight.dtype or (bias is not None and bias.dtype is not weight.dtype):
+        raise RuntimeError(f"linear: expected input, weight and bias of one dtype, got {input.dtype}, "
+                           f"{weight.dtype}" + ("" if bias is None else f" and {bias.dtype}"))
+    return Linear.apply(input, weight, bias)
+
+
+class Linear(Function):
+    """y = x W^T + b for x (..., in): one graph node and one GEMM for the whole layer.
+
+    backward, with x and g flattened to (rows, in) and (rows, out):
+        dx = g W      dW = g^T x      db = sum over rows of g
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        need = ctx.needs_input_grad
+        x2 = x.reshape(math.prod(x.shape[:-1]), x.shape[-1])  # not -1: ambiguous when in_features = 0
+        # and x itself where x2 is a new tensor: made with grad off, it cannot carry a create_graph
+        # dW back to x (a view of x when x is contiguous: no extra memory)
+        ctx.save_for_backward(x2 if need[1] else None, weight if need[0] else None,
+                              x if need[1] and x2 is not x else None)
+        ctx.x_shape = x.shape
+        out = run("linear", x2, weight, bias)
+        return out.reshape(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, g):
+        x2, weight, x = ctx.saved_tensors
+        rows = math.prod(g.shape[:-1])  # not -1: reshape(-1, 0) is ambiguous when out_features = 0
+        g2 = g.reshape(rows, g.shape[-1])
+        need = ctx.needs_input_grad
+        if is_grad_enabled():  # create_graph=True: differentiable ops, so the gradient has a graph
+            x2 = x2 if x is None else x.reshape(rows, x.shape[-1])
+            return ((matmul(g2, weight).reshape(ctx.x_shape) if need[0] else None),
+                    (matmul(g2.mT, x2) if need[1] else None), (g2.sum(0) if need[2] else None))
+        dx = run("matmul", g2, weight).reshape(ctx.x_shape) if need[0] else None
+        dw = run("matmul", g2.mT, x2) if need[1] else None
+        db = run("sum", g2, (0,), False, g2.dtype.np) if need[2] else None
+        return dx, dw, db

@@ -11,11 +11,13 @@ Each is one forward and one backward kernel over (N, C, H, W); unbatched (C, H, 
 from __future__ import annotations
 
 import math
+import operator
 
 from .._graph import adjoint
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
+from .creation import zeros
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -28,18 +30,25 @@ __all__ = [
 ]
 
 
-def _tuple2(v, name: str) -> tuple:
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(int(a) for a in v)
-    if len(v) == 1:
-        return v * 2
-    if len(v) != 2:
-        raise ValueError(f"{name} must be an int or a tuple of 2 ints, got {v}")
-    return v
+def _int_tuple(v, name: str, fn: str, n: int = 2) -> tuple:
+    """An int or a sequence of 1 or n ints as an n-tuple (one per spatial dim); anything else (a float, a
+    string) is a TypeError naming the argument, as in PyTorch, rather than a silent int() truncation.
+    Shared with ops/conv.py."""
+    items = tuple(v) if isinstance(v, (tuple, list)) else (v,)
+    try:
+        items = tuple(operator.index(a) for a in items)
+    except TypeError:
+        raise TypeError(f"{fn}: argument '{name}' must be an int or a tuple of ints, got {v!r}") from None
+    if len(items) == 1:
+        return items * n
+    if len(items) != n:
+        raise ValueError(f"{fn}: {name} must be an int or a tuple of {n} ints, got {v!r}")
+    return items
 
 
-def _batched(fn: str, x: Tensor) -> tuple[Tensor, bool]:
+def _batched(fn: str, x: Tensor, empty_channels: bool = False) -> tuple[Tensor, bool]:
+    """x as (N, C, H, W), and whether it came unbatched (C, H, W). Only the batch may be empty, as in
+    PyTorch (with empty_channels, C too: adaptive_avg_pool2d's rule)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{fn}: expected a Tensor, got {type(x).__name__}")
     if x.ndim not in (3, 4):
@@ -47,6 +56,11 @@ def _batched(fn: str, x: Tensor) -> tuple[Tensor, bool]:
                            f"{tuple(x.shape)}")
     if not x.dtype.is_floating_point:
         raise RuntimeError(f"{fn}: expected a floating point input, got dtype {x.dtype}")
+    sizes = x.shape[x.ndim - 2:] if empty_channels else x.shape[x.ndim - 3:]
+    if 0 in sizes:
+        what = "H and W" if empty_channels else "C, H and W"
+        raise RuntimeError(f"{fn}: expected non-zero {what} (only the batch may be empty), but got input of "
+                           f"shape {tuple(x.shape)}")
     return (x.unsqueeze(0), True) if x.ndim == 3 else (x, False)
 
 
@@ -59,20 +73,22 @@ def _pool_out(size, k, s, p, d, ceil_mode):
 
 
 def _pool_args(fn, x, kernel_size, stride, padding, dilation, ceil_mode):
-    k = _tuple2(kernel_size, "kernel_size")
-    s = k if stride is None or (not isinstance(stride, int) and len(stride) == 0) else _tuple2(stride, "stride")
-    p, d = _tuple2(padding, "padding"), _tuple2(dilation, "dilation")
+    k = _int_tuple(kernel_size, "kernel_size", fn)
+    empty = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
+    s = k if empty else _int_tuple(stride, "stride", fn)
+    p, d = _int_tuple(padding, "padding", fn), _int_tuple(dilation, "dilation", fn)
     if min(k) < 1 or min(s) < 1 or min(d) < 1:
         raise RuntimeError(f"{fn}: kernel_size {k}, stride {s} and dilation {d} must be positive")
     for i in range(2):
-        if p[i] < 0 or 2 * p[i] > d[i] * (k[i] - 1) + 1:
-            raise RuntimeError(f"{fn}: pad should be at most half of effective kernel size, but got pad={p[i]}, "
-                               f"kernel_size={k[i]} and dilation={d[i]}")
+        # PyTorch's rule: half the kernel size, whatever the dilation (every window keeps an input element)
+        if p[i] < 0 or 2 * p[i] > k[i]:
+            raise RuntimeError(f"{fn}: pad should be at most half of kernel size (and not negative), but "
+                               f"got pad={p[i]} and kernel_size={k[i]}")
     oh = _pool_out(x.shape[2], k[0], s[0], p[0], d[0], ceil_mode)
     ow = _pool_out(x.shape[3], k[1], s[1], p[1], d[1], ceil_mode)
     if oh < 1 or ow < 1:
-        raise RuntimeError(f"{fn}: Given input size: ({x.shape[1]}x{x.shape[2]}x{x.shape[3]}). Calculated output "
-                           f"size: ({x.shape[1]}x{oh}x{ow}). Output size is too small")
+        raise RuntimeError(f"{fn}: Given input size: ({x.shape[1]}x{x.shape[2]}x{x.shape[3]}). Calculated "
+                           f"output size: ({x.shape[1]}x{oh}x{ow}). Output size is too small")
     return k, s, p, d
 
 
@@ -141,10 +157,14 @@ class AdaptiveAvgPool2dFn(Function):
     @staticmethod
     def forward(ctx, x, out_size):
         ctx.in_shape = x.shape
+        if 0 in x.shape[:2] + out_size:  # an empty result has no windows to average: no kernel to run
+            return zeros(*x.shape[:2], *out_size, dtype=x.dtype, device=x.device)
         return run("adaptive_avg_pool2d_forward", x, out_size)
 
     @staticmethod
     def backward(ctx, g):
+        if g.numel() == 0:  # no output reads x: a zero gradient
+            return zeros(*ctx.in_shape, dtype=g.dtype, device=g.device), None
         dx = run("adaptive_avg_pool2d_backward", g, ctx.in_shape)
         if is_grad_enabled():  # create_graph: dx is linear in g; d/dg pools again
             dx = adjoint(g, dx, AdaptiveAvgPool2dFn.apply, tuple(g.shape[2:]))
@@ -153,12 +173,12 @@ class AdaptiveAvgPool2dFn(Function):
 
 def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     """Average pooling to a fixed (oh, ow); None in output_size keeps that input size."""
-    x, unbatched = _batched("adaptive_avg_pool2d", input)
+    x, unbatched = _batched("adaptive_avg_pool2d", input, empty_channels=True)
     if isinstance(output_size, int):
         output_size = (output_size, output_size)
     out = tuple(x.shape[2 + i] if v is None else int(v) for i, v in enumerate(output_size))
-    if len(out) != 2 or min(out) < 1:
-        raise RuntimeError(f"adaptive_avg_pool2d: output_size must be 2 positive ints, got {output_size}")
+    if len(out) != 2 or min(out) < 0:  # an output size of 0 is an empty result, as in PyTorch
+        raise RuntimeError(f"adaptive_avg_pool2d: output_size must be 2 non-negative ints, got {output_size}")
     y = AdaptiveAvgPool2dFn.apply(x, out)
     return y.squeeze(0) if unbatched else y
 
@@ -180,24 +200,28 @@ class Upsample2dFn(Function):
 _MODES = {3: ("nearest", "nearest-exact", "linear"), 4: ("nearest", "nearest-exact", "bilinear")}
 
 
-def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners: bool | None = None,
-                recompute_scale_factor: bool | None = None, antialias: bool = False) -> Tensor:
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
+                align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
+                antialias: bool = False) -> Tensor:
     """Resize (N, C, L) or (N, C, H, W) by `size` or `scale_factor` (torch.nn.functional.interpolate);
     modes nearest, nearest-exact, linear (3-d) and bilinear (4-d)."""
     if not isinstance(input, Tensor):
         raise TypeError(f"interpolate: expected a Tensor, got {type(input).__name__}")
     nd = input.ndim
     if nd not in _MODES or mode not in _MODES[nd]:
-        raise NotImplementedError(f"interpolate: input of shape {tuple(input.shape)} ({nd}-D) with mode {mode!r} is "
-                                  f"not supported; supported: 3-D {_MODES[3]}, 4-D {_MODES[4]}")
+        raise NotImplementedError(f"interpolate: input of shape {tuple(input.shape)} ({nd}-D) with mode "
+                                  f"{mode!r} is not supported; supported: 3-D {_MODES[3]}, 4-D {_MODES[4]}")
     if antialias:
         raise NotImplementedError("interpolate: antialias=True is not supported")
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"interpolate: expected a floating point input, got dtype {input.dtype}")
+    if 0 in input.shape[1:]:
+        raise RuntimeError(f"interpolate: Non-empty {nd}D data tensor expected (only the batch may be "
+                           f"empty) but got a tensor of shape {tuple(input.shape)}")
     linear = mode in ("linear", "bilinear")
     if align_corners is not None and not linear:
-        raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear | "
-                         "bicubic | trilinear")
+        raise ValueError("align_corners option can only be set with the interpolating modes: linear | "
+                         "bilinear | bicubic | trilinear")
     align_corners = bool(align_corners) if linear else False
     sp = nd - 2
     if (size is None) == (scale_factor is None):
@@ -206,15 +230,19 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if size is not None:
         out = (int(size),) * sp if isinstance(size, int) else tuple(int(v) for v in size)
         if len(out) != sp:
-            raise ValueError(f"Input and output must have the same number of spatial dimensions, but got input with "
-                             f"spatial dimensions of {list(input.shape[2:])} and output size of {list(out)}")
+            raise ValueError(f"Input and output must have the same number of spatial dimensions, but "
+                             f"got input with spatial dimensions of {list(input.shape[2:])} and output size "
+                             f"of {list(out)}")
         scales = (None,) * sp
     else:
         sf = (float(scale_factor),) * sp if isinstance(scale_factor, (int, float)) else tuple(
             float(v) for v in scale_factor)
+        if not all(math.isfinite(f) for f in sf):
+            raise ValueError(f"interpolate: scale_factor must be finite, got {scale_factor}")
         if len(sf) != sp:
-            raise ValueError(f"Input and scale_factor must have the same number of spatial dimensions, but got input "
-                             f"with spatial dimensions of {list(input.shape[2:])} and scale_factor of shape {list(sf)}")
+            raise ValueError(f"Input and scale_factor must have the same number of spatial dimensions, but "
+                             f"got input with spatial dimensions of {list(input.shape[2:])} and scale_factor "
+                             f"of shape {list(sf)}")
         out = tuple(math.floor(float(n) * f) for n, f in zip(input.shape[2:], sf))
         scales = (None,) * sp if recompute_scale_factor else sf
     if min(out) < 1:
@@ -226,7 +254,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     return Upsample2dFn.apply(input, out, kmode, align_corners, scales)
 
 
-def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None) -> Tensor:
+def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
+             align_corners=None) -> Tensor:
     """Deprecated alias of interpolate, as in PyTorch."""
     return interpolate(input, size, scale_factor, mode, align_corners)
 

@@ -20,12 +20,12 @@ from . import _reduce_grad
 from ._broadcast import as_float
 from ._reduce_dims import reduce_dims, reduced_numel, unsqueeze_reduced
 from .cumulative import cumprod, cumsum
-from .pointwise import where
+from .pointwise import clamp_min, where
 from .reduce_minmax import amax, amin, argmax, argmin, max, min
 from .unary import exp
 
 __all__ = ["all", "amax", "amin", "any", "argmax", "argmin", "cumprod", "cumsum", "logsumexp", "max", "mean",
-           "min", "norm", "prod", "std", "std_mean", "sum", "var", "var_mean"]
+           "min", "norm", "normalize", "prod", "std", "std_mean", "sum", "var", "var_mean"]
 
 
 def _int_to_long(x: Tensor) -> _dt.dtype:
@@ -255,3 +255,11 @@ def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) ->
                            f"the operation does not have an identity (input shape {tuple(input.shape)}, "
                            f"dim={dim})")
     return Norm.apply(input, order, dims, keepdim)
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out=None) -> Tensor:
+    """input / max(||input||_p, eps) along dim (the norm is kept as a broadcast dim)."""
+    if out is not None:
+        raise TypeError("normalize: out= is not supported by tinyml; assign the result instead")
+    denom = clamp_min(norm(input, p, dim, keepdim=True), eps)
+    return input / denom

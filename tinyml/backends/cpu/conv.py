@@ -84,11 +84,13 @@ def upsample2d_forward(x, output_size, mode, align_corners, scales):
     if not native(x) or x.ndim != 4:
         return NotImplemented
     taps = _taps(x.shape[2:], output_size, mode, align_corners, scales, x.dtype)
-    return _C.upsample2d_forward(contiguous(x), output_size[0], output_size[1], *taps)
+    return _C.upsample2d_forward(contiguous(x), output_size[0], output_size[1], *taps,
+                                 nearest=mode != "bilinear")
 
 
 def upsample2d_backward(dy, input_shape, mode, align_corners, scales):
     if not native(dy) or dy.ndim != 4:
         return NotImplemented
     taps = _taps(input_shape[2:], dy.shape[2:], mode, align_corners, scales, dy.dtype)
-    return _C.upsample2d_backward(contiguous(dy), input_shape[2], input_shape[3], *taps)
+    return _C.upsample2d_backward(contiguous(dy), input_shape[2], input_shape[3], *taps,
+                                  nearest=mode != "bilinear")

@@ -50,7 +50,9 @@ def matmul(a, b):
     if a.dtype.itemsize == 2 or a.ndim < 2 or b.ndim < 2:
         return NotImplemented
     if b.ndim == 2 and a.ndim > 2 and a.flags["C_CONTIGUOUS"]:  # a batch against a weight: one GEMM
-        return matmul(a.reshape(-1, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
+        # (the row count written out: numpy refuses reshape(-1, 0))
+        rows = int(np.prod(a.shape[:-1]))
+        return matmul(a.reshape(rows, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
     m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
     batch = int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2]))) if a.ndim + b.ndim > 4 else 1
     parts = min(_threads(), m, max(1, 2 * batch * m * n * k // _MIN_FLOPS_PER_THREAD))

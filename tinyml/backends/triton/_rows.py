@@ -18,7 +18,8 @@ import triton.language as tl
 
 from ..cuda_array import CudaArray
 from ._strided import upcast
-from .copy import contiguous, expand, permute, view
+from ._view import expand, permute, view
+from .creation import contiguous
 from .reduce import reduced_shape, to_rows
 
 __all__: list = []

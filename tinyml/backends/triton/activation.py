@@ -5,6 +5,8 @@
     swiglu(a,b)  silu(a) b;     da = b silu'(a), db = silu(a)
     softplus     log(1 + e^(beta x)) / beta (x beyond threshold/beta: x);  d = sigmoid(beta x)
     leaky_relu, elu, hardtanh, mish, logsigmoid
+    glu(x, dim)  a, b = the halves of x along dim;  y = a sigmoid(b);  da = dy s, db = dy a s (1 - s)
+                 (the halves are strided views of x and of dx: one kernel, no split or concatenation)
 Computed in float32 (float64 for float64), tanh in float64 (see elementwise.py).
 Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton.py
 """
@@ -16,13 +18,15 @@ import triton
 import triton.language as tl
 
 from ..cuda_array import CudaArray
+from ._rows import load_up
 from ._strided import BLOCK, grid, launch_strided, strided_offsets, upcast
 from .elementwise import _tanh64
+from .movement import slice_view
 
 __all__ = ["gelu_forward", "gelu_backward", "silu_forward", "silu_backward", "swiglu_forward", "swiglu_backward",
            "softplus_forward", "softplus_backward", "leaky_relu_forward", "leaky_relu_backward", "elu_forward",
            "elu_backward", "hardtanh_forward", "hardtanh_backward", "mish_forward", "mish_backward",
-           "logsigmoid_forward", "logsigmoid_backward"]
+           "logsigmoid_forward", "logsigmoid_backward", "glu_forward", "glu_backward"]
 
 
 @triton.jit
@@ -210,3 +214,63 @@ def swiglu_backward(a, b, dy):
     da, db = CudaArray.empty(a.shape, a.dtype), CudaArray.empty(b.shape, b.dtype)
     _run(_swiglu_kernel, [a, b, dy], [da, db], BACKWARD=True)
     return da, db
+
+
+# -- glu: the gated linear unit over the two halves of x along dim ---------------------------------
+@triton.jit
+def _sigmoid(x):
+    e = tl.exp(-tl.abs(x))
+    return tl.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+@triton.jit
+def _glu_kernel(a, b, g, o1, o2, n, s1, s2, s3, a0, a1, a2, a3, b0, b1, b2, b3, g0, g1, g2, g3,
+                p0, p1, p2, p3, q0, q1, q2, q3, BACKWARD: tl.constexpr, BLOCK: tl.constexpr):
+    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    m = i < n
+    av = load_up(a + strided_offsets(i, s1, s2, s3, a0, a1, a2, a3), m, 0)
+    bv = load_up(b + strided_offsets(i, s1, s2, s3, b0, b1, b2, b3), m, 0)
+    s = _sigmoid(bv)
+    if BACKWARD:
+        gv = load_up(g + strided_offsets(i, s1, s2, s3, g0, g1, g2, g3), m, 0)
+        tl.store(o1 + strided_offsets(i, s1, s2, s3, p0, p1, p2, p3), (gv * s).to(o1.dtype.element_ty), mask=m)
+        tl.store(o2 + strided_offsets(i, s1, s2, s3, q0, q1, q2, q3), (gv * av * s * (1 - s)).to(o2.dtype.element_ty),
+                 mask=m)
+    else:
+        tl.store(o1 + strided_offsets(i, s1, s2, s3, p0, p1, p2, p3), (av * s).to(o1.dtype.element_ty), mask=m)
+
+
+def _halves(x: CudaArray, dim: int):
+    h = x.shape[dim] // 2
+    pre = (slice(None),) * dim
+    return slice_view(x, pre + (slice(0, h, 1),)), slice_view(x, pre + (slice(h, 2 * h, 1),))
+
+
+def _glu_launch(arrays: list[CudaArray], backward: bool) -> None:
+    shape = arrays[0].shape
+    if not math.prod(shape):
+        return
+
+    def launch(s, strides, views):
+        cnt = math.prod(s)
+        _glu_kernel[grid(cnt)](*views, cnt, s[1], s[2], s[3], *(v for st in strides for v in st), BACKWARD=backward,
+                               BLOCK=BLOCK)
+
+    launch_strided(launch, shape, arrays)
+
+
+def glu_forward(x: CudaArray, dim) -> CudaArray:
+    """a sigmoid(b) over the two halves of x along dim."""
+    a, b = _halves(x, dim)
+    out = CudaArray.empty(a.shape, x.dtype)
+    _glu_launch([a, b, a, out, out], False)
+    return out
+
+
+def glu_backward(x: CudaArray, dy: CudaArray, dim) -> CudaArray:
+    """dx = [dy s, dy a s (1 - s)] along dim."""
+    a, b = _halves(x, dim)
+    dx = CudaArray.empty(x.shape, x.dtype)
+    da, db = _halves(dx, dim)
+    _glu_launch([a, b, dy, da, db], True)
+    return dx

@@ -22,7 +22,8 @@ import triton.language as tl
 
 from .. import cuda
 from ..cuda_array import CudaArray
-from .copy import contiguous, expand, full
+from ._view import expand
+from .creation import contiguous, full
 
 __all__ = ["attention_forward", "attention_backward"]
 

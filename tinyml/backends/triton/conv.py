@@ -24,7 +24,7 @@ import triton.language as tl
 
 from ..cuda_array import CudaArray
 from ..reference.conv import conv_out_size
-from .copy import cast, contiguous, full
+from .creation import cast, contiguous, full
 from .reduce import sum as _sum
 
 __all__ = ["conv2d_backward", "conv2d_forward"]
@@ -156,7 +156,8 @@ def conv2d_forward(x: CudaArray, w: CudaArray, b, stride, pads, dilation, groups
 
 
 def _bias_only(b: CudaArray, shape) -> CudaArray:
-    from .copy import copy_, view
+    from ._view import view
+    from .creation import copy_
 
     out = CudaArray.empty(shape, b.dtype)
     return copy_(out, view(contiguous(b), (1, shape[1], 1, 1)))

@@ -18,7 +18,7 @@ import triton.language as tl
 
 from ..cuda_array import CudaArray
 from ._rows import acc_type, block_for, float_acc, from_rows, load_up, rows_of
-from .copy import cast
+from .creation import cast
 
 __all__ = ["cumprod", "cumprod_backward", "cumsum"]
 

@@ -2,11 +2,11 @@
 
 One kernel per arity, the op chosen by a constexpr string (compiled once per op and dtype):
 
-    binary:  add sub mul div pow maximum minimum, comparisons (eq ne lt le gt ge),
-             backward helpers tanh_backward(y, g) = g (1 - y^2), sigmoid_backward(y, g) = g y (1 - y),
+    binary:  add sub mul div pow maximum minimum, comparisons (eq ne lt le gt ge), and for unary.py
+             the backward helpers tanh_backward(y, g) = g (1 - y^2), sigmoid_backward(y, g) = g y (1 - y),
              relu_backward(y, g) = g [y > 0]
-    unary:   neg exp log tanh sigmoid relu sqrt rsqrt abs sin cos erf floor ceil
     where(cond, a, b)
+The unary functions (neg exp log tanh ...) are in unary.py.
 
 Half-precision inputs compute in float32; tanh and pow compute in float64 (libdevice is not
 available in Triton's interpreter, and the float32 formulas lose digits near 0). A Python scalar
@@ -23,11 +23,10 @@ import triton.language as tl
 
 from ..cuda_array import CudaArray
 from ._strided import BLOCK, grid, launch_strided, strided_offsets, upcast
-from .copy import expand, full
+from ._view import expand
+from .creation import full
 
-__all__ = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge",
-           "tanh_backward", "sigmoid_backward", "relu_backward", "neg", "exp", "log", "tanh", "sigmoid", "relu",
-           "sqrt", "rsqrt", "abs", "sin", "cos", "erf", "floor", "ceil", "where"]
+__all__ = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge", "where"]
 
 
 @triton.jit
@@ -88,39 +87,6 @@ def _binary_op(x, y, OP: tl.constexpr):
 
 
 @triton.jit
-def _unary_op(x, OP: tl.constexpr):
-    if OP == "neg":
-        r = -x
-    elif OP == "exp":
-        r = tl.exp(x)
-    elif OP == "log":
-        r = tl.log(x)
-    elif OP == "tanh":
-        r = _tanh64(x)
-    elif OP == "sigmoid":
-        r = tl.sigmoid(x)
-    elif OP == "relu":
-        r = tl.where(x > 0, x, 0)
-    elif OP == "sqrt":
-        r = tl.sqrt(x)
-    elif OP == "rsqrt":
-        r = tl.rsqrt(x)
-    elif OP == "abs":
-        r = tl.abs(x)
-    elif OP == "sin":
-        r = tl.sin(x)
-    elif OP == "cos":
-        r = tl.cos(x)
-    elif OP == "erf":
-        r = tl.erf(x)
-    elif OP == "floor":
-        r = tl.floor(x)
-    else:  # ceil
-        r = tl.ceil(x)
-    return r
-
-
-@triton.jit
 def _binary_kernel(a, b, out, n, s1, s2, s3, a0, a1, a2, a3, b0, b1, b2, b3, OP: tl.constexpr,
                    BLOCK: tl.constexpr):
     i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -128,14 +94,6 @@ def _binary_kernel(a, b, out, n, s1, s2, s3, a0, a1, a2, a3, b0, b1, b2, b3, OP:
     x = upcast(tl.load(a + strided_offsets(i, s1, s2, s3, a0, a1, a2, a3), mask=m))
     y = upcast(tl.load(b + strided_offsets(i, s1, s2, s3, b0, b1, b2, b3), mask=m))
     tl.store(out + i, _binary_op(x, y, OP).to(out.dtype.element_ty), mask=m)
-
-
-@triton.jit
-def _unary_kernel(a, out, n, s1, s2, s3, a0, a1, a2, a3, OP: tl.constexpr, BLOCK: tl.constexpr):
-    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    m = i < n
-    x = upcast(tl.load(a + strided_offsets(i, s1, s2, s3, a0, a1, a2, a3), mask=m))
-    tl.store(out + i, _unary_op(x, OP).to(out.dtype.element_ty), mask=m)
 
 
 @triton.jit
@@ -178,24 +136,9 @@ def _binary(op: str, result_bool: bool = False):
     return kernel
 
 
-def _unary(op: str):
-    def kernel(x):
-        return _launch(_unary_kernel, [x], CudaArray.empty(x.shape, x.dtype), OP=op)
-
-    kernel.__name__ = op
-    return kernel
-
-
 add, sub, mul, div, pow, maximum, minimum = (_binary(op) for op in
                                              ("add", "sub", "mul", "div", "pow", "maximum", "minimum"))
 eq, ne, lt, le, gt, ge = (_binary(op, result_bool=True) for op in ("eq", "ne", "lt", "le", "gt", "ge"))
-tanh_backward, sigmoid_backward, relu_backward = (_binary(op) for op in
-                                                  ("tanh_backward", "sigmoid_backward", "relu_backward"))
-neg, exp, log, tanh, sigmoid, relu, sqrt, rsqrt, abs, sin, cos, erf, floor, ceil = (
-    _unary(op) for op in ("neg", "exp", "log", "tanh", "sigmoid", "relu", "sqrt", "rsqrt", "abs", "sin", "cos",
-                          "erf", "floor", "ceil"))
-
-
 def where(cond: CudaArray, a, b) -> CudaArray:
     like = a if isinstance(a, CudaArray) else b
     shape = cond.shape

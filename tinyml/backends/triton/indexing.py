@@ -10,8 +10,6 @@
     index_put_(x, ..., accumulate) stores (or atomic adds) into x in place, through x's strides
     index_select(x, dim, index)    index with one 1-D index
     index_add(x, dim, index, src)  a clone of x, then index_put_ with accumulate
-    embedding_forward(W, ids)      W[ids], ids checked to lie in [0, V) (-1 raises, as in PyTorch)
-    embedding_backward             index_backward of the weight rows, padding row zeroed
     nonzero(x)                     per-block counts, then positions from a block-local cumsum;
                                    the count sizes the result, so it goes to the host (a sync)
     one_hot(x, C)                  y[i, c] = x[i] == c
@@ -29,14 +27,12 @@ import triton
 import triton.language as tl
 
 from ..cuda_array import CudaArray, from_host
-from ..reference.indexing import check_embedding_ids
 from ._rows import load_up
 from ._strided import BLOCK, collapse, grid, launch_strided, pad4, strided_offsets
-from .copy import cast, clone, contiguous, copy_, expand, full, permute, to_host, view
+from ._view import expand, permute, view
+from .creation import cast, clone, contiguous, copy_, full, to_host
 
 __all__ = [
-    "embedding_backward",
-    "embedding_forward",
     "index",
     "index_add",
     "index_backward",
@@ -242,23 +238,6 @@ def index_add(x: CudaArray, dim, index_: CudaArray, source: CudaArray, alpha) ->
 
         source = mul(source, alpha)
     return index_put_(out, [index_], (dim,), source, True)
-
-
-def embedding_forward(weight: CudaArray, ids: CudaArray) -> CudaArray:
-    """weight[ids]: ids.shape + (D,), every id in [0, num_embeddings) (one min/max sync)."""
-    if ids.numel():
-        check_embedding_ids(*int_range(ids), weight.shape[0])
-    return _run(weight, [ids], (0,), None, "get")  # dims (0,): already in numpy's placement
-
-
-def embedding_backward(ids: CudaArray, dy: CudaArray, num_embeddings, padding_idx) -> CudaArray:
-    """dW (num_embeddings, D): row r = sum of dy where ids == r; padding_idx's row stays 0."""
-    d = dy.shape[-1]
-    flat_ids = view(contiguous(ids), (ids.numel(),))
-    out = index_backward(view(contiguous(dy), (ids.numel(), d)), (num_embeddings, d), [flat_ids], (0,))
-    if padding_idx >= 0:
-        copy_(out.as_strided((d,), (1,), out.offset + padding_idx * d), full((d,), 0, out.dtype))
-    return out
 
 
 @triton.jit

@@ -18,7 +18,7 @@ import triton
 import triton.language as tl
 
 from ..cuda_array import CudaArray
-from .copy import contiguous, to_host
+from .creation import contiguous, to_host
 from .reduce import accumulator
 
 __all__ = ["cross_entropy_forward", "cross_entropy_backward"]

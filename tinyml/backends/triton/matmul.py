@@ -15,7 +15,7 @@ import triton.language as tl
 
 from .. import cuda
 from ..cuda_array import CudaArray
-from .copy import expand
+from ._view import expand
 
 __all__ = ["matmul", "linear"]
 
@@ -132,7 +132,7 @@ def _batches(a3, b3, c3):
 
 def linear(x: CudaArray, weight: CudaArray, bias) -> CudaArray:
     """x (M, K) @ weight (N, K)^T (+ bias): the GEMM reads the weight transposed through strides."""
-    from .copy import permute
+    from ._view import permute
     from .elementwise import add
 
     out = matmul(x, permute(weight, (1, 0)))

@@ -1,7 +1,8 @@
 """Triton kernels: movement ops for the cuda device.
 
-View kernels (metadata only, no launch): slice_view (basic indexing), diagonal_view.
-Copy kernels, built on copy_ (copy.py: any strides, broadcast by stride 0) into views of the result:
+View kernels (metadata only, no launch): slice_view (basic indexing), diagonal_view, and expand,
+view, permute (written in _view.py, which creation.py's copy_ needs too; registered here).
+Copy kernels, built on copy_ (creation.py: any strides, broadcast by stride 0) into views of the result:
     slice_backward / diagonal_backward  zeros, then g copied into the slice / diagonal view
     repeat             x viewed with a size-1 dim before each dim, expanded to the repeats, copied
     repeat_interleave  (counts): each index repeated its count; the counts go to the host once to
@@ -23,14 +24,17 @@ import triton.language as tl
 
 from ..cuda_array import CudaArray, from_host
 from ._strided import BLOCK, grid, strided_offsets
-from .copy import clone, contiguous, copy_, expand, full, to_host, view
+from ._view import expand, permute, view
+from .creation import clone, contiguous, copy_, full, to_host
 
 __all__ = [
     "cat",
     "diagonal_backward",
     "diagonal_view",
+    "expand",
     "flip",
     "pad_constant",
+    "permute",
     "repeat",
     "repeat_interleave",
     "roll",
@@ -38,6 +42,7 @@ __all__ = [
     "slice_view",
     "tril",
     "triu",
+    "view",
 ]
 
 
@@ -135,7 +140,7 @@ def repeat_interleave(x: CudaArray, repeats, dim) -> CudaArray:
     if isinstance(repeats, CudaArray):
         counts = to_host(repeats).astype(np.int64).reshape(-1)  # sizes the result: a host sync
         if x.ndim != 1 or dim != 0:  # the 1-D case below on the slice numbers, then a gather
-            from .copy import arange
+            from .creation import arange
             from .indexing import index_select
 
             picks = repeat_interleave(arange(0, x.shape[dim], 1, np.int64), repeats, 0)

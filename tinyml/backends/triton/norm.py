@@ -20,7 +20,7 @@ import triton
 import triton.language as tl
 
 from ..cuda_array import CudaArray
-from .copy import contiguous, full
+from .creation import contiguous, full
 from .reduce import accumulator
 
 __all__ = ["layer_norm_forward", "layer_norm_backward", "rms_norm_forward", "rms_norm_backward"]

@@ -18,7 +18,7 @@ import triton.language as tl
 
 from ..cuda_array import CudaArray
 from ._strided import BLOCK, grid
-from .copy import clone
+from .creation import clone
 
 __all__ = ["adam_step", "adam_amsgrad_step", "sgd_step"]
 

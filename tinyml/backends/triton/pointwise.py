@@ -1,17 +1,16 @@
-"""Triton kernels: the rest of the elementwise family for the cuda device (elementwise.py holds the
-core arithmetic, comparisons and the first unary functions).
+"""Triton kernels: the integer-aware elementwise kernels for the cuda device (elementwise.py holds
+the core arithmetic and comparisons).
 
-    unary:   exp2 expm1 log2 log10 log1p square reciprocal tan sign round trunc frac isnan isinf
-             isfinite bitwise_not logical_not
-    (y|x, g) backward: abs_backward sqrt_backward rsqrt_backward reciprocal_backward tan_backward
-             erf_backward nan_to_num_backward
     binary:  div_trunc floor_divide remainder fmod logical_and/or/xor bitwise_and/or/xor
-    more:    pow_backward_base pow_backward_exponent minmax_backward clamp clamp_backward masked_fill lerp addcmul addcdiv
-One strided kernel per arity, the op a constexpr string. expm1 and log1p use Kahan's forms
+    unary:   bitwise_not logical_not
+One strided kernel per arity, the op a constexpr string (IS_INT picks integer formulas). Their op
+tables also hold the formulas of unary.py's exp2 expm1 log2 log10 log1p square reciprocal tan
+sign round trunc frac isnan isinf isfinite and of its (x|y, g) backward helpers, which unary.py
+launches through `_unary_kernel` and `_backward_kernel`: expm1 and log1p use Kahan's forms
 (u = e^x; (u - 1) x / ln u), exact near 0 without libdevice; tan computes in float64; round is
-half-to-even from floor in float64. Python scalars (and nan_to_num's replacements) become
-1-element device arrays broadcast by stride 0, so float64 values keep every digit. Integer
-division by zero raises, as in PyTorch: that check reads one flag back to the host (a sync).
+half-to-even from floor in float64. Python scalars become 1-element device arrays broadcast by
+stride 0, so float64 values keep every digit. Integer division by zero raises, as in PyTorch:
+that check reads one flag back to the host (a sync).
 Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_pointwise.py
 """
 from __future__ import annotations
@@ -24,44 +23,22 @@ import triton.language as tl
 
 from ..cuda_array import CudaArray
 from ._strided import BLOCK, grid, launch_strided, strided_offsets, upcast
-from .copy import clone, full, to_host
+from .creation import clone, full, to_host
 from .elementwise import _as_array
 
 __all__ = [
-    "abs_backward",
     "bitwise_and",
     "bitwise_not",
     "bitwise_or",
     "bitwise_xor",
     "div_trunc",
-    "erf_backward",
-    "exp2",
-    "expm1",
     "floor_divide",
     "fmod",
-    "frac",
-    "isfinite",
-    "isinf",
-    "isnan",
-    "log1p",
-    "log2",
-    "log10",
     "logical_and",
     "logical_not",
     "logical_or",
     "logical_xor",
-    "nan_to_num_backward",
-    "reciprocal",
-    "reciprocal_backward",
     "remainder",
-    "round",
-    "rsqrt_backward",
-    "sign",
-    "sqrt_backward",
-    "square",
-    "tan",
-    "tan_backward",
-    "trunc",
 ]
 
 
@@ -243,34 +220,13 @@ def _unary_kernel(op: str, out_dtype=None, int_identity: bool = False, int_const
     return kernel
 
 
-exp2, expm1, log2, log10, log1p, square, reciprocal, tan = (
-    _unary_kernel(op) for op in ("exp2", "expm1", "log2", "log10", "log1p", "square", "reciprocal", "tan"))
-trunc, frac = _unary_kernel("trunc", int_identity=True), _unary_kernel("frac")
-isnan, isinf = _unary_kernel("isnan", np.bool_, int_const=False), _unary_kernel("isinf", np.bool_, int_const=False)
-isfinite = _unary_kernel("isfinite", np.bool_, int_const=True)
 logical_not = _unary_kernel("logical_not", np.bool_)
-_sign = _unary_kernel("sign")
 _bitwise_not = _unary_kernel("bitwise_not")
-
-
-def sign(x: CudaArray) -> CudaArray:
-    """-1, 0 or 1; NaN gives 0; bool stays as is."""
-    return clone(x) if x.dtype == np.bool_ else _sign(x)
 
 
 def bitwise_not(x: CudaArray) -> CudaArray:
     """~x (logical not for bool)."""
     return logical_not(x) if x.dtype == np.bool_ else _bitwise_not(x)
-
-
-def round(x: CudaArray, decimals=0) -> CudaArray:
-    """Round half to even at `decimals` digits after the point."""
-    if _is_int(x.dtype):
-        return clone(x)
-    out = CudaArray.empty(x.shape, x.dtype)
-    p = 0.0 if decimals == 0 else (10.0 ** decimals if decimals > 0 else -(10.0 ** -decimals))
-    _launch(_kernel1, [x], [out], p=p, OP="round", IS_INT=False)
-    return out
 
 
 def _binary_kernel(op: str, bool_out: bool = False, int_divisor: bool = False):
@@ -316,8 +272,3 @@ def _backward_kernel(op: str):
 
     kernel.__name__ = op
     return kernel
-
-
-abs_backward, sqrt_backward, rsqrt_backward, reciprocal_backward, tan_backward, erf_backward, nan_to_num_backward = (
-    _backward_kernel(op) for op in ("abs_backward", "sqrt_backward", "rsqrt_backward", "reciprocal_backward",
-                                    "tan_backward", "erf_backward", "nan_to_num_backward"))

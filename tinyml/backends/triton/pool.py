@@ -23,7 +23,7 @@ from ..cuda_array import CudaArray, from_host
 from ..reference.pool import interp_taps, pool_out_size
 from ._rows import load_up
 from ._strided import BLOCK, grid
-from .copy import cast, contiguous, full
+from .creation import cast, contiguous, full
 
 __all__ = [
     "adaptive_avg_pool2d_backward",

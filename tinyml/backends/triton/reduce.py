@@ -14,7 +14,8 @@ import triton
 import triton.language as tl
 
 from ..cuda_array import CudaArray
-from .copy import contiguous, permute, view
+from ._view import permute, view
+from .creation import contiguous
 
 __all__ = ["sum"]
 
@@ -61,7 +62,7 @@ def sum(x: CudaArray, dims, keepdim, np_dtype) -> CudaArray:
     out = CudaArray.empty((n_rows,), np_dtype)
     if n_rows:
         if R == 0:
-            from .copy import full
+            from .creation import full
 
             out = full((n_rows,), 0, np_dtype)
         else:

@@ -18,7 +18,8 @@ import triton.language as tl
 from ..cuda_array import CudaArray
 from ._rows import MAX_BLOCK, block_for, finish, float_acc, from_rows, load_up, per_row, rows_of, split_plan
 from ._strided import upcast
-from .copy import clone, contiguous, full, view
+from ._view import view
+from .creation import clone, contiguous, full
 
 __all__ = ["amax", "amax_backward", "amin", "argmax", "argmin", "max_dim", "min_dim", "value_selecting_backward"]
 

@@ -20,7 +20,18 @@ import triton
 import triton.language as tl
 
 from ..cuda_array import CudaArray
-from ._rows import MAX_BLOCK, acc_type, block_for, finish, float_acc, from_rows, load_up, per_row, rows_of, split_plan
+from ._rows import (
+    MAX_BLOCK,
+    acc_type,
+    block_for,
+    finish,
+    float_acc,
+    from_rows,
+    load_up,
+    per_row,
+    rows_of,
+    split_plan,
+)
 from ._strided import upcast
 
 __all__ = ["all", "any", "logsumexp", "norm", "norm_backward", "prod", "prod_backward", "std", "var"]

@@ -21,7 +21,7 @@ import triton
 import triton.language as tl
 
 from ..cuda_array import CudaArray
-from .copy import cast, contiguous, full
+from .creation import cast, contiguous, full
 
 __all__ = ["selective_scan_backward", "selective_scan_forward"]
 

@@ -21,7 +21,8 @@ import triton.language as tl
 from ..cuda_array import CudaArray
 from ._rows import load_up
 from ._strided import BLOCK, grid, launch_strided, strided_offsets, upcast
-from .copy import cast, copy_, expand, full
+from ._view import expand
+from .creation import cast, copy_, full
 from .indexing import _accumulator, check_bounds
 from .movement import slice_view
 

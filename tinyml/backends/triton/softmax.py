@@ -6,7 +6,7 @@ One program per row; rows longer than the block are streamed with an online max/
 then a second pass writes y = e^(x - m) / s  (or x - m - log s).
 Backward: dx = y (dy - sum dy y)  |  dx = dy - e^y sum dy.
 A dim other than the last is moved last with a strided copy.
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_softmax.py
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import triton
 import triton.language as tl
 
 from ..cuda_array import CudaArray
-from .copy import contiguous, permute, view
+from ._view import permute, view
+from .creation import contiguous
 from .reduce import accumulator
 
 __all__ = ["softmax_forward", "softmax_backward", "log_softmax_forward", "log_softmax_backward"]

@@ -4,7 +4,7 @@
     pow_backward_exponent(a, b, y, g)   g y ln a, 0 where a == 0 and b >= 0
     minmax_backward(a, b, g, is_max)    g to the selected side, ties split g / 2
     clamp(x, lo, hi) / clamp_backward   lo, hi arrays, scalars or None (PyTorch's gradient split)
-    masked_fill  lerp  addcmul  addcdiv  nan_to_num(x, nan, posinf, neginf)
+    masked_fill  lerp  addcmul  addcdiv  (and unary.py's nan_to_num(x, nan, posinf, neginf))
 One strided kernel (four inputs, up to three contiguous outputs, the op a constexpr string);
 Python scalars and nan_to_num's replacements travel as 1-element arrays broadcast by stride 0,
 so float64 values keep every digit. 16-bit floats compute in float32.
@@ -15,12 +15,11 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from ...dtypes import finfo
 from ..cuda_array import CudaArray
 from ._strided import strided_offsets, upcast
-from .copy import cast, clone, full
+from .creation import cast, clone, full
 from .elementwise import _as_array, _pow64, where
-from .pointwise import _is_int, _launch
+from .pointwise import _launch
 
 __all__ = [
     "addcdiv",
@@ -30,7 +29,6 @@ __all__ = [
     "lerp",
     "masked_fill",
     "minmax_backward",
-    "nan_to_num",
     "pow_backward_base",
     "pow_backward_exponent",
 ]
@@ -104,18 +102,6 @@ def _multi(op: str, ins: list, outs: list[CudaArray], has_b: bool = True, has_c:
     arrays += [outs[0]] * (4 - len(arrays))
     outs = outs + [outs[0]] * (3 - len(outs))
     _launch(_kernel_n, arrays, outs, OP=op, HAS_B=has_b, HAS_C=has_c)
-
-
-def nan_to_num(x: CudaArray, nan, posinf, neginf) -> CudaArray:
-    """NaN -> nan, +inf -> posinf, -inf -> neginf; None: the dtype's largest / lowest value."""
-    if _is_int(x.dtype):
-        return clone(x)
-    info = finfo(x.dtype)
-    vals = [float(nan), float(info.max) if posinf is None else float(posinf),
-            float(info.min) if neginf is None else float(neginf)]
-    out = CudaArray.empty(x.shape, x.dtype)
-    _multi("nan_to_num", [x, *(full((1,), v, x.dtype) for v in vals)], [out])
-    return out
 
 
 def minmax_backward(a: CudaArray, b, g: CudaArray, is_max):

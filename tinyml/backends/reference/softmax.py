@@ -1,4 +1,4 @@
-"""Reference kernels for the nn family (numpy): softmax and log_softmax.
+"""Reference kernels for the softmax family (numpy): softmax and log_softmax.
 
     softmax:      y = exp(x - max) / sum exp(x - max)      dx = y (dy - sum(dy y))
     log_softmax:  y = (x - max) - log sum exp(x - max)     dx = dy - exp(y) sum(dy)

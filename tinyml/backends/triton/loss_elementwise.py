@@ -1,5 +1,6 @@
-"""Triton kernels: the losses beyond cross_entropy (loss.py), for the cuda device. Each returns the
-per-element (per-row for nll) loss; the op applies the reduction.
+"""Triton kernels: the losses computed per element (or per row from one picked class), beside the
+fused cross_entropy (loss.py), for the cuda device. Each returns the per-element (per-row for nll)
+loss; the op applies the reduction.
 
     l1: |d|   smooth_l1: 0.5 d^2 / beta if |d| < beta else |d| - beta / 2
     huber: 0.5 d^2 if |d| < delta else delta (|d| - delta / 2)            (d = x - y)
@@ -23,7 +24,8 @@ import triton.language as tl
 from ..cuda_array import CudaArray
 from ._rows import load_up
 from ._strided import BLOCK, grid, strided_offsets
-from .copy import contiguous, expand, full, to_host
+from ._view import expand
+from .creation import contiguous, full, to_host
 from .pointwise import _launch
 from .reduce_stats import any as _any
 
