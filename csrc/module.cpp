@@ -13,6 +13,7 @@ void init_embedding(py::module_& m);
 void init_optim(py::module_& m);
 void init_scan(py::module_& m);
 void init_conv(py::module_& m);
+void init_pool(py::module_& m);
 
 // The most OpenMP threads tinyml asks for (tinyml/threads.py MAX_THREADS is the same number;
 // tests/test_threads.py checks that the two agree).
@@ -49,4 +50,5 @@ PYBIND11_MODULE(_C, m) {
   init_optim(m);
   init_scan(m);
   init_conv(m);
+  init_pool(m);
 }

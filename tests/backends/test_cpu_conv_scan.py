@@ -1,4 +1,4 @@
-"""The C++ conv / pool / upsample / selective-scan kernels (csrc/conv.cpp, csrc/scan.cpp) against
+"""The C++ conv / pool / upsample / selective-scan kernels (csrc/conv.cpp, csrc/pool.cpp, csrc/scan.cpp) against
 their numpy references, kernel by kernel, and the bindings' argument checks."""
 import numpy as np
 import pytest

@@ -9,9 +9,6 @@ from tinyml.backends.matrix import load_all_backends
 
 # (kernel names) -> why their file stems still differ between backends
 EXCEPTIONS: dict[tuple[str, ...], str] = {
-    ("avg_pool2d_backward", "avg_pool2d_forward", "max_pool2d_backward", "max_pool2d_forward",
-     "upsample2d_backward", "upsample2d_forward"):
-        "cpu pool kernels still live in cpu/conv.py (csrc/conv.cpp); moving them out is a later step",
     ("bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "div_trunc", "floor_divide", "fmod",
      "logical_and", "logical_not", "logical_or", "logical_xor", "remainder"):
         "triton/pointwise.py (the integer-aware kernels) vs reference/elementwise.py: not aligned yet",

@@ -1,5 +1,5 @@
 """Fault tests of the C++-backed activations, conv2d, pooling and upsampling (csrc/activation.cpp,
-csrc/conv.cpp, csrc/conv_gemm.cpp) with hypothesis: shapes with sizes 0 and 1 and sizes that are not a
+csrc/conv.cpp, csrc/pool.cpp) with hypothesis: shapes with sizes 0 and 1 and sizes that are not a
 multiple of any SIMD width or GEMM block, contiguous / transposed / stride-2 inputs, float32, float64,
 float16 and bfloat16 (the last two on the numpy reference through the cpu adapters), and NaN, +inf and
 -inf at random positions. Forward and backward run on the numpy reference and on the C++ kernels and

@@ -1,5 +1,5 @@
 """Convolution ops (torch.nn.functional.conv1d / conv2d); pooling and interpolation live in
-ops/pool.py and are re-exported here (one family: they share csrc/conv.cpp).
+ops/pool.py and are re-exported here (the pooling family: backends/*/pool.py, csrc/pool.cpp).
 
     y[n, o] = b[o] + sum_{c in group(o), p, q} w[o, c, p, q] x[n, c, i*sh + p*dh - pt, j*sw + q*dw - pl]
 

@@ -1,4 +1,4 @@
-"""cpu adapters: conv2d, pooling and upsampling (csrc/conv_gemm.cpp, csrc/conv.cpp).
+"""cpu adapters: conv2d (csrc/conv.cpp); pooling and upsampling are in pool.py (csrc/pool.cpp).
 
 conv2d forward and backward are implicit GEMMs in C++ (im2col straight into packed panels, one
 OpenMP team); the kernels take the top/left pads and the output size, which together fix the
@@ -6,13 +6,10 @@ bottom/right pads, so 'same' padding with an even kernel needs nothing special. 
 A dtype other than float32/float64, mixed dtypes or a non-4-d input return NotImplemented: the
 numpy reference runs.
 """
-import numpy as np
 
-from ..reference.pool import interp_taps, pool_out_size
 from . import _C, contiguous, native
 
-__all__ = ["conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
-           "avg_pool2d_forward", "avg_pool2d_backward", "upsample2d_forward", "upsample2d_backward"]
+__all__ = ["conv2d_backward", "conv2d_forward"]
 
 
 def _conv_args(x, w, stride, pads, dilation):
@@ -40,57 +37,3 @@ def conv2d_backward(x, w, dy, stride, pads, dilation, groups, needs=(True, True,
                                     bool(needs[1]))
     db = dy.sum(axis=(0, 2, 3)) if needs[2] else None
     return dx, dw, db
-
-
-def max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
-    if not native(x) or x.ndim != 4:
-        return NotImplemented
-    oh = pool_out_size(x.shape[2], kernel_size[0], stride[0], padding[0], dilation[0], ceil_mode)
-    ow = pool_out_size(x.shape[3], kernel_size[1], stride[1], padding[1], dilation[1], ceil_mode)
-    return _C.max_pool2d_forward(contiguous(x), *kernel_size, *stride, *padding, *dilation, oh, ow)
-
-
-def max_pool2d_backward(dy, indices, input_shape):
-    if not native(dy) or dy.ndim != 4:
-        return NotImplemented
-    return _C.max_pool2d_backward(contiguous(dy), np.ascontiguousarray(indices, dtype=np.int64),
-                                  input_shape[2], input_shape[3])
-
-
-def avg_pool2d_forward(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
-    if not native(x) or x.ndim != 4:
-        return NotImplemented
-    oh = pool_out_size(x.shape[2], kernel_size[0], stride[0], padding[0], 1, ceil_mode)
-    ow = pool_out_size(x.shape[3], kernel_size[1], stride[1], padding[1], 1, ceil_mode)
-    return _C.avg_pool2d_forward(contiguous(x), *kernel_size, *stride, *padding, oh, ow,
-                                 bool(count_include_pad), int(divisor_override or 0))
-
-
-def avg_pool2d_backward(dy, input_shape, kernel_size, stride, padding, ceil_mode, count_include_pad,
-                        divisor_override):
-    if not native(dy) or dy.ndim != 4:
-        return NotImplemented
-    return _C.avg_pool2d_backward(contiguous(dy), input_shape[2], input_shape[3], *kernel_size, *stride,
-                                  *padding, bool(count_include_pad), int(divisor_override or 0))
-
-
-def _taps(in_hw, out_hw, mode, align_corners, scales, dtype):
-    th = interp_taps(in_hw[0], out_hw[0], mode, align_corners, scales[0], dtype.type)
-    tw = interp_taps(in_hw[1], out_hw[1], mode, align_corners, scales[1], dtype.type)
-    return [th[0], th[1], tw[0], tw[1], th[2], tw[2]]
-
-
-def upsample2d_forward(x, output_size, mode, align_corners, scales):
-    if not native(x) or x.ndim != 4:
-        return NotImplemented
-    taps = _taps(x.shape[2:], output_size, mode, align_corners, scales, x.dtype)
-    return _C.upsample2d_forward(contiguous(x), output_size[0], output_size[1], *taps,
-                                 nearest=mode != "bilinear")
-
-
-def upsample2d_backward(dy, input_shape, mode, align_corners, scales):
-    if not native(dy) or dy.ndim != 4:
-        return NotImplemented
-    taps = _taps(input_shape[2:], dy.shape[2:], mode, align_corners, scales, dy.dtype)
-    return _C.upsample2d_backward(contiguous(dy), input_shape[2], input_shape[3], *taps,
-                                  nearest=mode != "bilinear")

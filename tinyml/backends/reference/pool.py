@@ -1,4 +1,4 @@
-"""Reference kernels for 2-d pooling and upsampling (numpy): the oracle for csrc/conv.cpp.
+"""Reference kernels for 2-d pooling and upsampling (numpy): the oracle for csrc/pool.cpp.
 
 All take x (N, C, H, W) and work plane by plane (PyTorch's semantics, its index conventions):
 
