@@ -10,7 +10,7 @@
 //
 // Layout (the Python adapter prepares it): u, delta, z, out (Bt, D, L); A (D, N); B and C either
 // (D, N) (time-invariant) or (Bt, G, L, N) with the state index innermost so that the loop over n
-// is contiguous and vectorises (exp included: exp_ieee over simd_math.h's fexp). Channels (b, d) are
+// is contiguous and vectorises (exp included: simd_math.h's vexp_ieee). Channels (b, d) are
 // independent: OpenMP over d, batch inside, so dA/dD/dbias rows belong to one thread; the
 // input-dependent dB/dC are shared by all d of a group and go to per-thread buffers summed after.
 // The backward recomputes the states of one channel into an L x N buffer (cache-resident) rather
@@ -51,7 +51,7 @@ TINYML_CLONES void forward_channel(const Scan<T>& p, const Dims& s, py::ssize_t 
     T acc = 0;
 #pragma omp simd reduction(+ : acc)
     for (py::ssize_t i = 0; i < n; ++i) {
-      T xi = exp_ieee<T>(dt * A[i]) * x[i] + du * Bt[i];
+      T xi = vexp_ieee<T>(dt * A[i]) * x[i] + du * Bt[i];
       x[i] = xi;
       acc += Ct[i] * xi;
     }

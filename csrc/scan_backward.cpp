@@ -45,7 +45,7 @@ TINYML_CLONES void backward_channel(const Scan<T>& p, const Dims& s, py::ssize_t
     T acc = 0;
 #pragma omp simd reduction(+ : acc)
     for (py::ssize_t i = 0; i < n; ++i) {
-      T e = exp_ieee<T>(dt * A[i]);
+      T e = vexp_ieee<T>(dt * A[i]);
       T xi = e * xprev[i] + du * Bt[i];
       et[i] = e;
       xt[i] = xi;

@@ -14,10 +14,9 @@
 namespace tinyml::scan {
 
 
-// exp(x) with IEEE ends (+inf and 0 where fexp saturates): simd_math.h's vexp_ieee, shared with the
-// activations; exp_ieee is the name scan.cpp and scan_backward.cpp call it by.
+// exp(x) with IEEE ends (+inf and 0 where fexp saturates), shared with the activations: the decay
+// exp(dt A) must reach a true 0 and inf so that 0 * inf stays NaN, as in PyTorch.
 using tinyml::vexp_ieee;
-template <typename T> inline T exp_ieee(T x) { return vexp_ieee<T>(x); }
 
 struct Dims {
   py::ssize_t bt, d, l, n;

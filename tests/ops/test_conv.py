@@ -152,3 +152,15 @@ def test_interpolate_gradcheck_and_errors(kernels):
         tinyml.interpolate(tinyml.randn(1, 1, 4, 4), size=3, scale_factor=2)
     with pytest.raises(NotImplementedError, match="bicubic"):
         tinyml.interpolate(tinyml.randn(1, 1, 4, 4), scale_factor=2, mode="bicubic")
+
+
+@pytest.mark.parametrize("output_size", [(0, 2), (2, 0), (0, 0)])
+def test_reference_adaptive_avg_pool_kernel_takes_an_empty_output(output_size):
+    """The numpy oracle itself (not only the op) gives PyTorch's empty result and a zero gradient."""
+    from tinyml.backends.reference.pool import adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward
+
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 4)).astype(np.float32)
+    y = adaptive_avg_pool2d_forward(x, output_size)
+    assert y.shape == tuple(torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(x), output_size).shape)
+    dx = adaptive_avg_pool2d_backward(np.ones_like(y), x.shape)
+    assert dx.shape == x.shape and not dx.any()

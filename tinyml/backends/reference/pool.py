@@ -146,6 +146,8 @@ def _adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
 def _window_means(a, axis: int, windows):
     """Along `axis`, the mean over each window (one output per window)."""
     lead = (slice(None),) * axis
+    if not windows:  # an output size of 0 (PyTorch allows it): an empty axis, not np.stack of nothing
+        return np.zeros(a.shape[:axis] + (0,) + a.shape[axis + 1:], a.dtype)
     return np.stack([a[lead + (slice(s, e),)].mean(axis=axis) for s, e in windows], axis=axis)
 
 
