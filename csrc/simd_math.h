@@ -126,9 +126,9 @@ template <typename T> inline T verfc(T x);
 template <> inline float verfc<float>(float x) { return ferfc(x); }
 template <> inline double verfc<double>(double x) { return std::erfc(x); }
 
-// In-place IEEE sqrt of n values with SSE sqrtps/sqrtpd. A plain std::sqrt loop does not vectorize
-// here: without -fno-math-errno (setup.py does not pass it, and `#pragma GCC optimize` does not
-// reach the builtin) GCC keeps a libm call for negative arguments, and the loop stays scalar.
+// In-place IEEE sqrt of n values with SSE sqrtps/sqrtpd. setup.py passes -fno-math-errno, but a
+// user kernel built by tinyml.utils.cpp_extension may include this header without it; there a plain
+// std::sqrt loop keeps a libm call for negative arguments (for errno) and stays scalar.
 inline void sqrt_inplace(float* v, int64_t n) {
   int64_t i = 0;
 #if defined(__SSE2__)
