@@ -162,13 +162,34 @@ def test_a_fresh_fit_starts_metrics_anew(tmp_path):
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3] and records[0]["loss"] != 9.9
 
 
-def test_summary_times_training_apart_from_evaluation():
-    t = _trainer(None, steps=4, eval_interval=2)
-    summary = t.fit()
-    assert summary["ms_per_step"] == pytest.approx(1000 * summary["train_seconds"] / 4)
-    assert summary["eval_seconds"] > 0
-    assert summary["train_seconds"] + summary["eval_seconds"] <= summary["seconds"]
-    assert summary["tokens_per_s"] == pytest.approx(summary["tokens"] / summary["train_seconds"])
+def test_summary_times_training_apart_from_evaluation(monkeypatch):
+    # A fake clock: each training step takes exactly 1 s and each evaluation 0.25 s, so the
+    # accounting is checked exactly, whatever the machine's speed.
+    import types
+
+    from tinyml.train import trainer as trainer_module
+
+    clock = [0.0]
+    monkeypatch.setattr(trainer_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    step, evaluate, evals = trainer_module.Trainer.train_step, trainer_module.Trainer.evaluate, []
+
+    def timed_step(self):
+        clock[0] += 1.0
+        return step(self)
+
+    def timed_evaluate(self, *args, **kwargs):
+        clock[0] += 0.25
+        evals.append(self.step)
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", timed_step)
+    monkeypatch.setattr(trainer_module.Trainer, "evaluate", timed_evaluate)
+    summary = _trainer(None, steps=4, eval_interval=2).fit()
+    assert evals and summary["train_seconds"] == 4.0
+    assert summary["ms_per_step"] == 1000.0  # training only: the evaluations are not in it
+    assert summary["eval_seconds"] == 0.25 * len(evals)
+    assert summary["seconds"] == 4.0 + 0.25 * len(evals)
+    assert summary["tokens_per_s"] == pytest.approx(summary["tokens"] / 4.0)
 
 
 def test_progress_status_in_place_on_a_terminal_and_throttled_on_a_pipe():
