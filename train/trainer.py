@@ -79,7 +79,8 @@ class _Fit:
     start_step: int
     last_checkpoint: int  # the step of the newest checkpoint on disk from this fit (-1: none yet)
     boundary: tuple  # (sampler, RNG) states after the last finished step: what a checkpoint taken now holds
-    t0: float = field(default_factory=lambda: time.perf_counter())  # time looked up per run (a test may swap the clock)
+    # `time` is looked up when a run starts, not at import, so a test may swap the clock
+    t0: float = field(default_factory=lambda: time.perf_counter())
     tokens: int = 0
     stopped: str = "max_steps"  # or early_stop, interrupted
 
