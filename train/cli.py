@@ -18,11 +18,16 @@ being trained (--batch-size, --lr, ...) are refused: train/runs.py has the rules
 Errors are one line on stderr, `tinyml: error: ...`: exit status 2 for flag values that
 cannot work (checked before any text is read or any folder made; train/argtypes.py), 1 for a
 run that fails (the text is too short, the loss diverges). A failed start writes nothing.
+
+train and sample are defined here; the jobs of the other families (finetune, distill, detect, sweep,
+...) are one module each in train/commands/, found at start-up (see that package's docstring).
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import pkgutil
 import shlex
 import sys
 
@@ -30,7 +35,7 @@ import tinyml
 from tinyml.data.tokenizer import BPETokenizer
 
 from . import argtypes as at
-from . import lm, runs
+from . import commands, lm, runs
 from .presets import PRESETS
 from .progress import require_matplotlib
 from .runs import CLIError, UsageError, check_memory, plan_run, resume_command
@@ -136,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "values; a larger --steps extends the run and stretches its learning-rate "
                                    "decay to the new end; --config, --tokenizer, --vocab-size, --data, "
                                    "--batch-size, --lr and --seed must match the run.")
+    t.set_defaults(run=cmd_train)
     t.add_argument("--config", choices=list(PRESETS), help="preset: baby (default; sized for a cpu) or small "
                    "(sized for a GPU)")
     t.add_argument("--steps", type=at.positive_int, help="optimizer steps (preset default: baby 2000, small "
@@ -162,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sample-tokens", type=at.nonnegative_int,
                    help=f"tokens to sample at the end (default {UNTIL_SAMPLE}; 0: none)")
     s = sub.add_parser("sample", help="generate text from a trained run")
+    s.set_defaults(run=cmd_sample)
     s.add_argument("--ckpt", type=at.existing_path, required=True,
                    help="run folder (or its checkpoint.safetensors)")
     s.add_argument("--prompt", default="", help="text to continue (default: a newline)")
@@ -172,7 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="nucleus sampling, in (0, 1] (default: off)")
     s.add_argument("--device", type=at.device_name, help="cpu, cuda, cuda:N, or auto (default)")
     s.add_argument("--seed", type=at.seed, default=runs.DEFAULT_SEED)
+    for command in _family_commands():
+        c = sub.add_parser(command.NAME, help=command.HELP, description=command.__doc__)
+        c.set_defaults(run=command.run)
+        command.add_arguments(c)
     return p
+
+
+def _family_commands() -> list:
+    """The modules of train/commands/, each one subcommand (see that package's docstring), by NAME."""
+    modules = [importlib.import_module(f"{commands.__name__}.{info.name}")
+               for info in pkgutil.iter_modules(commands.__path__) if not info.name.startswith("_")]
+    return sorted(modules, key=lambda m: m.NAME)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -182,9 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if args.command == "train":
-            return cmd_train(args)
-        return cmd_sample(args)
+        return args.run(args)
     except UsageError as e:  # a flag value that cannot work here: argparse's format and exit status
         _Parser(prog=f"tinyml {args.command}").error(str(e))
     except (CLIError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, ValueError,

@@ -255,3 +255,22 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"tinyml {tinyml.__version__}"
+
+
+def test_family_commands_are_found_in_train_commands(tmp_path, monkeypatch, capsys):
+    """A module in train/commands/ becomes a subcommand: its flags, its help, its exit status."""
+    from tinyml.train import cli, commands
+
+    (tmp_path / "echo_twice.py").write_text(
+        '"""Print a word twice."""\nNAME = "echo-twice"\nHELP = "print a word twice"\n'
+        "def add_arguments(p):\n    p.add_argument('--word', required=True)\n"
+        "def run(args):\n    print(args.word * 2)\n    return 7\n")
+    monkeypatch.setattr(commands, "__path__", [*commands.__path__, str(tmp_path)])
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import sys
+
+    sys.modules.pop(f"{commands.__name__}.echo_twice", None)
+    assert cli.main(["echo-twice", "--word", "ab"]) == 7
+    assert capsys.readouterr().out == "abab\n"
+    help_text = cli.build_parser().format_help()
+    assert "echo-twice" in help_text and "print a word twice" in help_text
