@@ -5,7 +5,6 @@ log, the profiler and the kernel matrix then name."""
 from __future__ import annotations
 
 import ast
-import glob
 import importlib.util
 import inspect
 import os
@@ -14,61 +13,21 @@ import sys
 
 import numpy as np
 import pytest
+from kernel_calls import ROOT, callers, kernel_name_args, literals, sources
 
 import tinyml
 from tinyml import backends
 from tinyml.backends import matrix
 from tinyml.backends.cpu import available as cpp_available
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 needs_C = pytest.mark.skipif(not cpp_available(), reason="tinyml._C (the C++ kernels) is not built")
-
-
-def _sources(pattern: str) -> list[tuple[str, ast.Module]]:
-    out = []
-    for path in sorted(glob.glob(os.path.join(ROOT, pattern), recursive=True)):
-        with open(path, encoding="utf-8") as f:
-            out.append((os.path.relpath(path, ROOT), ast.parse(f.read(), filename=path)))
-    return out
-
-
-def _callers() -> list[tuple[str, ast.Module]]:
-    """Every module of tinyml that is not a backend: where kernels are run from."""
-    return [(p, t) for p, t in _sources("tinyml/**/*.py") if not p.startswith("tinyml/backends/")]
-
-
-def _kernel_name_args(tree: ast.Module):
-    """(call name, the argument naming the kernel, line) of each run / run_on / dispatch call
-    (`run(...)` or `backends.run(...)`; `subprocess.run` is not one)."""
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        f = node.func
-        if isinstance(f, ast.Attribute) and getattr(f.value, "id", "") == "backends":
-            fn = f.attr
-        else:
-            fn = getattr(f, "id", "")
-        pos = {"run": 0, "dispatch": 0, "run_on": 1}.get(fn)
-        if pos is not None and len(node.args) > pos:
-            yield fn, node.args[pos], node.lineno
-
-
-def _literals(arg) -> list | None:
-    """The kernel names an argument spells out: "mul", or both sides of `"amax" if is_max else
-    "amin"`; None for a variable (a name or attribute holding a literal set elsewhere)."""
-    if isinstance(arg, ast.IfExp):
-        sides = [_literals(arg.body), _literals(arg.orelse)]
-        return None if None in sides else sides[0] + sides[1]
-    if isinstance(arg, ast.Constant):
-        return [arg.value]
-    return None
 
 
 # -- run / run_on belong to tinyml.backends ---------------------------------------------------------
 def test_run_lives_in_backends_and_ops_use_it():
     assert importlib.util.find_spec("tinyml.ops._dispatch") is None
     assert tinyml.ops.activation.run is backends.run and tinyml.ops.creation.run_on is backends.run_on
-    for path, tree in _callers():
+    for path, tree in callers():
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.names[0].name in ("run", "run_on"):
                 assert node.module == "backends" or node.module.endswith(".backends"), (path, node.module)
@@ -92,19 +51,19 @@ def test_run_names_both_devices_on_a_mismatch():
 
 # -- kernel names are literals at the call site ---------------------------------------------------
 def test_every_kernel_is_named_by_a_literal_outside_the_backends():
-    literals = set()
-    for _, tree in _callers():
-        literals |= {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and type(n.value) is str}
-    missing = [name for name in matrix.registry() if name not in literals]
+    strings = set()
+    for _, tree in callers():
+        strings |= {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and type(n.value) is str}
+    missing = [name for name in matrix.registry() if name not in strings]
     assert missing == [], f"kernels no op names literally (grep finds no caller): {missing}"
 
 
 def test_every_literal_kernel_name_at_a_call_site_is_registered():
     registered = set(matrix.registry())
     seen, built = [], []
-    for path, tree in _callers():
-        for fn, arg, line in _kernel_name_args(tree):
-            names = _literals(arg)
+    for path, tree in callers():
+        for fn, arg, line in kernel_name_args(tree):
+            names = literals(arg)
             for name in names or ():
                 seen.append(name)
                 assert name in registered, f"{path}:{line}: {fn}({name!r}) names no registered kernel"
@@ -133,7 +92,7 @@ def test_every_backend_module_registers_through_all():
         for backend in impls:
             if not backend.startswith("user"):
                 assert (name, backend) in backends._MODULES, f"{backend} {name} registered outside __all__"
-    for path, tree in _sources("tinyml/backends/*/*.py"):
+    for path, tree in sources("tinyml/backends/*/*.py"):
         calls = {getattr(n.func, "id", getattr(n.func, "attr", "")) for n in ast.walk(tree)
                  if isinstance(n, ast.Call)}
         assert not calls & {"add_kernel", "with_fallback"}, f"{path} registers by hand"

@@ -1,20 +1,29 @@
-"""A kernel family keeps one name in every layer (DESIGN.md, "Layout"): the module that lists a
-kernel in `__all__` has the same file stem in every backend that implements it
-(`reference/softmax.py`, `cpu/softmax.py`, `triton/softmax.py`).
+"""A kernel family keeps one name in every layer (DESIGN.md, "Layout").
 
-The families not aligned yet are listed in EXCEPTIONS, each with why; the test fails both when a
-kernel outside the list drifts and when a listed kernel has been aligned (shrink the list then)."""
+Backends: the module that lists a kernel in `__all__` has the same file stem in every backend that
+implements it (`reference/softmax.py`, `cpu/softmax.py`, `triton/softmax.py`).
+
+Ops: the kernels an `ops/<family>.py` names (at its run / run_on / dispatch / _view calls) live in
+`backends/*/<family>.py`, so a reader follows an op to its kernels by the file name. An op that
+runs a kernel of another family (a copy, a sum, a gather) says so in BORROWED below, with why.
+Private ops modules (`ops/_*.py`) serve several families and are not checked."""
+import os
+
+from kernel_calls import kernel_name_args, literals, sources
+
 from tinyml.backends import _MODULES
 from tinyml.backends.matrix import load_all_backends
 
-# (kernel names) -> why their file stems still differ between backends
-EXCEPTIONS: dict[tuple[str, ...], str] = {
-    ("bitwise_and", "bitwise_not", "bitwise_or", "bitwise_xor", "div_trunc", "floor_divide", "fmod",
-     "logical_and", "logical_not", "logical_or", "logical_xor", "remainder"):
-        "triton/pointwise.py (the integer-aware kernels) vs reference/elementwise.py: not aligned yet",
-    ("addcdiv", "addcmul", "clamp", "clamp_backward", "lerp", "masked_fill", "minmax_backward",
-     "pow_backward_base", "pow_backward_exponent"):
-        "triton/ternary.py (the several-operand kernel) vs reference/elementwise.py: not aligned yet",
+# ops family -> {other kernel family whose kernels it runs: why}
+BORROWED: dict[str, dict[str, str]] = {
+    "indexing": {"creation": "x[idx] = v writes into a clone", "slicing": "basic indexing is slice_view"},
+    "inplace": {"creation": "an in-place op writes its result back with copy_"},
+    "loss": {"loss_elementwise": "the backends keep the fused row kernels (cross_entropy) apart from "
+                                 "the per-element losses; the ops share one file"},
+    "matmul": {"reduce": "the bias gradient of linear is a sum"},
+    "reduce": {"reduce_stats": "the backends keep sum (which other families run too) apart from the "
+                               "statistics (prod, var, std, norm, logsumexp, all, any)"},
+    "sort": {"reduce_minmax": "the gradient of a selected value is amax_backward's scatter"},
 }
 
 
@@ -28,20 +37,37 @@ def _stems() -> dict[str, dict[str, str]]:
     return stems
 
 
-def test_exceptions_have_no_duplicates():
-    listed = [k for names in EXCEPTIONS for k in names]
-    assert len(listed) == len(set(listed)), sorted(k for k in listed if listed.count(k) > 1)
-
-
 def test_every_kernel_has_one_family_name():
-    excepted = {k for names in EXCEPTIONS for k in names}
-    drifted = {name: by for name, by in _stems().items()
-               if len(set(by.values())) > 1 and name not in excepted}
+    drifted = {name: by for name, by in _stems().items() if len(set(by.values())) > 1}
     assert not drifted, f"kernels whose file stem differs between backends: {drifted}"
 
 
-def test_exceptions_are_still_needed():
-    stems = _stems()
-    stale = sorted(k for names in EXCEPTIONS for k in names
-                   if k not in stems or len(set(stems[k].values())) == 1)
-    assert not stale, f"aligned or gone now; remove them from EXCEPTIONS: {stale}"
+def _families_run_by_ops() -> dict[str, dict[str, set[str]]]:
+    """ops family -> {kernel family -> the kernels of it the ops file names}."""
+    family = {name: next(iter(by.values())) for name, by in _stems().items()}
+    used: dict[str, dict[str, set[str]]] = {}
+    for path, tree in sources("tinyml/ops/*.py"):
+        stem = os.path.basename(path)[:-3]
+        if stem.startswith("_"):
+            continue
+        for _, arg, _ in kernel_name_args(tree):
+            for name in literals(arg) or ():
+                if name in family:
+                    used.setdefault(stem, {}).setdefault(family[name], set()).add(name)
+    return used
+
+
+def test_ops_run_the_kernels_of_their_own_family():
+    strays = {ops: {fam: sorted(names) for fam, names in by.items()
+                    if fam != ops and fam not in BORROWED.get(ops, {})}
+              for ops, by in _families_run_by_ops().items()}
+    strays = {ops: by for ops, by in strays.items() if by}
+    assert not strays, ("ops files running kernels of another family (align the names, or declare "
+                        f"the borrowing in BORROWED): {strays}")
+
+
+def test_borrowed_families_are_still_borrowed():
+    used = _families_run_by_ops()
+    stale = sorted(f"{ops} -> {fam}" for ops, fams in BORROWED.items() for fam in fams
+                   if fam not in used.get(ops, {}))
+    assert not stale, f"no longer borrowed; remove them from BORROWED: {stale}"

@@ -1,13 +1,20 @@
-"""Activations: forward and backward against torch.nn.functional, on reference and cpu kernels."""
+"""Activations: forward and backward against torch.nn.functional, on reference and cpu kernels, and
+on every backend of the family (backend_device: the numpy reference, the C++ kernels, the Triton
+kernels); the C++ kernels also called directly against the reference."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from cpu_kernel_helpers import _C, DTYPES, close, impls, needs_C, rand
+from family_devices import backend_device_fixture
 from helpers import check_op
 
 import tinyml
 import tinyml.nn.functional as F
+from tinyml import backends
 from tinyml.testing import gradcheck
+
+backend_device = backend_device_fixture()
 
 # name, keyword arguments, input range
 CASES = [
@@ -108,3 +115,80 @@ def test_errors_name_the_problem():
         F.swiglu(tinyml.randn(2, 3), tinyml.randn(4, 3))
     with pytest.raises(ValueError, match="min_val cannot be greater than max_val"):
         F.hardtanh(tinyml.randn(3), 1.0, -1.0)
+
+
+# -- every backend of the family ------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["gelu", "silu", "softplus", "mish", "logsigmoid", "elu", "leaky_relu"])
+def test_activations_on_every_backend(backend_device, name):
+    check_op([(3, 10)], lambda x: getattr(F, name)(x), lambda x: getattr(TF, name)(x), device=backend_device,
+             kind="reduction", noncontiguous=True)
+
+
+def test_gelu_tanh_and_swiglu(backend_device):
+    check_op([(3, 10)], lambda x: F.gelu(x, approximate="tanh"), lambda x: TF.gelu(x, approximate="tanh"),
+             device=backend_device, kind="reduction")
+    check_op([(3, 10), (3, 10)], lambda a, b: F.swiglu(a, b), lambda a, b: TF.silu(a) * b,
+             device=backend_device, kind="reduction")
+
+
+def test_glu_and_hardtanh_on_every_backend(backend_device):
+    def fn(x):
+        return tinyml.nn.functional if isinstance(x, tinyml.Tensor) else torch.nn.functional
+
+    check_op([(3, 4, 6)], lambda x: fn(x).glu(x, -1), device=backend_device)
+    check_op([(4, 3)], lambda x: fn(x).glu(x, 0), device=backend_device, noncontiguous=True)
+    check_op([(3, 4)], lambda x: fn(x).hardtanh(x, -0.5, 0.7), device=backend_device)
+
+
+# -- the C++ kernels (csrc/activation.cpp) called directly, against the reference ------------------
+@needs_C
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (5, 3), (1027,), (7, 9, 611)])
+def test_cpu_activation_kernels(dtype, shape):
+    """float32 and float64, sizes that are no multiple of a vector width, and large enough to take
+    the multi-threaded path; each function directly and through the cpu adapter."""
+    rng = np.random.default_rng(0)
+    x, b, dy = rand(rng, shape, dtype, 4.0), rand(rng, shape, dtype), rand(rng, shape, dtype)
+    x.flat[0] = -30.0  # far tails: sigmoid / erfc underflow must give 0, not NaN
+    if x.size > 1:
+        x.flat[1] = 30.0
+    for approx in ("none", "tanh"):
+        ref = impls("gelu_forward")[1](x, approx)
+        close(_C.gelu_forward(x, approx), ref, dtype, f"gelu {approx}")
+        close(impls("gelu_forward")[0](x, approx), ref, dtype, f"gelu {approx} adapter")
+        close(_C.gelu_backward(x, dy, approx), impls("gelu_backward")[1](x, dy, approx), dtype,
+              f"gelu' {approx}")
+    close(_C.silu_forward(x), impls("silu_forward")[1](x), dtype, "silu")
+    close(_C.silu_backward(x, dy), impls("silu_backward")[1](x, dy), dtype, "silu'")
+    close(_C.swiglu_forward(x, b), impls("swiglu_forward")[1](x, b), dtype, "swiglu")
+    close(_C.swiglu_backward(x, b, dy), impls("swiglu_backward")[1](x, b, dy), dtype, "swiglu'")
+    close(_C.softplus_forward(x, 2.0, 5.0), impls("softplus_forward")[1](x, 2.0, 5.0), dtype, "softplus")
+    close(_C.softplus_backward(x, dy, 2.0, 5.0), impls("softplus_backward")[1](x, dy, 2.0, 5.0), dtype,
+          "softplus'")
+
+
+@needs_C
+def test_cpu_activation_adapter_noncontiguous_and_fallback():
+    rng = np.random.default_rng(1)
+    x = rand(rng, (33, 20), np.float32).T  # transposed view
+    dy = rand(rng, (20, 33), np.float32)
+    cpu, ref = impls("silu_backward")
+    close(cpu(x, dy), ref(np.ascontiguousarray(x), dy), np.float32, "noncontiguous")
+    h = x.astype(np.float16)  # no float16 in C++: the adapter declines, and dispatch runs the reference
+    assert impls("silu_forward")[0](h) is NotImplemented
+    np.testing.assert_array_equal(backends.dispatch("silu_forward")(h), impls("silu_forward")[1](h))
+
+
+@needs_C
+def test_cpu_activation_binding_errors():
+    f32 = np.ones((4, 8), np.float32)
+    with pytest.raises(TypeError, match="int32"):
+        _C.gelu_forward(f32.astype(np.int32), "none")
+    with pytest.raises(ValueError, match="approximate"):
+        _C.gelu_forward(f32, "fast")
+    with pytest.raises(ValueError, match=r"\(4, 8\).*\(4, 7\)"):
+        _C.silu_backward(f32, np.ones((4, 7), np.float32))
+    with pytest.raises(TypeError, match="float64"):
+        _C.swiglu_forward(f32, f32.astype(np.float64))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _C.silu_forward(np.ones((8, 4), np.float32).T)

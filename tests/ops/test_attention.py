@@ -1,17 +1,23 @@
 """scaled_dot_product_attention against torch: masks, causal with Tq != Tk, scale, GQA, dropout,
-saved memory, errors."""
+saved memory, errors; on reference and cpu kernels, and on every backend of the family
+(backend_device: the numpy reference, the C++ kernels, the Triton kernels). The C++ kernels are
+also called directly against the reference (csrc/attention.cpp)."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from cpu_kernel_helpers import _C, DTYPES, close, impls, needs_C, rand
+from family_devices import backend_device_fixture
 from helpers import check_op
 
 import tinyml
 import tinyml.nn.functional as F
+from tinyml.backends import dispatch
 from tinyml.backends.reference import attention as ref_attention
 from tinyml.testing import gradcheck
 
 RED = {"kind": "reduction"}
+backend_device = backend_device_fixture()
 
 
 def _sdpa(**kw):
@@ -100,9 +106,9 @@ def test_dropout_uses_the_seeded_generator_and_matches_composite_math():
     assert F.scaled_dot_product_attention(q, k, v, dropout_p=1.0).abs().sum().item() == 0
 
 
-def test_saved_tensors_hold_no_t_by_t_matrix():
+def test_saved_tensors_hold_no_t_by_t_matrix(backend_device):
     t = 64
-    q, k, v = (tinyml.randn(1, 2, t, 8, requires_grad=True) for _ in range(3))
+    q, k, v = (tinyml.randn(1, 2, t, 8, device=backend_device, requires_grad=True) for _ in range(3))
     out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     saved = [tuple(e[0].shape) for e in out.grad_fn._saved if e is not None]
     assert all(not (len(s) >= 2 and s[-2:] == (t, t)) for s in saved), saved
@@ -155,3 +161,142 @@ def test_errors():
         F.scaled_dot_product_attention(q, k.double(), v)
     with pytest.raises(RuntimeError, match="do not broadcast"):
         F.scaled_dot_product_attention(tinyml.randn(1, 3, 3, 4), k, v)
+
+
+# -- every backend of the family ------------------------------------------------------------------
+def _sdpa_mask_on_q_device(**kw):
+    def tm(q, k, v):
+        extra = dict(kw)
+        if "attn_mask" in extra:
+            extra["attn_mask"] = tinyml.tensor(extra["attn_mask"], device=q.device)
+        return F.scaled_dot_product_attention(q, k, v, **extra)
+
+    def th(q, k, v):
+        extra = dict(kw)
+        if "attn_mask" in extra:
+            extra["attn_mask"] = torch.tensor(extra["attn_mask"])
+        return TF.scaled_dot_product_attention(q, k, v, **extra)
+
+    return tm, th
+
+
+@pytest.mark.parametrize("shapes,kw", [
+    ([(1, 2, 5, 8), (1, 2, 7, 8), (1, 2, 7, 8)], {}),
+    ([(1, 2, 20, 8), (1, 2, 20, 8), (1, 2, 20, 8)], {"is_causal": True}),
+    ([(2, 2, 5, 12), (2, 2, 7, 12), (2, 2, 7, 6)],
+     {"attn_mask": np.random.default_rng(0).standard_normal((1, 1, 5, 7)).astype(np.float32), "scale": 0.3}),
+])
+def test_attention_on_every_backend(backend_device, shapes, kw):
+    check_op(shapes, *_sdpa_mask_on_q_device(**kw), device=backend_device, **RED)
+
+
+def test_bool_mask_with_a_fully_masked_row_gives_zeros(backend_device):
+    mask = np.ones((4, 6), dtype=bool)
+    mask[1] = False
+    q, k, v = (tinyml.randn(1, 1, n, 8, device=backend_device, requires_grad=True) for n in (4, 6, 6))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=tinyml.tensor(mask, device=backend_device))
+    host = out.detach().cpu().numpy()
+    assert np.all(host[0, 0, 1] == 0) and np.isfinite(host).all()
+    out.sum().backward()
+    assert np.isfinite(q.grad.cpu().numpy()).all() and np.all(q.grad.cpu().numpy()[0, 0, 1] == 0)
+
+
+def test_attention_bf16(backend_device):
+    check_op([(1, 2, 9, 16)] * 3, lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+             lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, is_causal=True), device=backend_device,
+             dtype="bfloat16", **RED)
+
+
+# -- the C++ kernels (csrc/attention.cpp) called directly, against the reference ------------------
+CPU_CASES = [  # B, H, Tq, Tk, D, Dv: head sizes no multiple of the vector width, lengths no multiple
+    (1, 1, 1, 1, 1, 1),  # of the tile, Tq != Tk
+    (2, 3, 5, 7, 3, 5),
+    (1, 2, 67, 67, 17, 33),
+    (2, 1, 130, 70, 64, 64),
+    (1, 1, 9, 200, 32, 8),
+]
+
+
+def _cpu_run(q, k, v, mask, causal, scale, dtype):
+    """Forward (out, lse) and backward (dq, dk, dv) of the cpu adapter against the reference."""
+    rng = np.random.default_rng(9)
+    fwd_ref = impls("attention_forward")[1](q, k, v, mask, causal, scale)
+    out = impls("attention_forward")[0](q, k, v, mask, causal, scale)
+    close(out, fwd_ref, dtype, "attention forward")
+    dout = rand(rng, fwd_ref[0].shape, dtype)
+    bwd_ref = impls("attention_backward")[1](q, k, v, *fwd_ref, dout, mask, causal, scale)
+    close(impls("attention_backward")[0](q, k, v, *fwd_ref, dout, mask, causal, scale), bwd_ref, dtype,
+          "attention backward")
+
+
+@needs_C
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CPU_CASES)
+@pytest.mark.parametrize("causal", [False, True])
+def test_cpu_attention_kernels(dtype, case, causal):
+    b, h, tq, tk, d, dv = case
+    rng = np.random.default_rng(sum(case))
+    q, k, v = (rand(rng, s, dtype) for s in [(b, h, tq, d), (b, h, tk, d), (b, h, tk, dv)])
+    _cpu_run(q, k, v, None, causal, 1.0 / np.sqrt(d), dtype)
+
+
+@needs_C
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("mask_shape", ["full", "keys", "per_head", "2d"])
+def test_cpu_attention_additive_mask(dtype, mask_shape):
+    b, h, tq, tk, d = 2, 3, 37, 75, 16
+    rng = np.random.default_rng(11)
+    q, k, v = (rand(rng, s, dtype) for s in [(b, h, tq, d), (b, h, tk, d), (b, h, tk, d)])
+    shapes = {"full": (b, h, tq, tk), "keys": (b, 1, 1, tk), "per_head": (1, h, tq, tk), "2d": (tq, tk)}
+    shape = shapes[mask_shape]
+    mask = rand(rng, shape, dtype)
+    mask[..., 3] = -np.inf  # a key nobody may see
+    _cpu_run(q, k, v, mask, False, 0.25, dtype)
+    _cpu_run(q, k, v, mask, True, 0.25, dtype)  # mask and causal together (row 0 still sees key 0)
+
+
+@needs_C
+def test_cpu_attention_fully_masked_rows_give_zero():
+    rng = np.random.default_rng(12)
+    q, k, v = (rand(rng, (1, 2, 6, 8), np.float32) for _ in range(3))
+    mask = np.zeros((6, 6), np.float32)
+    mask[2, :] = -np.inf
+    out, lse = _C.attention_forward(q, k, v, np.broadcast_to(mask, (1, 2, 6, 6)), False, 0.3)
+    assert np.all(out[:, :, 2] == 0) and np.all(np.isneginf(lse[:, :, 2])) and np.isfinite(out).all()
+    dq, dk, dv = _C.attention_backward(q, k, v, out, lse, np.ones_like(out),
+                                       np.broadcast_to(mask, (1, 2, 6, 6)), False, 0.3)
+    assert np.isfinite(dq).all() and np.isfinite(dk).all() and np.isfinite(dv).all()
+    assert np.all(dq[:, :, 2] == 0)
+    _cpu_run(q, k, v, mask, False, 0.3, np.float32)
+
+
+@needs_C
+def test_cpu_attention_noncontiguous_inputs_and_fallback():
+    rng = np.random.default_rng(13)
+    q = rand(rng, (2, 9, 3, 8), np.float32).transpose(0, 2, 1, 3)  # (B, T, H, D) -> (B, H, T, D) view
+    k = rand(rng, (2, 9, 3, 8), np.float32).transpose(0, 2, 1, 3)
+    v = rand(rng, (2, 9, 3, 8), np.float32).transpose(0, 2, 1, 3)
+    _cpu_run(q, k, v, None, True, 0.5, np.float32)
+    h = [a.astype(np.float16) for a in (q, k, v)]  # float16: the adapter declines, the reference runs
+    cpu, ref = impls("attention_forward")
+    assert cpu(*h, None, True, 0.5) is NotImplemented
+    out = dispatch("attention_forward")(*h, None, True, 0.5)
+    np.testing.assert_array_equal(out[0], ref(*h, None, True, 0.5)[0])
+
+
+@needs_C
+def test_cpu_attention_binding_errors():
+    q = np.ones((1, 2, 4, 8), np.float32)
+    with pytest.raises(ValueError, match=r"query \(1, 2, 4, 8\), key \(1, 2, 4, 7\)"):
+        _C.attention_forward(q, np.ones((1, 2, 4, 7), np.float32), q, None, False, 1.0)
+    with pytest.raises(ValueError, match="4-d"):
+        _C.attention_forward(q[0], q[0], q[0], None, False, 1.0)
+    with pytest.raises(TypeError, match="float64"):
+        _C.attention_forward(q, q.astype(np.float64), q, None, False, 1.0)
+    with pytest.raises(ValueError, match=r"attn_mask has shape \(4, 4\)"):
+        _C.attention_forward(q, q, q, np.zeros((4, 4), np.float32), False, 1.0)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _C.attention_forward(q.transpose(0, 1, 3, 2), q, q, None, False, 1.0)
+    out, _ = _C.attention_forward(q, q, q, None, False, 1.0)
+    with pytest.raises(ValueError, match=r"lse has shape \(7,\)"):
+        _C.attention_backward(q, q, q, out, np.zeros(7, np.float32), out, None, False, 1.0)

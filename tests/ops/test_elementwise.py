@@ -1,12 +1,17 @@
-"""Binary, comparison, logical, bitwise and pointwise ops: forward and backward against PyTorch."""
+"""Binary arithmetic, comparison, logical and bitwise ops (ops/elementwise.py): forward and backward
+against PyTorch, on reference and cpu kernels, and on every backend of the family (backend_device:
+the numpy reference, the cpu device's kernels, the Triton kernels). where, min/max, clamp and the
+fused pointwise ops are in test_pointwise.py."""
 import numpy as np
 import pytest
 import torch
+from family_devices import backend_device_fixture
 from helpers import check_op
 
 import tinyml
 from tinyml.testing import gradcheck
 
+backend_device = backend_device_fixture()
 BROADCAST = [[(3, 4), (3, 4)], [(2, 1, 4), (3, 1)], [(4,), ()], [(), (5, 1)], [(1,), (2, 3)]]
 
 
@@ -15,12 +20,14 @@ def _same(fn_name):
 
 
 @pytest.mark.parametrize("shapes", BROADCAST, ids=str)
-@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "remainder", "fmod", "pow", "minimum", "maximum"])
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "remainder", "fmod", "pow", "minimum",
+                                  "maximum"])
 def test_binary_broadcast_matches_torch(kernels, name, shapes):
     low, high = (0.2, 2.0) if name in ("pow", "remainder", "fmod", "div") else (-2.0, 2.0)
     fn = _same(name)
     if name == "remainder":  # torch has no derivative for the divisor: gradcheck covers ours below
-        fn = lambda a, b: a.remainder(b.detach())
+        def fn(a, b):
+            return a.remainder(b.detach())
     check_op(shapes, fn, low=low, high=high)
 
 
@@ -47,7 +54,8 @@ def test_integer_arithmetic(dtype):
     check_op([(3, 4), (4,)], lambda a, b: a + b * 3 - a * 2, dtype=dtype, low=-5, high=5)
     check_op([(3, 4), (4,)], lambda a, b: a / (b * b + 1), dtype=dtype, low=-5, high=5)  # true div -> float32
     check_op([(3, 4), (4,)], lambda a, b: a // (b * b + 1) + a % (b * b + 1), dtype=dtype, low=-9, high=9)
-    check_op([(6,)], lambda a: a ** 2 + 2 ** a.abs() + a.fmod(3) + a.remainder(-4), dtype=dtype, low=-5, high=5)
+    check_op([(6,)], lambda a: a ** 2 + 2 ** a.abs() + a.fmod(3) + a.remainder(-4), dtype=dtype, low=-5,
+             high=5)
     check_op([(6,)], lambda a: a * 1.5 + a / 2 + (a > 1.5).int(), dtype=dtype, low=-5, high=5)
 
 
@@ -61,7 +69,8 @@ def test_bool_arithmetic_follows_torch():
 
 @pytest.mark.parametrize("mode", ["floor", "trunc"])
 def test_rounding_division(kernels, mode):
-    fn = lambda a, b: a.div(b, rounding_mode=mode)
+    def fn(a, b):
+        return a.div(b, rounding_mode=mode)
     check_op([(3, 4), (4,)], fn, low=-5, high=5)  # float: gradient 0 on both sides, as torch
     check_op([(3, 4)], lambda a: a.div(-0.7, rounding_mode=mode), low=-5, high=5)
     check_op([(3, 4), (4,)], lambda a, b: a.div(b * b + 1, rounding_mode=mode), dtype="int64", low=-9, high=9)
@@ -70,7 +79,7 @@ def test_rounding_division(kernels, mode):
 
 def test_floor_divide_forward(kernels):
     check_op([(3, 4), (3, 4)], lambda a, b: a // b, grad=False, low=-4, high=4)
-    check_op([(5,)], lambda a: torch.floor_divide(7, a) if isinstance(a, torch.Tensor) else tinyml.floor_divide(7, a),
+    check_op([(5,)], lambda a: tinyml.floor_divide(7, a), lambda a: torch.floor_divide(7, a),
              dtype="int64", low=1, high=5)
 
 
@@ -113,7 +122,7 @@ def test_comparison_operators_and_none():
     x = tinyml.tensor([1.0, 2.0, 3.0])
     assert (x == 2).tolist() == [False, True, False] and (x != 2).tolist() == [True, False, True]
     assert (x < 2).tolist() == [True, False, False] and (2 <= x).tolist() == [False, True, True]
-    assert (x == None) is False and (x != None) is True
+    assert (x == None) is False and (x != None) is True  # noqa: E711 (Tensor.__eq__ with None)
     assert tinyml.equal(x, x.clone()) and not tinyml.equal(x, x + 1)
 
 
@@ -146,87 +155,6 @@ def test_bitwise_operators_and_errors():
         ~tinyml.ones(2)
 
 
-def test_where(kernels):
-    cond = lambda c: c > 0
-    check_op([(3, 4), (3, 4), (4,)], lambda c, a, b: a.where(cond(c), b) if isinstance(a, tinyml.Tensor)
-             else torch.where(cond(c), a, b), noncontiguous=True)
-    check_op([(3, 1), (4,)], lambda c, a: tinyml.where(cond(c), a, 0.5) if isinstance(a, tinyml.Tensor)
-             else torch.where(cond(c), a, 0.5))
-    check_op([(3, 1), (4,)], lambda c, a: tinyml.where(cond(c), 2, a) if isinstance(a, tinyml.Tensor)
-             else torch.where(cond(c), 2, a))
-    check_op([(2, 3), (2, 3)], lambda c, a: tinyml.where(cond(c), a, 7) if isinstance(a, tinyml.Tensor)
-             else torch.where(cond(c), a, 7), dtype="int32", low=-3, high=3)
-    out = tinyml.where(tinyml.tensor([True, False]), 1.0, 2)
-    assert out.tolist() == [1.0, 2.0] and out.dtype is tinyml.float32
-    with pytest.raises(RuntimeError, match="boolean.*float32"):
-        tinyml.where(tinyml.ones(2), tinyml.ones(2), 0.0)
-    with pytest.raises(TypeError, match="both input and other"):
-        tinyml.where(tinyml.ones(2) > 0, tinyml.ones(2))
-
-
-def test_minimum_maximum_split_ties(kernels):
-    a = np.array([1.0, 2.0, 3.0, 2.0, -1.0])
-    b = np.array([1.0, 3.0, 3.0, 1.0, -1.0])
-    check_op([], lambda x, y: x.maximum(y), inputs=[a, b])
-    check_op([], lambda x, y: x.minimum(y), inputs=[a, b])
-    check_op([(3, 4), (4,)], lambda x, y: x.maximum(y), dtype="int32", low=-3, high=3)
-    check_op([(3,), (3,)], lambda x, y: x.minimum(y), dtype="bool")
-    nan = tinyml.maximum(tinyml.tensor([np.nan, 1.0]), tinyml.tensor([0.0, np.nan]))
-    assert np.isnan(nan.numpy()).all()
-
-
-def test_clamp_scalars(kernels):
-    check_op([(4, 5)], lambda x: x.clamp(-0.5, 0.5), noncontiguous=True)
-    check_op([(4, 5)], lambda x: x.clamp(min=0.0))
-    check_op([(4, 5)], lambda x: x.clamp(max=0.25))
-    check_op([(4, 5)], lambda x: x.clip(0.5, -0.5))  # min > max: everything is max, as torch
-    check_op([], lambda x: x.clamp(-1.0, 1.0), inputs=[np.array([-1.0, 1.0, 0.0, 2.0, -3.0])])  # boundaries pass
-    check_op([(6,)], lambda x: x.clamp(-2, 3), dtype="int64", low=-5, high=5)
-    check_op([(6,)], lambda x: x.clamp(-2.5), dtype="int32", low=-5, high=5)  # promotes to float32
-    with pytest.raises(RuntimeError, match="At least one of 'min' or 'max'"):
-        tinyml.ones(2).clamp()
-
-
-def test_clamp_tensor_bounds(kernels):
-    check_op([(3, 4), (4,), (3, 1)], lambda x, lo, hi: x.clamp(lo - 1, hi + 1))
-    check_op([(3, 4), (4,)], lambda x, lo: x.clamp(min=lo))
-    check_op([(3, 4), (4,)], lambda x, hi: x.clamp(max=hi))
-    check_op([(3, 4), (4,), (4,)], lambda x, lo, hi: x.clamp(lo, hi))  # includes lo > hi positions
-
-
-def test_masked_fill(kernels):
-    m = lambda t: t > 0.3
-    check_op([(3, 4), (4,)], lambda x, s: x.masked_fill(m(s), -1.5))
-    check_op([(3, 1), (3, 4)], lambda x, s: x.masked_fill(m(s), 2.0))  # mask broadcasts x
-    check_op([(3, 4), (3, 4), ()], lambda x, s, v: x.masked_fill(m(s), v))  # 0-d tensor value gets a grad
-    check_op([(3, 4), (3, 4)], lambda x, s: x.masked_fill(s > 0, 2.7), dtype="int64", low=-3, high=3)
-    with pytest.raises(RuntimeError, match="boolean masks.*int64"):
-        tinyml.ones(2).masked_fill(tinyml.tensor([1, 0]), 0.0)
-    with pytest.raises(RuntimeError, match="0-dimensional value tensor.*1 dimension"):
-        tinyml.ones(2).masked_fill(tinyml.tensor([True, False]), tinyml.ones(1))
-
-
-def test_lerp(kernels):
-    check_op([(3, 4), (4,)], lambda a, b: a.lerp(b, 0.3))
-    check_op([(3, 4), (4,)], lambda a, b: a.lerp(b, 0.8))
-    check_op([(3, 4), (3, 4), (3, 1)], lambda a, b, w: a.lerp(b, w), low=-0.5, high=1.5)
-    check_op([(4, 3), (4, 3), (4, 3)], lambda a, b, w: a.lerp(b, w), noncontiguous=True)
-
-
-@pytest.mark.parametrize("name", ["addcmul", "addcdiv"])
-def test_addcmul_addcdiv(kernels, name):
-    check_op([(3, 4), (4,), (3, 1)], lambda x, a, b: getattr(x, name)(a, b * b + 0.5))
-    check_op([(3, 4), (3, 4), (3, 4)], lambda x, a, b: getattr(x, name)(a, b * b + 0.5, value=-0.5))
-    check_op([(2, 3), (2, 3), (2, 3)], lambda x, a, b: getattr(x, name)(a, b, value=0.25), dtype="float64")
-    check_op([(4, 3), (4, 3), (4, 3)], lambda x, a, b: getattr(x, name)(a, b * b + 0.5), noncontiguous=True)
-
-
-def test_addcmul_integer_value_cast_and_addcdiv_error():
-    check_op([(2, 3), (2, 3), (2, 3)], lambda x, a, b: x.addcmul(a, b, value=2.5), dtype="int64", low=-3, high=3)
-    with pytest.raises(RuntimeError, match="Integer division with addcdiv"):
-        tinyml.tensor([1]).addcdiv(tinyml.tensor([1]), tinyml.tensor([1]))
-
-
 def test_half_dtypes(kernels):
     for dtype in ("float16", "bfloat16"):
         check_op([(3, 4), (4,)], lambda a, b: (a * b + a / (b * b + 1) - 0.5 * a).maximum(b).clamp(-1, 1),
@@ -256,7 +184,8 @@ def test_gradcheck_binary_float64():
     b = tinyml.tensor(rng.uniform(0.5, 2, (3,)), requires_grad=True)
     c = tinyml.tensor(rng.uniform(0.5, 2, (2, 1)), requires_grad=True)
     assert gradcheck(lambda x, y: x ** y / (x + y) - x * y, [a, b])
-    assert gradcheck(lambda x, y, z: x.lerp(y, z) + x.addcdiv(y, z, value=0.3) + x.remainder(z * 0.3), [a, b, c])
+    assert gradcheck(lambda x, y, z: x.lerp(y, z) + x.addcdiv(y, z, value=0.3) + x.remainder(z * 0.3),
+                     [a, b, c])
     assert gradcheck(lambda x, y, z: x.clamp(y, z + 1) + x.maximum(y * 1.1), [a, b, c])
 
 
@@ -264,7 +193,8 @@ DOUBLE = {
     "mul_div": lambda a, b: a * b / (b * b + 1),
     "pow": lambda a, b: a.abs() ** b + 2.0 ** a,
     "maximum_where": lambda a, b: a.maximum(b) + (a * b).where(a > 0, b * 2),
-    "clamp_masked_fill": lambda a, b: a.clamp(b - 1, b) + a.clamp(-0.5, 0.5) + (a * a).masked_fill(b > 0, 0.25),
+    "clamp_masked_fill":
+        lambda a, b: a.clamp(b - 1, b) + a.clamp(-0.5, 0.5) + (a * a).masked_fill(b > 0, 0.25),
     "lerp_addc": lambda a, b: a.lerp(b, 0.3) + a.addcmul(b, a, value=0.5) + a.addcdiv(a, b * b + 1),
     "remainder": lambda a, b: a.remainder(1.5) * a + a.fmod(b.detach()) * b,
 }
@@ -285,3 +215,47 @@ def test_double_backward_matches_torch(kernels, name):
     sum((g * g).sum() for g in g_theirs).backward()
     for a, b in zip(ours, theirs):
         tinyml.testing.assert_close(a.grad, b.grad, msg=f"{name} second order:")
+
+
+# -- every backend of the family ------------------------------------------------------------------
+def _lib(x):
+    return tinyml if isinstance(x, tinyml.Tensor) else torch
+
+
+@pytest.mark.parametrize("shapes", [[(3, 5), (5,)], [(2, 1, 4), (3, 1)], [(), (4,)]])
+def test_binary_broadcast_on_every_backend(backend_device, shapes):
+    check_op(shapes, lambda a, b: (a + b) * (a - b) / (b * b + 1.0), device=backend_device)
+    check_op(shapes, lambda a, b: a ** 2 + 2 ** b - b, device=backend_device, low=0.5, high=2.0)
+
+
+def test_comparisons_on_every_backend(backend_device):
+    """where and the comparisons no other test of this file reaches on every backend."""
+    check_op([(3, 4), (4,)], lambda a, b: _lib(a).where((a < b) | (a <= b * 0.5) | (a >= b + 1), a.sin(),
+                                                       b.cos()), device=backend_device)
+
+
+def test_integer_division_family_on_every_backend(backend_device):
+    a = np.array([-7, 7, -7, 7, 5, -6, 3, 0], np.int64)
+    b = np.array([2, 2, -2, -2, 3, 4, -5, 7], np.int64)
+    for name in ("floor_divide", "remainder", "fmod"):
+        check_op(None, lambda p, q, name=name: getattr(_lib(p), name)(p, q), inputs=[a, b], dtype="int64",
+                 device=backend_device)
+    check_op(None, lambda p, q: _lib(p).div(p, q, rounding_mode="trunc"), inputs=[a, b], dtype="int64",
+             device=backend_device)
+    with pytest.raises(RuntimeError, match="division by zero"):
+        tinyml.tensor(a, device=backend_device) // tinyml.tensor(b * 0, device=backend_device)
+
+
+def test_float_division_family_on_every_backend(backend_device):
+    check_op([(4, 5), (4, 5)], lambda p, q: _lib(p).remainder(p, q) + _lib(p).fmod(p, q),
+             device=backend_device, grad=False, low=-3, high=3)
+    check_op([(4, 5), (5,)], lambda p, q: p // q + _lib(p).div(p, q, rounding_mode="trunc"),
+             device=backend_device, grad=False, low=0.3, high=3)
+
+
+def test_logical_and_bitwise_on_every_backend(backend_device):
+    a, b = np.array([0, 3, 5, -1], np.int64), np.array([1, 6, 0, -1], np.int64)
+    check_op(None, lambda p, q: (p & q) | (p ^ q) | ~p, inputs=[a, b], dtype="int64", device=backend_device)
+    check_op(None, lambda p, q: _lib(p).logical_xor(p, q) | _lib(p).logical_and(p, q)
+             | _lib(p).logical_or(p, q) | _lib(p).logical_not(p), inputs=[a, b], dtype="int64",
+             device=backend_device)

@@ -1,12 +1,18 @@
-"""Indexing against PyTorch: getitem/setitem (basic, advanced, masks, mixed), gather/scatter,
-index_select/index_add, masked_select, take_along_dim, nonzero, one_hot, embedding."""
+"""Indexing (ops/indexing.py) against PyTorch: getitem/setitem (basic, advanced, masks, mixed),
+masked_select, take_along_dim, nonzero, one_hot, on reference and cpu kernels, and on every
+backend of the family (backend_device: the numpy reference, the cpu device's kernels, the Triton
+kernels). gather/scatter/index_select/index_add are in test_scatter.py, embedding in
+test_embedding.py."""
 import numpy as np
 import pytest
 import torch
+from family_devices import backend_device_fixture
 from helpers import check_op
 
 import tinyml
 from tinyml.testing import gradcheck
+
+backend_device = backend_device_fixture()
 
 
 def T(x, data, dtype=None):
@@ -211,52 +217,7 @@ def test_setitem_shape_error():
         x[[0, 1]] = tinyml.ones(3)
 
 
-# ---- gather / scatter / index_select / index_add ------------------------------------------------
-def test_gather(kernels):
-    check_op([(3, 4)], lambda x: x.gather(1, T(x, [[0, 0, 3], [1, 2, 1], [3, 3, 3]])), noncontiguous=True)
-    check_op([(3, 4)], lambda x: x.gather(0, T(x, [[2, 2], [0, 2]])))  # index smaller than x
-    check_op([(2, 3, 4)], lambda x: x.gather(-1, T(x, [[[1], [3], [0]]] * 2)))
-    with pytest.raises(IndexError, match="index 4 is out of bounds for dimension 1 with size 4"):
-        tinyml.zeros(2, 4).gather(1, tinyml.tensor([[4]]))
-    with pytest.raises(RuntimeError, match="Expected dtype int64 for index"):
-        tinyml.zeros(2, 4).gather(1, tinyml.tensor([[1]], dtype=tinyml.int32))
-
-
-@pytest.mark.filterwarnings("ignore:The reduce argument")
-def test_scatter(kernels):
-    idx = [[0, 2], [1, 0], [2, 1]]
-    check_op([(3, 4), (3, 2)], lambda x, s: x.scatter(0, T(x, idx), s))
-    # src larger than index
-    check_op([(3, 4), (3, 5)], lambda x, s: x.scatter(1, T(x, [[3, 1], [0, 2], [1, 1]]), s), grad=False)
-    check_op([(3, 4)], lambda x: x.scatter(1, T(x, [[3], [0], [1]]), 2.5), noncontiguous=True)
-    out = tinyml.ones(2, 3).scatter(1, tinyml.tensor([[0, 0], [2, 1]]), tinyml.full((2, 2), 2.0),
-                                    reduce="multiply")
-    want = torch.ones(2, 3).scatter(1, torch.tensor([[0, 0], [2, 1]]), torch.full((2, 2), 2.0),
-                                    reduce="multiply")
-    assert out.tolist() == want.tolist()
-    with pytest.raises(RuntimeError, match="Expected self.dtype to be equal to src.dtype"):
-        tinyml.zeros(2).scatter(0, tinyml.tensor([0]), tinyml.ones(1, dtype=tinyml.float64))
-
-
-def test_scatter_add_repeated(kernels):
-    idx = [[0, 0, 0, 2], [1, 1, 0, 0]]
-    check_op([(3, 4), (2, 4)], lambda x, s: x.scatter_add(0, T(x, idx), s))
-    check_op([(2, 5), (2, 2)], lambda x, s: x.scatter_add(1, T(x, [[4, 4], [0, 4]]), s), noncontiguous=True)
-    # src larger than index: only its leading part is used (PyTorch cannot differentiate this case)
-    check_op([(2, 5), (2, 3)], lambda x, s: x.scatter_add(1, T(x, [[4, 4], [0, 4]]), s), grad=False)
-
-
-def test_index_select_index_add(kernels):
-    check_op([(4, 3)], lambda x: x.index_select(0, T(x, [3, 0, 3, 3])), noncontiguous=True)
-    check_op([(4, 3)], lambda x: x.index_select(-1, T(x, [2, 1], "int32")))
-    check_op([(4, 3), (5, 3)], lambda x, s: x.index_add(0, T(x, [1, 1, 0, 3, 1]), s, alpha=2.0))
-    check_op([(2, 4), (2, 2)], lambda x, s: x.index_add(1, T(x, [3, 3]), s), noncontiguous=True)
-    with pytest.raises(IndexError, match="Index is supposed to be a vector"):
-        tinyml.zeros(3).index_select(0, tinyml.tensor([[0]]))
-    with pytest.raises(RuntimeError, match=r"source of shape \(2, 3\) does not match"):
-        tinyml.zeros(4, 3).index_add(0, tinyml.tensor([0]), tinyml.ones(2, 3))
-
-
+# ---- masked_select, take_along_dim, nonzero, one_hot ---------------------------------------------
 def test_masked_select_take_along_dim(kernels):
     check_op([(3, 4)], lambda x: x.masked_select(x > 0), noncontiguous=True)
     check_op([(3, 4)], lambda x: x.masked_select(T(x, [True, False, False, True])))  # mask broadcasts
@@ -289,88 +250,6 @@ def test_nonzero_one_hot():
         tinyml.one_hot(tinyml.tensor([1.0]))
 
 
-@pytest.mark.parametrize("padding_idx", [None, 2, -1])
-def test_embedding(kernels, padding_idx):
-    ids = [[0, 2, 2], [4, 1, 2]]
-
-    def fn(w):
-        if isinstance(w, tinyml.Tensor):
-            return tinyml.embedding(tinyml.tensor(ids), w, padding_idx=padding_idx)
-        return torch.nn.functional.embedding(torch.tensor(ids), w, padding_idx=padding_idx)
-
-    check_op([(5, 3)], fn)
-
-
-def test_embedding_backward_kernel(kernels):
-    from tinyml.backends import run
-
-    ids = tinyml.tensor([[1, 3, 1], [0, 1, 3]])
-    dy = tinyml.randn(2, 3, 4)
-    got = run("embedding_backward", ids, dy, 5, 3).numpy()
-    want = np.zeros((5, 4), np.float32)
-    np.add.at(want, ids.numpy().ravel(), dy.numpy().reshape(-1, 4))
-    want[3] = 0
-    np.testing.assert_allclose(got, want, rtol=1e-6)
-
-
-@pytest.mark.parametrize("ids", [[5], [-1], [[0, 1], [2, -6]], [0, 100, 1]])
-def test_embedding_out_of_range_ids_raise_like_torch(device, kernels, ids):
-    """torch raises IndexError for any id outside [0, num_embeddings), -1 included (it is not the
-    last row); so does every tinyml backend, naming the id and the table size."""
-    with pytest.raises(IndexError):
-        torch.nn.functional.embedding(torch.tensor(ids), torch.zeros(5, 2))
-    bad = [i for i in np.ravel(ids) if not 0 <= i < 5]
-    w = tinyml.randn(5, 2, device=device, requires_grad=True)
-    named = rf"index ({'|'.join(map(str, bad))}) is out of range for an embedding of 5 rows"
-    with pytest.raises(IndexError, match=named):
-        tinyml.nn.functional.embedding(tinyml.tensor(ids, device=device), w)
-    with pytest.raises(IndexError, match="embedding of 5 rows"):
-        tinyml.nn.Embedding(5, 2).to(device)(tinyml.tensor(ids, device=device))
-
-
-def test_embedding_forward_kernels_agree(device):
-    """embedding_forward on every backend: rows of any dtype, 0-d and empty ids, an empty table."""
-    from tinyml.backends import run
-
-    rng = np.random.default_rng(0)
-    for dtype in ("float32", "float64", "float16", "bfloat16", "int64"):
-        w = tinyml.tensor(rng.integers(-9, 9, (7, 3)), dtype=getattr(tinyml, dtype), device=device)
-        want = w.cpu().numpy()
-        for ids in (rng.integers(0, 7, (4, 5)), np.array(6), np.zeros((0, 2), np.int64)):
-            for ref in (True, False):
-                with tinyml.backends.force_reference(ref):
-                    got = run("embedding_forward", w, tinyml.tensor(ids, device=device))
-                assert got.dtype is w.dtype and got.shape == ids.shape + (3,)
-                np.testing.assert_array_equal(got.cpu().numpy().astype(np.float64),
-                                              want[ids].astype(np.float64))
-    empty = tinyml.zeros(0, 3, device=device)
-    no_ids = tinyml.tensor(np.zeros(0, np.int64), device=device)
-    assert run("embedding_forward", empty, no_ids).shape == (0, 3)
-    with pytest.raises(IndexError, match="index 0 is out of range for an embedding of 0 rows"):
-        run("embedding_forward", empty, tinyml.tensor([0], device=device))
-
-
-def test_embedding_forward_binding_checks_before_reading():
-    """The C++ binding validates ids, dtypes and layout before it copies a row."""
-    from tinyml.backends.cpu import _C
-
-    if _C is None:
-        pytest.skip("tinyml._C is not built")
-    w = np.arange(15, dtype=np.float32).reshape(5, 3)
-    np.testing.assert_array_equal(_C.embedding_forward(w, np.array([[4, 0]])), w[[[4, 0]]])
-    for ids, msg in (([0, -1], "index -1"), ([5], "index 5"), ([2**62], f"index {2**62}")):
-        with pytest.raises(IndexError, match=msg + " is out of range for an embedding of 5 rows"):
-            _C.embedding_forward(w, np.array(ids, np.int64))
-    with pytest.raises(TypeError, match="int64, got int32"):
-        _C.embedding_forward(w, np.array([0], np.int32))
-    with pytest.raises(ValueError, match=r"2-D.*\(15,\)"):
-        _C.embedding_forward(w.reshape(-1), np.array([0]))
-    with pytest.raises(ValueError, match="C-contiguous"):
-        _C.embedding_forward(w[:, ::2], np.array([0]))
-    with pytest.raises(ValueError, match="C-contiguous"):
-        _C.embedding_forward(w, np.array([[0, 1], [2, 3]])[:, 0])
-
-
 def test_gradcheck_float64():
     def x64(*shape):
         return tinyml.tensor(np.random.default_rng(2).standard_normal(shape), requires_grad=True)
@@ -388,3 +267,42 @@ def test_gradcheck_float64():
         return y
 
     gradcheck(put, [x64(3, 4), x64(2)])
+
+
+# -- every backend of the family ------------------------------------------------------------------
+def _lib(x):
+    return tinyml if isinstance(x, tinyml.Tensor) else torch
+
+
+def _idx(x, v):
+    return _lib(x).tensor(v, device=x.device)
+
+
+def test_advanced_index_placements(backend_device):
+    check_op([(3, 4, 5)], lambda x: x[_idx(x, [0, 2, 2, -1])], device=backend_device)
+    check_op([(3, 4, 5)], lambda x: x[:, _idx(x, [[0, 3], [1, 1]])], device=backend_device,
+             noncontiguous=True)
+    check_op([(3, 4, 5)], lambda x: x[_idx(x, [0, 2]), :, _idx(x, [1, 4])], device=backend_device)
+    check_op([(3, 4, 5)], lambda x: x[1:, _idx(x, [0, 2]), _idx(x, [1, 4])], device=backend_device)
+
+
+def test_masks_and_nonzero(backend_device):
+    check_op([(3, 4)], lambda x: x[x > 0], device=backend_device)
+    check_op([(3, 4)], lambda x: _lib(x).nonzero(x > 0), device=backend_device, grad=False)
+    check_op([(40, 30)], lambda x: _lib(x).nonzero(x > 1.0), device=backend_device, grad=False)  # two blocks
+
+
+def test_setitem_on_every_backend(backend_device):
+    def put(x):
+        y = x * 1
+        y[_idx(x, [0, 2])] = 7.0
+        y[1, _idx(x, [1, 3])] = x[0, :2]
+        return y
+
+    check_op([(3, 4)], put, device=backend_device)
+
+
+def test_out_of_range_index_raises(backend_device):
+    x = tinyml.zeros(3, device=backend_device)
+    with pytest.raises(IndexError, match="index 5 is out of bounds for dimension 0 with size 3"):
+        x[tinyml.tensor([5], device=backend_device)]

@@ -1,10 +1,14 @@
-"""Losses: forward and backward against torch.nn.functional, every reduction and option."""
+"""Losses: forward and backward against torch.nn.functional, every reduction and option, on reference
+and cpu kernels, and on every backend of the family (backend_device: the numpy reference, the C++
+kernels, the Triton kernels); the C++ cross_entropy also called directly against the reference."""
 import warnings
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from cpu_kernel_helpers import _C, DTYPES, close, impls, needs_C, rand
+from family_devices import backend_device_fixture
 from helpers import check_op
 
 import tinyml
@@ -13,6 +17,7 @@ from tinyml.testing import gradcheck
 
 RED = {"kind": "reduction"}
 REDUCTIONS = ["mean", "sum", "none"]
+backend_device = backend_device_fixture()
 
 
 def _targets(shape, n_classes, ignore=(), seed=3):
@@ -246,3 +251,141 @@ def test_errors_name_shapes_and_values():
     with pytest.raises(ValueError, match=r"Weights and input must have the same size \(weight \(5,\), input "
                                          r"\(3, 5\)\)"):
         F.l1_loss(x, x, weight=tinyml.ones(5))
+
+
+# -- every backend of the family ------------------------------------------------------------------
+def _F(x):
+    return tinyml.nn.functional if isinstance(x, tinyml.Tensor) else torch.nn.functional
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_on_every_backend(backend_device, smoothing):
+    t = np.array([1, 4, -100, 0])
+    check_op([(4, 10)],
+             lambda x: F.cross_entropy(x, tinyml.tensor(t, device=backend_device), label_smoothing=smoothing),
+             lambda x: TF.cross_entropy(x, torch.tensor(t), label_smoothing=smoothing), device=backend_device,
+             **RED)
+
+
+def test_cross_entropy_bad_target_raises_on_every_backend(backend_device):
+    # csrc/loss.cpp words the rest of the message its own way (the class range, ignore_index)
+    with pytest.raises(IndexError, match="Target 5 is out of bounds"):
+        F.cross_entropy(tinyml.randn(2, 3, device=backend_device),
+                        tinyml.tensor([0, 5], device=backend_device))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_regression_losses_on_every_backend(backend_device, reduction):
+    check_op([(3, 5), (3, 5)], lambda x, y: _F(x).l1_loss(x, y, reduction=reduction), device=backend_device)
+    check_op([(3, 5), (3, 5)], lambda x, y: _F(x).smooth_l1_loss(x, y, reduction=reduction, beta=0.7),
+             device=backend_device)
+    check_op([(3, 5), (3, 5)], lambda x, y: _F(x).huber_loss(x, y, reduction=reduction, delta=0.6),
+             device=backend_device, noncontiguous=True)
+
+
+def test_binary_cross_entropies_on_every_backend(backend_device):
+    check_op([(3, 5), (3, 5)], lambda x, y: _F(x).binary_cross_entropy_with_logits(x, y.sigmoid()),
+             device=backend_device)
+    check_op([(3, 5), (3, 5), (5,)], lambda x, y, w: _F(x).binary_cross_entropy_with_logits(
+        x, y.sigmoid(), pos_weight=w.exp().detach(), reduction="sum"), device=backend_device)
+    check_op([(3, 5), (3, 5)], lambda x, y: _F(x).binary_cross_entropy(x.sigmoid(), y.sigmoid()),
+             device=backend_device)
+    with pytest.raises(RuntimeError, match="between 0 and 1"):
+        F.binary_cross_entropy(tinyml.tensor([0.5, 1.5], device=backend_device),
+                               tinyml.tensor([0.0, 1.0], device=backend_device))
+
+
+def test_kl_div_on_every_backend(backend_device):
+    check_op([(3, 5), (3, 5)],
+             lambda x, y: _F(x).kl_div(x.log_softmax(-1), y.softmax(-1), reduction="batchmean"),
+             device=backend_device)
+    check_op([(3, 5), (3, 5)], lambda x, y: _F(x).kl_div(x, y, reduction="sum", log_target=True),
+             device=backend_device)
+
+
+def test_nll_loss_on_every_backend(backend_device):
+    t = np.array([0, 3, -100, 4], np.int64)
+
+    def fn(x, w):
+        tt = (tinyml if isinstance(x, tinyml.Tensor) else torch).tensor(t, device=x.device)
+        weighted = _F(x).nll_loss(x.log_softmax(1), tt, weight=w.exp().detach())
+        return weighted + _F(x).nll_loss(x, tt, reduction="sum")
+
+    check_op([(4, 5), (5,)], fn, device=backend_device)
+    with pytest.raises(IndexError, match="Target 7 is out of bounds"):
+        F.nll_loss(tinyml.zeros(2, 5, device=backend_device), tinyml.tensor([1, 7], device=backend_device))
+
+
+# -- the C++ cross_entropy (csrc/loss.cpp) called directly, against the reference -----------------
+@needs_C
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,c", [(1, 1), (1, 5), (7, 33), (13, 1031), (9, 5000)])
+@pytest.mark.parametrize("ls", [0.0, 0.1])
+def test_cpu_cross_entropy_kernels(dtype, n, c, ls):
+    rng = np.random.default_rng(5)
+    x = rand(rng, (n, c), dtype, 3.0)
+    t = rng.integers(0, c, n)
+    if n > 2:
+        t[1] = -100  # an ignored row
+        x[2, :] = -np.inf  # a row the max can not be taken from... except the target
+        x[2, t[2]] = 0.0
+    cpu, ref = impls("cross_entropy_forward")
+    fwd_ref = ref(x, t, -100, ls)  # (loss, row max, row log-sum); label smoothing makes row 2's loss inf
+    close(_C.cross_entropy_forward(x, t, -100, ls), fwd_ref, dtype, "cross_entropy")
+    close(cpu(x, t.astype(np.int32), -100, ls), fwd_ref, dtype, "adapter int32 targets")
+    dloss = rand(rng, (n,), dtype)
+    bref = impls("cross_entropy_backward")[1](x, t, *fwd_ref[1:], dloss, -100, ls)
+    close(_C.cross_entropy_backward(x, t, *fwd_ref[1:], dloss, -100, ls), bref, dtype,
+          "cross_entropy backward")
+
+
+@needs_C
+def test_cpu_cross_entropy_adapter_scalar_dloss():
+    rng = np.random.default_rng(6)
+    x, t = rand(rng, (4, 10), np.float32), rng.integers(0, 10, 4)
+    stats = _C.cross_entropy_forward(x, t, -100, 0.0)[1:]
+    g = np.float32(0.25)
+    expected = impls("cross_entropy_backward")[1](x, t, *stats, np.full(4, g), -100, 0.0)
+    got = impls("cross_entropy_backward")[0](x, t, *stats, np.asarray(g), -100, 0.0)
+    close(got, expected, np.float32, "")
+
+
+@needs_C
+def test_cpu_cross_entropy_memory_is_one_logits_sized_output():
+    # the fused backward writes dlogits directly: numpy-side peak allocation (tracemalloc sees
+    # numpy's buffers) is the dlogits array itself, no softmax or one-hot temporaries
+    import tracemalloc
+
+    rng = np.random.default_rng(7)
+    x, t = rand(rng, (64, 4099), np.float32), rng.integers(0, 4099, 64)
+    cpu_f, cpu_b = impls("cross_entropy_forward")[0], impls("cross_entropy_backward")[0]
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        _, row_max, log_sum = cpu_f(x, t, -100, 0.1)
+        assert tracemalloc.get_traced_memory()[1] < 0.05 * x.nbytes
+        dloss = np.ones(64, np.float32)
+        tracemalloc.reset_peak()
+        d = cpu_b(x, t, row_max, log_sum, dloss, -100, 0.1)
+        assert tracemalloc.get_traced_memory()[1] <= 1.05 * x.nbytes
+    finally:
+        tracemalloc.stop()
+    assert d.shape == x.shape
+
+
+@needs_C
+def test_cpu_cross_entropy_binding_errors():
+    f32 = np.ones((4, 8), np.float32)
+    z4, one4 = np.zeros(4, np.float32), np.ones(4, np.float32)
+    with pytest.raises(IndexError, match="Target 8 is out of bounds"):
+        _C.cross_entropy_forward(f32, np.array([0, 1, 8, 2]), -100, 0.0)
+    with pytest.raises(IndexError, match="Target -1 is out of bounds"):
+        _C.cross_entropy_backward(f32, np.array([0, 1, -1, 2]), z4, z4, one4, -100, 0.0)
+    with pytest.raises(ValueError, match=r"log_sum \(3,\).*\(4, 8\)"):
+        _C.cross_entropy_backward(f32, np.array([0, 1, 1, 2]), z4, np.zeros(3, np.float32), one4, -100, 0.0)
+    with pytest.raises(ValueError, match=r"target has shape \(3,\)"):
+        _C.cross_entropy_forward(f32, np.array([0, 1, 2]), -100, 0.0)
+    with pytest.raises(TypeError, match="int64"):
+        _C.cross_entropy_forward(f32, np.array([0, 1, 2, 3], np.int32), -100, 0.0)
+    with pytest.raises(ValueError, match=r"\(N, C\)"):
+        _C.cross_entropy_forward(np.ones(4, np.float32), np.array([0]), -100, 0.0)

@@ -1,14 +1,19 @@
-"""matmul, mm, bmm, dot, outer, linear: forward and backward against PyTorch, shape errors."""
+"""matmul, mm, bmm, dot, outer, linear: forward and backward against PyTorch, shape errors, on
+reference and cpu kernels, and on every backend of the family (backend_device: the numpy
+reference, numpy's BLAS split over tinyml's threads, the Triton kernels)."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from cpu_kernel_helpers import needs_C
+from family_devices import backend_device_fixture
 from helpers import check_op
 
 import tinyml
 import tinyml.nn.functional as F
 from tinyml.testing import gradcheck
 
+backend_device = backend_device_fixture()
 MATMUL_SHAPES = [
     [(3, 4), (4, 5)],  # mm
     [(4,), (4,)],  # dot -> 0-d
@@ -155,3 +160,32 @@ def test_linear_first_layer_gradients(kernels):
 def test_linear_shape_error_names_both_shapes():
     with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(2x3 and 5x4\)"):
         F.linear(tinyml.randn(2, 3), tinyml.randn(4, 5))
+
+
+# -- every backend of the family ------------------------------------------------------------------
+@pytest.mark.parametrize("shapes", [[(5, 7), (7, 3)], [(2, 1, 5, 7), (3, 7, 4)], [(7,), (7, 3)],
+                                    [(33, 40), (40, 35)]])
+def test_matmul_on_every_backend(backend_device, shapes):
+    check_op(shapes, lambda a, b: a @ b, device=backend_device, kind="reduction", rtol=2e-3, atol=2e-3)
+
+
+def test_matmul_bf16_accumulates_in_float32(backend_device):
+    a = np.random.default_rng(0).standard_normal((16, 64)).astype(np.float32)
+    x = tinyml.tensor(a, dtype=tinyml.bfloat16, device=backend_device)
+    out = (x @ x.T).float().cpu().numpy()
+    ref = a.astype(np.float64) @ a.T.astype(np.float64)
+    assert np.max(np.abs(out - ref)) < 0.1 * np.max(np.abs(ref))
+
+
+@needs_C  # set_num_threads sets the C++ kernels' OpenMP pool and numpy's BLAS together
+def test_blas_follows_set_num_threads():
+    """numpy's BLAS (the cpu matmul) runs on the thread count set_num_threads gives."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = tinyml.get_num_threads()
+    try:
+        tinyml.set_num_threads(1)
+        assert tinyml.get_num_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas")
+    finally:
+        tinyml.set_num_threads(before)
+    assert tinyml.get_num_threads() == before

@@ -1,11 +1,17 @@
-"""Movement ops against PyTorch: views (sharing storage), copies, their gradients and errors."""
+"""Movement ops against PyTorch: views (ops/movement.py), slicing views (ops/slicing.py) and copies
+(ops/movement_copy.py), sharing storage or not, their gradients and errors; on reference and cpu
+kernels, and on every backend of these families (backend_device: the numpy reference, the cpu
+device's kernels, the Triton kernels)."""
 import numpy as np
 import pytest
 import torch
+from family_devices import backend_device_fixture
 from helpers import check_op
 
 import tinyml
 from tinyml.testing import gradcheck
+
+backend_device = backend_device_fixture()
 
 
 def lib(x):
@@ -63,8 +69,9 @@ def test_meshgrid(kernels, indexing):
 
 def test_views_share_storage():
     base = tinyml.arange(20.0).reshape(4, 5)
-    views = [base.narrow(1, 1, 2), base.select(0, 2), base.diagonal(1), base.split(2)[1], base.unbind(1)[3],
-             base.chunk(2, 1)[0], base.movedim(0, 1), base.unflatten(1, (5, 1)), base[1:3, ::2], base[None, 2]]
+    views = [base.narrow(1, 1, 2), base.select(0, 2), base.diagonal(1), base.split(2)[1],
+             base.unbind(1)[3], base.chunk(2, 1)[0], base.movedim(0, 1), base.unflatten(1, (5, 1)),
+             base[1:3, ::2], base[None, 2]]
     for v in views:
         assert v._version is base._version and (v._base is base or v._base is base._base)
     want = torch.arange(20.0).reshape(4, 5)
@@ -100,7 +107,8 @@ def test_cat_promotes_dtypes():
 
 
 def test_cat_stack_errors():
-    with pytest.raises(RuntimeError, match=r"Sizes of tensors must match except in dimension 0.*\(2, 3\) and \(3, 4\)"):
+    with pytest.raises(RuntimeError,
+                       match=r"Sizes of tensors must match except in dimension 0.*\(2, 3\) and \(3, 4\)"):
         tinyml.cat([tinyml.zeros(2, 3), tinyml.zeros(3, 4)])
     with pytest.raises(RuntimeError, match=r"same number of dimensions: got 2 and 1"):
         tinyml.cat([tinyml.zeros(2, 3), tinyml.zeros(3)])
@@ -215,3 +223,34 @@ def test_gradcheck_float64():
     gradcheck(lambda x: x.repeat(2, 1, 2), [x64(2, 3)])
     gradcheck(lambda x: x.diagonal(-1), [x64(3, 4)])
     gradcheck(lambda a, b: tinyml.cat([a, b], 1).roll(1, 0), [x64(2, 3), x64(2, 2)])
+
+
+# -- every backend of the families -----------------------------------------------------------------
+def test_slices_and_diagonals(backend_device):
+    check_op([(3, 4, 5)], lambda x: x[1:, ::2, 3], device=backend_device)
+    check_op([(3, 4, 5)], lambda x: x[None, 2, 1:3], device=backend_device, noncontiguous=True)
+    check_op([(3, 4, 5)], lambda x: x.diagonal(1, 0, 2), device=backend_device)
+    check_op([(4, 4)], lambda x: x.diagonal(-1), device=backend_device)
+
+
+def test_repeat_and_repeat_interleave(backend_device):
+    check_op([(2, 3)], lambda x: x.repeat(2, 1, 3), device=backend_device)
+    check_op([(2, 3)], lambda x: x.repeat_interleave(3, dim=1), device=backend_device, noncontiguous=True)
+    check_op([(2, 3)], lambda x: x.repeat_interleave(2), device=backend_device)
+    check_op([(3, 2)], lambda x: x.repeat_interleave(lib(x).tensor([1, 0, 3], device=x.device), dim=0),
+             device=backend_device)
+
+
+def test_cat_flip_roll(backend_device):
+    check_op([(2, 3), (2, 4)], lambda a, b: lib(a).cat([a, b], 1), device=backend_device)
+    check_op([(2, 3, 4)], lambda x: x.flip((0, 2)), device=backend_device, noncontiguous=True)
+    check_op([(2, 3, 4)], lambda x: x.roll((1, -2), (0, 2)), device=backend_device)
+    check_op([(2, 3, 4)], lambda x: x.roll(5), device=backend_device)
+
+
+def test_tril_triu_pad(backend_device):
+    check_op([(2, 3, 4)], lambda x: x.tril(), device=backend_device)
+    check_op([(2, 3, 4)], lambda x: x.triu(1), device=backend_device, noncontiguous=True)
+    check_op([(2, 1, 2, 3, 4)], lambda x: x.triu(-1), device=backend_device)
+    check_op([(2, 3, 4)], lambda x: lib(x).nn.functional.pad(x, (1, 2, 0, 1), value=1.5),
+             device=backend_device)

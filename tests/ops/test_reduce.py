@@ -1,42 +1,34 @@
-"""Reductions against PyTorch: forward and backward over dims given as int, negative int, tuple
-and None, keepdim both ways, 0-d inputs, size-1 dims and non-contiguous views; ties for the
-max-style gradients; integer and bool inputs; empty inputs; errors that name their values."""
+"""Reductions (ops/reduce.py) against PyTorch: forward and backward over dims given as int, negative
+int, tuple and None, keepdim both ways, 0-d inputs, size-1 dims and non-contiguous views; integer
+and bool inputs; empty inputs; errors that name their values; on reference and cpu kernels, and on
+every backend of the family (backend_device: the numpy reference, the cpu device's kernels, the
+Triton kernels). max/min/argmax are in test_reduce_minmax.py, cumsum/cumprod in test_cumulative.py."""
 # ruff: noqa: B023  (the lambdas built in loops are called at once, inside check_op)
-import math
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from family_devices import backend_device_fixture
 from helpers import check_op
+from reduce_helpers import dim_cases, with_zeros
 
 import tinyml
 import tinyml.nn.functional as F
 from tinyml.testing import gradcheck
 
-# (shape, dim): int, negative, tuple, None, a size-1 dim, 0-d inputs
-DIM_CASES = [((3, 4, 5), None), ((3, 4, 5), 1), ((3, 4, 5), -1), ((3, 4, 5), (0, 2)), ((3, 4, 5), (-1, 0)),
-             ((3, 1, 4), 1), ((6,), 0), ((), None), ((), 0)]
+backend_device = backend_device_fixture()
 
-
-def _cases(min_reduced=1):
-    """(shape, dim, keepdim, noncontiguous) for every DIM_CASE with at least `min_reduced` elements per slice."""
-    for shape, dim in DIM_CASES:
-        dims = range(len(shape)) if dim is None else ((dim,) if isinstance(dim, int) else dim)
-        n = math.prod(shape[d] for d in dims) if shape else 1
-        if n < min_reduced:
-            continue
-        for keepdim in (False, True):
-            yield shape, dim, keepdim, len(shape) >= 2 and keepdim
 
 
 def _run_cases(tm_fn, th_fn, min_reduced=1, **kw):
-    for shape, dim, keepdim, nc in _cases(min_reduced):
+    for shape, dim, keepdim, nc in dim_cases(min_reduced):
         try:
-            check_op([shape], lambda x: tm_fn(tinyml, x, dim, keepdim), lambda x: th_fn(torch, x, dim, keepdim),
-                     kind="reduction", noncontiguous=nc, **kw)
+            check_op([shape], lambda x: tm_fn(tinyml, x, dim, keepdim),
+                     lambda x: th_fn(torch, x, dim, keepdim), kind="reduction", noncontiguous=nc, **kw)
         except AssertionError as e:
-            raise AssertionError(f"shape {shape}, dim {dim}, keepdim {keepdim}, noncontiguous {nc}: {e}") from e
+            raise AssertionError(f"shape {shape}, dim {dim}, keepdim {keepdim}, noncontiguous {nc}: "
+                                 f"{e}") from e
 
 
 def _all_dims(x, dim):
@@ -60,7 +52,8 @@ def test_simple_reductions(kernels, name):
 
 @pytest.mark.parametrize("name", ["var", "std"])
 def test_var_std(kernels, name):
-    fn = lambda lib, x, d, k: getattr(lib, name)(x, dim=d, keepdim=k)
+    def fn(lib, x, d, k):
+        return getattr(lib, name)(x, dim=d, keepdim=k)
     _run_cases(fn, fn, min_reduced=2)
     # correction= / unbiased= in every spelling PyTorch accepts
     for tm_call, th_call in [
@@ -83,8 +76,9 @@ def test_std_of_constant_has_zero_grad(kernels):
 
 
 def test_prod(kernels):
-    fn = lambda lib, x, d, k: lib.prod(x) if d is None else lib.prod(x, d, keepdim=k)
-    for shape, dim, keepdim, nc in _cases():
+    def fn(lib, x, d, k):
+        return lib.prod(x) if d is None else lib.prod(x, d, keepdim=k)
+    for shape, dim, keepdim, nc in dim_cases():
         if isinstance(dim, tuple):
             continue  # torch.prod takes one int dim
         check_op([shape], lambda x: fn(tinyml, x, dim, keepdim), lambda x: fn(torch, x, dim, keepdim),
@@ -102,80 +96,6 @@ def test_prod_grad_with_zeros(kernels):
         assert gradcheck(lambda a: tinyml.prod(a), [t])
 
 
-def test_max_min_over_all_split_ties(kernels):
-    ties = np.array([[1.0, 3.0, 3.0], [2.0, 3.0, 0.0]])
-    for fn in (lambda x: x.max(), lambda x: x.min(), lambda x: x.amax((0, 1)), lambda x: x.amin(-1, True)):
-        check_op([], fn, inputs=[ties])
-    for shape in [(3, 4, 5), (), (1,)]:
-        check_op([shape], lambda x: x.max(), noncontiguous=True)
-        check_op([shape], lambda x: tinyml.min(x), lambda x: torch.min(x))
-
-
-def test_max_min_with_dim(kernels):
-    for name in ("max", "min"):
-        for shape, dim, keepdim, nc in _cases():
-            if dim is None or isinstance(dim, tuple):
-                continue
-            out = check_op([shape], lambda x: getattr(x, name)(dim, keepdim),
-                           lambda x: getattr(x, name)(dim, keepdim), noncontiguous=nc)
-            assert out.values is out[0] and out.indices.dtype is tinyml.int64
-        # ties: the first extremum's index gets the whole gradient, as in PyTorch
-        ties = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 0.0, 0.0], [5.0, 5.0, 5.0, 5.0]])
-        check_op([], lambda x: getattr(tinyml, name)(x, 1), lambda x: getattr(torch, name)(x, 1), inputs=[ties])
-        check_op([], lambda x: getattr(x, name)(dim=0, keepdim=True), inputs=[ties])
-
-
-def test_max_binary_form_is_maximum(kernels):
-    check_op([(3, 4), (4,)], lambda a, b: tinyml.max(a, b), lambda a, b: torch.max(a, b))
-    check_op([(3, 4), (3, 4)], lambda a, b: a.min(b), lambda a, b: a.min(b))
-
-
-def test_amax_amin_grad_ties_nd(kernels):
-    rng = np.random.default_rng(3)
-    x = rng.integers(0, 3, size=(4, 3, 5)).astype(np.float64)  # many ties
-    for dim in [0, -1, (0, 2), None]:
-        for keepdim in (False, True):
-            for name in ("amax", "amin"):
-                d = tuple(range(3)) if dim is None else dim
-                check_op([], lambda t: getattr(t, name)(d, keepdim), inputs=[x])
-
-
-def test_argmax_argmin(kernels):
-    rng = np.random.default_rng(1)
-    ties = rng.integers(0, 3, size=(4, 5, 3)).astype(np.float64)
-    for name in ("argmax", "argmin"):
-        for dim in [None, 0, -1, 1]:
-            for keepdim in (False, True):
-                check_op([], lambda x: getattr(x, name)(dim, keepdim), inputs=[ties], grad=False)
-                check_op([(3, 4)], lambda x: getattr(tinyml, name)(x, dim=dim if dim != 1 else None,
-                                                                    keepdim=keepdim),
-                         lambda x: getattr(torch, name)(x, dim=dim if dim != 1 else None, keepdim=keepdim),
-                         noncontiguous=True, grad=False)
-        check_op([()], lambda x: getattr(x, name)(), grad=False)
-        check_op([()], lambda x: getattr(x, name)(0, True), grad=False)
-        check_op([(3, 5)], lambda x: getattr(x, name)(1), dtype="int32", grad=False)
-
-
-def test_cumsum_cumprod(kernels):
-    for name in ("cumsum", "cumprod"):
-        for shape, dim in [((3, 4, 5), 0), ((3, 4, 5), -1), ((3, 4, 5), 1), ((6,), 0), ((), 0), ((), -1),
-                           ((2, 1), 1)]:
-            check_op([shape], lambda x: getattr(tinyml, name)(x, dim), lambda x: getattr(torch, name)(x, dim),
-                     kind="reduction", noncontiguous=len(shape) >= 2, low=0.5, high=1.5)
-        check_op([(3, 4)], lambda x: getattr(x, name)(dim=1, dtype=tinyml.float64),
-                 lambda x: getattr(x, name)(dim=1, dtype=torch.float64), kind="reduction")
-
-
-def test_cumprod_grad_with_zeros(kernels):
-    # rows with no zero, one zero (first, middle, last) and two zeros
-    x = np.array([[1.5, -2.0, 0.5, 3.0, 0.7], [0.0, 2.0, -1.0, 1.5, 2.0], [1.2, 2.0, 0.0, 3.0, -0.5],
-                  [2.0, 0.5, 1.5, 1.1, 0.0], [1.3, 0.0, 2.0, 0.0, 1.7]])
-    check_op([], lambda t: t.cumprod(1), inputs=[x], kind="reduction")
-    check_op([], lambda t: t.cumprod(0), inputs=[x], kind="reduction")
-    t = tinyml.tensor(x, dtype=tinyml.float64, requires_grad=True)
-    assert gradcheck(lambda a: tinyml.cumprod(a, 1), [t])
-
-
 def test_logsumexp_is_stable(kernels):
     # huge values do not overflow, all -inf gives -inf, a +inf gives +inf (forward as torch)
     x = np.array([[1000.0, 1000.5, -1000.0], [-np.inf, -np.inf, -np.inf], [np.inf, 1.0, 2.0]])
@@ -189,7 +109,7 @@ NORMS = [2, 1, float("inf"), float("-inf"), 0, 3, 0.5, 1.5, -1, "fro"]
 
 @pytest.mark.parametrize("p", NORMS, ids=str)
 def test_norm(kernels, p):
-    for shape, dim, keepdim, nc in _cases():
+    for shape, dim, keepdim, nc in dim_cases():
         if p == "fro" and isinstance(dim, tuple) and len(dim) > 2:
             continue
         check_op([shape], lambda x: tinyml.norm(x, p, dim, keepdim), lambda x: torch.norm(x, p, dim, keepdim),
@@ -214,7 +134,8 @@ def test_all_any(kernels):
                 for name in ("all", "any"):
                     check_op([(3, 4, 2)], lambda x: getattr(tinyml, name)(x, dim, keepdim),
                              lambda x: getattr(torch, name)(x) if dim is None and not keepdim else
-                             getattr(torch, name)(x, dim, keepdim), dtype=dtype, low=low, high=high, grad=False)
+                             getattr(torch, name)(x, dim, keepdim), dtype=dtype, low=low, high=high,
+                             grad=False)
     check_op([()], lambda x: x.all(), dtype="bool", grad=False)
     check_op([()], lambda x: x.any(0, True), grad=False)
 
@@ -264,7 +185,8 @@ def test_gradcheck_float64(kernels):
     rng = np.random.default_rng(5)
     x = tinyml.tensor(rng.standard_normal((3, 4)), requires_grad=True)
     for fn in (lambda a: a.std(1), lambda a: a.var((0, 1), correction=0), lambda a: a.logsumexp(0),
-               lambda a: a.norm(3, dim=1), lambda a: a.norm(), lambda a: a.cumsum(0), lambda a: a.mean(-1, True)):
+               lambda a: a.norm(3, dim=1), lambda a: a.norm(), lambda a: a.cumsum(0),
+               lambda a: a.mean(-1, True)):
         assert gradcheck(fn, [x])
 
 
@@ -299,7 +221,8 @@ def test_errors_name_values(kernels):
 
 
 DOUBLE = {
-    "sum": lambda x: x.sum(1), "mean": lambda x: x.mean(), "var": lambda x: x.var(1), "std": lambda x: x.std(0),
+    "sum": lambda x: x.sum(1), "mean": lambda x: x.mean(), "var": lambda x: x.var(1),
+    "std": lambda x: x.std(0),
     "logsumexp": lambda x: x.logsumexp(1), "prod": lambda x: x.prod(1), "cumsum": lambda x: x.cumsum(1),
     "cumprod": lambda x: x.cumprod(0), "amax": lambda x: x.amax(1), "max": lambda x: x.max(),
     "max_dim": lambda x: x.max(1)[0], "min_dim": lambda x: x.min(0, keepdim=True)[0],
@@ -343,3 +266,54 @@ def test_normalize_zero_rows_stay_finite(kernels):
     x = np.zeros((2, 3))
     x[1] = [3.0, 4.0, 0.5]
     check_op(None, lambda t: F.normalize(t), lambda t: TF.normalize(t), inputs=[x], **RED)
+
+
+# -- every backend of the family ------------------------------------------------------------------
+R = {"kind": "reduction"}
+
+
+def test_sum_over_dims(backend_device):
+    check_op([(3, 4, 5)], lambda x: x.sum((0, 2)), device=backend_device, noncontiguous=True, **R)
+    check_op([(3, 4)], lambda x: x.sum(), device=backend_device, **R)
+    check_op([(3, 4)], lambda x: x.sum(-1, keepdim=True), device=backend_device, **R)
+
+
+def test_prod_var_std_logsumexp(backend_device):
+    check_op([(3, 4, 5)], lambda x: x.prod(1), device=backend_device, **R)
+    check_op([()], lambda x: x.prod(), device=backend_device, **R)
+    check_op(None, lambda x: x.prod(1), inputs=[with_zeros()], device=backend_device, **R)
+    check_op(None, lambda x: x.prod(), inputs=[with_zeros()], device=backend_device, **R)
+    check_op([(3, 4, 5)], lambda x: x.var((0, 2)), noncontiguous=True, device=backend_device, **R)
+    check_op([(3, 4, 5)], lambda x: x.std(-1, keepdim=True, correction=0), device=backend_device, **R)
+    check_op([(2, 3000)], lambda x: x.logsumexp(1), device=backend_device, **R)
+    check_op([(3, 4)], lambda x: x.logsumexp((0, 1)), dtype="float64", device=backend_device, **R)
+
+
+@pytest.mark.parametrize("p", [2, 1, 3, 0.5, float("inf"), float("-inf")])
+def test_norm_on_every_backend(backend_device, p):
+    check_op([(3, 5)], lambda x: x.norm(p=p, dim=1), device=backend_device, **R)
+
+
+def test_all_any_on_every_backend(backend_device):
+    check_op([(3, 4, 5)], lambda x: (x > 0).all(1), device=backend_device, grad=False)
+    check_op([(3, 4, 5)], lambda x: (x > 1.5).any((0, 2), keepdim=True), device=backend_device, grad=False)
+
+
+def test_bf16_reductions_accumulate_in_float32(backend_device):
+    check_op([(4, 9)], lambda x: x.var(1), dtype="bfloat16", device=backend_device, **R)
+    check_op([(4, 9)], lambda x: x.cumsum(1), dtype="bfloat16", device=backend_device, **R)
+    # padding lanes must not leak
+    check_op([(3, 4)], lambda x: x.amax(1) + x.prod(1), dtype="bfloat16", device=backend_device, **R)
+    check_op([(3, 4)], lambda x: x.cumprod(1).logsumexp(0), dtype="float16", device=backend_device, **R)
+
+
+def test_few_long_rows_split_into_chunks(backend_device):
+    """Rows past 8192 elements reduce in chunks on the Triton backend (partials, then a combining launch)."""
+    check_op([(2, 9000)], lambda x: x.norm(dim=1) + x.norm(p=3, dim=1) + x.amax(1) - x.amin(1),
+             device=backend_device, **R)
+    check_op([(9000,)], lambda x: x.norm(p=float("inf")), grad=False, device=backend_device, **R)
+    check_op([(2, 9000)], lambda x: (x > -3.5).all(1) | (x > 3.5).any(1), device=backend_device, grad=False)
+    check_op([(2, 9000)], lambda x: (x * 0.0005 + 1).prod(1), grad=False, device=backend_device, **R)
+    nan = np.random.default_rng(0).standard_normal(9000).astype(np.float32)
+    nan[5000] = np.nan
+    check_op(None, lambda x: x.amax() + x.norm(), inputs=[nan], grad=False, device=backend_device, **R)

@@ -1,15 +1,19 @@
-"""Unary ops: forward and backward against PyTorch, dtype rules, special values."""
+"""Unary ops: forward and backward against PyTorch, dtype rules, special values, on reference and
+cpu kernels, and on every backend of the family (backend_device: the numpy reference, the cpu
+device's kernels, the Triton kernels)."""
 import math
 
 import numpy as np
 import pytest
 import torch
+from family_devices import backend_device_fixture
 from helpers import check_op
 
 import tinyml
 from tinyml.testing import gradcheck
 
 # name, input range: each op sees inputs inside its domain
+backend_device = backend_device_fixture()
 FLOAT_OPS = [
     ("neg", -2, 2), ("abs", -2, 2), ("exp", -2, 2), ("exp2", -2, 2), ("expm1", -2, 2), ("log", 0.1, 3),
     ("log2", 0.1, 3), ("log10", 0.1, 3), ("log1p", -0.5, 2), ("sqrt", 0.1, 3), ("rsqrt", 0.1, 3),
@@ -21,14 +25,18 @@ FLOAT_OPS = [
 
 @pytest.mark.parametrize("name,low,high", FLOAT_OPS, ids=[o[0] for o in FLOAT_OPS])
 def test_float_op_matches_torch(kernels, name, low, high):
-    fn = lambda x: getattr(x, name)()
+    def fn(x):
+        return getattr(x, name)()
+
     check_op([(3, 5)], fn, low=low, high=high)
     check_op([()], fn, low=low, high=high)
 
 
 @pytest.mark.parametrize("name", ["exp", "tanh", "sigmoid", "sqrt", "abs", "relu", "erf"])
 def test_noncontiguous_and_float64(kernels, name):
-    fn = lambda x: getattr(x, name)()
+    def fn(x):
+        return getattr(x, name)()
+
     check_op([(4, 6)], fn, low=0.1, high=2, noncontiguous=True)
     check_op([(2, 3, 4)], fn, low=0.1, high=2, dtype="float64")
 
@@ -79,8 +87,9 @@ def test_half_dtypes(kernels):
 SPECIAL = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, 1e-30, -1e30, 0.5, -2.5, 700.0])
 
 
-@pytest.mark.parametrize("name", ["exp", "log", "sqrt", "rsqrt", "reciprocal", "sigmoid", "tanh", "sign", "abs",
-                                  "expm1", "log1p", "erf", "round", "isnan", "isinf", "isfinite", "nan_to_num"])
+@pytest.mark.parametrize("name", ["exp", "log", "sqrt", "rsqrt", "reciprocal", "sigmoid", "tanh", "sign",
+                                  "abs", "expm1", "log1p", "erf", "round", "isnan", "isinf", "isfinite",
+                                  "nan_to_num"])
 def test_special_values_match_torch(kernels, name):
     check_op([], lambda x: getattr(x, name)(), inputs=[SPECIAL.copy()], grad=False)
 
@@ -90,7 +99,7 @@ def test_nan_to_num(kernels, dtype):
     arr = np.array([[1.5, np.nan, np.inf], [-np.inf, -2.0, 0.0]])
     check_op([], lambda x: x.nan_to_num(), inputs=[arr], dtype=dtype, grad=False)  # max * w would overflow
     check_op([], lambda x: x.nan_to_num(nan=1.0, posinf=2.0, neginf=-3.0), inputs=[arr], dtype=dtype)
-    check_op([], lambda x: torch.nan_to_num(x, 0.5) if isinstance(x, torch.Tensor) else tinyml.nan_to_num(x, 0.5),
+    check_op([], lambda x: tinyml.nan_to_num(x, 0.5), lambda x: torch.nan_to_num(x, 0.5),
              inputs=[arr], dtype=dtype, grad=False)
 
 
@@ -110,8 +119,9 @@ def test_functions_and_aliases():
 
 def test_gradcheck_float64():
     x = tinyml.tensor(np.random.default_rng(3).uniform(0.2, 1.5, (2, 3)), requires_grad=True)
-    for fn in (lambda t: t.log().tanh(), lambda t: t.sqrt().sigmoid() * t.erf(), lambda t: t.rsqrt() + t.tan(),
-               lambda t: t.expm1() * t.log1p() + t.exp2(), lambda t: t.reciprocal().sin().cos()):
+    for fn in (lambda t: t.log().tanh(), lambda t: t.sqrt().sigmoid() * t.erf(),
+               lambda t: t.rsqrt() + t.tan(), lambda t: t.expm1() * t.log1p() + t.exp2(),
+               lambda t: t.reciprocal().sin().cos()):
         assert gradcheck(fn, [x])
 
 
@@ -136,8 +146,8 @@ def test_output_saved_then_modified_raises():
         z.sum().backward()
 
 
-@pytest.mark.parametrize("name", ["tanh", "sigmoid", "exp", "sqrt", "rsqrt", "reciprocal", "tan", "erf", "abs",
-                                  "relu", "log", "sin", "expm1", "log1p", "square", "nan_to_num"])
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "exp", "sqrt", "rsqrt", "reciprocal", "tan", "erf",
+                                  "abs", "relu", "log", "sin", "expm1", "log1p", "square", "nan_to_num"])
 def test_double_backward_matches_torch(kernels, name):
     """create_graph=True: each derivative is itself differentiable (second order against torch's)."""
     a = np.random.default_rng(6).uniform(0.2, 1.2, (3, 4))
@@ -148,3 +158,39 @@ def test_double_backward_matches_torch(kernels, name):
     (g * g).sum().backward()
     (gt * gt).sum().backward()
     tinyml.testing.assert_close(x.grad, t.grad, msg="second order:")
+
+
+# -- every backend of the family ------------------------------------------------------------------
+def test_unary_chain_noncontiguous(backend_device):
+    check_op([(4, 6)], lambda x: (x.tanh() + x.sigmoid() * x.exp() - x.relu()).T, device=backend_device,
+             noncontiguous=True)
+    check_op([(5,)], lambda x: x.log() * 2, device=backend_device, low=0.1, high=3.0)
+
+
+def test_unary_functions_on_every_backend(backend_device):
+    check_op([(3, 5)], lambda x: x.exp2() + x.expm1() + x.square() + x.tan() + x.erf() + x.abs(),
+             device=backend_device, noncontiguous=True)
+    check_op([(3, 5)], lambda x: x.log2() + x.log10() + x.log1p() + x.sqrt() + x.rsqrt() + x.reciprocal(),
+             device=backend_device, low=0.2, high=3.0)
+    check_op(None, lambda x: x.expm1() + x.log1p(), inputs=[np.array([1e-9, -3e-8, 0.0, 1e-3], np.float32)],
+             device=backend_device)
+    check_op(None, lambda x: x.expm1() + x.log1p(), inputs=[np.array([1e-12, -3e-15, 0.5], np.float64)],
+             device=backend_device, dtype="float64")
+
+
+def test_rounding_and_sign_on_every_backend(backend_device):
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 1.26, -3.7, 0.0, 7.0], np.float32)
+    for fn in (lambda t: t.round(), lambda t: t.trunc(), lambda t: t.frac(), lambda t: t.sign(),
+               lambda t: t.floor() + t.ceil()):
+        check_op(None, fn, inputs=[x], device=backend_device)
+    check_op(None, lambda t: t.round(decimals=1), inputs=[x], device=backend_device, grad=False)
+    check_op(None, lambda t: t.round(decimals=-1), inputs=[x * 10], device=backend_device, grad=False)
+
+
+def test_nan_inf_predicates_and_nan_to_num_on_every_backend(backend_device):
+    x = np.array([np.nan, np.inf, -np.inf, 1.0, -2.0], np.float32)
+    check_op(None, lambda t: t.isnan() | t.isinf() & ~t.isfinite(), inputs=[x], device=backend_device,
+             grad=False)
+    check_op(None, lambda t: t.nan_to_num(), inputs=[x], device=backend_device)
+    check_op(None, lambda t: t.nan_to_num(nan=1.5, posinf=9.0, neginf=-9.0), inputs=[x.astype(np.float64)],
+             dtype="float64", device=backend_device)

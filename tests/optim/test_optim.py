@@ -1,7 +1,10 @@
-"""SGD, Adam and AdamW against torch.optim: same parameters, same closed-loop gradients, 5 steps."""
+"""SGD, Adam and AdamW against torch.optim: same parameters, same closed-loop gradients, 5 steps, on
+reference and cpu kernels and on each device; the optimizer-step kernels (adam_step,
+adam_amsgrad_step, sgd_step) of C++ (csrc/optim.cpp) also called directly against the reference."""
 import numpy as np
 import pytest
 import torch
+from cpu_kernel_helpers import _C, DTYPES, close, impls, needs_C, rand
 
 import tinyml
 from tinyml import nn
@@ -50,7 +53,8 @@ def test_sgd_matches_torch(cfg, kernels):
     _assert_params(tm, th)
     if cfg.get("momentum"):
         for i, (a, b) in enumerate(zip(tm, th)):
-            assert_close(opt_tm.state[a]["momentum_buffer"], opt_th.state[b]["momentum_buffer"], msg=f"buf {i}:")
+            assert_close(opt_tm.state[a]["momentum_buffer"], opt_th.state[b]["momentum_buffer"],
+                         msg=f"buf {i}:")
     else:
         assert len(opt_tm.state) == 0
 
@@ -77,7 +81,8 @@ def test_adamw_five_steps_match_torch_to_1e5(cfg, kernels):
 
 
 def test_adamw_float64_matches_tightly():
-    tm, th, _, _ = _run(tinyml.optim.AdamW, torch.optim.AdamW, dict(lr=1e-2, weight_decay=0.1), dtype="float64")
+    tm, th, _, _ = _run(tinyml.optim.AdamW, torch.optim.AdamW, dict(lr=1e-2, weight_decay=0.1),
+                        dtype="float64")
     _assert_params(tm, th, rtol=1e-12, atol=1e-12)
 
 
@@ -153,9 +158,11 @@ def test_state_dict_is_torch_format_and_roundtrips():
 
 
 def test_load_state_dict_converted_from_torch_continues_like_torch():
-    tm, th, opt_tm, opt_th = _run(tinyml.optim.Adam, torch.optim.Adam, dict(lr=1e-2, weight_decay=0.05), steps=2)
+    tm, th, opt_tm, opt_th = _run(tinyml.optim.Adam, torch.optim.Adam, dict(lr=1e-2, weight_decay=0.05),
+                                  steps=2)
     sd = opt_th.state_dict()
-    converted = {"state": {i: {k: tinyml.tensor(v.numpy()) for k, v in s.items()} for i, s in sd["state"].items()},
+    converted = {"state": {i: {k: tinyml.tensor(v.numpy()) for k, v in s.items()}
+                           for i, s in sd["state"].items()},
                  "param_groups": sd["param_groups"]}
     fresh = [nn.Parameter(tinyml.tensor(b.detach().numpy())) for b in th]
     opt = tinyml.optim.Adam(fresh, lr=1.0)
@@ -259,3 +266,101 @@ def test_optimizers_on_each_device(tm_cls, th_cls, cfg, device):
         assert_close(a.detach().cpu(), b, rtol=1e-5, atol=1e-5)
     state = next(iter(opt_tm.state.values()))
     assert all(v.device.type == device for k, v in state.items() if k != "step")
+
+
+def test_adam_amsgrad_matches_torch(device):
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((5, 3)).astype(np.float32)
+    grads = [rng.standard_normal((5, 3)).astype(np.float32) for _ in range(3)]
+    p = tinyml.nn.Parameter(tinyml.tensor(w0, device=device))
+    q = torch.nn.Parameter(torch.tensor(w0))
+    opt = tinyml.optim.Adam([p], lr=0.1, amsgrad=True, weight_decay=0.01)
+    ref = torch.optim.Adam([q], lr=0.1, amsgrad=True, weight_decay=0.01)
+    for g in grads:
+        p.grad = tinyml.tensor(g, device=device)
+        q.grad = torch.tensor(g)
+        opt.step()
+        ref.step()
+    np.testing.assert_allclose(p.detach().cpu().numpy(), q.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+# -- the C++ step kernels called directly, against the reference: lists of tensors of odd sizes,
+# several steps in a row; tensors the C++ code cannot update in place fall back to the reference --
+KERNEL_SIZES = [(), (1,), (7, 3), (1000, 67), (65537,)]  # 0-d; the last one spans two 64K chunks
+
+
+def _kernel_state(dtype, seed=0, n=5):
+    rng = np.random.default_rng(seed)
+    return [rand(rng, s, dtype) for s in KERNEL_SIZES[:n]]
+
+
+@needs_C
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("decoupled,wd,amsgrad",
+                         [(True, 0.1, False), (False, 0.01, False), (False, 0.0, True)])
+def test_cpu_adam_step_kernel(dtype, decoupled, wd, amsgrad):
+    name = "adam_amsgrad_step" if amsgrad else "adam_step"
+    cpu, ref = impls(name)
+    ps_c, ps_r = _kernel_state(dtype, 1), _kernel_state(dtype, 1)
+    ms_c, ms_r = [np.zeros_like(p) for p in ps_c], [np.zeros_like(p) for p in ps_c]
+    vs_c, vs_r = [np.zeros_like(p) for p in ps_c], [np.zeros_like(p) for p in ps_c]
+    extra_c = [[np.zeros_like(p) for p in ps_c]] if amsgrad else []
+    extra_r = [[np.zeros_like(p) for p in ps_c]] if amsgrad else []
+    for step in (1, 2, 3):
+        gs = _kernel_state(dtype, 10 + step)
+        assert cpu(ps_c, gs, ms_c, vs_c, *extra_c, 1e-2, 0.9, 0.999, 1e-8, wd, step, decoupled) is None
+        ref(ps_r, gs, ms_r, vs_r, *extra_r, 1e-2, 0.9, 0.999, 1e-8, wd, step, decoupled)
+    close(ps_c, ps_r, dtype, "params")
+    close(ms_c, ms_r, dtype, "exp_avgs")
+    close(vs_c, vs_r, dtype, "exp_avg_sqs")
+
+
+@needs_C
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("momentum,dampening,nesterov,maximize,wd",
+                         [(0.0, 0.0, False, False, 0.0), (0.9, 0.0, True, False, 1e-2),
+                          (0.9, 0.3, False, True, 0.0)])
+def test_cpu_sgd_step_kernel(dtype, momentum, dampening, nesterov, maximize, wd):
+    cpu, ref = impls("sgd_step")
+    ps_c, ps_r = _kernel_state(dtype, 2), _kernel_state(dtype, 2)
+    bufs_c, bufs_r = [None] * len(ps_c), [None] * len(ps_r)
+    for step in range(3):
+        gs = _kernel_state(dtype, 20 + step)
+        bufs_c = cpu(ps_c, gs, bufs_c, 0.1, momentum, dampening, wd, nesterov, maximize)
+        bufs_r = ref(ps_r, gs, bufs_r, 0.1, momentum, dampening, wd, nesterov, maximize)
+    close(ps_c, ps_r, dtype, "params")
+    close(bufs_c, bufs_r, dtype, "buffers")
+
+
+@needs_C
+def test_cpu_optim_in_place_fallback_for_noncontiguous_and_float16():
+    # a transposed parameter and a float16 one cannot be updated in place by the C++ code:
+    # the adapter must hand them to the reference, never update a copy
+    rng = np.random.default_rng(3)
+    ps = [rand(rng, (5, 4), np.float32).T, rand(rng, (6,), np.float16), rand(rng, (9,), np.float32)]
+    ref_ps = [p.copy() for p in ps]
+    gs = [rand(rng, p.shape, p.dtype) for p in ps]
+    def state():
+        return [[np.zeros_like(p) for p in ps] for _ in range(2)]
+    impls("adam_step")[0](ps, gs, *state(), 1e-2, 0.9, 0.99, 1e-8, 0.0, 1, True)
+    impls("adam_step")[1](ref_ps, gs, *state(), 1e-2, 0.9, 0.99, 1e-8, 0.0, 1, True)
+    for a, b in zip(ps, ref_ps):
+        close(a, b, a.dtype, "param")
+
+
+@needs_C
+def test_cpu_optim_binding_errors():
+    p = [np.ones(4, np.float32)]
+    with pytest.raises(ValueError, match=r"params\[0\] has shape \(4,\) but grads\[0\] has shape \(3,\)"):
+        _C.adam_step(p, [np.ones(3, np.float32)], p, p, 1e-3, 0.9, 0.999, 1e-8, 0.0, 1, True)
+    with pytest.raises(TypeError, match="float64"):
+        _C.adam_step(p, [np.ones(4)], p, p, 1e-3, 0.9, 0.999, 1e-8, 0.0, 1, True)
+    with pytest.raises(ValueError, match="1 params but 2 exp_avgs"):
+        _C.adam_step(p, p, p * 2, p, 1e-3, 0.9, 0.999, 1e-8, 0.0, 1, True)
+    with pytest.raises(ValueError, match="step must be >= 1"):
+        _C.adam_step(p, p, p, p, 1e-3, 0.9, 0.999, 1e-8, 0.0, 0, True)
+    ro = np.ones(4, np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _C.sgd_step([ro], p, [None], 0.1, 0.0, 0.0, 0.0, False, False)
+    assert _C.sgd_step([], [], [], 0.1, 0.9, 0.0, 0.0, False, False) == []

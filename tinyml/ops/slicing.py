@@ -6,7 +6,7 @@
 
 Each backward runs its kernel (`slice_backward`, `diagonal_backward`); under create_graph an
 `adjoint` node makes the result differentiable again (its backward is the slice itself).
-The kernels live with the other view kernels in backends/<backend>/movement.py.
+The kernels are in backends/<backend>/slicing.py.
 """
 from __future__ import annotations
 

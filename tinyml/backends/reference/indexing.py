@@ -1,5 +1,5 @@
-"""Reference indexing kernels (numpy): advanced indexing, index_select/index_add, nonzero and
-one_hot (gather/scatter live in scatter.py, the embedding kernels in embedding.py).
+"""Reference indexing kernels (numpy): advanced indexing and nonzero (gather/scatter,
+index_select/index_add and one_hot live in scatter.py, the embedding kernels in embedding.py).
 
 Advanced indexing kernels take `indices` (a list of int arrays, broadcast together) and `dims`
 (the dim of x each one indexes, increasing); the other dims are taken whole. Results follow
@@ -9,12 +9,10 @@ when those are adjacent, else they come first.
     index:           y = x[idx]                            (out-of-range -> IndexError)
     index_backward:  dx = zeros(shape); dx[idx] += g       (repeated indices accumulate)
     index_put_:      x[idx] = value (or += with accumulate), in place
-    index_select:    y = x.take(index, dim)
-    index_add:       y = x; y[.., index[i], ..] += alpha src[.., i, ..]
 """
 import numpy as np
 
-__all__ = ["index", "index_add", "index_backward", "index_put_", "index_select", "nonzero", "one_hot"]
+__all__ = ["index", "index_backward", "index_put_", "nonzero"]
 
 
 def check_bounds(idx, size: int, dim: int) -> None:
@@ -77,28 +75,3 @@ def index_put_(x, indices, dims, value, accumulate):
 def nonzero(x):
     """(n, ndim) int64 coordinates of the nonzero elements, in row-major order."""
     return np.argwhere(x).astype(np.int64)
-
-
-def index_select(x, dim, index):
-    """y = x with dim `dim` replaced by x's slices at the 1-D `index`."""
-    check_bounds(index, x.shape[dim], dim)
-    return np.take(x, index, axis=dim)
-
-
-def index_add(x, dim, index, source, alpha):
-    """y = x; y[.., index[i], ..] += alpha * source[.., i, ..] (repeated indices accumulate)."""
-    check_bounds(index, x.shape[dim], dim)
-    src = source if alpha == 1 else (source * alpha).astype(x.dtype, copy=False)
-    return _add_at_dim(np.array(x, copy=True, order="C"), dim, index, src)
-
-
-def one_hot(x, num_classes):
-    """y[..., c] = (x[...] == c) as int64; num_classes -1 means x.max() + 1."""
-    if x.size and x.min() < 0:
-        raise RuntimeError("Class values must be non-negative.")
-    if num_classes == -1:
-        num_classes = int(x.max()) + 1 if x.size else 0
-    elif x.size and x.max() >= num_classes:
-        raise RuntimeError(f"Class values must be smaller than num_classes (got {int(x.max())} with "
-                           f"num_classes={num_classes}).")
-    return (x[..., None] == np.arange(num_classes)).astype(np.int64)

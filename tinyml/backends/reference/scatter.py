@@ -1,16 +1,20 @@
-"""Reference gather/scatter kernels (numpy), along one dim, elementwise over index's shape.
+"""Reference gather/scatter kernels (numpy) along one dim: elementwise over index's shape, or whole
+slices at a 1-D index (index_select/index_add); and one_hot.
 
     gather:       y[i][j][k] = x[i][index[i][j][k]][k]                (dim = 1)
     scatter:      y = x; y[i][index[i][j][k]][k] = src[i][j][k]       (reduce None), += ("add"),
                                                                        *= ("multiply")
     scatter_add:  y = x; y[i][index[i][j][k]][k] += src[i][j][k]       (repeated indices accumulate)
+    index_select: y = x.take(index, dim)
+    index_add:    y = x; y[.., index[i], ..] += alpha src[.., i, ..]  (repeated indices accumulate)
+    one_hot:      y[..., c] = (x[...] == c)
 Out-of-range indices raise IndexError naming index, dim and size (as every indexing kernel does).
 """
 import numpy as np
 
-from .indexing import check_bounds
+from .indexing import _add_at_dim, check_bounds
 
-__all__ = ["gather", "scatter", "scatter_add"]
+__all__ = ["gather", "index_add", "index_select", "one_hot", "scatter", "scatter_add"]
 
 
 def _grid(index, dim):
@@ -62,3 +66,28 @@ def scatter(x, dim, index, src, reduce):
 def scatter_add(x, dim, index, src):
     """y = x; y[..., index[i], ...] += src[i] (repeated indices accumulate)."""
     return scatter(x, dim, index, src, "add")
+
+
+def index_select(x, dim, index):
+    """y = x with dim `dim` replaced by x's slices at the 1-D `index`."""
+    check_bounds(index, x.shape[dim], dim)
+    return np.take(x, index, axis=dim)
+
+
+def index_add(x, dim, index, source, alpha):
+    """y = x; y[.., index[i], ..] += alpha * source[.., i, ..] (repeated indices accumulate)."""
+    check_bounds(index, x.shape[dim], dim)
+    src = source if alpha == 1 else (source * alpha).astype(x.dtype, copy=False)
+    return _add_at_dim(np.array(x, copy=True, order="C"), dim, index, src)
+
+
+def one_hot(x, num_classes):
+    """y[..., c] = (x[...] == c) as int64; num_classes -1 means x.max() + 1."""
+    if x.size and x.min() < 0:
+        raise RuntimeError("Class values must be non-negative.")
+    if num_classes == -1:
+        num_classes = int(x.max()) + 1 if x.size else 0
+    elif x.size and x.max() >= num_classes:
+        raise RuntimeError(f"Class values must be smaller than num_classes (got {int(x.max())} with "
+                           f"num_classes={num_classes}).")
+    return (x[..., None] == np.arange(num_classes)).astype(np.int64)

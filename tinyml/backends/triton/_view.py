@@ -5,7 +5,7 @@
     permute(x, dims)   the dims reordered
 
 They live apart from movement.py, which registers them (it lists them in `__all__`), because
-creation.py's copy_ needs expand and movement.py needs creation.py's copies.
+creation.py's copy_ and most other kernel modules need them too.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@
     glu(x, dim)  a, b = the halves of x along dim;  y = a sigmoid(b);  da = dy s, db = dy a s (1 - s)
                  (the halves are strided views of x and of dx: one kernel, no split or concatenation)
 Computed in float32 (float64 for float64), tanh in float64 (see elementwise.py).
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_activation.py -k cuda
 """
 from __future__ import annotations
 
@@ -18,15 +18,16 @@ import triton
 import triton.language as tl
 
 from ..cuda_array import CudaArray
+from ._pointwise_common import tanh64
 from ._rows import load_up
 from ._strided import BLOCK, grid, launch_strided, strided_offsets, upcast
-from .elementwise import _tanh64
-from .movement import slice_view
+from .slicing import slice_view
 
-__all__ = ["gelu_forward", "gelu_backward", "silu_forward", "silu_backward", "swiglu_forward", "swiglu_backward",
-           "softplus_forward", "softplus_backward", "leaky_relu_forward", "leaky_relu_backward", "elu_forward",
-           "elu_backward", "hardtanh_forward", "hardtanh_backward", "mish_forward", "mish_backward",
-           "logsigmoid_forward", "logsigmoid_backward", "glu_forward", "glu_backward"]
+__all__ = ["gelu_forward", "gelu_backward", "silu_forward", "silu_backward", "swiglu_forward",
+           "swiglu_backward", "softplus_forward", "softplus_backward", "leaky_relu_forward",
+           "leaky_relu_backward", "elu_forward", "elu_backward", "hardtanh_forward", "hardtanh_backward",
+           "mish_forward", "mish_backward", "logsigmoid_forward", "logsigmoid_backward", "glu_forward",
+           "glu_backward"]
 
 
 @triton.jit
@@ -44,10 +45,11 @@ def _act(x, dy, p1, p2, OP: tl.constexpr, BACKWARD: tl.constexpr):
             r = dy * (cdf + x * 0.3989422804014327 * tl.exp(-0.5 * x * x))
     elif OP == "gelu_tanh":
         inner = 0.7978845608028654 * (x + 0.044715 * x * x * x)
-        t = _tanh64(inner).to(x.dtype)
+        t = tanh64(inner).to(x.dtype)
         r = 0.5 * x * (1.0 + t)
         if BACKWARD:
-            r = dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 0.134145 * x * x))
+            r = dy * (0.5 * (1.0 + t)
+                      + 0.5 * x * (1.0 - t * t) * 0.7978845608028654 * (1.0 + 0.134145 * x * x))
     elif OP == "silu":
         s = tl.sigmoid(x)
         r = x * s
@@ -71,7 +73,7 @@ def _act(x, dy, p1, p2, OP: tl.constexpr, BACKWARD: tl.constexpr):
         if BACKWARD:
             r = tl.where((x > p1) & (x < p2), dy, 0.0)
     elif OP == "mish":
-        t = _tanh64(_softplus(x)).to(x.dtype)
+        t = tanh64(_softplus(x)).to(x.dtype)
         r = x * t
         if BACKWARD:
             r = dy * (t + x * (1.0 - t * t) * tl.sigmoid(x))
@@ -233,11 +235,13 @@ def _glu_kernel(a, b, g, o1, o2, n, s1, s2, s3, a0, a1, a2, a3, b0, b1, b2, b3, 
     s = _sigmoid(bv)
     if BACKWARD:
         gv = load_up(g + strided_offsets(i, s1, s2, s3, g0, g1, g2, g3), m, 0)
-        tl.store(o1 + strided_offsets(i, s1, s2, s3, p0, p1, p2, p3), (gv * s).to(o1.dtype.element_ty), mask=m)
-        tl.store(o2 + strided_offsets(i, s1, s2, s3, q0, q1, q2, q3), (gv * av * s * (1 - s)).to(o2.dtype.element_ty),
+        tl.store(o1 + strided_offsets(i, s1, s2, s3, p0, p1, p2, p3), (gv * s).to(o1.dtype.element_ty),
                  mask=m)
+        tl.store(o2 + strided_offsets(i, s1, s2, s3, q0, q1, q2, q3),
+                 (gv * av * s * (1 - s)).to(o2.dtype.element_ty), mask=m)
     else:
-        tl.store(o1 + strided_offsets(i, s1, s2, s3, p0, p1, p2, p3), (av * s).to(o1.dtype.element_ty), mask=m)
+        tl.store(o1 + strided_offsets(i, s1, s2, s3, p0, p1, p2, p3), (av * s).to(o1.dtype.element_ty),
+                 mask=m)
 
 
 def _halves(x: CudaArray, dim: int):
@@ -253,8 +257,8 @@ def _glu_launch(arrays: list[CudaArray], backward: bool) -> None:
 
     def launch(s, strides, views):
         cnt = math.prod(s)
-        _glu_kernel[grid(cnt)](*views, cnt, s[1], s[2], s[3], *(v for st in strides for v in st), BACKWARD=backward,
-                               BLOCK=BLOCK)
+        _glu_kernel[grid(cnt)](*views, cnt, s[1], s[2], s[3], *(v for st in strides for v in st),
+                               BACKWARD=backward, BLOCK=BLOCK)
 
     launch_strided(launch, shape, arrays)
 

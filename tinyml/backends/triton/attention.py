@@ -13,7 +13,7 @@ broadcastable to (B, H, Tq, Tk), read through stride-0 dims. A fully masked row 
 and lse = -inf; a NaN score (NaN in q, k or the mask) gives a NaN row and lse, as PyTorch. Head
 dims are padded to a power of two inside the kernel (masked loads); a zero-size head dim or
 sequence gives what the masked loads make of it (E = 0: every score 0).
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_nn.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_attention.py -k cuda
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
     clone/contiguous  a contiguous copy;   cast(x, dtype)   a contiguous converted copy
     full/empty/arange/linspace/eye, from_host/to_host, storage_offset
 (the view kernels expand/view/permute are movement kernels: _view.py, registered by movement.py).
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_creation.py -k cuda
 """
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def copy_(dst: CudaArray, src: CudaArray) -> CudaArray:
     def launch(shape, strides, arrays):
         s, d = arrays
         count = math.prod(shape)
-        _copy_kernel[grid(count)](s, d, count, shape[1], shape[2], shape[3], *strides[0], *strides[1], BLOCK=BLOCK)
+        _copy_kernel[grid(count)](s, d, count, shape[1], shape[2], shape[3], *strides[0], *strides[1],
+                                  BLOCK=BLOCK)
 
     launch_strided(launch, dst.shape, [src, dst])
     return dst
@@ -71,7 +72,8 @@ def full(shape, fill_value, np_dtype) -> CudaArray:
         return out
     if fill_value == 0:
         cuda.memset(out.data_ptr(), 0, out.nbytes)
-    elif np.dtype(np_dtype).kind == "f" and np.dtype(np_dtype).itemsize <= 4 or np.dtype(np_dtype) == np.bool_:
+    elif (np.dtype(np_dtype).kind == "f" and np.dtype(np_dtype).itemsize <= 4
+          or np.dtype(np_dtype) == np.bool_):
         _fill_kernel[grid(n)](out, float(fill_value), n, BLOCK=BLOCK)
     else:  # float64 / int64 values a float32 launch argument could not hold exactly
         cuda.copy_host_to_device(out.data_ptr(), np.full(out.shape, fill_value, dtype=np_dtype))

@@ -8,7 +8,7 @@
 The scanned dim is moved last (row layout, _rows.py); one program scans a row in chunks with
 tl.cumsum / tl.cumprod, carrying the running total from chunk to chunk (reverse scans load the
 chunk backwards). 16-bit floats accumulate in float32.
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_reduce.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_cumulative.py -k cuda
 """
 from __future__ import annotations
 

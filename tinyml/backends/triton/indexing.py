@@ -1,4 +1,5 @@
-"""Triton kernels: advanced indexing for the cuda device.
+"""Triton kernels: advanced indexing for the cuda device (index_select, index_add and one_hot, built
+on these, are in scatter.py).
 
     index(x, indices, dims)        y = x[idx]: the index arrays (broadcast to shape B) become one
                                    element offset per index position, off[b] = sum_k idx_k[b] st_k;
@@ -8,15 +9,12 @@
     index_backward                 zeros, then atomic adds of g at the same offsets (float32
                                    accumulation for 16-bit floats)
     index_put_(x, ..., accumulate) stores (or atomic adds) into x in place, through x's strides
-    index_select(x, dim, index)    index with one 1-D index
-    index_add(x, dim, index, src)  a clone of x, then index_put_ with accumulate
     nonzero(x)                     per-block counts, then positions from a block-local cumsum;
                                    the count sizes the result, so it goes to the host (a sync)
-    one_hot(x, C)                  y[i, c] = x[i] == c
 Index bounds are checked as the reference does (IndexError naming index, dim and size): one small
 min/max reduction whose two numbers go to the host (a sync per index array).
 Atomic adds in float32 make repeated indices accumulate in an unspecified order (as on PyTorch's GPU).
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_indexing.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_indexing.py -k cuda
 """
 from __future__ import annotations
 
@@ -30,16 +28,13 @@ from ..cuda_array import CudaArray, from_host
 from ._rows import load_up
 from ._strided import BLOCK, collapse, grid, launch_strided, pad4, strided_offsets
 from ._view import expand, permute, view
-from .creation import cast, clone, contiguous, copy_, full, to_host
+from .creation import cast, contiguous, copy_, full, to_host
 
 __all__ = [
     "index",
-    "index_add",
     "index_backward",
     "index_put_",
-    "index_select",
     "nonzero",
-    "one_hot",
 ]
 
 
@@ -225,21 +220,6 @@ def index_put_(x: CudaArray, indices, dims, value, accumulate) -> CudaArray:
     return x
 
 
-def index_select(x: CudaArray, dim, index_: CudaArray) -> CudaArray:
-    """x with dim replaced by x's slices at the 1-D index."""
-    return index(x, [index_], (dim,))
-
-
-def index_add(x: CudaArray, dim, index_: CudaArray, source: CudaArray, alpha) -> CudaArray:
-    """y = x; y[.., index[i], ..] += alpha * source[.., i, ..]."""
-    out = clone(x)
-    if alpha != 1:
-        from .elementwise import mul
-
-        source = mul(source, alpha)
-    return index_put_(out, [index_], (dim,), source, True)
-
-
 @triton.jit
 def _count_kernel(x, counts, n, BLOCK: tl.constexpr):
     i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -275,29 +255,4 @@ def nonzero(x: CudaArray) -> CudaArray:
         starts = from_host(np.concatenate([[0], np.cumsum(host_counts)[:-1]]).astype(np.int64))
         _nonzero_kernel[(blocks,)](flat, starts, from_host(np.array(x.shape, np.int64)), out, n, NDIM=x.ndim,
                                    BLOCK=BLOCK)
-    return out
-
-
-@triton.jit
-def _one_hot_kernel(x, out, n, C, BLOCK: tl.constexpr):
-    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    m = i < n
-    v = tl.load(x + i // C, mask=m, other=-1).to(tl.int64)
-    tl.store(out + i, (v == i % C).to(tl.int64), mask=m)
-
-
-def one_hot(x: CudaArray, num_classes) -> CudaArray:
-    """y[..., c] = (x[...] == c) as int64; num_classes -1 means x.max() + 1 (a sync, as are the checks)."""
-    lo, hi = int_range(x) if x.numel() else (0, -1)
-    if x.numel() and lo < 0:
-        raise RuntimeError("Class values must be non-negative.")
-    if num_classes == -1:
-        num_classes = hi + 1 if x.numel() else 0
-    elif x.numel() and hi >= num_classes:
-        raise RuntimeError(f"Class values must be smaller than num_classes (got {hi} with "
-                           f"num_classes={num_classes}).")
-    out = CudaArray.empty(x.shape + (num_classes,), np.int64)
-    n = out.numel()
-    if n:
-        _one_hot_kernel[grid(n)](contiguous(x), out, n, num_classes, BLOCK=BLOCK)
     return out

@@ -10,7 +10,7 @@ mean_j (x_ij - m_i) is summed about the row's first logit k (sum (x - k), then +
 reason. NaN/inf follow PyTorch's log_softmax: a NaN or +inf logit makes its row NaN (the loss of an
 ignored row stays 0, its gradient NaN); a -inf logit has probability 0.
 One program per row; nothing of size N x C is allocated besides the gradient itself.
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_loss.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_loss.py -k cuda
 """
 from __future__ import annotations
 
@@ -97,7 +97,9 @@ def cross_entropy_forward(logits, target, ignore_index, label_smoothing):
         if flags.any():  # one small read-back: a bad target must raise, not read out of bounds
             row = int(flags.argmax())
             value = int(to_host(target)[row])
-            raise IndexError(f"cross_entropy: target {value} is out of bounds for {c} classes (row {row})")
+            # worded as the reference's (backends/reference/loss.py), and so as the nll_loss kernels'
+            raise IndexError(f"Target {value} is out of bounds (expected class indices in [0, {c - 1}] or "
+                             f"ignore_index={ignore_index})")
     return loss, row_max, log_sum
 
 

@@ -13,7 +13,7 @@ One strided elementwise kernel (four inputs, up to three outputs, the loss a con
 float32 for 16-bit floats. Scalar parameters (beta, delta) travel as 1-element arrays of the
 compute dtype. binary_cross_entropy's range check and nll_loss's target check raise as the
 reference does: each reads one flag back to the host (a sync).
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_loss.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_loss.py -k cuda
 """
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ import triton
 import triton.language as tl
 
 from ..cuda_array import CudaArray
+from ._pointwise_common import launch
 from ._rows import load_up
 from ._strided import BLOCK, grid, strided_offsets
 from ._view import expand
 from .creation import contiguous, full, to_host
-from .pointwise import _launch
 from .reduce_stats import any as _any
 
 __all__ = [
@@ -158,7 +158,7 @@ def _run(op: str, x: CudaArray, y: CudaArray, c=None, d=None, outs=None, flag=Fa
         return expand(full((1,), v, _compute_dtype(x.dtype)), shape)
 
     ins = [x, as_arr(y), as_arr(c), as_arr(d)]
-    _launch(_loss_kernel, ins, outs + [outs[0]] * (3 - len(outs)), OP=op, FLAG=bool(flag))
+    launch(_loss_kernel, ins, outs + [outs[0]] * (3 - len(outs)), OP=op, FLAG=bool(flag))
     return outs
 
 

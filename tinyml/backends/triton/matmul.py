@@ -4,7 +4,7 @@ Tiles of BLOCK_M x BLOCK_N accumulate in float32 over K in steps of BLOCK_K; flo
 use tf32 tensor cores on the GPU, bfloat16/float16 feed tl.dot directly with float32
 accumulation (under the interpreter, half inputs are converted to float32 first: its bf16
 arithmetic is wrong). A few tile configs are autotuned on the GPU per (M, N, K).
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_matmul.py -k cuda
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import triton.language as tl
 
 from .. import cuda
 from ..cuda_array import CudaArray
-from ._view import expand
+from ._view import expand, permute
+from .elementwise import add
 
 __all__ = ["matmul", "linear"]
 
@@ -132,8 +133,5 @@ def _batches(a3, b3, c3):
 
 def linear(x: CudaArray, weight: CudaArray, bias) -> CudaArray:
     """x (M, K) @ weight (N, K)^T (+ bias): the GEMM reads the weight transposed through strides."""
-    from ._view import permute
-    from .elementwise import add
-
     out = matmul(x, permute(weight, (1, 0)))
     return out if bias is None else add(out, expand(bias, out.shape))

@@ -12,7 +12,7 @@ a block of columns (no atomics, deterministic). The mean is summed about the row
 k (mean = k + sum (x - k) / N), so a constant row has its exact mean and y = b, as in PyTorch; a
 float32 row whose variance overflows (|x| >= ~1e19, or NaN/inf, which stay NaN) is recomputed in
 float64, so rows up to float32's max stay finite.
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_norm.py -k cuda
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@
               g = g + momentum buf (nesterov) or buf; p -= lr g (maximize flips g's sign)
 One launch per parameter, everything in float32 registers (float64 for float64 params); the
 parameter and its state are updated in place.
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_nn.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/optim/test_optim.py -k cuda
 """
 from __future__ import annotations
 
@@ -92,16 +92,16 @@ def _adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta
         n = p.numel()
         if n:
             _adam_kernel[grid(n)](p, g, m, v, vmax, n, float(lr), float(beta1), float(beta2), float(eps),
-                                  float(weight_decay), bc1, bc2_sqrt, DECOUPLED=bool(decoupled), AMSGRAD=amsgrad,
-                                  BLOCK=BLOCK)
+                                  float(weight_decay), bc1, bc2_sqrt, DECOUPLED=bool(decoupled),
+                                  AMSGRAD=amsgrad, BLOCK=BLOCK)
 
 
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step, decoupled):
     _adam(params, grads, exp_avgs, exp_avg_sqs, None, lr, beta1, beta2, eps, weight_decay, step, decoupled)
 
 
-def adam_amsgrad_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps, weight_decay,
-                      step, decoupled):
+def adam_amsgrad_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps,
+                      weight_decay, step, decoupled):
     """adam_step with AMSGrad: max_exp_avg_sqs (updated in place) normalises the step."""
     _adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps, weight_decay, step,
           decoupled)
@@ -118,7 +118,8 @@ def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_de
         n = p.numel()
         if n:
             _sgd_kernel[grid(n)](p, g, buf if buf is not None else p, n, float(lr), float(momentum),
-                                 float(dampening), float(weight_decay), FIRST=first, HAS_MOMENTUM=momentum != 0,
-                                 NESTEROV=bool(nesterov), MAXIMIZE=bool(maximize), BLOCK=BLOCK)
+                                 float(dampening), float(weight_decay), FIRST=first,
+                                 HAS_MOMENTUM=momentum != 0, NESTEROV=bool(nesterov), MAXIMIZE=bool(maximize),
+                                 BLOCK=BLOCK)
         out.append(buf)
     return out

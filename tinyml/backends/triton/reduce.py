@@ -3,7 +3,7 @@
     sum(x, dims, keepdim, dtype)   the reduced dims are moved last (a strided copy when they are
                                    not already), then each output element sums one contiguous row
                                    in float32 (float64 / int64 for those dtypes).
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_reduce.py -k cuda
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import triton.language as tl
 
 from ..cuda_array import CudaArray
 from ._view import permute, view
-from .creation import contiguous
+from .creation import contiguous, full
 
 __all__ = ["sum"]
 
@@ -62,8 +62,6 @@ def sum(x: CudaArray, dims, keepdim, np_dtype) -> CudaArray:
     out = CudaArray.empty((n_rows,), np_dtype)
     if n_rows:
         if R == 0:
-            from .creation import full
-
             out = full((n_rows,), 0, np_dtype)
         else:
             block = min(triton.next_power_of_2(R), 1024)

@@ -7,7 +7,7 @@
                                then a writing pass, in row layout (_rows.py)
     value_selecting_backward   zeros of the input's shape with g stored at the selected index
                                (a scatter along dim; indices are distinct per row, so no atomics)
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_reduce.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_reduce_minmax.py -k cuda
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from ._strided import upcast
 from ._view import view
 from .creation import clone, contiguous, full
 
-__all__ = ["amax", "amax_backward", "amin", "argmax", "argmin", "max_dim", "min_dim", "value_selecting_backward"]
+__all__ = ["amax", "amax_backward", "amin", "argmax", "argmin", "max_dim", "min_dim",
+           "value_selecting_backward"]
 
 
 @triton.jit
@@ -183,6 +184,6 @@ def value_selecting_backward(g: CudaArray, indices: CudaArray, dim, in_shape) ->
     out = full((n_rows, R), 0, g.dtype)
     if n_rows and R:
         block = 256
-        _put_rows[(triton.cdiv(n_rows, block),)](per_row(g, in_shape, dims), per_row(indices, in_shape, dims), out,
-                                                 n_rows, R, BLOCK=block)
+        _put_rows[(triton.cdiv(n_rows, block),)](per_row(g, in_shape, dims), per_row(indices, in_shape, dims),
+                                                 out, n_rows, R, BLOCK=block)
     return from_rows(out, in_shape, dims)

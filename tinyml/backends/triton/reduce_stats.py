@@ -9,7 +9,7 @@
     norm_backward         PyTorch's per-p formulas; +-inf splits g among ties (a counting pass first)
 Each program reduces one row; rows longer than the block loop over chunks. 16-bit floats compute
 in float32, float64 in float64.
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_reduce.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_reduce.py -k cuda
 """
 from __future__ import annotations
 
@@ -127,7 +127,8 @@ def _abs_pow(a, p):
 
 
 @triton.jit
-def _norm_rows(x, out, R, S, CH, p, P: tl.constexpr, STAGE: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+def _norm_rows(x, out, R, S, CH, p, P: tl.constexpr, STAGE: tl.constexpr, ACC: tl.constexpr,
+               BLOCK: tl.constexpr):
     """STAGE 0: the norm of each row; 1: a chunk's partial (sum of |x|^p, or max/min |x|);
     2: the norm from a row of partials."""
     pid = tl.program_id(0).to(tl.int64)

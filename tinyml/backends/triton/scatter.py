@@ -1,20 +1,25 @@
-"""Triton kernels: gather and scatter along one dim, for the cuda device.
+"""Triton kernels: gather and scatter along one dim, index_select/index_add and one_hot, for the
+cuda device.
 
     gather(x, dim, index)              y[p] = x[p with p_dim = index[p]]
     scatter(x, dim, index, src, reduce) y = x; y[p with p_dim = index[p]] = src[p] (reduce None),
                                        += (reduce "add", atomic), *= (reduce "multiply")
     scatter_add(x, dim, index, src)    scatter with "add"
-One kernel walks index's shape: x (or the result) viewed with index's shape, its strides and
+    index_select(x, dim, index)        indexing.py's index with one 1-D index
+    index_add(x, dim, index, src)      a clone of x, then indexing.py's index_put_ with accumulate
+    one_hot(x, C)                      y[i, c] = x[i] == c (its own kernel)
+gather/scatter: one kernel walks index's shape: x (or the result) viewed with index's shape, its strides and
 stride 0 along dim gives each position's base offset, plus index[p] * stride_dim; so every
 operand goes through the shared strided addressing (<= 4 dims after collapsing).
 "multiply" has no atomic in Triton: one program applies the updates in order (slow, exact);
 "add" accumulates in float32 for 16-bit floats. Bounds are checked on the host (a sync).
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_indexing.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_scatter.py -k cuda
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import triton
 import triton.language as tl
 
@@ -22,11 +27,12 @@ from ..cuda_array import CudaArray
 from ._rows import load_up
 from ._strided import BLOCK, grid, launch_strided, strided_offsets, upcast
 from ._view import expand
-from .creation import cast, copy_, full
-from .indexing import _accumulator, check_bounds
-from .movement import slice_view
+from .creation import cast, clone, contiguous, copy_, full
+from .elementwise import mul
+from .indexing import _accumulator, check_bounds, index, index_put_, int_range
+from .slicing import slice_view
 
-__all__ = ["gather", "scatter", "scatter_add"]
+__all__ = ["gather", "index_add", "index_select", "one_hot", "scatter", "scatter_add"]
 
 
 @triton.jit
@@ -46,7 +52,8 @@ def _gather_scatter_kernel(x, idx, val, n, s1, s2, s3, x0, x1, x2, x3, i0, i1, i
 
 
 @triton.jit
-def _scatter_mul_kernel(x, idx, val, n, s1, s2, s3, x0, x1, x2, x3, i0, i1, i2, i3, v0, v1, v2, v3, size, stride):
+def _scatter_mul_kernel(x, idx, val, n, s1, s2, s3, x0, x1, x2, x3, i0, i1, i2, i3, v0, v1, v2, v3, size,
+                        stride):
     """x[...] *= val one update at a time (a single program: repeated targets stay exact)."""
     for j in range(n):
         i = tl.cast(j, tl.int64)
@@ -58,12 +65,12 @@ def _scatter_mul_kernel(x, idx, val, n, s1, s2, s3, x0, x1, x2, x3, i0, i1, i2, 
 
 def _check(x: CudaArray, dim: int, index: CudaArray, src, name: str) -> None:
     if index.ndim != x.ndim:
-        raise RuntimeError(f"{name}(): Index tensor must have the same number of dimensions as self tensor (index "
-                           f"shape {index.shape}, self shape {x.shape})")
+        raise RuntimeError(f"{name}(): Index tensor must have the same number of dimensions as self tensor "
+                           f"(index shape {index.shape}, self shape {x.shape})")
     for d in range(x.ndim):
         if (d != dim and index.shape[d] > x.shape[d]) or (src is not None and index.shape[d] > src.shape[d]):
-            raise RuntimeError(f"Size does not match at dimension {d} expected index {list(index.shape)} to be no "
-                               f"larger than self {list(x.shape)} apart from dimension {dim}"
+            raise RuntimeError(f"Size does not match at dimension {d} expected index {list(index.shape)} "
+                               f"to be no larger than self {list(x.shape)} apart from dimension {dim}"
                                + ("" if src is None else f" and to be no larger than src {list(src.shape)}"))
     check_bounds(index, x.shape[dim] if x.ndim else 1, dim)
 
@@ -119,4 +126,39 @@ def scatter_add(x: CudaArray, dim, index: CudaArray, src: CudaArray) -> CudaArra
     return scatter(x, dim, index, src, "add")
 
 
+def index_select(x: CudaArray, dim, index_: CudaArray) -> CudaArray:
+    """x with dim replaced by x's slices at the 1-D index."""
+    return index(x, [index_], (dim,))
 
+
+def index_add(x: CudaArray, dim, index_: CudaArray, source: CudaArray, alpha) -> CudaArray:
+    """y = x; y[.., index[i], ..] += alpha * source[.., i, ..]."""
+    out = clone(x)
+    if alpha != 1:
+        source = mul(source, alpha)
+    return index_put_(out, [index_], (dim,), source, True)
+
+
+@triton.jit
+def _one_hot_kernel(x, out, n, C, BLOCK: tl.constexpr):
+    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    m = i < n
+    v = tl.load(x + i // C, mask=m, other=-1).to(tl.int64)
+    tl.store(out + i, (v == i % C).to(tl.int64), mask=m)
+
+
+def one_hot(x: CudaArray, num_classes) -> CudaArray:
+    """y[..., c] = (x[...] == c) as int64; num_classes -1 means x.max() + 1 (a sync, as are the checks)."""
+    lo, hi = int_range(x) if x.numel() else (0, -1)
+    if x.numel() and lo < 0:
+        raise RuntimeError("Class values must be non-negative.")
+    if num_classes == -1:
+        num_classes = hi + 1 if x.numel() else 0
+    elif x.numel() and hi >= num_classes:
+        raise RuntimeError(f"Class values must be smaller than num_classes (got {hi} with "
+                           f"num_classes={num_classes}).")
+    out = CudaArray.empty(x.shape + (num_classes,), np.int64)
+    n = out.numel()
+    if n:
+        _one_hot_kernel[grid(n)](contiguous(x), out, n, num_classes, BLOCK=BLOCK)
+    return out

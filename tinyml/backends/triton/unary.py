@@ -4,15 +4,14 @@ operands, 16-bit floats computed in float32).
     neg exp log tanh sigmoid relu sqrt rsqrt abs sin cos erf floor ceil   one kernel, the op a
         constexpr string (tanh in float64: libdevice is unavailable in Triton's interpreter)
     exp2 expm1 log2 log10 log1p square reciprocal tan sign round trunc frac isnan isinf isfinite
-        pointwise.py's integer-aware one-operand kernel (its op table holds their formulas: expm1
-        and log1p in Kahan's forms, tan in float64, round half-to-even in float64)
-    (y|x, g) backward: tanh_backward sigmoid_backward relu_backward (elementwise.py's binary table),
-        abs_backward sqrt_backward rsqrt_backward reciprocal_backward tan_backward erf_backward
-        nan_to_num_backward (pointwise.py's binary table)
-    nan_to_num(x, nan, posinf, neginf)   ternary.py's several-operand kernel
+        _int_aware.py's one-operand kernel (its op table holds their formulas: expm1 and log1p
+        in Kahan's forms, tan in float64, round half-to-even in float64)
+    (y|x, g) backward: tanh_backward sigmoid_backward relu_backward (_pointwise_common.py's core
+        binary table), abs_backward sqrt_backward rsqrt_backward reciprocal_backward tan_backward
+        erf_backward nan_to_num_backward (_int_aware.py's two-operand table)
+    nan_to_num(x, nan, posinf, neginf)   _pointwise_common.py's several-operand kernel
 The op tables are shared by arity, so each family module here launches them with its own ops.
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton.py \
-       tests/backends/test_triton_pointwise.py
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_unary.py -k cuda
 """
 from __future__ import annotations
 
@@ -22,13 +21,10 @@ import triton.language as tl
 
 from ...dtypes import finfo
 from ..cuda_array import CudaArray
+from ._int_aware import backward_kernel, int_aware_unary, one_operand_kernel
+from ._pointwise_common import binary, is_int, launch, several_operands, tanh64
 from ._strided import strided_offsets, upcast
 from .creation import clone, full
-from .elementwise import _binary, _launch, _tanh64
-from .pointwise import _backward_kernel, _is_int, _kernel1
-from .pointwise import _launch as _launch_n
-from .pointwise import _unary_kernel as _int_aware_unary
-from .ternary import _multi
 
 __all__ = ["neg", "exp", "log", "tanh", "sigmoid", "relu", "sqrt", "rsqrt", "abs", "sin", "cos", "erf",
            "floor", "ceil", "tanh_backward", "sigmoid_backward", "relu_backward", "exp2", "expm1", "log2",
@@ -46,7 +42,7 @@ def _unary_op(x, OP: tl.constexpr):
     elif OP == "log":
         r = tl.log(x)
     elif OP == "tanh":
-        r = _tanh64(x)
+        r = tanh64(x)
     elif OP == "sigmoid":
         r = tl.sigmoid(x)
     elif OP == "relu":
@@ -80,26 +76,28 @@ def _unary_kernel(a, out, n, s1, s2, s3, a0, a1, a2, a3, OP: tl.constexpr, BLOCK
 
 def _unary(op: str):
     def kernel(x):
-        return _launch(_unary_kernel, [x], CudaArray.empty(x.shape, x.dtype), OP=op)
+        out = CudaArray.empty(x.shape, x.dtype)
+        launch(_unary_kernel, [x], [out], OP=op)
+        return out
 
     kernel.__name__ = op
     return kernel
 
 
-tanh_backward, sigmoid_backward, relu_backward = (_binary(op) for op in
+tanh_backward, sigmoid_backward, relu_backward = (binary(op) for op in
                                                   ("tanh_backward", "sigmoid_backward", "relu_backward"))
 neg, exp, log, tanh, sigmoid, relu, sqrt, rsqrt, abs, sin, cos, erf, floor, ceil = (
     _unary(op) for op in ("neg", "exp", "log", "tanh", "sigmoid", "relu", "sqrt", "rsqrt", "abs", "sin",
                           "cos", "erf", "floor", "ceil"))
 
-# (integer-aware: pointwise.py's one-operand kernel)
+# (integer-aware: _int_aware.py's one-operand kernel)
 exp2, expm1, log2, log10, log1p, square, reciprocal, tan = (
-    _int_aware_unary(op) for op in ("exp2", "expm1", "log2", "log10", "log1p", "square", "reciprocal", "tan"))
-trunc, frac = _int_aware_unary("trunc", int_identity=True), _int_aware_unary("frac")
-isnan = _int_aware_unary("isnan", np.bool_, int_const=False)
-isinf = _int_aware_unary("isinf", np.bool_, int_const=False)
-isfinite = _int_aware_unary("isfinite", np.bool_, int_const=True)
-_sign = _int_aware_unary("sign")
+    int_aware_unary(op) for op in ("exp2", "expm1", "log2", "log10", "log1p", "square", "reciprocal", "tan"))
+trunc, frac = int_aware_unary("trunc", int_identity=True), int_aware_unary("frac")
+isnan = int_aware_unary("isnan", np.bool_, int_const=False)
+isinf = int_aware_unary("isinf", np.bool_, int_const=False)
+isfinite = int_aware_unary("isfinite", np.bool_, int_const=True)
+_sign = int_aware_unary("sign")
 
 
 def sign(x: CudaArray) -> CudaArray:
@@ -109,27 +107,27 @@ def sign(x: CudaArray) -> CudaArray:
 
 def round(x: CudaArray, decimals=0) -> CudaArray:
     """Round half to even at `decimals` digits after the point."""
-    if _is_int(x.dtype):
+    if is_int(x.dtype):
         return clone(x)
     out = CudaArray.empty(x.shape, x.dtype)
     p = 0.0 if decimals == 0 else (10.0 ** decimals if decimals > 0 else -(10.0 ** -decimals))
-    _launch_n(_kernel1, [x], [out], p=p, OP="round", IS_INT=False)
+    launch(one_operand_kernel, [x], [out], p=p, OP="round", IS_INT=False)
     return out
 
 
 (abs_backward, sqrt_backward, rsqrt_backward, reciprocal_backward, tan_backward, erf_backward,
  nan_to_num_backward) = (
-    _backward_kernel(op) for op in ("abs_backward", "sqrt_backward", "rsqrt_backward", "reciprocal_backward",
+    backward_kernel(op) for op in ("abs_backward", "sqrt_backward", "rsqrt_backward", "reciprocal_backward",
                                     "tan_backward", "erf_backward", "nan_to_num_backward"))
 
 
 def nan_to_num(x: CudaArray, nan, posinf, neginf) -> CudaArray:
     """NaN -> nan, +inf -> posinf, -inf -> neginf; None: the dtype's largest / lowest value."""
-    if _is_int(x.dtype):
+    if is_int(x.dtype):
         return clone(x)
     info = finfo(x.dtype)
     vals = [float(nan), float(info.max) if posinf is None else float(posinf),
             float(info.min) if neginf is None else float(neginf)]
     out = CudaArray.empty(x.shape, x.dtype)
-    _multi("nan_to_num", [x, *(full((1,), v, x.dtype) for v in vals)], [out])
+    several_operands("nan_to_num", [x, *(full((1,), v, x.dtype) for v in vals)], [out])
     return out

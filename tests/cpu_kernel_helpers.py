@@ -1,5 +1,6 @@
-"""Shared helpers for the C++ kernel tests: the cpu and reference implementations of a kernel and a
-comparison with the per-dtype 'reduction' tolerance (the C++ kernels sum in a different order and
+"""Shared helpers for the tests that call C++ kernels directly (in tests/ops/test_<family>.py and
+tests/optim/): the cpu and reference implementations of a kernel and a comparison with the
+per-dtype 'reduction' tolerance (the C++ kernels sum in a different order and
 use FMA and polynomial exp/erfc, so they agree with numpy to rounding, not bit for bit)."""
 from __future__ import annotations
 
