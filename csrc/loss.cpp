@@ -78,8 +78,9 @@ void check_targets(const py::array& target, py::ssize_t n, py::ssize_t c, int64_
   const int64_t* t = static_cast<const int64_t*>(target.data());
   for (py::ssize_t i = 0; i < n; ++i)
     if (t[i] != ignore_index && (t[i] < 0 || t[i] >= c))
-      throw py::index_error("Target " + std::to_string(t[i]) + " is out of bounds (expected 0 <= target < " +
-                            std::to_string(c) + " or ignore_index " + std::to_string(ignore_index) + ")");
+      throw py::index_error("Target " + std::to_string(t[i]) +
+                            " is out of bounds (expected class indices in [0, " + std::to_string(c - 1) +
+                            "] or ignore_index=" + std::to_string(ignore_index) + ")");
 }
 
 py::ssize_t check_logits(const py::array& x) {
