@@ -1,9 +1,11 @@
 """conv1d/conv2d, pooling and interpolation vs torch.nn.functional, forward and backward, on the
-reference and the cpu (C++) kernels."""
+reference and the cpu (C++) kernels; conv_transpose1d/2d on every backend (reference, cpu, and the
+Triton kernels on cuda)."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from family_devices import backend_device_fixture
 from helpers import check_op
 
 import tinyml
@@ -164,3 +166,84 @@ def test_reference_adaptive_avg_pool_kernel_takes_an_empty_output(output_size):
     assert y.shape == tuple(torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(x), output_size).shape)
     dx = adaptive_avg_pool2d_backward(np.ones_like(y), x.shape)
     assert dx.shape == x.shape and not dx.any()
+
+
+# -- conv_transpose1d / conv_transpose2d (the adjoint of conv, on the conv kernels) on every backend --
+backend_device = backend_device_fixture()
+
+CONV_TRANSPOSE2D = [
+    # x shape, w shape (C_in, C_out/groups, kh, kw), kwargs
+    ((2, 3, 5, 6), (3, 4, 3, 3), {}),
+    ((2, 4, 5, 4), (4, 3, 3, 2), {"stride": 2, "padding": 1, "output_padding": 1}),
+    ((1, 4, 4, 5), (4, 2, 3, 3), {"stride": (2, 3), "padding": (1, 0), "output_padding": (1, 2), "groups": 2,
+                                  "dilation": (1, 2)}),
+    ((2, 2, 3, 3), (2, 3, 2, 2), {"stride": 1, "dilation": 2, "output_padding": 1}),  # op = stride
+    ((3, 6, 6), (3, 2, 4, 4), {"stride": 2, "padding": 1}),  # unbatched
+    ((2, 6, 7, 5), (6, 1, 3, 3), {"stride": 2, "groups": 6}),  # depthwise
+]
+
+
+@pytest.mark.parametrize("xs,ws,kw", CONV_TRANSPOSE2D)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_transpose2d(backend_device, xs, ws, kw, bias):
+    shapes = [xs, ws] + ([(ws[1] * kw.get("groups", 1),)] if bias else [])
+    check_op(shapes, lambda *a: tinyml.conv_transpose2d(*a, **kw), lambda *a: TF.conv_transpose2d(*a, **kw),
+             kind="reduction", device=backend_device)
+
+
+@pytest.mark.parametrize("xs,ws,kw", [
+    ((2, 3, 7), (3, 4, 3), {}),
+    ((2, 4, 6), (4, 3, 4), {"stride": 3, "padding": 2, "output_padding": 2, "dilation": 2, "groups": 2}),
+    ((4, 9), (4, 2, 5), {"stride": 2, "output_padding": 1}),
+])
+def test_conv_transpose1d(backend_device, xs, ws, kw):
+    shapes = [xs, ws, (ws[1] * kw.get("groups", 1),)]
+    check_op(shapes, lambda *a: tinyml.conv_transpose1d(*a, **kw), lambda *a: TF.conv_transpose1d(*a, **kw),
+             kind="reduction", device=backend_device)
+
+
+def test_conv_transpose_noncontiguous_and_float64(backend_device):
+    check_op([(2, 3, 5, 5), (3, 2, 3, 3)], lambda x, w: tinyml.conv_transpose2d(x, w, stride=2),
+             lambda x, w: TF.conv_transpose2d(x, w, stride=2), noncontiguous=True, kind="reduction",
+             device=backend_device)
+    check_op([(2, 4, 4, 3), (4, 1, 2, 3), (2,)], lambda *a: tinyml.conv_transpose2d(*a, groups=2, padding=1),
+             lambda *a: TF.conv_transpose2d(*a, groups=2, padding=1), dtype="float64", kind="reduction",
+             device=backend_device)
+
+
+def test_conv_transpose_is_the_adjoint_of_conv():
+    """<conv2d(u, w), v> = <u, conv_transpose2d(v, w)> for the same stride, padding, dilation, groups."""
+    rng = np.random.default_rng(4)
+    kw = {"stride": 2, "padding": 1, "dilation": 2, "groups": 2}
+    u, w = rng.standard_normal((2, 4, 9, 8)), rng.standard_normal((6, 2, 3, 3))
+    y = tinyml.conv2d(tinyml.tensor(u), tinyml.tensor(w), **kw)
+    v = rng.standard_normal(tuple(y.shape))
+    back = tinyml.conv_transpose2d(tinyml.tensor(v), tinyml.tensor(w), output_padding=(0, 1), **kw)
+    assert tuple(back.shape) == u.shape
+    assert np.isclose((y.numpy() * v).sum(), (u * back.numpy()).sum(), rtol=1e-10)
+
+
+def test_conv_transpose_gradcheck():
+    rng = np.random.default_rng(0)
+    x = tinyml.tensor(rng.standard_normal((1, 2, 3, 4)), requires_grad=True)
+    w = tinyml.tensor(rng.standard_normal((2, 2, 2, 3)), requires_grad=True)
+    b = tinyml.tensor(rng.standard_normal(4), requires_grad=True)
+    kw = {"stride": (2, 1), "padding": (0, 1), "output_padding": (1, 0), "groups": 2, "dilation": (1, 2)}
+    assert gradcheck(lambda x, w, b: tinyml.conv_transpose2d(x, w, b, **kw), [x, w, b])
+
+
+def test_conv_transpose_errors():
+    x, w = tinyml.randn(2, 4, 5, 5), tinyml.randn(3, 2, 3, 3)
+    with pytest.raises(RuntimeError, match=r"weight of size \[3, 2, 3, 3\], expected input\[2, 4, 5, 5\] "
+                                           r"to have 3 channels, but got 4 channels instead"):
+        tinyml.conv_transpose2d(x, w)
+    with pytest.raises(RuntimeError, match=r"output padding must be smaller than either stride or dilation"):
+        tinyml.conv_transpose2d(tinyml.randn(1, 3, 4, 4), w, stride=2, output_padding=2)
+    with pytest.raises(RuntimeError, match=r"in_channels \(3\) must be divisible by groups \(2\)"):
+        tinyml.conv_transpose2d(tinyml.randn(1, 3, 4, 4), w, groups=2)
+    with pytest.raises(ValueError, match="string padding is only for conv1d/conv2d"):
+        tinyml.conv_transpose2d(tinyml.randn(1, 3, 4, 4), w, padding="same")
+    with pytest.raises(RuntimeError, match=r"output size \[-1, -1\] is too small"):
+        tinyml.conv_transpose2d(tinyml.randn(1, 3, 1, 1), w, padding=2)
+    with pytest.raises(RuntimeError, match=r"bias must have shape \(2,\)"):
+        tinyml.conv_transpose2d(tinyml.randn(1, 3, 4, 4), w, tinyml.randn(3))

@@ -2,6 +2,8 @@
 
     Conv1d / Conv2d:  y = conv(x, W) + b,  W (out, in/groups, *k) ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))
                       (kaiming_uniform_ with a = sqrt(5)), b the same bound; fan_in = in/groups * prod(k)
+    ConvTranspose1d / ConvTranspose2d:  y = conv_transpose(x, W) + b (the adjoint of conv),
+                      W (in, out/groups, *k), the same init with fan_in = out/groups * prod(k)
     MaxPool2d / AvgPool2d / AdaptiveAvgPool2d / Upsample: no parameters, one F call each.
 """
 from __future__ import annotations
@@ -15,7 +17,8 @@ from . import init
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "Conv1d", "Conv2d", "MaxPool2d", "Upsample"]
+__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d",
+           "MaxPool2d", "Upsample"]
 
 
 def _ntuple(v, n: int) -> tuple:
@@ -24,6 +27,7 @@ def _ntuple(v, n: int) -> tuple:
 
 class _ConvNd(Module):
     _nd = 2
+    _transposed = False
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None) -> None:
@@ -44,8 +48,10 @@ class _ConvNd(Module):
         if self.padding == "same" and any(s != 1 for s in self.stride):
             raise ValueError("padding='same' is not supported for strided convolutions")
         self.padding_mode = padding_mode
-        self.weight = Parameter(ops.empty((out_channels, in_channels // groups) + self.kernel_size, device=device,
-                                          dtype=dtype))
+        self.output_padding = (0,) * nd
+        w_shape = ((in_channels, out_channels // groups) if self._transposed
+                   else (out_channels, in_channels // groups))
+        self.weight = Parameter(ops.empty(w_shape + self.kernel_size, device=device, dtype=dtype))
         if bias:
             self.bias = Parameter(ops.empty((out_channels,), device=device, dtype=dtype))
         else:
@@ -63,6 +69,8 @@ class _ConvNd(Module):
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0,) * self._nd:
             s += f", padding={self.padding!r}" if isinstance(self.padding, str) else f", padding={self.padding}"
+        if self.output_padding != (0,) * self._nd:
+            s += f", output_padding={self.output_padding}"
         if self.dilation != (1,) * self._nd:
             s += f", dilation={self.dilation}"
         if self.groups != 1:
@@ -86,6 +94,60 @@ class Conv2d(_ConvNd):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class _ConvTransposeNd(_ConvNd):
+    _transposed = True
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups: int = 1, bias: bool = True, dilation=1,
+                 padding_mode: str = "zeros", device=None, dtype=None) -> None:
+        if isinstance(padding, str):
+            raise ValueError(f"Only 'zeros' padding_mode and integer padding are supported for "
+                             f"{type(self).__name__}, got padding={padding!r}")
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, device, dtype)
+        self.output_padding = _ntuple(output_padding, self._nd)
+
+    def _output_padding(self, input: Tensor, output_size) -> tuple:
+        """output_padding, or the one that gives `output_size` (spatial dims, or with the batch and
+        channel dims), as torch's ConvTranspose does."""
+        if output_size is None:
+            return self.output_padding
+        nd = self._nd
+        output_size = tuple(int(s) for s in output_size)
+        if len(output_size) in (nd + 1, nd + 2) and len(output_size) == input.ndim:
+            output_size = output_size[-nd:]
+        if len(output_size) != nd:
+            raise ValueError(f"ConvTranspose{nd}D: for {input.ndim}D input, output_size must have {nd} or "
+                             f"{input.ndim} elements (got {len(output_size)})")
+        smallest = [(size - 1) * s - 2 * p + d * (k - 1) + 1 for size, s, p, d, k in
+                    zip(input.shape[-nd:], self.stride, self.padding, self.dilation, self.kernel_size)]
+        largest = [m + s - 1 for m, s in zip(smallest, self.stride)]
+        if any(not lo <= o <= hi for o, lo, hi in zip(output_size, smallest, largest)):
+            raise ValueError(f"requested an output size of {list(output_size)}, but valid sizes range from "
+                             f"{smallest} to {largest} (for an input of {list(input.shape[-nd:])})")
+        return tuple(o - lo for o, lo in zip(output_size, smallest))
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """1-d transposed convolution over (N, C_in, L) or (C_in, L)."""
+
+    _nd = 1
+
+    def forward(self, input: Tensor, output_size=None) -> Tensor:
+        return F.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups, self.dilation)
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """2-d transposed convolution over (N, C_in, H, W) or (C_in, H, W)."""
+
+    _nd = 2
+
+    def forward(self, input: Tensor, output_size=None) -> Tensor:
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
+                                  self._output_padding(input, output_size), self.groups, self.dilation)
 
 
 class MaxPool2d(Module):

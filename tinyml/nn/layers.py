@@ -3,7 +3,9 @@ initialisation). Each forward is one call into `tinyml.nn.functional`; activatio
 activation.py, losses in loss.py.
 
     Linear:     y = x W^T + b          W ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_, a=sqrt(5)), same for b
-    Embedding:  y = W[ids]             W ~ N(0, 1), row padding_idx zero and never updated
+    Embedding:  y = W[ids]             W ~ N(0, 1), row padding_idx zero and never updated; with max_norm,
+                the looked-up rows of norm > max_norm are first rescaled in place to norm max_norm
+    PReLU:      y = max(0, x) + a min(0, x),  a one learned slope (or one per channel), init 0.25
     LayerNorm:  y = (x - mean) / sqrt(var + eps) * w + b      over the last len(normalized_shape) dims
     RMSNorm:    y = x / sqrt(mean(x^2) + eps) * w
     GroupNorm:  LayerNorm over (C/G, *spatial) for each of G channel groups, then per-channel w, b
@@ -11,6 +13,8 @@ activation.py, losses in loss.py.
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from .. import ops
 from ..tensor import Tensor
@@ -20,7 +24,7 @@ from .module import Module
 from .parameter import Parameter
 
 __all__ = ["Linear", "Embedding", "LayerNorm", "RMSNorm", "GroupNorm", "Dropout", "Identity", "Flatten",
-           "Unflatten"]
+           "Unflatten", "PReLU", "embedding_renorm_"]
 
 
 def _shape(normalized_shape) -> tuple:
@@ -68,10 +72,12 @@ class Embedding(Module):
                  sparse: bool = False, _weight: Tensor | None = None, _freeze: bool = False, device=None,
                  dtype=None) -> None:
         super().__init__()
-        if max_norm is not None or scale_grad_by_freq or sparse:
-            raise NotImplementedError("nn.Embedding: max_norm, scale_grad_by_freq and sparse=True are not supported "
-                                      "by tinyml; use the defaults")
+        if scale_grad_by_freq or sparse:
+            raise NotImplementedError("nn.Embedding: scale_grad_by_freq and sparse=True are not supported by "
+                                      "tinyml; use the defaults")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.max_norm, self.norm_type = max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise AssertionError(f"Padding_idx must be within num_embeddings (got padding_idx={padding_idx} for "
@@ -97,19 +103,51 @@ class Embedding(Module):
                 self.weight[self.padding_idx] = 0.0
 
     @classmethod
-    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True, padding_idx: int | None = None) -> Embedding:
+    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True, padding_idx: int | None = None,
+                        max_norm: float | None = None, norm_type: float = 2.0,
+                        scale_grad_by_freq: bool = False, sparse: bool = False) -> Embedding:
         if embeddings.ndim != 2:
             raise ValueError(f"Embeddings parameter is expected to be 2-dimensional, got shape "
                              f"{tuple(embeddings.shape)}")
         rows, cols = embeddings.shape
-        return cls(rows, cols, padding_idx=padding_idx, _weight=embeddings.detach(), _freeze=freeze)
+        return cls(rows, cols, padding_idx=padding_idx, max_norm=max_norm, norm_type=norm_type,
+                   scale_grad_by_freq=scale_grad_by_freq, sparse=sparse, _weight=embeddings.detach(),
+                   _freeze=freeze)
 
     def forward(self, input: Tensor) -> Tensor:
+        if self.max_norm is not None:
+            embedding_renorm_(self.weight, input, self.max_norm, self.norm_type)
         return F.embedding(input, self.weight, self.padding_idx)
 
     def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"
-        return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
+        s += f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
+        s += f", max_norm={self.max_norm}" if self.max_norm is not None else ""
+        custom_norm = self.max_norm is not None and self.norm_type != 2
+        return s + (f", norm_type={self.norm_type}" if custom_norm else "")
+
+
+def embedding_renorm_(weight: Tensor, input: Tensor, max_norm: float, norm_type: float = 2.0) -> Tensor:
+    """torch.embedding_renorm_: rescale, in place and outside autograd, each row of `weight` that
+    `input` looks up and whose norm_type-norm exceeds max_norm, to norm max_norm:
+    w_i <- w_i * max_norm / (||w_i|| + 1e-7). Rows not looked up are left alone."""
+    from ..autograd import no_grad  # (the module level imports nothing from autograd)
+
+    if input.numel() == 0:
+        return weight
+    with no_grad():
+        ids = ops.tensor(np.unique(input.cpu().numpy().reshape(-1)), device=weight.device)
+        rows = weight[ids]
+        mags = rows.abs()
+        if norm_type == math.inf:
+            norms = mags.amax(1)
+        elif norm_type == 2.0:
+            norms = (rows * rows).sum(1).sqrt()
+        else:
+            norms = (mags ** norm_type).sum(1) ** (1.0 / norm_type)
+        scale = ops.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).to(weight.dtype)
+        weight[ids] = rows * scale.unsqueeze(1)
+    return weight
 
 def _affine_parameters(module: Module, shape: tuple, affine: bool, bias: bool | None, device, dtype) -> None:
     """A norm layer's `weight` (ones) and `bias` (zeros), registered as None when switched off;
@@ -202,6 +240,25 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class PReLU(Module):
+    """y = max(0, x) + weight * min(0, x), weight of num_parameters slopes (1, or one per channel:
+    dim 1 of the input) initialised to `init`."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None) -> None:
+        super().__init__()
+        self.num_parameters, self.init = num_parameters, init
+        self.weight = Parameter(ops.full((num_parameters,), init, device=device, dtype=dtype))
+
+    def reset_parameters(self) -> None:
+        init.constant_(self.weight, self.init)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
 
 
 class Flatten(Module):

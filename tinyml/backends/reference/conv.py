@@ -2,7 +2,10 @@
 
 Shapes: x (N, C, H, W), w (O, C/groups, kh, kw), b (O,) or None, y (N, O, oh, ow).
 `pads` is (top, bottom, left, right) so that 'same' padding with an even kernel can put the
-extra row/column at the end, as PyTorch does. conv1d runs here as conv2d with H = 1.
+extra row/column at the end, as PyTorch does; a negative bottom/right pad crops the input there
+(conv_transpose's backward with output_padding >= stride needs it). conv1d runs here as conv2d
+with H = 1. conv_transpose1d/2d run on these kernels too (ops/conv.py): their forward is this
+dx with dy := their input (x is then read for its shape only), their backward conv2d_forward.
 
     cols[n, g, (c, p, q), (i, j)] = xpad[n, g*C/G + c, i*sh + p*dh, j*sw + q*dw]
     y[n, g] = w[g] @ cols[n, g] + b                        (w[g]: (O/G, C/G*kh*kw))
@@ -31,7 +34,8 @@ def _geometry(x, w, stride, pads, dilation):
 def _im2col(x, kh, kw, oh, ow, stride, pads, dilation, groups):
     """(N, G, C/G * kh * kw, oh * ow) copy of the receptive fields (a strided view, then reshape)."""
     n, c, _h, _wd = x.shape
-    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[1]), (pads[2], pads[3])))
+    xp = np.pad(x, ((0, 0), (0, 0), (pads[0], max(pads[1], 0)), (pads[2], max(pads[3], 0))))
+    xp = xp[:, :, :xp.shape[2] + min(pads[1], 0), :xp.shape[3] + min(pads[3], 0)]  # negative pads crop
     s = xp.strides
     win = np.lib.stride_tricks.as_strided(
         xp, (n, c, kh, kw, oh, ow), (s[0], s[1], s[2] * dilation[0], s[3] * dilation[1], s[2] * stride[0],
@@ -68,7 +72,7 @@ def conv2d_backward(x, w, dy, stride, pads, dilation, groups, needs=(True, True,
     if needs[0]:
         wg = w.reshape(groups, o // groups, w.shape[1] * kh * kw)
         dcols = np.matmul(wg.transpose(0, 2, 1), dyg).reshape(n, c, kh, kw, oh, ow)
-        hp, wp = h + pads[0] + pads[1], wd + pads[2] + pads[3]
+        hp, wp = h + pads[0] + max(pads[1], 0), wd + pads[2] + max(pads[3], 0)
         dxp = np.zeros((n, c, hp, wp), dtype=np.result_type(dcols.dtype, x.dtype))
         sh, sw = stride
         for p in range(kh):

@@ -8,11 +8,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from .. import ops
-from ..autograd import no_grad
-from ..tensor import Tensor
+from ... import ops
+from ...autograd import no_grad
+from ...tensor import Tensor
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "parameters_to_vector", "vector_to_parameters"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "parameters_to_vector",
+           "vector_to_parameters"]
 
 
 def _params(parameters) -> list[Tensor]:
@@ -33,8 +34,8 @@ def _norm(t: Tensor, norm_type: float) -> Tensor:
     return (t.abs() ** norm_type).sum() ** (1.0 / norm_type)
 
 
-def get_total_norm(tensors: Iterable[Tensor] | Tensor, norm_type: float = 2.0, error_if_nonfinite: bool = False,
-                   foreach: bool | None = None) -> Tensor:
+def get_total_norm(tensors: Iterable[Tensor] | Tensor, norm_type: float = 2.0,
+                   error_if_nonfinite: bool = False, foreach: bool | None = None) -> Tensor:
     """The p-norm of the norms of `tensors` (as if they were one concatenated vector)."""
     tensors = _params(tensors)
     norm_type = float(norm_type)
@@ -50,9 +51,10 @@ def get_total_norm(tensors: Iterable[Tensor] | Tensor, norm_type: float = 2.0, e
             dtype = norms[0].dtype
             total = _norm(ops.stack([n.to(dtype) for n in norms]), norm_type)
     if error_if_nonfinite and not math.isfinite(total.item()):
-        raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is non-finite "
-                           f"({total.item()}), so it cannot be clipped. To disable this error and scale the "
-                           "gradients by the non-finite norm anyway, set `error_if_nonfinite=False`")
+        raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is "
+                           f"non-finite ({total.item()}), so it cannot be clipped. To disable this error "
+                           "and scale the gradients by the non-finite norm anyway, set "
+                           "`error_if_nonfinite=False`")
     return total
 
 
