@@ -1,7 +1,8 @@
 """Creation ops (tensor, zeros, ones, full, arange, rand, ...) and dtype/device moves.
 
 Names and signatures follow PyTorch: sizes as varargs or one sequence, `dtype=`, `device=`,
-`requires_grad=`. Random tensors come from `tinyml.random`'s generator.
+`requires_grad=`. Random tensors come from `tinyml.random`'s global generator, or from the
+`generator=` given (a tinyml.Generator).
 """
 from __future__ import annotations
 
@@ -142,22 +143,24 @@ def _from_generator(host: np.ndarray, dtype, device, requires_grad) -> Tensor:
 
 def rand(*size, dtype=None, device=None, requires_grad: bool = False, generator=None) -> Tensor:
     """Uniform samples on [0, 1)."""
-    g = generator or _random.default_generator()
+    g = _random.numpy_generator(generator)
     return _from_generator(g.random(_size(size), dtype=np.float64), dtype, device, requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False, generator=None) -> Tensor:
     """Standard normal samples."""
-    g = generator or _random.default_generator()
+    g = _random.numpy_generator(generator)
     return _from_generator(g.standard_normal(_size(size)), dtype, device, requires_grad)
 
 
-def normal(mean: float, std: float, size, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
-    g = _random.default_generator()
+def normal(mean: float, std: float, size, *, generator=None, dtype=None, device=None,
+           requires_grad: bool = False) -> Tensor:
+    g = _random.numpy_generator(generator)
     return _from_generator(g.normal(mean, std, _size((size,))), dtype, device, requires_grad)
 
 
-def randint(low, high=None, size=None, *, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,
+            requires_grad: bool = False) -> Tensor:
     """Integers uniform on [low, high); `randint(high, size)` as in PyTorch."""
     if size is None:
         low, high, size = 0, low, high
@@ -165,14 +168,14 @@ def randint(low, high=None, size=None, *, dtype=None, device=None, requires_grad
         low, high = 0, low
     if high <= low:
         raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
-    g = _random.default_generator()
+    g = _random.numpy_generator(generator)
     host = g.integers(low, high, _size((size,)), dtype=np.int64)
     d = _dt.int64 if dtype is None else _dt.as_dtype(dtype)
     return _finish(Tensor(host.astype(d.np, copy=False), device=device), requires_grad)
 
 
-def randperm(n: int, *, dtype=None, device=None) -> Tensor:
-    host = _random.default_generator().permutation(int(n))
+def randperm(n: int, *, generator=None, dtype=None, device=None) -> Tensor:
+    host = _random.numpy_generator(generator).permutation(int(n))
     return Tensor(host.astype((_dt.int64 if dtype is None else _dt.as_dtype(dtype)).np), device=device)
 
 
