@@ -1,0 +1,257 @@
+"""Parameter-efficient fine-tuning on the CPU: every tinyml.models.peft method against full
+fine-tuning, and tinyml's LoRA step against peft's on PyTorch.
+
+    python bench/peft.py                                  # small preset, 2 threads
+    python bench/peft.py --config baby --pretrain-steps 300 --steps 100 --batch 8
+
+Part 1 (tinyml, one process): a GPT of the preset is pretrained on the bundled Shakespeare for
+--pretrain-steps (or read from --from, a `tinyml train` run), then adapted to the bundled English
+dialogues (tinyml/data/corpus/NOTICE.chatterbot) for --steps AdamW steps by each method from the
+same start. For each: trainable parameters; memory of a training step = parameters + gradients +
+optimizer state + what the step allocates at its peak (activations kept for backward and
+temporaries; tinyml.memory.track, host bytes), with the saved activations alone
+(tinyml.memory.saved_bytes) beside it; median step time; validation loss after the same steps.
+Part 2: one LoRA step (r=8 on c_attn, c_proj, c_fc; forward + loss + backward + AdamW on the
+adapter) of the same GPT in tinyml and in transformers + peft, each in a worker process of its own
+(torch and tinyml load the same libgomp; see bench/gpt_cpu.py), same weights and batches; the ratio
+is peft's time / tinyml's (> 1: tinyml faster). Both workers run with OMP_WAIT_POLICY=PASSIVE.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+PRESETS = {"baby": dict(n_layer=4, n_head=4, n_embd=128, block_size=64),
+           "small": dict(n_layer=6, n_head=6, n_embd=384, block_size=256)}
+
+
+def methods(rank: int):
+    from tinyml.models import peft
+
+    return {"full": None,
+            "lora": peft.LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear"),
+            "rslora": peft.LoraConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear",
+                                      use_rslora=True),
+            "lora-xs": peft.LoraXSConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear"),
+            "seqbn": peft.SeqBnConfig(), "double-seqbn": peft.DoubleSeqBnConfig(),
+            "seqbn-inv": peft.SeqBnInvConfig(), "lst": peft.LSTConfig(reduction_factor=8)}
+
+
+def _data(block: int, batch: int):
+    import lzma
+
+    import tinyml.data as data
+
+    corpus = os.path.join(os.path.dirname(data.__file__), "corpus")
+    with lzma.open(os.path.join(corpus, "chatterbot_english.txt.xz"), "rt", encoding="utf-8") as f:
+        dialogues = f.read()
+    tok = data.CharTokenizer.from_text(data.shakespeare())
+    train, val = (np.array(tok.encode(t)) for t in data.split_text(dialogues, 0.1))
+
+    def samplers():  # the same batches for every method
+        return {"train": data.RandomWindowSampler(train, block, batch, seed=0),
+                "val": data.RandomWindowSampler(val, block, batch, seed=1)}
+
+    shakespeare = np.array(tok.encode(data.shakespeare()))
+    return tok, data.RandomWindowSampler(shakespeare, block, batch, seed=7), samplers
+
+
+def _tensors(batch):
+    import tinyml
+
+    return [tinyml.tensor(np.asarray(a), dtype=tinyml.int64) for a in batch]
+
+
+def _val_loss(model, sampler, iters: int) -> float:
+    import tinyml
+
+    model.eval()
+    with tinyml.no_grad():
+        losses = [model(*_tensors(sampler.next_batch()))[1].item() for _ in range(iters)]
+    model.train()
+    return float(np.mean(losses))
+
+
+def part1(args) -> list[dict]:
+    from tinyml.models import GPT, GPTConfig, peft
+    from tinyml.train.lm import load_run
+
+    import tinyml
+
+    tinyml.set_num_threads(args.threads)
+    tinyml.manual_seed(0)
+    p = PRESETS[args.config]
+    tok, pretrain, new_samplers = _data(p["block_size"], args.batch)
+    if args.source:
+        base, _ = load_run(args.source)
+    else:
+        base = GPT(GPTConfig(vocab_size=tok.vocab_size, **p))
+        opt = tinyml.optim.AdamW(base.parameters(), lr=1e-3)
+        for _ in range(args.pretrain_steps):
+            _, loss = base(*_tensors(pretrain.next_batch()))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    start = {k: v.detach().numpy().copy() for k, v in base.state_dict().items()}
+    rows = []
+    for name, config in methods(args.rank).items():
+        tinyml.manual_seed(1)
+        model = GPT(base.config)
+        model.load_state_dict({k: tinyml.tensor(v) for k, v in start.items()})
+        if config is not None:
+            model = peft.get_peft_model(model, config)
+        model.train()
+        params = [q for q in model.parameters() if q.requires_grad]
+        opt = tinyml.optim.AdamW(params, lr=3e-4 if config is None else 3e-3, weight_decay=0.0)
+        samplers = new_samplers()
+        val_before = _val_loss(model, samplers["val"], args.eval_iters) if name == "full" else None
+        times, peak, saved = [], 0, 0
+        for step in range(args.steps):
+            batch = _tensors(samplers["train"].next_batch())
+            t0 = time.perf_counter()
+            if step == 1:
+                with tinyml.memory.track() as m:
+                    _, loss = model(*batch)
+                    saved = tinyml.memory.saved_bytes(loss)
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                peak = m.peak_host_bytes
+            else:
+                _, loss = model(*batch)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            times.append(time.perf_counter() - t0)
+        param_bytes = sum(q.numel() * 4 for q in model.parameters())
+        state_bytes = sum(t.numel() * 4 for s in opt.state.values() for t in s.values()
+                          if hasattr(t, "numel") and getattr(t, "ndim", 0) > 0)
+        rows.append(dict(method=name, trainable=sum(q.numel() for q in params),
+                         memory=param_bytes + state_bytes + peak, saved=saved,
+                         ms=1e3 * statistics.median(times[2:] or times),
+                         val=_val_loss(model, samplers["val"], args.eval_iters), val_before=val_before))
+    return rows
+
+
+# ---- part 2: LoRA step, tinyml vs peft on PyTorch --------------------------------------------------
+def _batches(cfg: dict, vocab: int, n: int):
+    rng = np.random.default_rng(0)
+    shape = (cfg["batch"], cfg["block_size"])
+    return [(rng.integers(0, vocab, shape), rng.integers(0, vocab, shape)) for _ in range(n)]
+
+
+def tinyml_worker(cfg: dict, steps: int, threads: int, folder: str) -> dict:
+    from tinyml.models import GPT, GPTConfig, peft, save_pretrained
+
+    import tinyml
+
+    tinyml.set_num_threads(threads)
+    tinyml.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=cfg["vocab"], block_size=cfg["block_size"], n_layer=cfg["n_layer"],
+                          n_head=cfg["n_head"], n_embd=cfg["n_embd"]))
+    save_pretrained(model, folder)
+    model = peft.get_peft_model(model, peft.LoraConfig(r=8, lora_alpha=16, target_modules=["c_attn", "c_proj",
+                                                                                          "c_fc"])).train()
+    opt = tinyml.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-3, weight_decay=0.0)
+    times = []
+    for x, y in _batches(cfg, cfg["vocab"], steps):
+        x, y = tinyml.tensor(x, dtype=tinyml.int64), tinyml.tensor(y, dtype=tinyml.int64)
+        t0 = time.perf_counter()
+        _, loss = model(x, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return {"ms": 1e3 * statistics.median(times[2:])}
+
+
+def torch_worker(cfg: dict, steps: int, threads: int, folder: str) -> dict:
+    here = os.path.dirname(os.path.abspath(__file__))  # this file is bench/peft.py: skip it, find the package
+    sys.path[:] = [q for q in sys.path if os.path.abspath(q or os.curdir) != here]
+    sys.modules.pop("peft", None)
+    import peft
+    import torch
+    import transformers
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel.from_pretrained(folder, attn_implementation="sdpa")
+    model = peft.get_peft_model(model, peft.LoraConfig(r=8, lora_alpha=16, target_modules=["c_attn", "c_proj",
+                                                                                           "c_fc"])).train()
+    opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-3, weight_decay=0.0)
+    times = []
+    for x, y in _batches(cfg, cfg["vocab"], steps):
+        x, y = torch.tensor(x), torch.tensor(y)
+        t0 = time.perf_counter()
+        logits = model(input_ids=x).logits
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return {"ms": 1e3 * statistics.median(times[2:])}
+
+
+def run_worker(framework: str, cfg: dict, steps: int, threads: int, folder: str) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--worker-config",
+           json.dumps(cfg), "--steps", str(steps), "--threads", str(threads), "--folder", folder]
+    # passive OpenMP waiting for both (tinyml's libgomp loads with it; DESIGN.md): with torch's default
+    # spin-waiting, a loaded machine turned its 45 ms baby step into 2-10 s
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OMP_WAIT_POLICY="PASSIVE")
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise RuntimeError(f"{framework} worker failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", choices=list(PRESETS), default="small")
+    ap.add_argument("--from", dest="source", help="a `tinyml train` run to adapt (default: pretrain here)")
+    ap.add_argument("--pretrain-steps", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--rank", type=int, default=8)
+    ap.add_argument("--eval-iters", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--peer-steps", type=int, default=12)
+    ap.add_argument("--skip-methods", action="store_true", help="part 2 only")
+    ap.add_argument("--worker", choices=["tinyml", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--worker-config", help=argparse.SUPPRESS)
+    ap.add_argument("--folder", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        fn = tinyml_worker if args.worker == "tinyml" else torch_worker
+        print(json.dumps(fn(json.loads(args.worker_config), args.steps, args.threads, args.folder)))
+        return
+    p = PRESETS[args.config]
+    print(f"preset {args.config} ({p}), batch {args.batch}, {args.threads} threads")
+    if not args.skip_methods:
+        rows = part1(args)
+        full = next(r for r in rows if r["method"] == "full")
+        print(f"\nvalidation loss of the pretrained model on the dialogues: {full['val_before']:.4f}; "
+              f"{args.steps} steps of each method:")
+        print(f"{'method':<13}{'trainable':>11}{'step memory':>13}{'x full':>8}{'saved act.':>12}"
+              f"{'ms/step':>9}{'val loss':>10}{'x full':>8}")
+        for r in rows:
+            print(f"{r['method']:<13}{r['trainable']:>11,}{r['memory'] / 2**20:>10.1f}MiB"
+                  f"{r['memory'] / full['memory']:>8.2f}{r['saved'] / 2**20:>9.1f}MiB{r['ms']:>9.1f}"
+                  f"{r['val']:>10.4f}{r['val'] / full['val']:>8.3f}")
+    cfg = dict(p, batch=args.batch, vocab=65)
+    with tempfile.TemporaryDirectory() as folder:
+        mine = run_worker("tinyml", cfg, args.peer_steps, args.threads, folder)
+        peer = run_worker("torch", cfg, args.peer_steps, args.threads, folder)
+    print(f"\nLoRA step (r=8, c_attn/c_proj/c_fc): tinyml {mine['ms']:.1f} ms, peft on PyTorch "
+          f"{peer['ms']:.1f} ms, ratio {peer['ms'] / mine['ms']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
