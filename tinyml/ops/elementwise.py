@@ -57,7 +57,8 @@ class Mul(Function):
         # save each operand only if the other side's gradient needs it; scalars stay on ctx
         ctx.save_for_backward(a if need[1] and type(a) is Tensor else None,
                               b if need[0] and type(b) is Tensor else None)
-        ctx.scalars = (a, b)
+        # scalars only: a tensor kept here would live as long as the graph, unseen by memory.saved_bytes
+        ctx.scalars = tuple(None if type(t) is Tensor else t for t in (a, b))
         return run("mul", a, b)
 
     @staticmethod
