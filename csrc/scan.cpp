@@ -9,12 +9,19 @@
 //   dB_t += h_t dt_t u_t,  dC_t += dy_t x_t,  du_t = dt_t (h_t . B_t) + D dy_t
 //
 // Layout (the Python adapter prepares it): u, delta, z, out (Bt, D, L); A (D, N); B and C either
-// (D, N) (time-invariant) or (Bt, G, L, N) with the state index innermost so that the loop over n
-// is contiguous and vectorises (exp included: simd_math.h's vexp_ieee). Channels (b, d) are
-// independent: OpenMP over d, batch inside, so dA/dD/dbias rows belong to one thread; the
-// input-dependent dB/dC are shared by all d of a group and go to per-thread buffers summed after.
-// The backward recomputes the states of one channel into an L x N buffer (cache-resident) rather
-// than storing (Bt, D, L, N) states in the forward.
+// (D, N) (time-invariant) or (Bt, G, L, N), state index innermost.
+// Vectorised across channels: a block of V channels (16 floats or 8 doubles, one 64-byte vector)
+// runs side by side, one channel per SIMD lane, with its rows of dt, dt u and y copied lane-major
+// (t * V + v) and its states as N vectors (n * V + v). A step is then vertical operations only,
+// x[n] = exp(dt A[n]) x[n] + dt u B_t[n] and y += C_t[n] x[n] over the lanes: no horizontal sum over
+// N per step (a kernel over one channel reduces C_t . x_t across a vector every step). Blocks
+// never straddle a group of B or C, so an input-dependent B_t[n] is one broadcast scalar for the
+// block. OpenMP over (batch, block) in the forward, over blocks (batch inside) in the backward, so
+// dA/dD/dbias and time-invariant dB/dC rows belong to one thread; input-dependent dB/dC are shared
+// by the blocks of a group and go to per-thread buffers summed after (their sums over a block's
+// lanes are the only horizontal sums, off the recurrence's dependency chain). The backward
+// recomputes a block's states and exp(dt A) into L x N x V buffers rather than storing
+// (Bt, D, L, N) states in the forward.
 //
 // NaN and +-inf come out where mamba's reference loop in PyTorch puts them: the exps have IEEE ends
 // (a state that decays by exp(-inf) = 0 turns an inf into 0 * inf = NaN, not 1e-38 * inf = inf), the
@@ -28,45 +35,93 @@ namespace {
 
 using namespace tinyml::scan;
 
-// NF > 0: the state size N is the compile-time constant NF (16 and 8 are Mamba's usual sizes), so
-// the loop over n is fully unrolled into whole vectors with no per-step remainder or alias checks;
-// that per-step overhead, not the arithmetic, is what limits a scan with a small N.
-template <typename T, int NF>
-TINYML_CLONES void forward_channel(const Scan<T>& p, const Dims& s, py::ssize_t b, py::ssize_t d, T* out, T* last,
-                                   T* x, T* dts) {
+// Per-thread buffers of the forward: lane-major rows (t * V + v) of dt, dt u and y for one block,
+// its states and A, B, C (n * V + v), and one row of dt.
+template <typename T>
+struct FwdWork {
+  std::vector<T> dt, du, y, x, a, bl, cl, row;
+  FwdWork(py::ssize_t l, py::ssize_t n, py::ssize_t V)
+      : dt(l * V), du(l * V), y(l * V), x(n * V), a(n * V), bl(n * V), cl(n * V), row(l) {}
+};
+
+// One block of V channels (lanes) of batch b through time. Each step updates the N x V states with
+// vertical vector operations only: x[n][v] = exp(dt[v] A[n][v]) x[n][v] + dtu[v] B[n],
+// y[v] += C[n] x[n][v]; an input-dependent B_t/C_t is one scalar per state for the whole block.
+template <typename T, int V, bool BVAR, bool CVAR>
+TINYML_CLONES void forward_block(const Scan<T>& p, const Dims& s, py::ssize_t b, const Block& blk, T* out,
+                                 T* last, FwdWork<T>& w) {
+  const py::ssize_t n = s.n, l = s.l, d0 = blk.d0, nv = blk.nv;
+  T *dt = w.dt.data(), *du = w.du.data(), *y = w.y.data(), *x = w.x.data(), *a = w.a.data();
+  for (py::ssize_t v = 0; v < V; ++v) {
+    if (v < nv) {
+      const py::ssize_t off = (b * s.d + d0 + v) * l;
+      delta_row(p, off, l, p.bias ? p.bias[d0 + v] : T(0), w.row.data(), static_cast<T*>(nullptr));
+      for (py::ssize_t t = 0; t < l; ++t) {
+        dt[t * V + v] = w.row[t];
+        du[t * V + v] = w.row[t] * p.u[off + t];
+      }
+    } else {
+      for (py::ssize_t t = 0; t < l; ++t) dt[t * V + v] = du[t * V + v] = T(0);
+    }
+  }
+  gather_dn<T, V>(p.A, d0, nv, n, a);
+  if (!BVAR) gather_dn<T, V>(p.B, d0, nv, n, w.bl.data());
+  if (!CVAR) gather_dn<T, V>(p.C, d0, nv, n, w.cl.data());
   py::ssize_t sB, sC;
-  const T* Bp = bc_ptr(p.B, s.gB, s, b, d, sB);
-  const T* Cp = bc_ptr(p.C, s.gC, s, b, d, sC);
-  const py::ssize_t off = (b * s.d + d) * s.l, n = NF ? NF : s.n, l = s.l;
-  const T* A = p.A + d * n;
-  const T* u = p.u + off;
-  const T bias = p.bias ? p.bias[d] : T(0), Dd = p.D ? p.D[d] : T(0);
-  delta_row(p, off, l, bias, dts, static_cast<T*>(nullptr));
-  T* y = out + off;
-  for (py::ssize_t i = 0; i < n; ++i) x[i] = 0;
+  const T* Bp = bc_ptr(p.B, s.gB, s, b, d0, sB);
+  const T* Cp = bc_ptr(p.C, s.gC, s, b, d0, sC);
+  for (py::ssize_t i = 0; i < n * V; ++i) x[i] = 0;
   for (py::ssize_t t = 0; t < l; ++t) {
-    const T dt = dts[t], du = dt * u[t];
+    const T* dtv = dt + t * V;
+    const T* duv = du + t * V;
     const T* Bt = Bp + t * sB;
     const T* Ct = Cp + t * sC;
-    T acc = 0;
-#pragma omp simd reduction(+ : acc)
+    T acc[V];
+#pragma omp simd
+    for (int v = 0; v < V; ++v) acc[v] = 0;
     for (py::ssize_t i = 0; i < n; ++i) {
-      T xi = vexp_ieee<T>(dt * A[i]) * x[i] + du * Bt[i];
-      x[i] = xi;
-      acc += Ct[i] * xi;
+      T* xi = x + i * V;
+      const T* ai = a + i * V;
+      const T* bv = w.bl.data() + i * V;
+      const T* cv = w.cl.data() + i * V;
+      const T bs = BVAR ? Bt[i] : T(0), cs = CVAR ? Ct[i] : T(0);
+#pragma omp simd
+      for (int v = 0; v < V; ++v) {
+        const T xn = vexp_ieee<T>(dtv[v] * ai[v]) * xi[v] + duv[v] * (BVAR ? bs : bv[v]);
+        xi[v] = xn;
+        acc[v] += (CVAR ? cs : cv[v]) * xn;
+      }
     }
-    y[t] = acc;
-  }
-  if (p.D) {
 #pragma omp simd
-    for (py::ssize_t t = 0; t < l; ++t) y[t] += Dd * u[t];
+    for (int v = 0; v < V; ++v) y[t * V + v] = acc[v];
   }
-  if (p.z) {
-    const T* z = p.z + off;
+  for (py::ssize_t v = 0; v < nv; ++v) {
+    const py::ssize_t d = d0 + v, off = (b * s.d + d) * l;
+    T* yr = out + off;
+    for (py::ssize_t t = 0; t < l; ++t) yr[t] = y[t * V + v];
+    if (p.D) {
+      const T Dd = p.D[d];
+      const T* u = p.u + off;
 #pragma omp simd
-    for (py::ssize_t t = 0; t < l; ++t) y[t] *= silu<T>(z[t]);
+      for (py::ssize_t t = 0; t < l; ++t) yr[t] += Dd * u[t];
+    }
+    if (p.z) {
+      const T* z = p.z + off;
+#pragma omp simd
+      for (py::ssize_t t = 0; t < l; ++t) yr[t] *= silu<T>(z[t]);
+    }
+    for (py::ssize_t i = 0; i < n; ++i) last[(b * s.d + d) * n + i] = x[i * V + v];
   }
-  for (py::ssize_t i = 0; i < n; ++i) last[(b * s.d + d) * n + i] = x[i];
+}
+
+template <typename T>
+void forward_block_any(const Scan<T>& p, const Dims& s, py::ssize_t b, const Block& blk, T* out, T* last,
+                       FwdWork<T>& w) {
+  constexpr int V = lanes<T>();
+  if (s.gB && s.gC) forward_block<T, V, true, true>(p, s, b, blk, out, last, w);
+  else if (s.gB) forward_block<T, V, true, false>(p, s, b, blk, out, last, w);
+  else if (s.gC) forward_block<T, V, false, true>(p, s, b, blk, out, last, w);
+  else forward_block<T, V, false, false>(p, s, b, blk, out, last, w);
 }
 
 template <typename T>
@@ -79,16 +134,14 @@ py::tuple forward(py::array u, py::array delta, py::array A, py::array B, py::ar
   T* lp = last.mutable_data();
   {
     py::gil_scoped_release release;
+    const std::vector<Block> blocks = plan_blocks(s, lanes<T>());
+    const py::ssize_t nb = static_cast<py::ssize_t>(blocks.size());
 #pragma omp parallel if (s.bt * s.d * s.l * s.n > 16384)
     {
-      std::vector<T> x(s.n), dts(s.l);
+      FwdWork<T> work(s.l, s.n, lanes<T>());
 #pragma omp for schedule(static) collapse(2)
       for (py::ssize_t b = 0; b < s.bt; ++b)
-        for (py::ssize_t d = 0; d < s.d; ++d) {
-          if (s.n == 16) forward_channel<T, 16>(p, s, b, d, op, lp, x.data(), dts.data());
-          else if (s.n == 8) forward_channel<T, 8>(p, s, b, d, op, lp, x.data(), dts.data());
-          else forward_channel<T, 0>(p, s, b, d, op, lp, x.data(), dts.data());
-        }
+        for (py::ssize_t k = 0; k < nb; ++k) forward_block_any<T>(p, s, b, blocks[k], op, lp, work);
     }
   }
   return py::make_tuple(out, last);

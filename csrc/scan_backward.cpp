@@ -10,106 +10,186 @@ struct Grads {
   T *du, *ddelta, *dA, *dB, *dC, *dD, *dz, *dbias;  // dB/dC: this thread's buffer or the output
 };
 
-// Per-thread scratch for one channel's backward: states and exp(dt A) (L x N), rows of L.
+// Per-thread buffers of one block's backward: lane-major rows (t * V + v) of dt, u, softplus'
+// (sigmoid), y then dy, ddt and du; the states x_t and exp(dt_t A) (t * N * V + n * V + v); the
+// adjoint h, A, time-invariant B/C and the lane sums of dA and time-invariant dB/dC (n * V + v).
 template <typename T>
-struct Scratch {
-  std::vector<T> xs, ea, dts, sig, dys, h, zeros;  // zeros: the state before the first step
-  Scratch(py::ssize_t l, py::ssize_t n) : xs(l * n), ea(l * n), dts(l), sig(l), dys(l), h(n), zeros(n) {}
+struct BwdWork {
+  std::vector<T> dt, u, sig, dy, ddt, du, xs, ea, h, a, bl, cl, dA, dBl, dCl, zeros, row, rsig;
+  BwdWork(py::ssize_t l, py::ssize_t n, py::ssize_t V)
+      : dt(l * V), u(l * V), sig(l * V), dy(l * V), ddt(l * V), du(l * V), xs(l * n * V), ea(l * n * V), h(n * V),
+        a(n * V), bl(n * V), cl(n * V), dA(n * V), dBl(n * V), dCl(n * V), zeros(n * V), row(l), rsig(l) {}
 };
 
-template <typename T, int NF>
-TINYML_CLONES void backward_channel(const Scan<T>& p, const Dims& s, py::ssize_t b, py::ssize_t d, const T* dout,
-                                    const T* dlast, const Grads<T>& g, Scratch<T>& w, T* dA_loc, T& dD_loc,
-                                    T& dbias_loc) {
+// One block of V channels of batch b: recompute the states forward, then run the adjoint
+// h_t = h_{t+1} exp(dt_{t+1} A) + dy_t C_t backward in time, every update a vertical vector
+// operation over the lanes. The input-dependent dB_t/dC_t are sums over the block's channels: one
+// lane sum per state and step, off the recurrence's dependency chain.
+template <typename T, int V, bool BVAR, bool CVAR>
+TINYML_CLONES void backward_block(const Scan<T>& p, const Dims& s, py::ssize_t b, const Block& blk, const T* dout,
+                                  const T* dlast, const Grads<T>& g, BwdWork<T>& w) {
+  const py::ssize_t n = s.n, l = s.l, d0 = blk.d0, nv = blk.nv, nV = n * V;
+  T *dt = w.dt.data(), *uu = w.u.data(), *sig = w.sig.data(), *dy = w.dy.data(), *xs = w.xs.data();
+  T *ea = w.ea.data(), *h = w.h.data(), *a = w.a.data();
+  for (py::ssize_t v = 0; v < V; ++v) {
+    if (v < nv) {
+      const py::ssize_t off = (b * s.d + d0 + v) * l;
+      delta_row(p, off, l, p.bias ? p.bias[d0 + v] : T(0), w.row.data(), w.rsig.data());
+      for (py::ssize_t t = 0; t < l; ++t) {
+        dt[t * V + v] = w.row[t];
+        sig[t * V + v] = w.rsig[t];
+        uu[t * V + v] = p.u[off + t];
+      }
+    } else {
+      for (py::ssize_t t = 0; t < l; ++t) dt[t * V + v] = sig[t * V + v] = uu[t * V + v] = T(0);
+    }
+  }
   py::ssize_t sB, sC;
-  const T* Bp = bc_ptr(p.B, s.gB, s, b, d, sB);
-  const T* Cp = bc_ptr(p.C, s.gC, s, b, d, sC);
+  const T* Bp = bc_ptr(p.B, s.gB, s, b, d0, sB);
+  const T* Cp = bc_ptr(p.C, s.gC, s, b, d0, sC);
   T* dBp = g.dB + (Bp - p.B);  // dB/dC share B/C's layout: the same offsets
   T* dCp = g.dC + (Cp - p.C);
-  const py::ssize_t off = (b * s.d + d) * s.l, n = NF ? NF : s.n, l = s.l;
-  const T* A = p.A + d * n;
-  const T* u = p.u + off;
-  const T bias = p.bias ? p.bias[d] : T(0), Dd = p.D ? p.D[d] : T(0);
-  T *xs = w.xs.data(), *ea = w.ea.data(), *dts = w.dts.data(), *sig = w.sig.data(), *dys = w.dys.data();
-  T* h = w.h.data();
-  delta_row(p, off, l, bias, dts, sig);
-  // 1. Recompute the states x_t and exp(dt_t A); with a gate, y_t too (dz needs it).
-  for (py::ssize_t i = 0; i < n; ++i) h[i] = 0;
+  gather_dn<T, V>(p.A, d0, nv, n, a);
+  if (!BVAR) gather_dn<T, V>(p.B, d0, nv, n, w.bl.data());
+  if (!CVAR) gather_dn<T, V>(p.C, d0, nv, n, w.cl.data());
+  const T *bl = w.bl.data(), *cl = w.cl.data();
+  // 1. Recompute the states x_t and exp(dt_t A), and y_t = C_t . x_t (dz needs it).
+  for (py::ssize_t i = 0; i < nV; ++i) h[i] = 0;  // x_{-1}
   for (py::ssize_t t = 0; t < l; ++t) {
-    const T dt = dts[t], du = dt * u[t];
+    const T* xprev = t ? xs + (t - 1) * nV : h;
+    T* xt = xs + t * nV;
+    T* et = ea + t * nV;
+    const T* dtv = dt + t * V;
+    const T* uv = uu + t * V;
     const T* Bt = Bp + t * sB;
     const T* Ct = Cp + t * sC;
-    const T* xprev = t ? xs + (t - 1) * n : h;  // h is all zeros here: x_{-1}
-    T* xt = xs + t * n;
-    T* et = ea + t * n;
-    T acc = 0;
-#pragma omp simd reduction(+ : acc)
-    for (py::ssize_t i = 0; i < n; ++i) {
-      T e = vexp_ieee<T>(dt * A[i]);
-      T xi = e * xprev[i] + du * Bt[i];
-      et[i] = e;
-      xt[i] = xi;
-      acc += Ct[i] * xi;
-    }
-    dys[t] = acc;
-  }
-  const T* go = dout + off;
-  if (p.z) {
-    const T* z = p.z + off;
-    T* dz = g.dz + off;
+    T acc[V], duv[V];
 #pragma omp simd
-    for (py::ssize_t t = 0; t < l; ++t) {
-      T sg = sigmoid<T>(z[t]), y = p.D ? dys[t] + Dd * u[t] : dys[t];
-      dz[t] = go[t] * y * sg * (T(1) + z[t] * (T(1) - sg));
-      dys[t] = go[t] * silu<T>(z[t]);
+    for (int v = 0; v < V; ++v) {
+      acc[v] = 0;
+      duv[v] = dtv[v] * uv[v];
     }
-  } else {
-    for (py::ssize_t t = 0; t < l; ++t) dys[t] = go[t];
+    for (py::ssize_t i = 0; i < n; ++i) {
+      const T bs = BVAR ? Bt[i] : T(0), cs = CVAR ? Ct[i] : T(0);
+#pragma omp simd
+      for (int v = 0; v < V; ++v) {
+        const T e = vexp_ieee<T>(dtv[v] * a[i * V + v]);
+        const T xn = e * xprev[i * V + v] + duv[v] * (BVAR ? bs : bl[i * V + v]);
+        et[i * V + v] = e;
+        xt[i * V + v] = xn;
+        acc[v] += (CVAR ? cs : cl[i * V + v]) * xn;
+      }
+    }
+#pragma omp simd
+    for (int v = 0; v < V; ++v) dy[t * V + v] = acc[v];  // y for now; dy below
   }
-  // 2. Reverse time.
-  T* ddl = g.ddelta + off;
-  T* dul = g.du + off;
-  for (py::ssize_t i = 0; i < n; ++i) h[i] = dlast ? dlast[(b * s.d + d) * n + i] : T(0);
+  // 2. The gate: dz, and dy = dout silu(z) (row by row: dout and z are rows).
+  for (py::ssize_t v = 0; v < V; ++v) {
+    if (v >= nv) {
+      for (py::ssize_t t = 0; t < l; ++t) dy[t * V + v] = 0;
+      continue;
+    }
+    const py::ssize_t d = d0 + v, off = (b * s.d + d) * l;
+    const T* go = dout + off;
+    if (p.z) {
+      const T* z = p.z + off;
+      const T* u = p.u + off;
+      T* dz = g.dz + off;
+      const T Dd = p.D ? p.D[d] : T(0);
+      for (py::ssize_t t = 0; t < l; ++t) {
+        const T sg = sigmoid<T>(z[t]), y = p.D ? dy[t * V + v] + Dd * u[t] : dy[t * V + v];
+        dz[t] = go[t] * y * sg * (T(1) + z[t] * (T(1) - sg));
+        dy[t * V + v] = go[t] * silu<T>(z[t]);
+      }
+    } else {
+      for (py::ssize_t t = 0; t < l; ++t) dy[t * V + v] = go[t];
+    }
+  }
+  // 3. Reverse time.
+  T *dAl = w.dA.data(), *dBl = w.dBl.data(), *dCl = w.dCl.data(), *ddt = w.ddt.data(), *dul = w.du.data();
+  T Dl[V];
+  for (int v = 0; v < V; ++v) Dl[v] = p.D && v < nv ? p.D[d0 + v] : T(0);
+  for (py::ssize_t i = 0; i < n; ++i)
+    for (int v = 0; v < V; ++v) h[i * V + v] = dlast && v < nv ? dlast[(b * s.d + d0 + v) * n + i] : T(0);
   for (py::ssize_t t = l - 1; t >= 0; --t) {
-    const T ut = u[t], dt = dts[t], dy = dys[t], dtu = dt * ut;
+    const T* dtv = dt + t * V;
+    const T* uv = uu + t * V;
+    const T* dyv = dy + t * V;
+    const T* xt = xs + t * nV;
+    const T* et = ea + t * nV;
+    // x_{-1} = 0 takes part like any state: its terms are 0, or NaN where they meet an inf
+    const T* xprev = t ? xs + (t - 1) * nV : w.zeros.data();
     const T* Bt = Bp + t * sB;
     const T* Ct = Cp + t * sC;
     T* dBt = dBp + t * sB;
     T* dCt = dCp + t * sC;
-    const T* xt = xs + t * n;
-    const T* et = ea + t * n;
-    // x_{-1} = 0 takes part like any state: its terms are 0, or NaN where they meet an inf
-    const T* xprev = t ? xs + (t - 1) * n : w.zeros.data();
     // The products keep the per-state order of PyTorch's autograd through the reference loop, and
     // the two paths into dt (through exp(dt A) and through dt B u) are summed apart, so that infs
-    // of opposite signs meet, and make NaN, as they do there: sum_n (h B)_n u, not u (h . B).
-    T ddt_decay = 0, ddt_input = 0, du_sum = 0;
-#pragma omp simd reduction(+ : ddt_decay, ddt_input, du_sum)
-    for (py::ssize_t i = 0; i < n; ++i) {
-      const T hi = h[i] + dy * Ct[i];
-      const T hx = hi * xprev[i] * et[i];  // dL/d exp(dt A) times exp(dt A)
-      const T hB = hi * Bt[i];
-      dCt[i] += dy * xt[i];
-      ddt_decay += hx * A[i];
-      ddt_input += hB * ut;
-      dA_loc[i] += hx * dt;
-      dBt[i] += hi * dtu;
-      du_sum += hB * dt;
-      h[i] = hi * et[i];
+    // of opposite signs meet, and make NaN, as they do there.
+    T decay[V], input[V], dus[V], dtu[V];
+#pragma omp simd
+    for (int v = 0; v < V; ++v) {
+      decay[v] = input[v] = dus[v] = 0;
+      dtu[v] = dtv[v] * uv[v];
     }
-    ddl[t] = ddt_decay + ddt_input;
-    dul[t] = p.D ? du_sum + Dd * dy : du_sum;
+    for (py::ssize_t i = 0; i < n; ++i) {
+      const T bs = BVAR ? Bt[i] : T(0), cs = CVAR ? Ct[i] : T(0);
+      T sumB = 0, sumC = 0;
+#pragma omp simd reduction(+ : sumB, sumC)
+      for (int v = 0; v < V; ++v) {
+        const py::ssize_t k = i * V + v;
+        const T bv = BVAR ? bs : bl[k], cv = CVAR ? cs : cl[k];
+        const T hi = h[k] + dyv[v] * cv;
+        const T hx = hi * xprev[k] * et[k];  // dL/d exp(dt A) times exp(dt A)
+        const T hB = hi * bv;
+        const T dc = dyv[v] * xt[k], db = hi * dtu[v];
+        if (CVAR) sumC += v < nv ? dc : T(0);
+        else dCl[k] += dc;
+        if (BVAR) sumB += v < nv ? db : T(0);
+        else dBl[k] += db;
+        decay[v] += hx * a[k];
+        input[v] += hB * uv[v];
+        dAl[k] += hx * dtv[v];
+        dus[v] += hB * dtv[v];
+        h[k] = hi * et[k];
+      }
+      if (BVAR) dBt[i] += sumB;
+      if (CVAR) dCt[i] += sumC;
+    }
+#pragma omp simd
+    for (int v = 0; v < V; ++v) {
+      ddt[t * V + v] = decay[v] + input[v];
+      dul[t * V + v] = p.D ? dus[v] + Dl[v] * dyv[v] : dus[v];  // an absent D adds nothing (not 0 * dy)
+    }
   }
-  T sd = 0, sb = 0;
-#pragma omp simd reduction(+ : sd, sb)
-  for (py::ssize_t t = 0; t < l; ++t) {
-    sd += dys[t] * u[t];
-    T v = p.softplus ? ddl[t] * sig[t] : ddl[t];
-    ddl[t] = v;
-    sb += v;
+  // 4. Rows back: ddelta (through softplus), du, and the sums for dD and ddelta_bias.
+  for (py::ssize_t v = 0; v < nv; ++v) {
+    const py::ssize_t d = d0 + v, off = (b * s.d + d) * l;
+    T* ddl = g.ddelta + off;
+    T* dur = g.du + off;
+    const T* u = p.u + off;
+    T sd = 0, sb = 0;
+    for (py::ssize_t t = 0; t < l; ++t) {
+      const T dyt = dy[t * V + v];
+      sd += dyt * u[t];
+      const T val = p.softplus ? ddt[t * V + v] * sig[t * V + v] : ddt[t * V + v];
+      ddl[t] = val;
+      sb += val;
+      dur[t] = dul[t * V + v];
+    }
+    g.dD[d] += sd;
+    g.dbias[d] += sb;
   }
-  dD_loc += sd;
-  dbias_loc += sb;
+}
+
+template <typename T>
+void backward_block_any(const Scan<T>& p, const Dims& s, py::ssize_t b, const Block& blk, const T* dout,
+                        const T* dlast, const Grads<T>& g, BwdWork<T>& w) {
+  constexpr int V = lanes<T>();
+  if (s.gB && s.gC) backward_block<T, V, true, true>(p, s, b, blk, dout, dlast, g, w);
+  else if (s.gB) backward_block<T, V, true, false>(p, s, b, blk, dout, dlast, g, w);
+  else if (s.gC) backward_block<T, V, false, true>(p, s, b, blk, dout, dlast, g, w);
+  else backward_block<T, V, false, false>(p, s, b, blk, dout, dlast, g, w);
 }
 
 template <typename T>
@@ -130,17 +210,20 @@ py::tuple backward(py::array u, py::array delta, py::array A, py::array B, py::a
   const py::ssize_t nB = B.size(), nC = C.size();
   {
     py::gil_scoped_release release;
+    constexpr int V = lanes<T>();
+    const std::vector<Block> blocks = plan_blocks(s, V);
+    const py::ssize_t nb = static_cast<py::ssize_t>(blocks.size());
     const int nt = (s.bt * s.d * s.l * s.n > 16384) ? tinyml::max_threads() : 1;
-    // Time-invariant B/C rows belong to one d (one thread): accumulate in place. Input-dependent
-    // ones are shared across d: one zeroed buffer per thread, summed below.
+    // A block's channels (rows of dA, dD, ddelta_bias and of a time-invariant dB/dC) belong to one
+    // thread: accumulated in its lanes over the batch, written once. Input-dependent dB/dC are
+    // shared by all blocks of a group: one zeroed buffer per thread, summed below.
     std::vector<std::vector<T>> bufB(s.gB ? nt : 0), bufC(s.gC ? nt : 0);
-    if (!s.gB) std::fill(g.dB, g.dB + nB, T(0));
-    if (!s.gC) std::fill(g.dC, g.dC + nC, T(0));
+    std::fill(g.dD, g.dD + s.d, T(0));
+    std::fill(g.dbias, g.dbias + s.d, T(0));
 #pragma omp parallel num_threads(nt)
     {
       const int tid = tinyml::thread_id();
-      Scratch<T> scratch(s.l, s.n);
-      std::vector<T> dA_loc(s.n);
+      BwdWork<T> work(s.l, s.n, V);
       Grads<T> mine = g;
       if (s.gB) {
         bufB[tid].assign(nB, T(0));
@@ -151,16 +234,19 @@ py::tuple backward(py::array u, py::array delta, py::array A, py::array B, py::a
         mine.dC = bufC[tid].data();
       }
 #pragma omp for schedule(static)
-      for (py::ssize_t d = 0; d < s.d; ++d) {
-        std::fill(dA_loc.begin(), dA_loc.end(), T(0));
-        T dD_loc = 0, dbias_loc = 0;
-        for (py::ssize_t b = 0; b < s.bt; ++b)
-          if (s.n == 16) backward_channel<T, 16>(p, s, b, d, gout, dlast, mine, scratch, dA_loc.data(), dD_loc, dbias_loc);
-          else if (s.n == 8) backward_channel<T, 8>(p, s, b, d, gout, dlast, mine, scratch, dA_loc.data(), dD_loc, dbias_loc);
-          else backward_channel<T, 0>(p, s, b, d, gout, dlast, mine, scratch, dA_loc.data(), dD_loc, dbias_loc);
-        for (py::ssize_t i = 0; i < s.n; ++i) g.dA[d * s.n + i] = dA_loc[i];
-        g.dD[d] = dD_loc;
-        g.dbias[d] = dbias_loc;
+      for (py::ssize_t k = 0; k < nb; ++k) {
+        const Block& blk = blocks[k];
+        std::fill(work.dA.begin(), work.dA.end(), T(0));
+        std::fill(work.dBl.begin(), work.dBl.end(), T(0));
+        std::fill(work.dCl.begin(), work.dCl.end(), T(0));
+        for (py::ssize_t b = 0; b < s.bt; ++b) backward_block_any<T>(p, s, b, blk, gout, dlast, mine, work);
+        for (py::ssize_t v = 0; v < blk.nv; ++v)
+          for (py::ssize_t i = 0; i < s.n; ++i) {
+            const py::ssize_t at = (blk.d0 + v) * s.n + i;
+            g.dA[at] = work.dA[i * V + v];
+            if (!s.gB) g.dB[at] = work.dBl[i * V + v];
+            if (!s.gC) g.dC[at] = work.dCl[i * V + v];
+          }
       }
       // Sum the per-thread dB/dC buffers, each thread a slice of the elements.
 #pragma omp barrier

@@ -4,6 +4,7 @@
 #pragma once
 #include "simd_math.h"  // first: sets fp-contract
 
+#include <algorithm>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -106,6 +107,53 @@ inline void delta_row(const Scan<T>& p, py::ssize_t off, py::ssize_t l, T bias, 
 #pragma omp simd
     for (py::ssize_t t = 0; t < l; ++t) sig[t] = sigmoid<T>(dl[t] + bias);
   }
+}
+
+// ---- channel blocks: the kernels run V channels side by side, one per SIMD lane ----------------
+
+// Lanes per block: one 64-byte vector (16 floats or 8 doubles; two AVX2 vectors or one AVX-512).
+template <typename T>
+constexpr int lanes() {
+  return static_cast<int>(64 / sizeof(T));
+}
+
+struct Block {
+  py::ssize_t d0, nv;  // channels d0 .. d0 + nv - 1, nv <= lanes
+};
+
+// Blocks of at most V channels that never straddle a group of an input-dependent B or C, so that
+// every lane of a block reads the same B_t and C_t (a broadcast scalar per state, not a gather).
+inline std::vector<Block> plan_blocks(const Dims& s, py::ssize_t V) {
+  std::vector<Block> blocks;
+  const py::ssize_t gsB = s.gB ? s.d / s.gB : s.d, gsC = s.gC ? s.d / s.gC : s.d;
+  for (py::ssize_t d0 = 0; d0 < s.d;) {
+    py::ssize_t end = std::min(d0 + V, s.d);
+    end = std::min(end, (d0 / gsB + 1) * gsB);
+    end = std::min(end, (d0 / gsC + 1) * gsC);
+    blocks.push_back(Block{d0, end - d0});
+    d0 = end;
+  }
+  return blocks;
+}
+
+// Lane-major copies of a block's rows: dst[t * V + v] = row(d0 + v)[t]; padding lanes get 0.
+template <typename T, int V>
+inline void gather_rows(const T* src, py::ssize_t row0, py::ssize_t nv, py::ssize_t l, T* dst) {
+  for (py::ssize_t v = 0; v < V; ++v) {
+    if (v < nv) {
+      const T* r = src + (row0 + v) * l;
+      for (py::ssize_t t = 0; t < l; ++t) dst[t * V + v] = r[t];
+    } else {
+      for (py::ssize_t t = 0; t < l; ++t) dst[t * V + v] = T(0);
+    }
+  }
+}
+
+// A (D, N) matrix's rows d0 .. d0+nv-1 as dst[n * V + v]; padding lanes get 0.
+template <typename T, int V>
+inline void gather_dn(const T* M, py::ssize_t d0, py::ssize_t nv, py::ssize_t n, T* dst) {
+  for (py::ssize_t i = 0; i < n; ++i)
+    for (py::ssize_t v = 0; v < V; ++v) dst[i * V + v] = v < nv ? M[(d0 + v) * n + i] : T(0);
 }
 
 // ---- bindings: every shape and dtype checked before a pointer is read --------------------------

@@ -1,5 +1,5 @@
-"""The C++ conv / pool / upsample / selective-scan kernels (csrc/conv.cpp, csrc/pool.cpp, csrc/scan.cpp) against
-their numpy references, kernel by kernel, and the bindings' argument checks."""
+"""The C++ conv / pool / upsample kernels (csrc/conv.cpp, csrc/pool.cpp) against their numpy references,
+kernel by kernel, and the bindings' argument checks (the selective scan's: tests/ops/test_scan.py)."""
 import numpy as np
 import pytest
 
@@ -97,57 +97,8 @@ def test_upsample_kernels(dtype, out, mode, ac, scales):
     close(cpu(dy, x.shape, mode, ac, scales), ref(dy, x.shape, mode, ac, scales), dtype)
 
 
-def scan_inputs(bt, d, n, length, bc, groups, dtype, opts):
-    bc_shape = {"fixed": (d, n), "group": (bt, groups, n, length)}[bc]
-    a = {"u": RNG.standard_normal((bt, d, length)), "delta": RNG.random((bt, d, length)) * 2 - 1,
-             "A": -RNG.random((d, n)) * 2, "B": RNG.standard_normal(bc_shape), "C": RNG.standard_normal(bc_shape),
-             "D": RNG.standard_normal(d), "z": RNG.standard_normal((bt, d, length)), "delta_bias": RNG.random(d) * 0.2}
-    return [None if k in ("D", "z", "delta_bias") and k not in opts else a[k].astype(dtype)
-            for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")]
-
-
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("bt,d,n,length,bc,groups,opts,softplus", [
-    (2, 5, 3, 9, "group", 1, ("D", "z", "delta_bias"), True),
-    (1, 6, 16, 33, "group", 3, ("z",), False),
-    (3, 4, 7, 1, "fixed", 1, ("D", "delta_bias"), True),
-    (2, 17, 5, 40, "group", 1, (), True),
-    (2, 3, 8, 12, "fixed", 1, ("D", "z"), True),  # N = 8 and 16 take the unrolled paths
-])
-def test_scan_kernels(dtype, bt, d, n, length, bc, groups, opts, softplus):
-    args = scan_inputs(bt, d, n, length, bc, groups, dtype, opts)
-    cpu, ref = both("selective_scan_forward")
-    out, last = ref(*args, softplus)
-    close(cpu(*args, softplus), (out, last), dtype)
-    dout = RNG.standard_normal(out.shape).astype(dtype)
-    dlast = RNG.standard_normal(last.shape).astype(dtype)
-    cpu, ref = both("selective_scan_backward")
-    for dl in (None, dlast):
-        close(cpu(*args, softplus, dout, dl), ref(*args, softplus, dout, dl), dtype)
-
-
-def test_scan_softplus_extremes():
-    """The vectorised float32 softplus keeps relative accuracy for very negative and large inputs."""
-    args = scan_inputs(1, 3, 4, 8, "group", 1, "float32", ("delta_bias",))
-    args[1] = np.linspace(-30, 30, 24, dtype=np.float32).reshape(1, 3, 8)
-    cpu, ref = both("selective_scan_forward")
-    close(cpu(*args, True), ref(*args, True), "float32")
-
-
 def test_bindings_check_arguments():
     f = np.float32
-    u = np.zeros((2, 3, 5), f)
-    A, B = np.zeros((3, 4), f), np.zeros((2, 1, 5, 4), f)
-    with pytest.raises(ValueError, match=r"delta has shape \(2, 3, 4\)"):
-        _C.selective_scan_forward(u, np.zeros((2, 3, 4), f), A, B, B, None, None, None, False)
-    with pytest.raises(ValueError, match=r"B has shape \(2, 2, 5, 4\)"):
-        _C.selective_scan_forward(u, u, A, np.zeros((2, 2, 5, 4), f), B, None, None, None, False)
-    with pytest.raises(ValueError, match=r"D has shape \(4,\), expected \(3,\)"):
-        _C.selective_scan_forward(u, u, A, B, B, np.zeros(4, f), None, None, False)
-    with pytest.raises(TypeError, match="expected dtype float32, got float64"):
-        _C.selective_scan_forward(u, u.astype(np.float64), A, B, B, None, None, None, False)
-    with pytest.raises(ValueError, match="dlast_state has shape"):
-        _C.selective_scan_backward(u, u, A, B, B, None, None, None, False, u, np.zeros((2, 3), f))
     x, w = np.zeros((1, 2, 5, 5), f), np.zeros((4, 1, 3, 3), f)
     with pytest.raises(ValueError, match=r"weight \(4, 1, 3, 3\) with groups=1 does not fit input \(1, 2, 5, 5\)"):
         _C.conv2d_forward(x, w, None, 1, 1, 1, 1, 1, 1, 1, 5, 5)
