@@ -2,7 +2,8 @@
 adapter in its own file, registered with hf.py (the folder reader and writer).
 
     transformer/   GPT-2, Llama and BERT, their shared blocks, and generation with a KV cache
-    ssm/, peft/, vision/, detection/   empty so far (see each package's docstring)
+    ssm/           HiPPO, S4D and Mamba (MambaLM), with the MambaForCausalLM adapter
+    peft/, vision/, detection/   empty so far (see each package's docstring)
 
 Installed as `tinyml.models` (setup.py's package_dir); code here imports `tinyml...`.
 
@@ -12,6 +13,8 @@ Installed as `tinyml.models` (setup.py's package_dir); code here imports `tinyml
     hf = from_pretrained("folder/with/config.json")   # GPT2LMHeadModel, LlamaForCausalLM, BertForMaskedLM
 """
 from .hf import from_pretrained, save_pretrained
+from .peft.interop import load_adapter, save_adapter
+from .ssm import S4D, MambaConfig, MambaLM
 from .transformer import (
     GPT,
     BertConfig,
@@ -27,4 +30,5 @@ from .transformer import (
 )
 
 __all__ = ["BertConfig", "BertForMaskedLM", "BertModel", "mask_tokens", "generate", "sample_next", "GPT",
-           "GPTConfig", "from_pretrained", "save_pretrained", "KVCache", "Llama", "LlamaConfig"]
+           "GPTConfig", "from_pretrained", "save_pretrained", "KVCache", "Llama", "LlamaConfig",
+           "MambaConfig", "MambaLM", "S4D", "load_adapter", "save_adapter"]

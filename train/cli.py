@@ -36,7 +36,7 @@ from tinyml.data.tokenizer import BPETokenizer
 
 from . import argtypes as at
 from . import commands, lm, runs
-from .presets import PRESETS
+from .presets import MODELS, PRESETS
 from .progress import require_matplotlib
 from .runs import CLIError, UsageError, check_memory, plan_run, resume_command
 from .trainer import CHECKPOINT
@@ -88,7 +88,7 @@ def cmd_train(args) -> int:
               f"each evaluation {tcfg.eval_iters} batches of {plan.batch_size}x{preset.block_size}. For a "
               "first run on cpu use the baby preset (the default), or shrink this one with --batch-size "
               "and --eval-iters.")
-    summary, model, tok = lm.train_lm(plan, device)
+    summary, model, tok = lm.train_lm(plan, device, args.model)
     _report(summary, plan.out)
     if summary["stopped"] == "interrupted":
         this_time = {"device": args.device, "sample_tokens": args.sample_tokens}
@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "decay to the new end; --config, --tokenizer, --vocab-size, --data, "
                                    "--batch-size, --lr and --seed must match the run.")
     t.set_defaults(run=cmd_train)
+    t.add_argument("--model", choices=list(MODELS), help="gpt (default), mamba or s4d: the state space "
+                   "models at about the GPT's parameter count for the preset; on --resume, the run's own")
     t.add_argument("--config", choices=list(PRESETS), help="preset: baby (default; sized for a cpu) or small "
                    "(sized for a GPU)")
     t.add_argument("--steps", type=at.positive_int, help="optimizer steps (preset default: baby 2000, small "

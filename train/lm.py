@@ -1,8 +1,9 @@
 """Language-model training, the task behind `tinyml train` and `tinyml sample`: text (the bundled
 Shakespeare or --data) through a char or byte-level BPE tokenizer into token files, a GPT built
-from a preset (train/presets.py), the generic Trainer on random windows of the tokens, and sampling
-from the trained model. Flags and the run folder's rules are train/runs.py's; printing and exit
-statuses are the command line's (train/cli.py).
+from a preset (train/presets.py; or, with family "mamba" | "s4d", a MambaLM or S4DLM of about the
+same size), the generic Trainer on random windows of the tokens, and sampling from the trained
+model. Flags and the run folder's rules are train/runs.py's; printing and exit statuses are the
+command line's (train/cli.py).
 
     tok, train_ids, val_ids = prepare_data(plan)   # read and tokenize, in memory
     summary, model, tok = train_lm(plan, device)   # write the run folder, train, checkpoint
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 
 from tinyml.models import GPT, GPTConfig, generate
+from tinyml.models.ssm import S4DLM, MambaConfig, MambaLM, S4DLMConfig, param_groups
 
 import tinyml
 from tinyml.data import (
@@ -29,7 +31,7 @@ from tinyml.data import (
 )
 
 from .checkpoint import load_checkpoint
-from .presets import Preset
+from .presets import MODELS, SSM_SIZES, Preset
 from .runs import RUN_FILE, CLIError, RunPlan, UsageError, read_run, write_run
 from .trainer import CHECKPOINT, Trainer
 
@@ -76,25 +78,67 @@ def model_config(preset: Preset, vocab_size: int) -> GPTConfig:
                      n_head=preset.n_head, n_embd=preset.n_embd, dropout=preset.dropout)
 
 
-def train_lm(plan: RunPlan, device: str):
+# model family -> (its class, its config class, its name in messages)
+FAMILIES = {"gpt": (GPT, GPTConfig, "GPT"), "mamba": (MambaLM, MambaConfig, "Mamba"),
+            "s4d": (S4DLM, S4DLMConfig, "S4D")}
+
+
+def model_family(plan: RunPlan, requested: str | None) -> str:
+    """The model to train: --model, or on --resume the run's own (a different --model is refused)."""
+    if requested is not None and requested not in MODELS:
+        raise UsageError(f"--model {requested!r}: choose one of {', '.join(MODELS)}")
+    if not plan.resume:
+        return requested or "gpt"
+    recorded = plan.record.get("model", {}).get("family", "gpt")
+    if requested is not None and requested != recorded:
+        raise UsageError(f"--model {requested} does not match the run in {plan.out}, which trains {recorded}")
+    return recorded
+
+
+def family_config(family: str, plan: RunPlan, vocab_size: int):
+    """The config of `family` for the run's preset: the GPT's own, or SSM_SIZES' for the SSMs."""
+    if family == "gpt":
+        return model_config(plan.preset, vocab_size)
+    sizes = SSM_SIZES[(family, plan.preset_name)]
+    return FAMILIES[family][1](vocab_size=vocab_size, **sizes)
+
+
+def _honour_optim_hints(trainer: Trainer, model, tcfg) -> None:
+    """Regroup the Trainer's AdamW (before any step) so that the SSMs' A_log, D, log_dt and A take no
+    weight decay (their optim_hints; models/ssm/param_groups.py). The hints' learning-rate caps are
+    not applied: the schedule sets one learning rate for every group."""
+    opt = trainer.optimizer
+    opt.param_groups.clear()
+    for g in param_groups(model, tcfg.lr, tcfg.weight_decay):
+        opt.add_param_group({"params": g["params"], "weight_decay": g["weight_decay"]})
+    trainer.scheduler.load_state_dict(trainer.scheduler.state_dict())  # sets the lr of the new groups
+
+
+def train_lm(plan: RunPlan, device: str, family: str | None = None):
     """Train the run `plan` describes on `device`: (the Trainer's summary, the model, the tokenizer).
-    A batch that does not fit in memory ends as a CLIError naming --batch-size."""
+    `family` is gpt (default), mamba or s4d (train/presets.py's MODELS). A batch that does not fit
+    in memory ends as a CLIError naming --batch-size."""
     preset, tcfg = plan.preset, plan.train
+    family = model_family(plan, family)
     tinyml.manual_seed(plan.seed)
     tok, train_ids, val_ids = prepare_data(plan)
-    mcfg = model_config(preset, tok.vocab_size)
+    mcfg = family_config(family, plan, tok.vocab_size)
+    record = mcfg.to_dict() if family == "gpt" else {"family": family, **mcfg.to_dict()}
+    model_class, _, label = FAMILIES[family]
     try:
-        model = GPT(mcfg).to(device)
+        model = model_class(mcfg).to(device)
         train_ids, val_ids = write_data(plan, tok, train_ids, val_ids)
-        write_run(plan, tok.vocab_size, mcfg.to_dict())
+        write_run(plan, tok.vocab_size, record)
         train_s = RandomWindowSampler(train_ids, preset.block_size, plan.batch_size, seed=plan.seed)
         val_s = RandomWindowSampler(val_ids, preset.block_size, plan.batch_size, seed=plan.seed + 1)
-        extra = {"preset": plan.preset_name, "model": mcfg.to_dict(), "tokenizer": plan.tokenizer}
-        print(f"tinyml train: {plan.preset_name} GPT, {model.num_parameters() / 1e6:.2f}M parameters, "
+        extra = {"preset": plan.preset_name, "model": record, "tokenizer": plan.tokenizer}
+        print(f"tinyml train: {plan.preset_name} {label}, {model.num_parameters() / 1e6:.2f}M parameters, "
               f"{plan.tokenizer} tokenizer ({tok.vocab_size} tokens), {len(train_ids):,} train tokens, "
               f"device {device}, {tcfg.max_steps} steps of {plan.batch_size}x{preset.block_size}"
               f"{f' from step {plan.start_step}' if plan.resume else ''} -> {plan.out}")
         trainer = Trainer(model, train_s, val_s, tcfg, out_dir=plan.out, device=device, extra_state=extra)
+        if family != "gpt":
+            _honour_optim_hints(trainer, model, tcfg)
         summary = trainer.fit(resume=plan.resume)
     except MemoryError:
         raise CLIError(f"out of memory with --batch-size {plan.batch_size} ({plan.batch_size}x"
@@ -116,7 +160,11 @@ def load_run(path: str):
     if not os.path.exists(ckpt) or not os.path.exists(os.path.join(folder, RUN_FILE)):
         raise UsageError(f"--ckpt {path}: expected a run folder with {CHECKPOINT} and {RUN_FILE}")
     run = read_run(folder)
-    model = GPT(GPTConfig(**{**run["model"], "dropout": 0.0}))
+    fields = dict(run["model"])
+    model_class, config_class, _ = FAMILIES[fields.pop("family", "gpt")]
+    if "dropout" in fields:
+        fields["dropout"] = 0.0
+    model = model_class(config_class(**fields))
     state = load_checkpoint(ckpt)
     try:
         model.load_state_dict(state["model"], strict=True)

@@ -5,6 +5,10 @@ small: 6 layers, 6 heads, 384 wide, context 256, batch 64, dropout 0.2, 5000 ste
 
 `sized_for` names the device a preset is meant for: on a cpu, small takes seconds per step and
 each of its evaluations (200 batches of 64x256) minutes, so the command line says so when it runs there.
+
+`tinyml train --model mamba|s4d` trains a state space model instead of the GPT, on the same
+preset's data, context, batch and schedule; SSM_SIZES gives its size at about the GPT's parameter
+count (baby: GPT 0.81M, MambaLM 6 x 128 wide 0.71M, S4DLM 4 x 128 wide 0.77M).
 """
 from __future__ import annotations
 
@@ -43,6 +47,17 @@ PRESETS = {
                                       weight_decay=0.1, betas=(0.9, 0.99), grad_clip=1.0, eval_interval=250,
                                       eval_iters=200, log_interval=10, mixed_precision=True),
                     sized_for="cuda"),
+}
+
+
+MODELS = ("gpt", "mamba", "s4d")
+
+# (model, preset) -> the model's own config fields (vocab_size comes from the tokenizer)
+SSM_SIZES = {
+    ("mamba", "baby"): dict(d_model=128, n_layer=6, d_state=16, d_conv=4, expand=2),
+    ("mamba", "small"): dict(d_model=384, n_layer=12, d_state=16, d_conv=4, expand=2),
+    ("s4d", "baby"): dict(d_model=128, n_layer=4, d_state=64),
+    ("s4d", "small"): dict(d_model=384, n_layer=6, d_state=64, dropout=0.2),
 }
 
 
