@@ -7,13 +7,19 @@
 void init_softmax(py::module_& m);
 void init_activation(py::module_& m);
 void init_norm(py::module_& m);
+void init_batch_norm(py::module_& m);
 void init_loss(py::module_& m);
 void init_attention(py::module_& m);
 void init_embedding(py::module_& m);
 void init_optim(py::module_& m);
 void init_scan(py::module_& m);
+void init_causal_conv1d(py::module_& m);
 void init_conv(py::module_& m);
 void init_pool(py::module_& m);
+void init_boxes(py::module_& m);
+void init_sort(py::module_& m);
+void init_search(py::module_& m);
+void init_rnn(py::module_& m);
 
 // The most OpenMP threads tinyml asks for (tinyml/threads.py MAX_THREADS is the same number;
 // tests/test_threads.py checks that the two agree).
@@ -44,11 +50,17 @@ PYBIND11_MODULE(_C, m) {
   init_softmax(m);
   init_activation(m);
   init_norm(m);
+  init_batch_norm(m);
   init_loss(m);
   init_attention(m);
   init_embedding(m);
   init_optim(m);
   init_scan(m);
+  init_causal_conv1d(m);
   init_conv(m);
   init_pool(m);
+  init_boxes(m);
+  init_sort(m);
+  init_search(m);
+  init_rnn(m);
 }

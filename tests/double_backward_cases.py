@@ -70,6 +70,30 @@ def _to_device(T, F, x):
     return (x.to("cuda").to("cpu") if T.__name__ == "tinyml" else x) * x
 
 
+def _fft(T, name, x):
+    """tinyml's complex tensors are real ones with a last dim of 2 (torch.view_as_real's layout)."""
+    if T.__name__ == "tinyml":
+        return getattr(T.fft, name)(x, n=7)
+    y = getattr(T.fft, name)(x if name == "rfft" else T.view_as_complex(x), n=7)
+    return y if name == "irfft" else T.view_as_real(y)
+
+
+def _conv_update(T, F, x, state, w, b):
+    """One generation step of the causal conv: the state's window shifted by x, dotted with w."""
+    if T.__name__ == "tinyml":
+        return T.causal_conv1d_update(x, state.clone(), w, b)
+    window = T.cat([state[:, :, 1:], x[:, :, None]], dim=2)
+    return (window * w).sum(-1) + b
+
+
+def _aspect_atan(T, F, w, h):
+    if T.__name__ == "tinyml":
+        from tinyml.ops.boxes import _aspect_atan as aspect_atan  # the private Function under CIoU
+
+        return aspect_atan(w, h)
+    return T.atan(w / h)
+
+
 ABSTRACT = {"_Activation", "_Pointwise", "_Unary", "_Triangle"}
 
 CASES: dict[str, list[Case]] = {
@@ -217,7 +241,8 @@ CASES: dict[str, list[Case]] = {
     "Cos": [Case(lambda T, F, x: x.cos(), (r(3, 4),))],
     "Frac": [Case(lambda T, F, x: x.frac() * x, (r(3, 4),))],
     "PiecewiseConstant": [Case(lambda T, F, x: x.floor() * x, (r(3, 4),))],
-    "BatchNormFn": [Case(lambda T, F, x, w, b: F.batch_norm(x, None, None, w, b, True), (r(4, 3, 2), r(3), r(3))),
+    "BatchNormFn": [Case(lambda T, F, x, w, b: F.batch_norm(x, None, None, w, b, True),
+                         (r(4, 3, 2), r(3), r(3))),
                     Case(lambda T, F, x, w, b, rm, rv: F.batch_norm(x, rm, rv, w, b, False),
                          (r(4, 3, 2), r(3), r(3), const(np.zeros(3)), const(np.ones(3) * 1.5)))],
     "ConvTranspose2dFn": [Case(lambda T, F, x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1,
@@ -228,4 +253,19 @@ CASES: dict[str, list[Case]] = {
     "KthValue": [Case(lambda T, F, x: x.kthvalue(2, 0).values ** 2, (r(3, 4),))],
     "MedianDim": [Case(lambda T, F, x: x.median(1).values ** 2, (r(3, 4),))],
     "MedianAll": [Case(lambda T, F, x: x.median() ** 2, (r(3, 4),))],
+    "FFTC2C": [Case(lambda T, F, x: _fft(T, "fft", x), (r(3, 6, 2),)),
+               Case(lambda T, F, x: _fft(T, "ifft", x), (r(3, 6, 2),))],
+    "FFTR2C": [Case(lambda T, F, x: _fft(T, "rfft", x), (r(3, 6),))],
+    "FFTC2R": [Case(lambda T, F, x: _fft(T, "irfft", x), (r(3, 4, 2),))],
+    "CausalConv1dFn": [Case(lambda T, F, x, w, b: T.causal_conv1d(x, w, b), (r(2, 3, 6), r(3, 4), r(3)),
+                            None)],
+    "CausalConv1dUpdateFn": [Case(_conv_update, (r(2, 3), const(np.linspace(-1, 1, 24).reshape(2, 3, 4)),
+                                                 r(3, 4), r(3)))],
+    "Recurrence": [Case(lambda T, F, x, h, wi, wh, bi, bh: T.rnn_tanh_cell(x, h, wi, wh, bi, bh),
+                        (r(2, 3), r(2, 4), r(4, 3), r(4, 4), r(4), r(4)))],
+    "_AspectAtan": [Case(_aspect_atan, (pos(3, 4), pos(3, 4)))],
 }
+
+from linalg_double_backward_cases import LINALG_CASES  # noqa: E402  (it imports Case and r from here)
+
+CASES.update(LINALG_CASES)

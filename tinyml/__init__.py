@@ -5,11 +5,11 @@
     y = (x @ x.T).relu().sum()
     y.backward()
 
-Here at `tinyml.<name>`: Tensor, the dtypes, device, grad modes (no_grad, ...), autocast, seeds,
-threads, save/load, and every op of tinyml.ops (tinyml.exp, tinyml.cat, ...); tinyml.backends (the
-kernel registry, whose backends load on their first dispatch). Loaded on first use, so that
-`import tinyml` stays fast: nn, optim, data, testing, profiler, viz, memory, cuda, utils, and
-tinyml.models / tinyml.train (the models/ and train/ folders of the repository).
+Here at `tinyml.<name>`: Tensor, Size, the dtypes (finfo, iinfo), device, grad modes (no_grad, ...),
+autocast, seeds, threads, save/load, and every op of tinyml.ops (tinyml.exp, tinyml.cat, ...);
+tinyml.backends (the kernel registry, whose backends load on their first dispatch). Loaded on first
+use, so that `import tinyml` stays fast: nn, optim, data, testing, profiler, viz, memory, cuda, utils,
+fft, linalg, and tinyml.models / tinyml.train (the models/ and train/ folders of the repository).
 
 The core, bottom up: dtypes.py, device.py; tensor.py (the Tensor data structure); _graph.py and
 autograd.py (Context, Edge, Function, backward); ops/ (the differentiable ops, over the kernels of
@@ -42,7 +42,8 @@ from .dtypes import (  # noqa: F401
 from .dtypes import int as int  # noqa: PLC0414
 from .io import load, save  # noqa: F401  (safetensors checkpoints, our own codec)
 from .ops import *  # noqa: F401,F403
-from .random import get_rng_state, initial_seed, manual_seed, seed, set_rng_state  # noqa: F401
+from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state  # noqa: F401
+from .size import Size  # noqa: F401  (the type of Tensor.shape, as torch.Size)
 from .tensor import Tensor
 from .threads import get_num_threads, set_num_threads  # noqa: F401
 
@@ -54,6 +55,8 @@ from .threads import get_num_threads, set_num_threads  # noqa: F401
 bool = bool_  # tinyml.bool, as torch.bool (shadows the builtin only inside this namespace)
 promote_types = _dtypes.promote_types
 result_type = _dtypes.result_type
+finfo = _dtypes.FloatInfo  # torch.finfo / torch.iinfo: classes, called with a dtype
+iinfo = _dtypes.IntInfo
 
 __version__ = "0.1.0"
 
@@ -67,6 +70,6 @@ def __getattr__(name):
     import importlib
 
     if name in ("nn", "optim", "testing", "backends", "data", "profiler", "viz", "memory", "cuda", "autograd",
-                "models", "train", "io", "utils"):
+                "models", "train", "io", "utils", "fft", "distributed", "linalg", "distributions"):
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'tinyml' has no attribute {name!r}")

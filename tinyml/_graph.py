@@ -3,6 +3,7 @@ where a gradient goes from a node (to another node's output, or to a leaf tensor
 
     loss.grad_fn                    a Context: fn (the Function), saved tensors, next_edges
     loss.grad_fn.next_edges[k]      Edge((node, output_nr)) for input k, or None (no gradient)
+    loss.grad_fn.next_functions     the same as torch shows them: (node | AccumulateGrad | None, output_nr)
 
     DelayedError                    the op of a node that raises when differentiated: after each
                                     gradient a once-differentiable backward returns under create_graph
@@ -148,3 +149,32 @@ def adjoint(g, grad, op, *args):
     node.op = (op, args)
     grad.requires_grad, grad.grad_fn, grad._output_nr = True, node, 0
     return grad
+
+
+class AccumulateGrad:
+    """What `grad_fn.next_functions` shows for an edge into a leaf (torch's AccumulateGrad node):
+    `variable` is the leaf whose `.grad` the gradient accumulates into."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, variable) -> None:
+        self.variable = variable
+
+    next_functions = ()
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    def __repr__(self) -> str:
+        return "<AccumulateGrad>"
+
+
+def _next_functions(self) -> tuple:
+    """((node, output_nr), ...) per forward input, as torch's grad_fn.next_functions: (None, 0) for an
+    input that needs no gradient, (AccumulateGrad, 0) for a leaf."""
+    return tuple([(None, 0) if e is None else
+                  (AccumulateGrad(e[0]) if not isinstance(e[0], Context) else e[0], e[1])
+                  for e in self.next_edges])
+
+
+Context.next_functions = property(_next_functions)

@@ -158,9 +158,7 @@ class Function:
 
 def _attach(t, ctx: Context, i: int) -> None:
     if t is not None and t.dtype.is_floating_point:
-        t.requires_grad = True
-        t.grad_fn = ctx
-        t._output_nr = i
+        t.requires_grad, t.grad_fn, t._output_nr = True, ctx, i
 
 
 def edge_to(t: Tensor) -> Edge:
@@ -395,3 +393,6 @@ def zero_grad(tensors, set_to_none: bool = True) -> None:
             with no_grad():
                 p.grad = p.grad.detach()
                 p.grad.zero_()
+
+from . import autograd_functional as functional  # noqa: E402, F401  (uses grad above; `autograd.functional`)
+from ._anomaly import detect_anomaly, set_detect_anomaly  # noqa: E402, F401

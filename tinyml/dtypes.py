@@ -198,3 +198,53 @@ def result_type(*operands) -> dtype:
         if result is None or d.category_rank > result.category_rank:
             result = d
     return result
+
+
+def _fmt(x) -> str:
+    return f"{x:g}"
+
+
+class FloatInfo:
+    """torch.finfo (exported as tinyml.finfo): the limits of a floating dtype (default: the default
+    dtype). bits, eps (2^-mantissa bits), max, min (= -max), tiny and smallest_normal (the smallest
+    positive normal number), resolution (10^-decimal digits), dtype (the name, as torch's)."""
+
+    __slots__ = ("bits", "eps", "max", "min", "tiny", "smallest_normal", "resolution", "dtype")
+
+    def __init__(self, type: dtype | None = None):
+        d = _default_float if type is None else as_dtype(type)
+        if not d.is_floating_point:
+            raise TypeError(f"tinyml.finfo() requires a floating point input type, got {d}. Use "
+                            f"tinyml.iinfo to handle '{d}'")
+        info = finfo(d.np)
+        self.bits = d.itemsize * 8
+        self.eps, self.max = builtins.float(info.eps), builtins.float(info.max)
+        self.min = builtins.float(info.min)
+        self.tiny = self.smallest_normal = builtins.float(info.smallest_normal)
+        self.resolution = 10.0 ** -builtins.int(info.precision)  # torch: a plain power of ten
+        self.dtype = d.name
+
+    def __repr__(self) -> str:
+        return (f"finfo(resolution={_fmt(self.resolution)}, min={_fmt(self.min)}, max={_fmt(self.max)}, "
+                f"eps={_fmt(self.eps)}, smallest_normal={_fmt(self.smallest_normal)}, "
+                f"tiny={_fmt(self.tiny)}, dtype={self.dtype})")
+
+
+class IntInfo:
+    """torch.iinfo (exported as tinyml.iinfo): bits, max, min and dtype (the name) of an integer dtype."""
+
+    __slots__ = ("bits", "max", "min", "dtype")
+
+    def __init__(self, type: dtype):
+        d = as_dtype(type)
+        if d.is_bool:
+            raise TypeError("tinyml.bool is not supported by tinyml.iinfo")
+        if not d.is_integer:
+            raise TypeError(f"tinyml.iinfo() requires an integer input type, got {d}. Use tinyml.finfo to "
+                            f"handle '{d}'")
+        info = np.iinfo(d.np)
+        self.bits, self.dtype = d.itemsize * 8, d.name
+        self.max, self.min = builtins.int(info.max), builtins.int(info.min)
+
+    def __repr__(self) -> str:
+        return f"iinfo(min={_fmt(self.min)}, max={_fmt(self.max)}, dtype={self.dtype})"  # torch's %g

@@ -12,12 +12,16 @@ Three kinds of events nest in one timeline:
   backward  a node's backward in `Tensor.backward()`, e.g. "MulBackward"
   kernel    one dispatched kernel call, e.g. "mul [cpu]", under the backend that ran it (a cpu
             kernel that declines an input is not an event: the reference that runs instead is)
+  user      a `record_function("name")` block (context manager or decorator), as in torch
+`prof.key_averages()` aggregates events by name (and input shapes) in torch's format:
+`prof.key_averages().table(sort_by="cpu_time_total", row_limit=10)` prints torch's columns.
 Total time of an event includes the events nested in it; self time excludes them. While
 recording, the profiler swaps in a timed `Function.apply` and a kernel wrapper at dispatch; when
 it stops, both are restored, so profiling costs nothing when it is off.
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 from contextlib import contextmanager
@@ -29,7 +33,7 @@ from . import autograd, backends
 @dataclass
 class Event:
     name: str
-    kind: str  # "op" | "backward" | "kernel"
+    kind: str  # "op" | "backward" | "kernel" | "user"
     backend: str
     shapes: tuple
     start: float
@@ -205,3 +209,115 @@ class profile:
 
     def __str__(self) -> str:
         return self.table()
+
+    def key_averages(self, group_by_input_shape: bool = False) -> EventList:
+        """Events averaged by name (kernels as "name [backend]"), and by input shapes when asked:
+        torch's `prof.key_averages()`. Times are in microseconds, as torch reports them."""
+        table: dict[tuple, FunctionEventAvg] = {}
+        for ev in self.events:
+            key = ev.name + (f" [{ev.backend}]" if ev.backend else "")
+            shapes = ([list(s) if isinstance(s, tuple) else s for s in ev.shapes]
+                      if group_by_input_shape else [])
+            avg = table.get((key, str(shapes)))
+            if avg is None:
+                avg = table[(key, str(shapes))] = FunctionEventAvg(key, input_shapes=shapes)
+            avg.count += 1
+            avg.cpu_time_total += ev.total * 1e6
+            avg.self_cpu_time_total += ev.self_time * 1e6
+        return EventList(table.values(), group_by_input_shape)
+
+
+@dataclass
+class FunctionEventAvg:
+    """One row of key_averages: torch's field names (microseconds)."""
+
+    key: str
+    count: int = 0
+    cpu_time_total: float = 0.0
+    self_cpu_time_total: float = 0.0
+    input_shapes: list = field(default_factory=list)
+
+    @property
+    def cpu_time(self) -> float:
+        """Average total time per call (us)."""
+        return self.cpu_time_total / max(self.count, 1)
+
+
+def _format_us(us: float) -> str:
+    """torch's time format: seconds, milliseconds or microseconds with 3 decimals."""
+    if us >= 1e6:
+        return f"{us / 1e6:.3f}s"
+    if us >= 1e3:
+        return f"{us / 1e3:.3f}ms"
+    return f"{us:.3f}us"
+
+
+class EventList(list):
+    """key_averages' result: a list of FunctionEventAvg with torch's `table`."""
+
+    _SORT_KEYS = ("cpu_time_total", "self_cpu_time_total", "cpu_time", "count")
+
+    def __init__(self, rows, group_by_input_shape: bool = False) -> None:
+        super().__init__(rows)
+        self._by_shape = group_by_input_shape
+
+    def table(self, sort_by: str | None = None, row_limit: int = 100, max_name_column_width: int = 55,
+              header: str | None = None, top_level_events_only: bool = False) -> str:
+        """Columns: Name, Self CPU %, Self CPU, CPU total %, CPU total, CPU time avg, # of Calls
+        (and Input Shapes when grouped by them); percentages of the summed self time."""
+        rows = list(self)
+        if sort_by is not None:
+            if sort_by not in self._SORT_KEYS:
+                raise ValueError(f"sort_by must be one of {self._SORT_KEYS} (cpu only: no cuda columns), "
+                                 f"got {sort_by!r}")
+            rows.sort(key=lambda r: getattr(r, sort_by), reverse=True)
+        total_self = sum(r.self_cpu_time_total for r in rows) or 1e-12
+        width = min(max([len(r.key) for r in rows] + [4]), max_name_column_width)
+        cols = ["Self CPU %", "Self CPU", "CPU total %", "CPU total", "CPU time avg", "# of Calls"]
+        head = f"{'Name':<{width}}  " + "  ".join(f"{c:>12}" for c in cols)
+        if self._by_shape:
+            head += "  Input Shapes"
+        rule = "-" * len(head)
+        lines = ([header] if header else []) + [rule, head, rule]
+        for r in rows[:row_limit]:
+            name = r.key if len(r.key) <= width else r.key[:width - 3] + "..."
+            cells = [f"{100 * r.self_cpu_time_total / total_self:.2f}%", _format_us(r.self_cpu_time_total),
+                     f"{100 * r.cpu_time_total / total_self:.2f}%", _format_us(r.cpu_time_total),
+                     _format_us(r.cpu_time), str(r.count)]
+            line = f"{name:<{width}}  " + "  ".join(f"{c:>12}" for c in cells)
+            if self._by_shape:
+                line += f"  {r.input_shapes}"
+            lines.append(line)
+        lines += [rule, f"Self CPU time total: {_format_us(total_self)}"]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+class record_function:
+    """Mark a block as one event named `name` in the active profiler (torch.profiler.record_function):
+    a context manager, or a decorator. Outside a profiler it does nothing."""
+
+    def __init__(self, name: str, args: str | None = None) -> None:
+        self.name, self.args = name, args
+        self._span = None
+
+    def __enter__(self) -> record_function:
+        prof = profile._active
+        if prof is not None:
+            self._span = prof._span(self.name, "user")
+            self._span.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._span is not None:
+            span, self._span = self._span, None
+            span.__exit__(*exc)
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with record_function(self.name, self.args):
+                return fn(*args, **kwargs)
+        return wrapper

@@ -19,6 +19,9 @@ import numpy as np
 from . import dtypes as _dt
 from ._grad_checks import check_grad_assignment
 from .device import CPU, as_device, device
+from .size import Size
+
+_new_size = tuple.__new__  # Size(shape) without re-checking numpy's ints: shape is read on every op
 
 
 class Tensor:
@@ -68,11 +71,12 @@ class Tensor:
 
     # ---- metadata -------------------------------------------------------------------------
     @property
-    def shape(self) -> tuple:
-        return self._data.shape
+    def shape(self) -> Size:
+        return _new_size(Size, self._data.shape)
 
     def size(self, dim: int | None = None):
-        return self._data.shape if dim is None else self._data.shape[_wrap_dim(dim, self._data.ndim)]
+        return _new_size(Size, self._data.shape) if dim is None else \
+            self._data.shape[_wrap_dim(dim, self._data.ndim)]
 
     @property
     def ndim(self) -> int:

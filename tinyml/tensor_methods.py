@@ -36,8 +36,14 @@ METHOD_OPS = (
     "expand_as repeat repeat_interleave flatten unflatten narrow split chunk unbind gather scatter "
     "scatter_add index_select index_add masked_select tril triu flip roll movedim diagonal take_along_dim "
     "clone select nonzero argwhere broadcast_to moveaxis "
+    # sorting and order statistics
+    "sort argsort msort topk kthvalue median nanmedian unique unique_consecutive bincount histc "
+    # sampling
+    "multinomial bernoulli exponential_ geometric_ "
     # matmul and nn
     "matmul mm bmm dot outer softmax log_softmax "
+    # small matrix ops (ops/matrix_ops.py) and linalg (ops/linalg.py)
+    "diag diag_embed diagflat trace kron cross addmm baddbmm addbmm rot90 isclose allclose det slogdet "
     # in-place
     "add_ sub_ mul_ div_ pow_ zero_ fill_ copy_ masked_fill_ clamp_ clip_ neg_ exp_ sqrt_ "
     "uniform_ normal_ bernoulli_ index_add_ scatter_ scatter_add_ "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 from tinyml.models import GPT, GPTConfig, generate
-from tinyml.models.ssm import S4DLM, MambaConfig, MambaLM, S4DLMConfig, param_groups
+from tinyml.models.ssm import S4DLM, MambaConfig, MambaLM, S4DLMConfig
 
 import tinyml
 from tinyml.data import (
@@ -103,17 +103,6 @@ def family_config(family: str, plan: RunPlan, vocab_size: int):
     return FAMILIES[family][1](vocab_size=vocab_size, **sizes)
 
 
-def _honour_optim_hints(trainer: Trainer, model, tcfg) -> None:
-    """Regroup the Trainer's AdamW (before any step) so that the SSMs' A_log, D, log_dt and A take no
-    weight decay (their optim_hints; models/ssm/param_groups.py). The hints' learning-rate caps are
-    not applied: the schedule sets one learning rate for every group."""
-    opt = trainer.optimizer
-    opt.param_groups.clear()
-    for g in param_groups(model, tcfg.lr, tcfg.weight_decay):
-        opt.add_param_group({"params": g["params"], "weight_decay": g["weight_decay"]})
-    trainer.scheduler.load_state_dict(trainer.scheduler.state_dict())  # sets the lr of the new groups
-
-
 def train_lm(plan: RunPlan, device: str, family: str | None = None):
     """Train the run `plan` describes on `device`: (the Trainer's summary, the model, the tokenizer).
     `family` is gpt (default), mamba or s4d (train/presets.py's MODELS). A batch that does not fit
@@ -137,8 +126,6 @@ def train_lm(plan: RunPlan, device: str, family: str | None = None):
               f"device {device}, {tcfg.max_steps} steps of {plan.batch_size}x{preset.block_size}"
               f"{f' from step {plan.start_step}' if plan.resume else ''} -> {plan.out}")
         trainer = Trainer(model, train_s, val_s, tcfg, out_dir=plan.out, device=device, extra_state=extra)
-        if family != "gpt":
-            _honour_optim_hints(trainer, model, tcfg)
         summary = trainer.fit(resume=plan.resume)
     except MemoryError:
         raise CLIError(f"out of memory with --batch-size {plan.batch_size} ({plan.batch_size}x"

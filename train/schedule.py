@@ -4,7 +4,8 @@
     lr(s) = min_lr + (max_lr - min_lr) * (1 + cos(pi * r)) / 2,  r = (s - warmup) / (decay - warmup)
     lr(s) = min_lr                                                    for s >= decay
 
-(nanoGPT's get_lr.) A pure function of the step, so a resumed run continues the same curve; the
+(nanoGPT's get_lr.) A parameter group with an "lr_scale" entry gets lr(s) * lr_scale (the
+SSMs' capped A and dt: tinyml/optim/param_groups.py sets it). A pure function of the step, so a resumed run continues the same curve; the
 object still has state_dict/load_state_dict, as PyTorch's schedulers do, for the checkpoint.
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ class WarmupCosine:
     def _apply(self) -> None:
         lr = self.lr_at(self.last_step)
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
 
     def get_last_lr(self) -> list[float]:
         return [g["lr"] for g in self.optimizer.param_groups]

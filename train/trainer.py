@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 import tinyml
 import tinyml.random
 from tinyml.device import as_device
+from tinyml.optim.param_groups import param_groups
 
 from .batches import BatchSource, batch_tokens, model_loss, to_device
 from .checkpoint import check_resumable, load_checkpoint, remove_stale_temp_files, save_checkpoint
@@ -64,12 +65,12 @@ class TrainConfig:
 
 
 def make_optimizer(model, lr: float, weight_decay: float, betas=(0.9, 0.99)):
-    """AdamW with weight decay on matrices only (not on biases, norm gains or 1-d parameters)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return tinyml.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=tuple(betas))
+    """AdamW with weight decay on matrices only (not on biases, norm gains or 1-d parameters), except
+    where a module's `optim_hints` say otherwise for its own parameters (the SSMs' A and dt: no decay,
+    a capped learning rate; tinyml/optim/param_groups.py). The schedule scales every group's rate
+    by the same factor, so a capped group keeps its ratio to the others."""
+    groups = param_groups(model, lr, weight_decay)
+    return tinyml.optim.AdamW(groups, lr=lr, betas=tuple(betas))
 
 
 @dataclass

@@ -15,7 +15,7 @@ a tied lm_head.weight is dropped on load and not written on save; conv1d.weight 
 in both). Init as mamba_ssm: A_log = log(1..d_state) per channel,
 D = 1, dt_proj's bias the inverse softplus of dt ~ log-uniform [dt_min, dt_max] (floored), its
 weight U(+-dt_rank^-1/2 dt_scale), out_proj scaled by 1/sqrt(n_layer); A_log and D carry
-optim_hints for no weight decay (models/ssm/param_groups.py).
+optim_hints for no weight decay (tinyml/optim/param_groups.py).
 
 Generation (MambaCache): per layer a conv state (B, d_inner, d_conv - 1), the last inputs of
 the convolution, and an SSM state (B, d_inner, d_state): constant size, whatever the length.

@@ -18,7 +18,7 @@ models/ssm/hippo.py), lin (-1/2 + i pi n), inv (-1/2 + i N/pi (N/(2n+1) - 1)), r
 random (-1/2 + i exp(z), z ~ N(0, 1): state-spaces' "random"); B = 1 but for legs; C ~ CN(0, 1).
 Complex numbers are (real, imag) pairs of real tensors (tinyml has no complex dtype).
 log_dt, log_A_real and A_imag carry optim_hints (no weight decay, learning rate at most `lr`):
-models/ssm/param_groups.py turns them into optimizer groups.
+tinyml/optim/param_groups.py turns them into optimizer groups.
 """
 from __future__ import annotations
 

@@ -37,6 +37,7 @@ def _fails_with_usage(capsys, argv, *expected):
 # (flag, value or None for a flag given with no value, text the message must hold)
 TRAIN_FAULTS = [
     ("--config", "huge", "invalid choice: 'huge'"),
+    ("--model", "rnn", "invalid choice: 'rnn'"),
     ("--steps", "0", "--steps: must be an integer >= 1, got '0'"),
     ("--steps", "-3", "got '-3'"),
     ("--steps", "many", "expected an integer, got 'many'"),

@@ -281,3 +281,29 @@ def test_one_loop_serves_bert_with_a_dataloader_and_llama():
                 TrainConfig(max_steps=30, lr=3e-3, warmup_steps=2, progress=False))
     t.fit()
     assert np.mean(t.losses[-5:]) < np.mean(t.losses[:5]) - 0.5
+
+
+def test_optim_hints_give_their_own_group_and_keep_their_ratio_under_the_schedule():
+    """A module's optim_hints (the SSMs' A and dt) take no weight decay and a capped rate, and the
+    schedule moves that rate by the same factor as the others'."""
+    import tinyml.nn as nn
+
+    from tinyml.train.trainer import make_optimizer
+
+    class Hinted(nn.Module):
+        optim_hints = {"A": {"weight_decay": 0.0, "lr": 1e-3}}
+
+        def __init__(self):
+            super().__init__()
+            self.A = nn.Parameter(tinyml.randn(4, 4))
+            self.proj = nn.Linear(4, 4)
+
+    model = Hinted()
+    opt = make_optimizer(model, lr=1e-2, weight_decay=0.1)
+    groups = [(len(g["params"]), g["weight_decay"], g["lr"]) for g in opt.param_groups]
+    assert groups == [(1, 0.1, 1e-2), (1, 0.0, 1e-2), (1, 0.0, 1e-3)]  # proj.weight, proj.bias, A
+    sched = WarmupCosine(opt, max_lr=1e-2, warmup_steps=2, decay_steps=10)
+    for _ in range(5):
+        sched.step()
+        rule, hinted = opt.param_groups[0]["lr"], opt.param_groups[2]["lr"]
+        assert hinted == pytest.approx(rule * 0.1)

@@ -5,13 +5,67 @@
     model = nn.Sequential(nn.Linear(2, 64), nn.GELU(), nn.Linear(64, 2))
 """
 from . import functional, init, utils  # noqa: F401
-from .activation import (ELU, GELU, GLU, Hardtanh, LeakyReLU, LogSigmoid, LogSoftmax, Mish, ReLU,  # noqa: F401
-                         ReLU6, Sigmoid, SiLU, Softmax, Softplus, Tanh)
+from .activation import (  # noqa: F401
+                         ELU,
+                         GELU,
+                         GLU,
+                         Hardtanh,
+                         LeakyReLU,
+                         LogSigmoid,
+                         LogSoftmax,
+                         Mish,
+                         ReLU,
+                         ReLU6,
+                         Sigmoid,
+                         SiLU,
+                         Softmax,
+                         Softplus,
+                         Tanh,
+)
+from .attention import MultiheadAttention  # noqa: F401
+from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d  # noqa: F401
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential  # noqa: F401
-from .layers import (Dropout, Embedding, Flatten, GroupNorm, Identity, LayerNorm, Linear, RMSNorm,  # noqa: F401
-                     Unflatten)
-from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss,  # noqa: F401
-                   NLLLoss, SmoothL1Loss)
+from .conv import (  # noqa: F401  # noqa: F401
+                         AdaptiveAvgPool2d,
+                         AvgPool2d,
+                         Conv1d,
+                         Conv2d,
+                         ConvTranspose1d,
+                         ConvTranspose2d,
+                         MaxPool2d,
+                         Upsample,
+)
+from .dropout import Dropout1d, Dropout2d  # noqa: F401
+from .layers import (  # noqa: F401
+                         Dropout,
+                         Embedding,
+                         Flatten,
+                         GroupNorm,
+                         Identity,
+                         LayerNorm,
+                         Linear,
+                         PReLU,  # noqa: F401
+                         RMSNorm,
+                         Unflatten,
+)
+from .loss import (  # noqa: F401
+                         BCELoss,
+                         BCEWithLogitsLoss,
+                         CrossEntropyLoss,
+                         HuberLoss,
+                         KLDivLoss,
+                         L1Loss,
+                         MSELoss,
+                         NLLLoss,
+                         SmoothL1Loss,
+)
 from .module import Module  # noqa: F401
 from .parameter import Buffer, Parameter  # noqa: F401
-from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, MaxPool2d, Upsample  # noqa: F401
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase  # noqa: F401
+from .transformer import (  # noqa: F401
+                         Transformer,
+                         TransformerDecoder,
+                         TransformerDecoderLayer,
+                         TransformerEncoder,
+                         TransformerEncoderLayer,
+)

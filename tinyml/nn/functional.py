@@ -24,6 +24,7 @@ from ..ops.activation import (  # noqa: F401
     swiglu,
 )
 from ..ops.attention import scaled_dot_product_attention  # noqa: F401
+from ..ops.batch_norm import batch_norm  # noqa: F401
 from ..ops.dropout import dropout  # noqa: F401
 from ..ops.loss import (  # noqa: F401
     binary_cross_entropy,
@@ -42,6 +43,7 @@ from ..ops.norm import group_norm, layer_norm, rms_norm  # noqa: F401
 from ..ops.reduce import normalize  # noqa: F401
 from ..ops.softmax import log_softmax, softmax  # noqa: F401
 from ..tensor import Tensor
+from .dropout import dropout1d, dropout2d  # noqa: F401
 
 
 def _maybe_inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
@@ -50,6 +52,18 @@ def _maybe_inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
     from ..ops.inplace import apply_inplace
 
     return apply_inplace(input, out)
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """max(0, x) + weight * min(0, x); weight has 1 element or one per channel (dim 1 of input)."""
+    if weight.numel() != 1:
+        c = input.shape[1] if input.ndim >= 2 else 0
+        if weight.ndim != 1 or weight.numel() != c:
+            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found parameter "
+                               f"numbers = {weight.numel()} and channel size = {c} (input of shape "
+                               f"{list(input.shape)})")
+        weight = weight.reshape((1, c) + (1,) * (input.ndim - 2))
+    return _ops.where(input > 0, input, input * weight)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -78,7 +92,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
 
 # Names owned by other op families (movement, indexing, conv/pool): re-exported when their module
 # provides them, so this file needs no edit as those families grow.
-_FROM_OTHER_FAMILIES = ("pad", "one_hot", "conv1d", "conv2d", "max_pool2d", "avg_pool2d",
+_FROM_OTHER_FAMILIES = ("pad", "one_hot", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
+                        "max_pool2d", "avg_pool2d",
                         "adaptive_avg_pool2d", "interpolate", "upsample", "upsample_nearest",
                         "upsample_bilinear")
 for _name in _FROM_OTHER_FAMILIES:

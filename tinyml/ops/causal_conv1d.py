@@ -48,10 +48,10 @@ class CausalConv1dFn(Function):
 class CausalConv1dUpdateFn(Function):
     @staticmethod
     def forward(ctx, x, conv_state, weight, bias, silu):
-        if any(ctx.needs_input_grad):  # the window the step reads, before the kernel overwrites the state
+        if any(ctx.needs_input_grad):  # the state part of the window, copied before the kernel writes it
             s_len, k_width = conv_state.shape[2], weight.shape[1]
-            window = cat([conv_state[:, :, s_len + 1 - k_width:], x.unsqueeze(-1)], dim=-1)  # (B, D, K)
-            ctx.save_for_backward(window, weight, bias)
+            past = conv_state[:, :, s_len + 1 - k_width:].clone()  # (B, D, K-1)
+            ctx.save_for_backward(x, past, weight, bias)
         ctx.silu = silu
         y = run("causal_conv1d_update", x, conv_state, weight, bias, silu)
         conv_state._version[0] += 1  # written in place: an earlier saved copy of it is now stale
@@ -59,7 +59,8 @@ class CausalConv1dUpdateFn(Function):
 
     @staticmethod
     def backward(ctx, dy):
-        window, weight, bias = ctx.saved_tensors
+        x, past, weight, bias = ctx.saved_tensors
+        window = cat([past, x.unsqueeze(-1)], dim=-1)  # (B, D, K), built from x so create_graph sees it
         dpre = dy
         if ctx.silu:
             pre = (window * weight).sum(-1)  # (B, D)

@@ -159,18 +159,18 @@ def clamp_(self: Tensor, min=None, max=None) -> Tensor:
 clip_ = clamp_
 
 
-def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
-    r = creation.rand(self.shape, dtype=self.dtype, device=self.device)
+def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0, *, generator=None) -> Tensor:
+    r = creation.rand(self.shape, dtype=self.dtype, device=self.device, generator=generator)
     return apply_inplace(self, r * (b - a) + a)
 
 
-def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
-    r = creation.randn(self.shape, dtype=self.dtype, device=self.device)
+def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, *, generator=None) -> Tensor:
+    r = creation.randn(self.shape, dtype=self.dtype, device=self.device, generator=generator)
     return apply_inplace(self, r * std + mean)
 
 
-def bernoulli_(self: Tensor, p: float = 0.5) -> Tensor:
-    r = creation.rand(self.shape, device=self.device)
+def bernoulli_(self: Tensor, p: float = 0.5, *, generator=None) -> Tensor:
+    r = creation.rand(self.shape, device=self.device, generator=generator)
     return apply_inplace(self, (r < p).to(self.dtype))
 
 

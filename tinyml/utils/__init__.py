@@ -1,2 +1,3 @@
-"""Utilities: cpp_extension (build your own C++ kernels at run time)."""
-from . import cpp_extension  # noqa: F401
+"""Utilities: cpp_extension (build your own C++ kernels at run time), data (torch.utils.data's
+datasets, samplers and DataLoader), checkpoint (activation checkpointing)."""
+from . import checkpoint, cpp_extension, data  # noqa: F401

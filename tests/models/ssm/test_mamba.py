@@ -4,10 +4,10 @@ equals the fused op, the initialisation, parameter groups, a learning check and 
 import numpy as np
 import pytest
 from tinyml.models import MambaConfig, MambaLM, generate
-from tinyml.models.ssm import param_groups
 from tinyml.models.ssm.mamba import causal_conv1d_silu
 
 import tinyml
+from tinyml.optim.param_groups import param_groups
 from tinyml.testing import assert_close
 
 CFG = dict(vocab_size=30, d_model=16, n_layer=2, d_state=4, d_conv=3)

@@ -4,10 +4,11 @@ parameter groups, a small learning check and the errors."""
 import numpy as np
 import pytest
 import torch
-from tinyml.models.ssm import S4D, param_groups
+from tinyml.models.ssm import S4D
 from tinyml.models.ssm.s4d import INITS, causal_convolution
 
 import tinyml
+from tinyml.optim.param_groups import param_groups
 from tinyml.testing import assert_close, gradcheck
 
 TF = torch.nn.functional

@@ -2,8 +2,11 @@
 
 schedules.py holds the base class and torch's step-wise schedules (LambdaLR, StepLR, MultiStepLR,
 ConstantLR, LinearLR, ExponentialLR, CosineAnnealingLR, SequentialLR); warmup.py the schedules
-with a warmup phase (OneCycleLR, get_cosine_schedule_with_warmup).
+with a warmup phase (OneCycleLR, get_cosine_schedule_with_warmup); plateau.py ReduceLROnPlateau;
+restarts.py CosineAnnealingWarmRestarts and MultiplicativeLR.
 """
+from .plateau import ReduceLROnPlateau
+from .restarts import CosineAnnealingWarmRestarts, MultiplicativeLR
 from .schedules import (
                         ConstantLR,
                         CosineAnnealingLR,
@@ -19,3 +22,4 @@ from .warmup import OneCycleLR, get_cosine_schedule_with_warmup
 
 __all__ = ["ConstantLR", "CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LambdaLR", "LinearLR",
            "MultiStepLR", "OneCycleLR", "SequentialLR", "StepLR", "get_cosine_schedule_with_warmup"]
+__all__ += ["CosineAnnealingWarmRestarts", "MultiplicativeLR", "ReduceLROnPlateau"]

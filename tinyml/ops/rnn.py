@@ -1,0 +1,186 @@
+"""Recurrent layers' recurrence (torch.nn.LSTM / GRU / RNN math, torch's gate order), one layer and
+one direction per call. The input projection for all steps is one matmul, xproj = x W_ih^T + b_ih
+(T, B, G H), done with F.linear (its own backward gives dx, dW_ih, db_ih); the recurrence kernel
+then walks the T steps with the recurrent GEMM h W_hh^T inside (one kernel call per sequence, not
+a few ops per step). G = 4 for LSTM (gates i f g o), 3 for GRU (r z n), 1 for RNN.
+
+    LSTM:  a = xproj_t + h W_hh^T + b_hh;   i, f, o = sigmoid(a_i, a_f, a_o),  g = tanh(a_g)
+           c' = f c + i g,   h' = o tanh(c')
+    GRU:   s = h W_hh^T + b_hh;   r = sigmoid(xproj_r + s_r),   z = sigmoid(xproj_z + s_z)
+           n = tanh(xproj_n + r s_n)         (b_hn inside r (...), as torch's)
+           h' = (1 - z) n + z h
+    RNN:   h' = act(xproj_t + h W_hh^T + b_hh),   act = tanh or relu
+
+Backward, per step in reverse, with dh = dL/dh' (from the output y_t plus the carried state):
+    LSTM:  dc~ = dc' + dh o (1 - tanh^2 c');  da_i = dc~ g i(1-i),  da_f = dc~ c f(1-f),
+           da_g = dc~ i (1-g^2),  da_o = dh tanh(c') o(1-o);   dc = dc~ f
+           dxproj_t = da,  dh_prev = da W_hh,  dW_hh += da^T h_prev,  db_hh += sum_rows da
+    GRU:   dn~ = dh (1-z)(1-n^2),  dr~ = dn~ s_n r(1-r),  dz~ = dh (h_prev - n) z(1-z)
+           dxproj_t = [dr~, dz~, dn~],   ds = [dr~, dz~, dn~ r]
+           dh_prev = dh z + ds W_hh,  dW_hh += ds^T h_prev,  db_hh += sum_rows ds
+    RNN:   da = dh (1 - h'^2) (tanh) or dh [h' > 0] (relu);  dxproj_t = da,  dh_prev = da W_hh, ...
+
+batch_sizes (a PackedSequence's: non-increasing active-row counts per step) lets rows stop early:
+inactive rows keep their state and give zero output, so h_n holds each sequence's last state.
+The double backward is not supported (rnn_backward is a fused kernel).
+"""
+
+from __future__ import annotations
+
+from ..autograd import Function
+from ..backends import run
+from ..tensor import Tensor
+from .matmul import linear
+
+__all__ = ["gru_cell", "lstm_cell", "rnn_layer", "rnn_relu_cell", "rnn_tanh_cell"]
+
+GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+class Recurrence(Function):
+    once_differentiable = "rnn_backward"
+
+    @staticmethod
+    def forward(ctx, xproj, h0, c0, w_hh, b_hh, mode, batch_sizes, reverse):
+        y, h_n, c_n, saved = run("rnn_forward", mode, xproj, h0, c0, w_hh, b_hh, batch_sizes, reverse)
+        ctx.save_for_backward(h0, c0, w_hh, b_hh)
+        # y is kept through a detached alias (no output -> node cycle); saved is internal state.
+        ctx.y, ctx.state = y.detach(), saved
+        ctx.mode, ctx.batch_sizes, ctx.reverse = mode, batch_sizes, reverse
+        return (y, h_n) if c_n is None else (y, h_n, c_n)
+
+    @staticmethod
+    def backward(ctx, dy, dh_n, dc_n=None):
+        h0, c0, w_hh, b_hh = ctx.saved_tensors
+        dx, dh0, dc0, dw, db = run(
+            "rnn_backward",
+            ctx.mode,
+            dy.contiguous(),
+            dh_n.contiguous(),
+            None if dc_n is None else dc_n.contiguous(),
+            h0,
+            c0,
+            w_hh,
+            b_hh,
+            ctx.batch_sizes,
+            ctx.reverse,
+            ctx.y,
+            ctx.state,
+        )
+        return dx, dh0, dc0, dw, db, None, None, None
+
+
+def _check(
+    mode: str, xproj: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None, batch_sizes
+) -> None:
+    if mode not in GATES:
+        raise ValueError(f"rnn: unknown mode {mode!r}; expected one of {sorted(GATES)}")
+    if xproj.ndim != 3:
+        raise ValueError(f"rnn: expected xproj of shape (T, B, G*H), got {tuple(xproj.shape)}")
+    T, B, GH = xproj.shape
+    H = h0.shape[-1] if h0.ndim == 2 else -1
+    if H * GATES[mode] != GH or tuple(h0.shape) != (B, H):
+        raise ValueError(
+            f"rnn ({mode}): xproj {tuple(xproj.shape)} and h0 {tuple(h0.shape)} do not fit: expected "
+            f"h0 (B, H) = ({B}, {GH // GATES[mode]})"
+        )
+    if (mode == "LSTM") != (c0 is not None) or (c0 is not None and tuple(c0.shape) != (B, H)):
+        raise ValueError(
+            f"rnn ({mode}): c0 must be {'(B, H) = ' + str((B, H)) if mode == 'LSTM' else 'None'}, "
+            f"got {None if c0 is None else tuple(c0.shape)}"
+        )
+    if tuple(w_hh.shape) != (GH, H) or (b_hh is not None and tuple(b_hh.shape) != (GH,)):
+        raise ValueError(
+            f"rnn ({mode}): w_hh {tuple(w_hh.shape)} / b_hh "
+            f"{None if b_hh is None else tuple(b_hh.shape)} should be ({GH}, {H}) / ({GH},)"
+        )
+    if batch_sizes is not None:
+        if (
+            len(batch_sizes) != T
+            or any(not 0 <= s <= B for s in batch_sizes)
+            or any(a < b for a, b in zip(batch_sizes, batch_sizes[1:]))
+        ):
+            raise ValueError(
+                f"rnn: batch_sizes {list(batch_sizes)} must be {T} non-increasing counts in [0, {B}]"
+            )
+
+
+def rnn_layer(
+    mode: str,
+    xproj: Tensor,
+    h0: Tensor,
+    c0: Tensor | None,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    batch_sizes: tuple | None = None,
+    reverse: bool = False,
+) -> tuple:
+    """One layer, one direction over xproj (T, B, G H) = x W_ih^T + b_ih: returns (y (T, B, H), h_n)
+    or, for LSTM, (y, h_n, c_n). See the module docstring for the math and batch_sizes."""
+    if batch_sizes is not None:
+        batch_sizes = tuple(int(s) for s in batch_sizes)
+    _check(mode, xproj, h0, c0, w_hh, b_hh, batch_sizes)
+    return Recurrence.apply(
+        xproj.contiguous(),
+        h0.contiguous(),
+        None if c0 is None else c0.contiguous(),
+        w_hh.contiguous(),
+        b_hh,
+        mode,
+        batch_sizes,
+        bool(reverse),
+    )
+
+
+def _cell(mode, input, hx, cx, w_ih, w_hh, b_ih, b_hh):
+    xproj = linear(input, w_ih, b_ih).unsqueeze(0)  # (1, B, G H)
+    return rnn_layer(mode, xproj, hx, cx, w_hh, b_hh)
+
+
+def lstm_cell(
+    input: Tensor,
+    hx: tuple,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One LSTM step (torch.lstm_cell): input (B, I), hx = (h, c) each (B, H) -> (h', c')."""
+    _, h, c = _cell("LSTM", input, hx[0], hx[1], w_ih, w_hh, b_ih, b_hh)
+    return h, c
+
+
+def gru_cell(
+    input: Tensor,
+    hx: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> Tensor:
+    """One GRU step (torch.gru_cell): input (B, I), hx (B, H) -> h'."""
+    return _cell("GRU", input, hx, None, w_ih, w_hh, b_ih, b_hh)[1]
+
+
+def rnn_tanh_cell(
+    input: Tensor,
+    hx: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> Tensor:
+    """One Elman step with tanh (torch.rnn_tanh_cell): h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
+    return _cell("RNN_TANH", input, hx, None, w_ih, w_hh, b_ih, b_hh)[1]
+
+
+def rnn_relu_cell(
+    input: Tensor,
+    hx: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> Tensor:
+    """One Elman step with relu (torch.rnn_relu_cell): h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
+    return _cell("RNN_RELU", input, hx, None, w_ih, w_hh, b_ih, b_hh)[1]

@@ -1,0 +1,21 @@
+"""tinyml.train.tasks: tasks trained with the generic Trainer beyond plain language modelling.
+
+    arithmetic.py      Teaching Arithmetic (Lee et al. 2023): n-digit addition (subtraction,
+                       multiplication) in the plain, reverse, simplified- and detailed-scratchpad
+                       formats, balanced sampling over digit counts and carries, a held-out split
+                       that never overlaps training, the task's character tokenizer
+    completion.py      prompt -> completion batches (loss on the completion only) and greedy
+                       exact-match evaluation (tinyml.models.generate, KV cache)
+    arithmetic_run.py  a small GPT trained on an arithmetic format with the Trainer, scored by
+                       held-out exact match: the job behind `tinyml arithmetic`
+    mix.py             the Mix Distillation data mixer: long and short traces of the same problems
+                       at a long:short ratio (1:4 default), with the arithmetic traces
+    sandbox.py         run_python: model-written Python in a separate, resource-limited process
+                       with restricted builtins and an import allow-list; a result, never a crash
+    tinygsm.py         TinyGSM at toy scale: templated grade-school word problems (10 templates,
+                       paraphrased wordings) with Python solutions, gold answers from the sandbox,
+                       splits held out by template or by number range. The generator model, the
+                       verifier and best-of-N selection are not built.
+
+examples/arithmetic/ runs the sample-efficiency sweep and the Mix Distillation comparison.
+"""
