@@ -36,6 +36,7 @@ from tinyml.data.tokenizer import BPETokenizer
 
 from . import argtypes as at
 from . import commands, lm, runs
+from .commands.finetune import load_finetuned
 from .presets import MODELS, PRESETS
 from .progress import require_matplotlib
 from .runs import CLIError, UsageError, check_memory, plan_run, resume_command
@@ -116,9 +117,22 @@ def _report(summary: dict, out: str) -> None:
     print(f"sample from it: tinyml sample --ckpt {shlex.quote(out)}")
 
 
+def load_for_sampling(path: str):
+    """(model in eval mode, tokenizer) of any run folder `tinyml sample` can generate from: a
+    `tinyml train` or `tinyml distill` run, or a `tinyml finetune` run (base + adapter)."""
+    folder = os.path.dirname(path) if os.path.isfile(path) else path
+    run = runs.read_run(folder) if os.path.exists(os.path.join(folder, runs.RUN_FILE)) else {}
+    if "finetune" in run:
+        return load_finetuned(folder, path if os.path.isfile(path) else None)
+    if run.get("architecture", "gpt") != "gpt":
+        raise UsageError(f"--ckpt {path}: a {run['architecture']} run; tinyml sample generates from "
+                         "language-model runs only (gpt, mamba, s4d)")
+    return lm.load_run(path)
+
+
 def cmd_sample(args) -> int:
     device = _best_device(args.device)
-    model, tok = lm.load_run(args.ckpt)
+    model, tok = load_for_sampling(args.ckpt)
     model.to(device)
     try:
         ids = tok.encode(args.prompt if args.prompt else "\n")

@@ -96,6 +96,9 @@ def test_distilbert_from_a_small_bert_teacher(workdir, capsys):
         main(["distill", "--teacher", bert, "--method", "distilbert", "--student", "tiny",
               "--out", str(workdir / "x2"), *FAST])
     assert e.value.code == 2 and "cosine loss needs the teacher's width 32" in _one_line_error(capsys)
+    with pytest.raises(SystemExit) as e:  # sampling is for language-model runs
+        main(["sample", "--ckpt", bert, "--tokens", "3", "--device", "cpu"])
+    assert e.value.code == 2 and "a bert run; tinyml sample generates from" in _one_line_error(capsys)
 
 
 @pytest.mark.parametrize("args, code, message", [

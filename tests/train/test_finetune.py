@@ -149,3 +149,11 @@ def test_usage_errors(workdir, tmp_path, capsys):
     assert main(["finetune", "--from", str(workdir / "source"), "--data", str(tmp_path / "odd.txt"), "--out",
                  str(tmp_path / "odd"), *FAST]) == 1
     assert "is not in this tokenizer's vocabulary" in _one_line_error(capsys)
+
+
+def test_tinyml_sample_generates_from_a_finetune_run(workdir, tmp_path, capsys):
+    out = tmp_path / "lora"
+    assert _finetune(workdir, out, "--method", "lora", "--rank", "2", "--steps", "2") == 0
+    capsys.readouterr()
+    assert main(["sample", "--ckpt", str(out), "--tokens", "5", "--device", "cpu", "--temperature", "0"]) == 0
+    assert len(capsys.readouterr().out) == 1 + 5 + 1  # the "\n" prompt, 5 characters, print's newline
