@@ -12,6 +12,12 @@ Installed as `tinyml.train` (setup.py's package_dir); code here imports `tinyml.
     presets.py     the GPT presets of `tinyml train --config` (baby, small)
     runs.py        a `tinyml train` run folder: flags to a plan, resume rules, run.json
     cli.py         the `tinyml` command (train, sample); argtypes.py checks its flags
+    commands/      the other subcommands, one module each: finetune, distill, sweep, arithmetic
+    distill/       knowledge distillation: KD losses, layer inheritance, sequence-level KD, BERT MLM runs
+    tasks/         Teaching Arithmetic's formats, the Mix Distillation mixer, TinyGSM problems, a sandbox
+                   for model-written Python
+    monitors.py    StabilityMonitor: attention logits, log Z, update sizes, written to metrics.jsonl
+    distributed_run.py  DistributedTrainer and the mpiexec relaunch (tinyml.distributed over MPI)
 
 The Trainer knows no task: a task is a module beside it that builds the model and the batches
 and hands the Trainer `loss_fn(model, batch) -> loss` (lm.py uses the default, the loss the model

@@ -35,7 +35,7 @@ import tinyml
 from tinyml.data.tokenizer import BPETokenizer
 
 from . import argtypes as at
-from . import commands, lm, runs
+from . import commands, distributed_run, lm, runs
 from .commands.finetune import load_finetuned
 from .presets import MODELS, PRESETS
 from .progress import require_matplotlib
@@ -79,7 +79,19 @@ def _cuda_available(allow_emulated: bool) -> bool:
 
 
 def cmd_train(args) -> int:
+    if args.nproc and args.nproc > 1 and not distributed_run.launched_by_mpiexec():
+        try:  # this process only launches the ranks; each of them runs this command without --nproc
+            return distributed_run.relaunch(args.nproc, args.argv)
+        except (RuntimeError, ValueError) as e:
+            raise CLIError(str(e)) from None
+    rank = distributed_run.init_from_launcher()[0] if distributed_run.launched_by_mpiexec() else 0
+    if rank > 0:  # rank 0 reports for the run; the others train silently
+        sys.stdout = open(os.devnull, "w")
     device = _best_device(args.device)
+    if rank > 0 or args.nproc and args.nproc > 1:
+        if device != "cpu":
+            raise UsageError(f"--device {device}: data-parallel runs are cpu only (MPI); the NCCL backend "
+                             "for cuda does not exist yet")
     plan = plan_run(args)
     check_memory(plan, device)
     require_matplotlib()
@@ -96,7 +108,7 @@ def cmd_train(args) -> int:
         print("resume with: " + resume_command(plan, this_time))
         return 130
     n = UNTIL_SAMPLE if args.sample_tokens is None else args.sample_tokens
-    if n:
+    if n and rank == 0:
         ids = lm.sample(model, tok.encode("\n"), n, seed=plan.seed)
         print("--- sample ---")
         print(tok.decode(ids).strip("\n"))
@@ -181,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--vocab-size", type=at.bounded_int(lo, hi),
                    help=f"bpe vocabulary size, {lo} to {hi} (default {runs.DEFAULT_BPE_VOCAB})")
     t.add_argument("--seed", type=at.seed, help=f"random seed (default {runs.DEFAULT_SEED})")
+    t.add_argument("--nproc", type=at.positive_int, help="data-parallel processes on this machine, run under "
+                   "mpiexec (pip install mpi4py mpich); --batch-size is per process. `mpiexec -n N tinyml "
+                   "train ...` does the same")
     t.add_argument("--sample-tokens", type=at.nonnegative_int,
                    help=f"tokens to sample at the end (default {UNTIL_SAMPLE}; 0: none)")
     s = sub.add_parser("sample", help="generate text from a trained run")
@@ -212,6 +227,7 @@ def _family_commands() -> list:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what --nproc relaunches under mpiexec
     if args.command is None:
         parser.print_help()
         return 2

@@ -18,6 +18,7 @@ from tinyml.models import GPT, GPTConfig, generate
 from tinyml.models.ssm import S4DLM, MambaConfig, MambaLM, S4DLMConfig
 
 import tinyml
+import tinyml.distributed as dist
 from tinyml.data import (
     BPETokenizer,
     CharTokenizer,
@@ -31,6 +32,7 @@ from tinyml.data import (
 )
 
 from .checkpoint import load_checkpoint
+from .distributed_run import DistributedTrainer, shard_seed
 from .presets import MODELS, SSM_SIZES, Preset
 from .runs import RUN_FILE, CLIError, RunPlan, UsageError, read_run, write_run
 from .trainer import CHECKPOINT, Trainer
@@ -114,18 +116,28 @@ def train_lm(plan: RunPlan, device: str, family: str | None = None):
     mcfg = family_config(family, plan, tok.vocab_size)
     record = mcfg.to_dict() if family == "gpt" else {"family": family, **mcfg.to_dict()}
     model_class, _, label = FAMILIES[family]
+    distributed = dist.is_initialized()  # a rank of `tinyml train --nproc N` (train/distributed_run.py)
     try:
         model = model_class(mcfg).to(device)
-        train_ids, val_ids = write_data(plan, tok, train_ids, val_ids)
-        write_run(plan, tok.vocab_size, record)
-        train_s = RandomWindowSampler(train_ids, preset.block_size, plan.batch_size, seed=plan.seed)
+        if distributed:
+            dist.barrier()  # every rank has checked the run folder before rank 0 writes to it
+        if not distributed or dist.get_rank() == 0:
+            train_ids, val_ids = write_data(plan, tok, train_ids, val_ids)
+            write_run(plan, tok.vocab_size, record)
+        if distributed:
+            dist.barrier()
+        # each rank draws its own windows (shard_seed); rank 0's seed is plan.seed, as in one process
+        train_s = RandomWindowSampler(train_ids, preset.block_size, plan.batch_size,
+                                      seed=shard_seed(plan.seed))
         val_s = RandomWindowSampler(val_ids, preset.block_size, plan.batch_size, seed=plan.seed + 1)
         extra = {"preset": plan.preset_name, "model": record, "tokenizer": plan.tokenizer}
         print(f"tinyml train: {plan.preset_name} {label}, {model.num_parameters() / 1e6:.2f}M parameters, "
               f"{plan.tokenizer} tokenizer ({tok.vocab_size} tokens), {len(train_ids):,} train tokens, "
               f"device {device}, {tcfg.max_steps} steps of {plan.batch_size}x{preset.block_size}"
               f"{f' from step {plan.start_step}' if plan.resume else ''} -> {plan.out}")
-        trainer = Trainer(model, train_s, val_s, tcfg, out_dir=plan.out, device=device, extra_state=extra)
+        trainer_class = DistributedTrainer if distributed else Trainer
+        trainer = trainer_class(model, train_s, val_s, tcfg, out_dir=plan.out, device=device,
+                                extra_state=extra)
         summary = trainer.fit(resume=plan.resume)
     except MemoryError:
         raise CLIError(f"out of memory with --batch-size {plan.batch_size} ({plan.batch_size}x"

@@ -50,3 +50,25 @@ def test_trainer_on_two_ranks_resumes_bit_exactly(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "ok bit-exact resume on 2 ranks" in run.stdout
     assert sorted(os.listdir(tmp_path / "resumed")) == ["checkpoint.safetensors", "loss.png", "metrics.jsonl"]
+
+
+@needs_mpi
+def test_tinyml_train_nproc_2_runs_two_ranks_and_rank_0_reports(tmp_path):
+    """`tinyml train --nproc 2` relaunches itself under mpiexec: one run folder, written by rank 0,
+    one report, and a run that `--resume` continues on the same number of ranks."""
+    import sys
+
+    text = tmp_path / "tiny.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 200)
+    out = tmp_path / "run"
+    base = [sys.executable, "-m", "tinyml.train.cli", "train", "--nproc", "2", "--data", str(text), "--out",
+            str(out), "--batch-size", "2", "--eval-iters", "1", "--sample-tokens", "0", "--device", "cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = subprocess.run([*base, "--steps", "2"], capture_output=True, text=True, timeout=240, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.count("tinyml train:") == 1 and run.stdout.count("done: step 2") == 1
+    assert {"checkpoint.safetensors", "metrics.jsonl", "run.json"} <= set(os.listdir(out))
+    run = subprocess.run([*base, "--steps", "3", "--resume"], capture_output=True, text=True, timeout=240,
+                         env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "done: step 3" in run.stdout

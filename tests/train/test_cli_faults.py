@@ -38,6 +38,7 @@ def _fails_with_usage(capsys, argv, *expected):
 TRAIN_FAULTS = [
     ("--config", "huge", "invalid choice: 'huge'"),
     ("--model", "rnn", "invalid choice: 'rnn'"),
+    ("--nproc", "0", "--nproc: must be an integer >= 1, got '0'"),
     ("--steps", "0", "--steps: must be an integer >= 1, got '0'"),
     ("--steps", "-3", "got '-3'"),
     ("--steps", "many", "expected an integer, got 'many'"),
