@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
+from cpu_kernel_helpers import _C, needs_C
 from family_devices import backend_device_fixture
 from helpers import check_op
 
 import tinyml
-from tinyml.testing import assert_close, gradcheck
+from tinyml.backends import implementations
+from tinyml.testing import assert_close, gradcheck, tolerance
 
 CONV2D = [
     # x shape, w shape, kwargs
@@ -53,7 +55,8 @@ def test_conv_gradcheck(kernels):
     x = tinyml.tensor(rng.standard_normal((1, 2, 4, 5)), requires_grad=True)
     w = tinyml.tensor(rng.standard_normal((2, 1, 2, 3)), requires_grad=True)
     b = tinyml.tensor(rng.standard_normal(2), requires_grad=True)
-    assert gradcheck(lambda x, w, b: tinyml.conv2d(x, w, b, stride=(1, 2), padding=1, dilation=(2, 1), groups=2),
+    assert gradcheck(lambda x, w, b: tinyml.conv2d(x, w, b, stride=(1, 2), padding=1, dilation=(2, 1),
+                                                   groups=2),
                      [x, w, b])
 
 
@@ -71,101 +74,6 @@ def test_conv_errors():
         tinyml.conv2d(tinyml.randn(1, 3, 5, 5, dtype=tinyml.float64), w)
     with pytest.raises(RuntimeError, match=r"4D \(batched\) input to conv2d"):
         tinyml.conv2d(tinyml.randn(5, 5), w)
-
-
-@pytest.mark.parametrize("kw", [
-    {"kernel_size": 2},
-    {"kernel_size": 3, "stride": 2, "padding": 1},
-    {"kernel_size": (3, 2), "stride": (2, 3), "padding": (1, 1), "dilation": (2, 1), "ceil_mode": True},
-    {"kernel_size": 3, "stride": 2, "ceil_mode": True},
-])
-def test_max_pool2d(kernels, kw):
-    y = check_op([(2, 3, 9, 10)], lambda x: tinyml.max_pool2d(x, **kw), lambda x: TF.max_pool2d(x, **kw))
-    x = torch.tensor(np.random.default_rng(3).standard_normal((3, 7, 8)), dtype=torch.float32)
-    ty, ti = TF.max_pool2d(x, return_indices=True, **kw)
-    my, mi = tinyml.max_pool2d(tinyml.tensor(x.numpy()), return_indices=True, **kw)
-    assert mi.dtype == tinyml.int64 and np.array_equal(mi.numpy(), ti.numpy())
-    assert_close(my, ty)
-    assert y is not None
-
-
-def test_max_pool2d_nan_and_ties(kernels):
-    x = np.zeros((1, 2, 4, 4), np.float32)  # all ties: the first index of each window
-    x[0, 1, 0, 1] = x[0, 1, 1, 0] = np.nan  # two NaNs in one window: PyTorch keeps the last
-    ty, ti = TF.max_pool2d(torch.tensor(x), 2, return_indices=True)
-    my, mi = tinyml.max_pool2d(tinyml.tensor(x), 2, return_indices=True)
-    assert np.array_equal(mi.numpy(), ti.numpy())
-    assert_close(my, ty)
-
-
-def test_max_pool2d_noncontiguous(kernels):
-    check_op([(2, 3, 6, 7)], lambda x: tinyml.max_pool2d(x, 2), lambda x: TF.max_pool2d(x, 2), noncontiguous=True)
-
-
-@pytest.mark.parametrize("kw", [
-    {"kernel_size": 2},
-    {"kernel_size": 3, "stride": 2, "padding": 1},
-    {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False, "ceil_mode": True},
-    {"kernel_size": (2, 3), "stride": (3, 2), "padding": (1, 1), "ceil_mode": True},
-    {"kernel_size": 3, "padding": 1, "divisor_override": 4},
-])
-def test_avg_pool2d(kernels, kw):
-    check_op([(2, 3, 9, 10)], lambda x: tinyml.avg_pool2d(x, **kw), lambda x: TF.avg_pool2d(x, **kw),
-             kind="reduction")
-
-
-@pytest.mark.parametrize("size", [(3, 4), 1, (5, None), (7, 9)])
-def test_adaptive_avg_pool2d(kernels, size):
-    check_op([(2, 3, 7, 9)], lambda x: tinyml.adaptive_avg_pool2d(x, size),
-             lambda x: TF.adaptive_avg_pool2d(x, size), kind="reduction")
-
-
-def test_pool_errors():
-    with pytest.raises(RuntimeError, match="pad should be at most half"):
-        tinyml.max_pool2d(tinyml.randn(1, 1, 5, 5), 2, padding=2)
-    with pytest.raises(RuntimeError, match="Output size is too small"):
-        tinyml.avg_pool2d(tinyml.randn(1, 1, 2, 2), 3)
-    with pytest.raises(RuntimeError, match=r"3D or 4D .* shape \(5, 5\)"):
-        tinyml.max_pool2d(tinyml.randn(5, 5), 2)
-
-
-@pytest.mark.parametrize("shape,kw", [
-    ((2, 3, 5, 4), {"scale_factor": 2, "mode": "nearest"}),
-    ((2, 3, 5, 4), {"size": (7, 3), "mode": "nearest"}),
-    ((2, 3, 5, 4), {"scale_factor": 1.7, "mode": "nearest"}),
-    ((2, 3, 5, 4), {"size": (8, 9), "mode": "nearest-exact"}),
-    ((2, 3, 5, 4), {"scale_factor": 2, "mode": "bilinear", "align_corners": False}),
-    ((2, 3, 5, 4), {"size": (9, 7), "mode": "bilinear", "align_corners": True}),
-    ((2, 3, 6, 5), {"size": (4, 3), "mode": "bilinear"}),  # downsampling
-    ((2, 3, 5, 4), {"scale_factor": (1.5, 2.5), "mode": "bilinear"}),
-    ((2, 3, 7), {"scale_factor": 3, "mode": "linear", "align_corners": True}),
-    ((2, 3, 7), {"size": 11, "mode": "nearest"}),
-])
-def test_interpolate(kernels, shape, kw):
-    check_op([shape], lambda x: tinyml.interpolate(x, **kw), lambda x: TF.interpolate(x, **kw), kind="reduction")
-
-
-def test_interpolate_gradcheck_and_errors(kernels):
-    x = tinyml.tensor(np.random.default_rng(1).standard_normal((1, 2, 3, 3)), requires_grad=True)
-    assert gradcheck(lambda x: tinyml.interpolate(x, size=(4, 5), mode="bilinear"), [x])
-    with pytest.raises(ValueError, match="align_corners option can only be set"):
-        tinyml.interpolate(tinyml.randn(1, 1, 4, 4), scale_factor=2, align_corners=True)
-    with pytest.raises(ValueError, match="only one of size or scale_factor"):
-        tinyml.interpolate(tinyml.randn(1, 1, 4, 4), size=3, scale_factor=2)
-    with pytest.raises(NotImplementedError, match="bicubic"):
-        tinyml.interpolate(tinyml.randn(1, 1, 4, 4), scale_factor=2, mode="bicubic")
-
-
-@pytest.mark.parametrize("output_size", [(0, 2), (2, 0), (0, 0)])
-def test_reference_adaptive_avg_pool_kernel_takes_an_empty_output(output_size):
-    """The numpy oracle itself (not only the op) gives PyTorch's empty result and a zero gradient."""
-    from tinyml.backends.reference.pool import adaptive_avg_pool2d_backward, adaptive_avg_pool2d_forward
-
-    x = np.random.default_rng(0).standard_normal((2, 3, 5, 4)).astype(np.float32)
-    y = adaptive_avg_pool2d_forward(x, output_size)
-    assert y.shape == tuple(torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(x), output_size).shape)
-    dx = adaptive_avg_pool2d_backward(np.ones_like(y), x.shape)
-    assert dx.shape == x.shape and not dx.any()
 
 
 # -- conv_transpose1d / conv_transpose2d (the adjoint of conv, on the conv kernels) on every backend --
@@ -247,3 +155,100 @@ def test_conv_transpose_errors():
         tinyml.conv_transpose2d(tinyml.randn(1, 3, 1, 1), w, padding=2)
     with pytest.raises(RuntimeError, match=r"bias must have shape \(2,\)"):
         tinyml.conv_transpose2d(tinyml.randn(1, 3, 4, 4), w, tinyml.randn(3))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+def test_conv2d_on_every_backend(backend_device, dtype):
+    R = {"device": backend_device, "kind": "reduction", "dtype": dtype}
+    check_op([(1, 3, 6, 6), (2, 3, 2, 2)], lambda x, w: F(x).conv2d(x, w, padding="same"), **R)
+    if dtype != "float32":
+        return
+    check_op([(2, 3, 7, 6), (4, 3, 3, 3), (4,)], lambda x, w, b: F(x).conv2d(x, w, b, padding=1), **R)
+    check_op([(2, 4, 7, 6), (6, 2, 3, 2)], lambda x, w: F(x).conv2d(x, w, stride=(2, 1), padding=(1, 0),
+                                                                     dilation=(1, 2), groups=2), **R)
+    check_op([(2, 3, 9), (4, 3, 3)], lambda x, w: F(x).conv1d(x, w, padding=2), noncontiguous=True, **R)
+
+
+def F(x):
+    return tinyml.nn.functional if isinstance(x, tinyml.Tensor) else torch.nn.functional
+
+
+# -- the C++ conv kernels against their numpy reference, kernel by kernel, and the binding's checks --
+
+def _both(name):
+    impls = implementations(name)
+    assert "cpu" in impls, f"no C++ kernel registered for {name}"
+    return impls["cpu"], impls["reference"]
+
+
+def _close(a, b, dtype):
+    a = a if isinstance(a, tuple) else (a,)
+    b = b if isinstance(b, tuple) else (b,)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        if y is None:
+            assert x is None
+            continue
+        assert x.shape == y.shape and x.dtype == y.dtype, (x.shape, y.shape, x.dtype, y.dtype)
+        # long sums (dw over batch x positions) cancel: their error scales with the largest entry
+        rtol, atol = tolerance(np.dtype(dtype).name, "reduction")
+        scale = float(np.abs(y).max()) if y.size and y.dtype.kind == "f" else 0.0
+        assert_close(x, y, rtol=rtol, atol=max(atol, 0.1 * rtol * scale))
+
+
+_RNG = np.random.default_rng(0)
+
+CONV = [  # x shape, w shape, stride, pads (t, b, l, r), dilation, groups
+    ((2, 3, 9, 11), (5, 3, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    ((3, 4, 13, 7), (6, 2, 3, 2), (2, 3), (2, 1, 0, 3), (2, 1), 2),
+    ((1, 8, 17, 17), (8, 1, 5, 5), (2, 2), (2, 2, 2, 2), (1, 1), 8),
+    ((2, 6, 5, 6), (4, 6, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    ((2, 6, 7, 6), (4, 3, 1, 1), (2, 1), (1, 0, 0, 1), (1, 1), 2),
+    ((40, 3, 31, 29), (7, 3, 4, 3), (1, 2), (1, 2, 0, 1), (1, 3), 1),  # several im2col chunks
+]
+
+
+@needs_C
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("xs,ws,stride,pads,dil,groups", CONV)
+def test_conv2d_kernels(dtype, xs, ws, stride, pads, dil, groups):
+    x, w = _RNG.standard_normal(xs).astype(dtype), _RNG.standard_normal(ws).astype(dtype)
+    b = _RNG.standard_normal(ws[0]).astype(dtype)
+    cpu, ref = _both("conv2d_forward")
+    y = ref(x, w, b, stride, pads, dil, groups)
+    _close(cpu(x, w, b, stride, pads, dil, groups), y, dtype)
+    _close(cpu(x, w, None, stride, pads, dil, groups), ref(x, w, None, stride, pads, dil, groups), dtype)
+    dy = _RNG.standard_normal(y.shape).astype(dtype)
+    cpu, ref = _both("conv2d_backward")
+    _close(cpu(x, w, dy, stride, pads, dil, groups), ref(x, w, dy, stride, pads, dil, groups), dtype)
+    _close(cpu(x, w, dy, stride, pads, dil, groups, (True, False, False)),
+          ref(x, w, dy, stride, pads, dil, groups, (True, False, False)), dtype)
+
+
+@needs_C
+def test_conv2d_blocks_and_tiles():
+    """Output columns spanning several 128-column blocks, out/in channel counts off the 6-row and
+    16-column register tiles, a batch of one, and float64."""
+    for dtype, xs, ws, groups in (("float32", (1, 7, 23, 19), (13, 7, 3, 3), 1),
+                                  ("float64", (3, 10, 17, 15), (10, 5, 2, 3), 2)):
+        x, w = _RNG.standard_normal(xs).astype(dtype), _RNG.standard_normal(ws).astype(dtype)
+        args = ((1, 1), (1, 0, 2, 1), (1, 1), groups)
+        cpu, ref = _both("conv2d_forward")
+        y = ref(x, w, None, *args)
+        _close(cpu(x, w, None, *args), y, dtype)
+        dy = _RNG.standard_normal(y.shape).astype(dtype)
+        cpu, ref = _both("conv2d_backward")
+        _close(cpu(x, w, dy, *args), ref(x, w, dy, *args), dtype)
+
+
+@needs_C
+def test_cpu_conv_bindings_check_arguments():
+    f = np.float32
+    x, w = np.zeros((1, 2, 5, 5), f), np.zeros((4, 1, 3, 3), f)
+    with pytest.raises(ValueError,
+                       match=r"weight \(4, 1, 3, 3\) with groups=1 does not fit input \(1, 2, 5, 5\)"):
+        _C.conv2d_forward(x, w, None, 1, 1, 1, 1, 1, 1, 1, 5, 5)
+    with pytest.raises(ValueError, match=r"bias has shape \(3,\), expected \(4,\)"):
+        _C.conv2d_forward(x, w, np.zeros(3, f), 1, 1, 1, 1, 1, 1, 2, 5, 5)
+    with pytest.raises(ValueError, match=r"grad_output has shape \(1, 3, 5, 5\)"):
+        _C.conv2d_backward(x, w, np.zeros((1, 3, 5, 5), f), 1, 1, 1, 1, 1, 1, 2, True, True)

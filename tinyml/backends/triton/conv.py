@@ -14,7 +14,7 @@ reference to float32 rounding), 16-bit floats converted to float32 and fed as tf
 with float32 accumulation; float64 (which tl.dot
 does not take) as a broadcast multiply and sum, in float64.
 One program grid axis per group.
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_conv.py
+Tests: python -m pytest tests/ops/test_conv.py tests/ops/test_pool.py -k cuda
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@
                           computed on the host by the reference's interp_taps and uploaded):
                           y = sum of four weighted taps; the backward scatters with atomic adds
 16-bit floats compute (and accumulate) in float32.
-Tests: TRITON_INTERPRET=1 python -m pytest tests/backends/test_triton_conv.py
+Tests: python -m pytest tests/ops/test_conv.py tests/ops/test_pool.py -k cuda
 """
 from __future__ import annotations
 
