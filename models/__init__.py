@@ -3,7 +3,11 @@ adapter in its own file, registered with hf.py (the folder reader and writer).
 
     transformer/   GPT-2, Llama and BERT, their shared blocks, and generation with a KV cache
     ssm/           HiPPO, S4D and Mamba (MambaLM), with the MambaForCausalLM adapter
-    peft/, vision/, detection/   empty so far (see each package's docstring)
+    peft/          LoRA, rsLoRA, LoRA-XS, bottleneck adapters (SeqBn, DoubleSeqBn, SeqBnInv), ladder
+                   side-tuning, and peft adapter folders (load_adapter / save_adapter)
+    detection/     box metrics (COCO AP, infrared Pd/Fa, IoU/nIoU) and SAHI slicing and merging; the
+                   box ops, NMS and detection losses are ops (tinyml/ops/boxes.py, detection_loss.py)
+    vision/        empty so far (see its docstring)
 
 Installed as `tinyml.models` (setup.py's package_dir); code here imports `tinyml...`.
 

@@ -6,7 +6,7 @@
 This file knows folders, not models: each architecture brings an `HFAdapter` (config.json <-> the
 tinyml config, checkpoint names <-> module names, both ways) and registers it from the model's
 own file, e.g. models/transformer/gpt.py ends with `register_architecture(HFAdapter("GPT2LMHeadModel",
-...))`. Registered today: GPT2LMHeadModel, LlamaForCausalLM, BertForMaskedLM.
+...))`. Registered today: GPT2LMHeadModel, LlamaForCausalLM, BertForMaskedLM, MambaForCausalLM.
 Nothing is downloaded: a hub name that is not a folder gets an error saying so.
 """
 from __future__ import annotations
