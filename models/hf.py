@@ -104,7 +104,17 @@ def _adapter_for_model(model) -> HFAdapter:
 
 
 class HFMixin:
-    """`model.save_pretrained(folder)`, as transformers' models have it."""
+    """`Model.from_pretrained(folder)` and `model.save_pretrained(folder)`, as transformers' models
+    have them; the class method refuses a folder holding another architecture."""
+
+    @classmethod
+    def from_pretrained(cls, folder: str, dtype=None, device=None, **overrides):
+        model = from_pretrained(folder, dtype=dtype, device=device, **overrides)
+        if not isinstance(model, cls):
+            raise TypeError(f"{cls.__name__}.from_pretrained({folder!r}): the folder holds a "
+                            f"{type(model).__name__} ({read_config(folder).get('architectures')}); use "
+                            f"{type(model).__name__}.from_pretrained or tinyml.models.from_pretrained")
+        return model
 
     def save_pretrained(self, folder: str) -> None:
         save_pretrained(self, folder)

@@ -38,7 +38,8 @@ import tinyml.nn as nn
 import tinyml.nn.functional as F
 
 from ..hf import HFAdapter, HFMixin, config_path, config_value, register_architecture
-from ..transformer.layers import lm_loss
+from ..transformer.generate import GenerationMixin
+from ..transformer.layers import LMOutput, lm_loss
 
 __all__ = ["Mamba", "MambaCache", "MambaConfig", "MambaLM", "causal_conv1d_silu"]
 
@@ -231,7 +232,7 @@ class MambaBackbone(nn.Module):
         self.norm_f = nn.RMSNorm(cfg.d_model, eps=cfg.norm_eps)
 
 
-class MambaLM(nn.Module, HFMixin):
+class MambaLM(nn.Module, HFMixin, GenerationMixin):
     """MambaLM(MambaConfig(...)): logits, loss = model(idx, targets, attention_mask=None, cache=None)."""
 
     def __init__(self, config: MambaConfig):
@@ -260,7 +261,7 @@ class MambaLM(nn.Module, HFMixin):
             cache.seq_len += idx.shape[1]
         w = self.backbone.embeddings.weight if self.config.tie_word_embeddings else self.lm_head.weight
         logits = F.linear(x, w)  # (B, L, V)
-        return logits, (None if targets is None else lm_loss(logits, targets))
+        return LMOutput(logits, None if targets is None else lm_loss(logits, targets))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -17,7 +17,7 @@ import tinyml
 import tinyml.nn as nn
 import tinyml.nn.functional as F
 
-from ..transformer.layers import lm_loss
+from ..transformer.layers import LMOutput, lm_loss
 from .s4d import S4D
 
 __all__ = ["S4DLM", "S4DLMConfig"]
@@ -108,7 +108,7 @@ class S4DLM(nn.Module):
             x = tinyml.stack(outs, 1)
             cache.seq_len += idx.shape[1]
         logits = F.linear(self.norm_f(x), self.embeddings.weight)  # (B, L, V)
-        return logits, (None if targets is None else lm_loss(logits, targets))
+        return LMOutput(logits, None if targets is None else lm_loss(logits, targets))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

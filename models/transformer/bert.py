@@ -21,7 +21,7 @@ import tinyml.nn.functional as F
 from tinyml.random import default_generator
 
 from ..hf import HFAdapter, HFMixin, config_value, register_architecture
-from .layers import activation, attend, init_normal_, lm_loss
+from .layers import LMOutput, activation, attend, init_normal_, lm_loss
 
 
 @dataclass
@@ -197,8 +197,7 @@ class BertForMaskedLM(nn.Module, HFMixin):
         head = self.cls.predictions
         # The decoder shares the word-embedding matrix (tied), with its own output bias.
         logits = F.linear(head.transform(h), self.bert.embeddings.word_embeddings.weight, head.bias)
-        loss = lm_loss(logits, labels) if labels is not None else None
-        return logits, loss
+        return LMOutput(logits, lm_loss(logits, labels) if labels is not None else None)
 
 
 def mask_tokens(input_ids, mask_token_id: int, vocab_size: int, mlm_probability: float = 0.15,

@@ -46,7 +46,8 @@ def sample_next(logits: np.ndarray, temperature: float = 1.0, top_k: int | None 
     """One token per row of logits (B, V): argmax when temperature == 0, else a draw."""
     if not math.isfinite(temperature) or temperature < 0:  # NaN would sample from NaN probabilities
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 0):
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer))
+                              or top_k < 0):
         raise ValueError(f"top_k must be None or an integer >= 0 (0: no top-k filter), got {top_k!r}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
@@ -114,3 +115,24 @@ def generate(model, prompt: Sequence[int] | Sequence[Sequence[int]] | np.ndarray
     finally:
         model.train(was_training)
     return [row[: ended_at[b]].tolist() if ended_at[b] >= 0 else row.tolist() for b, row in enumerate(ids)]
+
+
+class GenerationMixin:
+    """`model.generate(input_ids, ...)` as transformers' models have it: a (B, T) tensor (or list)
+    of prompt ids in, a (B, T + new) int64 tensor out. Greedy unless do_sample; rows that reach
+    eos_token_id early are padded with it (Hugging Face's behaviour without a pad token)."""
+
+    def generate(self, input_ids, max_new_tokens: int = 20, do_sample: bool = False, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, eos_token_id: int | None = None,
+                 use_cache: bool = True) -> tinyml.Tensor:
+        if isinstance(input_ids, tinyml.Tensor):
+            device, prompt = input_ids.device, input_ids.numpy()
+        else:
+            device, prompt = None, np.asarray(input_ids)
+        if not do_sample:
+            temperature, top_k, top_p = 0.0, None, None
+        rows = generate(self, prompt, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                        stop_tokens=None if eos_token_id is None else [eos_token_id], use_cache=use_cache)
+        width = max(len(r) for r in rows)
+        out = np.array([r + [eos_token_id] * (width - len(r)) for r in rows], dtype=np.int64)
+        return tinyml.tensor(out, device=device) if device is not None else tinyml.tensor(out)

@@ -18,6 +18,7 @@ import tinyml
 import tinyml.nn as nn
 
 from ..hf import HFAdapter, HFMixin, config_value, register_architecture
+from .generate import GenerationMixin
 from .layers import KVCache, activation, attend, init_normal_, logits_and_loss
 
 
@@ -111,7 +112,7 @@ class GPTBody(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_eps, bias=cfg.bias)
 
 
-class GPT(nn.Module, HFMixin):
+class GPT(nn.Module, HFMixin, GenerationMixin):
     """GPT-2 language model. forward(idx, targets=None, cache=None) -> (logits, loss or None)."""
 
     def __init__(self, config: GPTConfig):

@@ -7,6 +7,7 @@ Shapes: B batch, T new tokens, S = past + T keys, H query heads, Hkv key/value h
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -219,13 +220,20 @@ def lm_loss(logits, targets, z_loss_coef: float = 0.0, ignore_index: int = -100)
     return loss
 
 
+class LMOutput(NamedTuple):
+    """What a language model's forward returns, as Hugging Face's outputs name it: `out.logits`
+    (B, T, V) and `out.loss` (None without targets); it still unpacks as `logits, loss = model(...)`."""
+    logits: tinyml.Tensor
+    loss: tinyml.Tensor | None = None
+
+
 def logits_and_loss(x, weight, targets, cfg):
     """A causal LM's output head: logits = x @ weight^T (B, T, V), and lm_loss against targets with
     cfg's z-loss (cfg.z_loss, cfg.z_loss_coef), or None without targets."""
     logits = F.linear(x, weight)
     if targets is None:
-        return logits, None
-    return logits, lm_loss(logits, targets, cfg.z_loss_coef if cfg.z_loss else 0.0)
+        return LMOutput(logits, None)
+    return LMOutput(logits, lm_loss(logits, targets, cfg.z_loss_coef if cfg.z_loss else 0.0))
 
 
 def gelu_new(x):

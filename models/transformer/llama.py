@@ -21,6 +21,7 @@ import tinyml.nn as nn
 import tinyml.nn.functional as F
 
 from ..hf import HFAdapter, HFMixin, config_path, config_value, register_architecture
+from .generate import GenerationMixin
 from .layers import KVCache, Rotary, attend, check_rope_scaling, init_normal_, logits_and_loss
 
 
@@ -131,7 +132,7 @@ class LlamaBody(nn.Module):
         self.norm = nn.RMSNorm(cfg.hidden_size, eps=cfg.rms_norm_eps)
 
 
-class Llama(nn.Module, HFMixin):
+class Llama(nn.Module, HFMixin, GenerationMixin):
     """Llama language model. forward(idx, targets=None, cache=None) -> (logits, loss or None)."""
 
     def __init__(self, config: LlamaConfig):
