@@ -198,3 +198,24 @@ def test_checkpoint_gpt_blocks_same_loss_and_gradients():
         grads.append([loss.item()] + [p.grad.numpy() for p in model.parameters()])
     for a, b in zip(*grads):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_saved_bytes_does_not_recompute_a_checkpoint_and_counts_less():
+    """memory.saved_bytes walks a checkpointed graph without running the recomputation, and the
+    checkpointed segment holds nothing until backward."""
+    import tinyml.memory
+    from tinyml.utils.checkpoint import checkpoint
+
+    calls = []
+
+    def block(x):
+        calls.append(1)
+        return (x.tanh() * 2).sigmoid().exp()
+
+    x = tinyml.randn(64, 64, requires_grad=True)
+    plain = tinyml.memory.saved_bytes(block(x).sum())
+    y = checkpoint(block, x).sum()
+    assert len(calls) == 2
+    assert tinyml.memory.saved_bytes(y) < plain and len(calls) == 2  # nothing was recomputed
+    y.backward()
+    assert len(calls) == 3 and x.grad is not None

@@ -37,9 +37,16 @@ def _storage(t: Tensor) -> Tensor:
     return t._base if t._base is not None else t
 
 
+def _saved_entries(node):
+    """A node's saved (tensor, version) entries, without triggering a recomputation: the
+    placeholder tinyml.utils.checkpoint leaves in `_saved` (it has a `frame`) holds nothing yet."""
+    return () if getattr(node._saved, "frame", None) is not None else node._saved
+
+
 def node_saved_bytes(node) -> int:
-    """Bytes of storage the tensors one node saved keep alive (0 once backward freed them)."""
-    roots = {id(_storage(e[0])): _storage(e[0]) for e in node._saved if e is not None}
+    """Bytes of storage the tensors one node saved keep alive (0 once backward freed them, and 0
+    for a node inside tinyml.utils.checkpoint until backward recomputes it)."""
+    roots = {id(_storage(e[0])): _storage(e[0]) for e in _saved_entries(node) if e is not None}
     return sum(r.nbytes for r in roots.values())
 
 
@@ -47,7 +54,7 @@ def saved_bytes(tensor: Tensor) -> int:
     """Activation memory the graph behind `tensor` keeps alive for backward, in bytes."""
     seen, total = set(), 0
     for node in _walk(tensor):
-        for e in node._saved:
+        for e in _saved_entries(node):
             if e is None:
                 continue
             root = _storage(e[0])

@@ -46,10 +46,22 @@ def test_embedding_out_of_range_ids_raise_naming_the_id(backend_device, bad):
         F.embedding(tinyml.tensor([0, bad], device=backend_device), w)
 
 
+@pytest.mark.parametrize("norm_type", [1.0, 2.0, float("inf")])
+def test_functional_embedding_max_norm_renormalises_like_torch(norm_type):
+    """F.embedding(max_norm=) rescales the looked-up rows of the weight in place first, as torch."""
+    w = np.random.default_rng(0).standard_normal((5, 3)) * 2
+    ours, theirs = tinyml.tensor(w.copy()), torch.tensor(w.copy())
+    ids = [[0, 2], [2, 4]]
+    out = F.embedding(tinyml.tensor(ids), ours, max_norm=1.5, norm_type=norm_type)
+    expected = torch.nn.functional.embedding(torch.tensor(ids), theirs, max_norm=1.5, norm_type=norm_type)
+    np.testing.assert_allclose(out.numpy(), expected.numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-7)  # rows 1, 3 untouched
+
+
 def test_embedding_argument_errors():
     ids = tinyml.tensor(IDS)
-    with pytest.raises(NotImplementedError, match="max_norm"):
-        F.embedding(ids, tinyml.randn(5, 3), max_norm=1.0)
+    with pytest.raises(NotImplementedError, match="scale_grad_by_freq"):
+        F.embedding(ids, tinyml.randn(5, 3), scale_grad_by_freq=True)
     with pytest.raises(RuntimeError, match="Long, Int; but got tinyml.float32"):
         F.embedding(tinyml.randn(2), tinyml.randn(5, 3))
     with pytest.raises(RuntimeError, match=r"'weight' must be 2-D, got shape \(5,\)"):

@@ -9,7 +9,12 @@ tinyml/ops/<family>.py.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from .. import ops as _ops
+from ..autograd import no_grad
 from ..ops.activation import (  # noqa: F401
     elu,
     gelu,
@@ -82,12 +87,37 @@ def sigmoid(input: Tensor) -> Tensor:
 def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
               norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
     """Rows of `weight` (num_embeddings, D) picked by the integer ids in `input` (any shape);
-    the gradient at padding_idx stays zero. max_norm, scale_grad_by_freq and sparse are not
-    supported (they raise)."""
-    if max_norm is not None or scale_grad_by_freq or sparse:
-        raise NotImplementedError("F.embedding: max_norm, scale_grad_by_freq and sparse=True are not "
-                                  "supported by tinyml; renormalise the weight yourself or use the defaults")
+    the gradient at padding_idx stays zero. scale_grad_by_freq and sparse are not supported
+    (they raise). With max_norm, the looked-up rows of `weight` whose norm_type-norm
+    exceeds max_norm are first rescaled in place to that norm (embedding_renorm_), as torch does."""
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("F.embedding: scale_grad_by_freq and sparse=True are not supported by "
+                                  "tinyml; use the defaults")
+    if max_norm is not None:
+        embedding_renorm_(weight, input, max_norm, norm_type)
     return _ops.embedding(input, weight, padding_idx)
+
+
+def embedding_renorm_(weight: Tensor, input: Tensor, max_norm: float, norm_type: float = 2.0) -> Tensor:
+    """torch.embedding_renorm_: rescale, in place and outside autograd, each row of `weight` that
+    `input` looks up and whose norm_type-norm exceeds max_norm, to norm max_norm:
+    w_i <- w_i * max_norm / (||w_i|| + 1e-7). Rows not looked up are left alone."""
+    if input.numel() == 0:
+        return weight
+    with no_grad():
+        ids = _ops.tensor(np.unique(input.cpu().numpy().reshape(-1)), device=weight.device)
+        rows = weight[ids]
+        mags = rows.abs()
+        if norm_type == math.inf:
+            norms = mags.amax(1)
+        elif norm_type == 2.0:
+            norms = (rows * rows).sum(1).sqrt()
+        else:
+            norms = (mags ** norm_type).sum(1) ** (1.0 / norm_type)
+        scale = _ops.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).to(weight.dtype)
+        weight[ids] = rows * scale.unsqueeze(1)
+    return weight
+
 
 
 # Names owned by other op families (movement, indexing, conv/pool): re-exported when their module

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .. import ops
 from ..tensor import Tensor
 from . import functional as F
 from . import init
+from .functional import embedding_renorm_
 from .module import Module
 from .parameter import Parameter
 
@@ -126,28 +125,6 @@ class Embedding(Module):
         custom_norm = self.max_norm is not None and self.norm_type != 2
         return s + (f", norm_type={self.norm_type}" if custom_norm else "")
 
-
-def embedding_renorm_(weight: Tensor, input: Tensor, max_norm: float, norm_type: float = 2.0) -> Tensor:
-    """torch.embedding_renorm_: rescale, in place and outside autograd, each row of `weight` that
-    `input` looks up and whose norm_type-norm exceeds max_norm, to norm max_norm:
-    w_i <- w_i * max_norm / (||w_i|| + 1e-7). Rows not looked up are left alone."""
-    from ..autograd import no_grad  # (the module level imports nothing from autograd)
-
-    if input.numel() == 0:
-        return weight
-    with no_grad():
-        ids = ops.tensor(np.unique(input.cpu().numpy().reshape(-1)), device=weight.device)
-        rows = weight[ids]
-        mags = rows.abs()
-        if norm_type == math.inf:
-            norms = mags.amax(1)
-        elif norm_type == 2.0:
-            norms = (rows * rows).sum(1).sqrt()
-        else:
-            norms = (mags ** norm_type).sum(1) ** (1.0 / norm_type)
-        scale = ops.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).to(weight.dtype)
-        weight[ids] = rows * scale.unsqueeze(1)
-    return weight
 
 def _affine_parameters(module: Module, shape: tuple, affine: bool, bias: bool | None, device, dtype) -> None:
     """A norm layer's `weight` (ones) and `bias` (zeros), registered as None when switched off;
