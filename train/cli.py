@@ -159,10 +159,10 @@ def cmd_sample(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="tinyml", description="tinyml: train and sample tiny language models")
+    p = _Parser(prog="tinyml", description="tinyml: train, fine-tune, distil and sample tiny models")
     p.add_argument("--version", action="version", version=f"tinyml {tinyml.__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
-    t = sub.add_parser("train", help="train a GPT on the bundled Shakespeare or your own text",
+    t = sub.add_parser("train", help="train a GPT (or Mamba, S4D) on Shakespeare or your own text",
                        description="Train a GPT. With --resume, flags not repeated keep the run's "
                                    "values; a larger --steps extends the run and stretches its learning-rate "
                                    "decay to the new end; --config, --tokenizer, --vocab-size, --data, "
