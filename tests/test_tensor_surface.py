@@ -80,3 +80,23 @@ def test_info_errors_name_the_dtype():
         tinyml.iinfo(tinyml.float32)
     with pytest.raises(TypeError, match="tinyml.bool is not supported by tinyml.iinfo"):
         tinyml.iinfo(tinyml.bool)
+
+
+def test_small_first_day_functions_match_torch():
+    """count_nonzero, inverse, is_floating_point, Tensor.clamp_min/clamp_max/type_as, against torch."""
+    import torch
+
+    x = np.array([[0.0, 1.5, np.nan], [-2.0, 0.0, 0.0]], np.float32)
+    a = np.array([[2.0, 1.0], [1.0, 3.0]])
+    for dim in (None, 0, 1, (0, 1)):
+        ours = tinyml.count_nonzero(tinyml.tensor(x), dim=dim)
+        theirs = torch.count_nonzero(torch.tensor(x), dim=dim)
+        assert ours.dtype == tinyml.int64 and ours.numpy().tolist() == theirs.numpy().tolist()
+    np.testing.assert_allclose(tinyml.inverse(tinyml.tensor(a)).numpy(),
+                               torch.inverse(torch.tensor(a)).numpy())
+    np.testing.assert_allclose(tinyml.tensor(a).inverse().numpy(), np.linalg.inv(a))
+    assert tinyml.is_floating_point(tinyml.tensor(a)) and not tinyml.is_floating_point(tinyml.tensor([1]))
+    t, tt = tinyml.tensor(x), torch.tensor(x)
+    np.testing.assert_array_equal(t.clamp_min(0.5).numpy(), tt.clamp_min(0.5).numpy())
+    np.testing.assert_array_equal(t.clamp_max(-1.0).numpy(), tt.clamp_max(-1.0).numpy())
+    assert t.type_as(tinyml.tensor(a)).dtype == tinyml.float64

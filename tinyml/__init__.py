@@ -9,7 +9,8 @@ Here at `tinyml.<name>`: Tensor, Size, the dtypes (finfo, iinfo), device, grad m
 autocast, seeds, threads, save/load, and every op of tinyml.ops (tinyml.exp, tinyml.cat, ...);
 tinyml.backends (the kernel registry, whose backends load on their first dispatch). Loaded on first
 use, so that `import tinyml` stays fast: nn, optim, data, testing, profiler, viz, memory, cuda, utils,
-fft, linalg, distributions, distributed, and tinyml.models / tinyml.train (the models/ and train/ folders of the repository).
+fft, linalg, distributions, distributed, and tinyml.models / tinyml.train (the models/ and train/
+folders of the repository).
 
 The core, bottom up: dtypes.py, device.py; tensor.py (the Tensor data structure); _graph.py and
 autograd.py (Context, Edge, Function, backward); ops/ (the differentiable ops, over the kernels of
@@ -63,6 +64,10 @@ __version__ = "0.1.0"
 
 def is_tensor(obj) -> bool:
     return isinstance(obj, Tensor)
+
+
+def is_floating_point(input: Tensor) -> bool:
+    return input.is_floating_point()
 
 
 def __getattr__(name):

@@ -268,6 +268,10 @@ class Tensor:
     def cuda(self, device=None) -> Tensor:
         return self.to(as_device(device) if isinstance(device, (str, int)) else device or "cuda")
 
+    def type_as(self, other: Tensor) -> Tensor:
+        """self cast to other's dtype (torch.Tensor.type_as)."""
+        return self.to(other.dtype)
+
     def type(self, dtype=None):
         if dtype is None:
             return f"tinyml.{self.dtype.name}"

@@ -44,6 +44,7 @@ METHOD_OPS = (
     "matmul mm bmm dot outer softmax log_softmax "
     # small matrix ops (ops/matrix_ops.py) and linalg (ops/linalg.py)
     "diag diag_embed diagflat trace kron cross addmm baddbmm addbmm rot90 isclose allclose det slogdet "
+    "inverse clamp_min clamp_max count_nonzero "
     # in-place
     "add_ sub_ mul_ div_ pow_ zero_ fill_ copy_ masked_fill_ clamp_ clip_ neg_ exp_ sqrt_ "
     "uniform_ normal_ bernoulli_ index_add_ scatter_ scatter_add_ "

@@ -26,6 +26,13 @@ from .utils.rnn import PackedSequence, packed_to_padded, padded_to_packed
 __all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase"]
 
 
+def _elman_mode(nonlinearity: str) -> str:
+    """The recurrence mode of an Elman RNN (layer or cell) with this nonlinearity."""
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+    return "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
+
+
 class RNNBase(Module):
     def __init__(
         self,
@@ -222,11 +229,9 @@ class RNN(RNNBase):
         device=None,
         dtype=None,
     ) -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
         super().__init__(
-            "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU",
+            _elman_mode(nonlinearity),
             input_size,
             hidden_size,
             num_layers,
@@ -317,10 +322,7 @@ class RNNCellBase(Module):
             self.register_parameter("bias_hh", None)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
-        for weight in self.parameters():
-            init.uniform_(weight, -stdv, stdv)
+    reset_parameters = RNNBase.reset_parameters  # the same U(-1/sqrt(H), 1/sqrt(H)) of every parameter
 
     def _step(self, input: Tensor, hx, is_lstm: bool):
         if input.ndim not in (1, 2):
@@ -369,12 +371,8 @@ class RNNCell(RNNCellBase):
         device=None,
         dtype=None,
     ) -> None:
-        if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"Unknown nonlinearity: {nonlinearity}. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
-        super().__init__(
-            "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU", input_size, hidden_size, bias, device, dtype
-        )
+        super().__init__(_elman_mode(nonlinearity), input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         return self._step(input, hx, False)[0]

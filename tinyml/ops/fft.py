@@ -48,12 +48,18 @@ def _resize(x: Tensor, length: int, dim: int) -> Tensor:
     return pad(x, (0, 0) * (x.ndim - 1 - dim) + (0, length - cur))
 
 
+def _remember(ctx, x: Tensor, n: int, dim: int, norm: str) -> None:
+    """What every transform's backward needs: x's length along dim (to undo R_n), n, dim, norm."""
+    ctx.len_in, ctx.n, ctx.dim, ctx.norm = x.shape[dim], n, dim, norm
+
+
 class FFTC2C(Function):
     """Complex DFT (or inverse) along dim of the (..., 2) layout; dx = the dual-norm opposite transform."""
 
     @staticmethod
     def forward(ctx, x, n, dim, norm, inverse):
-        ctx.len_in, ctx.n, ctx.dim, ctx.norm, ctx.inverse = x.shape[dim], n, dim, norm, inverse
+        _remember(ctx, x, n, dim, norm)
+        ctx.inverse = inverse
         return run("fft_c2c", x, n, dim, norm, inverse)
 
     @staticmethod
@@ -67,7 +73,7 @@ class FFTR2C(Function):
 
     @staticmethod
     def forward(ctx, x, n, dim, norm):
-        ctx.len_in, ctx.n, ctx.dim, ctx.norm = x.shape[dim], n, dim, norm
+        _remember(ctx, x, n, dim, norm)
         return run("fft_r2c", x, n, dim, norm)
 
     @staticmethod
@@ -81,7 +87,7 @@ class FFTC2R(Function):
 
     @staticmethod
     def forward(ctx, x, n, dim, norm):
-        ctx.len_in, ctx.n, ctx.dim, ctx.norm = x.shape[dim], n, dim, norm
+        _remember(ctx, x, n, dim, norm)
         return run("fft_c2r", x, n, dim, norm)
 
     @staticmethod

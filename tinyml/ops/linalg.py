@@ -41,7 +41,7 @@ from ..backends import run
 from ..tensor import Tensor
 from ._broadcast import broadcast_shapes
 
-__all__ = ["det", "slogdet"]
+__all__ = ["det", "inverse", "slogdet"]
 
 
 class LinAlgError(RuntimeError):
@@ -327,6 +327,11 @@ def inv(A: Tensor) -> Tensor:
     """torch.linalg.inv: A^{-1}; LinAlgError for a singular A."""
     _check_square(A, "inv")
     return Inv.apply(A)
+
+
+def inverse(input: Tensor) -> Tensor:
+    """torch.inverse (and Tensor.inverse): the same as linalg.inv."""
+    return inv(input)
 
 
 def det(A: Tensor) -> Tensor:

@@ -24,8 +24,9 @@ from .pointwise import clamp_min, where
 from .reduce_minmax import amax, amin, argmax, argmin, max, min
 from .unary import exp
 
-__all__ = ["all", "amax", "amin", "any", "argmax", "argmin", "cumprod", "cumsum", "logsumexp", "max", "mean",
-           "min", "norm", "normalize", "prod", "std", "std_mean", "sum", "var", "var_mean"]
+__all__ = ["all", "amax", "amin", "any", "argmax", "argmin", "count_nonzero", "cumprod", "cumsum",
+           "logsumexp", "max", "mean", "min", "norm", "normalize", "prod", "std", "std_mean", "sum", "var",
+           "var_mean"]
 
 
 def _int_to_long(x: Tensor) -> _dt.dtype:
@@ -203,6 +204,13 @@ def all(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 def any(input: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """True where some element over `dim` is nonzero; bool result (uint8 for uint8 input)."""
     return run("any", input, reduce_dims(dim, input, "any", empty_is_all=False), keepdim)
+
+
+def count_nonzero(input: Tensor, dim=None) -> Tensor:
+    """The number of nonzero elements over `dim` (all when None), int64 (torch.count_nonzero; dim
+    may be an int or a tuple; no keepdim). NaN counts as nonzero."""
+    nonzero = input != 0
+    return nonzero.sum(dtype=_dt.int64) if dim is None else nonzero.sum(dim=dim, dtype=_dt.int64)
 
 
 # ---- norms --------------------------------------------------------------------------------------------

@@ -150,37 +150,33 @@ def lstm_cell(
     return h, c
 
 
-def gru_cell(
-    input: Tensor,
-    hx: Tensor,
-    w_ih: Tensor,
-    w_hh: Tensor,
-    b_ih: Tensor | None = None,
-    b_hh: Tensor | None = None,
-) -> Tensor:
-    """One GRU step (torch.gru_cell): input (B, I), hx (B, H) -> h'."""
-    return _cell("GRU", input, hx, None, w_ih, w_hh, b_ih, b_hh)[1]
+def _one_state_cell(mode: str, name: str, doc: str):
+    """The one-step function `name` of a recurrence whose whole state is h (GRU, Elman RNN):
+    input (B, I), hx (B, H) -> h' (B, H), with torch's argument names and order."""
+
+    def cell(
+        input: Tensor,
+        hx: Tensor,
+        w_ih: Tensor,
+        w_hh: Tensor,
+        b_ih: Tensor | None = None,
+        b_hh: Tensor | None = None,
+    ) -> Tensor:
+        return _cell(mode, input, hx, None, w_ih, w_hh, b_ih, b_hh)[1]
+
+    cell.__name__ = cell.__qualname__ = name
+    cell.__doc__ = doc
+    return cell
 
 
-def rnn_tanh_cell(
-    input: Tensor,
-    hx: Tensor,
-    w_ih: Tensor,
-    w_hh: Tensor,
-    b_ih: Tensor | None = None,
-    b_hh: Tensor | None = None,
-) -> Tensor:
-    """One Elman step with tanh (torch.rnn_tanh_cell): h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
-    return _cell("RNN_TANH", input, hx, None, w_ih, w_hh, b_ih, b_hh)[1]
-
-
-def rnn_relu_cell(
-    input: Tensor,
-    hx: Tensor,
-    w_ih: Tensor,
-    w_hh: Tensor,
-    b_ih: Tensor | None = None,
-    b_hh: Tensor | None = None,
-) -> Tensor:
-    """One Elman step with relu (torch.rnn_relu_cell): h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
-    return _cell("RNN_RELU", input, hx, None, w_ih, w_hh, b_ih, b_hh)[1]
+gru_cell = _one_state_cell("GRU", "gru_cell", "One GRU step (torch.gru_cell): input (B, I), hx (B, H) -> h'.")
+rnn_tanh_cell = _one_state_cell(
+    "RNN_TANH",
+    "rnn_tanh_cell",
+    "One Elman step with tanh (torch.rnn_tanh_cell): h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh).",
+)
+rnn_relu_cell = _one_state_cell(
+    "RNN_RELU",
+    "rnn_relu_cell",
+    "One Elman step with relu (torch.rnn_relu_cell): h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh).",
+)

@@ -39,65 +39,51 @@ median_result = namedtuple("median", ["values", "indices"])
 nanmedian_result = namedtuple("nanmedian", ["values", "indices"])
 
 
-def _scatter_grad(ctx, g: Tensor) -> Tensor:
-    """g placed at the saved indices along ctx.dim of a zero tensor of the input's shape."""
-    (indices,) = ctx.saved_tensors
-    if ctx.reduced:  # the dim was removed: put it back as size 1
-        g, indices = g.unsqueeze(ctx.dim), indices.unsqueeze(ctx.dim)
-    return scatter(zeros(ctx.in_shape, dtype=g.dtype, device=g.device), ctx.dim, indices, g)
-
-
-def _remember(ctx, x: Tensor, dim: int, indices: Tensor, reduced: bool) -> None:
+def _selected(ctx, x: Tensor, dim: int, result: tuple, reduced: bool) -> tuple:
+    """result = (values, indices) of x along dim, returned after saving what the backward needs
+    (`reduced`: the dim is removed from them)."""
+    values, indices = result
     ctx.in_shape, ctx.dim, ctx.reduced = x.shape, dim, reduced
     ctx.save_for_backward(indices)
+    return values, indices
 
 
-class Sort(Function):
+class _SelectAlongDim:
+    """The backward of a Function whose (values, indices) pick elements of x along a dim (its forward
+    ends in `_selected`): g goes to the saved indices of a zero tensor of x's shape (the other
+    arguments are ints and flags, with no gradient). A mixin, not a Function: no op of its own."""
+
+    @staticmethod
+    def backward(ctx, g, _g_indices=None):
+        (indices,) = ctx.saved_tensors
+        if ctx.reduced:  # the dim was removed: put it back as size 1
+            g, indices = g.unsqueeze(ctx.dim), indices.unsqueeze(ctx.dim)
+        gx = scatter(zeros(ctx.in_shape, dtype=g.dtype, device=g.device), ctx.dim, indices, g)
+        return (gx,) + (None,) * (len(ctx.next_edges) - 1)
+
+
+class Sort(_SelectAlongDim, Function):
     @staticmethod
     def forward(ctx, x, dim, descending):
-        values, indices = run("sort", x, dim, descending)
-        _remember(ctx, x, dim, indices, False)
-        return values, indices
-
-    @staticmethod
-    def backward(ctx, g, _g_indices=None):
-        return _scatter_grad(ctx, g), None, None
+        return _selected(ctx, x, dim, run("sort", x, dim, descending), False)
 
 
-class TopK(Function):
+class TopK(_SelectAlongDim, Function):
     @staticmethod
     def forward(ctx, x, k, dim, largest):
-        values, indices = run("topk", x, k, dim, largest)
-        _remember(ctx, x, dim, indices, False)
-        return values, indices
-
-    @staticmethod
-    def backward(ctx, g, _g_indices=None):
-        return _scatter_grad(ctx, g), None, None, None
+        return _selected(ctx, x, dim, run("topk", x, k, dim, largest), False)
 
 
-class KthValue(Function):
+class KthValue(_SelectAlongDim, Function):
     @staticmethod
     def forward(ctx, x, k, dim):
-        values, indices = run("kthvalue", x, k, dim)
-        _remember(ctx, x, dim, indices, True)
-        return values, indices
-
-    @staticmethod
-    def backward(ctx, g, _g_indices=None):
-        return _scatter_grad(ctx, g), None, None
+        return _selected(ctx, x, dim, run("kthvalue", x, k, dim), True)
 
 
-class MedianDim(Function):
+class MedianDim(_SelectAlongDim, Function):
     @staticmethod
     def forward(ctx, x, dim, ignore_nan):
-        values, indices = run("median", x, dim, ignore_nan)
-        _remember(ctx, x, dim, indices, True)
-        return values, indices
-
-    @staticmethod
-    def backward(ctx, g, _g_indices=None):
-        return _scatter_grad(ctx, g), None, None
+        return _selected(ctx, x, dim, run("median", x, dim, ignore_nan), True)
 
 
 class MedianAll(Function):

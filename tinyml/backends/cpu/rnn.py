@@ -7,35 +7,24 @@ from . import _C, contiguous, native
 __all__ = ["rnn_backward", "rnn_forward"]
 
 
-def rnn_forward(mode, xproj, h0, c0, w_hh, b_hh, batch_sizes, reverse):
-    if not native(xproj, h0, c0, w_hh, b_hh):
+def _call(kernel, mode, tensors, batch_sizes, reverse, trailing=()):
+    """kernel(mode, *tensors, batch_sizes, reverse, *trailing) with every array C-contiguous and
+    batch_sizes a list (or None); NotImplemented where the C++ kernels decline the dtypes."""
+    if not native(*tensors, *trailing):
         return NotImplemented
-    return _C.rnn_forward(
+    return kernel(
         mode,
-        contiguous(xproj),
-        contiguous(h0),
-        contiguous(c0),
-        contiguous(w_hh),
-        contiguous(b_hh),
+        *[contiguous(t) for t in tensors],
         None if batch_sizes is None else list(batch_sizes),
         bool(reverse),
+        *[contiguous(t) for t in trailing],
     )
+
+
+def rnn_forward(mode, xproj, h0, c0, w_hh, b_hh, batch_sizes, reverse):
+    return _call(_C.rnn_forward, mode, (xproj, h0, c0, w_hh, b_hh), batch_sizes, reverse)
 
 
 def rnn_backward(mode, dy, dh_n, dc_n, h0, c0, w_hh, b_hh, batch_sizes, reverse, y, saved):
-    if not native(dy, dh_n, dc_n, h0, c0, w_hh, b_hh, y, saved):
-        return NotImplemented
-    return _C.rnn_backward(
-        mode,
-        contiguous(dy),
-        contiguous(dh_n),
-        contiguous(dc_n),
-        contiguous(h0),
-        contiguous(c0),
-        contiguous(w_hh),
-        contiguous(b_hh),
-        None if batch_sizes is None else list(batch_sizes),
-        bool(reverse),
-        contiguous(y),
-        contiguous(saved),
-    )
+    tensors = (dy, dh_n, dc_n, h0, c0, w_hh, b_hh)
+    return _call(_C.rnn_backward, mode, tensors, batch_sizes, reverse, (y, saved))
