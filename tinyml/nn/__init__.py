@@ -9,6 +9,7 @@ from .activation import (  # noqa: F401
                          ELU,
                          GELU,
                          GLU,
+                         SELU,
                          Hardtanh,
                          LeakyReLU,
                          LogSigmoid,

@@ -24,6 +24,7 @@ from ..ops.activation import (  # noqa: F401
     logsigmoid,
     mish,
     relu6,
+    selu,
     silu,
     softplus,
     swiglu,
@@ -43,6 +44,7 @@ from ..ops.loss import (  # noqa: F401
     nll_loss,
     smooth_l1_loss,
 )
+from ..ops.loss_embedding import cosine_embedding_loss, margin_ranking_loss, pairwise_distance  # noqa: F401
 from ..ops.matmul import linear  # noqa: F401
 from ..ops.norm import group_norm, layer_norm, rms_norm  # noqa: F401
 from ..ops.reduce import normalize  # noqa: F401

@@ -24,6 +24,7 @@ from .indexing import *  # noqa: F401,F403
 from .inplace import *  # noqa: F401,F403
 from .linalg import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
+from .loss_embedding import *  # noqa: F401,F403
 from .matmul import *  # noqa: F401,F403
 from .matrix_ops import *  # noqa: F401,F403
 from .movement import *  # noqa: F401,F403

@@ -26,6 +26,7 @@ from .unary import erf, exp, sigmoid, tanh
 
 __all__ = [
     "elu",
+    "selu",
     "gelu",
     "glu",
     "hardtanh",
@@ -221,6 +222,15 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x where x > 0, alpha (exp(x) - 1) elsewhere."""
     return _maybe_inplace(input, Elu.apply(_floating(input, "elu"), _number("elu", "alpha", alpha)), inplace)
+
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al. (torch's)."""
+    y = Elu.apply(_floating(input, "selu"), SELU_ALPHA) * SELU_SCALE
+    return _maybe_inplace(input, y, inplace)
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
