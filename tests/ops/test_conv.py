@@ -5,13 +5,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from cpu_kernel_helpers import _C, needs_C
+from cpu_kernel_helpers import _C, close_scaled, impls, needs_C
 from family_devices import backend_device_fixture
 from helpers import check_op
 
 import tinyml
-from tinyml.backends import implementations
-from tinyml.testing import assert_close, gradcheck, tolerance
+from tinyml.testing import gradcheck
 
 CONV2D = [
     # x shape, w shape, kwargs
@@ -175,27 +174,6 @@ def F(x):
 
 # -- the C++ conv kernels against their numpy reference, kernel by kernel, and the binding's checks --
 
-def _both(name):
-    impls = implementations(name)
-    assert "cpu" in impls, f"no C++ kernel registered for {name}"
-    return impls["cpu"], impls["reference"]
-
-
-def _close(a, b, dtype):
-    a = a if isinstance(a, tuple) else (a,)
-    b = b if isinstance(b, tuple) else (b,)
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        if y is None:
-            assert x is None
-            continue
-        assert x.shape == y.shape and x.dtype == y.dtype, (x.shape, y.shape, x.dtype, y.dtype)
-        # long sums (dw over batch x positions) cancel: their error scales with the largest entry
-        rtol, atol = tolerance(np.dtype(dtype).name, "reduction")
-        scale = float(np.abs(y).max()) if y.size and y.dtype.kind == "f" else 0.0
-        assert_close(x, y, rtol=rtol, atol=max(atol, 0.1 * rtol * scale))
-
-
 _RNG = np.random.default_rng(0)
 
 CONV = [  # x shape, w shape, stride, pads (t, b, l, r), dilation, groups
@@ -214,14 +192,15 @@ CONV = [  # x shape, w shape, stride, pads (t, b, l, r), dilation, groups
 def test_conv2d_kernels(dtype, xs, ws, stride, pads, dil, groups):
     x, w = _RNG.standard_normal(xs).astype(dtype), _RNG.standard_normal(ws).astype(dtype)
     b = _RNG.standard_normal(ws[0]).astype(dtype)
-    cpu, ref = _both("conv2d_forward")
+    cpu, ref = impls("conv2d_forward")
     y = ref(x, w, b, stride, pads, dil, groups)
-    _close(cpu(x, w, b, stride, pads, dil, groups), y, dtype)
-    _close(cpu(x, w, None, stride, pads, dil, groups), ref(x, w, None, stride, pads, dil, groups), dtype)
+    close_scaled(cpu(x, w, b, stride, pads, dil, groups), y, dtype)
+    close_scaled(cpu(x, w, None, stride, pads, dil, groups), ref(x, w, None, stride, pads, dil, groups),
+                 dtype)
     dy = _RNG.standard_normal(y.shape).astype(dtype)
-    cpu, ref = _both("conv2d_backward")
-    _close(cpu(x, w, dy, stride, pads, dil, groups), ref(x, w, dy, stride, pads, dil, groups), dtype)
-    _close(cpu(x, w, dy, stride, pads, dil, groups, (True, False, False)),
+    cpu, ref = impls("conv2d_backward")
+    close_scaled(cpu(x, w, dy, stride, pads, dil, groups), ref(x, w, dy, stride, pads, dil, groups), dtype)
+    close_scaled(cpu(x, w, dy, stride, pads, dil, groups, (True, False, False)),
           ref(x, w, dy, stride, pads, dil, groups, (True, False, False)), dtype)
 
 
@@ -233,12 +212,12 @@ def test_conv2d_blocks_and_tiles():
                                   ("float64", (3, 10, 17, 15), (10, 5, 2, 3), 2)):
         x, w = _RNG.standard_normal(xs).astype(dtype), _RNG.standard_normal(ws).astype(dtype)
         args = ((1, 1), (1, 0, 2, 1), (1, 1), groups)
-        cpu, ref = _both("conv2d_forward")
+        cpu, ref = impls("conv2d_forward")
         y = ref(x, w, None, *args)
-        _close(cpu(x, w, None, *args), y, dtype)
+        close_scaled(cpu(x, w, None, *args), y, dtype)
         dy = _RNG.standard_normal(y.shape).astype(dtype)
-        cpu, ref = _both("conv2d_backward")
-        _close(cpu(x, w, dy, *args), ref(x, w, dy, *args), dtype)
+        cpu, ref = impls("conv2d_backward")
+        close_scaled(cpu(x, w, dy, *args), ref(x, w, dy, *args), dtype)
 
 
 @needs_C

@@ -5,13 +5,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from cpu_kernel_helpers import _C, needs_C
+from cpu_kernel_helpers import _C, close_scaled, impls, needs_C
 from family_devices import backend_device_fixture
 from helpers import check_op
 
 import tinyml
-from tinyml.backends import implementations
-from tinyml.testing import assert_close, gradcheck, tolerance
+from tinyml.testing import assert_close, gradcheck
 
 backend_device = backend_device_fixture()
 
@@ -144,27 +143,6 @@ def test_upsample_on_every_backend(backend_device):
 
 # -- the C++ pool and upsample kernels against their numpy reference, kernel by kernel --
 
-def _both(name):
-    impls = implementations(name)
-    assert "cpu" in impls, f"no C++ kernel registered for {name}"
-    return impls["cpu"], impls["reference"]
-
-
-def _close(a, b, dtype):
-    a = a if isinstance(a, tuple) else (a,)
-    b = b if isinstance(b, tuple) else (b,)
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        if y is None:
-            assert x is None
-            continue
-        assert x.shape == y.shape and x.dtype == y.dtype, (x.shape, y.shape, x.dtype, y.dtype)
-        # long sums (dw over batch x positions) cancel: their error scales with the largest entry
-        rtol, atol = tolerance(np.dtype(dtype).name, "reduction")
-        scale = float(np.abs(y).max()) if y.size and y.dtype.kind == "f" else 0.0
-        assert_close(x, y, rtol=rtol, atol=max(atol, 0.1 * rtol * scale))
-
-
 _RNG = np.random.default_rng(0)
 
 
@@ -178,12 +156,12 @@ _RNG = np.random.default_rng(0)
                                                 ((3, 2), "bilinear", False, (None, None))])
 def test_upsample_kernels(dtype, out, mode, ac, scales):
     x = _RNG.standard_normal((2, 3, 5, 4)).astype(dtype)
-    cpu, ref = _both("upsample2d_forward")
+    cpu, ref = impls("upsample2d_forward")
     y = ref(x, out, mode, ac, scales)
-    _close(cpu(x, out, mode, ac, scales), y, dtype)
+    close_scaled(cpu(x, out, mode, ac, scales), y, dtype)
     dy = _RNG.standard_normal(y.shape).astype(dtype)
-    cpu, ref = _both("upsample2d_backward")
-    _close(cpu(dy, x.shape, mode, ac, scales), ref(dy, x.shape, mode, ac, scales), dtype)
+    cpu, ref = impls("upsample2d_backward")
+    close_scaled(cpu(dy, x.shape, mode, ac, scales), ref(dy, x.shape, mode, ac, scales), dtype)
 
 
 @needs_C
@@ -193,19 +171,20 @@ def test_upsample_kernels(dtype, out, mode, ac, scales):
                                            ((3, 3), (3, 3), (0, 0), (1, 1), True)])
 def test_pool_kernels(dtype, k, s, p, d, ceil):
     x = _RNG.standard_normal((2, 3, 10, 9)).astype(dtype)
-    cpu, ref = _both("max_pool2d_forward")
+    cpu, ref = impls("max_pool2d_forward")
     y, idx = ref(x, k, s, p, d, ceil)
-    _close(cpu(x, k, s, p, d, ceil), (y, idx), dtype)
+    close_scaled(cpu(x, k, s, p, d, ceil), (y, idx), dtype)
     dy = _RNG.standard_normal(y.shape).astype(dtype)
-    cpu, ref = _both("max_pool2d_backward")
-    _close(cpu(dy, idx, x.shape), ref(dy, idx, x.shape), dtype)
+    cpu, ref = impls("max_pool2d_backward")
+    close_scaled(cpu(dy, idx, x.shape), ref(dy, idx, x.shape), dtype)
     for inc, div in ((True, None), (False, None), (True, 5)):
-        cpu, ref = _both("avg_pool2d_forward")
+        cpu, ref = impls("avg_pool2d_forward")
         y = ref(x, k, s, p, ceil, inc, div)
-        _close(cpu(x, k, s, p, ceil, inc, div), y, dtype)
-        cpu, ref = _both("avg_pool2d_backward")
+        close_scaled(cpu(x, k, s, p, ceil, inc, div), y, dtype)
+        cpu, ref = impls("avg_pool2d_backward")
         g = _RNG.standard_normal(y.shape).astype(dtype)
-        _close(cpu(g, x.shape, k, s, p, ceil, inc, div), ref(g, x.shape, k, s, p, ceil, inc, div), dtype)
+        close_scaled(cpu(g, x.shape, k, s, p, ceil, inc, div), ref(g, x.shape, k, s, p, ceil, inc, div),
+                     dtype)
 
 
 @needs_C
