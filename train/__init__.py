@@ -16,6 +16,8 @@ Installed as `tinyml.train` (setup.py's package_dir); code here imports `tinyml.
     distill/       knowledge distillation: KD losses, layer inheritance, sequence-level KD, BERT MLM runs
     tasks/         Teaching Arithmetic's formats, the Mix Distillation mixer, TinyGSM problems, a sandbox
                    for model-written Python
+    detect/        object detection data: a synthetic infrared small-target set, COCO / YOLO datasets,
+                   augmentation, drawing
     monitors.py    StabilityMonitor: attention logits, log Z, update sizes, written to metrics.jsonl
     distributed_run.py  DistributedTrainer and the mpiexec relaunch (tinyml.distributed over MPI)
 
