@@ -2,6 +2,7 @@
 
     python bench/gpt_cpu.py                 # baby and small, 2 threads each
     python bench/gpt_cpu.py --config baby --steps 20 --threads 2 --profile
+    python bench/gpt_cpu.py --config baby --repeat 5   # 5 alternating tinyml/torch runs, median and best
 
 Both frameworks start from the same weights (tinyml's init, handed to torch through a safetensors
 file) and see the same batches; a step is forward + cross-entropy + backward + AdamW. Each runs in
@@ -9,6 +10,9 @@ a worker process of its own, started by this script one after the other: PyTorch
 the same OpenMP runtime (libgomp), whose thread wait policy is fixed by whichever loads it first,
 so in one process the first framework would set the other's threading. Reports median ms per step,
 the ratio torch/tinyml (> 1: tinyml faster) and the losses of the first 5 steps side by side.
+With --repeat N the two workers alternate N times (tinyml, torch, tinyml, ...), each run's ratio
+and 1-minute load average is printed, then the median and best ratio: on a shared machine one
+run's ratio says little.
 """
 from __future__ import annotations
 
@@ -60,6 +64,7 @@ def tinyml_worker(cfg: dict, steps: int, threads: int, weights: str, profile: bo
     out = {"losses": losses, "times": times}
     if profile:
         x, y = (tinyml.tensor(a) for a in batches(cfg, 1)[0])
+        opt.zero_grad()  # as in a training step: no accumulation into last step's gradients
         with tinyml.profiler.profile() as prof:
             _, loss = model(x, y)
             loss.backward()
@@ -107,6 +112,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed steps after 2 warm-up steps")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="print tinyml's profile of one step")
+    parser.add_argument("--repeat", type=int, default=1, help="alternating tinyml/torch runs per config")
     parser.add_argument("--worker", choices=("tinyml", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--weights", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -123,16 +129,23 @@ def main(argv=None) -> None:
           "losses of steps 1-5 (tinyml / torch)")
     for name in args.config or ["baby", "small"]:
         steps = args.steps or (20 if name == "baby" else 5)
-        with tempfile.TemporaryDirectory() as tmp:
-            weights = os.path.join(tmp, "init.safetensors")
-            mine = run_worker("tinyml", name, steps, args.threads, weights, args.profile)
-            peer = run_worker("torch", name, steps, args.threads, weights, False)
-        ms, tms = 1e3 * statistics.median(mine["times"][2:]), 1e3 * statistics.median(peer["times"][2:])
-        pairs = " ".join(f"{a:.4f}/{b:.4f}" for a, b in zip(mine["losses"][:5], peer["losses"][:5]))
-        diff = max(abs(a - b) for a, b in zip(mine["losses"][:5], peer["losses"][:5]))
-        print(f"{name:<7} {ms:>10.1f} {tms:>10.1f} {tms / ms:>13.2f}   {pairs}  (max |diff| {diff:.1e})")
-        if "profile" in mine:
-            print(mine["profile"])
+        ratios = []
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory() as tmp:
+                weights = os.path.join(tmp, "init.safetensors")
+                mine = run_worker("tinyml", name, steps, args.threads, weights, args.profile)
+                peer = run_worker("torch", name, steps, args.threads, weights, False)
+            ms, tms = 1e3 * statistics.median(mine["times"][2:]), 1e3 * statistics.median(peer["times"][2:])
+            pairs = " ".join(f"{a:.4f}/{b:.4f}" for a, b in zip(mine["losses"][:5], peer["losses"][:5]))
+            diff = max(abs(a - b) for a, b in zip(mine["losses"][:5], peer["losses"][:5]))
+            print(f"{name:<7} {ms:>10.1f} {tms:>10.1f} {tms / ms:>13.2f}   {pairs}  (max |diff| {diff:.1e}; "
+                  f"load {os.getloadavg()[0]:.1f})", flush=True)
+            ratios.append(tms / ms)
+            if "profile" in mine:
+                print(mine["profile"])
+        if args.repeat > 1:
+            print(f"{name}: torch/tinyml over {args.repeat} alternating runs: median "
+                  f"{statistics.median(ratios):.2f}, best {max(ratios):.2f}, worst {min(ratios):.2f}")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,14 @@ def _aspect_atan(T, F, w, h):
 
 ABSTRACT = {"_Activation", "_Pointwise", "_Unary", "_Triangle"}
 
+def _torch_packed_attention(T, x):
+    """Causal attention of the 2 heads packed in x (1, 4, 12), in torch math ops (torch's fused
+    SDPA has no double backward on the cpu)."""
+    q, k, v = x.view(1, 4, 3, 2, 2).permute(2, 0, 3, 1, 4).unbind(0)
+    s = (q @ k.transpose(-2, -1) / 2 ** 0.5).masked_fill(T.ones(4, 4, dtype=T.bool).triu(1), float("-inf"))
+    return (s.softmax(-1) @ v).transpose(1, 2).reshape(1, 4, 4)
+
+
 CASES: dict[str, list[Case]] = {
     # activation
     "Gelu": [Case(lambda T, F, x: F.gelu(x), (r(4, 5),)),
@@ -110,6 +118,8 @@ CASES: dict[str, list[Case]] = {
     "LogSigmoid": [Case(lambda T, F, x: F.logsigmoid(x), (r(4, 5),))],
     "Swiglu": [Case(lambda T, F, a, b: F.swiglu(a, b), (r(4, 5), r(4, 5)), lambda T, F, a, b: F.silu(a) * b)],
     # attention, conv, pools, scan
+    "PackedAttention": [Case(lambda T, F, x: F.scaled_dot_product_attention_packed(x, 2, is_causal=True),
+                             (r(1, 4, 12),), torch_fn=lambda T, F, x: _torch_packed_attention(T, x))],
     "Attention": [Case(lambda T, F, q, k, v: F.scaled_dot_product_attention(q, k, v), (r(2, 3, 4), r(2, 5, 4),
                                                                                         r(2, 5, 4))),
                   Case(lambda T, F, q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True,
@@ -269,3 +279,8 @@ CASES: dict[str, list[Case]] = {
 from linalg_double_backward_cases import LINALG_CASES  # noqa: E402  (it imports Case and r from here)
 
 CASES.update(LINALG_CASES)
+
+from special_double_backward_cases import SPECIAL_ABSTRACT, SPECIAL_CASES  # noqa: E402  (same)
+
+CASES.update(SPECIAL_CASES)
+ABSTRACT |= SPECIAL_ABSTRACT

@@ -396,3 +396,4 @@ def zero_grad(tensors, set_to_none: bool = True) -> None:
 
 from . import autograd_functional as functional  # noqa: E402, F401  (uses grad above; `autograd.functional`)
 from ._anomaly import detect_anomaly, set_detect_anomaly  # noqa: E402, F401
+from ._autograd_profiler import autograd_getattr as __getattr__  # noqa: E402, F401  (autograd.profiler)

@@ -13,6 +13,7 @@ Three kinds of events nest in one timeline:
   kernel    one dispatched kernel call, e.g. "mul [cpu]", under the backend that ran it (a cpu
             kernel that declines an input is not an event: the reference that runs instead is)
   user      a `record_function("name")` block (context manager or decorator), as in torch
+`tinyml.autograd.profiler` is this module too (torch.autograd.profiler.profile / record_function).
 `prof.key_averages()` aggregates events by name (and input shapes) in torch's format:
 `prof.key_averages().table(sort_by="cpu_time_total", row_limit=10)` prints torch's columns.
 Total time of an event includes the events nested in it; self time excludes them. While
@@ -88,8 +89,8 @@ class profile:
 
     _active: profile | None = None
 
-    def __init__(self, record_shapes: bool = True):
-        self.record_shapes = record_shapes
+    def __init__(self, record_shapes: bool = True, *, enabled: bool = True):
+        self.record_shapes, self.enabled = record_shapes, enabled  # enabled=False: records nothing (torch's)
         self.events: list[Event] = []
         self._stack: list[Event] = []
         self._t0 = 0.0
@@ -124,6 +125,8 @@ class profile:
         return timed
 
     def __enter__(self) -> profile:
+        if not self.enabled:
+            return self
         if profile._active is not None:
             raise RuntimeError("a tinyml profiler is already recording; nested profiling is not supported")
         profile._active = self
@@ -145,6 +148,8 @@ class profile:
         return self
 
     def __exit__(self, *exc) -> None:
+        if not self.enabled:
+            return
         autograd.Function.apply = self._orig_apply
         autograd._backward_observer = None
         backends._wrappers.remove(self._wrap_kernel)

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from ._grad_checks import check_grad_assignment
+from ._printing import format_array
 from .device import CPU, as_device, device
 from .size import Size
 
@@ -249,8 +250,7 @@ class Tensor:
 
     def __repr__(self) -> str:
         arr = self.numpy(force=True)
-        body = np.array2string(arr.astype(np.float32) if self.dtype is _dt.bfloat16 else arr, separator=", ",
-                               prefix="tensor(", precision=4, threshold=1000)
+        body = format_array(arr.astype(np.float32) if self.dtype is _dt.bfloat16 else arr)
         extras = []
         if self.device.type != "cpu":
             extras.append(f"device='{self.device}'")

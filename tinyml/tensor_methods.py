@@ -28,6 +28,9 @@ METHOD_OPS = (
     "frac clamp clip minimum maximum masked_fill eq ne lt le gt ge logical_and logical_or logical_not "
     "logical_xor bitwise_not bitwise_and bitwise_or bitwise_xor isnan isinf isfinite nan_to_num lerp "
     "addcmul addcdiv "
+    # special functions (ops/special.py)
+    "asin acos atan arcsin arccos arctan sinh cosh asinh acosh atanh arcsinh arccosh arctanh erfinv atan2 "
+    "arctan2 hypot copysign xlogy logit deg2rad rad2deg logaddexp logaddexp2 sinc signbit heaviside "
     # reductions
     "sum mean var std max min amax amin argmax argmin logsumexp prod cumsum cumprod all any norm "
     "var_mean std_mean "
@@ -36,6 +39,7 @@ METHOD_OPS = (
     "expand_as repeat repeat_interleave flatten unflatten narrow split chunk unbind gather scatter "
     "scatter_add index_select index_add masked_select tril triu flip roll movedim diagonal take_along_dim "
     "clone select nonzero argwhere broadcast_to moveaxis "
+    "take index_fill index_fill_ unfold "
     # sorting and order statistics
     "sort argsort msort topk kthvalue median nanmedian unique unique_consecutive bincount histc "
     # sampling
@@ -48,6 +52,11 @@ METHOD_OPS = (
     # in-place
     "add_ sub_ mul_ div_ pow_ zero_ fill_ copy_ masked_fill_ clamp_ clip_ neg_ exp_ sqrt_ "
     "uniform_ normal_ bernoulli_ index_add_ scatter_ scatter_add_ "
+    # in-place unary and special functions (ops/unary_inplace.py)
+    "abs_ sigmoid_ tanh_ relu_ log_ log2_ log10_ log1p_ exp2_ expm1_ rsqrt_ reciprocal_ square_ sin_ cos_ "
+    "tan_ erf_ sign_ floor_ ceil_ round_ trunc_ frac_ nan_to_num_ asin_ acos_ atan_ sinh_ cosh_ asinh_ "
+    "acosh_ atanh_ erfinv_ atan2_ hypot_ copysign_ xlogy_ logit_ deg2rad_ rad2deg_ arcsin_ arccos_ arctan_ "
+    "arcsinh_ arccosh_ arctanh_ arctan2_ logaddexp_ logaddexp2_ sinc_ heaviside_ clamp_min_ clamp_max_ "
 ).split()
 
 # Methods only (no tinyml.new_zeros function, as in PyTorch): a tensor of self's dtype and device.

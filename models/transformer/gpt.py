@@ -7,7 +7,8 @@ Module names follow Hugging Face's GPT2LMHeadModel (transformer.wte, transformer
 ...) so its checkpoints map one to one; its Conv1D weights are stored (in, out) and are
 transposed on load and save by the adapter at the end of this file. Options from Wortsman et al.
 2023: `qk_layernorm` (LayerNorm over the head dim of queries and keys) and `z_loss` (coefficient
-`z_loss_coef`).
+`z_loss_coef`). `mup=True` with `mup_base_width` gives the maximal update parametrisation (init,
+output multiplier and attention scale here; per-layer learning rates: models/transformer/mup.py).
 """
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from dataclasses import asdict, dataclass
 
 import tinyml
 import tinyml.nn as nn
+import tinyml.nn.functional as F
 
 from ..hf import HFAdapter, HFMixin, config_value, register_architecture
 from .generate import GenerationMixin
 from .layers import KVCache, activation, attend, init_normal_, logits_and_loss
+from .mup import attention_scale, check_mup_config, mup_init_
 
 
 @dataclass
@@ -38,10 +41,18 @@ class GPTConfig:
     qk_layernorm: bool = False
     z_loss: bool = False
     z_loss_coef: float = 1e-4
+    mup: bool = False
+    mup_base_width: int | None = None  # muP's base n_embd; None: this width (width_mult 1)
 
     def __post_init__(self):
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        check_mup_config(self.mup, self.mup_base_width, self.n_embd)
+
+    @property
+    def mup_width_mult(self) -> float:
+        """n_embd / mup_base_width under muP, else 1."""
+        return check_mup_config(self.mup, self.mup_base_width, self.n_embd) if self.mup else 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,16 +71,26 @@ class CausalSelfAttention(nn.Module):
         if cfg.qk_layernorm:
             self.q_norm = nn.LayerNorm(self.head_dim, eps=cfg.layer_norm_eps)
             self.k_norm = nn.LayerNorm(self.head_dim, eps=cfg.layer_norm_eps)
+        # softmax scale: None is 1/sqrt(head_dim); muP's sqrt(d_base)/d otherwise
+        self.attn_scale = attention_scale(self.head_dim, cfg.mup_width_mult) if cfg.mup else None
 
     def forward(self, x, cache: KVCache | None = None, layer: int = 0):
         B, T, C = x.shape
         H, D = self.n_head, self.head_dim
+        if cache is None and not self.qk_layernorm and (self.dropout == 0 or not self.training):
+            # the fused kernel reads q, k, v from (B, T, 3, H, D) and writes (B, T, H*D):
+            # no split, head transposes or copies in the graph
+            y = F.scaled_dot_product_attention_packed(self.c_attn(x), H, is_causal=True,
+                                                      scale=self.attn_scale)  # (B, T, C)
+            return self.resid_dropout(self.c_proj(y))
         q, k, v = self.c_attn(x).split(C, dim=2)
         q = q.view(B, T, H, D).transpose(1, 2)
         k = k.view(B, T, H, D).transpose(1, 2)
         v = v.view(B, T, H, D).transpose(1, 2)
         if self.qk_layernorm:
             q, k = self.q_norm(q), self.k_norm(k)
+        if self.attn_scale is not None:
+            q = q * (self.attn_scale * D ** 0.5)  # attend divides by sqrt(D): the product is attn_scale
         y = attend(q, k, v, causal=True, cache=cache, layer=layer,
                    dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, C)
@@ -122,6 +143,8 @@ class GPT(nn.Module, HFMixin, GenerationMixin):
         if not config.tie_word_embeddings:
             self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         init_normal_(self, 0.02, config.n_layer)
+        if config.mup:
+            mup_init_(self)
 
     @property
     def max_positions(self) -> int:
@@ -142,6 +165,8 @@ class GPT(nn.Module, HFMixin, GenerationMixin):
         for i, block in enumerate(tr.h):
             x = block(x, cache, i)
         x = tr.ln_f(x)
+        if self.config.mup:
+            x = x * (1.0 / self.config.mup_width_mult)  # muP's output multiplier: logits / width_mult
         w = tr.wte.weight if self.config.tie_word_embeddings else self.lm_head.weight
         return logits_and_loss(x, w, targets, self.config)
 
@@ -170,8 +195,9 @@ def _config_from_hf(c: dict) -> dict:
 
 
 def _config_to_hf(cfg: GPTConfig) -> dict:
-    if cfg.qk_layernorm:
-        raise ValueError("transformers' GPT2 has no qk-layernorm; save this model with tinyml.save")
+    if cfg.qk_layernorm or cfg.mup:
+        what = "qk-layernorm" if cfg.qk_layernorm else "muP (output multiplier, attention scale)"
+        raise ValueError(f"transformers' GPT2 has no {what}; save this model with tinyml.save")
     return dict(vocab_size=cfg.vocab_size, n_positions=cfg.block_size, n_embd=cfg.n_embd, n_layer=cfg.n_layer,
                 n_head=cfg.n_head, n_inner=cfg.n_inner, activation_function=cfg.activation,
                 layer_norm_epsilon=cfg.layer_norm_eps, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,

@@ -8,8 +8,10 @@ attention, optional tied embeddings.
 Module names follow Hugging Face's LlamaForCausalLM (model.embed_tokens, model.layers.0.self_attn
 .q_proj, ..., lm_head), so its checkpoints load without renaming. `qk_layernorm` adds an RMSNorm
 over the head dim of queries and keys (q_norm / k_norm, as Qwen3 and OLMo-2 name them);
-`z_loss` adds the output z-loss (coefficient `z_loss_coef`). `rope_scaling` takes transformers'
-dict ({"rope_type": "linear" | "dynamic" | "llama3", "factor": ..., ...}; see layers.rope_inv_freq).
+`z_loss` adds the output z-loss (coefficient `z_loss_coef`). `mup=True` with `mup_base_width` (a base
+hidden_size) gives the maximal update parametrisation (models/transformer/mup.py).
+`rope_scaling` takes transformers' dict ({"rope_type": "linear" | "dynamic" | "llama3", "factor": ...,
+...}; see layers.rope_inv_freq).
 The Hugging Face adapter at the end of this file reads rope_parameters / rope_scaling as
 transformers 5 does.
 """
@@ -23,6 +25,7 @@ import tinyml.nn.functional as F
 from ..hf import HFAdapter, HFMixin, config_path, config_value, register_architecture
 from .generate import GenerationMixin
 from .layers import KVCache, Rotary, attend, check_rope_scaling, init_normal_, logits_and_loss
+from .mup import attention_scale, check_mup_config, mup_init_
 
 
 @dataclass
@@ -45,6 +48,8 @@ class LlamaConfig:
     qk_layernorm: bool = False
     z_loss: bool = False
     z_loss_coef: float = 1e-4
+    mup: bool = False
+    mup_base_width: int | None = None  # muP's base hidden_size; None: this width (width_mult 1)
 
     def __post_init__(self):
         if self.num_key_value_heads is None:
@@ -60,6 +65,12 @@ class LlamaConfig:
         if self.intermediate_size is None:
             self.intermediate_size = 32 * round(8 * self.hidden_size / 3 / 32)
         self.rope_scaling = check_rope_scaling(self.rope_scaling, self.max_position_embeddings)
+        check_mup_config(self.mup, self.mup_base_width, self.hidden_size)
+
+    @property
+    def mup_width_mult(self) -> float:
+        """hidden_size / mup_base_width under muP, else 1."""
+        return check_mup_config(self.mup, self.mup_base_width, self.hidden_size) if self.mup else 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +90,8 @@ class LlamaAttention(nn.Module):
             self.q_norm = nn.RMSNorm(D, eps=cfg.rms_norm_eps)
             self.k_norm = nn.RMSNorm(D, eps=cfg.rms_norm_eps)
         self.dropout = cfg.dropout
+        # muP: q is scaled so that attend's 1/sqrt(D) becomes sqrt(d_base)/d; None in the standard model
+        self.q_mult = attention_scale(D, cfg.mup_width_mult) * D ** 0.5 if cfg.mup else None
         self._rotary = rotary  # shared tables; kept out of the module tree (not a Module)
 
     def forward(self, x, cache: KVCache | None = None, layer: int = 0):
@@ -91,6 +104,8 @@ class LlamaAttention(nn.Module):
         if self.qk_layernorm:
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = self._rotary.apply(q, start), self._rotary.apply(k, start)
+        if self.q_mult is not None:
+            q = q * self.q_mult
         y = attend(q, k, v, causal=True, cache=cache, layer=layer,
                    dropout_p=self.dropout if self.training else 0.0)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, self.n_head * D))
@@ -144,6 +159,8 @@ class Llama(nn.Module, HFMixin, GenerationMixin):
         if not config.tie_word_embeddings:
             self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         init_normal_(self, 0.02, config.num_hidden_layers)
+        if config.mup:
+            mup_init_(self)
 
     @property
     def max_positions(self) -> int:
@@ -157,6 +174,8 @@ class Llama(nn.Module, HFMixin, GenerationMixin):
         for i, layer in enumerate(self.model.layers):
             x = layer(x, cache, i)
         x = self.model.norm(x)
+        if self.config.mup:
+            x = x * (1.0 / self.config.mup_width_mult)  # muP's output multiplier: logits / width_mult
         w = self.model.embed_tokens.weight if self.config.tie_word_embeddings else self.lm_head.weight
         return logits_and_loss(x, w, targets, self.config)
 
@@ -206,8 +225,9 @@ def _config_from_hf(c: dict) -> dict:
 
 
 def _config_to_hf(cfg: LlamaConfig) -> dict:
-    if cfg.qk_layernorm:
-        raise ValueError("transformers' Llama has no qk-layernorm; save this model with tinyml.save")
+    if cfg.qk_layernorm or cfg.mup:
+        what = "qk-layernorm" if cfg.qk_layernorm else "muP (output multiplier, attention scale)"
+        raise ValueError(f"transformers' Llama has no {what}; save this model with tinyml.save")
     rope = {"rope_type": "default", **(cfg.rope_scaling or {}), "rope_theta": cfg.rope_theta}
     return dict(vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
                 intermediate_size=cfg.intermediate_size, num_hidden_layers=cfg.num_hidden_layers,

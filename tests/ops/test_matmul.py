@@ -189,3 +189,34 @@ def test_blas_follows_set_num_threads():
     finally:
         tinyml.set_num_threads(before)
     assert tinyml.get_num_threads() == before
+
+
+@needs_C
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("m,n,k", [(5, 3, 4), (300, 96, 160)])  # below and above the threading threshold
+def test_cpu_linear_kernels_equal_the_reference_bit_for_bit(threads, m, n, k):
+    """The bias added per row slice, and the two backward GEMMs side by side on 2 threads, give the
+    reference's numbers exactly (each product is the same whole BLAS call or a row slice of it)."""
+    from tinyml.backends.cpu import matmul as cpu
+    from tinyml.backends.reference import matmul as ref
+
+    rng = np.random.default_rng(m)
+    g, x = rng.standard_normal((m, n), np.float32), rng.standard_normal((m, k), np.float32)
+    w, b = rng.standard_normal((n, k), np.float32), rng.standard_normal(n, np.float32)
+    before = tinyml.get_num_threads()
+    try:
+        tinyml.set_num_threads(threads)
+        np.testing.assert_array_equal(cpu.linear(x, w, b), ref.linear(x, w, b))
+        for need_input, need_weight in [(True, True), (True, False), (False, True)]:
+            args = (g, x if need_weight else None, w if need_input else None, need_input, need_weight)
+            for got, want in zip(cpu.linear_backward(*args), ref.linear_backward(*args)):
+                assert (got is None) == (want is None)
+                if want is not None:
+                    np.testing.assert_array_equal(got, want)
+    finally:
+        tinyml.set_num_threads(before)
+
+
+def test_linear_on_every_backend(backend_device):
+    check_op([(2, 5, 8), (6, 8), (6,)], lambda x, w, b: F.linear(x, w, b), lambda x, w, b: TF.linear(x, w, b),
+             device=backend_device, kind="reduction", rtol=2e-3, atol=2e-3)

@@ -3,8 +3,10 @@
     Normal(mu, sigma):  x = mu + sigma eps, eps ~ N(0, 1)
         log p(x) = -(x - mu)^2 / (2 sigma^2) - log sigma - log sqrt(2 pi)
         H = 1/2 + 1/2 log(2 pi) + log sigma
+        cdf(x) = (1 + erf((x - mu) / (sigma sqrt 2))) / 2;  icdf(p) = mu + sigma sqrt 2 erfinv(2 p - 1)
     Uniform(a, b):      x = a + (b - a) u, u ~ U[0, 1)
         log p(x) = log 1[a <= x < b] - log(b - a);  H = log(b - a);  mean (a + b)/2, variance (b - a)^2 / 12
+        cdf(x) = clamp((x - a) / (b - a), 0, 1);  icdf(p) = a + (b - a) p
 """
 from __future__ import annotations
 
@@ -56,6 +58,14 @@ class Normal(Distribution):
     def entropy(self) -> Tensor:
         return 0.5 + 0.5 * math.log(2 * math.pi) + self.scale.log()
 
+    def cdf(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        return 0.5 * (1 + ops.erf((value - self.loc) / (self.scale * math.sqrt(2))))
+
+    def icdf(self, value: Tensor) -> Tensor:
+        return self.loc + self.scale * ops.erfinv(2 * value - 1) * math.sqrt(2)
+
 
 class Uniform(Distribution):
     arg_constraints = {"low": constraints.real, "high": constraints.real}
@@ -92,3 +102,11 @@ class Uniform(Distribution):
 
     def entropy(self) -> Tensor:
         return (self.high - self.low).log()
+
+    def cdf(self, value: Tensor) -> Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        return ops.clamp((value - self.low) / (self.high - self.low), 0, 1)
+
+    def icdf(self, value: Tensor) -> Tensor:
+        return value * (self.high - self.low) + self.low

@@ -25,6 +25,7 @@ from .activation import (  # noqa: F401
 )
 from .attention import MultiheadAttention  # noqa: F401
 from .batchnorm import BatchNorm1d, BatchNorm2d, BatchNorm3d  # noqa: F401
+from .bilinear import Bilinear  # noqa: F401
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential  # noqa: F401
 from .conv import (  # noqa: F401  # noqa: F401
                          AdaptiveAvgPool2d,
@@ -36,7 +37,10 @@ from .conv import (  # noqa: F401  # noqa: F401
                          MaxPool2d,
                          Upsample,
 )
+from .distance import CosineSimilarity, PairwiseDistance  # noqa: F401
 from .dropout import Dropout1d, Dropout2d  # noqa: F401
+from .instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d  # noqa: F401
+from .interval import BoundedModule, BoundedTensor, PerturbationLpNorm, interval_bounds  # noqa: F401
 from .layers import (  # noqa: F401
                          Dropout,
                          Embedding,
@@ -61,7 +65,25 @@ from .loss import (  # noqa: F401
                          SmoothL1Loss,
 )
 from .module import Module  # noqa: F401
+from .padding import (  # noqa: F401
+                         CircularPad1d,
+                         CircularPad2d,
+                         CircularPad3d,
+                         ConstantPad1d,
+                         ConstantPad2d,
+                         ConstantPad3d,
+                         ReflectionPad1d,
+                         ReflectionPad2d,
+                         ReflectionPad3d,
+                         ReplicationPad1d,
+                         ReplicationPad2d,
+                         ReplicationPad3d,
+                         ZeroPad1d,
+                         ZeroPad2d,
+                         ZeroPad3d,
+)
 from .parameter import Buffer, Parameter  # noqa: F401
+from .pooling import AdaptiveAvgPool1d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, MaxPool1d  # noqa: F401
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase  # noqa: F401
 from .transformer import (  # noqa: F401
                          Transformer,

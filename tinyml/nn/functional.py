@@ -29,7 +29,7 @@ from ..ops.activation import (  # noqa: F401
     softplus,
     swiglu,
 )
-from ..ops.attention import scaled_dot_product_attention  # noqa: F401
+from ..ops.attention import scaled_dot_product_attention, scaled_dot_product_attention_packed  # noqa: F401
 from ..ops.batch_norm import batch_norm  # noqa: F401
 from ..ops.dropout import dropout  # noqa: F401
 from ..ops.loss import (  # noqa: F401
@@ -50,7 +50,10 @@ from ..ops.norm import group_norm, layer_norm, rms_norm  # noqa: F401
 from ..ops.reduce import normalize  # noqa: F401
 from ..ops.softmax import log_softmax, softmax  # noqa: F401
 from ..tensor import Tensor
+from .bilinear import bilinear  # noqa: F401
 from .dropout import dropout1d, dropout2d  # noqa: F401
+from .gumbel import gumbel_softmax  # noqa: F401
+from .instancenorm import instance_norm  # noqa: F401
 
 
 def _maybe_inplace(input: Tensor, out: Tensor, inplace: bool) -> Tensor:
@@ -76,6 +79,19 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0)."""
     return _maybe_inplace(input, _ops.relu(input), inplace)
+
+
+def relu_(input: Tensor) -> Tensor:
+    """max(x, 0), in place (torch.nn.functional.relu_)."""
+    return _ops.relu_(input)
+
+
+def softmin(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    """softmax(-x) along dim (torch.nn.functional.softmin); dtype casts the input first."""
+    if dim is None:
+        raise TypeError("softmin(): dim must be given (tinyml does not guess it, as PyTorch's implicit-dim "
+                        "choice is deprecated)")
+    return _ops.softmax(-(input if dtype is None else input.to(dtype)), dim)
 
 
 def tanh(input: Tensor) -> Tensor:
@@ -125,7 +141,8 @@ def embedding_renorm_(weight: Tensor, input: Tensor, max_norm: float, norm_type:
 # Names owned by other op families (movement, indexing, conv/pool): re-exported when their module
 # provides them, so this file needs no edit as those families grow.
 _FROM_OTHER_FAMILIES = ("pad", "one_hot", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d",
-                        "max_pool2d", "avg_pool2d",
+                        "max_pool2d", "avg_pool2d", "max_pool1d", "avg_pool1d", "adaptive_max_pool2d",
+                        "adaptive_max_pool1d", "adaptive_avg_pool1d",
                         "adaptive_avg_pool2d", "interpolate", "upsample", "upsample_nearest",
                         "upsample_bilinear")
 for _name in _FROM_OTHER_FAMILIES:

@@ -36,8 +36,11 @@ from .rnn import *  # noqa: F401,F403
 from .sampling import *  # noqa: F401,F403
 from .scan import *  # noqa: F401,F403
 from .scatter import *  # noqa: F401,F403
+from .selective_state_update import *  # noqa: F401,F403
 from .search import *  # noqa: F401,F403
 from .slicing import *  # noqa: F401,F403
 from .softmax import *  # noqa: F401,F403
 from .sort import *  # noqa: F401,F403
+from .special import *  # noqa: F401,F403
 from .unary import *  # noqa: F401,F403
+from .unary_inplace import *  # noqa: F401,F403

@@ -13,6 +13,12 @@ also when Tq != Tk). enable_gqa: key/value heads are repeated to the query's hea
 PyTorch; NaN in q, k or the mask (or a +inf score) gives NaN in the rows it reaches, as PyTorch's
 math attention. Empty shapes are allowed: E = 0 (every score 0: the mean of v), Tq = 0, Tk = 0
 (zeros, as a fully masked row).
+
+scaled_dot_product_attention_packed(qkv, n_head) is the same attention for a fused q/k/v
+projection (a GPT block's c_attn): q, k, v are read straight from qkv (B, T, 3 H D), laid out
+(B, T, 3, H, D), and the output is (B, T, H D), the layout the output projection reads; the
+head transposes and their copies never enter the graph (kernels attention_packed_forward /
+attention_packed_backward).
 """
 from __future__ import annotations
 
@@ -27,12 +33,11 @@ from ._broadcast import broadcast_shapes
 from .creation import arange
 from .dropout import dropout
 from .matmul import matmul
+from .movement_copy import stack
 from .pointwise import where
 from .softmax import softmax
 
-__all__ = ["scaled_dot_product_attention"]
-
-
+__all__ = ["scaled_dot_product_attention", "scaled_dot_product_attention_packed"]
 
 class Attention(Function):
     """The fused path. Under create_graph=True backward rebuilds the probabilities p with tensor
@@ -193,3 +198,61 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     out = Attention.apply(q4.contiguous(), k4.contiguous(), v4.contiguous(),
                           None if mask is None else mask.contiguous(), bool(is_causal), scale)
     return out.reshape(*batch, tq, value.shape[-1])
+
+
+def _unpack(qkv: Tensor, n_head: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(B, T, 3 H D) -> q, k, v (B, H, T, D) as differentiable views."""
+    b, t, c3 = qkv.shape
+    x = qkv.reshape(b, t, 3, n_head, c3 // (3 * n_head))
+    return tuple(x[:, :, i].transpose(1, 2) for i in range(3))
+
+
+class PackedAttention(Function):
+    """out (B, T, H D) = attention of the q, k, v held in qkv (B, T, 3 H D); the gradient comes back
+    in qkv's layout. Under create_graph=True backward uses the tensor-op formula of Attention."""
+
+    @staticmethod
+    def forward(ctx, qkv, n_head, is_causal, scale):
+        out, lse = run("attention_packed_forward", qkv, n_head, is_causal, scale)
+        ctx.save_for_backward(qkv, out, lse)
+        ctx.n_head, ctx.is_causal, ctx.scale = n_head, is_causal, scale
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        qkv, out, lse = ctx.saved_tensors
+        if is_grad_enabled():  # create_graph: differentiable tensor ops, as Attention.backward
+            q, k, v = _unpack(qkv, ctx.n_head)
+            b, t, c = g.shape
+            gh = g.reshape(b, t, ctx.n_head, c // ctx.n_head).transpose(1, 2)
+            p = _probabilities(q, k, None, ctx.is_causal, ctx.scale)
+            dp = matmul(gh, v.transpose(-2, -1))
+            ds = p * (dp - (dp * p).sum(-1, keepdim=True)) * ctx.scale
+            grads = (matmul(ds, k), matmul(ds.transpose(-2, -1), q), matmul(p.transpose(-2, -1), gh))
+            return stack([d.transpose(1, 2) for d in grads], 2).reshape(qkv.shape), None, None, None
+        dqkv = run("attention_packed_backward", qkv, out, lse, g.contiguous(), ctx.n_head, ctx.is_causal,
+                   ctx.scale)
+        return dqkv, None, None, None
+
+
+def scaled_dot_product_attention_packed(qkv: Tensor, n_head: int, is_causal: bool = False,
+                                        scale: float | None = None) -> Tensor:
+    """Attention over the q, k, v of a fused projection: qkv (B, T, 3 H D) laid out (B, T, 3, H, D)
+    -> (B, T, H D), equal to splitting qkv, viewing each part as (B, H, T, D), calling
+    scaled_dot_product_attention and merging the heads back. scale defaults to 1 / sqrt(D)."""
+    if not isinstance(qkv, Tensor):
+        raise TypeError(f"scaled_dot_product_attention_packed(): qkv must be a Tensor, not "
+                        f"{type(qkv).__name__}")
+    (qkv,) = cast_inputs(qkv)  # bf16/fp16 under tinyml.autocast
+    if isinstance(n_head, bool) or not isinstance(n_head, int) or n_head < 1:
+        raise ValueError(f"scaled_dot_product_attention_packed: n_head must be a positive int, got "
+                         f"{n_head!r}")
+    if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_head):
+        raise RuntimeError(f"scaled_dot_product_attention_packed: expected qkv of shape (B, T, 3 * n_head * "
+                           f"head_dim) with n_head={n_head}, got shape {tuple(qkv.shape)}")
+    if not qkv.dtype.is_floating_point:
+        raise RuntimeError(f"scaled_dot_product_attention_packed: expected a floating point qkv, got "
+                           f"{qkv.dtype}")
+    d = qkv.shape[-1] // (3 * n_head)
+    scale = 1.0 if d == 0 else (1.0 / math.sqrt(d) if scale is None else float(scale))
+    return PackedAttention.apply(qkv.contiguous(), n_head, bool(is_causal), scale)

@@ -10,15 +10,16 @@ import numpy as np
 
 from .. import dtypes as _dt
 from .. import random as _random
+from .._printing import set_printoptions  # noqa: F401  (at tinyml.set_printoptions through ops' __all__)
 from ..autograd import Function
 from ..backends import dispatch, run, run_on
 from ..device import as_device
 from ..tensor import Tensor
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "arange", "linspace", "eye",
-           "rand", "randn", "randint", "randperm", "normal", "zeros_like", "ones_like", "full_like",
-           "empty_like", "rand_like", "randn_like", "randint_like", "cast", "to_device", "clone",
-           "contiguous", "manual_seed"]
+           "logspace", "rand", "randn", "randint", "randperm", "normal", "zeros_like", "ones_like",
+           "full_like", "empty_like", "rand_like", "randn_like", "randint_like", "cast", "to_device", "clone",
+           "contiguous", "manual_seed", "set_printoptions", "tril_indices", "triu_indices"]
 
 manual_seed = _random.manual_seed
 
@@ -153,10 +154,61 @@ def randn(*size, dtype=None, device=None, requires_grad: bool = False, generator
     return _from_generator(g.standard_normal(_size(size)), dtype, device, requires_grad)
 
 
-def normal(mean: float, std: float, size, *, generator=None, dtype=None, device=None,
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
            requires_grad: bool = False) -> Tensor:
+    """Normal samples mean + std eps. Numbers need `size`; a tensor mean and/or std gives one sample per
+    element of their broadcast shape, in the floating dtype and on the device of the tensor(s). The
+    samples are not differentiable in mean and std (PyTorch's gradient for them is zero; use
+    distributions.Normal(mean, std).rsample() for a reparameterised sample)."""
     g = _random.numpy_generator(generator)
-    return _from_generator(g.normal(mean, std, _size((size,))), dtype, device, requires_grad)
+    tensors = [t for t in (mean, std) if isinstance(t, Tensor)]
+    if not tensors:
+        if size is None:
+            raise TypeError(f"normal(): with a number mean ({mean}) and std ({std}), the size argument is "
+                            f"required")
+        if std < 0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        return _from_generator(g.normal(mean, std, _size((size,))), dtype, device, requires_grad)
+    if size is not None:
+        raise TypeError("normal(): size is only accepted with a number mean and std; the tensor mean / std "
+                        "gives the shape")
+    like = tensors[0]
+    if not all(t.dtype.is_floating_point for t in tensors):
+        raise RuntimeError(f"normal expects floating point mean and std, got {[t.dtype for t in tensors]}")
+    mean_np, std_np = (t.detach().cpu().numpy().astype(np.float64) if isinstance(t, Tensor) else float(t)
+                       for t in (mean, std))
+    if np.any(np.asarray(std_np) < 0):
+        raise RuntimeError(f"normal expects all elements of std >= 0.0, got min(std) = {np.min(std_np)}")
+    shape = np.broadcast_shapes(np.shape(mean_np), np.shape(std_np))
+    values = mean_np + std_np * g.standard_normal(shape)
+    return _finish(Tensor(np.asarray(values).astype(like.dtype.np), device=like.device), requires_grad)
+
+
+def _triangle_indices(which, row: int, col: int, offset: int, dtype, device) -> Tensor:
+    if row < 0 or col < 0:
+        raise RuntimeError(f"{which.__name__}: row ({row}) and col ({col}) must be non-negative")
+    d = _dt.int64 if dtype is None else _dt.as_dtype(dtype)
+    rows, cols = which(row, offset, col)
+    return Tensor(np.stack([rows, cols]).astype(d.np).reshape(2, -1), device=device)
+
+
+def tril_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None) -> Tensor:
+    """The (2, N) row and column indices of the lower triangle (j <= i + offset) of a row x col matrix,
+    row by row."""
+    return _triangle_indices(np.tril_indices, row, col, offset, dtype, device)
+
+
+def triu_indices(row: int, col: int, offset: int = 0, *, dtype=None, device=None) -> Tensor:
+    """The (2, N) row and column indices of the upper triangle (j >= i + offset), row by row."""
+    return _triangle_indices(np.triu_indices, row, col, offset, dtype, device)
+
+
+def logspace(start, end, steps: int, base: float = 10.0, *, dtype=None, device=None,
+             requires_grad: bool = False) -> Tensor:
+    """base ** linspace(start, end, steps), computed in float64 and cast to dtype."""
+    d = _dtype_or_default(dtype)
+    exponents = linspace(start, end, steps, dtype=_dt.float64, device=device)
+    return _finish(((exponents * 0 + float(base)) ** exponents).to(d), requires_grad)
 
 
 def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None,

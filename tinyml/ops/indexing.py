@@ -9,6 +9,8 @@ An index is split in two steps, as PyTorch does:
 Index tensors broadcast together; their result dims replace the indexed dims in place when those
 are adjacent, else they come first (numpy/PyTorch placement; ints were already removed in step 1).
 
+take, index_fill and unfold are compositions of the above (getitem, where, index_select).
+
 setitem_ writes through a kernel into x's storage when no gradient is recorded; otherwise it
 computes the out-of-place IndexPut (dx = g with the written positions zeroed, dvalue = g[index])
 and moves x onto it with `apply_inplace`.
@@ -29,7 +31,8 @@ from .inplace import apply_inplace
 from .movement import _view, expand, reshape
 from .slicing import Slice, unbind
 
-__all__ = ["argwhere", "getitem", "masked_select", "nonzero", "setitem_"]
+__all__ = ["argwhere", "getitem", "index_fill", "index_fill_", "masked_select", "nonzero", "setitem_", "take",
+           "unfold"]
 
 _INDEX_TYPES = ("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid "
                 "indices")
@@ -271,3 +274,79 @@ def masked_select(input: Tensor, mask: Tensor) -> Tensor:
     x = input if input.shape == shape else expand(input, shape)
     m = mask if mask.shape == shape else expand(mask, shape)
     return getitem(x, m) if x.ndim else getitem(reshape(x, (1,)), reshape(m, (1,)))
+
+
+def take(input: Tensor, index: Tensor) -> Tensor:
+    """input viewed as 1-D, at the (int64) `index`, shaped like index; negative indices count from the end."""
+    if not isinstance(index, Tensor) or index.dtype is not _dt.int64:
+        got = index.dtype if isinstance(index, Tensor) else type(index).__name__
+        raise RuntimeError(f"take(): Expected a long tensor for index, but got {got}")
+    n = input.numel()
+    if index.numel():
+        lo, hi = int(index.min().item()), int(index.max().item())
+        if lo < -n or hi >= n:
+            bad = lo if lo < -n else hi
+            raise IndexError(f"take(): index {bad} is out of range for a tensor of {n} elements "
+                             f"(input shape {tuple(input.shape)})")
+    return getitem(reshape(input, (n,)), index)
+
+
+def _index_mask(input: Tensor, dim: int, index: Tensor, name: str) -> tuple[Tensor, int]:
+    """The bool mask, broadcastable to input, of the positions along dim that index names."""
+    if not isinstance(index, Tensor) or index.dtype is not _dt.int64 or index.ndim > 1:
+        got = (f"{index.dtype} of shape {tuple(index.shape)}" if isinstance(index, Tensor)
+               else type(index).__name__)
+        raise IndexError(f"{name}(): Expected a 0-D or 1-D long tensor for index, got {got}")
+    d = dim + input.ndim if dim < 0 else dim
+    if not 0 <= d < max(input.ndim, 1):
+        raise IndexError(f"{name}(): dim {dim} is out of range for a tensor of {input.ndim} dims")
+    size = input.shape[d] if input.ndim else 1
+    ids = index.cpu().numpy().reshape(-1)
+    if ids.size and (ids.min() < 0 or ids.max() >= size):  # no negative indices, as PyTorch's index_fill
+        bad = ids.min() if ids.min() < 0 else ids.max()
+        raise IndexError(f"{name}(): index {int(bad)} is out of bounds for dimension {dim} with size {size}")
+    mask = np.zeros(size, np.bool_)
+    mask[ids] = True
+    shape = [1] * input.ndim
+    if input.ndim:
+        shape[d] = size
+    return tensor(mask.reshape(shape), device=input.device), d
+
+
+def index_fill(input: Tensor, dim: int, index: Tensor, value) -> Tensor:
+    """input with the positions `index` along `dim` set to value (a number or a 0-d tensor);
+    d input = g with those positions zeroed, d value = the sum of g over them."""
+    from .pointwise import where  # pointwise loads after indexing in ops/__init__: no cycle either way
+
+    if isinstance(value, Tensor) and value.ndim != 0:
+        raise RuntimeError(f"index_fill_ only supports a 0-dimensional value tensor, but got tensor with "
+                           f"{value.ndim} dimension(s) (shape {tuple(value.shape)})")
+    mask, _ = _index_mask(input, dim, index, "index_fill")
+    if isinstance(value, Tensor):
+        value = value.to(input.dtype)
+    return where(mask, value, input)
+
+
+def index_fill_(self: Tensor, dim: int, index: Tensor, value) -> Tensor:
+    """In-place index_fill."""
+    return apply_inplace(self, index_fill(self, dim, index, value))
+
+
+def unfold(self: Tensor, dimension: int, size: int, step: int) -> Tensor:
+    """Tensor.unfold: every window of `size` elements along `dimension`, `step` apart, as a new last
+    dim: shape (..., (L - size) // step + 1, ..., size). A gathered copy (index_select), where PyTorch
+    returns a view: in-place writes to the result do not reach self."""
+    d = dimension + self.ndim if dimension < 0 else dimension
+    if not 0 <= d < max(self.ndim, 1):
+        raise IndexError(f"unfold(): dimension {dimension} is out of range for a tensor of {self.ndim} dims")
+    length = self.shape[d] if self.ndim else 1
+    if size < 0 or size > length:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {length} but size is {size}")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    x = self if self.ndim else reshape(self, (1,))
+    n = (length - size) // step + 1
+    ids = (np.arange(n)[:, None] * step + np.arange(size)[None, :]).reshape(-1)
+    y = x.index_select(d, tensor(ids, dtype=_dt.int64, device=self.device))
+    y = reshape(y, x.shape[:d] + (n, size) + x.shape[d + 1:]).movedim(d + 1, -1)
+    return y if self.ndim else reshape(y, (size,))

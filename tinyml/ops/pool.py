@@ -3,6 +3,8 @@
     max_pool2d:  y = max over each (dilated) window of x padded with -inf; dx = dy at the argmax
     avg_pool2d:  y = window sum / divisor (count_include_pad, divisor_override); dx = the adjoint
     adaptive_avg_pool2d: windows [floor(i H / oh), ceil((i + 1) H / oh))
+    adaptive_max_pool2d: the max over those windows, by index_select / argmax / gather (no kernel)
+    max_pool1d, avg_pool1d, adaptive_{avg,max}_pool1d: the 2-d ops over (N, C, 1, L) views
     interpolate: y = Mh x Mw^T, Mh and Mw the nearest / (bi)linear interpolation matrices; dx = Mh^T dy Mw
 
 Each is one forward and one backward kernel over (N, C, H, W); unbatched (C, H, W) inputs and
@@ -13,16 +15,22 @@ from __future__ import annotations
 import math
 import operator
 
+from .. import dtypes as _dt
 from .._graph import adjoint
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
-from .creation import zeros
+from .creation import tensor, zeros
 
 __all__ = [
+    "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "avg_pool1d",
     "avg_pool2d",
     "interpolate",
+    "max_pool1d",
     "max_pool2d",
     "upsample",
     "upsample_bilinear",
@@ -266,3 +274,82 @@ def upsample_nearest(input: Tensor, size=None, scale_factor=None) -> Tensor:
 
 def upsample_bilinear(input: Tensor, size=None, scale_factor=None) -> Tensor:
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+def _adaptive_windows(size: int, out: int) -> list[range]:
+    """PyTorch's adaptive windows: [floor(i size / out), ceil((i + 1) size / out)) for i < out."""
+    return [range(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
+    """Max pooling to a fixed (oh, ow) over adaptive_avg_pool2d's windows; with return_indices, also
+    the flat h * W + w index of each max. A composition: the windows' flat indices (each padded to
+    the largest window by repeating its first element, which leaves the max unchanged) gather x,
+    argmax picks the first maximum (NaN wins, as in PyTorch), and a gather of x at those indices is
+    the output, so the gradient goes to that one element."""
+    x, unbatched = _batched("adaptive_max_pool2d", input)
+    if isinstance(output_size, int):
+        output_size = (output_size, output_size)
+    out = tuple(x.shape[2 + i] if v is None else int(v) for i, v in enumerate(output_size))
+    if len(out) != 2 or min(out) < 1:
+        raise RuntimeError(f"adaptive_max_pool2d: output_size must be 2 positive ints, got {output_size}")
+    n, c, h, w = x.shape
+    rows, cols = _adaptive_windows(h, out[0]), _adaptive_windows(w, out[1])
+    kh, kw = max(len(r) for r in rows), max(len(r) for r in cols)
+    table = []  # (oh * ow, kh * kw) flat indices into h * w
+    for r in rows:
+        for cl in cols:
+            cell = [i * w + j for i in r for j in cl]
+            table.append(cell + [cell[0]] * (kh * kw - len(cell)))
+    table_t = tensor(table, dtype=_dt.int64, device=x.device)
+    flat = x.flatten(2)  # (N, C, H W)
+    windows = flat.detach().index_select(2, table_t.flatten()).reshape(n, c, len(table), kh * kw)
+    pick = windows.argmax(-1, keepdim=True)  # (N, C, cells, 1)
+    idx = table_t.expand(n, c, len(table), kh * kw).gather(3, pick).reshape(n, c, len(table))
+    y = flat.gather(2, idx).reshape(n, c, *out)
+    idx = idx.reshape(n, c, *out)
+    if unbatched:
+        y, idx = y.squeeze(0), idx.squeeze(0)
+    return (y, idx) if return_indices else y
+
+
+def _as_2d(fn: str, input: Tensor) -> Tensor:
+    """(N, C, L) or (C, L) as (N, C, 1, L) / (C, 1, L), so that a 1-d pool runs the 2-d one."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{fn}: expected a Tensor, got {type(input).__name__}")
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"{fn}: Expected 2D or 3D (batch mode) tensor for input, but got input of shape "
+                           f"{tuple(input.shape)}")
+    return input.unsqueeze(-2)
+
+
+def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """max_pool2d over (N, C, 1, L) with 1 x k windows; indices are positions along L."""
+    one = lambda v, name: (1, _int_tuple(v, name, "max_pool1d", 1)[0])  # noqa: E731
+    stride = None if stride is None or stride == () or stride == [] else one(stride, "stride")
+    y = max_pool2d(_as_2d("max_pool1d", input), one(kernel_size, "kernel_size"), stride,
+                   (0, one(padding, "padding")[1]), one(dilation, "dilation"), ceil_mode, return_indices)
+    return (y[0].squeeze(-2), y[1].squeeze(-2)) if return_indices else y.squeeze(-2)
+
+
+def avg_pool1d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True) -> Tensor:
+    """avg_pool2d over (N, C, 1, L) with 1 x k windows."""
+    one = lambda v, name: (1, _int_tuple(v, name, "avg_pool1d", 1)[0])  # noqa: E731
+    stride = None if stride is None or stride == () or stride == [] else one(stride, "stride")
+    return avg_pool2d(_as_2d("avg_pool1d", input), one(kernel_size, "kernel_size"), stride,
+                      (0, one(padding, "padding")[1]), ceil_mode, count_include_pad).squeeze(-2)
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
+    """adaptive_avg_pool2d over (N, C, 1, L) to (1, output_size)."""
+    size = _int_tuple(output_size, "output_size", "adaptive_avg_pool1d", 1)[0]
+    return adaptive_avg_pool2d(_as_2d("adaptive_avg_pool1d", input), (1, size)).squeeze(-2)
+
+
+def adaptive_max_pool1d(input: Tensor, output_size, return_indices: bool = False):
+    """adaptive_max_pool2d over (N, C, 1, L) to (1, output_size); indices are positions along L."""
+    size = _int_tuple(output_size, "output_size", "adaptive_max_pool1d", 1)[0]
+    y = adaptive_max_pool2d(_as_2d("adaptive_max_pool1d", input), (1, size), return_indices)
+    return (y[0].squeeze(-2), y[1].squeeze(-2)) if return_indices else y.squeeze(-2)

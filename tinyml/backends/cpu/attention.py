@@ -3,13 +3,14 @@
 q, k, v are made C-contiguous. An additive float mask of any broadcastable shape is passed as a
 zero-stride numpy view broadcast to (B, H, Tq, Tk): the C++ kernel reads it through its strides,
 so a (Tq, Tk) mask is never copied B*H times. float16/bfloat16, mixed dtypes and non-float masks
-return NotImplemented: the numpy reference runs.
+return NotImplemented: the numpy reference runs. The packed kernels read q, k, v from one
+(B, T, 3 H D) projection and write (B, T, H D) (csrc/attention.cpp says how).
 """
 import numpy as np
 
 from . import _C, contiguous, native
 
-__all__ = ["attention_forward", "attention_backward"]
+__all__ = ["attention_forward", "attention_backward", "attention_packed_forward", "attention_packed_backward"]
 
 
 def _takes(q, k, v, mask) -> bool:
@@ -41,3 +42,16 @@ def attention_backward(q, k, v, out, lse, dout, mask, is_causal, scale):
     return _C.attention_backward(contiguous(q), contiguous(k), contiguous(v), contiguous(out),
                                  contiguous(lse), contiguous(dout), _mask4(mask, q, k), bool(is_causal),
                                  float(scale))
+
+
+def attention_packed_forward(qkv, n_head, is_causal, scale):
+    if not (native(qkv) and qkv.ndim == 3):
+        return NotImplemented
+    return _C.attention_packed_forward(contiguous(qkv), int(n_head), bool(is_causal), float(scale))
+
+
+def attention_packed_backward(qkv, out, lse, dout, n_head, is_causal, scale):
+    if not (native(qkv, out, dout, lse) and qkv.ndim == 3):
+        return NotImplemented
+    return _C.attention_packed_backward(contiguous(qkv), contiguous(out), contiguous(lse), contiguous(dout),
+                                        int(n_head), bool(is_causal), float(scale))

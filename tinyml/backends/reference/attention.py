@@ -20,7 +20,7 @@ import numpy as np
 
 from ...dtypes import is_half
 
-__all__ = ["attention_backward", "attention_forward"]
+__all__ = ["attention_backward", "attention_forward", "attention_packed_backward", "attention_packed_forward"]
 
 _BLOCK_ELEMENTS = 1 << 22  # scores held per query block (16 MiB of float32)
 
@@ -94,3 +94,27 @@ def attention_backward(q, k, v, out, lse, dout, mask, is_causal, scale):
             dq[:, :, i0:i1] = np.matmul(ds, kf) * scale
             dk += np.matmul(ds.swapaxes(-1, -2), qb) * scale
     return dq.astype(q.dtype, copy=False), dk.astype(k.dtype, copy=False), dv.astype(v.dtype, copy=False)
+
+
+def _unpack(qkv, n_head):
+    """(B, T, 3 H D) -> q, k, v as (B, H, T, D) views (no copy)."""
+    b, t, c3 = qkv.shape
+    x = qkv.reshape(b, t, 3, n_head, c3 // (3 * n_head))
+    return tuple(x[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+
+
+def attention_packed_forward(qkv, n_head, is_causal, scale):
+    """q, k, v read from one (B, T, 3 H D) projection; out (B, T, H D), lse (B, H, T)."""
+    q, k, v = _unpack(qkv, n_head)
+    out, lse = attention_forward(q, k, v, None, is_causal, scale)
+    b, h, t, d = out.shape
+    return np.ascontiguousarray(out.transpose(0, 2, 1, 3)).reshape(b, t, h * d), lse
+
+
+def attention_packed_backward(qkv, out, lse, dout, n_head, is_causal, scale):
+    """The gradient of attention_packed_forward with respect to qkv, in its (B, T, 3 H D) layout."""
+    q, k, v = _unpack(qkv, n_head)
+    b, t, c = out.shape
+    o, g = (a.reshape(b, t, n_head, c // n_head).transpose(0, 2, 1, 3) for a in (out, dout))
+    grads = attention_backward(q, k, v, o, lse, g, None, is_causal, scale)
+    return np.stack([g.transpose(0, 2, 1, 3) for g in grads], axis=2).reshape(qkv.shape)

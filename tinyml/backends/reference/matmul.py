@@ -8,7 +8,7 @@ accumulate half types in float32 (and numpy has no BLAS for them).
 """
 import numpy as np
 
-__all__ = ["matmul", "linear"]
+__all__ = ["matmul", "linear", "linear_backward"]
 
 _F32 = np.dtype(np.float32)
 
@@ -36,3 +36,9 @@ def linear(x, weight, bias):
     if bias is not None:
         np.add(out, bias, out=out, casting="unsafe")
     return out
+
+
+def linear_backward(g, x, weight, need_input: bool, need_weight: bool):
+    """The two GEMMs of linear's backward, g (M, N), x (M, K), weight (N, K):
+    dx = g weight (M, K) if need_input, dW = g^T x (N, K) if need_weight, else None."""
+    return (matmul(g, weight) if need_input else None, matmul(g.T, x) if need_weight else None)

@@ -13,6 +13,10 @@ broadcastable to (B, H, Tq, Tk), read through stride-0 dims. A fully masked row 
 and lse = -inf; a NaN score (NaN in q, k or the mask) gives a NaN row and lse, as PyTorch. Head
 dims are padded to a power of two inside the kernel (masked loads); a zero-size head dim or
 sequence gives what the masked loads make of it (E = 0: every score 0).
+Packed layout (attention_packed_forward / attention_packed_backward, qkv (B, T, 3 H D) as a fused
+projection writes it, out (B, T, H D)): q, k, v are gathered from their (B, H, T, D) views of qkv
+by the strided copy kernel and the results scattered back the same way around the kernels above
+(three extra copies per call; a strided-load variant of the kernels would read them in place).
 Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_attention.py -k cuda
 """
 from __future__ import annotations
@@ -23,9 +27,9 @@ import triton.language as tl
 from .. import cuda
 from ..cuda_array import CudaArray
 from ._view import expand
-from .creation import contiguous, full
+from .creation import contiguous, copy_, full
 
-__all__ = ["attention_forward", "attention_backward"]
+__all__ = ["attention_forward", "attention_backward", "attention_packed_forward", "attention_packed_backward"]
 
 
 @triton.jit
@@ -244,3 +248,33 @@ def attention_backward(q, k, v, out, lse, dout, mask, is_causal, scale):
     _dkdv_kernel[(k_blocks, B * H)](*args, dk, dv, H, Tq, Tk, D, DV, float(scale), *ms, **flags)
     _dq_kernel[(q_blocks, B * H)](*args, dq, H, Tq, Tk, D, DV, float(scale), *ms, **flags)
     return dq, dk, dv
+
+
+def _heads(x: CudaArray, n_head: int, parts: int, part: int) -> CudaArray:
+    """Part `part` of a (B, T, parts * H * D) array as a (B, H, T, D) view (no copy)."""
+    B, T, width = x.shape
+    C = width // parts
+    D = C // n_head
+    sb, st, _ = x.element_strides()
+    return x.as_strided((B, n_head, T, D), (sb, D, st, 1), x.offset + part * C)
+
+
+def attention_packed_forward(qkv, n_head, is_causal, scale):
+    qkv = contiguous(qkv)
+    B, T, C3 = qkv.shape
+    q, k, v = (contiguous(_heads(qkv, n_head, 3, i)) for i in range(3))
+    out_h, lse = attention_forward(q, k, v, None, is_causal, scale)
+    out = CudaArray.empty((B, T, C3 // 3), qkv.dtype)
+    copy_(_heads(out, n_head, 1, 0), out_h)
+    return out, lse
+
+
+def attention_packed_backward(qkv, out, lse, dout, n_head, is_causal, scale):
+    qkv, out, dout = contiguous(qkv), contiguous(out), contiguous(dout)
+    q, k, v = (contiguous(_heads(qkv, n_head, 3, i)) for i in range(3))
+    o, g = (contiguous(_heads(a, n_head, 1, 0)) for a in (out, dout))
+    grads = attention_backward(q, k, v, o, lse, g, None, is_causal, scale)
+    dqkv = CudaArray.empty(qkv.shape, qkv.dtype)
+    for i, grad in enumerate(grads):
+        copy_(_heads(dqkv, n_head, 3, i), grad)
+    return dqkv

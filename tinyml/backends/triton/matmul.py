@@ -18,7 +18,7 @@ from ..cuda_array import CudaArray
 from ._view import expand, permute
 from .elementwise import add
 
-__all__ = ["matmul", "linear"]
+__all__ = ["matmul", "linear", "linear_backward"]
 
 _CONFIGS = [
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 32}, num_warps=8, num_stages=3),
@@ -135,3 +135,8 @@ def linear(x: CudaArray, weight: CudaArray, bias) -> CudaArray:
     """x (M, K) @ weight (N, K)^T (+ bias): the GEMM reads the weight transposed through strides."""
     out = matmul(x, permute(weight, (1, 0)))
     return out if bias is None else add(out, expand(bias, out.shape))
+
+
+def linear_backward(g: CudaArray, x, weight, need_input: bool, need_weight: bool):
+    """dx = g weight and dW = g^T x (g^T read through its strides), as two launches."""
+    return (matmul(g, weight) if need_input else None, matmul(permute(g, (1, 0)), x) if need_weight else None)
