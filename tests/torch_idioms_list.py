@@ -182,8 +182,6 @@ KNOWN_GAPS: dict[str, str] = {
     "torch.fft.rfft(sig).abs()": _NO_COMPLEX,
     "torch.fft.fft(sig).abs()": _NO_COMPLEX,
     "torch.fft.ifft(torch.fft.fft(sig)).real": _NO_COMPLEX,
-    "torch.fft.rfftfreq(8)": "tinyml.fft has no rfftfreq / fftfreq yet (a real-valued helper: not a complex "
-                             "limitation, a missing function of tinyml/fft.py)",
 }
 
 

@@ -9,7 +9,7 @@ Here at `tinyml.<name>`: Tensor, Size, the dtypes (finfo, iinfo), device, grad m
 autocast, seeds, threads, save/load, and every op of tinyml.ops (tinyml.exp, tinyml.cat, ...);
 tinyml.backends (the kernel registry, whose backends load on their first dispatch). Loaded on first
 use, so that `import tinyml` stays fast: nn, optim, data, testing, profiler, viz, memory, cuda, utils,
-fft, linalg, distributions, distributed, and tinyml.models / tinyml.train (the models/ and train/
+fft, linalg, special, distributions, distributed, and tinyml.models / tinyml.train (the models/ and train/
 folders of the repository).
 
 The core, bottom up: dtypes.py, device.py; tensor.py (the Tensor data structure); _graph.py and
@@ -75,6 +75,6 @@ def __getattr__(name):
     import importlib
 
     if name in ("nn", "optim", "testing", "backends", "data", "profiler", "viz", "memory", "cuda", "autograd",
-                "models", "train", "io", "utils", "fft", "distributed", "linalg", "distributions"):
+                "models", "train", "io", "utils", "fft", "distributed", "linalg", "distributions", "special"):
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'tinyml' has no attribute {name!r}")

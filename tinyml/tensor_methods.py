@@ -40,6 +40,8 @@ METHOD_OPS = (
     "scatter_add index_select index_add masked_select tril triu flip roll movedim diagonal take_along_dim "
     "clone select nonzero argwhere broadcast_to moveaxis "
     "take index_fill index_fill_ unfold "
+    # compositions (ops/composed.py)
+    "nansum nanmean diff tile cummax cummin "
     # sorting and order statistics
     "sort argsort msort topk kthvalue median nanmedian unique unique_consecutive bincount histc "
     # sampling

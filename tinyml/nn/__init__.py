@@ -10,6 +10,8 @@ from .activation import (  # noqa: F401
                          GELU,
                          GLU,
                          SELU,
+                         Hardsigmoid,
+                         Hardswish,
                          Hardtanh,
                          LeakyReLU,
                          LogSigmoid,

@@ -7,7 +7,7 @@ from . import functional as F
 from .module import Module
 
 __all__ = ["ReLU", "GELU", "SiLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "LeakyReLU", "ELU", "Softplus",
-           "Mish", "Hardtanh", "ReLU6", "GLU", "LogSigmoid", "SELU"]
+           "Mish", "Hardtanh", "ReLU6", "Hardsigmoid", "Hardswish", "GLU", "LogSigmoid", "SELU"]
 
 
 class ReLU(Module):
@@ -160,6 +160,24 @@ class ReLU6(Hardtanh):
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
+
+
+class Hardsigmoid(Module):
+    """relu6(x + 3) / 6."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.hardsigmoid(input, self.inplace)
+
+
+class Hardswish(Hardsigmoid):
+    """x * relu6(x + 3) / 6 (MobileNetV3)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.hardswish(input, self.inplace)
 
 
 class GLU(Module):

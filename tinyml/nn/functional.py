@@ -31,6 +31,7 @@ from ..ops.activation import (  # noqa: F401
 )
 from ..ops.attention import scaled_dot_product_attention, scaled_dot_product_attention_packed  # noqa: F401
 from ..ops.batch_norm import batch_norm  # noqa: F401
+from ..ops.composed import hardsigmoid, hardswish  # noqa: F401
 from ..ops.dropout import dropout  # noqa: F401
 from ..ops.loss import (  # noqa: F401
     binary_cross_entropy,

@@ -14,6 +14,7 @@ from .batch_norm import *  # noqa: F401,F403
 from .boxes import *  # noqa: F401,F403
 from .causal_conv1d import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
+from .composed import *  # noqa: F401,F403
 from .creation import *  # noqa: F401,F403
 from .detection_loss import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403

@@ -6,7 +6,7 @@ with a warmup phase (OneCycleLR, get_cosine_schedule_with_warmup); plateau.py Re
 restarts.py CosineAnnealingWarmRestarts and MultiplicativeLR.
 """
 from .plateau import ReduceLROnPlateau
-from .restarts import CosineAnnealingWarmRestarts, MultiplicativeLR
+from .restarts import CosineAnnealingWarmRestarts, MultiplicativeLR, PolynomialLR
 from .schedules import (
                         ConstantLR,
                         CosineAnnealingLR,
@@ -22,4 +22,4 @@ from .warmup import OneCycleLR, get_cosine_schedule_with_warmup
 
 __all__ = ["ConstantLR", "CosineAnnealingLR", "ExponentialLR", "LRScheduler", "LambdaLR", "LinearLR",
            "MultiStepLR", "OneCycleLR", "SequentialLR", "StepLR", "get_cosine_schedule_with_warmup"]
-__all__ += ["CosineAnnealingWarmRestarts", "MultiplicativeLR", "ReduceLROnPlateau"]
+__all__ += ["CosineAnnealingWarmRestarts", "MultiplicativeLR", "PolynomialLR", "ReduceLROnPlateau"]

@@ -1,8 +1,10 @@
-"""CosineAnnealingWarmRestarts and MultiplicativeLR (torch.optim.lr_scheduler), same lr sequences.
+"""CosineAnnealingWarmRestarts, MultiplicativeLR and PolynomialLR (torch.optim.lr_scheduler), same lr
+sequences.
 
     CosineAnnealingWarmRestarts  lr = eta_min + (base_lr - eta_min)(1 + cos(pi T_cur / T_i)) / 2,
                                  T_cur resets to 0 every T_i steps, then T_i <- T_i * T_mult (SGDR)
     MultiplicativeLR             lr <- lr * f(epoch) at every step after the first
+    PolynomialLR                 lr = base_lr (1 - min(epoch, total_iters) / total_iters)^power
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from collections.abc import Callable
 from ..optimizer import Optimizer
 from .schedules import LambdaLR, LRScheduler
 
-__all__ = ["CosineAnnealingWarmRestarts", "MultiplicativeLR"]
+__all__ = ["CosineAnnealingWarmRestarts", "MultiplicativeLR", "PolynomialLR"]
 
 
 class CosineAnnealingWarmRestarts(LRScheduler):
@@ -71,3 +73,26 @@ class MultiplicativeLR(LambdaLR):
             return [group["lr"] * fn(self.last_epoch)
                     for fn, group in zip(self.lr_lambdas, self.optimizer.param_groups)]
         return self._current()
+
+
+class PolynomialLR(LRScheduler):
+    """Polynomial decay to 0 over total_iters steps, then constant; stepped multiplicatively as torch's
+    (lr_e = lr_{e-1} ((1 - e/T) / (1 - (e-1)/T))^power), so changes made to the lr between steps carry."""
+
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0,
+                 last_epoch: int = -1) -> None:
+        if total_iters <= 0:
+            raise ValueError(f"PolynomialLR: total_iters must be positive, got {total_iters}")
+        self.total_iters, self.power = total_iters, power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        e, T = self.last_epoch, self.total_iters
+        if self._is_initial or e > T:
+            return self._current()
+        factor = ((1.0 - e / T) / (1.0 - (e - 1) / T)) ** self.power
+        return [lr * factor for lr in self._current()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base * (1.0 - min(self.total_iters, self.last_epoch) / self.total_iters) ** self.power
+                for base in self.base_lrs]
