@@ -16,6 +16,8 @@ Installed as `tinyml.train` (setup.py's package_dir); code here imports `tinyml.
     distill/       knowledge distillation: KD losses, layer inheritance, sequence-level KD, BERT MLM runs
     tasks/         Teaching Arithmetic's formats, the Mix Distillation mixer, TinyGSM problems, a sandbox
                    for model-written Python
+    certified/     interval bound propagation training (IBP, SABR), PGD, certified accuracy
+    darts/         differentiable architecture search with a softmax temperature
     detect/        object detection data: a synthetic infrared small-target set, COCO / YOLO datasets,
                    augmentation, drawing
     monitors.py    StabilityMonitor: attention logits, log Z, update sizes, written to metrics.jsonl
