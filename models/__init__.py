@@ -5,9 +5,12 @@ adapter in its own file, registered with hf.py (the folder reader and writer).
     ssm/           HiPPO, S4D and Mamba (MambaLM), with the MambaForCausalLM adapter
     peft/          LoRA, rsLoRA, LoRA-XS, bottleneck adapters (SeqBn, DoubleSeqBn, SeqBnInv), ladder
                    side-tuning, and peft adapter folders (load_adapter / save_adapter)
-    detection/     box metrics (COCO AP, infrared Pd/Fa, IoU/nIoU) and SAHI slicing and merging; the
+    detection/     Detector (YOLOv8-style, P2 level, task-aligned assigner, DFL) and CenterNet detectors,
+                   box metrics (COCO AP, infrared Pd/Fa, IoU/nIoU) and SAHI slicing and merging,
+                   MCLC point-label pseudo-masks and a small-target segmenter (U-Net); the
                    box ops, NMS and detection losses are ops (tinyml/ops/boxes.py, detection_loss.py)
-    vision/        empty so far (see its docstring)
+    vision/        CNN backbone blocks (CSP, C2f, SPPF) and the FPN/PAN neck, and the ViT with
+                   shifted patch tokenization and locality self-attention (see its docstring)
 
 Installed as `tinyml.models` (setup.py's package_dir); code here imports `tinyml...`.
 
