@@ -41,6 +41,7 @@ from .conv import (  # noqa: F401  # noqa: F401
 )
 from .distance import CosineSimilarity, PairwiseDistance  # noqa: F401
 from .dropout import Dropout1d, Dropout2d  # noqa: F401
+from .fold import Fold, Unfold  # noqa: F401
 from .instancenorm import InstanceNorm1d, InstanceNorm2d, InstanceNorm3d  # noqa: F401
 from .interval import BoundedModule, BoundedTensor, PerturbationLpNorm, interval_bounds  # noqa: F401
 from .layers import (  # noqa: F401

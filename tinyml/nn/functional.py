@@ -33,6 +33,7 @@ from ..ops.attention import scaled_dot_product_attention, scaled_dot_product_att
 from ..ops.batch_norm import batch_norm  # noqa: F401
 from ..ops.composed import hardsigmoid, hardswish  # noqa: F401
 from ..ops.dropout import dropout  # noqa: F401
+from ..ops.fold import fold, unfold  # noqa: F401
 from ..ops.loss import (  # noqa: F401
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
