@@ -5,9 +5,16 @@ carry per position) and detailed (the paper's detailed scratchpad); train/tasks/
 them out. Training problems are balanced over digit counts and carries and never include a test
 problem. The run folder holds checkpoint.safetensors, metrics.jsonl, loss.png (validation loss is on the
 test problems' texts) and arithmetic.json (accuracy, timings, a few wrong answers).
-Example: tinyml arithmetic --format reverse --digits 3 --samples 10000 --steps 2000 --out runs/add.
+Reverse and plain take --pad: operands zero-padded to --digits and the answer to its full width
+($128+067=5910$ for 128 + 67), so every digit sits at a fixed position and attention needs no
+content-based alignment of unequal operands. It is on by default for --format reverse: the default
+reverse run (4x128 GPT, 10000 problems, batch 64, lr 1e-3, 1000 steps) reached 100% held-out exact
+match on 3-digit addition, where the unpadded reverse format stood at 64% after 1500 steps.
+Example: tinyml arithmetic --format reverse --digits 3 --out runs/add (--no-pad for the unpadded format).
 """
 from __future__ import annotations
+
+import argparse
 
 from .. import argtypes as at
 
@@ -27,7 +34,7 @@ def add_arguments(p) -> None:
     p.add_argument("--samples", type=at.positive_int, default=10000, help="training problems (default 10000)")
     p.add_argument("--test-samples", type=at.positive_int, default=500,
                    help="held-out test problems (default 500, fewer for 1 digit)")
-    p.add_argument("--steps", type=at.positive_int, default=2000, help="optimizer steps (default 2000)")
+    p.add_argument("--steps", type=at.positive_int, default=1000, help="optimizer steps (default 1000)")
     p.add_argument("--batch-size", type=at.positive_int, default=64, help="problems per step (default 64)")
     p.add_argument("--lr", type=at.positive_float, default=1e-3, help="peak learning rate (default 1e-3)")
     p.add_argument("--layers", type=at.positive_int, default=4, help="GPT layers (default 4)")
@@ -35,6 +42,9 @@ def add_arguments(p) -> None:
     p.add_argument("--width", type=at.positive_int, default=128, help="embedding width (default 128)")
     p.add_argument("--eval-interval", type=at.positive_int, default=500,
                    help="steps between validation losses and checkpoints (default 500)")
+    p.add_argument("--pad", action=argparse.BooleanOptionalAction, default=None,
+                   help="zero-pad operands to --digits and the answer to its width (plain and reverse; "
+                        "default: on for reverse, off otherwise)")
     p.add_argument("--seed", type=at.seed, default=0)
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint (same flags; --steps may grow)")
@@ -58,6 +68,9 @@ def run(args) -> int:
     if args.test_samples > ar.test_capacity(args.digits):
         raise UsageError(f"--test-samples {args.test_samples}: at most {ar.test_capacity(args.digits)} "
                          f"problems can be held out for --digits {args.digits}")
+    pad = args.fmt == "reverse" if args.pad is None else args.pad
+    if pad and args.fmt not in ("plain", "reverse"):
+        raise UsageError(f"--pad: zero padding is for --format plain or reverse, not {args.fmt}")
     if args.width % args.heads:
         raise UsageError(f"--width {args.width} must be divisible by --heads {args.heads}")
     device = _best_device(args.device)
@@ -65,11 +78,12 @@ def run(args) -> int:
     spec = ArithmeticRun(fmt=args.fmt, digits=args.digits, op=args.op, samples=args.samples,
                          test_samples=args.test_samples, steps=args.steps, batch_size=args.batch_size,
                          lr=args.lr, n_layer=args.layers, n_head=args.heads, n_embd=args.width,
-                         eval_interval=args.eval_interval, seed=args.seed, out=args.out, resume=args.resume)
-    print(f"tinyml arithmetic: {args.digits}-digit {args.op}, {args.fmt} format, {args.samples} training "
-          f"problems, {args.test_samples} held out, GPT {args.layers}x{args.width}, {args.steps} steps of "
-          f"{args.batch_size} "
-          f"on {device} -> {args.out}")
+                         eval_interval=args.eval_interval, seed=args.seed, out=args.out, resume=args.resume,
+                         pad=pad)
+    padded = " (zero-padded)" if pad else ""
+    print(f"tinyml arithmetic: {args.digits}-digit {args.op}, {args.fmt} format{padded}, {args.samples} "
+          f"training problems, {args.test_samples} held out, GPT {args.layers}x{args.width}, {args.steps} "
+          f"steps of {args.batch_size} on {device} -> {args.out}")
     r = train_arithmetic(spec, device=device)
     print(f"done: step {r['step']} ({r['stopped']}), val loss {r['val_loss']:.4f}; {r['train_seconds']:.1f}s "
           f"training ({r['ms_per_step']:.1f} ms/step), {r['wall_seconds']:.1f}s in all")

@@ -6,6 +6,9 @@
                  lm_distill_loss (word-level KD for a causal LM, a Trainer loss_fn)
     init.py      students by layer inheritance (teacher layers 0, 2, 4, ...) for GPT, Llama and BERT
     sequence.py  sequence-level KD: teacher generations (greedy or sampled, KV cache) as training data
+    seqinter.py  Seq-Inter (Kim & Rush 2016): of the teacher's candidates, the one closest to the real
+                 text by sentence BLEU
+    resume.py    `tinyml distill --resume`: the recorded plan, continued bit-exactly from the checkpoint
     mlm.py       BERT's masked batches (15%, 80/10/10), a BERT teacher trained on a text, BERT run folders
     run.py       the job behind `tinyml distill` (train/commands/distill.py): teacher run in, student run out
 """

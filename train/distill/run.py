@@ -5,7 +5,9 @@
 
 Methods: logit (word-level KD on real text: (1 - alpha) NLL + alpha T^2 KL), sequence (the teacher
 continues prompts of real text and the student learns its continuations; alpha > 0 adds word-level
-KD on them) and distilbert (BERT teacher, DistilBERT's 5/2/1 triple loss on masked text).
+KD on them: Seq-KD + Word-KD), seqinter (Kim & Rush's sequence-level interpolation: of the teacher's
+candidate continuations, the one closest to the real text by BLEU; seqinter.py) and distilbert
+(BERT teacher, DistilBERT's 5/2/1 triple loss on masked text).
 Students: baby or tiny (the sizes below, over the teacher's vocabulary and context) or layers=N
 (the teacher with N layers). A student of the teacher's width and heads starts from teacher layers
 0, 2, 4, ... (init.py), unless init="random". The validation loss is always the student's own loss
@@ -21,6 +23,7 @@ import functools
 import os
 from dataclasses import dataclass, replace
 
+import numpy as np
 from tinyml.models import BertForMaskedLM
 
 import tinyml
@@ -34,9 +37,11 @@ from ..trainer import CHECKPOINT, TrainConfig, Trainer
 from .init import check_same_vocabulary, inherited_layers, init_from_teacher, student_config
 from .losses import DISTILBERT_TEMPERATURE, distilbert_loss, lm_distill_loss
 from .mlm import MLMBatches, is_bert_run, load_bert_run, load_token_files, mlm_loss, write_bert_run
+from .resume import PLAN_FIELDS, SEQUENCES_FILE, recorded_plan, trained_config
+from .seqinter import reference_windows, seq_inter_sequences
 from .sequence import SequenceBatches, generate_sequences, prompts_from_tokens
 
-METHODS = ("logit", "sequence", "distilbert")
+METHODS = ("logit", "sequence", "seqinter", "distilbert")
 _baby = PRESETS["baby"]
 # (layers, heads, width); the vocabulary and context are the teacher's
 STUDENT_SIZES = {"baby": (_baby.n_layer, _baby.n_head, _baby.n_embd), "tiny": (2, 2, 64)}
@@ -62,7 +67,9 @@ class DistillPlan:
     init: str = "inherit"  # or random
     sequences: int | None = None  # sequence: teacher generations (None: steps x batch, at most 4096)
     gen_temperature: float = 1.0  # sequence: 0 greedy, > 0 sampled
+    candidates: int = 4  # seqinter: the teacher's greedy continuation and candidates - 1 samples
     progress: bool = True
+    resume: bool = False  # continue the run in `out` from its checkpoint (resume.py)
 
 
 def parse_student(spec: str) -> tuple[str, int | None]:
@@ -145,7 +152,10 @@ def _distilbert_objective(student, batch, teacher, temperature):
 
 
 def _token_data(plan: DistillPlan, tok):
-    """(train ids, val ids) in the teacher's vocabulary: --data split 90/10, or the teacher's own files."""
+    """(train ids, val ids) in the teacher's vocabulary: --data split 90/10, or the teacher's own files;
+    on resume the run's own files."""
+    if plan.resume:
+        return load_token_files(plan.out)
     if plan.data is None:
         return load_token_files(plan.teacher)
     train_text, val_text = split_text(read_text(plan.data), 0.1)
@@ -162,8 +172,11 @@ def check_plan(plan: DistillPlan) -> None:
     if plan.method not in METHODS:
         raise UsageError(f"--method {plan.method!r}: unknown; choose one of: {', '.join(METHODS)}")
     parse_student(plan.student)
-    if os.path.exists(os.path.join(plan.out, CHECKPOINT)):
-        raise UsageError(f"--out {plan.out} already holds a checkpoint; choose another --out")
+    if plan.resume:
+        recorded_plan(plan.out)  # refuses a folder without a run to continue
+    elif os.path.exists(os.path.join(plan.out, CHECKPOINT)):
+        raise UsageError(f"--out {plan.out} already holds a checkpoint; pass --resume to continue that run "
+                         "or choose another --out")
     if plan.alpha is not None and not 0.0 <= plan.alpha <= 1.0:
         raise UsageError(f"--alpha {plan.alpha}: must be in [0, 1] (the weight of the KD term)")
 
@@ -196,11 +209,14 @@ def distill(plan: DistillPlan, device: str = "cpu"):
                        warmup_steps=min(100, max(plan.steps // 10, 1)),
                        eval_interval=min(plan.eval_interval, plan.steps), eval_iters=plan.eval_iters,
                        progress=plan.progress)
+    if plan.resume:
+        tcfg = trained_config(plan.out, tcfg)
     settings = {"teacher": os.path.abspath(plan.teacher), "method": plan.method, "student": plan.student,
-                "temperature": T, "alpha": None if bert else alpha, "init": how}
+                "temperature": T, "alpha": None if bert else alpha, "init": how,
+                "plan": {f: _recorded(plan, f) for f in PLAN_FIELDS}}
     width, heads = _width(student.config)
     flags = {"steps": plan.steps, "batch_size": plan.batch_size, "lr": plan.lr, "seed": plan.seed}
-    run_plan = RunPlan(out=plan.out, resume=False, preset_name=plan.student, train=tcfg, flags=flags,
+    run_plan = RunPlan(out=plan.out, resume=plan.resume, preset_name=plan.student, train=tcfg, flags=flags,
                        preset=Preset(_depth(student.config), heads, width, block, plan.batch_size, 0.0, tcfg),
                        batch_size=plan.batch_size, seed=plan.seed, tokenizer=tok.kind, vocab_size=None,
                        data=os.path.abspath(plan.data) if plan.data else t_record.get("data"),
@@ -213,6 +229,9 @@ def distill(plan: DistillPlan, device: str = "cpu"):
     else:
         val_b = RandomWindowSampler(val_ids, block, plan.batch_size, seed=plan.seed + 1)
         loss_fn = functools.partial(_lm_objective, teacher=teacher, temperature=T, alpha=alpha)
+        if plan.method == "seqinter" and plan.candidates > 1 and plan.gen_temperature <= 0:
+            raise UsageError(f"--method seqinter with --candidates {plan.candidates} samples all but one "
+                             "candidate: --gen-temperature must be > 0")
         if plan.method == "logit":
             train_b = RandomWindowSampler(train_ids, block, plan.batch_size, seed=plan.seed)
         else:
@@ -231,7 +250,12 @@ def distill(plan: DistillPlan, device: str = "cpu"):
           f"{plan.batch_size}x{block} -> {plan.out}")
     trainer = Trainer(student, train_b, val_b, tcfg, out_dir=plan.out, device=device, loss_fn=loss_fn,
                       extra_state={"model": student.config.to_dict(), "distill": settings})
-    return trainer.fit(), student, tok
+    return trainer.fit(resume=plan.resume), student, tok
+
+
+def _recorded(plan: DistillPlan, field: str):
+    value = getattr(plan, field)
+    return os.path.abspath(value) if field in ("teacher", "data") and value is not None else value
 
 
 def _layers(cfg) -> str:
@@ -244,12 +268,36 @@ def _params(model) -> int:
 
 
 def _teacher_generations(plan: DistillPlan, teacher, train_ids, block: int) -> SequenceBatches:
-    n = plan.sequences or min(plan.steps * plan.batch_size, MAX_SEQUENCES)
+    """The teacher's generations as batches; written to the run folder, read back from it on resume
+    (generating them again would need the same steps-dependent count and costs minutes)."""
     prompt_len = min(PROMPT_LEN, max(block // 2, 1))
+    path = os.path.join(plan.out, SEQUENCES_FILE)
+    if plan.resume:
+        if not os.path.isfile(path):
+            raise CLIError(f"--resume: {path} is missing; the teacher's generations of this run are gone")
+        return SequenceBatches(np.load(path), prompt_len, plan.batch_size, seed=plan.seed)
+    n = plan.sequences or min(plan.steps * plan.batch_size, MAX_SEQUENCES)
     prompts = prompts_from_tokens(train_ids, n, prompt_len, seed=plan.seed)
+    if plan.method == "seqinter":
+        prompts, refs = reference_windows(train_ids, n, prompt_len, block + 1 - prompt_len, seed=plan.seed)
+        print(f"tinyml distill: the teacher writes {plan.candidates} candidate continuations (greedy + "
+              f"sampled at temperature {plan.gen_temperature}) of {n} prompts; the one closest to the real "
+              "text (BLEU) is kept")
+        rows, bleu = seq_inter_sequences(teacher, prompts, refs, plan.candidates, plan.gen_temperature,
+                                         seed=plan.seed)
+        print(f"tinyml distill: mean BLEU of the kept continuations against the real text {bleu.mean():.3f}")
+        return _keep_generations(plan, rows, prompt_len, path)
     mode = "greedy" if plan.gen_temperature == 0 else f"sampled at temperature {plan.gen_temperature}"
     print(f"tinyml distill: the teacher writes {n} sequences of {block + 1 - prompt_len} tokens ({mode}) "
           f"after {prompt_len}-token prompts from the training text")
     rows = generate_sequences(teacher, prompts, block + 1 - prompt_len, temperature=plan.gen_temperature,
                               seed=plan.seed)
+    return _keep_generations(plan, rows, prompt_len, path)
+
+
+def _keep_generations(plan: DistillPlan, rows, prompt_len: int, path: str) -> SequenceBatches:
+    os.makedirs(plan.out, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}.npy"
+    np.save(tmp, rows)
+    os.replace(tmp, path)
     return SequenceBatches(rows, prompt_len, plan.batch_size, seed=plan.seed)

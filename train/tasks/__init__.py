@@ -14,8 +14,16 @@
                        with restricted builtins and an import allow-list; a result, never a crash
     tinygsm.py         TinyGSM at toy scale: templated grade-school word problems (10 templates,
                        paraphrased wordings) with Python solutions, gold answers from the sandbox,
-                       splits held out by template or by number range. The generator model, the
-                       verifier and best-of-N selection are not built.
+                       splits held out by template or by number range
+    tinygsm_model.py   the generator's side: a digit-splitting BPE tokenizer, question -> solution
+                       pairs, N sampled solutions per problem (KV cache), execution in the sandbox
+    tinygsm_verifier.py  the verifier: the GPT trunk with a scalar head, token-level BCE on the
+                       generator's own samples labelled by execution (Cobbe et al. 2021)
+    tinygsm_select.py  best-of-N: first sample, majority vote over executed answers, the verifier's
+                       pick and the oracle, averaged over random subsets of the samples
+    tinygsm_run.py     the end-to-end job behind `tinyml tinygsm`: problems, tokenizer, generator,
+                       verifier, held-out accuracy against N (table, plot, tinygsm.json)
 
-examples/arithmetic/ runs the sample-efficiency sweep and the Mix Distillation comparison.
+examples/arithmetic/ runs the sample-efficiency sweep and the Mix Distillation comparison;
+examples/tinygsm/ the TinyGSM pipeline.
 """

@@ -88,28 +88,43 @@ def detailed_scratchpad(a: int, b: int) -> str:
     return "\n".join(lines)
 
 
-def render(a: int, b: int, op: str = "add", fmt: str = "plain") -> tuple[str, str]:
-    """(prompt, completion) of the problem `a op b` in format `fmt`; completion ends with EOS."""
+def answer_width(digits: int, op: str) -> int:
+    """Digits of the largest answer of two `digits`-digit operands: the padded answer's width."""
+    return {"add": digits + 1, "sub": digits, "mul": 2 * digits}[op]
+
+
+def render(a: int, b: int, op: str = "add", fmt: str = "plain", pad: int = 0) -> tuple[str, str]:
+    """(prompt, completion) of the problem `a op b` in format `fmt`; completion ends with EOS.
+    pad > 0 (plain and reverse only) writes the operands with leading zeros to `pad` digits and the
+    answer to answer_width(pad, op) digits, so every digit position is at a fixed offset:
+    $128+067=5910$ for 128 + 67 with pad=3."""
     check_task(op, fmt)
     sign = OPERATIONS[op]
     value = {"add": a + b, "sub": a - b, "mul": a * b}[op]
+    if pad:
+        if fmt not in ("plain", "reverse") or max(len(str(a)), len(str(b))) > pad:
+            raise ValueError(f"pad={pad}: zero padding is for the plain and reverse formats (got {fmt!r}) "
+                             f"and operands of at most pad digits (got {a} and {b})")
+        w = answer_width(pad, op)
+        a_s, b_s, v_s = f"{a:0{pad}d}", f"{b:0{pad}d}", f"{value:0{w}d}"
+    else:
+        a_s, b_s, v_s = str(a), str(b), str(value)
     if fmt == "plain":
-        return f"{a}{sign}{b}=", f"{value}{EOS}"
+        return f"{a_s}{sign}{b_s}=", f"{v_s}{EOS}"
     if fmt == "reverse":
-        return f"${a}{sign}{b}=", f"{str(value)[::-1]}${EOS}"
+        return f"${a_s}{sign}{b_s}=", f"{v_s[::-1]}${EOS}"
     prompt = f"Input:\n{a}{sign}{b}\nTarget:\n"
     body = simplified_scratchpad(a, b) if fmt == "simple" else detailed_scratchpad(a, b)
     return prompt, body + EOS
 
 
-def parse_answer(completion: str, fmt: str) -> str:
+def parse_answer(completion: str, fmt: str, pad: int = 0) -> str:
     """The final answer (decimal digits, most significant first) in a completion the model wrote;
-    "" when it has none. Text after EOS is ignored."""
+    "" when it has none. Text after EOS is ignored. With pad, leading zeros are dropped (0 stays)."""
     text = completion.split(EOS)[0]
-    if fmt == "plain":
-        return text.strip()
-    if fmt == "reverse":
-        return text.split("$")[0].strip()[::-1]
+    if fmt in ("plain", "reverse"):
+        answer = text.strip() if fmt == "plain" else text.split("$")[0].strip()[::-1]
+        return (answer.lstrip("0") or "0") if pad and answer.isdigit() else answer
     last = text.rstrip("\n").split("\n")[-1]
     return last.replace(" ", "") if fmt == "detailed" else last.strip()
 

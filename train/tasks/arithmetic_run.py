@@ -42,6 +42,8 @@ class ArithmeticRun:
     out: str | None = None
     progress: bool = True
     resume: bool = False  # continue from out's checkpoint (steps may grow; the rest must match)
+    pad: bool = False  # zero-pad operands to `digits` and the answer to its full width (plain, reverse)
+    warmup_steps: int = 100
 
 
 def build_model(run: ArithmeticRun, vocab_size: int, block_size: int) -> GPT:
@@ -60,15 +62,16 @@ def train_arithmetic(run: ArithmeticRun, pairs: list[tuple[str, str]] | None = N
         raise ValueError(f"resume: no checkpoint in {run.out!r} to continue from")
     if (traces is None) != (parse is None):
         raise ValueError("train_arithmetic: give both traces and parse, or neither")
-    traces = traces or (lambda problems: [ar.render(a, b, run.op, run.fmt) for a, b in problems])
-    parse = parse or (lambda completion: ar.parse_answer(completion, run.fmt))
+    pad = run.digits if run.pad else 0
+    traces = traces or (lambda problems: [ar.render(a, b, run.op, run.fmt, pad) for a, b in problems])
+    parse = parse or (lambda completion: ar.parse_answer(completion, run.fmt, pad))
     started = time.perf_counter()
     tinyml.manual_seed(run.seed)
     split = ar.make_split(run.digits, run.samples, run.test_samples, run.op, seed=run.seed)
     tok = ar.tokenizer()
     eos = tok.encode(ar.EOS)[0]
     if pairs is None:
-        pairs = [ar.render(a, b, run.op, run.fmt) for a, b in split.train]
+        pairs = traces(split.train)
     test_pairs = traces(split.test)
     inputs, targets = encode_pairs(tok, pairs, pad_id=eos)
     # validation loss on the test problems' texts (teacher-forced): what the Trainer plots
@@ -78,7 +81,7 @@ def train_arithmetic(run: ArithmeticRun, pairs: list[tuple[str, str]] | None = N
     block = max(inputs.shape[1], val_inputs.shape[1], longest_prompt + longest_answer + 1)
     model = build_model(run, tok.vocab_size, block).to(device)
     cfg = TrainConfig(max_steps=run.steps, lr=run.lr, min_lr=run.lr / 10,
-                      warmup_steps=min(100, run.steps // 10), weight_decay=0.1, grad_clip=1.0,
+                      warmup_steps=min(run.warmup_steps, run.steps // 10), weight_decay=0.1, grad_clip=1.0,
                       eval_interval=min(run.eval_interval, run.steps), eval_iters=4, log_interval=10,
                       progress=run.progress)
     train_s = CompletionSampler(inputs, targets, run.batch_size, seed=run.seed)

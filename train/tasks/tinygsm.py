@@ -11,7 +11,9 @@ question. `describe(problems)` reports the size and diversity of a set (template
 distinct questions, names, objects). Held-out splits: by="template" keeps HELD_OUT_TEMPLATES for
 test only; by="numbers" draws the training problems' random quantities from [2, 50] and the test
 problems' from [51, 99] (the quantities derived from them, like a price times a count, follow).
-Not built here: the generator model, the verifier and best-of-N selection of the issue.
+The generator model, sampling and execution are in tinygsm_model.py, the verifier in
+tinygsm_verifier.py, best-of-N selection in tinygsm_select.py, and the whole job (`tinyml tinygsm`)
+in tinygsm_run.py.
 """
 
 from __future__ import annotations

@@ -1,0 +1,113 @@
+"""TinyGSM at toy scale (Liu et al. 2023), end to end: templated grade-school word problems with Python
+solutions, a small GPT generator (BPE tokenizer) trained to write the solution function, N sampled
+solutions per held-out problem executed in the sandbox (accuracy = executed answer equals gold), a
+verifier (the generator's trunk plus a scalar head, trained with BCE on the generator's own samples
+labelled by execution) and best-of-N selection. Held-out problems draw their numbers from 51..99,
+training ones from 2..50. Prints the table of accuracy against N for greedy decoding, one sample,
+majority vote over executed answers, the verifier's pick and the oracle; the run folder holds
+tinygsm.json, accuracy_vs_n.png, tokenizer.json, and generator/ and verifier/ training folders.
+Model-written code runs only in the sandbox (separate, resource-limited processes).
+Example: tinyml tinygsm --out runs/tinygsm (a few minutes on 2 cores); --quick checks the pipeline in
+seconds (tiny models, not a measurement).
+"""
+from __future__ import annotations
+
+import argparse
+
+from .. import argtypes as at
+
+NAME = "tinygsm"
+HELP = "TinyGSM at toy scale: generator, sandboxed execution, verifier, best-of-N accuracy"
+
+
+def n_list(text: str) -> tuple[int, ...]:
+    try:
+        ns = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        ns = ()
+    if not ns or any(n < 1 for n in ns):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers like 1,2,4,8, "
+                                         f"got {text!r}")
+    return tuple(sorted(set(ns)))
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--train-problems", type=at.positive_int, default=3000,
+                   help="problems the generator trains on (default 3000)")
+    p.add_argument("--test-problems", type=at.positive_int, default=200,
+                   help="held-out problems (default 200)")
+    p.add_argument("--verifier-problems", type=at.positive_int, default=600,
+                   help="training-range problems whose samples train the verifier (default 600)")
+    p.add_argument("--verifier-samples", type=at.bounded_int(2, 256), default=8,
+                   help="generator samples per verifier problem (default 8)")
+    p.add_argument("--hard-negatives", type=at.nonnegative_int, default=4,
+                   help="per verifier problem, copies of its gold solution with a number miscopied, labelled "
+                        "by execution (default 4; 0: the generator's samples only)")
+    p.add_argument("--steps", type=at.positive_int, default=800, help="generator steps (default 800)")
+    p.add_argument("--verifier-steps", type=at.positive_int, default=600, help="verifier steps (default 600)")
+    p.add_argument("--batch-size", type=at.positive_int, default=32, help="rows per step (default 32)")
+    p.add_argument("--lr", type=at.positive_float, default=2e-3,
+                   help="generator peak learning rate (default 2e-3)")
+    p.add_argument("--layers", type=at.positive_int, default=3, help="GPT layers (default 3)")
+    p.add_argument("--heads", type=at.positive_int, default=4, help="attention heads (default 4)")
+    p.add_argument("--width", type=at.positive_int, default=96, help="embedding width (default 96)")
+    p.add_argument("--samples", type=at.positive_int, default=48,
+                   help="sampled solutions per held-out problem (default 48; the largest N)")
+    p.add_argument("--ns", type=n_list, default=(1, 2, 4, 8, 16, 32, 48),
+                   help="the N of best-of-N, comma-separated (default 1,2,4,8,16,32,48)")
+    p.add_argument("--temperature", type=at.positive_float, default=0.8,
+                   help="sampling temperature on held-out problems (default 0.8)")
+    p.add_argument("--quick", action="store_true",
+                   help="a tiny run that checks the pipeline in seconds (overrides the sizes above)")
+    p.add_argument("--verifier-lr", type=at.positive_float, default=1e-3,
+                   help="verifier peak learning rate (default 1e-3)")
+    p.add_argument("--verifier-temperature", type=at.positive_float, default=1.0,
+                   help="sampling temperature of the verifier's training samples (default 1.0)")
+    p.add_argument("--verifier-init", choices=("generator", "random"), default="generator",
+                   help="the verifier's trunk starts from the generator's weights (default) or fresh ones")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the generator and verifier from their checkpoints in --out (a finished "
+                        "stage is only loaded); the sizes and rates must be the run's")
+    p.add_argument("--seed", type=at.seed, default=0)
+    p.add_argument("--device", type=at.device_name,
+                   help="cpu, cuda, cuda:N, or auto (default: the best present)")
+    p.add_argument("--out", type=at.folder_to_create, default="tinyml-tinygsm", help="run folder to create")
+
+
+QUICK = dict(train_problems=200, test_problems=8, verifier_problems=16, verifier_samples=4, n_layer=1,
+             n_head=2, n_embd=32, steps=20, verifier_steps=10, samples=4, ns=(1, 2, 4), repeats=2,
+             eval_interval=10)
+
+
+def run(args) -> int:
+    from ..cli import _best_device  # the cli's own device choice, as train makes it
+    from ..progress import require_matplotlib
+    from ..runs import UsageError
+    from ..tasks.tinygsm_run import TinyGSMRun, run_tinygsm
+
+    if args.width % args.heads:
+        raise UsageError(f"--width {args.width} must be divisible by --heads {args.heads}")
+    if not args.quick and max(args.ns) > args.samples:
+        raise UsageError(f"--ns {','.join(map(str, args.ns))}: every N must be at most "
+                         f"--samples {args.samples}")
+    device = _best_device(args.device)
+    require_matplotlib()
+    spec = TinyGSMRun(train_problems=args.train_problems, test_problems=args.test_problems,
+                      verifier_problems=args.verifier_problems, verifier_samples=args.verifier_samples,
+                      steps=args.steps, verifier_steps=args.verifier_steps, batch_size=args.batch_size,
+                      lr=args.lr, n_layer=args.layers, n_head=args.heads, n_embd=args.width,
+                      samples=args.samples, ns=args.ns, temperature=args.temperature, seed=args.seed,
+                      out=args.out, verifier_lr=args.verifier_lr,
+                      verifier_temperature=args.verifier_temperature, resume=args.resume,
+                      hard_negatives=args.hard_negatives, verifier_init=args.verifier_init)
+    if args.quick:
+        spec = TinyGSMRun(**{**spec.__dict__, **QUICK, "progress": False})
+    print(f"tinyml tinygsm: {spec.train_problems} training problems, GPT {spec.n_layer}x{spec.n_embd}, "
+          f"{spec.steps} generator + {spec.verifier_steps} verifier steps, N up to {spec.samples} on {device}"
+          f"{' (quick: a pipeline check, not a measurement)' if args.quick else ''} -> {args.out}")
+    r = run_tinygsm(spec, device=device)
+    v16 = r["curves"]["verifier"].get("16")
+    print(f"held-out accuracy: greedy {r['greedy']:.1%}"
+          f"{'' if v16 is None else f', verifier best-of-16 {v16:.1%}'}; {r['wall_seconds']:.1f}s in all")
+    print(f"  results: {args.out}/tinygsm.json\n  plot:    {args.out}/accuracy_vs_n.png")
+    return 0

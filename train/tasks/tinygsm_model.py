@@ -1,0 +1,129 @@
+"""TinyGSM's generator side: the tokenizer, the (question -> solution) texts a small GPT learns,
+sampling N solutions per problem with the KV cache, and executing them in the sandbox.
+
+    tok = train_tokenizer(train_problems, vocab_size=512)     # byte-level BPE, digits one by one
+    prompt, completion = as_pair(problem, tok)                # question + "\\n", solution + EOS
+    codes = sample_solutions(model, tok, problems, n=16, temperature=0.8, seed=0)   # [[code] * n]
+    answers = execute(unique codes)                           # sandbox, one process per program
+
+The tokenizer is tinyml.data.BPETokenizer over a `tokenizers` BPE whose pre-tokenizer splits every
+digit into its own token before the byte-level step (as Llama's and GPT-4's tokenizers do for
+numbers): the generator copies numbers digit by digit, so numbers outside the training range
+(the held-out split) are made of tokens it has seen.
+
+Correctness is `same_answer(executed, gold)`: equal numbers (within 1e-6 relative, for the
+float answers of the percent and average templates), or equal non-numeric values.
+"""
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import numpy as np
+from tinyml.models import generate
+
+import tinyml
+from tinyml.data import BPETokenizer
+
+from .sandbox import run_python
+from .tinygsm import Problem
+
+EOS = "<|endoftext|>"
+
+
+def train_tokenizer(problems: Sequence[Problem], vocab_size: int = 512) -> BPETokenizer:
+    """Byte-level BPE learned on the problems' questions and solutions, digits split one per token."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    lo, hi = BPETokenizer.vocab_size_range((EOS,))
+    if not lo <= vocab_size <= hi:
+        raise ValueError(f"vocab_size {vocab_size}: byte-level BPE takes {lo} to {hi}")
+    if not problems:
+        raise ValueError("train_tokenizer: no problems to learn merges from")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator([p.question + "\n" + p.solution for p in problems], trainer=trainer)
+    return BPETokenizer(tok)
+
+
+def prompt_of(problem: Problem) -> str:
+    return problem.question + "\n"
+
+
+def as_pair(problem: Problem) -> tuple[str, str]:
+    """(prompt, completion): the question on its own line, then the solution function and EOS."""
+    return prompt_of(problem), problem.solution + EOS
+
+
+def strip_eos(text: str) -> str:
+    return text.split(EOS)[0]
+
+
+def sample_solutions(model, tok: BPETokenizer, problems: Sequence[Problem], n: int, temperature: float,
+                     max_new_tokens: int, seed: int = 0, rows_per_batch: int = 512,
+                     on_batch=None) -> list[list[str]]:
+    """n completions per problem (temperature 0: greedy, and then n = 1 suffices), cut at EOS.
+    Problems whose prompts have equal token lengths are decoded together (n rows each), with the
+    KV cache. The tinyml random stream is reseeded from `seed` and restored afterwards."""
+    if n < 1 or temperature < 0 or not math.isfinite(temperature):
+        raise ValueError(f"sample_solutions: need n >= 1 and a finite temperature >= 0, got n={n}, "
+                         f"temperature={temperature}")
+    eos = tok.token_to_id(EOS)
+    encoded = [tok.encode(prompt_of(p)) for p in problems]
+    by_length: dict[int, list[int]] = {}
+    for i, ids in enumerate(encoded):
+        by_length.setdefault(len(ids), []).append(i)
+    out: list[list[str]] = [[] for _ in problems]
+    saved = tinyml.random.get_rng_state()
+    tinyml.manual_seed(seed)
+    per_batch = max(1, rows_per_batch // n)
+    done = 0
+    try:
+        for length, idx in sorted(by_length.items()):
+            for start in range(0, len(idx), per_batch):
+                chunk = idx[start:start + per_batch]
+                prompts = np.repeat(np.asarray([encoded[i] for i in chunk], dtype=np.int64), n, axis=0)
+                rows = generate(model, prompts, max_new_tokens, temperature=temperature, stop_tokens=[eos])
+                for j, row in enumerate(rows):
+                    out[chunk[j // n]].append(strip_eos(tok.decode(row[length:])))
+                done += len(chunk)
+                if on_batch is not None:
+                    on_batch(done, len(problems))
+    finally:  # sampling must not move the training run's random stream
+        tinyml.random.set_rng_state(saved)
+    return out
+
+
+def execute(codes: Sequence[str], workers: int = 4, timeout: float = 3.0) -> dict[str, object]:
+    """{code: its answer, or None when it failed (syntax, error, timeout, ...)} for each distinct
+    program, each in its own sandboxed process (`workers` at a time)."""
+    distinct = list(dict.fromkeys(codes))
+
+    def one(code: str):
+        result = run_python(code, timeout=timeout, cpu_seconds=1, memory_mb=128, max_output=1000)
+        return result.answer if result.ok else None
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        answers = list(pool.map(one, distinct))
+    return dict(zip(distinct, answers))
+
+
+def _number(x) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x)
+
+
+def same_answer(answer, gold) -> bool:
+    """Whether an executed answer equals the gold one (numbers within 1e-6 relative)."""
+    if answer is None:
+        return False
+    a, g = _number(answer), _number(gold)
+    if a is None or g is None:
+        return a is None and g is None and answer == gold
+    return math.isfinite(a) and abs(a - g) <= 1e-6 * max(1.0, abs(g))

@@ -1,0 +1,185 @@
+"""TinyGSM's verifier: a small model that scores a (problem, solution) pair by how likely the solution's
+executed answer is right, trained on the generator's own samples labelled by execution.
+
+    verifier = Verifier(generator.config); verifier.trunk.load_state_dict(generator.state_dict())
+    data = encode_scored(tok, problems, codes, labels)          # ids, last token, labels, code mask
+    Trainer(verifier, VerifierSampler(*data, batch_size=32), ...).fit()   # token-level BCE
+    scores = score(verifier, tok, problems, codes)              # logits, higher = more likely right
+
+The model is the GPT trunk (token and position embeddings, blocks, final norm) with a scalar head
+on every position; the score of a pair is the head on its last token (the EOS after the solution):
+
+    s_t = w . h_t + b,   score = s_T,   y = 1 when the executed answer equals gold
+    loss = mean over the solution's tokens t (and EOS) of BCE(sigmoid(s_t), y)
+
+Training every solution token to predict the outcome, not only the last one, is Cobbe et al.'s
+token-level verifier (2021, "Training Verifiers to Solve Math Word Problems", section 4.2): many
+more targets per sample, and a verifier that generalizes better than a solution-level one. Without
+`mask` the loss is the last token's BCE alone.
+
+Batches draw correct and incorrect samples in equal numbers (when both exist), so a generator that
+is right 80% of the time does not teach the verifier to say "right" to everything.
+
+Hard negatives (`perturbed_solutions`, an addition to the paper's recipe): the gold solution with
+one number literal miscopied the way the generator miscopies (a digit dropped, doubled or changed,
+or another number of the question put in its place). They are labelled by execution like every
+other sample, and pair with right solutions of the same problem, so the verifier must compare the
+code's numbers with the question's instead of judging how usual a solution looks.
+"""
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import numpy as np
+from tinyml.models import GPT, GPTConfig
+
+import tinyml
+import tinyml.nn.functional as F
+from tinyml import nn
+
+from .tinygsm import Problem
+from .tinygsm_model import EOS, prompt_of
+
+
+class Verifier(nn.Module):
+    """forward(idx (B, T), last (B, T) one-hot of each row's last token, labels (B,) or None, mask
+    (B, T) of the positions trained, or None for the last token only) -> (scores (B,), BCE or None)."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.trunk = GPT(config)
+        self.head = nn.Linear(config.n_embd, 1)
+
+    def forward(self, idx, last, labels=None, mask=None):
+        B, T = idx.shape
+        tr = self.trunk.transformer
+        pos = tinyml.arange(T, device=idx.device)
+        x = tr.drop(tr.wte(idx) + tr.wpe(pos))  # (B, T, C)
+        for i, block in enumerate(tr.h):
+            x = block(x, None, i)
+        x = tr.ln_f(x)
+        per_token = self.head(x).squeeze(-1)  # (B, T)
+        scores = (per_token * last.to(x.dtype)).sum(dim=1)  # (B,): the last token's
+        if labels is None:
+            return scores, None
+        y = labels.to(scores.dtype)
+        if mask is None:
+            return scores, F.binary_cross_entropy_with_logits(scores, y)
+        w = mask.to(scores.dtype)
+        targets = y.unsqueeze(-1).expand(B, T)
+        loss = F.binary_cross_entropy_with_logits(per_token, targets, weight=w, reduction="sum") / w.sum()
+        return scores, loss
+
+
+def encode_scored(tok, problems: Sequence[Problem], codes: Sequence[str],
+                  labels: Sequence[float] | None = None, block_size: int | None = None):
+    """(ids (N, T) int64 right-padded with EOS, last (N, T) float32 one-hot, labels (N,) float32,
+    mask (N, T) float32 over each row's code tokens and EOS): each row is prompt + code + EOS.
+    Rows longer than block_size keep their first block_size tokens."""
+    if len(problems) != len(codes) or (labels is not None and len(labels) != len(codes)) or not codes:
+        raise ValueError(f"encode_scored: need as many problems as codes (and labels), > 0; got "
+                         f"{len(problems)}, {len(codes)}, {None if labels is None else len(labels)}")
+    eos = tok.token_to_id(EOS)
+    starts = [len(tok.encode(prompt_of(p))) for p in problems]
+    rows = [tok.encode(prompt_of(p) + c) + [eos] for p, c in zip(problems, codes)]
+    if block_size is not None:
+        rows = [r[:block_size] for r in rows]
+    T = max(len(r) for r in rows)
+    ids = np.full((len(rows), T), eos, dtype=np.int64)
+    last = np.zeros((len(rows), T), dtype=np.float32)
+    mask = np.zeros((len(rows), T), dtype=np.float32)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = r
+        last[i, len(r) - 1] = 1.0
+        mask[i, min(starts[i], len(r) - 1):len(r)] = 1.0  # at least the last token
+    y = np.zeros(len(rows), dtype=np.float32) if labels is None else np.asarray(labels, dtype=np.float32)
+    return ids, last, y, mask
+
+
+class VerifierSampler:
+    """Random batches, half correct and half incorrect samples when both kinds exist, cropped to
+    their longest row; state_dict/load_state_dict for exact resume."""
+
+    def __init__(self, ids: np.ndarray, last: np.ndarray, labels: np.ndarray, mask: np.ndarray | None,
+                 batch_size: int, seed: int = 0):
+        if batch_size < 1 or len(ids) == 0:
+            raise ValueError(f"VerifierSampler: need batch_size >= 1 and rows, got {batch_size}, {len(ids)}")
+        self.ids, self.last, self.labels, self.mask, self.batch_size = ids, last, labels, mask, batch_size
+        self.lengths = last.argmax(axis=1) + 1
+        self.pos, self.neg = np.flatnonzero(labels > 0.5), np.flatnonzero(labels <= 0.5)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    def next_batch(self):
+        if len(self.pos) and len(self.neg):
+            half = self.batch_size // 2
+            rows = np.concatenate([self.rng.choice(self.pos, half),
+                                   self.rng.choice(self.neg, self.batch_size - half)])
+        else:
+            rows = self.rng.integers(0, len(self.ids), size=self.batch_size)
+        T = int(self.lengths[rows].max())
+        batch = (self.ids[rows, :T], self.last[rows, :T], self.labels[rows])
+        return batch if self.mask is None else (*batch, self.mask[rows, :T])
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed = int(state["seed"])
+        self.rng = np.random.default_rng(self.seed)
+        self.rng.bit_generator.state = state["rng"]
+
+
+_NUMBER = re.compile(r"(?<![\w.])\d+(?![\w.])")
+
+
+def perturbed_solutions(problem: Problem, k: int, rng: np.random.Generator) -> list[str]:
+    """k copies of the problem's solution, each with one number literal miscopied: a digit dropped,
+    doubled or replaced, or the literal swapped for another number of the question."""
+    spans = [m.span() for m in _NUMBER.finditer(problem.solution)]
+    if not spans:
+        return []
+    others = [str(x) for x in problem.numbers]
+    out = []
+    for _ in range(k):
+        a, b = spans[int(rng.integers(len(spans)))]
+        digits = problem.solution[a:b]
+        i = int(rng.integers(len(digits)))
+        kind = int(rng.integers(4))
+        swaps = [x for x in others if x != digits]
+        if kind == 0 and len(digits) > 1:
+            new = digits[:i] + digits[i + 1:]
+        elif kind == 1:
+            new = digits[:i] + digits[i] + digits[i:]
+        elif kind == 2 and swaps:
+            new = swaps[int(rng.integers(len(swaps)))]
+        else:
+            new = digits[:i] + str((int(digits[i]) + int(rng.integers(1, 10))) % 10) + digits[i + 1:]
+        out.append(problem.solution[:a] + new + problem.solution[b:])
+    return out
+
+
+def score(verifier: Verifier, tok, problems: Sequence[Problem], codes: Sequence[str],
+          batch_size: int = 256) -> np.ndarray:
+    """The verifier's logit for each (problem, code) pair, (N,) float64."""
+    if not codes:
+        return np.zeros(0)
+    ids, last, _, _ = encode_scored(tok, problems, codes, block_size=verifier.config.block_size)
+    device = next(iter(verifier.parameters())).device
+    order = np.argsort(last.argmax(axis=1))  # similar lengths together: less padding per batch
+    out = np.zeros(len(codes))
+    was_training = verifier.training
+    verifier.eval()
+    try:
+        with tinyml.no_grad():
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                T = int(last[rows].argmax(axis=1).max()) + 1
+                s, _ = verifier(tinyml.tensor(ids[rows, :T], device=device),
+                                tinyml.tensor(last[rows, :T], device=device))
+                out[rows] = s.numpy().astype(np.float64)
+    finally:
+        verifier.train(was_training)
+    return out
