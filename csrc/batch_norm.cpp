@@ -21,7 +21,8 @@
 // and y = b, as PyTorch does; NaN or inf in a channel makes it NaN.
 // With L = 1 (BatchNorm1d over (N, C)) a row would be one value, so that case runs channels inner
 // instead: each thread takes a block of columns and walks the N rows, summing the block's columns
-// in double (the same passes, vectorised across channels; still no sums shared between threads).
+// in double (vectorised across channels; still no sums shared between threads), the moments in one
+// pass of shifted sums (see columns_moments).
 #include "simd_math.h"  // first: sets fp-contract for this file
 #include "common.h"
 
@@ -114,24 +115,32 @@ TINYML_CLONES void channel_dx(const T* __restrict dy, const T* __restrict x, T* 
 
 // ---- L = 1: x (N, C) row-major, thread blocks of columns [c0, c1) ----------------------------------
 
+// One pass over the rows (the (N, C) forward is bound by memory: x is read twice, not three times):
+// in double, s = sum d and ss = sum d^2 with d = x - k about the column's first value k, then
+// var = (ss - s^2 / N) / N. Double sums of shifted values keep float data's digits unless a column's
+// first value lies ~1e4 standard deviations from its mean; a constant column gives s = ss = 0 exactly.
 template <typename T>
 TINYML_CLONES void columns_moments(const T* __restrict x, int64_t N, int64_t C, int64_t c0, int64_t c1,
                                    double* __restrict mean, double* __restrict var) {
   const int64_t B = c1 - c0;
   std::vector<double> k(B), s(B, 0.0), ss(B, 0.0);
   for (int64_t j = 0; j < B; ++j) k[j] = std::isfinite(x[c0 + j]) ? double(x[c0 + j]) : 0.0;
+  double *__restrict sp = s.data(), *__restrict ssp = ss.data();
+  const double* __restrict kp = k.data();
   for (int64_t n = 0; n < N; ++n) {
     const T* row = x + n * C + c0;
 #pragma omp simd
-    for (int64_t j = 0; j < B; ++j) s[j] += double(row[j]) - k[j];
+    for (int64_t j = 0; j < B; ++j) {
+      const double d = double(row[j]) - kp[j];
+      sp[j] += d;
+      ssp[j] += d * d;
+    }
   }
-  for (int64_t j = 0; j < B; ++j) mean[j] = k[j] + s[j] / double(N);
-  for (int64_t n = 0; n < N; ++n) {
-    const T* row = x + n * C + c0;
-#pragma omp simd
-    for (int64_t j = 0; j < B; ++j) ss[j] += (double(row[j]) - mean[j]) * (double(row[j]) - mean[j]);
+  for (int64_t j = 0; j < B; ++j) {
+    mean[j] = k[j] + s[j] / double(N);
+    const double v = (ss[j] - s[j] * s[j] / double(N)) / double(N);
+    var[j] = v < 0 ? 0.0 : v;  // (rounding can leave -tiny; NaN falls through and stays NaN)
   }
-  for (int64_t j = 0; j < B; ++j) var[j] = ss[j] / double(N);
 }
 
 // y[n, c] = (x[n, c] - mean[c]) scale[c] + shift[c] over the block's columns

@@ -82,12 +82,11 @@ TINYML_CLONES void forward_units(Mode mode, const Dims& d, int64_t t, int64_t n,
 template <typename T>
 void forward_loop(Mode mode, const Dims& d, const T* x, const T* h0, const T* c0, const T* w, const T* bias,
                   const std::vector<int64_t>& sizes, bool reverse, T* y, T* hn, T* cn, T* saved) {
-  const int64_t H = d.H, GH = d.G * d.H, B = d.B;
-  const int64_t ldw = padded_ld(GH);
-  std::vector<T> wt(H * ldw), hbuf(2 * B * H), gbuf(B * GH), zeros(bias ? 0 : GH, T(0));
+  const int64_t H = d.H, GH = d.G * d.H, B = d.B, P = panels<T>(H);
+  std::vector<T> wt(d.G * P * H * kNR<T>), hbuf(2 * B * H), gbuf(B * GH), zeros(bias ? 0 : GH, T(0));
   if (!bias) bias = zeros.data();
-  for (int64_t g = 0; g < GH; ++g)  // W_hh^T (H, GH): the GEMM's B operand, rows contiguous
-    for (int64_t k = 0; k < H; ++k) wt[k * ldw + g] = w[g * H + k];
+  for (int64_t g = 0; g < d.G; ++g)  // gate g's W_hh^T (H, H) as GEMM panels: B[k][n] = w[(g H + n) H + k]
+    pack_b(w + g * H * H, 1, H, H, H, wt.data() + g * P * H * kNR<T>);
   std::copy(h0, h0 + B * H, hbuf.begin());
   if (cn) std::copy(c0, c0 + B * H, cn);
   const int nt = threads_for(d);
@@ -96,13 +95,14 @@ void forward_loop(Mode mode, const Dims& d, const T* x, const T* h0, const T* c0
   {
     int64_t j0, j1;
     unit_slice(H, tinyml::thread_id(), nt, &j0, &j1);
+    std::vector<T> apack(kKc * kMc);
     for (int64_t s = 0; s < d.T; ++s) {
       const int64_t t = reverse ? d.T - 1 - s : s, n = sizes[t];
       const T* hc = hbuf.data() + (s % 2) * B * H;
       T* hx = hbuf.data() + ((s + 1) % 2) * B * H;
-      if (j1 > j0) {
-        for (int64_t g = 0; g < d.G; ++g)
-          gemm<T>(n, j1 - j0, H, hc, H, 1, wt.data() + g * H + j0, ldw, gbuf.data() + g * H + j0, GH, false);
+      if (j1 > j0) {  // gates[:, g H + j0 : g H + j1] = h W_hh^T for every gate g, in one pass over h
+        gemm_packed<T>(n, H, hc, H, 1, wt.data(), d.G, H, j0 / kNR<T>, panels<T>(j1), gbuf.data(), GH, H, false,
+                       apack.data());
         forward_units<T>(mode, d, t, n, j0, j1, x, gbuf.data(), bias, hc, hx, cn, y, saved);
       }
 #pragma omp barrier
@@ -113,7 +113,7 @@ void forward_loop(Mode mode, const Dims& d, const T* x, const T* h0, const T* c0
 
 // One backward step's pointwise part for units [j0, j1) of the n active rows: the gates' gradients
 // (dgx for xproj, dgh for the recurrent pre-activation; the same array except for GRU), h_prev into
-// hp (for dW_hh), and the part of dh_prev that bypasses W_hh (GRU: dh z; else 0) into dh, in place.
+// hp (for dW_hh, stored as the GEMM's packed panels: (j / NR, row, j % NR)), and the part of dh_prev that bypasses W_hh (GRU: dh z; else 0) into dh, in place.
 template <typename T>
 TINYML_CLONES void backward_units(Mode mode, const Dims& d, int64_t t, int64_t p, int64_t n, int64_t np,
                                   int64_t j0, int64_t j1, const T* __restrict dy, const T* __restrict h0,
@@ -129,7 +129,8 @@ TINYML_CLONES void backward_units(Mode mode, const Dims& d, int64_t t, int64_t p
     const T* dyr = dy + row * H;
     T* gx = dgx + row * GH;
     T* gh = dgh + row * GH;
-    T* hpr = hp + row * H;
+    const int64_t rows = d.T * d.B;
+    constexpr int64_t R = kNR<T>;
     if (mode == Mode::LSTM) {
       const T* csrc = from_prev ? saved + (p * d.B + b) * S + 4 * H : c0 + b * H;
 #pragma omp simd
@@ -143,7 +144,7 @@ TINYML_CLONES void backward_units(Mode mode, const Dims& d, int64_t t, int64_t p
         gx[3 * H + j] = dd * tc * o * (T(1) - o);
         dc[b * H + j] = dct * f;
         dh[b * H + j] = T(0);
-        hpr[j] = hsrc[j];
+        hp[((j / R) * rows + row) * R + j % R] = hsrc[j];
       }
     } else if (mode == Mode::GRU) {
 #pragma omp simd
@@ -158,7 +159,7 @@ TINYML_CLONES void backward_units(Mode mode, const Dims& d, int64_t t, int64_t p
         gx[2 * H + j] = dn;
         gh[2 * H + j] = dn * r;
         dh[b * H + j] = dd * z;
-        hpr[j] = h;
+        hp[((j / R) * rows + row) * R + j % R] = h;
       }
     } else {
       const T* yr = y + row * H;
@@ -167,7 +168,7 @@ TINYML_CLONES void backward_units(Mode mode, const Dims& d, int64_t t, int64_t p
         T dd = dh[b * H + j] + dyr[j], h = yr[j];
         gx[j] = mode == Mode::TANH ? dd * (T(1) - h * h) : (h > T(0) ? dd : T(0));
         dh[b * H + j] = T(0);
-        hpr[j] = hsrc[j];
+        hp[((j / R) * rows + row) * R + j % R] = hsrc[j];
       }
     }
   }
@@ -178,25 +179,30 @@ template <typename T>
 void backward_loop(Mode mode, const Dims& d, const T* dy, const T* h0, const T* c0, const T* w,
                    const std::vector<int64_t>& sizes, bool reverse, const T* y, const T* saved, T* dh, T* dc,
                    T* dgx, T* dgh, T* hp, T* dw, T* db) {
-  const int64_t H = d.H, GH = d.G * d.H, B = d.B, rows = d.T * d.B, ldw = padded_ld(H);
-  std::vector<T> wp(GH * ldw);  // W_hh with a padded leading dim (see padded_ld)
-  for (int64_t g = 0; g < GH; ++g) std::copy(w + g * H, w + (g + 1) * H, wp.data() + g * ldw);
+  const int64_t H = d.H, GH = d.G * d.H, B = d.B, rows = d.T * d.B;
+  std::vector<T> wp(panels<T>(H) * GH * kNR<T>);  // W_hh (GH, H) as GEMM panels
+  pack_b(w, H, 1, GH, H, wp.data());
   const int nt = threads_for(d);
 #pragma omp parallel num_threads(nt)
   {
     int64_t j0, j1;
     unit_slice(H, tinyml::thread_id(), nt, &j0, &j1);
+    std::vector<T> apack(kKc * kMc);
     for (int64_t s = d.T - 1; s >= 0; --s) {
       const int64_t t = reverse ? d.T - 1 - s : s, p = reverse ? t + 1 : t - 1, n = sizes[t];
       const int64_t np = (p >= 0 && p < d.T) ? sizes[p] : 0;
       if (j1 > j0) backward_units<T>(mode, d, t, p, n, np, j0, j1, dy, h0, c0, y, saved, dh, dc, dgx, dgh, hp);
 #pragma omp barrier
       if (j1 > j0)  // dh_prev[:, j0:j1] += dgh_t (n, GH) W_hh[:, j0:j1]
-        gemm<T>(n, j1 - j0, GH, dgh + t * B * GH, GH, 1, wp.data() + j0, ldw, dh + j0, H, true);
-    }
-    // dW_hh = dgh^T (GH, T B) h_prev (T B, H): this thread's slice of W_hh's rows
+        gemm_packed<T>(n, GH, dgh + t * B * GH, GH, 1, wp.data(), 1, H, j0 / kNR<T>, panels<T>(j1), dh, H, 0, true,
+                       apack.data());
+    }  // (no barrier: the next step's phase 1 reads only this thread's units; the last barrier also
+       // orders every dgh and hp write before the dW GEMM below)
+    // dW_hh = dgh^T (GH, T B) h_prev (T B, H): this thread's slice of W_hh's rows (hp is packed already)
     int64_t per = (GH + nt - 1) / nt, r0 = std::min(GH, per * tinyml::thread_id()), r1 = std::min(GH, r0 + per);
-    if (r1 > r0) gemm<T>(r1 - r0, H, rows, dgh + r0, 1, GH, hp, H, dw + r0 * H, H, false);
+    if (r1 > r0)
+      gemm_packed<T>(r1 - r0, rows, dgh + r0, 1, GH, hp, 1, H, 0, panels<T>(H), dw + r0 * H, H, 0, false,
+                     apack.data());
     for (int64_t g = r0; g < r1; ++g) db[g] = T(0);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t g = r0; g < r1; ++g) db[g] += dgh[r * GH + g];
@@ -294,7 +300,7 @@ py::tuple backward(Mode mode, py::array dy, py::array dhn, O dcn, py::array h0, 
   if (dcn) check<T>(*dcn, {d.B, d.H}, "dc_n");
   auto sizes = batch_sizes(given, d.T, d.B);
   py::array_t<T> dx({d.T, d.B, GH}), dh0({d.B, d.H}), dw({GH, d.H}), db({GH});
-  std::vector<T> dc(mode == Mode::LSTM ? d.B * d.H : 0, T(0)), hp(d.T * d.B * d.H, T(0));
+  std::vector<T> dc(mode == Mode::LSTM ? d.B * d.H : 0, T(0)), hp(panels<T>(d.H) * d.T * d.B * kNR<T>, T(0));
   std::vector<T> dgh_own(mode == Mode::GRU ? d.T * d.B * GH : 0, T(0));
   T* dxp = dx.mutable_data();
   std::fill(dxp, dxp + dx.size(), T(0));

@@ -1,4 +1,4 @@
-// Shared pieces of csrc/rnn.cpp: modes, a register-blocked GEMM, vectorisable sigmoid/tanh and the
+// Shared pieces of csrc/rnn.cpp: modes, a packed register-blocked GEMM, vectorisable sigmoid/tanh and the
 // per-thread unit slices (see rnn.cpp's header for the scheme).
 #pragma once
 #include "simd_math.h"
@@ -23,7 +23,9 @@ inline Mode parse_mode(const std::string& s) {
 inline int64_t n_gates(Mode m) { return m == Mode::LSTM ? 4 : m == Mode::GRU ? 3 : 1; }
 inline int64_t n_saved(Mode m) { return m == Mode::LSTM ? 5 : m == Mode::GRU ? 4 : 0; }
 
-constexpr int64_t kKc = 128;  // GEMM k-block
+constexpr int64_t kKc = 256;  // GEMM k-block: a kKc x NR panel of B (16 KiB float) stays in L1
+constexpr int kMR = 6;        // GEMM rows per register tile: 6 x 2 vectors = 12 accumulators
+constexpr int64_t kMc = 96;   // GEMM rows per packed block of A (a multiple of kMR)
 
 template <typename T> struct vec;
 template <> struct vec<float> {
@@ -34,64 +36,106 @@ template <> struct vec<double> {
   typedef double type __attribute__((vector_size(32), aligned(8), may_alias));
   static constexpr int W = 4;
 };
+template <typename T> constexpr int64_t kNR = 2 * vec<T>::W;  // GEMM columns per panel (two vectors)
 
-// C[M x N] (+)= A[M x K] B[K x N]; A[m][k] = A[m*sam + k*sak] (so A^T is read in place), B and C
-// row-major with leading dims ldb, ldc. 4 rows x 2 vectors of C stay in registers over the k loop.
+// The GEMM's B operand (K x N, B[k][n] = B[k * sbk + n * sbn]) as panels of kNR columns, each panel
+// K x kNR contiguous (zero-padded past N): the micro-kernel then streams one panel from L1 with unit
+// stride, whatever B's layout was (W_hh^T, W_hh or h_prev), and no 4 KiB row stride can alias L1 sets.
 template <typename T>
-TINYML_CLONES void gemm(int64_t M, int64_t N, int64_t K, const T* __restrict A, int64_t sam, int64_t sak,
-                        const T* __restrict B, int64_t ldb, T* __restrict C, int64_t ldc, bool accumulate) {
+int64_t panels(int64_t N) { return (N + kNR<T> - 1) / kNR<T>; }
+
+template <typename T>
+void pack_b(const T* B, int64_t sbk, int64_t sbn, int64_t K, int64_t N, T* out) {
+  constexpr int64_t R = kNR<T>;
+  for (int64_t p = 0; p < panels<T>(N); ++p)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t n = 0; n < R; ++n)
+        out[(p * K + k) * R + n] = p * R + n < N ? B[k * sbk + (p * R + n) * sbn] : T(0);
+}
+
+// C[MR x ncols] (+)= Apack[kc x MR] Bpanel[kc x kNR]: MR rows x 2 vectors of accumulators in registers.
+// Cloned per target itself: GCC does not inline a plain function into a target_clones caller, and the
+// default-target copy of this loop runs 256-bit vectors as emulated SSE2 (70x slower, measured).
+template <typename T, int MR>
+TINYML_CLONES void micro(int64_t kc, const T* __restrict ap, const T* __restrict bp, T* __restrict c, int64_t ldc,
+                  int64_t ncols, bool accumulate) {
   using V = typename vec<T>::type;
   constexpr int W = vec<T>::W;
-  if (!accumulate)
-    for (int64_t m = 0; m < M; ++m) std::fill(C + m * ldc, C + m * ldc + N, T(0));
-  // K in blocks, then column panels outer and row tiles inner: a kKc x 2W panel of B (4-8 KiB) stays
-  // in L1 while every row tile of A streams past it from L2.
-  const int64_t M4 = M / 4 * 4, N2 = N / (2 * W) * (2 * W);
-  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
-    const int64_t k1 = std::min(K, k0 + kKc);
-    for (int64_t n0 = 0; n0 < N2; n0 += 2 * W)
-      for (int64_t m0 = 0; m0 < M4; m0 += 4) {
-        T *c0 = C + m0 * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
-        const T *a0 = A + m0 * sam, *a1 = a0 + sam, *a2 = a1 + sam, *a3 = a2 + sam;
-        V x00 = *(V*)(c0 + n0), x01 = *(V*)(c0 + n0 + W), x10 = *(V*)(c1 + n0), x11 = *(V*)(c1 + n0 + W);
-        V x20 = *(V*)(c2 + n0), x21 = *(V*)(c2 + n0 + W), x30 = *(V*)(c3 + n0), x31 = *(V*)(c3 + n0 + W);
-        for (int64_t k = k0; k < k1; ++k) {
-          const T* b = B + k * ldb + n0;
-          V b0 = *(const V*)b, b1 = *(const V*)(b + W);
-          T s0 = a0[k * sak], s1 = a1[k * sak], s2 = a2[k * sak], s3 = a3[k * sak];
-          x00 += s0 * b0; x01 += s0 * b1; x10 += s1 * b0; x11 += s1 * b1;
-          x20 += s2 * b0; x21 += s2 * b1; x30 += s3 * b0; x31 += s3 * b1;
-        }
-        *(V*)(c0 + n0) = x00; *(V*)(c0 + n0 + W) = x01; *(V*)(c1 + n0) = x10; *(V*)(c1 + n0 + W) = x11;
-        *(V*)(c2 + n0) = x20; *(V*)(c2 + n0 + W) = x21; *(V*)(c3 + n0) = x30; *(V*)(c3 + n0 + W) = x31;
-      }
-    for (int64_t m0 = 0; m0 < M4; m0 += 4) {  // the last N % 2W columns of the full row tiles
-      T *c0 = C + m0 * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
-      const T *a0 = A + m0 * sam, *a1 = a0 + sam, *a2 = a1 + sam, *a3 = a2 + sam;
-      for (int64_t n = N2; n < N; ++n) {
-        T x0 = c0[n], x1 = c1[n], x2 = c2[n], x3 = c3[n];
-        for (int64_t k = k0; k < k1; ++k) {
-          T b = B[k * ldb + n];
-          x0 += a0[k * sak] * b; x1 += a1[k * sak] * b; x2 += a2[k * sak] * b; x3 += a3[k * sak] * b;
-        }
-        c0[n] = x0; c1[n] = x1; c2[n] = x2; c3[n] = x3;
-      }
+  V x[MR][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) x[r][0] = x[r][1] = V{};
+  for (int64_t k = 0; k < kc; ++k) {
+    V b0 = *(const V*)(bp + k * 2 * W), b1 = *(const V*)(bp + k * 2 * W + W);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      T s = ap[k * MR + r];
+      x[r][0] += s * b0;
+      x[r][1] += s * b1;
     }
-    for (int64_t m0 = M4; m0 < M; ++m0) {  // the last M % 4 rows
-      T* c = C + m0 * ldc;
-      for (int64_t k = k0; k < k1; ++k) {
-        T s = A[m0 * sam + k * sak];
-        const T* b = B + k * ldb;
-#pragma omp simd
-        for (int64_t n = 0; n < N; ++n) c[n] += s * b[n];
-      }
+  }
+  if (ncols == 2 * W) {
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      V* cr = (V*)(c + r * ldc);
+      if (accumulate) cr[0] += x[r][0], cr[1] += x[r][1];
+      else cr[0] = x[r][0], cr[1] = x[r][1];
     }
+  } else {  // a partial last panel: only ncols columns of C exist
+    T tmp[MR][2 * W];
+    for (int r = 0; r < MR; ++r) *(V*)tmp[r] = x[r][0], *(V*)(tmp[r] + W) = x[r][1];
+    for (int r = 0; r < MR; ++r)
+      for (int64_t n = 0; n < ncols; ++n) c[r * ldc + n] = (accumulate ? c[r * ldc + n] : T(0)) + tmp[r][n];
   }
 }
 
-// Leading dim of a GEMM's B operand copy: n + 16 elements, so that its rows are not a power-of-two
-// bytes apart (a 2-4 KiB stride maps a K x 2W panel onto a few L1 sets, which then thrash).
-inline int64_t padded_ld(int64_t n) { return n + 16; }
+// For each group g < G: C[:, g cg + p kNR ...] (+)= A (M x K) B_g[:, panels p0..p1), where A[m][k] =
+// A[m * sam + k * sak] (so A^T is read in place) and Bp holds G groups of panels(N) packed panels (pack_b).
+// Blocked as a BLAS GEMM: K in blocks of kKc, M in blocks of kMc rows whose 6-row tiles are packed once
+// (apack: kKc * kMc scratch, 96 KiB float, stays in L2), then panels outer and row tiles inner, so each
+// B panel (16 KiB) is read from L1 by every tile; B's panels need not fit L2 (an LSTM's 4 gates at
+// H = 256 are 1 MiB: with tiles outer they streamed from L3 for every tile, 8 GFLOP/s instead of 80).
+// Each C element is summed in one fixed order (independent of the thread count).
+template <typename T>
+TINYML_CLONES void gemm_packed(int64_t M, int64_t K, const T* __restrict A, int64_t sam, int64_t sak,
+                               const T* __restrict Bp, int64_t G, int64_t N, int64_t p0, int64_t p1,
+                               T* __restrict C, int64_t ldc, int64_t cg, bool accumulate, T* __restrict apack) {
+  constexpr int64_t R = kNR<T>;
+  const int64_t P = panels<T>(N);
+  if (K == 0 && !accumulate)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t g = 0; g < G; ++g)
+        for (int64_t n = p0 * R; n < std::min(N, p1 * R); ++n) C[m * ldc + g * cg + n] = T(0);
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kc = std::min(K, k0 + kKc) - k0;
+    const bool acc = accumulate || k0 > 0;
+    for (int64_t mb0 = 0; mb0 < M; mb0 += kMc) {
+      const int64_t mb1 = std::min(M, mb0 + kMc);
+      for (int64_t m0 = mb0; m0 < mb1; m0 += kMR) {  // tile (m0 - mb0) / kMR at apack + (m0 - mb0) kc
+        const int64_t mr = std::min<int64_t>(kMR, mb1 - m0);
+        T* ap = apack + (m0 - mb0) * kc;
+        for (int64_t k = 0; k < kc; ++k)
+          for (int64_t r = 0; r < mr; ++r) ap[k * mr + r] = A[(m0 + r) * sam + (k0 + k) * sak];
+      }
+      for (int64_t g = 0; g < G; ++g)
+        for (int64_t p = p0; p < p1; ++p) {
+          const T* bp = Bp + ((g * P + p) * K + k0) * R;
+          const int64_t nc = std::min(R, N - p * R);
+          for (int64_t m0 = mb0; m0 < mb1; m0 += kMR) {
+            const T* ap = apack + (m0 - mb0) * kc;
+            T* c = C + m0 * ldc + g * cg + p * R;
+            switch (std::min<int64_t>(kMR, mb1 - m0)) {
+              case 6: micro<T, 6>(kc, ap, bp, c, ldc, nc, acc); break;
+              case 5: micro<T, 5>(kc, ap, bp, c, ldc, nc, acc); break;
+              case 4: micro<T, 4>(kc, ap, bp, c, ldc, nc, acc); break;
+              case 3: micro<T, 3>(kc, ap, bp, c, ldc, nc, acc); break;
+              case 2: micro<T, 2>(kc, ap, bp, c, ldc, nc, acc); break;
+              default: micro<T, 1>(kc, ap, bp, c, ldc, nc, acc); break;
+            }
+          }
+        }
+    }
+  }
+}
 
 // sigmoid and tanh as plain arithmetic so the pointwise loops vectorise (float); libm for double.
 // tanh: Cephes tanhf, an odd polynomial for |x| < 0.625, 1 - 2 / (exp(2|x|) + 1) beyond; both are
@@ -113,9 +157,9 @@ struct Dims {
   int64_t T, B, H, G;
 };
 
-// The unit slice [j0, j1) of thread `tid` of `nt`: contiguous, multiples of 8 units.
+// The unit slice [j0, j1) of thread `tid` of `nt`: contiguous, multiples of 16 units (whole GEMM panels).
 inline void unit_slice(int64_t H, int tid, int nt, int64_t* j0, int64_t* j1) {
-  int64_t per = ((H + nt - 1) / nt + 7) / 8 * 8;
+  int64_t per = ((H + nt - 1) / nt + 15) / 16 * 16;
   *j0 = std::min(H, per * tid);
   *j1 = std::min(H, *j0 + per);
 }
@@ -123,7 +167,7 @@ inline void unit_slice(int64_t H, int tid, int nt, int64_t* j0, int64_t* j1) {
 inline int threads_for(const Dims& d) {
   // below ~64k multiply-adds per step a parallel region's barriers cost more than they save
   if (d.B * d.H * d.H * d.G < (1 << 16)) return 1;
-  return std::max(1, std::min<int>(tinyml::max_threads(), int((d.H + 7) / 8)));
+  return std::max(1, std::min<int>(tinyml::max_threads(), int((d.H + 15) / 16)));
 }
 
 }  // namespace rnn_detail

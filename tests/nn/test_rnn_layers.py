@@ -181,7 +181,58 @@ def test_errors_name_the_values():
         lstm(tinyml.zeros((2, 1, 3)), (tinyml.zeros((1, 2, 4)), tinyml.zeros((1, 1, 4))))
     with pytest.raises(ValueError, match="Unknown nonlinearity 'gelu'"):
         nn.RNN(3, 4, nonlinearity="gelu")
-    with pytest.raises(NotImplementedError, match="proj_size=2"):
-        nn.LSTM(3, 4, proj_size=2)
+    with pytest.raises(ValueError, match="proj_size has to be smaller than hidden_size, got proj_size=4"):
+        nn.LSTM(3, 4, proj_size=4)
+    with pytest.raises(ValueError, match="positive integer or zero.*got -1"):
+        nn.LSTM(3, 4, proj_size=-1)
+    with pytest.raises(ValueError, match="only supported for LSTM"):
+        nn.RNNBase("GRU", 3, 4, proj_size=2)
+    with pytest.raises(RuntimeError, match=r"Expected hidden size \(1, 1, 2\), got \(1, 1, 4\)"):
+        z = tinyml.zeros((1, 1, 4))
+        nn.LSTM(3, 4, proj_size=2)(tinyml.zeros((2, 1, 3)), (z, z))
     with pytest.raises(ValueError, match="range \\[0, 1\\].*got 1.5"):
         nn.GRU(3, 4, dropout=1.5)
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
+def test_layers_on_cuda_match_torch(cls):
+    """The layers on the cuda device run the Triton rnn kernels (a GPU, or Triton's interpreter)."""
+    if not tinyml.cuda.is_available():
+        pytest.skip("no cuda device and Triton's interpreter is not enabled")
+    ours, theirs = _pair(cls, 3, 5, num_layers=2, bidirectional=True, batch_first=True)
+    ours.to("cuda")
+    x = np.random.default_rng(1).standard_normal((2, 4, 3)).astype(np.float32)
+    xs, tx = tinyml.tensor(x, device="cuda").requires_grad_(True), torch.tensor(x, requires_grad=True)
+    out, tout = _flat(ours(xs)), _flat(theirs(tx))
+    for a, b in zip(out, tout):
+        assert a.device.type == "cuda"
+        assert_close(a.cpu(), b.detach(), **RED)
+    sum(o.sum() for o in out).backward()
+    sum(o.sum() for o in tout).backward()
+    assert_close(xs.grad.cpu(), tx.grad, **RED)
+    tparams = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        assert_close(p.grad.cpu(), tparams[name].grad, **RED)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_lstm_proj_size_matches_torch(bidirectional, batch_first):
+    """proj_size: weight_hr_l{k} (P, H), h_n (L*D, B, P), c_n (L*D, B, H), output D*P features;
+    state_dict keys in torch's order (checked by _pair)."""
+    ours, theirs = _pair("LSTM", 4, 6, num_layers=2, bidirectional=bidirectional, batch_first=batch_first,
+                         proj_size=3)
+    assert repr(ours) == repr(theirs)
+    T, B, D = 5, 3, 2 if bidirectional else 1
+    xs, txs = _leaves([(B, T, 4) if batch_first else (T, B, 4), (2 * D, B, 3), (2 * D, B, 6)])
+    out, tout = ours(xs[0], (xs[1], xs[2])), theirs(txs[0], (txs[1], txs[2]))
+    assert out[0].shape == tout[0].shape and out[1][0].shape == tout[1][0].shape
+    _backward_and_compare(out, tout, xs, txs, ours, theirs)
+
+
+def test_lstm_proj_size_packed_and_default_state():
+    ours, theirs = _pair("LSTM", 3, 5, num_layers=2, bidirectional=True, proj_size=2)
+    xs, txs = _leaves([(4, 3, 3)])
+    packed = U.pack_padded_sequence(xs[0], [3, 4, 1], enforce_sorted=False)
+    tpacked = torch.nn.utils.rnn.pack_padded_sequence(txs[0], [3, 4, 1], enforce_sorted=False)
+    _backward_and_compare(ours(packed), theirs(tpacked), xs, txs, ours, theirs)

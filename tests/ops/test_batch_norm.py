@@ -201,3 +201,29 @@ def test_cpu_binding_checks_sizes():
                                np.ones(3, np.float32), 1e-5, True, True, True, True)
     with pytest.raises(TypeError, match="expected dtype float32, got float64"):
         _C.batch_norm_forward(x, np.ones(3), None, None, None, 1e-5)
+
+
+def test_batch_norm_2d_input_far_from_zero_constant_and_nonfinite_columns(kernels):
+    """The (N, C) kernel's one-pass shifted moments: data 1e4 away from zero with unit spread, a
+    constant column (exactly zero output and variance), NaN and inf columns (NaN), against float64 numpy.
+    The statistics (momentum 1: the running ones are the batch's, variance unbiased) are checked to
+    float32 rounding; y only to 2e-3, float32's spacing at 1e4 (x - mean is exact only to that)."""
+    rng = np.random.default_rng(2)
+    x = (1e4 + rng.standard_normal((300, 5))).astype(np.float32)
+    x[:, 1] = 3.25
+    x[7, 2] = np.nan
+    x[9, 3] = np.inf
+    rm, rv = tinyml.zeros(5), tinyml.ones(5)
+    y = F.batch_norm(tinyml.tensor(x), rm, rv, training=True, momentum=1.0).numpy()
+    x64 = x.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        mean, var = x64.mean(0), x64.var(0)
+        expected = (x64 - mean) / np.sqrt(var + 1e-5)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+    np.testing.assert_array_equal(np.isnan(rv.numpy()), np.isnan(var))
+    assert (y[:, 1] == 0).all() and rv.numpy()[1] == 0 and rm.numpy()[1] == np.float32(3.25)
+    ok = ~np.isnan(var)
+    assert_close(rm.numpy()[ok], mean[ok].astype(np.float32))
+    assert_close(rv.numpy()[ok], (var * 300 / 299)[ok].astype(np.float32), kind="reduction")
+    ok = ~np.isnan(expected)
+    np.testing.assert_allclose(y[ok], expected[ok], atol=2e-3)

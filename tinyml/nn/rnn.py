@@ -1,36 +1,30 @@
-"""Recurrent layers: nn.RNN, nn.LSTM, nn.GRU and nn.RNNCell, nn.LSTMCell, nn.GRUCell (torch.nn's
-arguments, parameter names, gate order and initialisation U(-1/sqrt(H), 1/sqrt(H))).
+"""Recurrent layers: nn.RNN, nn.LSTM, nn.GRU (torch.nn's arguments, parameter names, gate order and
+initialisation U(-1/sqrt(H), 1/sqrt(H))); the cells nn.RNNCell, nn.LSTMCell, nn.GRUCell are in
+rnn_cell.py and re-exported here.
 
 Each layer and direction is one input projection for all steps (F.linear over (T, B, I)) and one
 call of the recurrence kernel (tinyml/ops/rnn.py has the math: LSTM i f g o, GRU r z n with b_hn
 inside r * (...), Elman tanh/relu). Layer l > 0 reads the concatenated outputs of both directions
 of layer l - 1, through dropout in training. PackedSequence inputs run on their padded form with
 the pack's batch_sizes, so each sequence stops at its own length; h_n holds each sequence's last
-state. proj_size (LSTM projections) is not supported.
+state. LSTM proj_size = P > 0 (torch's projections): h_t = (o_t tanh(c_t)) W_hr^T has P features,
+weight_hh is (4H, P), layer l > 0 reads P * num_directions features; that layer runs as per-step ops
+(ops/rnn.py lstm_projected_layer), not the fused kernel.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 
 from .. import ops
-from ..ops.rnn import GATES, rnn_layer
-from ..tensor import Tensor
+from ..ops.rnn import GATES, lstm_projected_layer, rnn_layer
 from . import functional as F
-from . import init
 from .module import Module
 from .parameter import Parameter
+from .rnn_cell import GRUCell, LSTMCell, RNNCell, RNNCellBase, elman_mode, reset_uniform
 from .utils.rnn import PackedSequence, packed_to_padded, padded_to_packed
 
 __all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase"]
-
-
-def _elman_mode(nonlinearity: str) -> str:
-    """The recurrence mode of an Elman RNN (layer or cell) with this nonlinearity."""
-    if nonlinearity not in ("tanh", "relu"):
-        raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
-    return "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
 
 
 class RNNBase(Module):
@@ -64,10 +58,17 @@ class RNNBase(Module):
             raise ValueError(f"hidden_size must be a positive integer, got {hidden_size}")
         if not isinstance(num_layers, int) or num_layers <= 0:
             raise ValueError(f"num_layers must be a positive integer, got {num_layers}")
-        if proj_size != 0:
-            raise NotImplementedError(
-                f"LSTM proj_size={proj_size}: projections are not supported by tinyml; use proj_size=0"
+        if not isinstance(proj_size, int) or proj_size < 0:
+            raise ValueError(
+                f"proj_size should be a positive integer or zero to disable projections, got {proj_size}"
             )
+        if proj_size >= hidden_size:
+            raise ValueError(
+                f"proj_size has to be smaller than hidden_size, got proj_size={proj_size} and "
+                f"hidden_size={hidden_size}"
+            )
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         self.mode, self.input_size, self.hidden_size, self.num_layers = (
             mode,
             input_size,
@@ -77,15 +78,18 @@ class RNNBase(Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, proj_size
         gate_size = GATES[mode] * hidden_size
+        real_hidden = proj_size or hidden_size  # the features of h (and of each direction's output)
         num_directions = 2 if bidirectional else 1
         self._flat_weights_names = []
         for layer in range(num_layers):
             for direction in range(num_directions):
-                in_size = input_size if layer == 0 else hidden_size * num_directions
+                in_size = input_size if layer == 0 else real_hidden * num_directions
                 suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-                shapes = {"weight_ih": (gate_size, in_size), "weight_hh": (gate_size, hidden_size)}
+                shapes = {"weight_ih": (gate_size, in_size), "weight_hh": (gate_size, real_hidden)}
                 if bias:
                     shapes.update(bias_ih=(gate_size,), bias_hh=(gate_size,))
+                if proj_size:
+                    shapes.update(weight_hr=(proj_size, hidden_size))
                 for name, shape in shapes.items():
                     self.register_parameter(
                         name + suffix, Parameter(ops.empty(shape, device=device, dtype=dtype))
@@ -94,19 +98,18 @@ class RNNBase(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0
-        for weight in self.parameters():
-            init.uniform_(weight, -stdv, stdv)
+        reset_uniform(self)
 
     def _weights(self, layer: int, direction: int):
         suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        get = lambda name: getattr(self, name + suffix) if self.bias or name.startswith("weight") else None  # noqa: E731
-        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+        get = lambda name: getattr(self, name + suffix, None)  # noqa: E731
+        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"), get("weight_hr")
 
     def forward(self, input, hx=None):
         """input (T, B, I) ((B, T, I) with batch_first, (T, I) unbatched, or a PackedSequence);
-        hx (L*D, B, H) (LSTM: a tuple (h0, c0)), zeros when None. Returns (output, h_n) (LSTM:
-        (output, (h_n, c_n))), output (T, B, D*H) or a PackedSequence like the input."""
+        hx (L*D, B, H) (LSTM: a tuple (h0, c0), h0 (L*D, B, P) with proj_size P), zeros when None.
+        Returns (output, h_n) (LSTM: (output, (h_n, c_n))), output (T, B, D*H) (D*P with proj_size) or
+        a PackedSequence like the input."""
         is_lstm = self.mode == "LSTM"
         packed = isinstance(input, PackedSequence)
         sorted_indices = unsorted_indices = None
@@ -137,17 +140,20 @@ class RNNBase(Module):
         for layer in range(self.num_layers):
             outs = []
             for direction in range(D):
-                w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
+                w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(layer, direction)
                 k = layer * D + direction
                 xproj = F.linear(x, w_ih, b_ih)  # (T, B, G H): every step's input projection in one matmul
-                res = rnn_layer(
+                layer_fn = rnn_layer if w_hr is None else lstm_projected_layer
+                extra = () if w_hr is None else (w_hr,)
+                res = layer_fn(
                     self.mode,
                     xproj,
                     h0[k],
                     c0[k] if is_lstm else None,
                     w_hh,
                     b_hh,
-                    batch_sizes,
+                    *extra,
+                    batch_sizes=batch_sizes,
                     reverse=direction == 1,
                 )
                 outs.append(res[0])
@@ -175,9 +181,10 @@ class RNNBase(Module):
 
     def _initial_state(self, hx, x, B, D, batched, is_lstm, sorted_indices):
         shape = (self.num_layers * D, B, self.hidden_size)
+        h_shape = (self.num_layers * D, B, self.proj_size or self.hidden_size)
         if hx is None:
-            zeros = ops.zeros(shape, dtype=x.dtype, device=x.device)
-            return zeros, zeros
+            h0 = ops.zeros(h_shape, dtype=x.dtype, device=x.device)
+            return h0, (ops.zeros(shape, dtype=x.dtype, device=x.device) if self.proj_size else h0)
         if is_lstm:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
                 raise RuntimeError("LSTM: hx must be a tuple (h_0, c_0)")
@@ -193,9 +200,10 @@ class RNNBase(Module):
                         f"For unbatched 2-D input, hx should also be 2-D but got {s.ndim}-D tensor"
                     )
                 s = s.unsqueeze(1)
-            if tuple(s.shape) != shape:
+            want = shape if i == 1 else h_shape
+            if tuple(s.shape) != want:
                 which = "cell" if i == 1 else "hidden"
-                raise RuntimeError(f"Expected {which} size {shape}, got {tuple(s.shape)}")
+                raise RuntimeError(f"Expected {which} size {want}, got {tuple(s.shape)}")
             if sorted_indices is not None:
                 s = s.index_select(1, sorted_indices)
             states[i] = s
@@ -203,6 +211,7 @@ class RNNBase(Module):
 
     def extra_repr(self) -> str:
         options = {
+            "proj_size": (self.proj_size, 0),
             "num_layers": (self.num_layers, 1),
             "bias": (self.bias, True),
             "batch_first": (self.batch_first, False),
@@ -231,7 +240,7 @@ class RNN(RNNBase):
     ) -> None:
         self.nonlinearity = nonlinearity
         super().__init__(
-            _elman_mode(nonlinearity),
+            elman_mode(nonlinearity),
             input_size,
             hidden_size,
             num_layers,
@@ -302,97 +311,3 @@ class GRU(RNNBase):
             device=device,
             dtype=dtype,
         )
-
-
-class RNNCellBase(Module):
-    def __init__(
-        self, mode: str, input_size: int, hidden_size: int, bias: bool, device=None, dtype=None
-    ) -> None:
-        super().__init__()
-        self.mode, self.input_size, self.hidden_size, self.bias = mode, input_size, hidden_size, bias
-        G = GATES[mode]
-        kw = {"device": device, "dtype": dtype}
-        self.weight_ih = Parameter(ops.empty((G * hidden_size, input_size), **kw))
-        self.weight_hh = Parameter(ops.empty((G * hidden_size, hidden_size), **kw))
-        if bias:
-            self.bias_ih = Parameter(ops.empty((G * hidden_size,), **kw))
-            self.bias_hh = Parameter(ops.empty((G * hidden_size,), **kw))
-        else:
-            self.register_parameter("bias_ih", None)
-            self.register_parameter("bias_hh", None)
-        self.reset_parameters()
-
-    reset_parameters = RNNBase.reset_parameters  # the same U(-1/sqrt(H), 1/sqrt(H)) of every parameter
-
-    def _step(self, input: Tensor, hx, is_lstm: bool):
-        if input.ndim not in (1, 2):
-            raise ValueError(
-                f"{type(self).__name__}: Expected input to be 1D or 2D, got {input.ndim}D instead"
-            )
-        if input.shape[-1] != self.input_size:
-            raise RuntimeError(
-                f"input has inconsistent input_size: got {input.shape[-1]} expected {self.input_size}"
-            )
-        batched = input.ndim == 2
-        x = input if batched else input.unsqueeze(0)
-        shape = (x.shape[0], self.hidden_size)
-        if hx is None:
-            states = [ops.zeros(shape, dtype=x.dtype, device=x.device)] * (2 if is_lstm else 1)
-        else:
-            states = list(hx) if is_lstm else [hx]
-            states = [s if batched else s.unsqueeze(0) for s in states]
-            for s in states:
-                if tuple(s.shape) != shape:
-                    raise RuntimeError(
-                        f"hidden{'' if batched else ' (unbatched)'} has shape "
-                        f"{tuple(s.shape if batched else s.shape[1:])}, expected "
-                        f"{shape if batched else shape[1:]}"
-                    )
-        xproj = F.linear(x, self.weight_ih, self.bias_ih).unsqueeze(0)  # (1, B, G H)
-        res = rnn_layer(
-            self.mode, xproj, states[0], states[1] if is_lstm else None, self.weight_hh, self.bias_hh
-        )
-        out = (res[1], res[2]) if is_lstm else (res[1],)
-        return tuple(o if batched else o.squeeze(0) for o in out)
-
-    def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
-
-
-class RNNCell(RNNCellBase):
-    """h' = nonlinearity(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        nonlinearity: str = "tanh",
-        device=None,
-        dtype=None,
-    ) -> None:
-        self.nonlinearity = nonlinearity
-        super().__init__(_elman_mode(nonlinearity), input_size, hidden_size, bias, device, dtype)
-
-    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        return self._step(input, hx, False)[0]
-
-
-class LSTMCell(RNNCellBase):
-    """(h', c') from input (B, I) and hx = (h, c); gates i, f, g, o."""
-
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None) -> None:
-        super().__init__("LSTM", input_size, hidden_size, bias, device, dtype)
-
-    def forward(self, input: Tensor, hx: tuple | None = None) -> tuple[Tensor, Tensor]:
-        return self._step(input, hx, True)
-
-
-class GRUCell(RNNCellBase):
-    """h' from input (B, I) and h; gates r, z, n."""
-
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None) -> None:
-        super().__init__("GRU", input_size, hidden_size, bias, device, dtype)
-
-    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
-        return self._step(input, hx, False)[0]

@@ -30,9 +30,12 @@ from __future__ import annotations
 from ..autograd import Function
 from ..backends import run
 from ..tensor import Tensor
+from .creation import zeros
 from .matmul import linear
+from .movement_copy import cat, stack
+from .unary import sigmoid, tanh
 
-__all__ = ["gru_cell", "lstm_cell", "rnn_layer", "rnn_relu_cell", "rnn_tanh_cell"]
+__all__ = ["gru_cell", "lstm_cell", "lstm_projected_layer", "rnn_layer", "rnn_relu_cell", "rnn_tanh_cell"]
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
@@ -130,6 +133,52 @@ def rnn_layer(
         batch_sizes,
         bool(reverse),
     )
+
+
+def lstm_projected_layer(
+    mode: str,
+    xproj: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    w_hr: Tensor,
+    batch_sizes: tuple | None = None,
+    reverse: bool = False,
+) -> tuple:
+    """One LSTM layer and direction with a projection (torch's proj_size P): xproj (T, B, 4H), h0 (B, P),
+    c0 (B, H), w_hh (4H, P), w_hr (P, H). Per step, a = xproj_t + h W_hh^T + b_hh, c' = f c + i g as in
+    the plain LSTM, and h' = (o tanh(c')) W_hr^T (B, P). Returns (y (T, B, P), h_n (B, P), c_n (B, H)).
+    Stepped with differentiable ops (autograd gives the backward), not the fused kernel."""
+    if mode != "LSTM":
+        raise ValueError(f"lstm_projected_layer: projections exist for LSTM only, got mode {mode!r}")
+    T, B, GH = xproj.shape
+    P, H = w_hr.shape
+    if GH != 4 * H or tuple(h0.shape) != (B, P) or tuple(c0.shape) != (B, H) or tuple(w_hh.shape) != (GH, P):
+        raise ValueError(
+            f"lstm_projected_layer: xproj {tuple(xproj.shape)}, h0 {tuple(h0.shape)}, c0 {tuple(c0.shape)}, "
+            f"w_hh {tuple(w_hh.shape)}, w_hr {tuple(w_hr.shape)} do not fit: expected xproj (T, B, 4H), "
+            f"h0 (B, P), c0 (B, H), w_hh (4H, P), w_hr (P, H)"
+        )
+    sizes = [B] * T if batch_sizes is None else [int(s) for s in batch_sizes]
+    h, c = h0, c0
+    ys = [None] * T
+    for t in range(T - 1, -1, -1) if reverse else range(T):
+        n = sizes[t]
+        if n == 0:
+            ys[t] = zeros((B, P), dtype=h0.dtype, device=h0.device)
+            continue
+        a = xproj[t, :n] + linear(h[:n], w_hh, b_hh)  # (n, 4H)
+        i, f, g, o = a.chunk(4, 1)
+        c_new = sigmoid(f) * c[:n] + sigmoid(i) * tanh(g)  # (n, H)
+        h_new = linear(sigmoid(o) * tanh(c_new), w_hr)  # (n, P)
+        if n < B:  # rows past n keep their state and output zeros
+            h, c = cat([h_new, h[n:]], 0), cat([c_new, c[n:]], 0)
+            ys[t] = cat([h_new, zeros((B - n, P), dtype=h0.dtype, device=h0.device)], 0)
+        else:
+            h, c, ys[t] = h_new, c_new, h_new
+    y = stack(ys, 0) if T else zeros((0, B, P), dtype=h0.dtype, device=h0.device)
+    return y, h, c
 
 
 def _cell(mode, input, hx, cx, w_ih, w_hh, b_ih, b_hh):
