@@ -29,3 +29,17 @@ def test_second_backward_through_freed_graph_raises():
     y.backward()
     with pytest.raises(RuntimeError, match="second time"):
         y.backward()
+
+
+def test_gradcheck_runs_on_the_cuda_device():
+    """gradcheck perturbs a host copy of a cuda input and writes it back for every probe."""
+    from tinyml.testing import gradcheck
+
+    cuda = pytest.importorskip("tinyml.backends.cuda")
+    try:
+        x = tinyml.randn(2, 3, dtype=tinyml.float64).to("cuda").requires_grad_(True)
+    except cuda.CudaError as e:
+        pytest.skip(f"no cuda device here: {e}")
+    assert gradcheck(lambda x: (x.exp() * x).sum(1), (x,))
+    with pytest.raises(AssertionError, match="gradcheck failed"):
+        gradcheck(lambda x: (x * x.detach()).sum(1), (x,))

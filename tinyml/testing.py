@@ -94,7 +94,7 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     out = fn(*inputs)
     outs = out if isinstance(out, (tuple, list)) else (out,)
     rng = np.random.default_rng(0)
-    weights = [Tensor(rng.standard_normal(o.shape)) for o in outs]
+    weights = [Tensor(rng.standard_normal(o.shape)).to(o.device) for o in outs]
 
     def scalar(*xs):
         res = fn(*xs)
@@ -109,17 +109,24 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         x.grad = None
     scalar(*inputs).backward()
     for k, x in enumerate(diff_inputs):
-        analytic = np.zeros(x.shape) if x.grad is None else x.grad.numpy().astype(np.float64)
+        analytic = np.zeros(x.shape) if x.grad is None else x.grad.cpu().numpy().astype(np.float64)
         numeric = np.zeros(x.shape)
-        flat = x.detach().numpy()  # shares x's memory on cpu: perturb in place, restore after
+        on_host = x.device.type == "cpu"
+        flat = x.detach().cpu().numpy()  # x's own memory on cpu; on cuda a host copy
+
+        def set_entry(i, value) -> None:
+            flat[i] = value
+            if not on_host:
+                x.copy_(Tensor(flat).to(x.device))
+
         with no_grad():
             for i in np.ndindex(*x.shape):
                 orig = flat[i]
-                flat[i] = orig + eps
+                set_entry(i, orig + eps)
                 plus = scalar(*inputs).item()
-                flat[i] = orig - eps
+                set_entry(i, orig - eps)
                 minus = scalar(*inputs).item()
-                flat[i] = orig
+                set_entry(i, orig)
                 numeric[i] = (plus - minus) / (2 * eps)
         if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
             worst = np.unravel_index(np.argmax(np.abs(analytic - numeric)), analytic.shape) if analytic.ndim else ()

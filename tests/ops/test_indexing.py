@@ -306,3 +306,18 @@ def test_out_of_range_index_raises(backend_device):
     x = tinyml.zeros(3, device=backend_device)
     with pytest.raises(IndexError, match="index 5 is out of bounds for dimension 0 with size 3"):
         x[tinyml.tensor([5], device=backend_device)]
+
+
+@pytest.mark.parametrize("index", [(1, 0, 0), (0, 1), (1, 2, slice(1, 3)), (Ellipsis, 2)])
+def test_setitem_without_advanced_index_on_every_backend(backend_device, index):
+    """x[1, 0, 0] = v has no advanced part: the kernel gets the view and an empty index list."""
+    data = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    x = tinyml.tensor(data).to(backend_device)
+    want = data.copy()
+    x[index] = 5.0
+    want[index] = 5.0
+    np.testing.assert_array_equal(x.cpu().numpy(), want)
+    value = np.full(want[index].shape, -1.0, np.float32)
+    x[index] = tinyml.tensor(value).to(backend_device)
+    want[index] = value
+    np.testing.assert_array_equal(x.cpu().numpy(), want)

@@ -29,6 +29,7 @@ from ._rows import load_up
 from ._strided import BLOCK, collapse, grid, launch_strided, pad4, strided_offsets
 from ._view import expand, permute, view
 from .creation import cast, contiguous, copy_, full, to_host
+from .elementwise import add
 
 __all__ = [
     "index",
@@ -207,6 +208,11 @@ def index_backward(g: CudaArray, shape, indices, dims) -> CudaArray:
 def index_put_(x: CudaArray, indices, dims, value, accumulate) -> CudaArray:
     """x[idx] = value (+= with accumulate), in place; value an array of the indexed shape or a scalar."""
     dims = tuple(dims)
+    if not dims:  # no advanced index (x[1, 0] = v arrives as the view x[1, 0]): a plain assignment
+        if accumulate:
+            value = value if isinstance(value, CudaArray) else full(x.shape, value, x.dtype)
+            return copy_(x, add(x, value if value.shape == x.shape else expand(value, x.shape)))
+        return copy_(x, value if isinstance(value, CudaArray) else full(x.shape, value, x.dtype))
     for idx, d in zip(indices, dims):
         check_bounds(idx, x.shape[d], d)
     if not accumulate:
