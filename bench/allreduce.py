@@ -5,9 +5,12 @@
     python bench/allreduce.py --part gpt --config baby --steps 5
 
 1. Allreduce of float32 vectors of 4 KiB .. 64 MiB on 2 ranks: tinyml.distributed.all_reduce (in
-   place on a tensor's numpy buffer, Iallreduce + timed wait) and mpi4py's own comm.Allreduce on a
+   place on a tensor's numpy buffer: one blocking MPI_Allreduce under the watchdog) and mpi4py's own
+   comm.Allreduce on a
    numpy array, alternating in one process per rank, medians; ratio = mpi4py time / tinyml time
    (> 1: tinyml faster). Bus bandwidth = 2 (n-1)/n * bytes / time (the ring's bytes per rank).
+   `--part overhead`: the same call on 1 rank (nothing to wait for), best of 200 alternating
+   rounds of 500 calls: the Python cost per call, without the noise of a peer's scheduling.
 2. The GPT training step (bench/gpt_cpu.py's configurations: forward + cross-entropy + backward +
    AdamW) at one global batch: 2 ranks x 1 thread with DistributedDataParallel (half the batch each)
    against 1 process x 2 threads; tokens/s and the ratio. The same 2-rank run also times a step
@@ -82,6 +85,28 @@ def allreduce_worker(reps: int) -> dict:
     return {"rows": rows, "rank": dist.get_rank()}
 
 
+def overhead_worker(rounds: int = 200, calls: int = 500) -> dict:
+    """The cost of one call with no peer to wait for (1 rank): tinyml.distributed.all_reduce
+    against comm.Allreduce on a 4 KiB float32 array, alternating rounds, best round of each."""
+    import tinyml
+    import tinyml.distributed as dist
+    dist.init_process_group("mpi")
+    comm, MPI = dist._backend.group().comm, dist._backend.mpi()
+    arr = np.ones(1024, np.float32)
+    t = tinyml.tensor(arr.copy())
+    ours, theirs = [], []
+    for _ in range(rounds):
+        s = time.perf_counter()
+        for _ in range(calls):
+            dist.all_reduce(t)
+        ours.append((time.perf_counter() - s) / calls)
+        s = time.perf_counter()
+        for _ in range(calls):
+            comm.Allreduce(MPI.IN_PLACE, arr)
+        theirs.append((time.perf_counter() - s) / calls)
+    return {"tinyml_s": min(ours), "mpi4py_s": min(theirs), "rank": 0}
+
+
 def gpt_worker(config: str, steps: int, ddp: bool) -> dict:
     from tinyml.models import GPT, GPTConfig
 
@@ -151,6 +176,13 @@ def report_allreduce(reps: int) -> list[str]:
     return lines
 
 
+def report_overhead() -> list[str]:
+    r = launch(["--worker", "overhead"], None, 1)
+    return [f"per call, 1 rank, 4 KiB float32 (no peer to wait for): tinyml all_reduce "
+            f"{r['tinyml_s'] * 1e6:.2f} us, mpi4py Allreduce {r['mpi4py_s'] * 1e6:.2f} us: tinyml's Python "
+            f"adds {(r['tinyml_s'] - r['mpi4py_s']) * 1e6:.2f} us per call"]
+
+
 def report_gpt(config: str, steps: int) -> list[str]:
     ddp = launch(["--worker", "gpt", "--config", config, "--steps", str(steps), "--ddp"], 2, 1)
     single = launch(["--worker", "gpt", "--config", config, "--steps", str(steps)], None, 2)
@@ -172,23 +204,26 @@ def report_gpt(config: str, steps: int) -> list[str]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=["all", "allreduce", "gpt"], default="all")
+    p.add_argument("--part", choices=["all", "allreduce", "overhead", "gpt"], default="all")
     p.add_argument("--config", choices=sorted(CONFIGS), default="small")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--reps", type=int, default=20)
-    p.add_argument("--worker", choices=["allreduce", "gpt"])
+    p.add_argument("--worker", choices=["allreduce", "overhead", "gpt"])
     p.add_argument("--ddp", action="store_true")
     args = p.parse_args()
     if args.worker:
-        result = allreduce_worker(args.reps) if args.worker == "allreduce" else gpt_worker(
-            args.config, args.steps, args.ddp)
-        if args.worker == "allreduce" and result["rank"]:
+        workers = {"allreduce": lambda: allreduce_worker(args.reps), "overhead": overhead_worker,
+                   "gpt": lambda: gpt_worker(args.config, args.steps, args.ddp)}
+        result = workers[args.worker]()
+        if args.worker != "gpt" and result["rank"]:
             return
         print(json.dumps(result), flush=True)
         return
     print(f"bench/allreduce.py on {os.cpu_count()} cores")
     if args.part in ("all", "allreduce"):
         print("\n".join(report_allreduce(args.reps)))
+    if args.part in ("all", "overhead"):
+        print("\n".join(report_overhead()))
     if args.part in ("all", "gpt"):
         print("\n".join(report_gpt(args.config, args.steps)))
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One prepared GPU check, for the short and rare windows when a GPU is lent: build tinyml in place, run
-# the cuda-parametrised tests on the real device, then bench/gpu_kernels.py and bench/gpt_gpu.py.
+# the cuda-parametrised tests (with the nccl backend's, tests/distributed/test_nccl.py) on the real device,
+# then bench/gpu_kernels.py and bench/gpt_gpu.py.
 #
 #   bash bench/gpu_check.sh [OUT_DIR]      # OUT_DIR defaults to $OUT, else ./gpu-check-<time>
 #   bash bench/gpu_check.sh --dry-run      # print the steps and their time limits, run nothing
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 STEPS=(
   "build|120|pip install --no-build-isolation --no-deps -e ."
   "device|20|python -c 'import tinyml.cuda as c; assert c.is_available() and not c.emulated(), \"no real GPU\"; print(c.device_name())'"
-  "tests|220|python -m pytest -p no:cacheprovider -q -W ignore -k cuda tests/ops tests/backends tests/nn tests/optim tests/test_amp.py"
+  "tests|220|python -m pytest -p no:cacheprovider -q -W ignore -k cuda tests/ops tests/backends tests/nn tests/optim tests/test_amp.py tests/distributed/test_nccl.py"
   "gpu_kernels|80|python bench/gpu_kernels.py"
   "gpt_gpu|40|python bench/gpt_gpu.py"
 )

@@ -14,7 +14,8 @@ pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash
 
 def _run(*args, env_path):
     env = {**os.environ, "PATH": env_path}
-    return subprocess.run([shutil.which("bash"), str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run([shutil.which("bash"), str(SCRIPT), *args], capture_output=True, text=True, env=env,
+                          timeout=60)
 
 
 def test_without_a_gpu_it_says_so_and_runs_nothing(tmp_path):
@@ -40,3 +41,4 @@ def test_steps_fit_in_one_eight_minute_device_call():
     limits = [int(rest.split("s:", 1)[0]) for rest in steps.values()]
     assert sum(limits) <= 480, limits
     assert "bench/gpu_kernels.py" in steps["gpu_kernels"] and "bench/gpt_gpu.py" in steps["gpt_gpu"]
+    assert "-k cuda" in steps["tests"] and "tests/distributed/test_nccl.py" in steps["tests"]  # nccl on cuda

@@ -106,6 +106,23 @@ t = tinyml.zeros(0, 3)
 dist.all_reduce(t)
 dist.broadcast(t, src=0)
 dist.barrier()
+# the blocking path remembers the last array it reduced: again, after another dtype, after its
+# dtype changed in place, and a strided view of it (the non-blocking path) all stay right
+a = tinyml.tensor(np.full(4, rank + 1.0, np.float32))
+dist.all_reduce(a)
+dist.all_reduce(a)
+b = tinyml.tensor(np.full(4, rank + 1, np.int64))
+dist.all_reduce(b, op=ReduceOp.PRODUCT)
+dist.all_reduce(a, op=ReduceOp.AVG)
+want = world * sum(r + 1.0 for r in range(world))
+assert a.numpy().tolist() == [want] * 4 and b.numpy().tolist() == [np.prod(np.arange(1, world + 1))] * 4
+a._data.dtype = np.int32  # the same buffer read as int32 (float32 bits): the cached datatype must not serve
+bits = a._data.copy()
+dist.all_reduce(a)
+assert (a._data == bits * np.int32(world)).all()  # an int32 sum of the bits, not a float32 sum
+view = tinyml.tensor(np.arange(8.0, dtype=np.float32) * (rank + 1))[::2]
+dist.all_reduce(view)
+assert view.numpy().tolist() == (np.arange(0.0, 8.0, 2) * sum(r + 1 for r in range(world))).tolist()
 print("ok edge cases", flush=True)
 
 # errors name the values involved

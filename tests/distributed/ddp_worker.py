@@ -17,6 +17,7 @@ from tinyml.models import GPT, GPTConfig  # noqa: E402
 import tinyml  # noqa: E402
 import tinyml.distributed as dist  # noqa: E402
 from tinyml import nn  # noqa: E402
+from tinyml.distributed import overlap  # noqa: E402
 
 dist.init_process_group("mpi", timeout=60)
 rank, world = dist.get_rank(), dist.get_world_size()
@@ -150,6 +151,30 @@ for kwargs, words in (({"device_ids": [0]}, "device_ids=[0] is not supported"),
     else:
         raise AssertionError(f"DistributedDataParallel accepted {kwargs}")
 print("ok unused parameter error", flush=True)
+
+# under the profiler: the same averaged gradients, and each bucket's allreduce on the timeline
+tinyml.manual_seed(0)
+model = dist.DistributedDataParallel(GPT(tiny_gpt), bucket_cap_mb=0.002)
+idx, targets = (t[rank * B:(rank + 1) * B] for t in gpt_batch(0, 0))
+gpt_loss(model, idx, targets).backward()
+plain = [p.grad.numpy().copy() for p in model.parameters()]
+model.zero_grad()
+with tinyml.profiler.profile() as prof:
+    gpt_loss(model, idx, targets).backward()
+same(plain, [p.grad.numpy() for p in model.parameters()], "profiled gradients")
+buckets = [ev for ev in prof.events if ev.kind == "comm" and ev.name.startswith("DDP allreduce bucket")]
+assert [ev.name for ev in buckets] == [f"DDP allreduce bucket {i}" for i in range(len(model._buckets))]
+assert len(buckets) > 2 and all(0 < ev.end - ev.start for ev in buckets), buckets
+assert sum(ev.bytes for ev in buckets) == 4 * sum(p.numel() for p in model.parameters())
+trace = f"/tmp/tinyml-ddp-trace-{os.getpid()}.json"
+prof.export_chrome_trace(trace)
+measured, direct = overlap.communication_overlap(trace), overlap.communication_overlap(prof)
+os.remove(trace)
+assert measured["buckets"] == len(buckets) and 0 <= measured["fraction"] <= 1, measured
+assert np.isclose(measured["allreduce_us"], direct["allreduce_us"], rtol=1e-3), (measured, direct)
+assert np.isclose(measured["overlapped_us"] + measured["exposed_us"], measured["allreduce_us"])
+assert "DDP allreduce bucket 0 [mpi]" in prof.key_averages().table() and "profiled time" in prof.table()
+print("ok profiler trace of the bucket allreduces", flush=True)
 
 # DistributedSampler: disjoint shards covering the dataset, padded to a multiple of the world size
 for n, drop_last in ((10, False), (11, False), (11, True), (1, False)):

@@ -25,7 +25,7 @@ def test_ddp_matches_one_process_with_twice_the_batch():
     assert run.returncode == 0, run.stdout + run.stderr
     for check in ("mlp averaged gradients", "gpt averaged gradients", "gpt accumulate=2 small buckets",
                   "mlp accumulate=2 one bucket", "find_unused_parameters", "unused parameter error",
-                  "sampler"):
+                  "profiled gradients", "profiler trace of the bucket allreduces", "sampler"):
         assert f"ok {check}" in run.stdout, run.stdout
 
 
@@ -37,6 +37,16 @@ def test_dead_peer_gives_a_timeout_error_not_a_hang():
     assert "survivor error: rank 0/2: DistributedDataParallel gradient allreduce" in run.stdout, run.stdout
     assert "did not complete within 2 s" in run.stdout
     assert "then: the process group is broken" in run.stdout
+
+
+@needs_mpi
+def test_dead_peer_ends_a_blocking_all_reduce_through_the_watchdog():
+    run = mpirun("dead_peer_allreduce_worker.py", "1", timeout=60, flags=("-disable-auto-cleanup",))
+    assert run.returncode != 0
+    assert "rank 0: first all_reduce ok" in run.stdout, run.stdout + run.stderr
+    assert "should not have" not in run.stdout
+    assert "rank 0/2: all_reduce(sum) of float32[2] did not complete within 1 s" in run.stderr, run.stderr
+    assert "ending the job with MPI_Abort" in run.stderr
 
 
 def test_import_tinyml_distributed_does_not_load_mpi4py():
@@ -54,8 +64,8 @@ def test_missing_mpi4py_names_the_pip_command(monkeypatch):
 
 
 def test_process_group_errors_before_init():
-    with pytest.raises(ValueError, match="'nccl' is not available.*'mpi'"):
-        dist.init_process_group("nccl")
+    with pytest.raises(ValueError, match="'gloo' is not available.*supports 'mpi', 'nccl'"):
+        dist.init_process_group("gloo")
     with pytest.raises(RuntimeError, match="init_process_group"):
         dist.get_rank()
     with pytest.raises(RuntimeError, match="init_process_group"):

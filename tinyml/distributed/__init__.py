@@ -12,15 +12,22 @@ get_backend, destroy_process_group. Collectives on cpu tensors (in place on the 
 it is contiguous): all_reduce (ReduceOp SUM, AVG, PRODUCT, MIN, MAX), broadcast, all_gather,
 all_gather_into_tensor, reduce_scatter, reduce_scatter_tensor, barrier; `async_op=True` returns
 a Work with wait(). Every wait gives up after the group's timeout with a RuntimeError, so a rank
-whose peer died does not hang; an exception nothing catches ends every rank (MPI_Abort after
-its traceback) instead of leaving the others waiting. The only backend is "mpi" (mpi4py, loaded
-on first use); there is no NCCL backend.
+whose peer died does not hang (a synchronous all_reduce of a contiguous buffer is one blocking
+MPI_Allreduce, whose timeout ends the job with a message instead); an exception nothing catches
+ends every rank (MPI_Abort after its traceback) instead of leaving the others waiting. The "mpi"
+backend uses mpi4py, loaded on first use. The "nccl" backend (nccl.py: libnccl.so.2 through
+ctypes, `pip install nvidia-nccl-cu12`) runs the same collectives on cuda tensors, one GPU per rank,
+launched by mpiexec: MPI assigns the ranks and carries NCCL's unique id from rank 0. DistributedDataParallel
+works over the mpi backend only; under tinyml.profiler its bucket allreduces are on the trace's
+timeline, and `overlap.communication_overlap(trace)` measures how much of them backward hid.
 """
 from __future__ import annotations
 
 import datetime
+import os
 
-from . import _backend
+from ..backends import cuda as _cuda
+from . import _backend, nccl, overlap
 from ._backend import DEFAULT_TIMEOUT_S, Work
 from .collectives import (
     ReduceOp,
@@ -29,6 +36,7 @@ from .collectives import (
     all_reduce,
     barrier,
     broadcast,
+    fill_fast_types,
     reduce_scatter,
     reduce_scatter_tensor,
 )
@@ -38,9 +46,9 @@ from .sampler import DistributedSampler
 __all__ = ["init_process_group", "is_initialized", "is_available", "get_rank", "get_world_size",
            "get_backend", "destroy_process_group", "ReduceOp", "Work", "all_reduce", "broadcast",
            "all_gather", "all_gather_into_tensor", "reduce_scatter", "reduce_scatter_tensor", "barrier",
-           "DistributedDataParallel", "DistributedSampler"]
+           "DistributedDataParallel", "DistributedSampler", "nccl", "overlap"]
 
-_BACKENDS = ("mpi",)
+_BACKENDS = ("mpi", "nccl")
 
 
 def is_available() -> bool:
@@ -56,7 +64,10 @@ def init_process_group(backend: str = "mpi", init_method=None, timeout=None, wor
                        rank: int = -1) -> None:
     """Join the default process group: every process started by `mpiexec -n N`. MPI assigns the
     ranks, so `world_size`/`rank`, when given, must agree with it. `timeout` (a timedelta or
-    seconds; default 30 minutes) bounds every wait on a collective."""
+    seconds; default 30 minutes) bounds every wait on a collective (with nccl: every barrier).
+    backend="nccl" also builds an NCCL communicator over the ranks' GPUs: on a node with several
+    ranks, each takes the GPU of its local rank through CUDA_VISIBLE_DEVICES, so call this before
+    the first cuda tensor."""
     if backend not in _BACKENDS:
         raise ValueError(f"init_process_group: backend {backend!r} is not available; tinyml.distributed "
                          f"supports {', '.join(map(repr, _BACKENDS))}")
@@ -77,8 +88,44 @@ def init_process_group(backend: str = "mpi", init_method=None, timeout=None, wor
             comm.Free()
             raise ValueError(f"init_process_group: {name}={given} but the MPI launcher started this process "
                              f"with {name} {actual}")
+    if backend == "nccl":
+        try:
+            g.nccl = _nccl_communicator(comm, MPI)
+        except BaseException:
+            comm.Free()
+            raise
     _backend.set_group(g)
+    fill_fast_types()
+    _backend.watchdog.start(timeout_s)
     _backend.abort_on_uncaught_exception()
+
+
+def _nccl_communicator(comm, MPI) -> nccl.Communicator:
+    """Pick this rank's GPU, check every rank can run NCCL (all fail together, none waits for a
+    peer that gave up), then ncclCommInitRank over rank 0's unique id, broadcast over MPI."""
+    local = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    local_rank, local_size = local.Get_rank(), local.Get_size()
+    local.Free()
+    if local_size > 1 and not _cuda.is_initialized():
+        visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        if not visible or len(visible) > 1:  # one GPU per rank; a single listed GPU is the user's choice
+            os.environ["CUDA_VISIBLE_DEVICES"] = visible[local_rank % len(visible)] if visible else str(
+                local_rank)
+    unique_id, error = None, None
+    try:
+        nccl.library()
+        nccl.require_gpu()
+        if comm.Get_rank() == 0:
+            unique_id = nccl.get_unique_id()
+    except nccl.NcclError as exc:
+        error = str(exc)
+    errors = comm.allgather(error)
+    failed = [(r, e) for r, e in enumerate(errors) if e is not None]
+    if failed:
+        r, e = failed[0]
+        raise nccl.NcclError(f"init_process_group(backend='nccl'): rank {r}/{comm.Get_size()}: {e}")
+    unique_id = comm.bcast(unique_id, root=0)
+    return nccl.Communicator(comm.Get_rank(), comm.Get_size(), unique_id)
 
 
 def is_initialized() -> bool:
@@ -102,6 +149,11 @@ def destroy_process_group(group=None) -> None:
     g = _backend._group
     if g is None:
         raise RuntimeError("destroy_process_group: the default process group is not initialized")
+    if g.nccl is not None:
+        if g.broken is None:
+            g.nccl.destroy()
+        else:
+            g.nccl.abort()
     if g.broken is None:
         g.comm.Free()
     _backend.set_group(None)

@@ -2,15 +2,20 @@
 
 Every collective is posted non-blocking (MPI_I*) and completed by `Work.wait`, which polls
 `MPI_Testall` against the group's timeout, so that a peer that died or hangs gives this rank a
-RuntimeError naming the collective instead of an endless wait. A group that timed out is marked
-broken: at interpreter exit it calls MPI_Abort, because MPI_Finalize would wait forever for the
-dead peer's half of the unfinished request.
+RuntimeError naming the collective instead of an endless wait. The one exception is the
+synchronous all_reduce of a contiguous buffer, the call a training loop makes most: it is a
+blocking MPI_Allreduce (the non-blocking path costs a few microseconds of Python per call), bounded
+by the watchdog thread below, which ends the job (MPI_Abort, after printing which collective
+timed out) when a blocking call outlives the timeout, as torch's NCCL watchdog does.
+A group that timed out is marked broken: at interpreter exit it calls MPI_Abort, because
+MPI_Finalize would wait forever for the dead peer's half of the unfinished request.
 """
 from __future__ import annotations
 
 import atexit
 import os
 import sys
+import threading
 import time
 
 _INSTALL_HINT = "pip install mpi4py mpich"
@@ -27,6 +32,7 @@ class _Group:
         self.size = comm.Get_size()
         self.timeout_s = timeout_s
         self.broken = None  # the message of the collective that timed out, once one has
+        self.nccl = None  # the NCCL Communicator of the nccl backend (the MPI comm then only bootstraps)
 
 
 _group: _Group | None = None
@@ -89,6 +95,47 @@ def abort_on_uncaught_exception() -> None:
 
     hook._tinyml_aborts = True
     sys.excepthook = hook
+
+
+class _Watchdog:
+    """Bounds the blocking collectives: the caller sets `busy` to a fresh (name, op, array) tuple
+    before the MPI call and to None after it; a daemon thread looks every `poll_s` seconds and
+    aborts the job once the same call has been busy for longer than the group's timeout. (A thread
+    cannot interrupt a blocking MPI call; mpi4py releases the GIL inside it, so this one runs.
+    Two stores per call and no clock read: the caller's cost is what the fast path is for.)"""
+
+    def __init__(self):
+        self.busy = None
+        self.poll_s = 1.0
+        self._thread = None
+
+    def start(self, timeout_s: float) -> None:
+        self.poll_s = min(1.0, timeout_s / 4)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="tinyml-distributed-watchdog", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        seen, since = None, 0.0
+        while True:
+            time.sleep(self.poll_s)
+            busy, g, now = self.busy, _group, time.monotonic()
+            if busy is None or g is None:
+                seen = None
+            elif busy is not seen:  # a new call (the tuple held in `seen` keeps its id from being reused)
+                seen, since = busy, now
+            elif now - since > g.timeout_s:
+                name, op, arr = busy
+                what = f"{name}({op}) of {arr.dtype.name}{list(arr.shape)}"
+                sys.stderr.write(f"tinyml.distributed: rank {g.rank}/{g.size}: {what} did not complete "
+                                 f"within {g.timeout_s:g} s; a peer rank has probably died or is stuck (pid "
+                                 f"{os.getpid()}); ending the job with MPI_Abort (a blocking collective "
+                                 "cannot be interrupted; async_op=True gives a RuntimeError instead)\n")
+                sys.stderr.flush()
+                _MPI.COMM_WORLD.Abort(1)
+
+
+watchdog = _Watchdog()
 
 
 class Work:

@@ -1,4 +1,5 @@
-"""Collectives with torch.distributed's names and semantics, over MPI, on cpu tensors.
+"""Collectives with torch.distributed's names and semantics, over MPI on cpu tensors (here) and
+over NCCL on cuda tensors (nccl_collectives.py, when the group's backend is "nccl").
 
 A tensor's numpy buffer goes to MPI as it is when it is C-contiguous and of a type MPI reduces
 (in place, no copy). Otherwise a contiguous wire buffer is reduced and copied back:
@@ -8,12 +9,18 @@ A tensor's numpy buffer goes to MPI as it is when it is C-contiguous and of a ty
 - bool is reduced as uint8 (a view, no copy): SUM is logical or (MAX), PRODUCT logical and (MIN),
   as torch.distributed does on bool tensors.
 AVG is SUM then one in-place division by the world size, for floating dtypes only.
+A synchronous all_reduce of a contiguous float32/64 or 32/64-bit integer buffer is one blocking
+MPI_Allreduce, bounded by _backend's watchdog (a timeout ends the job instead of raising).
 """
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 
 from ..tensor import Tensor
+from . import _backend
+from . import nccl_collectives as _nccl
 from ._backend import Work, group, mpi
 
 
@@ -81,9 +88,56 @@ def _finish(work_fn, async_op: bool):
     return None
 
 
+_FAST_TYPES: dict = {}  # numpy dtype -> MPI datatype of the blocking path (fill_fast_types, at init)
+_IN_PLACE = None
+_AVG = ReduceOp.AVG
+_watchdog = _backend.watchdog
+# the last array the blocking path took (a weak reference: it must not keep the buffer alive), its
+# dtype and MPI datatype: a loop reducing the same tensor skips the dtype and layout checks
+_last_fast: list = [None, None, None]
+
+
+def fill_fast_types() -> None:
+    """The MPI datatypes and ops of the blocking all_reduce path (mpi4py is loaded by now)."""
+    global _IN_PLACE
+    MPI = mpi()
+    _FAST_TYPES.update({np.dtype(k): v for k, v in (
+        (np.float32, MPI.FLOAT), (np.float64, MPI.DOUBLE), (np.int32, MPI.INT32_T), (np.int64, MPI.INT64_T),
+        (np.uint32, MPI.UINT32_T), (np.uint64, MPI.UINT64_T))})
+    _MPI_OPS.update({ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM, ReduceOp.PRODUCT: MPI.PROD,
+                     ReduceOp.MIN: MPI.MIN, ReduceOp.MAX: MPI.MAX})
+    _IN_PLACE = MPI.IN_PLACE
+
+
 def all_reduce(tensor: Tensor, op=ReduceOp.SUM, group=None, async_op: bool = False):
     """Reduce `tensor` over all ranks, in place: x <- op_r(x_r) (AVG: sum_r(x_r) / world_size)."""
+    g = _backend._group
+    if (g is not None and g.broken is None and g.nccl is None and not async_op and group is None
+            and type(tensor) is Tensor):
+        # the common call, straight to a blocking MPI_Allreduce on the buffer with its datatype given
+        # (mpi4py's own type lookup costs more than these checks); the watchdog bounds it
+        arr = tensor._data
+        seen, seen_dtype, datatype = _last_fast
+        if seen is None or seen() is not arr or arr.dtype is not seen_dtype:  # not the last array reduced
+            datatype = _FAST_TYPES.get(arr.dtype)
+            if datatype is not None and type(arr) is np.ndarray and arr.flags.c_contiguous:
+                _last_fast[:] = weakref.ref(arr), arr.dtype, datatype
+            else:
+                datatype = None
+        mpi_op = _MPI_OPS.get(op)
+        if datatype is not None and mpi_op is not None and (op != _AVG or arr.dtype.kind == "f"):
+            _watchdog.busy = ("all_reduce", op, arr)
+            try:
+                g.comm.Allreduce(_IN_PLACE, [arr, datatype], mpi_op)
+            finally:
+                _watchdog.busy = None
+            if op == _AVG:
+                np.divide(arr, g.size, out=arr)
+            tensor._version[0] += 1
+            return None
     g = _default_group(group)
+    if g.nccl is not None:
+        return _nccl.all_reduce(g, tensor, op, async_op)
     arr = _array(tensor, "all_reduce")
     mpi_op = _mpi_op(op, arr, "all_reduce")
     buf = _wire(arr)
@@ -103,8 +157,10 @@ def all_reduce(tensor: Tensor, op=ReduceOp.SUM, group=None, async_op: bool = Fal
 def broadcast(tensor: Tensor, src: int, group=None, async_op: bool = False):
     """Copy rank `src`'s tensor into `tensor` on every rank (in place)."""
     g = _default_group(group)
-    arr = _array(tensor, "broadcast")
     _check_rank(src, g, "broadcast", "src")
+    if g.nccl is not None:
+        return _nccl.broadcast(g, tensor, src, async_op)
+    arr = _array(tensor, "broadcast")
     buf = np.require(arr, None, "C")
     raw = buf.reshape(-1).view(np.uint8) if buf.size else buf.view(np.uint8)
     request = g.comm.Ibcast(raw, root=src)
@@ -121,6 +177,8 @@ def broadcast(tensor: Tensor, src: int, group=None, async_op: bool = False):
 def all_gather(tensor_list: list, tensor: Tensor, group=None, async_op: bool = False):
     """tensor_list[r] <- rank r's `tensor`, on every rank."""
     g = _default_group(group)
+    if g.nccl is not None:
+        return _nccl.all_gather(g, tensor_list, tensor, async_op)
     arr = _array(tensor, "all_gather")
     if len(tensor_list) != g.size:
         raise ValueError(f"all_gather: tensor_list has {len(tensor_list)} tensors; the world size is "
@@ -145,6 +203,8 @@ def all_gather_into_tensor(output_tensor: Tensor, input_tensor: Tensor, group=No
     """Every rank's input, concatenated along dim 0 (output of shape (world*n, ...)) or stacked
     (output of shape (world, n, ...)), into `output_tensor`."""
     g = _default_group(group)
+    if g.nccl is not None:
+        return _nccl.all_gather_into_tensor(g, output_tensor, input_tensor, async_op, _check_world_shape)
     arr = _array(input_tensor, "all_gather_into_tensor")
     out = _array(output_tensor, "all_gather_into_tensor")
     _check_world_shape(out, arr, g, "all_gather_into_tensor", "output_tensor", "input_tensor")
@@ -163,6 +223,8 @@ def all_gather_into_tensor(output_tensor: Tensor, input_tensor: Tensor, group=No
 def reduce_scatter(output: Tensor, input_list: list, op=ReduceOp.SUM, group=None, async_op: bool = False):
     """output on rank r <- op over ranks of input_list[r]."""
     g = _default_group(group)
+    if g.nccl is not None:
+        return _nccl.reduce_scatter(g, output, input_list, op, async_op)
     out = _array(output, "reduce_scatter")
     if len(input_list) != g.size:
         raise ValueError(f"reduce_scatter: input_list has {len(input_list)} tensors; the world size is "
@@ -180,6 +242,8 @@ def reduce_scatter_tensor(output: Tensor, input: Tensor, op=ReduceOp.SUM, group=
     """output on rank r <- op over ranks of the r-th of world_size equal chunks of `input` along
     dim 0 (input of shape (world*n, ...) or (world, n, ...))."""
     g = _default_group(group)
+    if g.nccl is not None:
+        return _nccl.reduce_scatter_tensor(g, output, input, op, async_op, _check_world_shape)
     out = _array(output, "reduce_scatter_tensor")
     arr = _array(input, "reduce_scatter_tensor")
     _check_world_shape(arr, out, g, "reduce_scatter_tensor", "input", "output")
@@ -204,11 +268,17 @@ def _reduce_scatter(output: Tensor, stacked: np.ndarray, op, g, what: str, async
 
 
 def barrier(group=None, async_op: bool = False, device_ids=None):
-    """Block until every rank has reached the barrier (device_ids: NCCL's, must be None here)."""
+    """Block until every rank has reached the barrier (device_ids: NCCL's, one GPU per rank here:
+    None or [the rank's device index 0])."""
+    g = _default_group(group)
+    if g.nccl is not None:
+        if device_ids not in (None, [0], (0,)):
+            raise ValueError(f"barrier: device_ids={device_ids!r}; each rank of the nccl backend drives one "
+                             "GPU (its device 0): pass None or [0]")
+        return _nccl.barrier(g, async_op)
     if device_ids is not None:
         raise ValueError(f"barrier: device_ids={device_ids!r} is for the nccl backend; the mpi backend "
                          "takes None")
-    g = _default_group(group)
     return _finish(([g.comm.Ibarrier()], None, lambda: "barrier"), async_op)
 
 

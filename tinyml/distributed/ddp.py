@@ -17,6 +17,10 @@ the world size and writes the averaged gradients into `.grad` (every other param
 accumulated by then; the last one gets its average by returning it from the hook). Hence
     grad_p = (1 / world_size) * sum_r grad_p^(r)        after loss.backward() on every rank.
 
+Under tinyml.profiler.profile, each bucket's allreduce (launch to observed completion) and the
+final wait are recorded as "comm" events; tinyml.distributed.overlap measures from the trace how
+much of that time backward's compute covered.
+
 no_sync() skips all of this: gradients accumulate locally, and the first synchronised backward
 afterwards averages the accumulated sums. Parameters that get no gradient (unused in forward)
 need find_unused_parameters=True: forward then walks the autograd graph from the outputs and
@@ -25,11 +29,12 @@ them, as PyTorch does.
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 import numpy as np
 
-from .. import nn
+from .. import nn, profiler
 from ..autograd import is_grad_enabled
 from ..tensor import Tensor
 from . import _backend
@@ -50,6 +55,7 @@ class _Bucket:
         self.buffer = np.empty(self.offsets[-1], self.wire)
         self.pending = len(params)
         self.request = None
+        self.launched_at = self.done_at = 0.0  # perf_counter times, for the profiler's trace
 
     def slot(self, k: int) -> np.ndarray:
         return self.buffer[self.offsets[k]:self.offsets[k + 1]].reshape(self.params[k].shape)
@@ -64,6 +70,9 @@ class DistributedDataParallel(nn.Module):
                  static_graph: bool = False):
         super().__init__()
         g = _backend.group()
+        if g.nccl is not None:
+            raise NotImplementedError("DistributedDataParallel runs over the mpi backend (cpu modules) only; "
+                                      "it is not implemented over the nccl backend")
         unsupported = (("device_ids", device_ids, None), ("output_device", output_device, None),
                        ("dim", dim, 0), ("process_group", process_group, None),
                        ("gradient_as_bucket_view", gradient_as_bucket_view, False),
@@ -149,12 +158,19 @@ class DistributedDataParallel(nn.Module):
             np.add(old._data, grad._data, out=slot, casting="unsafe")
         self._ready.add(id(p))
         bucket.pending -= 1
+        profiling = profiler.profile._active is not None
         if self._next_launch and self._buckets[self._next_launch - 1].request is not None:
             # MPI moves a non-blocking collective along only inside MPI calls (no progress thread):
             # testing the launched buckets at each hook is what overlaps them with backward
-            _backend.mpi().Request.Testall([b.request for b in self._buckets[:self._next_launch]])
+            if profiling:  # one test per bucket: the trace shows when each one completed
+                for b in self._buckets[:self._next_launch]:
+                    if not b.done_at and b.request.Test():
+                        b.done_at = time.perf_counter()
+            else:
+                _backend.mpi().Request.Testall([b.request for b in self._buckets[:self._next_launch]])
         while self._next_launch < len(self._buckets) and not self._buckets[self._next_launch].pending:
             b = self._buckets[self._next_launch]
+            b.launched_at, b.done_at = time.perf_counter(), 0.0
             b.request = _backend.group().comm.Iallreduce(_backend.mpi().IN_PLACE, b.buffer)
             self._next_launch += 1
         if self._next_launch == len(self._buckets):
@@ -165,7 +181,11 @@ class DistributedDataParallel(nn.Module):
         """Wait for every bucket, average, write .grad; returns the current parameter's gradient."""
         g = _backend.group()
         what = f"DistributedDataParallel gradient allreduce ({len(self._buckets)} buckets)"
+        wait_start = time.perf_counter()
         _backend.Work([b.request for b in self._buckets], None, what).wait()
+        prof = profiler.profile._active
+        if prof is not None:
+            _record_communication(prof, self._buckets, wait_start, time.perf_counter())
         used = None
         if self.find_unused_parameters:  # a parameter unused on every rank keeps .grad None, as in PyTorch
             used = np.array([id(p) not in self._unused for b in self._buckets for p in b.params], np.int32)
@@ -200,6 +220,17 @@ class DistributedDataParallel(nn.Module):
                            "iteration before starting a new one; these parameters got no gradient: "
                            f"{', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}. Make sure every "
                            "forward output takes part in the loss, or pass find_unused_parameters=True")
+
+
+def _record_communication(prof, buckets: list, wait_start: float, wait_end: float) -> None:
+    """Put each bucket's allreduce (from its launch to the moment it was seen complete) and the
+    final wait on the profiler's timeline, as "comm" events (tinyml.distributed.overlap reads them)."""
+    for b in buckets:
+        end = b.done_at or wait_end  # not seen complete before the final wait: the wait completed it
+        prof.events.append(profiler.Event(f"DDP allreduce bucket {b.index}", "comm", "mpi",
+                                          ((b.buffer.size,),) if prof.record_shapes else (), b.launched_at,
+                                          end, bytes=b.buffer.nbytes))
+    prof.events.append(profiler.Event("DDP wait", "comm", "mpi", (), wait_start, wait_end))
 
 
 FIRST_BUCKET_BYTES = 2**20  # PyTorch's first bucket: small, so that communication starts early in backward
