@@ -194,7 +194,8 @@ class profile:
 
     def _top_level(self) -> list[Event]:
         """Events not nested in another (their totals sum to the profiled time)."""
-        spans = sorted(self.events, key=lambda e: (e.start, -e.end))
+        # communication (DDP's allreduce, kind "comm") overlaps compute without nesting in it: not a span
+        spans = sorted((e for e in self.events if e.kind != "comm"), key=lambda e: (e.start, -e.end))
         top, end = [], -1.0
         for ev in spans:
             if ev.start >= end:
@@ -205,7 +206,8 @@ class profile:
     def export_chrome_trace(self, path: str) -> None:
         """Write the events as Chrome trace JSON (Perfetto and chrome://tracing open it)."""
         events = [{"name": ev.name + (f" [{ev.backend}]" if ev.backend else ""), "cat": ev.kind, "ph": "X",
-                   "ts": (ev.start - self._t0) * 1e6, "dur": ev.total * 1e6, "pid": 0, "tid": 0,
+                   "ts": (ev.start - self._t0) * 1e6, "dur": ev.total * 1e6, "pid": 0,
+                   "tid": 1 if ev.kind == "comm" else 0,  # communication on its own track
                    "args": {"shapes": [list(s) if isinstance(s, tuple) else s for s in ev.shapes],
                             "bytes": ev.bytes}}
                   for ev in sorted(self.events, key=lambda e: e.start)]
