@@ -7,10 +7,13 @@ fine-tuning, and tinyml's LoRA step against peft's on PyTorch.
 Part 1 (tinyml, one process): a GPT of the preset is pretrained on the bundled Shakespeare for
 --pretrain-steps (or read from --from, a `tinyml train` run), then adapted to the bundled English
 dialogues (tinyml/data/corpus/NOTICE.chatterbot) for --steps AdamW steps by each method from the
-same start. For each: trainable parameters; memory of a training step = parameters + gradients +
+same start (lst-fisher: LST with the side network pruned by Fisher information over 4 training
+batches). For each: trainable parameters; memory of a training step = parameters + gradients +
 optimizer state + what the step allocates at its peak (activations kept for backward and
 temporaries; tinyml.memory.track, host bytes), with the saved activations alone
-(tinyml.memory.saved_bytes) beside it; median step time; validation loss after the same steps.
+(without the parameters some nodes keep) beside it; median step time; validation loss after the
+same steps. --breakdown prints, for full fine-tuning and LoRA, where the step's memory goes:
+parameters, gradients, optimizer state, and the saved activations by the op that keeps them.
 Part 2: one LoRA step (r=8 on c_attn, c_proj, c_fc; forward + loss + backward + AdamW on the
 adapter) of the same GPT in tinyml and in transformers + peft, each in a worker process of its own
 (torch and tinyml load the same libgomp; see bench/gpt_cpu.py), same weights and batches; the ratio
@@ -42,7 +45,8 @@ def methods(rank: int):
                                       use_rslora=True),
             "lora-xs": peft.LoraXSConfig(r=rank, lora_alpha=2 * rank, target_modules="all-linear"),
             "seqbn": peft.SeqBnConfig(), "double-seqbn": peft.DoubleSeqBnConfig(),
-            "seqbn-inv": peft.SeqBnInvConfig(), "lst": peft.LSTConfig(reduction_factor=8)}
+            "seqbn-inv": peft.SeqBnInvConfig(), "lst": peft.LSTConfig(reduction_factor=8),
+            "lst-fisher": peft.LSTConfig(reduction_factor=8, init="fisher")}
 
 
 def _data(block: int, batch: int):
@@ -68,6 +72,30 @@ def _tensors(batch):
     import tinyml
 
     return [tinyml.tensor(np.asarray(a), dtype=tinyml.int64) for a in batch]
+
+
+def _owner(a: np.ndarray) -> np.ndarray:
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def saved_activations(loss, model) -> dict:
+    """{op name: bytes} the graph behind `loss` keeps for backward, each buffer counted once (views,
+    and outputs kept by value, share their owner's), parameters left out."""
+    from tinyml.memory import _saved_entries, _walk
+
+    params = {id(_owner(p._data)) for p in model.parameters()}
+    seen, by_op = set(params), {}
+    for node in _walk(loss):
+        for e in _saved_entries(node):
+            if e is None:
+                continue
+            arr = _owner(e[0]._data)
+            if id(arr) not in seen:
+                seen.add(id(arr))
+                by_op[node.fn.__name__] = by_op.get(node.fn.__name__, 0) + arr.nbytes
+    return by_op
 
 
 def _val_loss(model, sampler, iters: int) -> float:
@@ -102,10 +130,16 @@ def part1(args) -> list[dict]:
             opt.step()
     start = {k: v.detach().numpy().copy() for k, v in base.state_dict().items()}
     rows = []
+    chosen = None if not args.methods else {"full", *args.methods.split(",")}
     for name, config in methods(args.rank).items():
+        if chosen is not None and name not in chosen:
+            continue
         tinyml.manual_seed(1)
         model = GPT(base.config)
         model.load_state_dict({k: tinyml.tensor(v) for k, v in start.items()})
+        if getattr(config, "init", None) == "fisher":  # scored on 4 batches of the new text's training part
+            scoring = new_samplers()["train"]
+            config.fisher_batches = [tuple(_tensors(scoring.next_batch())) for _ in range(4)]
         if config is not None:
             model = peft.get_peft_model(model, config)
         model.train()
@@ -113,14 +147,14 @@ def part1(args) -> list[dict]:
         opt = tinyml.optim.AdamW(params, lr=3e-4 if config is None else 3e-3, weight_decay=0.0)
         samplers = new_samplers()
         val_before = _val_loss(model, samplers["val"], args.eval_iters) if name == "full" else None
-        times, peak, saved = [], 0, 0
+        times, peak, saved = [], 0, {}
         for step in range(args.steps):
             batch = _tensors(samplers["train"].next_batch())
             t0 = time.perf_counter()
             if step == 1:
                 with tinyml.memory.track() as m:
                     _, loss = model(*batch)
-                    saved = tinyml.memory.saved_bytes(loss)
+                    saved = saved_activations(loss, model)
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -135,7 +169,9 @@ def part1(args) -> list[dict]:
         state_bytes = sum(t.numel() * 4 for s in opt.state.values() for t in s.values()
                           if hasattr(t, "numel") and getattr(t, "ndim", 0) > 0)
         rows.append(dict(method=name, trainable=sum(q.numel() for q in params),
-                         memory=param_bytes + state_bytes + peak, saved=saved,
+                         memory=param_bytes + state_bytes + peak, saved=sum(saved.values()), by_op=saved,
+                         params=param_bytes, grads=sum(q.numel() * 4 for q in params), state=state_bytes,
+                         peak=peak,
                          ms=1e3 * statistics.median(times[2:] or times),
                          val=_val_loss(model, samplers["val"], args.eval_iters), val_before=val_before))
     return rows
@@ -212,6 +248,18 @@ def run_worker(framework: str, cfg: dict, steps: int, threads: int, folder: str)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def print_breakdown(rows: list[dict]) -> None:
+    mib = 2 ** 20
+    print("\nstep memory (MiB): parameters + optimizer state + peak of the step (gradients, saved "
+          "activations and temporaries)")
+    for r in rows:
+        print(f"{r['method']:<6} parameters {r['params'] / mib:.2f}  gradients {r['grads'] / mib:.2f}  "
+              f"optimizer state {r['state'] / mib:.2f}  step peak {r['peak'] / mib:.2f}  total "
+              f"{r['memory'] / mib:.2f}")
+        for op, n in sorted(r["by_op"].items(), key=lambda kv: -kv[1]):
+            print(f"         saved by {op:<24}{n / mib:9.2f}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", choices=list(PRESETS), default="small")
@@ -224,6 +272,9 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--peer-steps", type=int, default=12)
     ap.add_argument("--skip-methods", action="store_true", help="part 2 only")
+    ap.add_argument("--methods", help="comma-separated subset of part 1's methods (full is always run)")
+    ap.add_argument("--skip-peer", action="store_true", help="part 1 only")
+    ap.add_argument("--breakdown", action="store_true", help="where full's and LoRA's step memory goes")
     ap.add_argument("--worker", choices=["tinyml", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--worker-config", help=argparse.SUPPRESS)
     ap.add_argument("--folder", help=argparse.SUPPRESS)
@@ -245,6 +296,10 @@ def main(argv=None) -> None:
             print(f"{r['method']:<13}{r['trainable']:>11,}{r['memory'] / 2**20:>10.1f}MiB"
                   f"{r['memory'] / full['memory']:>8.2f}{r['saved'] / 2**20:>9.1f}MiB{r['ms']:>9.1f}"
                   f"{r['val']:>10.4f}{r['val'] / full['val']:>8.3f}")
+        if args.breakdown:
+            print_breakdown([r for r in rows if r["method"] in ("full", "lora")])
+    if args.skip_peer:
+        return
     cfg = dict(p, batch=args.batch, vocab=65)
     with tempfile.TemporaryDirectory() as folder:
         mine = run_worker("tinyml", cfg, args.peer_steps, args.threads, folder)

@@ -2,10 +2,12 @@
 BERT, Mamba, ...), the other methods on GPT, Llama and BERT blocks (SeqBn and SeqBnInv on Mamba too).
 
     tuner.py       target-module matching, the adapter-layer protocol, PeftModel / get_peft_model / inject
-    lora.py        LoRA and rsLoRA on nn.Linear (LoraConfig, LoraLinear)
+    lora.py        LoRA and rsLoRA on nn.Linear (LoraConfig, LoraLinear), with lora_function.py: one
+                   autograd node for a frozen base + LoRA that keeps its input once, or recomputes it
     lora_xs.py     LoRA-XS: frozen SVD factors, a trainable r x r matrix (LoraXSConfig)
     bottleneck.py  SeqBn (Pfeiffer), DoubleSeqBn (Houlsby), SeqBnInv (NICE invertible adapter), by hooks
     ladder.py      Ladder Side-Tuning (LSTConfig), with ladder_prune.py: side blocks pruned from the backbone
+                   by weight magnitude or by Fisher information (ladder_fisher.py)
     interop.py     load_adapter / save_adapter: peft's adapter folders (adapter_config.json + safetensors)
 
     from tinyml.models.peft import LoraConfig, get_peft_model

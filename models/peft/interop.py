@@ -12,6 +12,7 @@ use the same layout with their own peft_type, which only tinyml reads.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -53,13 +54,18 @@ def config_from_dict(data: dict, path: str = CONFIG_NAME):
     # way and tinyml's layers are all nn.Linear (out, in), so it has nothing left to say here
     if "fan_in_fan_out" in kwargs:
         kwargs["fan_in_fan_out"] = False
+    if kind == "LST" and kwargs.get("init") == "fisher":
+        # the side weights come from the file: no batches to score, the magnitude init is replaced
+        kwargs["init"] = "magnitude"
     if isinstance(kwargs.get("target_modules"), list):
         kwargs["target_modules"] = sorted(kwargs["target_modules"])
     return cls(**kwargs)
 
 
 def config_to_dict(config) -> dict:
-    out = dataclasses.asdict(config)
+    # LST's Fisher batches and loss are used once at injection: neither is JSON, neither is kept
+    out = {f.name: copy.deepcopy(getattr(config, f.name)) for f in dataclasses.fields(config)
+           if f.name not in ("fisher_batches", "fisher_loss")}
     if isinstance(out.get("target_modules"), (set, tuple)):
         out["target_modules"] = sorted(out["target_modules"])
     if out["peft_type"] == "LORA":  # peft's keys for what tinyml keeps at peft's defaults

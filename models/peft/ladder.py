@@ -9,11 +9,12 @@ Transfer Learning"): a small side network beside a frozen backbone, fed by every
 
 The backbone's parameters are frozen and its inputs need no gradient, so it records no graph:
 backward runs through the side network and the head only, and no backbone activation is kept.
-Side blocks start from the backbone's, structurally pruned by weight magnitude (L1): the d_s
-residual channels, the head dims (D / r per head, q and k together) and the MLP units (I / r) with
-the largest weights are kept; the down projections start as the selection of those channels, and
-`up` at zero, so training starts from the pruned backbone's path. `drop_layers` leaves out the side
-blocks (and ladder rungs) of those backbone layers. Fisher-information pruning is not implemented.
+Side blocks start from the backbone's, structurally pruned by weight magnitude (L1, init="magnitude")
+or by Fisher information (init="fisher": squared gradients of the loss over `fisher_batches`, as in
+the LST paper; ladder_fisher.py): the d_s residual channels, the head dims (D / r per head, q and k
+together) and the MLP units (I / r) with the largest scores are kept; the down projections start as
+the selection of those channels, and `up` at zero, so training starts from the pruned backbone's
+path. `drop_layers` leaves out the side blocks (and ladder rungs) of those backbone layers.
 
 The structure is read from module names and the model's config: blocks transformer.h.N /
 model.layers.N / bert.encoder.layer.N; attention c_attn + c_proj | q_proj, k_proj, v_proj, o_proj |
@@ -25,6 +26,7 @@ keeps one of its own, so generation with the cache matches the uncached path.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +37,7 @@ import tinyml.nn.functional as F
 
 from ..transformer.layers import KVCache, attend
 from .bottleneck import BLOCKS, EMBEDDING_OUTPUTS, FINAL_HIDDEN, _first_existing
+from .ladder_fisher import fisher_information
 from .ladder_prune import BlockWeights, block_weights, prune_block
 from .tuner import AdapterLayer
 
@@ -44,14 +47,18 @@ class LSTConfig:
     reduction_factor: int = 8
     gate_alpha: float = 0.0
     gate_temperature: float = 0.1
-    init: str = "magnitude"  # or "random"
+    init: str = "magnitude"  # or "fisher" (needs fisher_batches) or "random"
     drop_layers: list[int] = field(default_factory=list)
     peft_type: str = "LST"
+    # init="fisher": the batches (model(*batch) -> (logits, loss), e.g. (idx, targets)) whose squared
+    # gradients score the backbone's weights, and optionally fisher_loss(model, batch) -> scalar loss;
+    # used once at injection and not saved with the adapter
+    fisher_batches: list | None = field(default=None, repr=False, compare=False)
+    fisher_loss: Callable | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
-        if self.init not in ("magnitude", "random"):
-            raise ValueError(f"LSTConfig.init must be 'magnitude' or 'random', got {self.init!r} (Fisher "
-                             "pruning is not implemented)")
+        if self.init not in ("magnitude", "fisher", "random"):
+            raise ValueError(f"LSTConfig.init must be 'magnitude', 'fisher' or 'random', got {self.init!r}")
         if not isinstance(self.reduction_factor, int) or self.reduction_factor < 1:
             raise ValueError(f"reduction_factor must be a positive integer, got {self.reduction_factor!r}")
         if not self.gate_temperature > 0:
@@ -107,11 +114,17 @@ class SideNetwork(nn.Module):
         d = weights[0].d
         if d % r or d // r < 1:
             raise ValueError(f"hidden size {d} is not divisible by reduction_factor {r}")
-        channels = _top_channels(weights, d // r) if config.init == "magnitude" else np.arange(d // r)
-        pruned = [prune_block(w, channels, r, config.init == "magnitude") for w in weights]
+        scores = weights  # magnitude: |w| ranks
+        if config.init == "fisher":
+            fisher = fisher_information(model, [p for _, b in layers for p in b.parameters() if p.ndim == 2],
+                                        config.fisher_batches, config.fisher_loss)
+            scores = [block_weights(block, cfg, fisher) for _, block in layers]
+        channels = _top_channels(scores, d // r) if config.init != "random" else np.arange(d // r)
+        pruned = [prune_block(w, channels, r, config.init != "random", s) for w, s in zip(weights, scores)]
         self.layer_ids = [i for i, _ in layers]
         self.temperature = config.gate_temperature
-        self.down = nn.ModuleList([_selection(channels, d, config.init) for _ in range(len(layers) + 1)])
+        self.down = nn.ModuleList([_selection(channels, d, config.init != "random")
+                                   for _ in range(len(layers) + 1)])
         self.blocks = nn.ModuleList([SideBlock(w, causal=w.causal) for w in pruned])
         self.alpha = nn.Parameter(tinyml.full((len(layers),), float(config.gate_alpha)))
         norm_w = final_norm.weight.detach().numpy()[channels] if final_norm is not None else np.ones(d // r)
@@ -152,15 +165,16 @@ def _norm(w: np.ndarray, b: np.ndarray | None, rms: bool) -> nn.Module:
 
 
 def _top_channels(weights: list[BlockWeights], n: int) -> np.ndarray:
-    """The n residual channels with the largest L1 weight over every block's reads and writes."""
+    """The n residual channels with the largest summed |w| (or Fisher information, when `weights`
+    hold scores) over every block's reads and writes."""
     score = sum(w.channel_importance() for w in weights)
     return np.sort(np.argsort(-score, kind="stable")[:n])
 
 
-def _selection(channels: np.ndarray, d: int, init: str) -> nn.Linear:
-    """down: d -> d_s, starting as the selection of `channels` (magnitude init) or at random."""
+def _selection(channels: np.ndarray, d: int, select: bool) -> nn.Linear:
+    """down: d -> d_s, starting as the selection of `channels` (pruned inits) or at random."""
     lin = nn.Linear(d, len(channels), bias=False)
-    if init == "magnitude":
+    if select:
         sel = np.zeros((len(channels), d), dtype=np.float32)
         sel[np.arange(len(channels)), channels] = 1.0
         with tinyml.no_grad():
@@ -232,6 +246,9 @@ def inject_ladder(model: nn.Module, config: LSTConfig, adapter_name: str) -> Non
         raise ValueError(f"{type(model).__name__}: LST needs transformer blocks (transformer.h.N, "
                          f"model.layers.N, bert.encoder.layer.N), an embedding output {EMBEDDING_OUTPUTS} "
                          f"and a final hidden state {FINAL_HIDDEN}")
+    if config.init == "fisher" and not config.fisher_batches:
+        raise ValueError("LSTConfig(init='fisher') needs fisher_batches: a few batches model(*batch) takes, "
+                         "e.g. [(idx, targets), ...], whose squared gradients score the backbone's weights")
     bad = [i for i in config.drop_layers if not 0 <= i < len(blocks)]
     if bad or len(set(config.drop_layers)) >= len(blocks):
         raise ValueError(f"drop_layers {config.drop_layers} must name some (not all) of the {len(blocks)} "

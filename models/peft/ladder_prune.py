@@ -1,11 +1,14 @@
-"""The weights of one backbone block, read by module name, and their structural magnitude pruning
-into a side block of width d / r (ladder.py).
+"""The weights of one backbone block, read by module name, and their structural pruning into a side
+block of width d / r (ladder.py), ranked by weight magnitude or by Fisher information.
 
     keep  residual channels c (chosen over all blocks by ladder._top_channels)
-          per key/value group, the D / r head dims with the largest L1 weight in q (all its query
-          heads) and k together; for v, the dims with the largest L1 weight in v and in o's columns
-          the I / r MLP units with the largest L1 weight in fc (and gate) rows and proj columns
+          per key/value group, the D / r head dims with the largest score in q (all its query
+          heads) and k together; for v, the dims with the largest score in v and in o's columns
+          the I / r MLP units with the largest score in fc (and gate) rows and proj columns
     then  every matrix is cut to those rows and columns, biases and norm weights to those entries.
+
+A structure's score is the sum over its weights of |w| (magnitude, L1) or of F(w), the empirical
+Fisher information (ladder_fisher.py).
 """
 from __future__ import annotations
 
@@ -53,14 +56,19 @@ class BlockWeights:
     causal: bool
 
     def channel_importance(self) -> np.ndarray:
-        """(d,) L1 weight of each residual channel: what reads it (q k v fc gate) and writes it (o proj)."""
+        """(d,) summed |entry| per residual channel over what reads it (q k v fc gate) and writes it
+        (o proj): its L1 weight, or its Fisher information when the arrays are scores."""
         reads = [self.q, self.k, self.v, self.fc] + ([self.gate] if self.gate is not None else [])
         return sum(np.abs(w).sum(0) for w in reads) + np.abs(self.o).sum(1) + np.abs(self.proj).sum(1)
 
 
-def _arr(module, name: str):
+def _arr(module, name: str, scores: dict | None = None):
     t = getattr(module, name, None)
-    return None if t is None else t.detach().float().numpy().astype(np.float32)
+    if t is None:
+        return None
+    if scores is not None:  # the tensor's importance (Fisher information), None where not scored
+        return scores.get(id(t))
+    return t.detach().float().numpy().astype(np.float32)
 
 
 def _layout(block: nn.Module) -> str:
@@ -79,28 +87,34 @@ def _heads(cfg) -> tuple[int, int]:
     return h, getattr(cfg, "num_key_value_heads", None) or h
 
 
-def block_weights(block: nn.Module, cfg) -> BlockWeights:
+def block_weights(block: nn.Module, cfg, scores: dict | None = None) -> BlockWeights:
+    """The block's weights; with `scores` ({id(tensor): array}), those arrays in their place (the
+    Fisher information of each weight matrix; biases and norms are None), for ranking."""
     family = _layout(block)
     qp, kp, vp, op, fcp, gp, projp, n1, n2 = LAYOUTS[family]
     get = block.get_submodule
     H, Hkv = _heads(cfg)
     if family == "gpt":  # fused (3d, d): q, k, v stacked by rows
-        qkv, qkv_b = _arr(get(qp), "weight"), _arr(get(qp), "bias")
+        qkv, qkv_b = _arr(get(qp), "weight", scores), _arr(get(qp), "bias", scores)
         d = qkv.shape[1]
         q, k, v = np.split(qkv, 3)
         qb, kb, vb = np.split(qkv_b, 3) if qkv_b is not None else (None, None, None)
     else:
-        q, k, v = (_arr(get(p), "weight") for p in (qp, kp, vp))
-        qb, kb, vb = (_arr(get(p), "bias") for p in (qp, kp, vp))
+        q, k, v = (_arr(get(p), "weight", scores) for p in (qp, kp, vp))
+        qb, kb, vb = (_arr(get(p), "bias", scores) for p in (qp, kp, vp))
         d = q.shape[1]
     norm = get(n1)
+
+    def arr(module, name):
+        return _arr(module, name, scores)
+
     return BlockWeights(
         d=d, n_head=H, n_kv=Hkv, head_dim=q.shape[0] // H, q=q, q_b=qb, k=k, k_b=kb, v=v, v_b=vb,
-        o=_arr(get(op), "weight"), o_b=_arr(get(op), "bias"), fc=_arr(get(fcp), "weight"),
-        fc_b=_arr(get(fcp), "bias"), gate=_arr(get(gp), "weight") if gp else None,
-        proj=_arr(get(projp), "weight"), proj_b=_arr(get(projp), "bias"),
-        norm1=_arr(norm, "weight"), norm1_b=_arr(norm, "bias"), norm2=_arr(get(n2), "weight"),
-        norm2_b=_arr(get(n2), "bias"), rms=isinstance(norm, nn.RMSNorm), exact_gelu=family == "bert",
+        o=arr(get(op), "weight"), o_b=arr(get(op), "bias"), fc=arr(get(fcp), "weight"),
+        fc_b=arr(get(fcp), "bias"), gate=arr(get(gp), "weight") if gp else None,
+        proj=arr(get(projp), "weight"), proj_b=arr(get(projp), "bias"),
+        norm1=arr(norm, "weight"), norm1_b=arr(norm, "bias"), norm2=arr(get(n2), "weight"),
+        norm2_b=arr(get(n2), "bias"), rms=isinstance(norm, nn.RMSNorm), exact_gelu=family == "bert",
         causal=family != "bert")
 
 
@@ -113,8 +127,10 @@ def _random_like(rows: int, cols: int, rng) -> np.ndarray:
     return rng.uniform(-bound, bound, size=(rows, cols)).astype(np.float32)
 
 
-def prune_block(w: BlockWeights, channels: np.ndarray, r: int, magnitude: bool) -> BlockWeights:
-    """The side block's weights: w cut to `channels`, D / r head dims and I / r MLP units."""
+def prune_block(w: BlockWeights, channels: np.ndarray, r: int, magnitude: bool,
+                score: BlockWeights | None = None) -> BlockWeights:
+    """The side block's weights: w cut to `channels`, D / r head dims and I / r MLP units, ranked by
+    |w| (magnitude) or by `score`'s arrays (Fisher information: block_weights(..., scores))."""
     H, Hkv, D = w.n_head, w.n_kv, w.head_dim
     Dh, inner = max(1, D // r), max(1, w.fc.shape[0] // r)
     group = H // Hkv
@@ -136,14 +152,15 @@ def prune_block(w: BlockWeights, channels: np.ndarray, r: int, magnitude: bool) 
                        gate=_random_like(inner, ds, rng) if w.gate is not None else None,
                        proj=_random_like(ds, inner, rng), proj_b=bias(ds), norm1=ones, norm1_b=zeros,
                        norm2=ones, norm2_b=zeros)
+    s = w if score is None else score  # what ranks; w is what is cut
     q_rows, k_rows, v_rows, o_cols = [], [], [], []
     for g in range(Hkv):
         heads = range(g * group, (g + 1) * group)
-        qk = np.abs(w.k[g * D:(g + 1) * D][:, c]).sum(1)
-        vo = np.abs(w.v[g * D:(g + 1) * D][:, c]).sum(1)
+        qk = np.abs(s.k[g * D:(g + 1) * D][:, c]).sum(1)
+        vo = np.abs(s.v[g * D:(g + 1) * D][:, c]).sum(1)
         for h in heads:
-            qk = qk + np.abs(w.q[h * D:(h + 1) * D][:, c]).sum(1)
-            vo = vo + np.abs(w.o[c][:, h * D:(h + 1) * D]).sum(0)
+            qk = qk + np.abs(s.q[h * D:(h + 1) * D][:, c]).sum(1)
+            vo = vo + np.abs(s.o[c][:, h * D:(h + 1) * D]).sum(0)
         dims_qk, dims_v = _top(qk, Dh), _top(vo, Dh)
         k_rows.append(g * D + dims_qk)
         v_rows.append(g * D + dims_v)
@@ -151,9 +168,9 @@ def prune_block(w: BlockWeights, channels: np.ndarray, r: int, magnitude: bool) 
             q_rows.append(h * D + dims_qk)
             o_cols.append(h * D + dims_v)
     q_rows, k_rows, v_rows, o_cols = (np.concatenate(x) for x in (q_rows, k_rows, v_rows, o_cols))
-    unit = np.abs(w.fc[:, c]).sum(1) + np.abs(w.proj[c]).sum(0)
-    if w.gate is not None:
-        unit = unit + np.abs(w.gate[:, c]).sum(1)
+    unit = np.abs(s.fc[:, c]).sum(1) + np.abs(s.proj[c]).sum(0)
+    if s.gate is not None:
+        unit = unit + np.abs(s.gate[:, c]).sum(1)
     units = _top(unit, inner)
 
     def cut(b, idx):

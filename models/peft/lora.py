@@ -20,7 +20,9 @@ import numpy as np
 
 import tinyml
 import tinyml.nn as nn
+from tinyml.amp import is_autocast_enabled
 
+from .lora_function import LoraLinearFunction, recomputable_source, tag_norm_outputs
 from .tuner import AdapterLayer, find_targets, pattern_value, set_submodule
 
 
@@ -76,6 +78,7 @@ def inject_linear_adapter(model: nn.Module, config, adapter_name: str, layer_cla
             module.update_layer(adapter_name, config, r, alpha)
         else:
             set_submodule(model, path, layer_class(module, path, adapter_name, config, r, alpha))
+    tag_norm_outputs(model)  # so that a LoRA layer after a LayerNorm need not keep its input
 
 
 def check_rank(path: str, r, base: nn.Linear) -> None:
@@ -171,6 +174,12 @@ class LoraLinear(nn.Module, AdapterLayer):
     def forward(self, x):
         if self.disabled or self.merged:
             return self.base_layer(x)
+        if self._fusable(x):
+            name = self.active_adapters[0]
+            base = self.base_layer
+            source = recomputable_source(x) if self.lora_A[name].weight.requires_grad else None
+            return LoraLinearFunction.apply(x, base.weight, base.bias, self.lora_A[name].weight,
+                                            self.lora_B[name].weight, float(self.scaling[name]), source)
         result = self.base_layer(x)
         for name in self.active_adapters:
             dt = self.lora_A[name].weight.dtype
@@ -178,6 +187,22 @@ class LoraLinear(nn.Module, AdapterLayer):
             update = self.lora_path(name, h)
             result = result + (update if update.dtype == result.dtype else update.to(result.dtype))
         return result
+
+    def _fusable(self, x) -> bool:
+        """One active adapter, no dropout, a frozen base of the adapter's dtype, autocast off: the
+        single-node path of lora_function.py, which keeps x once (or not at all) for backward."""
+        if (len(self.active_adapters) != 1 or type(self.base_layer) is not nn.Linear
+                or type(self).lora_path is not LoraLinear.lora_path):  # LoRA-XS has a path of its own
+            return False
+        name = self.active_adapters[0]
+        drop, base = self.lora_dropout[name], self.base_layer
+        if not (isinstance(drop, nn.Identity) or not drop.training or drop.p == 0):
+            return False
+        frozen = not base.weight.requires_grad and (base.bias is None or not base.bias.requires_grad)
+        dt = self.lora_A[name].weight.dtype
+        return (frozen and x.dtype == dt and base.weight.dtype == dt and base.weight.ndim == 2
+                and x.ndim >= 1 and x.shape[-1] == self.in_features
+                and not is_autocast_enabled(x.device.type))
 
     # ---- merging -----------------------------------------------------------------------------
     def merge(self, adapter_names=None, safe_merge: bool = False) -> None:

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 import tinyml.nn as nn
 from tinyml import no_grad
 
+from .lora_function import untag_norm_outputs
+
 PREFIX = "base_model.model."  # peft's prefix of saved adapter tensor names
 OUTPUT_HEADS = ("lm_head", "decoder")  # never targeted by "all-linear" (peft leaves the output layer alone)
 
@@ -286,6 +288,7 @@ class PeftModel(nn.Module):
             else:  # a hook-based adapter: its hooks are gone, drop the holder
                 parent_path, _, name = path.rpartition(".")
                 delattr(self.base_model.get_submodule(parent_path), name)
+        untag_norm_outputs(self.base_model)  # LoRA's LayerNorm hooks (lora_function.py)
         return self.base_model
 
     def merge_and_unload(self, safe_merge: bool = False) -> nn.Module:

@@ -157,6 +157,24 @@ def test_linear_first_layer_gradients(kernels):
     np.testing.assert_allclose(ours_b.grad.numpy(), theirs_b.grad.numpy(), rtol=1e-10)
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_with_a_frozen_weight_keeps_no_input(kernels, bias):
+    # a frozen layer under a trained one (LoRA's base): backward needs W for dx, never x or b
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((2, 5, 3)), rng.standard_normal((4, 3)), rng.standard_normal(4)
+    ours_x = tinyml.tensor(x, requires_grad=True)
+    ours_w, ours_b = tinyml.tensor(w), tinyml.tensor(b) if bias else None
+    y = F.linear(ours_x, ours_w, ours_b)
+    saved = [e[0] for e in y.grad_fn._saved if e is not None]
+    assert len(saved) == 1 and saved[0] is ours_w
+    theirs_x = torch.tensor(x, requires_grad=True)
+    g = rng.standard_normal((2, 5, 4))
+    y.backward(tinyml.tensor(g))
+    TF.linear(theirs_x, torch.tensor(w), torch.tensor(b) if bias else None).backward(torch.tensor(g))
+    np.testing.assert_allclose(ours_x.grad.numpy(), theirs_x.grad.numpy(), rtol=1e-10)
+    assert ours_w.grad is None and (ours_b is None or ours_b.grad is None)
+
+
 def test_linear_shape_error_names_both_shapes():
     with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(2x3 and 5x4\)"):
         F.linear(tinyml.randn(2, 3), tinyml.randn(4, 5))

@@ -25,6 +25,7 @@ NAME = "finetune"
 HELP = "fine-tune a trained run or HF model on new text with LoRA, adapters, LST or in full"
 METHODS = ("lora", "rslora", "lora-xs", "seqbn", "double-seqbn", "seqbn-inv", "lst", "full")
 SAMPLE_TOKENS = 200
+FISHER_BATCHES = 4  # training batches whose squared gradients score the backbone for --lst-init fisher
 DIALOGUES = "chatterbot_english.txt.xz"  # in tinyml/data/corpus/, beside shakespeare.txt.xz
 
 
@@ -39,6 +40,9 @@ def add_arguments(p) -> None:
                    help="LoRA alpha (default: 2 x rank; the scaling is alpha/r, alpha/sqrt(r) for rslora)")
     p.add_argument("--reduction", type=at.positive_int,
                    help="bottleneck reduction factor (default 16) or LST side-network reduction (default 8)")
+    p.add_argument("--lst-init", choices=("magnitude", "fisher", "random"), default="magnitude",
+                   help="LST side network init: pruned by weight magnitude (default) or by Fisher "
+                        f"information (squared gradients over {FISHER_BATCHES} training batches), or random")
     p.add_argument("--targets", default="all-linear",
                    help="modules LoRA wraps: all-linear (default), names separated by commas, or a regex")
     p.add_argument("--out", type=at.folder_to_create, default="tinyml-finetune", help="run folder to create")
@@ -56,7 +60,8 @@ def add_arguments(p) -> None:
                    help=f"tokens sampled at the end (default {SAMPLE_TOKENS}; 0: none)")
 
 
-def adapter_config(method: str, rank: int, alpha: float | None, reduction: int | None, targets: str):
+def adapter_config(method: str, rank: int, alpha: float | None, reduction: int | None, targets: str,
+                   lst_init: str = "magnitude"):
     """The tinyml.models.peft config of a --method (None for full fine-tuning)."""
     from tinyml.models import peft
 
@@ -74,7 +79,7 @@ def adapter_config(method: str, rank: int, alpha: float | None, reduction: int |
     if method in bottleneck:
         return bottleneck[method](reduction_factor=reduction or 16)
     if method == "lst":
-        return peft.LSTConfig(reduction_factor=reduction or 8)
+        return peft.LSTConfig(reduction_factor=reduction or 8, init=lst_init)
     if method == "full":
         return None
     raise UsageError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
@@ -130,17 +135,37 @@ class AdapterOnly(nn.Module):
         self.inner.load_adapter_state_dict(dict(state))
 
 
-def build_model(source: str, config):
-    """The source model with the adapter injected (base frozen), its tokenizer and run record."""
+def build_model(source: str, config, fisher_text: str | None = None, batch_size: int = 12, seed: int = 0):
+    """The source model with the adapter injected (base frozen), its tokenizer and run record. An
+    LST config with init="fisher" and no batches gets FISHER_BATCHES windows of `fisher_text`."""
     from tinyml.models.peft import get_peft_model
 
     base, tok, record = load_source(source)
     if config is None:
         return base.train(), tok, record
+    if getattr(config, "init", None) == "fisher" and not config.fisher_batches:
+        if fisher_text is None:
+            raise UsageError("--lst-init fisher needs training text to score the backbone with")
+        config.fisher_batches = _fisher_batches(base, tok, fisher_text, batch_size, seed)
     try:
         return get_peft_model(base, config).train(), tok, record
     except (ValueError, TypeError, NotImplementedError) as e:
         raise CLIError(f"cannot add {type(config).__name__} to {source}: {str(e).splitlines()[0]}") from None
+
+
+def _fisher_batches(model, tok, text: str, batch_size: int, seed: int) -> list:
+    """(idx, targets) windows of the training text, the model's context long, for Fisher pruning."""
+    import tinyml
+    from tinyml.data import RandomWindowSampler
+
+    block = min(getattr(model, "max_positions", 256), 256)
+    ids = _tokens(tok, text, "--lst-init fisher")
+    if len(ids) < block + 1:
+        raise CLIError(f"the text is too short for --lst-init fisher: {len(ids)} tokens for a context of "
+                       f"{block}")
+    sampler = RandomWindowSampler(ids, block, batch_size, seed=seed + 2)
+    return [tuple(tinyml.tensor(a, dtype=tinyml.int64) for a in sampler.next_batch())
+            for _ in range(FISHER_BATCHES)]
 
 
 def load_finetuned(folder: str, ckpt: str | None = None):
@@ -226,12 +251,17 @@ def run(args) -> int:
     else:
         if os.path.exists(os.path.join(out, CHECKPOINT)):
             raise UsageError(f"--out {out} already holds a checkpoint; --resume it or choose another --out")
-        config = adapter_config(args.method, args.rank, args.alpha, args.reduction, args.targets)
+        config = adapter_config(args.method, args.rank, args.alpha, args.reduction, args.targets,
+                                args.lst_init)
         lr = args.lr or (3e-4 if args.method == "full" else 3e-3)
         steps = args.steps or 500
         batch_size, seed, warmup = args.batch_size, args.seed, min(100, steps // 10)
     tinyml.manual_seed(seed)
-    model, tok, base_record = build_model(args.source, config)  # every check before anything is written
+    fisher_text = None
+    if getattr(config, "init", None) == "fisher":  # the scores come from the training part of the text
+        fisher_text = split_text(_read_text(args.data), 0.1)[0]
+    # every check before anything is written
+    model, tok, base_record = build_model(args.source, config, fisher_text, batch_size, seed)
     block = min(getattr(model, "max_positions", 256), 256)
     if args.resume:
         train_ids, val_ids = (load_tokens(os.path.join(out, f)) for f in ("train.bin", "val.bin"))

@@ -96,8 +96,10 @@ def test_learns():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="Fisher"):
-        LSTConfig(init="fisher")
+    with pytest.raises(ValueError, match="'magnitude', 'fisher' or 'random', got 'taylor'"):
+        LSTConfig(init="taylor")
+    with pytest.raises(ValueError, match="needs fisher_batches"):
+        get_peft_model(gpt(), LSTConfig(init="fisher"))
     with pytest.raises(ValueError, match=r"drop_layers \[0, 1\] must name some \(not all\) of the 2 layers"):
         get_peft_model(gpt(), LSTConfig(drop_layers=[0, 1]))
     with pytest.raises(ValueError, match="hidden size 32 is not divisible by reduction_factor 5"):
