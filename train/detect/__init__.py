@@ -15,4 +15,14 @@ optional mask (H, W) uint8, image_id, file_name, orig_size (H, W). Guide: docs/d
                      paste + box clipping / dropping as ultralytics' box_candidates)
     augment.py       scale_jitter, random_crop (keeps targets), mosaic, DetectionAugment, AugmentedDataset
     draw.py          draw_boxes: boxes (and class / score text) on an image, saved as PNG
+
+The job itself (`tinyml detect train / predict / eval`, train/commands/detect.py; guide: docs/detection.md):
+
+    run.py           DetectRun (the settings), train_detector (data, Detector, trainer, run folder),
+                     load_detector (a trained run's Detector and class names / category ids / img)
+    loop.py          EpochSampler (seeded per-epoch order, resumable) and DetectTrainer: train/trainer.py's
+                     Trainer with loss parts, val AP / Pd / Fa, the loss + AP plot and a time limit
+    evaluate.py      evaluate_detector (COCO AP by coco_evaluate, Pd / Fa from boxes), predict_dataset,
+                     COCO ground truth / results, format_metrics (pycocotools' summary table)
+    predict.py       predict_source: images -> predictions.json (COCO results) + drawn PNGs, SAHI slicing
 """

@@ -1,0 +1,191 @@
+"""Small-object detection (issue #13): train a detector, predict with it, score it.
+
+  tinyml detect train [--data DIR] --model tiny|small --img 256 --epochs N --batch B --out DIR
+                      [--box-loss ciou|giou|nwd] [--cls-loss bce|focal|atfl|varifocal] [--resume]
+                      [--time-limit MIN]
+      DIR in the COCO layout (DIR/{train,val}/*.png|jpg + DIR/annotations/instances_{train,val}.json) or
+      ultralytics' YOLO layout (DIR/images/{train,val}/, DIR/labels/{train,val}/*.txt); with no --data,
+      a seeded synthetic infrared small-target set is written to OUT/data and trained on. The run folder
+      keeps checkpoint.safetensors, metrics.jsonl (losses, val AP50/AP/AP_small, Pd/Fa) and loss.png;
+      --resume continues it bit-exactly (flags not repeated keep the run's values; --epochs may grow).
+  tinyml detect predict --ckpt RUN --source IMG_OR_DIR [--slice 128 --overlap 0.2] [--conf 0.25] --out DIR
+      DIR/predictions.json (COCO results) and DIR/<image>.png with the boxes drawn; --slice: SAHI.
+  tinyml detect eval --ckpt RUN --data DIR [--split val]
+      the COCO AP table (pycocotools' summary) and the infrared Pd / Fa.
+
+Guide: docs/detection.md.
+"""
+from __future__ import annotations
+
+import argparse
+
+from .. import argtypes as at
+
+NAME = "detect"
+HELP = "train / predict / evaluate a small-object detector (synthetic infrared set by default)"
+MODELS = ("tiny", "small")
+ARCHS = ("yolo", "centernet")
+BOX_LOSSES = ("ciou", "giou", "nwd")
+CLS_LOSSES = ("bce", "focal", "atfl", "varifocal")
+# run-defining flags of `detect train` (argparse dests) with their defaults; on --resume, those not given
+# keep the run's values (detect.json)
+TRAIN_DEFAULTS = {"data": None, "model": "tiny", "arch": "yolo", "img": 256, "epochs": 30, "batch": 16,
+                  "lr": 0.002, "box_loss": "nwd", "cls_loss": "bce", "seed": 0, "eval_every": 1,
+                  "synthetic_train": 400, "synthetic_val": 100, "synthetic_size": 256, "on_error": "raise"}
+
+
+def add_arguments(p) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # the docstring's usage lines as written
+    sub = p.add_subparsers(dest="detect_command", parser_class=type(p), metavar="{train,predict,eval}")
+    t = sub.add_parser("train", help="train a detector", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=__doc__.split("\n  tinyml detect predict")[0])
+    t.add_argument("--data", type=at.existing_path, help="dataset folder, COCO or YOLO layout (default: the "
+                   "synthetic infrared set, written to OUT/data)")
+    t.add_argument("--model", choices=MODELS, help="detector size (default tiny: YOLOv8n widths, P2-P4)")
+    t.add_argument("--arch", choices=ARCHS, help="yolo (default): anchor-free DFL head on strides 4/8/16; "
+                   "centernet: a stride-4 heatmap head for point-like targets (its own losses)")
+    t.add_argument("--img", type=at.positive_int, help="training and validation image size, a multiple of 16 "
+                   "(default 256)")
+    t.add_argument("--epochs", type=at.positive_int,
+                   help="epochs (default 30); on --resume, more extends the run")
+    t.add_argument("--batch", type=at.positive_int, help="images per step (default 16)")
+    t.add_argument("--lr", type=at.positive_float, help="peak AdamW learning rate (default 0.002)")
+    t.add_argument("--box-loss", choices=BOX_LOSSES, help="box regression loss (default nwd)")
+    t.add_argument("--cls-loss", choices=CLS_LOSSES, help="classification loss (default bce; atfl: EFLNet's "
+                   "adaptive threshold focal loss)")
+    t.add_argument("--seed", type=at.seed, help="seed of the weights, the data order, augmentation and the "
+                   "synthetic set (default 0)")
+    t.add_argument("--eval-every", type=at.positive_int, help="epochs between validations and checkpoints "
+                   "(default 1)")
+    t.add_argument("--time-limit", type=at.positive_float, metavar="MIN",
+                   help="stop after MIN minutes, evaluated and checkpointed; the epochs are re-planned after "
+                   "each one to end at the limit")
+    t.add_argument("--synthetic-train", type=at.positive_int,
+                   help="synthetic training images (default 400)")
+    t.add_argument("--synthetic-val", type=at.positive_int,
+                   help="synthetic validation images (default 100)")
+    t.add_argument("--synthetic-size", type=at.bounded_int(64, 4096),
+                   help="synthetic image size (default 256)")
+    t.add_argument("--skip-bad-files", dest="on_error", action="store_const", const="skip", default=None,
+                   help="leave out images with bad or missing label files (counted and reported) instead of "
+                   "stopping at the first")
+    t.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="letterbox only: no flips, scale jitter or mosaic")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    t.add_argument("--out", type=at.folder_to_create, default="tinyml-detect", help="run folder "
+                   "(default ./tinyml-detect)")
+    pr = sub.add_parser("predict", help="detect objects in an image or a folder of images")
+    pr.add_argument("--ckpt", type=at.existing_path, required=True, help="run folder (or its checkpoint)")
+    pr.add_argument("--source", type=at.existing_path, required=True,
+                    help="an image file or a folder of images")
+    pr.add_argument("--out", type=at.folder_to_create, default="tinyml-predict",
+                    help="folder for predictions.json and the drawn PNGs (default ./tinyml-predict)")
+    pr.add_argument("--img", type=at.positive_int, help="model input size (default: the run's)")
+    pr.add_argument("--conf", type=at.probability, default=0.25, help="score threshold (default 0.25)")
+    pr.add_argument("--iou", type=at.probability, default=0.6, help="NMS IoU threshold (default 0.6)")
+    pr.add_argument("--max-det", type=at.positive_int, default=300, help="detections per image (default 300)")
+    pr.add_argument("--slice", type=at.positive_int,
+                    help="SAHI: slices of this many px (plus a full-image pass)")
+    pr.add_argument("--overlap", type=at.bounded_float(0.0, 0.95), default=0.2,
+                    help="SAHI slice overlap ratio (default 0.2)")
+    pr.add_argument("--batch", type=at.positive_int, default=8, help="slices per model call (default 8)")
+    pr.add_argument("--annotations", type=at.existing_file,
+                    help="a COCO annotation file whose image ids to use (default: the one of the COCO set "
+                    "the images lie in, if any)")
+    pr.add_argument("--no-draw", dest="draw", action="store_false", help="write predictions.json only")
+    e = sub.add_parser("eval", help="COCO AP and Pd/Fa of a trained detector on a dataset split")
+    e.add_argument("--ckpt", type=at.existing_path, required=True, help="run folder (or its checkpoint)")
+    e.add_argument("--data", type=at.existing_path, required=True, help="dataset folder, COCO or YOLO layout")
+    e.add_argument("--split", default="val", help="split to score (default val)")
+    e.add_argument("--img", type=at.positive_int, help="model input size (default: the run's)")
+    e.add_argument("--batch", type=at.positive_int, default=8, help="images per model call (default 8)")
+    e.add_argument("--save-json", metavar="FILE", help="also write the metrics to FILE as JSON")
+
+
+def run(args) -> int:
+    command = getattr(args, "detect_command", None)
+    if command is None:
+        from ..runs import UsageError
+
+        raise UsageError("a subcommand is needed: train, predict or eval")
+    return {"train": _train, "predict": _predict, "eval": _eval}[command](args)
+
+
+def _train(args) -> int:
+    import os
+
+    from ..detect.run import DetectRun, read_run_record, train_detector
+    from ..progress import require_matplotlib
+    from ..runs import UsageError
+
+    given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k, None) is not None}
+    if given.get("data") is not None:
+        given["data"] = os.path.abspath(given["data"])
+    before = read_run_record(args.out) if args.resume else {}
+    if args.resume:
+        free = ("epochs", "eval_every")  # may change on resume; the rest define what is trained
+        changed = [f"--{k.replace('_', '-')} {given[k]} (the run has {before[k]})" for k in given
+                   if k not in free and k in before and _norm(given[k]) != _norm(before[k])]
+        if changed:
+            raise UsageError(f"--resume: these flags differ from the run's: {'; '.join(changed)}")
+    settings = {**TRAIN_DEFAULTS, **{k: v for k, v in before.items() if k in TRAIN_DEFAULTS}, **given}
+    augment = before.get("augment", True) if args.resume and args.augment else args.augment
+    require_matplotlib()
+    spec = DetectRun(out=args.out, resume=args.resume, time_limit=args.time_limit, augment=augment,
+                     **settings)
+    s = train_detector(spec)
+    v = s["val"] or {}
+    rate = s["images_per_s"]
+    print(f"done: step {s['step']} (epoch {s['epochs']:g}, {s['stopped']}); {s['train_seconds']:.1f}s "
+          f"training ({rate:.1f} images/s), {s['eval_seconds']:.1f}s evaluation")
+    if v:
+        print(f"val: AP50 {v['AP50']:.4f}, AP {v['AP']:.4f}, AP_small {v['AP_small']:.4f}, Pd {v['Pd']:.4f}, "
+              f"Fa {v['Fa']:.3e} ({v['images']} images, {v['targets']} targets)")
+    for what, name in (("checkpoint", "checkpoint.safetensors"), ("metrics", "metrics.jsonl"),
+                       ("plot", "loss.png")):
+        print(f"  {what + ':':<12}{args.out}/{name}")
+    print(f"predict with: tinyml detect predict --ckpt {args.out} --source IMAGES --out PREDICTIONS")
+    return 130 if s["stopped"] == "interrupted" else 0
+
+
+def _norm(v):
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _predict(args) -> int:
+    from ..detect.predict import predict_source
+    from ..detect.run import load_detector
+
+    model, info = load_detector(args.ckpt)
+    results = predict_source(model, info, args.source, args.out, img=args.img, conf=args.conf,
+                             iou=args.iou, max_det=args.max_det, slice_size=args.slice, overlap=args.overlap,
+                             batch=args.batch, annotations=args.annotations, draw=args.draw)
+    drawn = " and the drawn PNGs" if args.draw else ""
+    print(f"{len(results)} detections -> {args.out}/predictions.json{drawn}")
+    return 0
+
+
+def _eval(args) -> int:
+    import json
+
+    from ..detect.data import open_detection_dataset
+    from ..detect.evaluate import category_ids_of, evaluate_detector, format_metrics
+    from ..detect.run import load_detector
+    from ..runs import CLIError
+
+    model, info = load_detector(args.ckpt)
+    dataset = open_detection_dataset(args.data, args.split, channels=model.in_channels)
+    if len(dataset.class_names) != model.num_classes:
+        raise CLIError(f"--data {args.data}: {len(dataset.class_names)} classes {dataset.class_names}, but "
+                       f"the detector in {args.ckpt} has {model.num_classes} {info['class_names']}")
+    if category_ids_of(dataset) != list(info["category_ids"]):
+        print(f"note: the dataset's category ids {category_ids_of(dataset)} differ from the training set's "
+              f"{info['category_ids']}; labels are matched by position")
+    m = evaluate_detector(model, dataset, int(args.img or info["img"]), args.batch)
+    print(f"{args.data} ({args.split}): {m['images']} images, {m['targets']} targets; "
+          f"model step {info['step']}")
+    print(format_metrics(m))
+    if args.save_json:
+        with open(args.save_json, "w") as f:
+            json.dump(m, f, indent=1)
+    return 0
