@@ -5,7 +5,9 @@
 
 CASES follows bench/cpu_kernels.py: dict(name, shape, setup) with setup() -> (tinyml_fn, torch_fn,
 floor), floor = ("bytes", n) or ("flops", n). conv2d's floor is its flops over the float32 matmul
-rate; the pools' and upsamples' the bytes they must move. The selective scan's peer is
+rate (direct summation's flops: the 3x3 stride-1 rows run Winograd F(2x2, 3x3) forward and input
+gradient, 2.25x fewer multiplies; the stride-2 row the implicit GEMM); the pools' and upsamples' the
+bytes they must move. The selective scan's peer is
 mamba_ssm's selective_scan_ref in PyTorch (exp(delta A) and delta B u for every step up front, then
 a Python loop over time, autograd through it): what a PyTorch user without the CUDA kernel runs,
 with the per-step C contraction as a multiply-sum (the reference's einsum is ~100x slower here).
@@ -56,13 +58,14 @@ def _runners(fn_t, fn_p, leaves_t, leaves_p, out_shape, backward=True):
     return run_t, run_p
 
 
-def _conv_setup(n, c, h, w, o, k, backward=True):
+def _conv_setup(n, c, h, w, o, k, backward=True, stride=1):
     def setup():
         (xt, xp), (wt, wp), (bt, bp) = _leaf((n, c, h, w), 0), _leaf((o, c, k, k), 1, 0.05), _leaf((o,), 2)
-        flops = 2 * n * o * c * k * k * h * w * (3 if backward else 1)
-        return (*_runners(lambda x, w, b: tinyml.conv2d(x, w, b, padding=k // 2),
-                          lambda x, w, b: TF.conv2d(x, w, b, padding=k // 2), [xt, wt, bt], [xp, wp, bp],
-                          (n, o, h, w), backward), ("flops", flops))
+        oh, ow = (h - 1) // stride + 1, (w - 1) // stride + 1  # padding k // 2, odd k
+        flops = 2 * n * o * c * k * k * oh * ow * (3 if backward else 1)  # direct summation's
+        return (*_runners(lambda x, w, b: tinyml.conv2d(x, w, b, stride=stride, padding=k // 2),
+                          lambda x, w, b: TF.conv2d(x, w, b, stride=stride, padding=k // 2), [xt, wt, bt],
+                          [xp, wp, bp], (n, o, oh, ow), backward), ("flops", flops))
     return setup
 
 
@@ -73,7 +76,8 @@ def _pool_setup(shape, k, s):
         out = (shape[0], shape[1], shape[2] // s, shape[3] // s)
         m = int(np.prod(out))
         # fwd: read x, write y + int64 indices; bwd: read dy + indices, write dx
-        return (*_runners(lambda x: tinyml.max_pool2d(x, k, s), lambda x: TF.max_pool2d(x, k, s), [xt], [xp], out),
+        return (*_runners(lambda x: tinyml.max_pool2d(x, k, s), lambda x: TF.max_pool2d(x, k, s), [xt], [xp],
+                          out),
                 ("bytes", (2 * n + 2 * m) * F32 + 2 * m * 8))
     return setup
 
@@ -84,7 +88,8 @@ def _upsample_setup(shape, mode):
         n = int(np.prod(shape))
         out = (shape[0], shape[1], shape[2] * 2, shape[3] * 2)
         kw = {"scale_factor": 2, "mode": mode} | ({"align_corners": False} if mode == "bilinear" else {})
-        return (*_runners(lambda x: tinyml.interpolate(x, **kw), lambda x: TF.interpolate(x, **kw), [xt], [xp], out),
+        return (*_runners(lambda x: tinyml.interpolate(x, **kw), lambda x: TF.interpolate(x, **kw), [xt],
+                          [xp], out),
                 ("bytes", (n + 4 * n) * 2 * F32))  # fwd read x, write 4x; bwd read 4x, write x
     return setup
 
@@ -111,7 +116,8 @@ def _scan_setup(b, d, n, length, backward=True):
         At, Ap = tinyml.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
         (Bt, Bp), (Ct, Cp) = _leaf((b, n, length), 4), _leaf((b, n, length), 5)
         (Dt, Dp), (bt, bp) = _leaf((d,), 6), _leaf((d,), 7, 0.1)
-        fn_t = lambda *a: tinyml.selective_scan(*a, delta_softplus=True)
+        def fn_t(*a):
+            return tinyml.selective_scan(*a, delta_softplus=True)
         leaves_t, leaves_p = [ut, dt, At, Bt, Ct, Dt, zt, bt], [up, dp, Ap, Bp, Cp, Dp, zp, bp]
         # the least memory traffic: u, delta, z read (and dout, du, ddelta, dz for the backward)
         nbytes = (7 if backward else 4) * b * d * length * F32
@@ -121,12 +127,17 @@ def _scan_setup(b, d, n, length, backward=True):
 
 
 CASES = [
-    {"name": "conv2d 3x3 (fwd+bwd)", "shape": "x 32x64x56x56, w 64x64x3x3", "setup": _conv_setup(32, 64, 56, 56, 64, 3)},
+    {"name": "conv2d 3x3 (fwd+bwd)", "shape": "x 32x64x56x56, w 64x64x3x3",
+         "setup": _conv_setup(32, 64, 56, 56, 64, 3)},
     {"name": "conv2d 3x3 (fwd only)", "shape": "x 32x64x56x56, w 64x64x3x3",
          "setup": _conv_setup(32, 64, 56, 56, 64, 3, backward=False)},
+    {"name": "conv2d 3x3 stride 2 (fwd+bwd, implicit GEMM)", "shape": "x 32x64x56x56, w 128x64x3x3",
+         "setup": _conv_setup(32, 64, 56, 56, 128, 3, stride=2)},
     {"name": "max_pool2d 2x2", "shape": "32x64x56x56", "setup": _pool_setup((32, 64, 56, 56), 2, 2)},
-    {"name": "upsample nearest 2x", "shape": "8x64x56x56", "setup": _upsample_setup((8, 64, 56, 56), "nearest")},
-    {"name": "upsample bilinear 2x", "shape": "8x64x56x56", "setup": _upsample_setup((8, 64, 56, 56), "bilinear")},
+    {"name": "upsample nearest 2x", "shape": "8x64x56x56",
+         "setup": _upsample_setup((8, 64, 56, 56), "nearest")},
+    {"name": "upsample bilinear 2x", "shape": "8x64x56x56",
+         "setup": _upsample_setup((8, 64, 56, 56), "bilinear")},
     {"name": "selective_scan (fwd+bwd) vs torch loop", "shape": "B2 D512 N16 L1024",
          "setup": _scan_setup(2, 512, 16, 1024)},
     {"name": "selective_scan (fwd only) vs torch loop", "shape": "B2 D512 N16 L1024",

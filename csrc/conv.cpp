@@ -11,51 +11,20 @@
 // task is single-threaded and independent (a sample-group and a block of NB output columns), so
 // the team never waits on another library's threads.
 //
-// Micro-kernel: C[8 x NR] += A[8 x kc] B[kc x NR] with NR one 64-byte vector (16 floats / 8
-// doubles), A packed as kc x 8 (broadcast scalars), B as kc x NR; GCC vector extensions, compiled
-// for AVX-512 / AVX2 / baseline through TINYML_CLONES.
-#include "simd_math.h"
-
+// The micro-kernel (conv_gemm.h): C[8 x NR] += A[8 x kc] B[kc x NR], NR one 64-byte vector.
+// 3x3 stride-1 convolutions with enough channels run as Winograd F(2x2, 3x3) (conv_winograd.h),
+// forward and input gradient; `algo` in the bindings picks a path explicitly (tests).
+#include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "common.h"
+#include "conv_winograd.h"
 
 namespace {
 
-using ssize = py::ssize_t;
-constexpr int MR = 8;  // 8 independent FMA chains: enough to cover the FMA latency
+using namespace tinyml_conv;
 constexpr ssize NB = 128;  // output columns per task (a B block: K x NB, L2-resident)
-
-template <typename T>
-struct Vec {
-  typedef T v __attribute__((vector_size(64)));
-  static constexpr int NR = 64 / sizeof(T);
-};
-
-// C (m x nr rows/cols valid, leading dim ldc) = or += A panel (kc x MR) @ B panel (kc x NR).
-template <typename T>
-TINYML_CLONES void micro(ssize kc, const T* __restrict Ap, const T* __restrict Bp, T* __restrict C, ssize ldc, int m,
-                         int nr, bool accumulate) {
-  using V = typename Vec<T>::v;
-  constexpr int NR = Vec<T>::NR;
-  V c[MR] = {};
-  for (ssize k = 0; k < kc; ++k) {
-    V b;
-    std::memcpy(&b, Bp + k * NR, sizeof b);
-    const T* a = Ap + k * MR;
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) c[r] += a[r] * b;
-  }
-  const V* cs = c;
-  for (int r = 0; r < m; ++r) {
-    T* row = C + r * ldc;
-    if (accumulate)
-      for (int j = 0; j < nr; ++j) row[j] += cs[r][j];
-    else
-      for (int j = 0; j < nr; ++j) row[j] = cs[r][j];
-  }
-}
 
 struct ConvGeo {
   ssize n, c, h, w, o, groups, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow;
@@ -64,22 +33,6 @@ struct ConvGeo {
   ssize K() const { return cg() * kh * kw; }
   ssize L() const { return oh * ow; }
 };
-
-// Rows r0.. of an (rows x cols) row-major matrix M as MR-row panels: P[t][k][r] = M[t*MR + r][k]
-// (transposed = false), or of M^T: P[t][k][r] = M[k][t*MR + r] (transposed = true). Zero-padded.
-template <typename T>
-std::vector<T> pack_a(const T* M, ssize rows, ssize cols, ssize ld, bool transposed) {
-  // (rows, cols) are those of the operand A; with transposed, A = M^T and M is (cols x rows).
-  const ssize tiles = (rows + MR - 1) / MR;
-  std::vector<T> P(tiles * cols * MR, T(0));
-  for (ssize t = 0; t < tiles; ++t)
-    for (ssize k = 0; k < cols; ++k)
-      for (int r = 0; r < MR; ++r) {
-        const ssize i = t * MR + r;
-        if (i < rows) P[(t * cols + k) * MR + r] = transposed ? M[k * ld + i] : M[i * ld + k];
-      }
-  return P;
-}
 
 // Output position of column j: the input row/col where the kernel's (0, 0) tap lands.
 inline void col_bases(const ConvGeo& g, ssize j0, ssize nb, ssize* hb, ssize* wb) {
@@ -239,6 +192,53 @@ void conv_backward_weight(const ConvGeo& g, const T* x, const T* dy, T* dw) {
   }
 }
 
+// ---- Winograd dispatch ------------------------------------------------------------------------------
+
+// algo: 0 chooses, 1 forces the implicit GEMM, 2 / 4 force Winograd F(2x2, 3x3) / F(4x4, 3x3).
+// `cin`/`cout` are the channel counts of the convolution actually run (swapped for the input gradient).
+int winograd_tile(const ConvGeo& g, ssize cin, ssize cout, int algo) {
+  const bool fits = g.groups == 1 && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 &&
+                    g.pt >= 0 && g.pt <= 2 && g.pl >= 0 && g.pl <= 2;
+  if (algo == 2 || algo == 4) {
+    if (!fits)
+      throw py::value_error("conv2d: algo=" + std::to_string(algo) +
+                            " (Winograd) needs a 3x3 kernel, stride 1, dilation 1, groups 1 and top/left pads in "
+                            "0..2; got kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) + ", groups " +
+                            std::to_string(g.groups) + ", pads (" + std::to_string(g.pt) + ", " +
+                            std::to_string(g.pl) + ")");
+    return algo;
+  }
+  if (algo != 0 && algo != 1) throw py::value_error("conv2d: algo must be 0, 1, 2 or 4, got " + std::to_string(algo));
+  // Winograd pays once the GEMMs dominate its transforms: enough channels on both sides. F(2x2, 3x3)
+  // by default: it rounds like direct summation; F(4x4, 3x3) (algo=4) is ~1.3x faster again but
+  // about 10x less exact in float32 (tests/ops/test_conv_winograd.py measures both).
+  return algo == 0 && fits && cin >= 16 && cout >= 16 ? 2 : 0;
+}
+
+template <typename T>
+bool all_finite(const T* a, ssize n) {
+  for (ssize i = 0; i < n; ++i)
+    if (!std::isfinite(a[i])) return false;
+  return true;
+}
+
+template <typename T>
+void run_winograd(int m, const T* x, const T* w, const T* bias, T* y, ssize N, ssize C, ssize h, ssize wd, ssize O,
+                  ssize pt, ssize pl, ssize oh, ssize ow) {
+  if (m == 2) winograd_conv<T, 2>(x, w, bias, y, N, C, h, wd, O, pt, pl, oh, ow);
+  else winograd_conv<T, 4>(x, w, bias, y, N, C, h, wd, O, pt, pl, oh, ow);
+}
+
+// dx = full correlation of dy (N, O, oh, ow) with w^T flipped: wf[c, o, p, q] = w[o, c, 2 - p, 2 - q]
+template <typename T>
+void winograd_backward_input(int m, const ConvGeo& g, const T* w, const T* dy, T* dx) {
+  std::vector<T> wf(g.c * g.o * 9);
+  for (ssize o = 0; o < g.o; ++o)
+    for (ssize c = 0; c < g.c; ++c)
+      for (int p = 0; p < 9; ++p) wf[(c * g.o + o) * 9 + p] = w[(o * g.c + c) * 9 + 8 - p];
+  run_winograd<T>(m, dy, wf.data(), nullptr, dx, g.n, g.o, g.oh, g.ow, g.c, 2 - g.pt, 2 - g.pl, g.h, g.w);
+}
+
 // ---- bindings ---------------------------------------------------------------------------------------
 
 template <typename T>
@@ -264,7 +264,7 @@ ConvGeo check_conv(const py::array& x, const py::array& w, ssize sh, ssize sw, s
 
 template <typename T>
 py::array forward(py::array x, py::array w, py::object b, ssize sh, ssize sw, ssize pt, ssize pl, ssize dh, ssize dw,
-                  ssize groups, ssize oh, ssize ow) {
+                  ssize groups, ssize oh, ssize ow, int algo) {
   ConvGeo g = check_conv<T>(x, w, sh, sw, pt, pl, dh, dw, groups, oh, ow);
   const T* bp = nullptr;
   if (!b.is_none()) {
@@ -279,14 +279,19 @@ py::array forward(py::array x, py::array w, py::object b, ssize sh, ssize sw, ss
   const T* xp = static_cast<const T*>(x.data());
   const T* wp = static_cast<const T*>(w.data());
   T* yp = y.mutable_data();
-  py::gil_scoped_release release;
-  conv_forward<T>(g, xp, wp, bp, yp);
+  int m = winograd_tile(g, g.c, g.o, algo);
+  {
+    py::gil_scoped_release release;  // ends before `return y` touches a reference count
+    if (m && algo == 0 && !all_finite(wp, g.o * g.K())) m = 0;  // inf/NaN weights: the direct sums' propagation
+    if (m) run_winograd<T>(m, xp, wp, bp, yp, g.n, g.c, g.h, g.w, g.o, g.pt, g.pl, oh, ow);
+    else conv_forward<T>(g, xp, wp, bp, yp);
+  }
   return y;
 }
 
 template <typename T>
 py::tuple backward(py::array x, py::array w, py::array dy, ssize sh, ssize sw, ssize pt, ssize pl, ssize dh, ssize dw,
-                   ssize groups, bool need_dx, bool need_dw) {
+                   ssize groups, bool need_dx, bool need_dw, int algo) {
   tinyml::check_array<T>(dy, "conv2d grad_output");
   if (dy.ndim() != 4) throw py::value_error("conv2d: grad_output must be 4-D, got " + tinyml::shape_str(dy));
   ConvGeo g = check_conv<T>(x, w, sh, sw, pt, pl, dh, dw, groups, dy.shape(2), dy.shape(3));
@@ -308,9 +313,15 @@ py::tuple backward(py::array x, py::array w, py::array dy, ssize sh, ssize sw, s
     dwp = a.mutable_data();
     dwt = a;
   }
+  const int mdx = need_dx ? winograd_tile(g, g.o, g.c, algo) : 0;  // may throw: before the GIL goes
   {
     py::gil_scoped_release release;
-    if (dxp) conv_backward_input<T>(g, wp, gp, dxp);
+    if (dxp) {
+      int m = mdx;
+      if (m && algo == 0 && !all_finite(wp, g.o * g.K())) m = 0;
+      if (m) winograd_backward_input<T>(m, g, wp, gp, dxp);
+      else conv_backward_input<T>(g, wp, gp, dxp);
+    }
     if (dwp) conv_backward_weight<T>(g, xp, gp, dwp);
   }
   return py::make_tuple(dx, dwt);
@@ -322,13 +333,18 @@ bool is64(const py::array& a) { return tinyml::has_dtype<double>(a); }
 
 void init_conv(py::module_& m) {
   m.def("conv2d_forward", [](py::array x, py::array w, py::object b, ssize sh, ssize sw, ssize pt, ssize pl, ssize dh,
-                             ssize dw, ssize groups, ssize oh, ssize ow) {
-    return is64(x) ? forward<double>(x, w, b, sh, sw, pt, pl, dh, dw, groups, oh, ow)
-                   : forward<float>(x, w, b, sh, sw, pt, pl, dh, dw, groups, oh, ow);
-  }, "y = conv2d(x, w) + b (implicit GEMM); pads are top/left, oh/ow fix the bottom/right");
+                             ssize dw, ssize groups, ssize oh, ssize ow, int algo) {
+    return is64(x) ? forward<double>(x, w, b, sh, sw, pt, pl, dh, dw, groups, oh, ow, algo)
+                   : forward<float>(x, w, b, sh, sw, pt, pl, dh, dw, groups, oh, ow, algo);
+  }, "y = conv2d(x, w) + b (implicit GEMM, or Winograd for 3x3 stride 1); pads are top/left, oh/ow fix the "
+     "bottom/right; algo: 0 chooses, 1 GEMM, 2/4 Winograd F(2,3)/F(4,3)",
+     py::arg("x"), py::arg("w"), py::arg("b"), py::arg("sh"), py::arg("sw"), py::arg("pt"), py::arg("pl"),
+     py::arg("dh"), py::arg("dw"), py::arg("groups"), py::arg("oh"), py::arg("ow"), py::arg("algo") = 0);
   m.def("conv2d_backward", [](py::array x, py::array w, py::array dy, ssize sh, ssize sw, ssize pt, ssize pl, ssize dh,
-                              ssize dw, ssize groups, bool need_dx, bool need_dw) {
-    return is64(x) ? backward<double>(x, w, dy, sh, sw, pt, pl, dh, dw, groups, need_dx, need_dw)
-                   : backward<float>(x, w, dy, sh, sw, pt, pl, dh, dw, groups, need_dx, need_dw);
-  }, "(dx, dw) of conv2d (None where not asked for)");
+                              ssize dw, ssize groups, bool need_dx, bool need_dw, int algo) {
+    return is64(x) ? backward<double>(x, w, dy, sh, sw, pt, pl, dh, dw, groups, need_dx, need_dw, algo)
+                   : backward<float>(x, w, dy, sh, sw, pt, pl, dh, dw, groups, need_dx, need_dw, algo);
+  }, "(dx, dw) of conv2d (None where not asked for); algo as for conv2d_forward (it picks dx's path)",
+     py::arg("x"), py::arg("w"), py::arg("dy"), py::arg("sh"), py::arg("sw"), py::arg("pt"), py::arg("pl"),
+     py::arg("dh"), py::arg("dw"), py::arg("groups"), py::arg("need_dx"), py::arg("need_dw"), py::arg("algo") = 0);
 }

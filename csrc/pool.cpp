@@ -12,42 +12,11 @@
 #include <limits>
 
 #include "common.h"
+#include "pool_max.h"
 
 namespace {
 
-using ssize = py::ssize_t;
-
-struct Geo {
-  ssize c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow;
-};
-
-template <typename T>
-void max_pool_fwd(const T* x, T* y, int64_t* idx, ssize planes, const Geo& g) {
-#pragma omp parallel for schedule(static) if (planes * g.oh * g.ow * g.kh * g.kw > 32768)
-  for (ssize pl = 0; pl < planes; ++pl) {
-    const T* xp = x + pl * g.h * g.w;
-    for (ssize i = 0; i < g.oh; ++i)
-      for (ssize j = 0; j < g.ow; ++j) {
-        T best = -std::numeric_limits<T>::infinity();
-        int64_t bi = -1;
-        for (ssize p = 0; p < g.kh; ++p) {
-          const ssize hin = i * g.sh - g.pt + p * g.dh;
-          if (hin < 0 || hin >= g.h) continue;
-          for (ssize q = 0; q < g.kw; ++q) {
-            const ssize win = j * g.sw - g.pl + q * g.dw;
-            if (win < 0 || win >= g.w) continue;
-            const T v = xp[hin * g.w + win];
-            if (bi < 0 || v > best || std::isnan(v)) {  // PyTorch's rule: a NaN always takes over
-              best = v;
-              bi = hin * g.w + win;
-            }
-          }
-        }
-        y[(pl * g.oh + i) * g.ow + j] = best;
-        idx[(pl * g.oh + i) * g.ow + j] = bi;
-      }
-  }
-}
+using namespace tinyml_pool;
 
 template <typename T>
 void max_pool_bwd(const T* dy, const int64_t* idx, T* dx, ssize planes, ssize hw, ssize ohw) {
@@ -311,7 +280,14 @@ void init_pool(py::module_& m) {
     const int64_t* ip = static_cast<const int64_t*>(idx.data());
     // -1 marks a window of padding only (no input element, no gradient); anything else outside the
     // plane is not an index the forward gave
-    for (ssize k = 0; k < planes * ohw; ++k)
+    ssize bad = planes * ohw;  // the first index out of range, found by the whole team
+    {
+      py::gil_scoped_release r;
+#pragma omp parallel for schedule(static) reduction(min : bad) if (planes * ohw > 32768)
+      for (ssize k = 0; k < planes * ohw; ++k)
+        if ((ip[k] < -1 || ip[k] >= h * w) && k < bad) bad = k;
+    }
+    for (ssize k = bad; k < planes * ohw; ++k)
       if (ip[k] < -1 || ip[k] >= h * w)
         throw py::value_error("max_pool2d_backward: index " + std::to_string(ip[k]) + " at flat position " +
                               std::to_string(k) + " is outside [-1, " + std::to_string(h * w) + ") for input (" +

@@ -200,3 +200,29 @@ def test_cpu_pool_bindings_check_arguments():
         _C.max_pool2d_backward(np.ones((1, 1, 1, 2), f), np.array([[[[3, 99]]]]), 2, 2)
     dx = _C.max_pool2d_backward(np.ones((1, 1, 1, 2), f), np.array([[[[3, -1]]]]), 2, 2)
     assert dx.sum() == 1.0 and dx.reshape(-1)[3] == 1.0
+
+
+@needs_C
+def test_max_pool2d_kernel_interior_and_border_paths_match_torch():
+    """csrc/pool_max.h runs windows inside the image tap by tap over a row (vectorised) and the
+    rest with checked taps: indices and values equal PyTorch's on random geometries with many ties
+    and NaNs (which window path a NaN or a tie lands in must not matter)."""
+    rng = np.random.default_rng(7)
+    checked = 0
+    while checked < 40:
+        (kh, kw), (sh, sw), (dh, dw) = rng.integers(1, 4, 2), rng.integers(1, 4, 2), rng.integers(1, 3, 2)
+        ph, pw = int(rng.integers(0, kh // 2 + 1)), int(rng.integers(0, kw // 2 + 1))
+        h, w = rng.integers(max(kh, kw) * 2, 14, 2)
+        ceil = bool(rng.integers(0, 2))
+        x = rng.integers(-3, 3, (2, 3, h, w)).astype(np.float32)  # small integers: many ties
+        x[rng.random(x.shape) < 0.03] = np.nan
+        try:
+            ty, ti = TF.max_pool2d(torch.tensor(x), (kh, kw), (sh, sw), (ph, pw), (dh, dw), ceil_mode=ceil,
+                                   return_indices=True)
+        except RuntimeError:  # a geometry PyTorch rejects (pad over half the dilated window)
+            continue
+        y, idx = _C.max_pool2d_forward(x, kh, kw, sh, sw, ph, pw, dh, dw, *ty.shape[2:])
+        geometry = (kh, kw, sh, sw, ph, pw, dh, dw, ceil)
+        assert np.array_equal(idx, ti.numpy()), geometry
+        assert np.array_equal(y, ty.numpy(), equal_nan=True), geometry
+        checked += 1

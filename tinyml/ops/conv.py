@@ -4,7 +4,8 @@ backends/*/pool.py, csrc/pool.cpp).
 
     y[n, o] = b[o] + sum_{c in group(o), p, q} w[o, c, p, q] x[n, c, i*sh + p*dh - pt, j*sw + q*dw - pl]
 
-Forward and backward are single kernels (conv2d_forward / conv2d_backward: im2col + GEMM);
+Forward and backward are single kernels (conv2d_forward / conv2d_backward: im2col + GEMM, or on
+the cpu Winograd F(2x2, 3x3) for wide 3x3 stride-1 layers: backends/cpu/conv.py);
 conv1d is conv2d over a height-1 image, through views, so it needs no kernels of its own.
 
 conv_transpose2d is the adjoint of conv2d in its input: with conv2d's weight layout read as

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import numpy as np
+
 from .. import ops
 from ..autograd import enable_grad
 from ..backends import dispatch
@@ -25,8 +27,8 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
-                 decoupled_weight_decay: bool | None = None) -> None:
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
+                 maximize: bool = False, decoupled_weight_decay: bool | None = None) -> None:
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
         if not 0.0 <= eps:
@@ -66,11 +68,21 @@ class Adam(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                state = self._init_state(p, amsgrad)
-                # step lives on the host (a cpu tensor, as in torch): reading it never syncs a device
+                state = self.state[p]
+                if not state or (amsgrad and "max_exp_avg_sq" not in state):
+                    state = self._init_state(p, amsgrad)
+                # step lives on the host (a cpu tensor, as in torch): reading it never syncs a device.
+                # A host 0-d step counts up in place, as torch's `step_t += 1`: no new tensor per step.
                 prev = state["step"]
-                steps[id(p)] = int(prev.item() if isinstance(prev, Tensor) else prev) + 1
-                state["step"] = ops.tensor(float(steps[id(p)]))
+                host = prev._data if isinstance(prev, Tensor) else None
+                if isinstance(host, np.ndarray) and host.shape == ():
+                    n = int(host) + 1
+                    host[()] = n
+                    prev._version[0] += 1
+                else:
+                    n = int(prev.item() if isinstance(prev, Tensor) else prev) + 1
+                    state["step"] = ops.tensor(float(n))
+                steps[id(p)] = n
                 params.append(p)
             for (dev_type, _, _, step), ps in _bucket(params, lambda p: steps[id(p)]).items():
                 grads = [(ops.neg(_check_grad(p)) if group["maximize"] else _check_grad(p))._data for p in ps]

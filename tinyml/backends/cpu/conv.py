@@ -1,8 +1,11 @@
 """cpu adapters: conv2d (csrc/conv.cpp); pooling and upsampling are in pool.py (csrc/pool.cpp).
 
 conv2d forward and backward are implicit GEMMs in C++ (im2col straight into packed panels, one
-OpenMP team); the kernels take the top/left pads and the output size, which together fix the
-bottom/right pads, so 'same' padding with an even kernel needs nothing special. db is a numpy sum.
+OpenMP team); a 3x3 stride-1 convolution with groups=1, top/left pads in 0..2 and at least 16 input
+and output channels runs its forward and input gradient as Winograd F(2x2, 3x3) instead
+(csrc/conv_winograd.h: 2.25x fewer multiplies, the same rounding as direct summation). The kernels
+take the top/left pads and the output size, which together fix the bottom/right pads, so 'same'
+padding with an even kernel needs nothing special. db is a numpy sum.
 A dtype other than float32/float64, mixed dtypes or a non-4-d input return NotImplemented: the
 numpy reference runs.
 """

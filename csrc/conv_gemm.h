@@ -1,0 +1,79 @@
+// The packed GEMM micro-kernel shared by conv2d's implicit-GEMM paths (conv.cpp) and its Winograd
+// path (conv_winograd.h).
+//
+// Micro-kernel: C[MR x NR] (+)= A[MR x kc] B[kc x NR] with NR one 64-byte vector (16 floats / 8
+// doubles), A packed as kc x MR (broadcast scalars), B as kc x NR; GCC vector extensions, compiled
+// for AVX-512 / AVX2 / baseline through TINYML_CLONES.
+#pragma once
+
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+#include "simd_math.h"
+
+namespace tinyml_conv {
+
+using ssize = py::ssize_t;
+constexpr int MR = 8;  // 8 independent FMA chains: enough to cover the FMA latency
+
+template <typename T>
+struct Vec {
+  typedef T v __attribute__((vector_size(64)));
+  static constexpr int NR = 64 / sizeof(T);
+};
+
+// C (m x nr rows/cols valid, leading dim ldc) = or += A panel (kc x MR) @ B panel (kc x NR).
+template <typename T>
+TINYML_CLONES void micro(ssize kc, const T* __restrict Ap, const T* __restrict Bp, T* __restrict C, ssize ldc, int m,
+                         int nr, bool accumulate) {
+  using V = typename Vec<T>::v;
+  constexpr int NR = Vec<T>::NR;
+  V c[MR] = {};
+  for (ssize k = 0; k < kc; ++k) {
+    V b;
+    std::memcpy(&b, Bp + k * NR, sizeof b);
+    const T* a = Ap + k * MR;
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) c[r] += a[r] * b;
+  }
+  if (nr == NR) {  // a full tile: whole-vector stores (the common case)
+    for (int r = 0; r < m; ++r) {
+      T* row = C + r * ldc;
+      V v = c[r];
+      if (accumulate) {
+        V old;
+        std::memcpy(&old, row, sizeof old);
+        v += old;
+      }
+      std::memcpy(row, &v, sizeof v);
+    }
+    return;
+  }
+  const V* cs = c;
+  for (int r = 0; r < m; ++r) {
+    T* row = C + r * ldc;
+    if (accumulate)
+      for (int j = 0; j < nr; ++j) row[j] += cs[r][j];
+    else
+      for (int j = 0; j < nr; ++j) row[j] = cs[r][j];
+  }
+}
+
+// Rows of an (rows x cols) row-major matrix M as MR-row panels: P[t][k][r] = M[t*MR + r][k]
+// (transposed = false), or of M^T: P[t][k][r] = M[k][t*MR + r] (transposed = true). Zero-padded.
+template <typename T>
+std::vector<T> pack_a(const T* M, ssize rows, ssize cols, ssize ld, bool transposed) {
+  // (rows, cols) are those of the operand A; with transposed, A = M^T and M is (cols x rows).
+  const ssize tiles = (rows + MR - 1) / MR;
+  std::vector<T> P(tiles * cols * MR, T(0));
+  for (ssize t = 0; t < tiles; ++t)
+    for (ssize k = 0; k < cols; ++k)
+      for (int r = 0; r < MR; ++r) {
+        const ssize i = t * MR + r;
+        if (i < rows) P[(t * cols + k) * MR + r] = transposed ? M[k * ld + i] : M[i * ld + k];
+      }
+  return P;
+}
+
+}  // namespace tinyml_conv
