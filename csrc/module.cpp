@@ -14,6 +14,7 @@ void init_embedding(py::module_& m);
 void init_optim(py::module_& m);
 void init_scan(py::module_& m);
 void init_causal_conv1d(py::module_& m);
+void init_selective_state_update(py::module_& m);
 void init_conv(py::module_& m);
 void init_pool(py::module_& m);
 void init_boxes(py::module_& m);
@@ -57,6 +58,7 @@ PYBIND11_MODULE(_C, m) {
   init_optim(m);
   init_scan(m);
   init_causal_conv1d(m);
+  init_selective_state_update(m);
   init_conv(m);
   init_pool(m);
   init_boxes(m);

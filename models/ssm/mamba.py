@@ -20,7 +20,8 @@ optim_hints for no weight decay (tinyml/optim/param_groups.py).
 Generation (MambaCache): per layer a conv state (B, d_inner, d_conv - 1), the last inputs of
 the convolution, and an SSM state (B, d_inner, d_state): constant size, whatever the length.
 A prompt runs as one scan that also returns the last state; each next token is one recurrence
-step. Padding (attention_mask, 1 = token, 0 = pad): the inputs of the convolution and of the
+step: the projections, causal_conv1d_update and one fused selective_state_update per layer.
+Padding (attention_mask, 1 = token, 0 = pad): the inputs of the convolution and of the
 scan are zeroed at pads *and dt is zeroed there*, so exp(dt A) = 1 and dt B x = 0 keep the state
 unchanged across pads (transformers zeroes the inputs only: right pads then decay the state by
 exp(dt A) per pad); the caches hold the states after each row's last token, whichever side the
@@ -45,22 +46,9 @@ __all__ = ["Mamba", "MambaCache", "MambaConfig", "MambaLM", "causal_conv1d_silu"
 
 
 def causal_conv1d_silu(x, weight, bias):
-    """silu(causal depthwise conv1d): x (B, D, L), weight (D, K), bias (D,) or None. tinyml.ops'
-    fused causal_conv1d when it exists; else F.conv1d over x left-padded by K - 1, groups = D."""
-    if hasattr(tinyml.ops, "causal_conv1d"):
-        return tinyml.ops.causal_conv1d(x, weight, bias, activation="silu")
-    K = weight.shape[1]
-    return F.silu(F.conv1d(F.pad(x, (K - 1, 0)), weight.unsqueeze(1), bias, groups=x.shape[1]))
-
-
-def _conv_step(x, conv_state, weight, bias):
-    """One step of causal_conv1d_silu: x (B, D); conv_state (B, D, K - 1) updated in place."""
-    if hasattr(tinyml.ops, "causal_conv1d_update"):
-        return tinyml.ops.causal_conv1d_update(x, conv_state, weight, bias, activation="silu")
-    window = tinyml.cat([conv_state, x.unsqueeze(-1)], -1)  # (B, D, K)
-    conv_state.copy_(window[..., 1:])
-    y = (window * weight).sum(-1)
-    return F.silu(y if bias is None else y + bias)
+    """silu(causal depthwise conv1d): x (B, D, L), weight (D, K), bias (D,) or None; the fused
+    op, equal to F.conv1d over x left-padded by K - 1 with groups = D, then SiLU."""
+    return tinyml.ops.causal_conv1d(x, weight, bias, activation="silu")
 
 
 @dataclass
@@ -194,22 +182,24 @@ class Mamba(nn.Module):
         return tinyml.stack([xp[b, :, e:e + S] for b, e in enumerate(ends)]).contiguous()
 
     def _steps(self, h, cache: MambaCache, layer: int):
-        """The recurrence, one token at a time, from the cached states (updated)."""
-        xz = self.in_proj(h)  # (B, L, 2 di)
+        """The recurrence, one token at a time, from the cached states (updated in place): per token
+        the in/x/dt/out projections, the conv step (causal_conv1d_update) and one fused scan step
+        (selective_state_update: softplus, exp(dt A), the state update, C . state, D skip, gate)."""
         weight = self.conv1d.weight.squeeze(1)  # (di, K)
         A = -self.A_log.exp()  # (di, n)
-        state = cache.ssm_states[layer]
+        state, conv_state = cache.ssm_states[layer], cache.conv_states[layer]
         outs = []
-        for t in range(h.shape[1]):
-            x, z = xz[:, t].chunk(2, dim=-1)  # (B, di)
-            x = _conv_step(x, cache.conv_states[layer], weight, self.conv1d.bias)
-            dt, Bm, Cm = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-            dt = F.softplus(self.dt_proj(dt)).unsqueeze(-1)  # (B, di, 1)
-            state = (dt * A).exp() * state + dt * Bm.unsqueeze(1) * x.unsqueeze(-1)  # (B, di, n)
-            y = (state @ Cm.unsqueeze(-1)).squeeze(-1) + self.D * x  # (B, di)
-            outs.append(y * F.silu(z))
-        cache.ssm_states[layer] = state
-        return self.out_proj(tinyml.stack(outs, 1))  # (B, L, d_model)
+        for t in range(h.shape[1]):  # 2-d operands throughout: a (B, 1, d) linear costs two reshapes more
+            xz = F.linear(h[:, t], self.in_proj.weight, self.in_proj.bias)  # (B, 2 di)
+            x, z = xz.chunk(2, dim=-1)  # (B, di) each
+            x = tinyml.ops.causal_conv1d_update(x, conv_state, weight, self.conv1d.bias, activation="silu")
+            x_db = F.linear(x, self.x_proj.weight)  # (B, dt_rank + 2 n)
+            dt, Bm, Cm = x_db.split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+            dt = F.linear(dt, self.dt_proj.weight)  # (B, di); the bias goes in with the softplus
+            y = tinyml.ops.selective_state_update(state, x, dt, A, Bm, Cm, self.D, z, self.dt_proj.bias,
+                                                  dt_softplus=True)  # (B, di)
+            outs.append(F.linear(y, self.out_proj.weight, self.out_proj.bias))  # (B, d_model)
+        return outs[0].unsqueeze(1) if len(outs) == 1 else tinyml.stack(outs, 1)  # (B, L, d_model)
 
 
 class MambaBlock(nn.Module):

@@ -1,12 +1,13 @@
 """MambaLM on its own: cached generation equals the full forward, the cache has a constant size, left
-and right padding leave the states and the real positions' logits untouched, the conv1d fallback
-equals the fused op, the initialisation, parameter groups, a learning check and the errors."""
+and right padding leave the states and the real positions' logits untouched, the fused conv equals
+conv1d and the cached steps train, the initialisation, parameter groups, a learning check and the errors."""
 import numpy as np
 import pytest
 from tinyml.models import MambaConfig, MambaLM, generate
 from tinyml.models.ssm.mamba import causal_conv1d_silu
 
 import tinyml
+import tinyml.nn.functional as F
 from tinyml.optim.param_groups import param_groups
 from tinyml.testing import assert_close
 
@@ -91,19 +92,23 @@ def test_gradients_flow_through_a_padded_batch():
     assert all(p.grad is not None and np.isfinite(p.grad.numpy()).all() for p in m.parameters())
 
 
-def test_conv_fallback_equals_the_fused_op(monkeypatch):
+def test_fused_conv_equals_conv1d_and_cached_steps_train():
+    """The fused conv is F.conv1d's; the cached steps (causal_conv1d_update, selective_state_update)
+    equal the full forward with grad enabled too, and their gradients reach every mixer weight."""
     x, w, b = tinyml.randn(2, 5, 9), tinyml.randn(5, 3), tinyml.randn(5)
-    fused = causal_conv1d_silu(x, w, b)
-    monkeypatch.delattr(tinyml.ops, "causal_conv1d", raising=False)
-    monkeypatch.delattr(tinyml.ops, "causal_conv1d_update", raising=False)
-    assert_close(causal_conv1d_silu(x, w, b), fused, kind="reduction")
+    want = F.silu(F.conv1d(F.pad(x, (2, 0)), w.unsqueeze(1), b, groups=5))
+    assert_close(causal_conv1d_silu(x, w, b), want, kind="reduction")
     m = model()
-    with tinyml.no_grad():  # and the model's cached path on the fallback
-        full, _ = m(tinyml.tensor(IDS))
-        cache = m.new_cache()
-        steps = [m(tinyml.tensor(IDS[:, :6]), cache=cache)[0]]
-        steps += [m(tinyml.tensor(IDS[:, t:t + 1]), cache=cache)[0] for t in range(6, 12)]
-    assert_close(tinyml.cat(steps, 1), full, rtol=1e-4, atol=1e-5)
+    full, _ = m(tinyml.tensor(IDS))
+    cache = m.new_cache()
+    steps = [m(tinyml.tensor(IDS[:, :6]), cache=cache)[0]]
+    steps += [m(tinyml.tensor(IDS[:, t:t + 1]), cache=cache)[0] for t in range(6, 12)]
+    logits = tinyml.cat(steps, 1)
+    assert_close(logits, full, rtol=1e-4, atol=1e-5)
+    logits[:, 6:].sum().backward()
+    mixer = m.backbone.layers[0].mixer
+    for p in (mixer.A_log, mixer.D, mixer.dt_proj.bias, mixer.x_proj.weight, mixer.conv1d.weight):
+        assert p.grad is not None and np.isfinite(p.grad.numpy()).all() and np.abs(p.grad.numpy()).sum() > 0
 
 
 def test_initialisation_and_parameter_groups():

@@ -40,3 +40,14 @@ def test_delayed_copy_legs_beats_random_in_a_few_steps():
     legs = dc.train("legs", delay=16, steps=25, batch=8, width=16, d_state=16, seed=0)
     rand = dc.train("random", delay=16, steps=25, batch=8, width=16, d_state=16, seed=0)
     assert np.mean(legs[-5:]) < 0.8 * np.mean(rand[-5:])
+
+
+def test_vs_transformers_losses_agree(tmp_path):
+    """examples/ssm/vs_transformers.py: the same weights trained on the same selective-copy batches
+    give the same losses in tinyml and in transformers' MambaForCausalLM."""
+    vs = _load("vs_transformers")
+    folder = str(tmp_path / "mamba")
+    mine = vs.tinyml_losses(folder, "selective_copy", 3, 2, 1e-3)
+    theirs = vs.torch_losses(folder, "selective_copy", 3, 2, 1e-3)
+    np.testing.assert_allclose(mine, theirs, rtol=1e-4)
+    assert mine[0] != mine[2]  # the weights moved
