@@ -1,7 +1,11 @@
 """Learning-rate sweep of a preset's GPT (Wortsman et al. 2023, "Small-scale proxies for large-scale
 Transformer training instabilities"): one short run per learning rate, log-spaced over --lr LOW..HIGH,
 each from the same initialisation and batches, with the stability options --qk-layernorm and
---z-loss. Writes <out>/sweep-<setting>.json (final validation loss per LR, the max attention logit and
+--z-loss and muP (--mup: models/transformer/mup.py, hidden matrices at lr * base/width, with --width to
+widen the preset's model and --mup-base-width the width whose rates it keeps) and the paper's
+independent weight decay (--independent-wd LAMBDA: each step removes lr(s)/lr * LAMBDA of every decayed
+weight, whatever the peak lr; AdamW's decay is set to LAMBDA / lr). Writes
+<out>/sweep-<setting>.json (final validation loss per LR, the max attention logit and
 output log Z at the end of each run, the training curves) with the paper's LR sensitivity
 
     sensitivity = mean over the sweep of min(loss(lr), loss at init) - min over the sweep of the same,
@@ -22,7 +26,7 @@ import re
 from .. import argtypes as at
 
 NAME = "sweep"
-HELP = "learning-rate sweep of a GPT preset (qk-layernorm, z-loss): final loss per LR, LR sensitivity, plot"
+HELP = "learning-rate sweep of a GPT preset (qk-layernorm, z-loss, muP): final loss per LR, sensitivity, plot"
 
 
 def lr_range(text: str) -> tuple[float, float]:
@@ -59,6 +63,15 @@ def add_arguments(p) -> None:
     p.add_argument("--qk-layernorm", action="store_true", help="LayerNorm on each head's queries and keys")
     p.add_argument("--z-loss", type=at.positive_float, default=None, metavar="COEF",
                    help="add COEF * mean(log Z^2) to the loss (the paper uses 1e-4; default off)")
+    p.add_argument("--mup", action="store_true",
+                   help="maximal update parametrisation (init, per-layer learning rates, output multiplier)")
+    p.add_argument("--mup-base-width", type=at.positive_int,
+                   help="muP's base width, <= --width (default: the preset's n_embd)")
+    p.add_argument("--width", type=at.positive_int,
+                   help="n_embd of the swept model, a multiple of the preset's n_head (default: its own)")
+    p.add_argument("--independent-wd", type=at.positive_float, default=None, metavar="LAMBDA",
+                   help="weight decay independent of the learning rate (the paper uses 1e-4; default: the "
+                        "preset's AdamW decay)")
     p.add_argument("--grad-clip", type=at.nonnegative_float, default=1.0,
                    help="gradient-norm clipping, 0 for none (default 1.0, the presets')")
     p.add_argument("--batch-size", type=at.positive_int, help="sequences per step (default: the preset's)")
@@ -92,14 +105,24 @@ def setting_label(args) -> str:
     if args.label:
         return args.label
     parts = ((["qk-layernorm"] if args.qk_layernorm else [])
-             + ([f"z-loss {args.z_loss:g}"] if args.z_loss else []))
+             + ([f"z-loss {args.z_loss:g}"] if args.z_loss else [])
+             + ([f"muP base {args.mup_base_width}"] if args.mup else [])
+             + ([f"width {args.width}"] if args.width else [])
+             + ([f"independent-wd {args.independent_wd:g}"] if args.independent_wd else []))
     return "+".join(parts) or "baseline"
+
+
+def weight_decay(args, preset, lr: float) -> float:
+    """AdamW's decoupled decay for a run at peak `lr`: AdamW removes lr(s) * wd of a weight per step,
+    so wd = LAMBDA / lr makes that lr(s)/lr * LAMBDA, independent of the peak (Wortsman et al. 2023)."""
+    return args.independent_wd / lr if args.independent_wd is not None else preset.train.weight_decay
 
 
 def run_one(lr: float, model_cfg, preset, data, args, device) -> dict:
     """One training run at `lr`: the final validation loss (None when it diverged), its training
     curve, and the stability monitor's last max attention logit and log Z mean."""
     from tinyml.models import GPT
+    from tinyml.models.transformer.mup import set_mup_lr_hints
 
     import tinyml
     from tinyml.data import RandomWindowSampler
@@ -110,9 +133,10 @@ def run_one(lr: float, model_cfg, preset, data, args, device) -> dict:
     train_ids, val_ids, batch_size = data
     tinyml.manual_seed(args.seed)  # every learning rate starts from the same weights and batches
     model = GPT(model_cfg).to(device)
+    set_mup_lr_hints(model, lr)  # muP's lr * base/width for the hidden matrices; a no-op without muP
     tcfg = TrainConfig(max_steps=args.steps, lr=lr, min_lr=lr / 10,
                        warmup_steps=args.warmup if args.warmup is not None else args.steps // 10,
-                       weight_decay=preset.train.weight_decay, betas=preset.train.betas,
+                       weight_decay=weight_decay(args, preset, lr), betas=preset.train.betas,
                        grad_clip=args.grad_clip or None, eval_interval=args.steps, eval_iters=args.eval_iters,
                        log_interval=args.steps, progress=False)
     trainer = Trainer(model, RandomWindowSampler(train_ids, preset.block_size, batch_size, seed=args.seed),
@@ -130,6 +154,7 @@ def run_one(lr: float, model_cfg, preset, data, args, device) -> dict:
     last = monitor.records[-1] if monitor.records else {}
     logits = [v for v in last.get("attn_logit_max", []) if v is not None]
     return {"lr": lr, "final_loss": None if diverged else final, "diverged": diverged,
+            "weight_decay": tcfg.weight_decay,
             "initial_loss": initial,
             "max_attn_logit": max(logits) if logits else None, "log_z_mean": last.get("log_z_mean"),
             "train_losses": [x if math.isfinite(x) else None for x in trainer.losses]}
@@ -151,8 +176,11 @@ def sweep(args, device: str) -> dict:
                    vocab_size=None,
                    data=os.path.abspath(args.data) if args.data else None)
     tok, train_ids, val_ids = prepare_data(plan)
+    width = args.width or preset.n_embd
     model_cfg = replace(model_config(preset, tok.vocab_size), qk_layernorm=args.qk_layernorm,
-                        z_loss=args.z_loss is not None, z_loss_coef=args.z_loss or 0.0)
+                        z_loss=args.z_loss is not None, z_loss_coef=args.z_loss or 0.0, n_embd=width,
+                        mup=args.mup,
+                        mup_base_width=(args.mup_base_width or preset.n_embd) if args.mup else None)
     runs = []
     for lr in learning_rates(*args.lr, args.points):
         r = run_one(lr, model_cfg, preset, (train_ids, val_ids, batch_size), args, device)
@@ -165,7 +193,9 @@ def sweep(args, device: str) -> dict:
     sensitivity, best = lr_sensitivity([r["final_loss"] for r in runs], initial)
     return {"label": setting_label(args), "config": args.config, "steps": args.steps,
             "batch_size": batch_size,
-            "qk_layernorm": args.qk_layernorm, "z_loss": args.z_loss, "grad_clip": args.grad_clip,
+            "qk_layernorm": args.qk_layernorm, "z_loss": args.z_loss, "mup": args.mup,
+            "independent_wd": args.independent_wd,
+            "grad_clip": args.grad_clip,
             "seed": args.seed, "model": model_cfg.to_dict(), "initial_loss": initial, "best_loss": best,
             "lr_sensitivity": sensitivity, "runs": runs}
 
@@ -219,11 +249,30 @@ def plot_sweeps(out: str) -> str | None:
     return path
 
 
+def check_model_flags(args) -> None:
+    """--width and --mup-base-width against the preset: a UsageError naming the values."""
+    from ..presets import get_preset
+    from ..runs import UsageError
+
+    preset = get_preset(args.config)
+    width = args.width or preset.n_embd
+    if width % preset.n_head:
+        raise UsageError(f"--width {width} must be a multiple of the {args.config} preset's "
+                         f"{preset.n_head} heads")
+    if args.mup_base_width is not None and not args.mup:
+        raise UsageError(f"--mup-base-width {args.mup_base_width} needs --mup")
+    base = args.mup_base_width or preset.n_embd
+    if args.mup and base > width:
+        raise UsageError(f"--mup-base-width {base} is wider than the model (--width {width}); muP's learning "
+                         f"rates only go down from the base's (the base must be <= the width)")
+
+
 def run(args) -> int:
     from ..cli import _best_device  # the cli's own device choice, as train makes it
     from ..progress import require_matplotlib
 
     device = _best_device(args.device)
+    check_model_flags(args)
     require_matplotlib()
     label = setting_label(args)
     lrs = learning_rates(*args.lr, args.points)
