@@ -157,7 +157,7 @@ void conv_backward_weight(const ConvGeo& g, const T* x, const T* dy, T* dw) {
     mine.assign(wsize, T(0));
     std::vector<T> Ap(((Og + MR - 1) / MR) * NB * MR), Bp(ktiles * NB * NR);
     std::vector<ssize> hb(NB), wb(NB);
-#pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(static)  // static: each thread sums the same tasks every run (deterministic dW)
     for (ssize task = 0; task < tasks; ++task) {
       const ssize jb = task % jblocks, grp = (task / jblocks) % g.groups, n = task / (jblocks * g.groups);
       const ssize j0 = jb * NB, nb = std::min(NB, L - j0);

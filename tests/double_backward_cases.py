@@ -276,6 +276,19 @@ CASES: dict[str, list[Case]] = {
     "_AspectAtan": [Case(_aspect_atan, (pos(3, 4), pos(3, 4)))],
 }
 
+def _state_update(T, F, state, x, dt, A, B, C, D, z, bias):
+    """One selective-scan step from a constant state: softplus, exp(dt A), the update, C . s, D, gate."""
+    if T.__name__ == "tinyml":
+        return T.selective_state_update(state.clone(), x, dt, A, B, C, D, z, bias, dt_softplus=True)
+    step = F.softplus(dt + bias)
+    s1 = T.exp(step[..., None] * A) * state + (step * x)[..., None] * B[:, None]
+    return ((s1 * C[:, None]).sum(-1) + D * x) * F.silu(z)
+
+
+_STATE = const(np.linspace(-1, 1, 24).reshape(2, 3, 4))
+_STEP_INPUTS = (_STATE, r(2, 3), r(2, 3), r(3, 4), r(2, 4), r(2, 4), r(3), r(2, 3), r(3))
+CASES["SelectiveStateUpdateFn"] = [Case(_state_update, _STEP_INPUTS)]
+
 from linalg_double_backward_cases import LINALG_CASES  # noqa: E402  (it imports Case and r from here)
 
 CASES.update(LINALG_CASES)

@@ -39,16 +39,18 @@ RECORD_KIND = "stability"  # metrics.jsonl records of this module carry kind="st
 def attention_logits(attn: CausalSelfAttention, x) -> np.ndarray:
     """Layer `attn`'s pre-softmax logits on its input x (B, T, C): (B, H, T, T) float64, with the
     positions a causal mask hides set to -inf."""
-    B, T, C = x.shape
+    B, T, _ = x.shape
     H, D = attn.n_head, attn.head_dim
     with tinyml.no_grad():
-        q, k, _ = attn.c_attn(x).split(C, dim=2)
+        q, k, _ = attn.c_attn(x).split(H * D, dim=2)  # H * D < C in a pruned model
         q = q.view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
         k = k.view(B, T, H, D).transpose(1, 2)
         if attn.qk_layernorm:
             q, k = attn.q_norm(q), attn.k_norm(k)
         q, k = q.detach().float().numpy(), k.detach().float().numpy()
-    scores = np.einsum("bhtd,bhsd->bhts", q.astype(np.float64), k.astype(np.float64)) / math.sqrt(D)
+    scale = getattr(attn, "attn_scale", None)  # muP's sqrt(d_base)/d; None: 1/sqrt(D)
+    scale = 1.0 / math.sqrt(D) if scale is None else scale
+    scores = np.einsum("bhtd,bhsd->bhts", q.astype(np.float64), k.astype(np.float64)) * scale
     scores[..., np.triu(np.ones((T, T), dtype=bool), 1)] = -np.inf
     return scores
 
