@@ -25,6 +25,25 @@ from .parameter import Parameter
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
 
+def register_running_stats(module: Module, num_features: int, track: bool, device, dtype) -> None:
+    """running_mean (zeros), running_var (ones) and num_batches_tracked buffers, or None for each
+    when the module does not track statistics (batch and instance norm alike, as torch's _NormBase)."""
+    if track:
+        module.register_buffer("running_mean", ops.zeros((num_features,), device=device, dtype=dtype))
+        module.register_buffer("running_var", ops.ones((num_features,), device=device, dtype=dtype))
+        module.register_buffer("num_batches_tracked", ops.zeros((), device=device, dtype=_dt.int64))
+    else:
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            module.register_buffer(name, None)
+
+
+def reset_running_stats(module: Module) -> None:
+    if module.track_running_stats:
+        module.running_mean.zero_()
+        module.running_var.fill_(1)
+        module.num_batches_tracked.zero_()
+
+
 class _BatchNorm(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, device=None, dtype=None, *,
@@ -41,20 +60,10 @@ class _BatchNorm(Module):
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", ops.zeros((num_features,), device=device, dtype=dtype))
-            self.register_buffer("running_var", ops.ones((num_features,), device=device, dtype=dtype))
-            self.register_buffer("num_batches_tracked", ops.zeros((), device=device, dtype=_dt.int64))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        register_running_stats(self, num_features, track_running_stats, device, dtype)
 
     def reset_running_stats(self) -> None:
-        if self.track_running_stats:
-            self.running_mean.zero_()
-            self.running_var.fill_(1)
-            self.num_batches_tracked.zero_()
+        reset_running_stats(self)
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()

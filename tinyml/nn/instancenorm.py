@@ -9,12 +9,12 @@ statistics, which training moves by `momentum` (None: not at all, and num_batche
 as in PyTorch's InstanceNorm)."""
 from __future__ import annotations
 
-from .. import dtypes as _dt
 from .. import ops
 from ..autograd import no_grad
 from ..ops.batch_norm import batch_norm
 from ..tensor import Tensor
 from . import init
+from .batchnorm import register_running_stats, reset_running_stats
 from .module import Module
 from .parameter import Parameter
 
@@ -56,20 +56,10 @@ class _InstanceNorm(Module):
                                 if affine else None)
         self.register_parameter("bias", Parameter(ops.zeros((num_features,), device=device, dtype=dtype))
                                 if affine and bias else None)
-        if track_running_stats:
-            self.register_buffer("running_mean", ops.zeros((num_features,), device=device, dtype=dtype))
-            self.register_buffer("running_var", ops.ones((num_features,), device=device, dtype=dtype))
-            self.register_buffer("num_batches_tracked", ops.zeros((), device=device, dtype=_dt.int64))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
+        register_running_stats(self, num_features, track_running_stats, device, dtype)
 
     def reset_parameters(self) -> None:
-        if self.track_running_stats:
-            self.running_mean.zero_()
-            self.running_var.fill_(1)
-            self.num_batches_tracked.zero_()
+        reset_running_stats(self)
         if self.weight is not None:
             init.ones_(self.weight)
         if self.bias is not None:
