@@ -14,7 +14,7 @@ from ..autograd import no_grad
 from ..ops.batch_norm import batch_norm
 from ..tensor import Tensor
 from . import init
-from .batchnorm import register_running_stats, reset_running_stats
+from ._running_stats import register_running_stats, reset_running_stats
 from .module import Module
 from .parameter import Parameter
 
