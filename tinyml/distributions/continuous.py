@@ -19,7 +19,9 @@ from .distribution import Distribution, _numpy, broadcast_all, constraints
 __all__ = ["Normal", "Uniform"]
 
 
-class Normal(Distribution):
+class LocationScale(Distribution):
+    """The part a real-valued location-scale family shares (Normal, Laplace): loc and scale broadcast
+    together, reparameterisable, mean = mode = loc."""
     arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.real
     has_rsample = True
@@ -36,6 +38,8 @@ class Normal(Distribution):
     def mode(self) -> Tensor:
         return self.loc
 
+
+class Normal(LocationScale):
     @property
     def stddev(self) -> Tensor:
         return self.scale

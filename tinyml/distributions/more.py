@@ -16,6 +16,7 @@ import math
 from .. import dtypes as _dt
 from .. import ops
 from ..tensor import Tensor
+from .continuous import LocationScale
 from .distribution import Distribution, _Constraint, broadcast_all, constraints
 
 __all__ = ["Exponential", "Independent", "Laplace"]
@@ -66,23 +67,7 @@ class Exponential(Distribution):
         return -(-value).log1p() / self.rate
 
 
-class Laplace(Distribution):
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args: bool | None = None) -> None:
-        self.loc, self.scale = broadcast_all(loc, scale)
-        super().__init__(tuple(self.loc.shape), validate_args=validate_args)
-
-    @property
-    def mean(self) -> Tensor:
-        return self.loc
-
-    @property
-    def mode(self) -> Tensor:
-        return self.loc
-
+class Laplace(LocationScale):
     @property
     def variance(self) -> Tensor:
         return 2 * self.scale.pow(2)
