@@ -91,6 +91,7 @@ def abort_on_uncaught_exception() -> None:
         previous(kind, value, tb)
         if _group is not None and _group.size > 1:
             sys.stderr.flush()
+            time.sleep(0.25)  # as in the watchdog: the traceback must reach the launcher before the abort
             mpi().COMM_WORLD.Abort(1)
 
     hook._tinyml_aborts = True
@@ -132,6 +133,7 @@ class _Watchdog:
                                  f"{os.getpid()}); ending the job with MPI_Abort (a blocking collective "
                                  "cannot be interrupted; async_op=True gives a RuntimeError instead)\n")
                 sys.stderr.flush()
+                time.sleep(0.25)  # MPI_Abort tears down the launcher's stderr forwarding: let the line out first
                 _MPI.COMM_WORLD.Abort(1)
 
 
