@@ -8,6 +8,7 @@ TINYML_NATIVE_ARCH=1 adds -march=native (off by default: wheels must run on any 
 """
 import glob
 import os
+import re
 import sys
 
 from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
@@ -41,12 +42,37 @@ if sys.platform == "darwin":  # Apple clang needs libomp from Homebrew; build wi
     compile_args = [a for a in compile_args if a != "-fopenmp"]
     link_args = []
 
+_INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.MULTILINE)
+
+
+def _local_headers(path: str, seen: set) -> set:
+    """The csrc headers `path` includes, directly or through other csrc headers."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    for name in _INCLUDE.findall(text):
+        header = os.path.join(os.path.dirname(path), name)
+        if os.path.exists(header) and header not in seen:
+            seen.add(header)
+            _local_headers(header, seen)
+    return seen
+
+
+def _needs_recompile(obj: str, src: str) -> bool:
+    """Rebuild an object file only when its .cpp or a csrc header it includes is newer than it,
+    so editing one kernel recompiles that kernel's files, not all of csrc/."""
+    if not os.path.exists(obj):
+        return True
+    built = os.stat(obj).st_mtime
+    return any(os.stat(f).st_mtime > built for f in {src} | _local_headers(src, set()))
+
+
 # Compile the kernel files in parallel (one job per core; NPY_NUM_BUILD_JOBS overrides).
-ParallelCompile("NPY_NUM_BUILD_JOBS").install()
+ParallelCompile("NPY_NUM_BUILD_JOBS", needs_recompile=_needs_recompile).install()
 
 ext = Pybind11Extension(
     "tinyml._C",
     sorted(glob.glob("csrc/*.cpp")),
+    depends=sorted(glob.glob("csrc/*.h")),  # a changed header starts a build; _needs_recompile picks files
     include_dirs=["csrc"],
     extra_compile_args=compile_args,
     extra_link_args=link_args,
