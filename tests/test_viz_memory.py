@@ -19,7 +19,7 @@ def test_graph_dot_lists_ops_leaves_and_saved_bytes():
     assert "saved 512 B" in dot  # tanh's output: 8 * 16 float32
 
 
-@pytest.mark.skipif(tinyml.viz.dot_program() is None, reason="neither Graphviz nor graphviz-pure is installed")
+@pytest.mark.skipif(tinyml.viz.dot_program() is None, reason="no Graphviz nor graphviz-pure installed")
 def test_graph_renders_svg(tmp_path):
     _, _, y = _graph()
     path = tmp_path / "g.svg"
@@ -33,6 +33,18 @@ def test_saved_bytes_counts_each_storage_once_and_drops_after_backward():
     assert tinyml.memory.saved_bytes(y) == 512 + 64 + 512 + 512
     y.backward()
     assert tinyml.memory.saved_bytes(y) == 0
+
+
+def test_saved_bytes_leaves_out_parameters():
+    """The second linear saves its weight for the input's gradient: the module keeps that storage
+    anyway, so only the activations count (first linear's input, GELU's input, second's input)."""
+    model = tinyml.nn.Sequential(tinyml.nn.Linear(64, 32), tinyml.nn.GELU(), tinyml.nn.Linear(32, 16))
+    y = model(tinyml.randn(8, 64)).sum()
+    assert tinyml.memory.saved_bytes(y) == 8 * 64 * 4 + 8 * 32 * 4 + 8 * 32 * 4
+    node = y.grad_fn.next_functions[0][0]  # the second linear, which saved (input, weight)
+    while "Linear" not in node.name() and "Addmm" not in node.name():
+        node = node.next_functions[0][0]
+    assert tinyml.memory.node_saved_bytes(node) == 8 * 32 * 4
 
 
 def test_track_reports_host_peak():

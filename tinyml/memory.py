@@ -5,7 +5,9 @@
         train_step()
     print(m.peak_host_bytes)
 
-Saved bytes count each storage once, even when several nodes saved views of it. Host peak
+Saved bytes count each storage once, even when several nodes saved views of it, and leave out
+parameters (nn.Parameter: a linear layer saves its weight for the input's gradient, but the module
+keeps that storage alive whether or not a graph exists, so it is not activation memory). Host peak
 comes from tracemalloc, which sees numpy's buffers; device peak from the cuda allocator when a
 GPU is in use.
 """
@@ -43,21 +45,27 @@ def _saved_entries(node):
     return () if getattr(node._saved, "frame", None) is not None else node._saved
 
 
+def _activation_roots(node):
+    """The storage owners of what one node saved, parameters left out."""
+    for e in _saved_entries(node):
+        if e is not None:
+            root = _storage(e[0])
+            if not getattr(root, "_is_param", False):
+                yield root
+
+
 def node_saved_bytes(node) -> int:
-    """Bytes of storage the tensors one node saved keep alive (0 once backward freed them, and 0
-    for a node inside tinyml.utils.checkpoint until backward recomputes it)."""
-    roots = {id(_storage(e[0])): _storage(e[0]) for e in _saved_entries(node) if e is not None}
-    return sum(r.nbytes for r in roots.values())
+    """Bytes of activation storage one node's saved tensors keep alive (0 once backward freed them,
+    0 for a node inside tinyml.utils.checkpoint until backward recomputes it; parameters not counted)."""
+    return sum(r.nbytes for r in {id(r): r for r in _activation_roots(node)}.values())
 
 
 def saved_bytes(tensor: Tensor) -> int:
-    """Activation memory the graph behind `tensor` keeps alive for backward, in bytes."""
+    """Activation memory the graph behind `tensor` keeps alive for backward, in bytes: every saved
+    storage once, parameters left out (the module holds them anyway)."""
     seen, total = set(), 0
     for node in _walk(tensor):
-        for e in _saved_entries(node):
-            if e is None:
-                continue
-            root = _storage(e[0])
+        for root in _activation_roots(node):
             if id(root) not in seen:
                 seen.add(id(root))
                 total += root.nbytes
