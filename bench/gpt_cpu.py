@@ -12,7 +12,9 @@ so in one process the first framework would set the other's threading. Reports m
 the ratio torch/tinyml (> 1: tinyml faster) and the losses of the first 5 steps side by side.
 With --repeat N the two workers alternate N times (tinyml, torch, tinyml, ...), each run's ratio
 and 1-minute load average is printed, then the median and best ratio: on a shared machine one
-run's ratio says little.
+run's ratio says little. Each row also gives the median process CPU time per step of each worker
+(all its threads) and their ratio: with 1 thread it is immune to other processes' time slices;
+with 2 it also counts threads that spin while they wait (PyTorch's OpenMP workers do).
 """
 from __future__ import annotations
 
@@ -52,16 +54,17 @@ def tinyml_worker(cfg: dict, steps: int, threads: int, weights: str, profile: bo
                           n_head=cfg["n_head"], n_embd=cfg["n_embd"], activation="gelu_new"))
     tinyml.save(model.state_dict(), weights)
     opt = tinyml.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-    losses, times = [], []
+    losses, times, cpu_times = [], [], []
     for x, y in batches(cfg, steps + 2):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         _, loss = model(tinyml.tensor(x), tinyml.tensor(y))
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
         times.append(time.perf_counter() - t)
-    out = {"losses": losses, "times": times}
+        cpu_times.append(time.process_time() - c)
+    out = {"losses": losses, "times": times, "cpu_times": cpu_times}
     if profile:
         x, y = (tinyml.tensor(a) for a in batches(cfg, 1)[0])
         opt.zero_grad()  # as in a training step: no accumulation into last step's gradients
@@ -85,16 +88,17 @@ def torch_worker(cfg: dict, steps: int, threads: int, weights: str) -> dict:
     if missing or unexpected:
         raise RuntimeError(f"weights do not map: missing {missing}, unexpected {unexpected}")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-    losses, times = [], []
+    losses, times, cpu_times = [], [], []
     for x, y in batches(cfg, steps + 2):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         _, loss = model(torch.tensor(x), torch.tensor(y))
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
         times.append(time.perf_counter() - t)
-    return {"losses": losses, "times": times}
+        cpu_times.append(time.process_time() - c)
+    return {"losses": losses, "times": times, "cpu_times": cpu_times}
 
 
 def run_worker(framework: str, config: str, steps: int, threads: int, weights: str, profile: bool) -> dict:
@@ -129,23 +133,28 @@ def main(argv=None) -> None:
           "losses of steps 1-5 (tinyml / torch)")
     for name in args.config or ["baby", "small"]:
         steps = args.steps or (20 if name == "baby" else 5)
-        ratios = []
+        ratios, cpu_ratios = [], []
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory() as tmp:
                 weights = os.path.join(tmp, "init.safetensors")
                 mine = run_worker("tinyml", name, steps, args.threads, weights, args.profile)
                 peer = run_worker("torch", name, steps, args.threads, weights, False)
             ms, tms = 1e3 * statistics.median(mine["times"][2:]), 1e3 * statistics.median(peer["times"][2:])
+            cpu, tcpu = (1e3 * statistics.median(r["cpu_times"][2:]) for r in (mine, peer))
             pairs = " ".join(f"{a:.4f}/{b:.4f}" for a, b in zip(mine["losses"][:5], peer["losses"][:5]))
             diff = max(abs(a - b) for a, b in zip(mine["losses"][:5], peer["losses"][:5]))
             print(f"{name:<7} {ms:>10.1f} {tms:>10.1f} {tms / ms:>13.2f}   {pairs}  (max |diff| {diff:.1e}; "
-                  f"load {os.getloadavg()[0]:.1f})", flush=True)
+                  f"load {os.getloadavg()[0]:.1f}; CPU ms/step {cpu:.1f} vs {tcpu:.1f}, "
+                  f"ratio {tcpu / cpu:.2f})", flush=True)
             ratios.append(tms / ms)
+            cpu_ratios.append(tcpu / cpu)
             if "profile" in mine:
                 print(mine["profile"])
         if args.repeat > 1:
             print(f"{name}: torch/tinyml over {args.repeat} alternating runs: median "
-                  f"{statistics.median(ratios):.2f}, best {max(ratios):.2f}, worst {min(ratios):.2f}")
+                  f"{statistics.median(ratios):.2f}, best {max(ratios):.2f}, worst {min(ratios):.2f}; "
+                  f"CPU-time ratio median {statistics.median(cpu_ratios):.2f} ({min(cpu_ratios):.2f}-"
+                  f"{max(cpu_ratios):.2f})")
 
 
 if __name__ == "__main__":

@@ -23,22 +23,29 @@ class Context:
     """The `ctx` of a Function call and, when grad is recorded, its node in the graph: `fn` is the
     Function, `next_edges` one Edge (or None) per forward argument, `_saved` the saved tensors."""
 
-    __slots__ = ("fn", "needs_input_grad", "next_edges", "_saved", "_freed", "_pre_hooks", "_n_outputs",
-                 "materialize_grads", "__dict__")
+    # Only what every node sets lives in slots; the rest are class defaults that an instance
+    # overrides in its __dict__ when it differs, so that Function.apply makes a ctx with
+    # object.__new__ and three stores (this runs once per op, forward and backward).
+    __slots__ = ("fn", "needs_input_grad", "next_edges", "__dict__")
+    _saved = ()
+    _freed = False
+    _pre_hooks = None  # {output_nr: [hook, ...]} from register_hook on non-leaf outputs
+    _n_outputs = 1
+    materialize_grads = True
 
     def __init__(self, fn, needs_input_grad: tuple = ()):
         self.fn = fn
         self.needs_input_grad = needs_input_grad
         self.next_edges = ()
-        self._saved = ()
-        self._freed = False
-        self._pre_hooks = None  # {output_nr: [hook, ...]} from register_hook on non-leaf outputs
-        self._n_outputs = 1
-        self.materialize_grads = True
 
     def save_for_backward(self, *tensors) -> None:
         """Keep tensors (or None) for backward, with their storage version at this moment."""
-        self._saved = tuple([None if t is None else (t, t._version[0]) for t in tensors])
+        if len(tensors) == 2:  # the common case, without a comprehension (once per op)
+            a, b = tensors
+            self._saved = (None if a is None else (a, a._version[0]),
+                           None if b is None else (b, b._version[0]))
+        else:
+            self._saved = tuple([None if t is None else (t, t._version[0]) for t in tensors])
 
     @property
     def saved_tensors(self) -> tuple:
@@ -72,9 +79,17 @@ class Context:
         return self.fn.__name__ + "Backward"
 
     def release(self) -> None:
-        self._saved = ()
-        self._freed = True
+        """Free what forward kept (saved tensors, attributes set on ctx); the node's structure
+        (output count, hooks, materialize_grads) stays, so a second backward gets the clear error."""
+        n_outputs, pre_hooks, materialize = self._n_outputs, self._pre_hooks, self.materialize_grads
         self.__dict__.clear()
+        self._freed = True
+        if n_outputs != 1:
+            self._n_outputs = n_outputs
+        if pre_hooks is not None:
+            self._pre_hooks = pre_hooks
+        if not materialize:
+            self.materialize_grads = False
 
     def __repr__(self) -> str:
         return f"<{self.name()}>"

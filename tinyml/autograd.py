@@ -11,20 +11,20 @@
 Gradient formulas live in each Function's `backward`; they are ordinary tensor code, run with
 grad off (or on, with create_graph=True). Saved tensors carry the version of their storage at
 save time; an in-place write before backward raises, as in PyTorch. The engine makes tensors
-only through Tensor methods (`new_ones`, `+`, `clone`, `to`), so it imports no op: the ops
-import this module.
+only through Tensor methods (`new_ones`, `+`, `clone`, `to`) and, to sum two gradients of one
+dtype and shape, the `add` kernel itself (`backends.run`), so it imports no op: the ops import
+this module.
 """
 from __future__ import annotations
 
 import functools
-import sys
 from typing import Any
-
-import numpy as np
 
 from ._grad_checks import gradient_tuple, root_gradient, run_hooks
 from ._graph import Context, Edge, delayed_error
-from ._saved_output import save_outputs_by_value
+from ._leaf_grad import _accumulate_leaf
+from ._saved_output import SavedOutput, save_outputs_by_value
+from .backends import run
 from .tensor import Tensor
 
 _grad_enabled = True
@@ -124,36 +124,61 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         global _grad_enabled
-        # The hot path of every op: kept to plain loops and locals (no generators, no helper calls).
-        prev = _grad_enabled
-        if prev:
-            needs = tuple([type(a) is Tensor and a.requires_grad for a in args])
-            record = True in needs
-            ctx = Context(cls, needs)
+        # The hot path of every op, forward and backward: plain code for one and two arguments
+        # (no comprehensions, no helper calls), a ctx made without calling Context.__init__.
+        ctx = _new_object(Context)
+        ctx.fn = cls
+        ctx.next_edges = ()
+        n = len(args)
+        if not _grad_enabled:  # nothing records (no_grad, or a backward formula): grad is off already
+            ctx.needs_input_grad = _NO_NEEDS[n] if n < 8 else (False,) * n
+            return cls.forward(ctx, *args, **kwargs)
+        if n == 2:
+            a, b = args
+            needs = (type(a) is Tensor and a.requires_grad, type(b) is Tensor and b.requires_grad)
+        elif n == 1:
+            a = args[0]
+            needs = (type(a) is Tensor and a.requires_grad,)
         else:
-            record = False
-            ctx = Context(cls, (False,) * len(args))
+            needs = tuple([type(a) is Tensor and a.requires_grad for a in args])
+        ctx.needs_input_grad = needs
         _grad_enabled = False
         try:
             out = cls.forward(ctx, *args, **kwargs)
         finally:
-            _grad_enabled = prev
-        if not record:
+            _grad_enabled = True
+        if True not in needs:
             return out
-        ctx.next_edges = tuple([(Edge((a.grad_fn, a._output_nr)) if a.grad_fn is not None else Edge((a, 0)))
-                                if n else None for a, n in zip(args, needs)])  # edge_to(a), inlined
+        if n == 2:  # one edge per argument: edge_to(a) where a needs a gradient, else None (inlined)
+            ctx.next_edges = (
+                ((Edge((a.grad_fn, a._output_nr)) if a.grad_fn is not None else Edge((a, 0)))
+                 if needs[0] else None),
+                ((Edge((b.grad_fn, b._output_nr)) if b.grad_fn is not None else Edge((b, 0)))
+                 if needs[1] else None))
+        elif n == 1:
+            ctx.next_edges = (Edge((a.grad_fn, a._output_nr)) if a.grad_fn is not None else Edge((a, 0)),)
+        else:
+            ctx.next_edges = tuple([((Edge((a.grad_fn, a._output_nr)) if a.grad_fn is not None
+                                      else Edge((a, 0))) if need else None) for a, need in zip(args, needs)])
+        saved = ctx._saved
         if type(out) is tuple:
             ctx._n_outputs = len(out)
             ctx._output_meta = tuple((o.shape, o.dtype, o.device) for o in out)
             for i, o in enumerate(out):
                 _attach(o, ctx, i)
-        elif out is not None and out.dtype.is_floating_point:
-            out.requires_grad = True
-            out.grad_fn = ctx
-            out._output_nr = 0
-        if ctx._saved:
-            save_outputs_by_value(ctx, out)
+            if saved:
+                save_outputs_by_value(ctx, out)
+        elif out is not None:
+            if out.dtype.is_floating_point:
+                out.requires_grad, out.grad_fn, out._output_nr = True, ctx, 0
+            for k, entry in enumerate(saved):  # an op that saved its own output keeps it by value (no cycle)
+                if entry is not None and entry[0] is out:
+                    ctx._saved = ctx._saved[:k] + ((SavedOutput(out, 0), entry[1]),) + ctx._saved[k + 1:]
         return out
+
+
+_new_object = object.__new__
+_NO_NEEDS = tuple((False,) * n for n in range(8))  # needs_input_grad when nothing records
 
 
 def _attach(t, ctx: Context, i: int) -> None:
@@ -169,37 +194,6 @@ def edge_to(t: Tensor) -> Edge:
 def _new_buffer(node) -> list:
     """A node's gradient slots: one per output of a Context, one for a leaf."""
     return [None] * (1 if type(node) is Tensor else node._n_outputs)
-
-
-def _exclusively_owned(grad) -> bool:
-    """True when `grad` (a cpu tensor) and its array are referenced only by the backward engine's
-    buffer: not a view, not an array shared with another tensor, not held anywhere else."""
-    arr = grad._data
-    # references to grad: the engine's buffer list, the caller's argument, this argument, getrefcount's;
-    # to arr: grad._data, the local `arr`, getrefcount's
-    return (grad._base is None and grad.grad_fn is None and type(arr) is np.ndarray and arr.base is None
-            and sys.getrefcount(grad) <= 4 and sys.getrefcount(arr) <= 3 and arr.flags.writeable
-            and arr.flags.c_contiguous)
-
-
-def _accumulate_leaf(leaf, grad, create_graph: bool) -> None:
-    if grad.shape != leaf.shape:
-        raise RuntimeError(f"gradient of shape {tuple(grad.shape)} does not match leaf of shape "
-                           f"{tuple(leaf.shape)}")
-    if grad.dtype is not leaf.dtype:  # a Function's backward gave another dtype: torch's engine casts it
-        grad = grad.to(leaf.dtype)
-    if leaf._hooks:
-        grad = run_hooks(leaf._hooks, grad)
-    if leaf._grad is None:
-        # The leaf owns its .grad: never an alias of a gradient that flowed elsewhere too. A fresh
-        # gradient nothing else refers to is taken as it is (PyTorch's AccumulateGrad steals a
-        # gradient whose use count is 1); anything shared is copied.
-        if not create_graph and _exclusively_owned(grad):
-            leaf._grad = grad
-        else:
-            leaf._grad = grad.clone() if create_graph else grad.detach().clone()
-    else:
-        leaf._grad = leaf._grad + grad if create_graph else (leaf._grad + grad).detach()
 
 
 def root_gradients(tensors: tuple, grad_tensors) -> list:
@@ -315,10 +309,16 @@ def deliver_gradients(edges: tuple, in_grads: tuple, buffers: dict, consumers: d
             continue
         child, i = edge
         buf = buffers.get(child)
-        if buf is None:
-            buf = buffers[child] = _new_buffer(child)
+        if buf is None:  # _new_buffer(child), inlined
+            buf = buffers[child] = [None] * (1 if type(child) is Tensor else child._n_outputs)
         if g is not None:
-            buf[i] = g if buf[i] is None else buf[i] + g
+            have = buf[i]
+            if have is None:
+                buf[i] = g
+            elif not _grad_enabled and have.dtype is g.dtype and have._data.shape == g._data.shape:
+                buf[i] = run("add", have, g)  # what `have + g` runs here, without its promotion and node
+            else:
+                buf[i] = have + g
         left = consumers[child] - 1
         consumers[child] = left
         if not left:

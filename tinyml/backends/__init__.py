@@ -25,14 +25,22 @@ decline inputs with `NotImplemented` too):
     def my_gelu(x, approximate): ...
 
 Backends register lazily: the first dispatch for a device imports its backend modules, so
-`import tinyml` stays fast and never imports triton.
+`import tinyml` stays fast and never imports triton. The first cpu dispatch also raises glibc
+malloc's mmap and trim thresholds, so that the arrays a training step frees are reused by the
+next step instead of being faulted in again (tinyml/_host_malloc.py; `release_host_memory()`
+gives the freed memory back, TINYML_HOST_MALLOC=default turns this off).
 """
 from __future__ import annotations
 
 import os
 from typing import Callable
 
+import numpy as np
+
+from .._host_malloc import release_host_memory, tune_host_malloc  # noqa: F401  (release: public here)
+from ..device import CPU
 from ..device import device as Device
+from ..dtypes import _FROM_NP
 from ..tensor import Tensor
 
 # kernel name -> {backend name -> function}; user kernels are keyed "user:<device>"
@@ -42,11 +50,18 @@ _MODULES: dict[tuple[str, str], str] = {}
 _PRIORITY = {"cpu": ("user", "cpu", "reference"), "cuda": ("user", "triton")}
 _LAST_RESORT = ("reference", "triton")  # never decline: a chain ends at them
 _cache: dict[tuple[str, str], Callable] = {}
+_cpu_cache: dict[str, Callable] = {}  # the cpu entries of _cache by kernel name alone: what `run` reads
+_new_object = object.__new__
 _loaded: set[str] = set()
 # Callables that wrap every dispatched implementation (the profiler and TINYML_DEBUG use this).
 # Each is `wrapper(fn, kernel_name, backend_name) -> fn`. A call whose result is NotImplemented
 # did not run (the next backend runs, through its own wrapped function): record nothing for it.
 _wrappers: list[Callable] = []
+
+
+def _clear_caches() -> None:
+    _cache.clear()
+    _cpu_cache.clear()
 
 
 _force_reference = os.environ.get("TINYML_KERNELS", "").lower() == "reference"
@@ -65,13 +80,13 @@ class force_reference:
     def __enter__(self):
         global _force_reference
         self.prev, _force_reference = _force_reference, self.enabled
-        _cache.clear()
+        _clear_caches()
         return self
 
     def __exit__(self, *exc):
         global _force_reference
         _force_reference = self.prev
-        _cache.clear()
+        _clear_caches()
 
 
 # -- registration -----------------------------------------------------------------------------
@@ -79,7 +94,7 @@ def add_kernel(name: str, backend: str, fn: Callable, device: str | None = None)
     """Record `fn` as the `backend` implementation of kernel `name` (what the two below use)."""
     key = backend if backend != "user" else f"user:{device}"
     _KERNELS.setdefault(name, {})[key] = fn
-    _cache.clear()
+    _clear_caches()
 
 
 def register_module(module, backend: str) -> None:
@@ -111,7 +126,7 @@ def register(name: str, device: str = "cpu", backend: str = "user") -> Callable[
 def unregister(name: str, device: str = "cpu") -> None:
     """Remove a user kernel registered with `register`."""
     _KERNELS.get(name, {}).pop(f"user:{device}", None)
-    _cache.clear()
+    _clear_caches()
 
 
 def _load(device_type: str) -> None:
@@ -123,6 +138,7 @@ def _load(device_type: str) -> None:
         debug._from_environment()
     _loaded.add(device_type)
     if device_type == "cpu":
+        tune_host_malloc()  # freed activation buffers stay for the next step (tinyml/_host_malloc.py)
         from . import cpu, reference  # noqa: F401  (they register themselves; cpu what tinyml._C provides)
     elif device_type == "cuda":
         from . import reference  # noqa: F401
@@ -190,9 +206,11 @@ def _first_that_runs(name: str, device_type: str, chain: list[tuple[str, Callabl
 
 def dispatch(name: str, device_type: str = "cpu") -> Callable:
     """The kernel function for `name` on `device_type` ("cpu" or "cuda")."""
-    fn = _cache.get((name, device_type))
+    fn = _cpu_cache.get(name) if device_type == "cpu" else _cache.get((name, device_type))
     if fn is None:
         fn = _cache[(name, device_type)] = _first_that_runs(name, device_type, _chain(name, device_type))
+        if device_type == "cpu":
+            _cpu_cache[name] = fn
     return fn
 
 
@@ -216,7 +234,7 @@ def kernel_names() -> list[str]:
 
 def clear_cache() -> None:
     """Forget dispatch decisions (after toggling a wrapper such as the profiler)."""
-    _cache.clear()
+    _clear_caches()
 
 
 # -- running a kernel on tensors --------------------------------------------------------------
@@ -236,25 +254,45 @@ def run(name: str, *args, **kwargs):
         kind = type(a)
         if kind is Tensor:
             d = a.device
-            if dev is None:
-                dev = d
-            elif d is not dev and d != dev:
-                raise _device_error(dev, d, name)
+            if d is not dev:  # devices are interned: `is` settles it but for the first tensor
+                if dev is None:
+                    dev = d
+                elif d != dev:
+                    raise _device_error(dev, d, name)
             arrays.append(a._data)
         elif (kind is list or kind is tuple) and a and type(a[0]) is Tensor:
             for t in a:
-                if dev is None:
-                    dev = t.device
-                elif t.device is not dev and t.device != dev:
-                    raise _device_error(dev, t.device, name)
+                if t.device is not dev:
+                    if dev is None:
+                        dev = t.device
+                    elif t.device != dev:
+                        raise _device_error(dev, t.device, name)
             arrays.append([t._data for t in a])
         else:
             arrays.append(a)
-    if dev is None:
-        raise TypeError(f"kernel {name!r} called without a tensor argument; use run_on(device, ...)")
-    fn = _cache.get((name, dev.type)) or dispatch(name, dev.type)
+    # one dict lookup on the hot path: the cpu table keyed by kernel name
+    fn = _cpu_cache.get(name) if dev is CPU else None
+    if fn is None:
+        if dev is None:
+            raise TypeError(f"kernel {name!r} called without a tensor argument; use run_on(device, ...)")
+        fn = dispatch(name, dev.type)
     out = fn(*arrays, **kwargs) if kwargs else fn(*arrays)
     kind = type(out)
+    if kind is np.ndarray:
+        if dev is CPU:  # Tensor._make's body for the common case: a cpu result array
+            t = _new_object(Tensor)
+            t._data = out
+            t.device = CPU
+            t.dtype = _FROM_NP[out.dtype]
+            t.requires_grad = False
+            t._grad = None
+            t.grad_fn = None
+            t._output_nr = 0
+            t._version = [0]
+            t._base = None
+            t._hooks = None
+            return t
+        return Tensor._make(out, dev)
     if kind is tuple or kind is list or out is None:
         return _wrap(out, dev)
     return Tensor._make(out, dev)
