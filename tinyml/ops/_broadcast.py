@@ -51,7 +51,7 @@ def prepare(a, b, name: str = "op", dtype: _dt.dtype | None = None):
             a = a.to(dt)
         if b.dtype is not dt:
             b = b.to(dt)
-        if a.shape != b.shape:
+        if a._data.shape != b._data.shape:  # the arrays' tuples: no Size objects on the common path
             shape = broadcast_shapes(a.shape, b.shape)
             if a.shape != shape:
                 a = a.expand(shape)

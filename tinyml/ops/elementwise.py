@@ -58,7 +58,7 @@ class Mul(Function):
         ctx.save_for_backward(a if need[1] and type(a) is Tensor else None,
                               b if need[0] and type(b) is Tensor else None)
         # scalars only: a tensor kept here would live as long as the graph, unseen by memory.saved_bytes
-        ctx.scalars = tuple(None if type(t) is Tensor else t for t in (a, b))
+        ctx.scalars = (None if type(a) is Tensor else a, None if type(b) is Tensor else b)
         return run("mul", a, b)
 
     @staticmethod
