@@ -44,13 +44,20 @@ template <typename T> constexpr int64_t kNR = 2 * vec<T>::W;  // GEMM columns pe
 template <typename T>
 int64_t panels(int64_t N) { return (N + kNR<T> - 1) / kNR<T>; }
 
+// Panels [p0, p1) only (default: all), so threads can pack disjoint panels side by side.
 template <typename T>
-void pack_b(const T* B, int64_t sbk, int64_t sbn, int64_t K, int64_t N, T* out) {
+void pack_b(const T* B, int64_t sbk, int64_t sbn, int64_t K, int64_t N, T* out, int64_t p0 = 0, int64_t p1 = -1) {
   constexpr int64_t R = kNR<T>;
-  for (int64_t p = 0; p < panels<T>(N); ++p)
-    for (int64_t k = 0; k < K; ++k)
+  if (p1 < 0) p1 = panels<T>(N);
+  for (int64_t p = p0; p < p1; ++p)
+    if (sbk == 1)  // B^T in place (e.g. W_hh^T): walk each column of B along its contiguous k
       for (int64_t n = 0; n < R; ++n)
-        out[(p * K + k) * R + n] = p * R + n < N ? B[k * sbk + (p * R + n) * sbn] : T(0);
+        for (int64_t k = 0; k < K; ++k)
+          out[(p * K + k) * R + n] = p * R + n < N ? B[k + (p * R + n) * sbn] : T(0);
+    else
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t n = 0; n < R; ++n)
+          out[(p * K + k) * R + n] = p * R + n < N ? B[k * sbk + (p * R + n) * sbn] : T(0);
 }
 
 // C[MR x ncols] (+)= Apack[kc x MR] Bpanel[kc x kNR]: MR rows x 2 vectors of accumulators in registers.
@@ -110,12 +117,23 @@ TINYML_CLONES void gemm_packed(int64_t M, int64_t K, const T* __restrict A, int6
     const bool acc = accumulate || k0 > 0;
     for (int64_t mb0 = 0; mb0 < M; mb0 += kMc) {
       const int64_t mb1 = std::min(M, mb0 + kMc);
-      for (int64_t m0 = mb0; m0 < mb1; m0 += kMR) {  // tile (m0 - mb0) / kMR at apack + (m0 - mb0) kc
-        const int64_t mr = std::min<int64_t>(kMR, mb1 - m0);
-        T* ap = apack + (m0 - mb0) * kc;
-        for (int64_t k = 0; k < kc; ++k)
-          for (int64_t r = 0; r < mr; ++r) ap[k * mr + r] = A[(m0 + r) * sam + (k0 + k) * sak];
-      }
+      if (sam == 1)  // A^T in place (dgh^T for dW): 8 rows of A^T (k) at a time, each row's run of
+        // mb1 - mb0 values contiguous, written tile by tile (a tile's 8 k in one run: tiles are kc MR
+        // apart, a multiple of 4 KiB at kc 256, so k-by-k writes across tiles hit the same L1 sets)
+        for (int64_t kb = 0; kb < kc; kb += 8)
+          for (int64_t m0 = mb0; m0 < mb1; m0 += kMR) {
+            const int64_t mr = std::min<int64_t>(kMR, mb1 - m0);
+            T* ap = apack + (m0 - mb0) * kc;
+            for (int64_t k = kb; k < std::min(kc, kb + 8); ++k)
+              for (int64_t r = 0; r < mr; ++r) ap[k * mr + r] = A[m0 + r + (k0 + k) * sak];
+          }
+      else
+        for (int64_t m0 = mb0; m0 < mb1; m0 += kMR) {  // tile (m0 - mb0) / kMR at apack + (m0 - mb0) kc
+          const int64_t mr = std::min<int64_t>(kMR, mb1 - m0);
+          T* ap = apack + (m0 - mb0) * kc;
+          for (int64_t k = 0; k < kc; ++k)
+            for (int64_t r = 0; r < mr; ++r) ap[k * mr + r] = A[(m0 + r) * sam + (k0 + k) * sak];
+        }
       for (int64_t g = 0; g < G; ++g)
         for (int64_t p = p0; p < p1; ++p) {
           const T* bp = Bp + ((g * P + p) * K + k0) * R;
@@ -162,6 +180,11 @@ inline void unit_slice(int64_t H, int tid, int nt, int64_t* j0, int64_t* j1) {
   int64_t per = ((H + nt - 1) / nt + 15) / 16 * 16;
   *j0 = std::min(H, per * tid);
   *j1 = std::min(H, *j0 + per);
+}
+
+// Threads for a GEMM of `rows` x k x n (the input projection): one per ~4 MFLOP, at most max_threads.
+inline int threads_for_rows(int64_t rows, int64_t k, int64_t n) {
+  return int(std::max<int64_t>(1, std::min<int64_t>(tinyml::max_threads(), 2 * rows * k * n / (1 << 22))));
 }
 
 inline int threads_for(const Dims& d) {

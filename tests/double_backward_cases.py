@@ -271,10 +271,29 @@ CASES: dict[str, list[Case]] = {
                             None)],
     "CausalConv1dUpdateFn": [Case(_conv_update, (r(2, 3), const(np.linspace(-1, 1, 24).reshape(2, 3, 4)),
                                                  r(3, 4), r(3)))],
-    "Recurrence": [Case(lambda T, F, x, h, wi, wh, bi, bh: T.rnn_tanh_cell(x, h, wi, wh, bi, bh),
-                        (r(2, 3), r(2, 4), r(4, 3), r(4, 4), r(4), r(4)))],
+    "LayerRecurrence": [Case(lambda T, F, x, h, wi, wh, bi, bh: T.rnn_tanh_cell(x, h, wi, wh, bi, bh),
+                             (r(2, 3), r(2, 4), r(4, 3), r(4, 4), r(4), r(4)))],
+    "Recurrence": [Case(lambda T, F, xp, h, wh, bh: _recurrence(xp, h, wh, bh),
+                        (r(2, 2, 4), r(2, 4), r(4, 4), r(4)),
+                        lambda T, F, xp, h, wh, bh: T.stack(_tanh_steps(T, xp, h, wh, bh)))],
     "_AspectAtan": [Case(_aspect_atan, (pos(3, 4), pos(3, 4)))],
 }
+
+def _recurrence(xproj, h, w_hh, b_hh):
+    """ops.rnn.rnn_layer (what nn.RNNCell runs) over a given input projection: the outputs y."""
+    from tinyml.ops.rnn import rnn_layer
+
+    return rnn_layer("RNN_TANH", xproj, h, None, w_hh, b_hh)[0]
+
+
+def _tanh_steps(T, xproj, h, w_hh, b_hh) -> list:
+    """h_t = tanh(xproj_t + h_{t-1} W_hh^T + b_hh), written out for torch."""
+    ys = []
+    for t in range(xproj.shape[0]):
+        h = T.tanh(xproj[t] + h @ w_hh.T + b_hh)
+        ys.append(h)
+    return ys
+
 
 def _state_update(T, F, state, x, dt, A, B, C, D, z, bias):
     """One selective-scan step from a constant state: softplus, exp(dt A), the update, C . s, D, gate."""

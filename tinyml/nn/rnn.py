@@ -2,14 +2,14 @@
 initialisation U(-1/sqrt(H), 1/sqrt(H))); the cells nn.RNNCell, nn.LSTMCell, nn.GRUCell are in
 rnn_cell.py and re-exported here.
 
-Each layer and direction is one input projection for all steps (F.linear over (T, B, I)) and one
-call of the recurrence kernel (tinyml/ops/rnn.py has the math: LSTM i f g o, GRU r z n with b_hn
-inside r * (...), Elman tanh/relu). Layer l > 0 reads the concatenated outputs of both directions
-of layer l - 1, through dropout in training. PackedSequence inputs run on their padded form with
-the pack's batch_sizes, so each sequence stops at its own length; h_n holds each sequence's last
-state. LSTM proj_size = P > 0 (torch's projections): h_t = (o_t tanh(c_t)) W_hr^T has P features,
-weight_hh is (4H, P), layer l > 0 reads P * num_directions features; that layer runs as per-step ops
-(ops/rnn.py lstm_projected_layer), not the fused kernel.
+Each layer and direction is one op, ops.rnn.rnn_input_layer: one kernel call that runs the input
+projection for all steps (x W_ih^T + b_ih over (T, B, I)) and the recurrence (tinyml/ops/rnn.py has the
+math: LSTM i f g o, GRU r z n with b_hn inside r * (...), Elman tanh/relu). Layer l > 0 reads the
+concatenated outputs of both directions of layer l - 1, through dropout in training. PackedSequence
+inputs run on their padded form with the pack's batch_sizes, so each sequence stops at its own length;
+h_n holds each sequence's last state. LSTM proj_size = P > 0 (torch's projections): h_t = (o_t
+tanh(c_t)) W_hr^T has P features, weight_hh is (4H, P), layer l > 0 reads P * num_directions features;
+that layer runs as per-step ops (ops/rnn.py lstm_projected_layer), not the fused kernel.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import warnings
 
 from .. import ops
-from ..ops.rnn import GATES, lstm_projected_layer, rnn_layer
+from ..ops.rnn import GATES, lstm_projected_layer, rnn_input_layer
 from . import functional as F
 from .module import Module
 from .parameter import Parameter
@@ -142,20 +142,32 @@ class RNNBase(Module):
             for direction in range(D):
                 w_ih, w_hh, b_ih, b_hh, w_hr = self._weights(layer, direction)
                 k = layer * D + direction
-                xproj = F.linear(x, w_ih, b_ih)  # (T, B, G H): every step's input projection in one matmul
-                layer_fn = rnn_layer if w_hr is None else lstm_projected_layer
-                extra = () if w_hr is None else (w_hr,)
-                res = layer_fn(
-                    self.mode,
-                    xproj,
-                    h0[k],
-                    c0[k] if is_lstm else None,
-                    w_hh,
-                    b_hh,
-                    *extra,
-                    batch_sizes=batch_sizes,
-                    reverse=direction == 1,
-                )
+                if w_hr is None:  # one kernel call: the input projection and the T steps
+                    res = rnn_input_layer(
+                        self.mode,
+                        x,
+                        w_ih,
+                        b_ih,
+                        h0[k],
+                        c0[k] if is_lstm else None,
+                        w_hh,
+                        b_hh,
+                        batch_sizes=batch_sizes,
+                        reverse=direction == 1,
+                    )
+                else:
+                    xproj = F.linear(x, w_ih, b_ih)  # (T, B, 4 H): every step's input projection at once
+                    res = lstm_projected_layer(
+                        self.mode,
+                        xproj,
+                        h0[k],
+                        c0[k],
+                        w_hh,
+                        b_hh,
+                        w_hr,
+                        batch_sizes=batch_sizes,
+                        reverse=direction == 1,
+                    )
                 outs.append(res[0])
                 h_n.append(res[1])
                 if is_lstm:

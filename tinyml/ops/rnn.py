@@ -20,6 +20,10 @@ Backward, per step in reverse, with dh = dL/dh' (from the output y_t plus the ca
            dh_prev = dh z + ds W_hh,  dW_hh += ds^T h_prev,  db_hh += sum_rows ds
     RNN:   da = dh (1 - h'^2) (tanh) or dh [h' > 0] (relu);  dxproj_t = da,  dh_prev = da W_hh, ...
 
+rnn_input_layer is the same layer from its input x (T, B, I) and W_ih, b_ih: one op and one kernel
+call (rnn_layer_forward) that also runs the input projection, and whose backward adds
+dx = dxproj W_ih, dW_ih = dxproj^T x, db_ih = sum_(t,b) dxproj (nn.LSTM / GRU / RNN use it).
+
 batch_sizes (a PackedSequence's: non-increasing active-row counts per step) lets rows stop early:
 inactive rows keep their state and give zero output, so h_n holds each sequence's last state.
 The double backward is not supported (rnn_backward is a fused kernel).
@@ -35,7 +39,15 @@ from .matmul import linear
 from .movement_copy import cat, stack
 from .unary import sigmoid, tanh
 
-__all__ = ["gru_cell", "lstm_cell", "lstm_projected_layer", "rnn_layer", "rnn_relu_cell", "rnn_tanh_cell"]
+__all__ = [
+    "gru_cell",
+    "lstm_cell",
+    "lstm_projected_layer",
+    "rnn_input_layer",
+    "rnn_layer",
+    "rnn_relu_cell",
+    "rnn_tanh_cell",
+]
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
@@ -73,18 +85,60 @@ class Recurrence(Function):
         return dx, dh0, dc0, dw, db, None, None, None
 
 
+class LayerRecurrence(Function):
+    once_differentiable = "rnn_layer_backward"
+
+    @staticmethod
+    def forward(ctx, x, w_ih, b_ih, h0, c0, w_hh, b_hh, mode, batch_sizes, reverse):
+        y, h_n, c_n, saved = run(
+            "rnn_layer_forward", mode, x, w_ih, b_ih, h0, c0, w_hh, b_hh, batch_sizes, reverse
+        )
+        ctx.save_for_backward(x, w_ih, b_ih, h0, c0, w_hh, b_hh)
+        ctx.y, ctx.state = y.detach(), saved  # as in Recurrence
+        ctx.mode, ctx.batch_sizes, ctx.reverse = mode, batch_sizes, reverse
+        return (y, h_n) if c_n is None else (y, h_n, c_n)
+
+    @staticmethod
+    def backward(ctx, dy, dh_n, dc_n=None):
+        x, w_ih, b_ih, h0, c0, w_hh, b_hh = ctx.saved_tensors
+        grads = run(
+            "rnn_layer_backward",
+            ctx.mode,
+            dy.contiguous(),
+            dh_n.contiguous(),
+            None if dc_n is None else dc_n.contiguous(),
+            x,
+            w_ih,
+            b_ih,
+            h0,
+            c0,
+            w_hh,
+            b_hh,
+            ctx.batch_sizes,
+            ctx.reverse,
+            ctx.y,
+            ctx.state,
+        )
+        return (*grads, None, None, None)
+
+
 def _check(
     mode: str, xproj: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tensor, b_hh: Tensor | None, batch_sizes
 ) -> None:
-    if mode not in GATES:
-        raise ValueError(f"rnn: unknown mode {mode!r}; expected one of {sorted(GATES)}")
     if xproj.ndim != 3:
         raise ValueError(f"rnn: expected xproj of shape (T, B, G*H), got {tuple(xproj.shape)}")
-    T, B, GH = xproj.shape
+    _check_shapes(mode, tuple(xproj.shape), h0, c0, w_hh, b_hh, batch_sizes)
+
+
+def _check_shapes(mode: str, xproj_shape: tuple, h0, c0, w_hh, b_hh, batch_sizes) -> None:
+    """The checks of _check given xproj's shape (T, B, G H) (for rnn_input_layer: x's T, B and W_ih's G H)."""
+    if mode not in GATES:
+        raise ValueError(f"rnn: unknown mode {mode!r}; expected one of {sorted(GATES)}")
+    T, B, GH = xproj_shape
     H = h0.shape[-1] if h0.ndim == 2 else -1
     if H * GATES[mode] != GH or tuple(h0.shape) != (B, H):
         raise ValueError(
-            f"rnn ({mode}): xproj {tuple(xproj.shape)} and h0 {tuple(h0.shape)} do not fit: expected "
+            f"rnn ({mode}): xproj {xproj_shape} and h0 {tuple(h0.shape)} do not fit: expected "
             f"h0 (B, H) = ({B}, {GH // GATES[mode]})"
         )
     if (mode == "LSTM") != (c0 is not None) or (c0 is not None and tuple(c0.shape) != (B, H)):
@@ -125,6 +179,46 @@ def rnn_layer(
     _check(mode, xproj, h0, c0, w_hh, b_hh, batch_sizes)
     return Recurrence.apply(
         xproj.contiguous(),
+        h0.contiguous(),
+        None if c0 is None else c0.contiguous(),
+        w_hh.contiguous(),
+        b_hh,
+        mode,
+        batch_sizes,
+        bool(reverse),
+    )
+
+
+def rnn_input_layer(
+    mode: str,
+    x: Tensor,
+    w_ih: Tensor,
+    b_ih: Tensor | None,
+    h0: Tensor,
+    c0: Tensor | None,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    batch_sizes: tuple | None = None,
+    reverse: bool = False,
+) -> tuple:
+    """One layer, one direction from its input x (T, B, I): rnn_layer over xproj = x W_ih^T + b_ih, with
+    the projection inside the kernel. w_ih (G H, I), b_ih (G H,) or None; returns what rnn_layer does."""
+    if x.ndim != 3 or w_ih.ndim != 2 or x.shape[2] != w_ih.shape[1] or (
+        b_ih is not None and tuple(b_ih.shape) != (w_ih.shape[0],)
+    ):
+        raise ValueError(
+            f"rnn ({mode}): x {tuple(x.shape)}, w_ih {tuple(w_ih.shape)} and b_ih "
+            f"{None if b_ih is None else tuple(b_ih.shape)} do not fit: expected x (T, B, I), w_ih (G*H, I), "
+            "b_ih (G*H,)"
+        )
+    if batch_sizes is not None:
+        batch_sizes = tuple(int(s) for s in batch_sizes)
+    T, B, _ = x.shape
+    _check_shapes(mode, (T, B, w_ih.shape[0]), h0, c0, w_hh, b_hh, batch_sizes)
+    return LayerRecurrence.apply(
+        x.contiguous(),
+        w_ih.contiguous(),
+        b_ih,
         h0.contiguous(),
         None if c0 is None else c0.contiguous(),
         w_hh.contiguous(),
@@ -182,8 +276,7 @@ def lstm_projected_layer(
 
 
 def _cell(mode, input, hx, cx, w_ih, w_hh, b_ih, b_hh):
-    xproj = linear(input, w_ih, b_ih).unsqueeze(0)  # (1, B, G H)
-    return rnn_layer(mode, xproj, hx, cx, w_hh, b_hh)
+    return rnn_input_layer(mode, input.unsqueeze(0), w_ih, b_ih, hx, cx, w_hh, b_hh)  # one step: T = 1
 
 
 def lstm_cell(

@@ -1,10 +1,12 @@
 """cpu adapters: the whole-sequence recurrence of one layer and direction, forward and backward
-(csrc/rnn.cpp; math in tinyml/ops/rnn.py). Inputs are made C-contiguous; anything but float32/float64
-with one dtype throughout returns NotImplemented, so the numpy reference runs."""
+(csrc/rnn.cpp; math in tinyml/ops/rnn.py), given xproj (rnn_forward) or x, W_ih, b_ih (rnn_layer_*:
+the input projection's GEMMs then run inside the kernel, on its threads). Inputs are made C-contiguous;
+anything but float32/float64 with one dtype throughout returns NotImplemented, so the numpy reference
+runs."""
 
 from . import _C, contiguous, native
 
-__all__ = ["rnn_backward", "rnn_forward"]
+__all__ = ["rnn_backward", "rnn_forward", "rnn_layer_backward", "rnn_layer_forward"]
 
 
 def _call(kernel, mode, tensors, batch_sizes, reverse, trailing=()):
@@ -28,3 +30,13 @@ def rnn_forward(mode, xproj, h0, c0, w_hh, b_hh, batch_sizes, reverse):
 def rnn_backward(mode, dy, dh_n, dc_n, h0, c0, w_hh, b_hh, batch_sizes, reverse, y, saved):
     tensors = (dy, dh_n, dc_n, h0, c0, w_hh, b_hh)
     return _call(_C.rnn_backward, mode, tensors, batch_sizes, reverse, (y, saved))
+
+
+def rnn_layer_forward(mode, x, w_ih, b_ih, h0, c0, w_hh, b_hh, batch_sizes, reverse):
+    return _call(_C.rnn_layer_forward, mode, (x, w_ih, b_ih, h0, c0, w_hh, b_hh), batch_sizes, reverse)
+
+
+def rnn_layer_backward(mode, dy, dh_n, dc_n, x, w_ih, b_ih, h0, c0, w_hh, b_hh, batch_sizes, reverse, y,
+                       saved):
+    tensors = (dy, dh_n, dc_n, x, w_ih, b_ih, h0, c0, w_hh, b_hh)
+    return _call(_C.rnn_layer_backward, mode, tensors, batch_sizes, reverse, (y, saved))

@@ -18,11 +18,16 @@ forward returns (y (T, B, H), h_n, c_n or None, saved) where saved holds what ba
 LSTM (T, B, 5H) = i, f, g, o, c'; GRU (T, B, 4H) = r, z, n, s_n; RNN (T, B, 0).
 backward walks the steps the other way (formulas in tinyml/ops/rnn.py) and returns
 (dxproj, dh0, dc0 or None, dw_hh, db_hh or None). As the oracle it computes in float64.
+
+rnn_layer_forward / rnn_layer_backward are the same layer given x (T, B, I), W_ih (G H, I) and b_ih
+instead of xproj: forward computes xproj = x W_ih^T + b_ih first; backward adds the input
+projection's gradients, dx = dxproj W_ih, dW_ih = dxproj^T x, db_ih = sum over (t, b) of dxproj,
+returning (dx, dw_ih, db_ih or None, dh0, dc0 or None, dw_hh, db_hh or None).
 """
 
 import numpy as np
 
-__all__ = ["rnn_backward", "rnn_forward"]
+__all__ = ["rnn_backward", "rnn_forward", "rnn_layer_backward", "rnn_layer_forward"]
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
@@ -143,3 +148,22 @@ def rnn_backward(mode, dy, dh_n, dc_n, h0, c0, w_hh, b_hh, batch_sizes, reverse,
         dw.astype(dtype),
         None if b_hh is None else db.astype(dtype),
     )
+
+
+def rnn_layer_forward(mode, x, w_ih, b_ih, h0, c0, w_hh, b_hh, batch_sizes, reverse):
+    xproj = x.astype(np.float64) @ w_ih.astype(np.float64).T
+    if b_ih is not None:
+        xproj += b_ih.astype(np.float64)
+    return rnn_forward(mode, xproj.astype(x.dtype), h0, c0, w_hh, b_hh, batch_sizes, reverse)
+
+
+def rnn_layer_backward(mode, dy, dh_n, dc_n, x, w_ih, b_ih, h0, c0, w_hh, b_hh, batch_sizes, reverse, y,
+                       saved):
+    dxproj, dh0, dc0, dw, db = rnn_backward(mode, dy, dh_n, dc_n, h0, c0, w_hh, b_hh, batch_sizes, reverse, y,
+                                            saved)
+    T, B, n_in = x.shape
+    g = dxproj.astype(np.float64).reshape(T * B, -1)
+    dx = (g @ w_ih.astype(np.float64)).reshape(T, B, n_in)
+    dw_ih = g.T @ x.astype(np.float64).reshape(T * B, n_in)
+    db_ih = None if b_ih is None else g.sum(0).astype(dy.dtype)
+    return dx.astype(dy.dtype), dw_ih.astype(dy.dtype), db_ih, dh0, dc0, dw, db

@@ -24,7 +24,8 @@ an inactive row's garbage gates never leaks). State (h, c, dh, dc) lives in floa
 so results match the reference to float32 rounding; float64 dots are a broadcast multiply and sum.
 tanh is Cephes' (an odd polynomial below 0.625, 1 - 2 / (exp(2|x|) + 1) above), exact in float32
 and NaN-preserving; float64 uses 1 - e / 1 + e in float64 (libdevice is not in the interpreter).
-Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_rnn.py -k cuda
+rnn_layer_forward / rnn_layer_backward (the layer from x, W_ih, b_ih) are the Triton matmul around these.
+Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_rnn.py tests/ops/test_rnn_input_layer.py -k cuda
 """
 from __future__ import annotations
 
@@ -36,8 +37,10 @@ from ..cuda_array import CudaArray
 from ._pointwise_common import tanh64
 from .conv import _mma
 from .creation import contiguous, from_host
+from .matmul import linear, linear_backward
+from .reduce import sum as sum_dims
 
-__all__ = ["rnn_backward", "rnn_forward"]
+__all__ = ["rnn_backward", "rnn_forward", "rnn_layer_backward", "rnn_layer_forward"]
 
 MODES = {"LSTM": 0, "GRU": 1, "RNN_TANH": 2, "RNN_RELU": 3}
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
@@ -371,3 +374,26 @@ def rnn_backward(mode, dy, dh_n, dc_n, h0, c0, w_hh, b_hh, batch_sizes, reverse,
         _dw_kernel[(triton.cdiv(GH, BM), triton.cdiv(H, BN))](
             dgh, hp, dw, db, T * B, GH, H, HAS_BIAS=b_hh is not None, ACC=acc, PREC=prec, BM=BM, BN=BN, BK=BK)
     return dx, dh0, dc0, dw, db if b_hh is not None else None
+
+
+def _rows(a: CudaArray) -> CudaArray:  # (T, B, n) contiguous -> its (T B, n) rows
+    return a.as_strided((a.shape[0] * a.shape[1], a.shape[2]), (a.shape[2], 1))
+
+
+def rnn_layer_forward(mode, x, w_ih, b_ih, h0, c0, w_hh, b_hh, batch_sizes, reverse):
+    """rnn_forward after the input projection xproj = x W_ih^T + b_ih, one GEMM over the T B rows."""
+    x, T, B, GH = contiguous(x), x.shape[0], x.shape[1], w_ih.shape[0]
+    xproj = contiguous(linear(_rows(x), w_ih, b_ih)).as_strided((T, B, GH), (B * GH, GH, 1))
+    return rnn_forward(mode, xproj, h0, c0, w_hh, b_hh, batch_sizes, reverse)
+
+
+def rnn_layer_backward(mode, dy, dh_n, dc_n, x, w_ih, b_ih, h0, c0, w_hh, b_hh, batch_sizes, reverse, y,
+                       saved):
+    """rnn_backward, then dx = dxproj W_ih, dW_ih = dxproj^T x, db_ih = the column sums of dxproj."""
+    dxproj, dh0, dc0, dw, db = rnn_backward(mode, dy, dh_n, dc_n, h0, c0, w_hh, b_hh, batch_sizes, reverse, y,
+                                            saved)
+    x, (T, B, n_in) = contiguous(x), x.shape
+    g = _rows(dxproj)
+    dx, dw_ih = linear_backward(g, _rows(x), w_ih, True, True)
+    db_ih = None if b_ih is None else sum_dims(g, (0,), False, g.dtype)
+    return contiguous(dx).as_strided((T, B, n_in), (B * n_in, n_in, 1)), dw_ih, db_ih, dh0, dc0, dw, db
