@@ -6,16 +6,18 @@
 Rows (ratio = peer ms / tinyml ms; > 1: tinyml is faster):
 - selective_scan vs a PyTorch loop over time: mamba_ssm's selective_scan_ref (softplus(delta +
   bias), exp(delta A) and delta B u for every step up front, then a Python loop over time with
-  autograd through it; the per-step C contraction as a multiply-sum). Goals: forward >= 20x,
-  forward+backward >= 100x.
+  autograd through it; the per-step C contraction as a multiply-sum), at B2 D256 N16 L256 and
+  (forward) B2 D512 N16 L1024. Goals: forward >= 20x, forward+backward >= 100x.
 - selective_scan vs mambapy's parallel scan (Blelloch, in PyTorch: pscan over (B, L, D, N)), the
   usual CPU alternative; its inputs are given in its own (B, L, D) layout, so no transpose is timed.
   Goal >= 1x. Needs `pip install mambapy` (a bench-only peer; the row is skipped without it).
 - causal_conv1d (the depthwise conv of Mamba with its fused SiLU) vs F.conv1d(groups=D,
   padding=K-1) sliced to L, then F.silu.
 
-The two frameworks alternate in one process on the same threads (a noisy neighbour hits both
-alike); medians of --reps runs after --warmup runs.
+The two frameworks alternate in one process on the same threads and the same OpenMP runtime, with
+passive waiting (OMP_WAIT_POLICY=PASSIVE unless set; a noisy neighbour hits both alike). Medians of
+--reps runs after --warmup runs, of wall-clock time and of the process's CPU time (the second ratio
+moves less when other jobs share the machine; the load average is printed before and after).
 """
 from __future__ import annotations
 
@@ -28,6 +30,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# torch and tinyml share one libgomp, which reads its wait policy when the first of them loads it:
+# tinyml's passive policy (DESIGN.md, "One CPU thread pool") for both, else the threads of whichever
+# framework just ran spin and take the cores (on a busy machine a 1 ms kernel then costs 15 ms of CPU)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 import torch.nn.functional as TF
@@ -139,11 +145,14 @@ def conv_vs_torch(b, d, length, k, backward):
 
 SCAN = (2, 256, 16, 256)  # batch, channels, states, length (a power of two: mambapy's pscan pads to one)
 SCAN_SHAPE = "B{} D{} N{} L{}".format(*SCAN)
+SCAN_LONG = (2, 512, 16, 1024)
+SCAN_LONG_SHAPE = "B{} D{} N{} L{}".format(*SCAN_LONG)
 CONV = (4, 1024, 1024, 4)  # batch, channels, length, width
 CONV_SHAPE = "B{} D{} L{} K{}".format(*CONV)
 CASES = [
     ("selective_scan fwd vs torch loop", SCAN_SHAPE, scan_vs_loop(*SCAN, False)),
     ("selective_scan fwd+bwd vs torch loop", SCAN_SHAPE, scan_vs_loop(*SCAN, True)),
+    ("selective_scan fwd vs torch loop", SCAN_LONG_SHAPE, scan_vs_loop(*SCAN_LONG, False)),
     ("selective_scan fwd vs mambapy pscan", SCAN_SHAPE, scan_vs_mambapy(*SCAN, False)),
     ("selective_scan fwd+bwd vs mambapy pscan", SCAN_SHAPE, scan_vs_mambapy(*SCAN, True)),
     ("causal_conv1d+silu fwd vs torch conv1d", CONV_SHAPE, conv_vs_torch(*CONV, False)),
@@ -151,10 +160,11 @@ CASES = [
 ]
 
 
-def _time(fn) -> float:
-    t0 = time.perf_counter()
+def _time(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the whole process: every thread of both frameworks' pools)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main(argv=None) -> None:
@@ -168,14 +178,16 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
           f"threads={args.threads}; torch {torch.__version__}, numpy {np.__version__}, "
-          f"mambapy {'yes' if pscan else 'not installed'}\n")
-    print("| row | shape | tinyml ms | peer ms | peer/tinyml |")
-    print("|---|---|---:|---:|---:|")
+          f"mambapy {'yes' if pscan else 'not installed'}; load average {_load()} at the start\n")
+    print("ratio = peer / tinyml (> 1: tinyml is faster); wall: medians of wall-clock time; cpu: medians of "
+          "the process's CPU time over the same runs (less sensitive to a busy machine)\n")
+    print("| row | shape | tinyml ms | peer ms | peer/tinyml | tinyml cpu ms | peer cpu ms | cpu ratio |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name, shape, setup in CASES:
         if args.only and not any(name.startswith(o) for o in args.only):
             continue
         if "mambapy" in name and pscan is None:
-            print(f"| {name} | {shape} | | | skipped: pip install mambapy |")
+            print(f"| {name} | {shape} | | | skipped: pip install mambapy | | | |")
             continue
         run_t, run_p = setup()
         for _ in range(args.warmup):
@@ -185,8 +197,14 @@ def main(argv=None) -> None:
         for _ in range(args.reps):  # alternate, so a noisy neighbour hits both sides alike
             tt.append(_time(run_t))
             tp.append(_time(run_p))
-        t, p = float(np.median(tt)), float(np.median(tp))
-        print(f"| {name} | {shape} | {t * 1e3:.2f} | {p * 1e3:.2f} | {p / t:.2f} |", flush=True)
+        (t, tc), (p, pc) = np.median(tt, axis=0), np.median(tp, axis=0)
+        print(f"| {name} | {shape} | {t * 1e3:.2f} | {p * 1e3:.2f} | {p / t:.2f} | {tc * 1e3:.2f} | "
+              f"{pc * 1e3:.2f} | {pc / tc:.2f} |", flush=True)
+    print(f"\nload average {_load()} at the end")
+
+
+def _load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
 if __name__ == "__main__":

@@ -21,7 +21,16 @@
 // by the blocks of a group and go to per-thread buffers summed after (their sums over a block's
 // lanes are the only horizontal sums, off the recurrence's dependency chain). The backward
 // recomputes a block's states and exp(dt A) into L x N x V buffers rather than storing
-// (Bt, D, L, N) states in the forward.
+// (Bt, D, L, N) states in the forward (so the forward saves nothing for it, grad or not).
+//
+// The float32 forward (forward_block_f32) is written on sixteen-float vectors (csrc/scan_vec.h,
+// compiled per ISA by target_clones): time runs in chunks of 64 steps whose lane-major rows
+// (16 x 16 register transposes in and out) stay in L1, softplus, D u and the silu gate are vector
+// passes over a chunk, and the decay is exp2(dt (A log2 e)) with A log2 e formed once per block.
+// Each chunk first checks |dt| <= 125 / max|A log2 e| over its lanes (false for NaN); then the
+// inner loop runs the exp without its range clamps (per state and 16 channels a step is then the
+// exp2's rounding, degree-5 polynomial and scaling, dt u B, and two multiply-adds), else with them.
+// Per-call profile, 1 thread: see docs/ssm_scan.md.
 //
 // NaN and +-inf come out where mamba's reference loop in PyTorch puts them: the exps have IEEE ends
 // (a state that decays by exp(-inf) = 0 turns an inf into 0 * inf = NaN, not 1e-38 * inf = inf), the
@@ -30,10 +39,12 @@
 // This file: the forward and both bindings; csrc/scan_backward.cpp: the backward;
 // csrc/scan_common.h: what both share.
 #include "scan_common.h"  // first: simd_math.h sets fp-contract
+#include "scan_vec.h"
 
 namespace {
 
 using namespace tinyml::scan;
+namespace vec = tinyml::vec;
 
 // Per-thread buffers of the forward: lane-major rows (t * V + v) of dt, dt u and y for one block,
 // its states and A, B, C (n * V + v), and one row of dt.
@@ -124,6 +135,137 @@ void forward_block_any(const Scan<T>& p, const Dims& s, py::ssize_t b, const Blo
   else forward_block<T, V, false, false>(p, s, b, blk, out, last, w);
 }
 
+// ---- float32: sixteen channels as one vf16 (csrc/scan_vec.h), time in chunks --------------------
+// The chunk's lane-major rows (dt, dt u, u, z, y: kChunk x 16 floats each, 20 KB) stay in L1; a
+// step costs, per state and per sixteen channels, one multiply and one exp2 (the decay
+// exp(dt A) = exp2(dt (A log2 e)), with A log2 e formed once per block), one multiply-add for the
+// state and one for y: no horizontal sums, no division.
+constexpr py::ssize_t kChunk = 64;
+
+// One thread's buffers, vf16-aligned by hand: std::vector<vf16> would not over-align its storage.
+struct FwdWorkF32 {
+  std::vector<float> storage;
+  vec::vf16 *dt, *du, *u, *z, *y, *x, *a2, *bl, *cl;
+  explicit FwdWorkF32(py::ssize_t n) : storage((5 * kChunk + 4 * n + 1) * vec::kLanes) {
+    const auto addr = reinterpret_cast<std::uintptr_t>(storage.data());
+    vec::vf16* p = reinterpret_cast<vec::vf16*>((addr + sizeof(vec::vf16) - 1) / sizeof(vec::vf16) * sizeof(vec::vf16));
+    for (vec::vf16** buf : {&dt, &du, &u, &z, &y}) *buf = p, p += kChunk;
+    for (vec::vf16** buf : {&x, &a2, &bl, &cl}) *buf = p, p += n;
+  }
+};
+
+// tc steps of one block: per state, the decay exp2(dt A log2 e), x = decay x + dt u B_t, y += C_t x.
+// Two partial sums for y, so its chain of multiply-adds is half as long as the loop over states.
+template <bool BVAR, bool CVAR, bool CLAMP>
+TINYML_VEC void scan_steps(FwdWorkF32& w, vec::vf16* x, const vec::vf16* a2, const float* Bp, py::ssize_t sB,
+                           const float* Cp, py::ssize_t sC, py::ssize_t n, py::ssize_t tc) {
+  using vec::vf16;
+  for (py::ssize_t t = 0; t < tc; ++t) {
+    const vf16 dt = w.dt[t], du = w.du[t];
+    const float* Bt = Bp + t * sB;
+    const float* Ct = Cp + t * sC;
+    vf16 acc0 = vec::splat(0.0f), acc1 = vec::splat(0.0f);
+    auto state = [&](py::ssize_t i, vf16& acc) {
+      const vf16 x2 = dt * a2[i];
+      vf16 xi = (CLAMP ? vec::exp2(x2) : vec::exp2_in_range(x2)) * x[i];
+      if constexpr (BVAR) xi += du * Bt[i];
+      else xi += du * w.bl[i];
+      x[i] = xi;
+      if constexpr (CVAR) acc += Ct[i] * xi;
+      else acc += w.cl[i] * xi;
+    };
+    py::ssize_t i = 0;
+    for (; i + 1 < n; i += 2) {
+      state(i, acc0);
+      state(i + 1, acc1);
+    }
+    if (i < n) state(i, acc0);
+    w.y[t] = acc0 + acc1;
+  }
+}
+
+template <bool BVAR, bool CVAR>
+TINYML_CLONES void forward_block_f32(const Scan<float>& p, const Dims& s, py::ssize_t b, const Block& blk,
+                                     float* out, float* last, FwdWorkF32& w) {
+  using vec::vf16;
+  const py::ssize_t n = s.n, l = s.l, d0 = blk.d0, nv = blk.nv, row0 = (b * s.d + d0) * l;
+  float lane[vec::kLanes];
+  auto per_lane = [&](const float* M, py::ssize_t stride, py::ssize_t i) {  // M[(d0 + v) stride + i]
+    for (py::ssize_t v = 0; v < vec::kLanes; ++v) lane[v] = M && v < nv ? M[(d0 + v) * stride + i] : 0.0f;
+    return vec::load(lane);
+  };
+  const vf16 bias = per_lane(p.bias, 1, 0), Dv = per_lane(p.D, 1, 0);
+  for (py::ssize_t i = 0; i < n; ++i) {
+    w.a2[i] = per_lane(p.A, n, i) * vec::kLog2e;
+    if (!BVAR) w.bl[i] = per_lane(p.B, n, i);
+    if (!CVAR) w.cl[i] = per_lane(p.C, n, i);
+    w.x[i] = vec::splat(0.0f);
+  }
+  float a2_max = 0.0f;  // NaN if any A is NaN: then no chunk takes the unclamped path
+  for (py::ssize_t i = 0; i < n; ++i)
+    for (int v = 0; v < vec::kLanes; ++v) {
+      const float a = std::fabs(w.a2[i][v]);
+      a2_max = a > a2_max || a != a ? a : a2_max;
+    }
+  const float dt_limit = 125.0f / a2_max;  // |dt| <= dt_limit: |dt A log2 e| <= 125
+  py::ssize_t sB, sC;
+  const float* Bp = bc_ptr(p.B, s.gB, s, b, d0, sB);
+  const float* Cp = bc_ptr(p.C, s.gC, s, b, d0, sC);
+  vf16 *x = w.x, *a2 = w.a2;
+  // Rows of delta, u and z for the chunk at t into L2, two chunks ahead: 3 x 16 row pieces are
+  // more streams than the hardware prefetcher follows, and a cold call otherwise waits on DRAM.
+  auto prefetch_chunk = [&](py::ssize_t t) {
+    for (py::ssize_t v = 0; v < nv; ++v)
+      for (py::ssize_t k = t; k < std::min(t + kChunk, l); k += 64 / sizeof(float)) {
+        const py::ssize_t at = row0 + v * l + k;
+        __builtin_prefetch(p.delta + at, 0, 2);
+        __builtin_prefetch(p.u + at, 0, 2);
+        if (p.z) __builtin_prefetch(p.z + at, 0, 2);
+      }
+  };
+  prefetch_chunk(0);
+  prefetch_chunk(kChunk);
+  for (py::ssize_t t0 = 0; t0 < l; t0 += kChunk) {
+    const py::ssize_t tc = std::min(kChunk, l - t0);
+    prefetch_chunk(t0 + 2 * kChunk);
+    vec::rows_to_lanes(p.delta + row0 + t0, l, nv, tc, reinterpret_cast<float*>(w.dt));
+    vec::rows_to_lanes(p.u + row0 + t0, l, nv, tc, reinterpret_cast<float*>(w.u));
+    for (py::ssize_t t = 0; t < tc; ++t) {
+      const vf16 dt = p.softplus ? vec::softplus(w.dt[t] + bias) : w.dt[t] + bias;
+      w.dt[t] = dt;
+      w.du[t] = dt * w.u[t];
+    }
+    // every dt A log2 e of the chunk in [-125, 125] (false for NaN): the exps can skip their clamps
+    vf16 in_range = vec::splat(1.0f);
+    for (py::ssize_t t = 0; t < tc; ++t) {
+      const vf16 dt = w.dt[t], dt_abs = dt < 0 ? -dt : dt;
+      in_range = dt_abs <= dt_limit ? in_range : vec::splat(0.0f);
+    }
+    bool fast = true;
+    for (int v = 0; v < vec::kLanes; ++v) fast = fast && in_range[v] != 0.0f;
+    if (fast) scan_steps<BVAR, CVAR, false>(w, x, a2, Bp + t0 * sB, sB, Cp + t0 * sC, sC, n, tc);
+    else scan_steps<BVAR, CVAR, true>(w, x, a2, Bp + t0 * sB, sB, Cp + t0 * sC, sC, n, tc);
+    if (p.D) {  // absent, D adds nothing (not 0 * u: NaN for an infinite u)
+      for (py::ssize_t t = 0; t < tc; ++t) w.y[t] += Dv * w.u[t];
+    }
+    if (p.z) {
+      vec::rows_to_lanes(p.z + row0 + t0, l, nv, tc, reinterpret_cast<float*>(w.z));
+      for (py::ssize_t t = 0; t < tc; ++t) w.y[t] *= vec::silu(w.z[t]);
+    }
+    vec::lanes_to_rows(reinterpret_cast<const float*>(w.y), l, nv, tc, out + row0 + t0);
+  }
+  for (py::ssize_t v = 0; v < nv; ++v)
+    for (py::ssize_t i = 0; i < n; ++i) last[(b * s.d + d0 + v) * n + i] = x[i][v];
+}
+
+void forward_block_f32_any(const Scan<float>& p, const Dims& s, py::ssize_t b, const Block& blk, float* out,
+                           float* last, FwdWorkF32& w) {
+  if (s.gB && s.gC) forward_block_f32<true, true>(p, s, b, blk, out, last, w);
+  else if (s.gB) forward_block_f32<true, false>(p, s, b, blk, out, last, w);
+  else if (s.gC) forward_block_f32<false, true>(p, s, b, blk, out, last, w);
+  else forward_block_f32<false, false>(p, s, b, blk, out, last, w);
+}
+
 template <typename T>
 py::tuple forward(py::array u, py::array delta, py::array A, py::array B, py::array C, py::object D, py::object z,
                   py::object bias, bool softplus) {
@@ -138,10 +280,17 @@ py::tuple forward(py::array u, py::array delta, py::array A, py::array B, py::ar
     const py::ssize_t nb = static_cast<py::ssize_t>(blocks.size());
 #pragma omp parallel if (s.bt * s.d * s.l * s.n > 16384)
     {
-      FwdWork<T> work(s.l, s.n, lanes<T>());
+      if constexpr (std::is_same_v<T, float>) {
+        FwdWorkF32 work(s.n);
 #pragma omp for schedule(static) collapse(2)
-      for (py::ssize_t b = 0; b < s.bt; ++b)
-        for (py::ssize_t k = 0; k < nb; ++k) forward_block_any<T>(p, s, b, blocks[k], op, lp, work);
+        for (py::ssize_t b = 0; b < s.bt; ++b)
+          for (py::ssize_t k = 0; k < nb; ++k) forward_block_f32_any(p, s, b, blocks[k], op, lp, work);
+      } else {
+        FwdWork<T> work(s.l, s.n, lanes<T>());
+#pragma omp for schedule(static) collapse(2)
+        for (py::ssize_t b = 0; b < s.bt; ++b)
+          for (py::ssize_t k = 0; k < nb; ++k) forward_block_any<T>(p, s, b, blocks[k], op, lp, work);
+      }
     }
   }
   return py::make_tuple(out, last);

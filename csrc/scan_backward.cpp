@@ -1,9 +1,14 @@
 // Selective scan backward by the reverse-time recurrence (the math and layout: csrc/scan.cpp).
+// float32 runs its per-channel passes (softplus and its derivative, the gate, the rows back) on
+// csrc/scan_vec.h vectors and sums the lanes of an input-dependent dB_t / dC_t after the reverse loop
+// through register transposes (docs/ssm_scan.md); float64 keeps the plain loops.
 #include "scan_common.h"  // first: simd_math.h sets fp-contract
+#include "scan_vec.h"
 
 namespace {
 
 using namespace tinyml::scan;
+namespace vec = tinyml::vec;
 
 template <typename T>
 struct Grads {
@@ -15,10 +20,11 @@ struct Grads {
 // adjoint h, A, time-invariant B/C and the lane sums of dA and time-invariant dB/dC (n * V + v).
 template <typename T>
 struct BwdWork {
-  std::vector<T> dt, u, sig, dy, ddt, du, xs, ea, h, a, bl, cl, dA, dBl, dCl, zeros, row, rsig;
+  std::vector<T> dt, u, sig, dy, ddt, du, xs, ea, h, a, bl, cl, dA, dBl, dCl, zeros, row, rsig, zl, gl;
   BwdWork(py::ssize_t l, py::ssize_t n, py::ssize_t V)
       : dt(l * V), u(l * V), sig(l * V), dy(l * V), ddt(l * V), du(l * V), xs(l * n * V), ea(l * n * V), h(n * V),
-        a(n * V), bl(n * V), cl(n * V), dA(n * V), dBl(n * V), dCl(n * V), zeros(n * V), row(l), rsig(l) {}
+        a(n * V), bl(n * V), cl(n * V), dA(n * V), dBl(n * V), dCl(n * V), zeros(n * V), row(l), rsig(l),
+        zl(l * V), gl(l * V) {}
 };
 
 // One block of V channels of batch b: recompute the states forward, then run the adjoint
@@ -31,7 +37,21 @@ TINYML_CLONES void backward_block(const Scan<T>& p, const Dims& s, py::ssize_t b
   const py::ssize_t n = s.n, l = s.l, d0 = blk.d0, nv = blk.nv, nV = n * V;
   T *dt = w.dt.data(), *uu = w.u.data(), *sig = w.sig.data(), *dy = w.dy.data(), *xs = w.xs.data();
   T *ea = w.ea.data(), *h = w.h.data(), *a = w.a.data();
-  for (py::ssize_t v = 0; v < V; ++v) {
+  constexpr bool F32 = std::is_same_v<T, float>;  // float: 16 lanes, the csrc/scan_vec.h passes below
+  if constexpr (F32) {  // dt, softplus' and u lane-major through register transposes, vector math
+    const py::ssize_t row0 = (b * s.d + d0) * l;
+    vec::rows_to_lanes(p.delta + row0, l, nv, l, dt);
+    vec::rows_to_lanes(p.u + row0, l, nv, l, uu);
+    float lane[vec::kLanes];
+    for (int v = 0; v < vec::kLanes; ++v) lane[v] = p.bias && v < nv ? p.bias[d0 + v] : 0.0f;
+    const vec::vf16 bias = vec::load(lane);
+    for (py::ssize_t t = 0; t < l; ++t) {
+      const vec::vf16 pre = vec::load(dt + t * V) + bias;
+      vec::store(sig + t * V, p.softplus ? vec::sigmoid(pre) : vec::splat(0.0f));
+      vec::store(dt + t * V, p.softplus ? vec::softplus(pre) : pre);
+    }
+  }
+  for (py::ssize_t v = 0; v < V && !F32; ++v) {
     if (v < nv) {
       const py::ssize_t off = (b * s.d + d0 + v) * l;
       delta_row(p, off, l, p.bias ? p.bias[d0 + v] : T(0), w.row.data(), w.rsig.data());
@@ -83,8 +103,30 @@ TINYML_CLONES void backward_block(const Scan<T>& p, const Dims& s, py::ssize_t b
 #pragma omp simd
     for (int v = 0; v < V; ++v) dy[t * V + v] = acc[v];  // y for now; dy below
   }
-  // 2. The gate: dz, and dy = dout silu(z) (row by row: dout and z are rows).
-  for (py::ssize_t v = 0; v < V; ++v) {
+  // 2. The gate: dz, and dy = dout silu(z) (row by row: dout and z are rows; float: lane-major).
+  if constexpr (F32) {
+    const py::ssize_t row0 = (b * s.d + d0) * l;
+    float* gl = w.gl.data();
+    vec::rows_to_lanes(dout + row0, l, nv, l, gl);
+    if (p.z) {
+      float* zl = w.zl.data();
+      vec::rows_to_lanes(p.z + row0, l, nv, l, zl);
+      float lane[vec::kLanes];
+      for (int v = 0; v < vec::kLanes; ++v) lane[v] = p.D && v < nv ? p.D[d0 + v] : 0.0f;
+      const vec::vf16 Dv = vec::load(lane);
+      for (py::ssize_t t = 0; t < l; ++t) {
+        const vec::vf16 z = vec::load(zl + t * V), go = vec::load(gl + t * V), sg = vec::sigmoid(z);
+        vec::vf16 y = vec::load(dy + t * V);
+        if (p.D) y += Dv * vec::load(uu + t * V);  // an absent D adds nothing (not 0 * u)
+        vec::store(zl + t * V, go * y * sg * (1.0f + z * (1.0f - sg)));  // dz, lane-major
+        vec::store(dy + t * V, go * vec::silu(z));
+      }
+      vec::lanes_to_rows(zl, l, nv, l, g.dz + row0);
+    } else {
+      std::memcpy(dy, gl, l * V * sizeof(float));
+    }
+  }
+  for (py::ssize_t v = 0; v < V && !F32; ++v) {
     if (v >= nv) {
       for (py::ssize_t t = 0; t < l; ++t) dy[t * V + v] = 0;
       continue;
@@ -115,8 +157,8 @@ TINYML_CLONES void backward_block(const Scan<T>& p, const Dims& s, py::ssize_t b
     const T* dtv = dt + t * V;
     const T* uv = uu + t * V;
     const T* dyv = dy + t * V;
-    const T* xt = xs + t * nV;
-    const T* et = ea + t * nV;
+    T* xt = xs + t * nV;
+    T* et = ea + t * nV;
     // x_{-1} = 0 takes part like any state: its terms are 0, or NaN where they meet an inf
     const T* xprev = t ? xs + (t - 1) * nV : w.zeros.data();
     const T* Bt = Bp + t * sB;
@@ -143,18 +185,21 @@ TINYML_CLONES void backward_block(const Scan<T>& p, const Dims& s, py::ssize_t b
         const T hx = hi * xprev[k] * et[k];  // dL/d exp(dt A) times exp(dt A)
         const T hB = hi * bv;
         const T dc = dyv[v] * xt[k], db = hi * dtu[v];
-        if (CVAR) sumC += v < nv ? dc : T(0);
-        else dCl[k] += dc;
-        if (BVAR) sumB += v < nv ? db : T(0);
+        const T e = et[k];
+        if (CVAR && F32) xt[k] = v < nv ? dc : T(0);  // x_t and exp(dt_t A) are dead after this step:
+        else if (CVAR) sumC += v < nv ? dc : T(0);     // float keeps the lanes of dC_t, dB_t in their
+        else dCl[k] += dc;                             // places and sums them after the loop
+        if (BVAR && F32) et[k] = v < nv ? db : T(0);
+        else if (BVAR) sumB += v < nv ? db : T(0);
         else dBl[k] += db;
         decay[v] += hx * a[k];
         input[v] += hB * uv[v];
         dAl[k] += hx * dtv[v];
         dus[v] += hB * dtv[v];
-        h[k] = hi * et[k];
+        h[k] = hi * e;
       }
-      if (BVAR) dBt[i] += sumB;
-      if (CVAR) dCt[i] += sumC;
+      if (BVAR && !F32) dBt[i] += sumB;
+      if (CVAR && !F32) dCt[i] += sumC;
     }
 #pragma omp simd
     for (int v = 0; v < V; ++v) {
@@ -162,8 +207,43 @@ TINYML_CLONES void backward_block(const Scan<T>& p, const Dims& s, py::ssize_t b
       dul[t * V + v] = p.D ? dus[v] + Dl[v] * dyv[v] : dus[v];  // an absent D adds nothing (not 0 * dy)
     }
   }
+  // 3b. float: the lane sums of dB_t[i] and dC_t[i], sixteen (t, i) at a time: a register
+  // transpose turns their lane vectors into columns, and vertical adds sum them (dB and dC for the
+  // group are (L, N) rows, t * N + i, the order of the buffers).
+  if constexpr (F32) {
+    auto lane_sums_into = [&](const float* lanes, float* dM) {
+      const py::ssize_t total = l * n;
+      for (py::ssize_t j0 = 0; j0 < total; j0 += vec::kLanes) {
+        const py::ssize_t m = std::min<py::ssize_t>(vec::kLanes, total - j0);
+        vec::vf16 r[vec::kLanes];
+        for (py::ssize_t j = 0; j < vec::kLanes; ++j) r[j] = j < m ? vec::load(lanes + (j0 + j) * V) : vec::splat(0.0f);
+        vec::transpose16(r);
+        vec::vf16 sum = r[0];
+        for (int v = 1; v < vec::kLanes; ++v) sum += r[v];
+        for (py::ssize_t j = 0; j < m; ++j) dM[j0 + j] += sum[j];
+      }
+    };
+    if (BVAR) lane_sums_into(ea, dBp);
+    if (CVAR) lane_sums_into(xs, dCp);
+  }
   // 4. Rows back: ddelta (through softplus), du, and the sums for dD and ddelta_bias.
-  for (py::ssize_t v = 0; v < nv; ++v) {
+  if constexpr (F32) {
+    const py::ssize_t row0 = (b * s.d + d0) * l;
+    vec::vf16 sd = vec::splat(0.0f), sb = vec::splat(0.0f);
+    for (py::ssize_t t = 0; t < l; ++t) {
+      const vec::vf16 dd = vec::load(ddt + t * V), val = p.softplus ? dd * vec::load(sig + t * V) : dd;
+      vec::store(ddt + t * V, val);
+      sd += vec::load(dy + t * V) * vec::load(uu + t * V);
+      sb += val;
+    }
+    vec::lanes_to_rows(ddt, l, nv, l, g.ddelta + row0);
+    vec::lanes_to_rows(dul, l, nv, l, g.du + row0);
+    for (py::ssize_t v = 0; v < nv; ++v) {
+      g.dD[d0 + v] += sd[v];
+      g.dbias[d0 + v] += sb[v];
+    }
+  }
+  for (py::ssize_t v = 0; v < nv && !F32; ++v) {
     const py::ssize_t d = d0 + v, off = (b * s.d + d) * l;
     T* ddl = g.ddelta + off;
     T* dur = g.du + off;

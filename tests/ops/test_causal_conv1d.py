@@ -196,3 +196,23 @@ def test_causal_conv1d_empty(backend_device, shape):
     assert tuple(x.grad.shape) == shape
     np.testing.assert_array_equal(w.grad.cpu().numpy(), np.zeros((shape[1], 4), np.float32))
     np.testing.assert_array_equal(b.grad.cpu().numpy(), np.zeros(shape[1], np.float32))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("activation", [None, "silu"])
+def test_causal_conv1d_float32_rows_every_width(backend_device, k, activation):
+    """The float32 C++ rows run sixteen steps per vector after K-1 scalar steps and a scalar tail:
+    lengths below, at and past sixteen (1, 3, 16, 19, 40), widths 1..5 (5 takes the runtime-width
+    loop), and NaN / inf inside the vector body, against PyTorch's left-padded conv."""
+    if backend_device == "cuda" and k != 4:
+        pytest.skip("Triton's interpreter: one width")
+    rng = np.random.default_rng(k)
+    for length in (1, 3, 16, 19, 40):
+        x = rng.standard_normal((2, 3, length)).astype(np.float32)
+        if length == 40:
+            x[0, 1, 20], x[1, 2, 33], x[1, 0, 17] = np.nan, np.inf, -np.inf
+        w = rng.standard_normal((3, k)).astype(np.float32)
+        b = rng.standard_normal(3).astype(np.float32)
+        ours = tinyml.causal_conv1d(*(tinyml.tensor(a, device=backend_device) for a in (x, w, b)), activation)
+        want = torch_causal_conv1d_left_padded(*(torch.tensor(a) for a in (x, w, b)), activation)
+        assert_close(ours.cpu(), want, kind="reduction", msg=f"L={length}:")

@@ -261,6 +261,26 @@ def test_scan_softplus_extremes(device):
     close(on_device("selective_scan_forward", device, *args, True), ref(*args, True), "float32")
 
 
+def test_scan_decay_out_of_range_in_one_chunk(device):
+    """The float32 C++ forward proves |dt A log2 e| <= 125 per block and chunk of 64 steps and only then
+    drops the exp's clamps: a chunk with a huge dt (exp underflows to 0) or a NaN takes the clamped
+    path while the others stay fast; both must match the reference (NaN from the NaN step on)."""
+    if device == "cpu" and _C is None:
+        pytest.skip("tinyml._C is not built")
+    if device == "cuda" and TRITON_INTERPRETER:
+        pytest.skip("too slow for Triton's interpreter (runs on a GPU)")
+    args = scan_inputs(1, 20, 4, 150, "group", 1, "float32", ("D", "delta_bias"))
+    delta = args[1]
+    delta[0, 3, 70:75] = 200.0  # block 0, chunk 1: dt A down to -400
+    delta[0, 17, 140] = np.nan  # block 1, chunk 2
+    ref = implementations("selective_scan_forward")["reference"]
+    want = ref(*args, True)
+    got = on_device("selective_scan_forward", device, *args, True)
+    assert np.isnan(got[0][0, 17, 140:]).all() and not np.isnan(got[0][0, 17, :140]).any()
+    for g, w in zip(got, want):
+        assert_close(g, w, kind="reduction")
+
+
 @pytest.mark.skipif(_C is None, reason="tinyml._C is not built")
 def test_scan_bindings_check_arguments():
     f = np.float32
