@@ -1,15 +1,22 @@
 """Adapt-Pruner demonstration on Shakespeare (chars): a 6-layer GPT pretrained for P steps is pruned
 to the parameter count of the baby preset's GPT while training T more steps (Adapt-Pruner), and compared
 on validation loss with (a) one-shot magnitude pruning of the same pretrained model to the same size,
-then T steps of training, and (b) the baby GPT trained from scratch for P + T steps (the same total).
+then T steps of training, and (b) the baby GPT trained from scratch, for T steps (the same post-pruning
+budget, the paper's comparison) and for P + T steps (the same total).
 
     python examples/pruning/demo.py                         # P = T = 250; about 15 minutes on 2 cores
     python examples/pruning/demo.py --pretrain 40 --steps 40 --out /tmp/prune   # a quick look
+    # a well-trained source, saved once and reused by each post-pruning budget:
+    python examples/pruning/demo.py --pretrain 2000 --steps 250 --save-source src2000 --out prune-250
+    python examples/pruning/demo.py --source src2000 --steps 500 --out prune-500
 
 The pretrained model is the "small" preset's depth (6 layers, 4 heads) at the baby preset's width and
 context (128, 64) with a 1024-wide MLP, 1.99M parameters: the small preset itself (10.7M, context 256)
-takes seconds per step on a CPU. Writes <out>/results.json and <out>/pruned/ (the Adapt-Pruner model,
-loadable with tinyml.train.pruning.load_pruned) and prints a markdown table.
+takes seconds per step on a CPU. --save-source DIR writes it (tinyml.train.pruning.save_pruned, with
+DIR/pretrain.json recording its steps and validation loss) and --source DIR loads it instead of
+pretraining. Every arm after pretraining draws the same training batches. Writes <out>/results.json and
+<out>/pruned/ (the Adapt-Pruner model, loadable with tinyml.train.pruning.load_pruned) and prints a
+markdown table.
 """
 from __future__ import annotations
 
@@ -22,24 +29,43 @@ import time
 from tinyml.models import GPT, GPTConfig
 from tinyml.train.pruning import AdaptPruneConfig, adapt_prune, evaluate, magnitude_prune, save_pruned
 from tinyml.train.pruning.adapt import train_steps
+from tinyml.train.pruning.model import PrunableGPT, load_pruned
 
 import tinyml
 from tinyml.data import CharTokenizer, RandomWindowSampler, shakespeare_split
 
 BLOCK, BATCH = 64, 12
+SOURCE_RECORD = "pretrain.json"  # beside the source's config.json and model.safetensors
+
+
+def load_source(folder: str) -> tuple[PrunableGPT, int]:
+    """The pretrained model --save-source wrote to `folder`, and how many steps it was trained."""
+    record_path = os.path.join(folder, SOURCE_RECORD)
+    if not os.path.exists(record_path):
+        raise SystemExit(f"--source {folder}: {record_path} is missing; write the folder with --save-source")
+    with open(record_path) as f:
+        record = json.load(f)
+    return load_pruned(folder).train(), int(record["steps"])
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pretrain", type=int, default=250, help="steps of the 6-layer model before pruning")
+    p.add_argument("--source", help="a folder from --save-source: the pretrained model (no pretraining)")
+    p.add_argument("--save-source", help="write the pretrained model to this folder for later --source runs")
     p.add_argument("--steps", type=int, default=250, help="steps of each arm after pretraining")
     p.add_argument("--rounds", type=int, default=8, help="Adapt-Pruner rounds")
     p.add_argument("--amplitude", type=float, default=0.5,
                    help="how much layer importance moves per-layer sparsity (0: the same in every layer)")
+    p.add_argument("--no-total-baby", action="store_true",
+                   help="skip the baby trained for pretrain + steps (the same total number of steps)")
     p.add_argument("--eval-iters", type=int, default=40)
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--out", default="tinyml-prune-demo")
     args = p.parse_args(argv)
+    if args.source and args.save_source:
+        p.error(f"--source {args.source} loads a pretrained model and --save-source {args.save_source} "
+                f"writes one; give one of them")
 
     train_text, val_text = shakespeare_split(0.1)
     tok = CharTokenizer.from_text(train_text + val_text)
@@ -59,35 +85,59 @@ def main(argv=None) -> int:
     tinyml.manual_seed(args.seed)
     baby_cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=BLOCK, n_layer=4, n_head=4, n_embd=128)
     target = GPT(baby_cfg).num_parameters()
-    big = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=BLOCK, n_layer=6, n_head=4, n_embd=128,
-                        n_inner=1024))
     rows, t0 = [], time.time()
-    print(f"pretraining a {big.num_parameters():,}-parameter GPT for {args.pretrain} steps; target "
-          f"{target:,} parameters (baby)", flush=True)
-    train_steps(big, sampler(args.seed), cfg(args.pretrain), 0, args.pretrain)
-    rows.append(("6-layer GPT, pretrained", big.num_parameters(), args.pretrain, val_loss(big)))
+    if args.source:
+        big, pretrain = load_source(args.source)
+        print(f"loaded {args.source}: a {big.num_parameters():,}-parameter GPT pretrained for {pretrain} "
+              f"steps; target {target:,} parameters (baby)", flush=True)
+    else:
+        pretrain = args.pretrain
+        big = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=BLOCK, n_layer=6, n_head=4, n_embd=128,
+                            n_inner=1024))
+        print(f"pretraining a {big.num_parameters():,}-parameter GPT for {pretrain} steps; target "
+              f"{target:,} parameters (baby)", flush=True)
+        losses: list[float] = []
+        opt = sched = None
+        pre_sampler, pre_cfg = sampler(args.seed), cfg(pretrain)
+        for start in range(0, pretrain, 250):  # in chunks of one schedule, to print progress
+            opt, sched = train_steps(big, pre_sampler, pre_cfg, start, min(start + 250, pretrain), opt, sched,
+                                     losses)
+            print(f"  step {min(start + 250, pretrain)}: train loss (last 50) "
+                  f"{sum(losses[-50:]) / len(losses[-50:]):.4f}  ({time.time() - t0:.0f} s)", flush=True)
+    rows.append(("6-layer GPT, pretrained", big.num_parameters(), pretrain, val_loss(big)))
     print(f"  {rows[-1]}  ({time.time() - t0:.0f} s)", flush=True)
+    if args.save_source:
+        save_pruned(PrunableGPT.from_gpt(big), args.save_source)
+        with open(os.path.join(args.save_source, SOURCE_RECORD), "w") as f:
+            json.dump({"steps": pretrain, "val_loss": rows[-1][3], "seed": args.seed,
+                       "seconds": time.time() - t0}, f, indent=1)
+        print(f"  saved the pretrained model to {args.save_source}", flush=True)
 
     pruned, history = adapt_prune(copy.deepcopy(big), sampler(args.seed + 10),
                                   cfg(args.steps, target, warmup=20),
                                   log=lambda s: print("  " + s, flush=True))
-    total = args.pretrain + args.steps
+    total = pretrain + args.steps
     rows.append(("Adapt-Pruner (interleaved)", pruned.num_parameters(), total, val_loss(pruned)))
     save_pruned(pruned, os.path.join(args.out, "pruned"))
     print(f"  {rows[-1]}  ({time.time() - t0:.0f} s)", flush=True)
 
     oneshot = magnitude_prune(copy.deepcopy(big), target)
-    rows.append(("one-shot magnitude, before training", oneshot.num_parameters(), args.pretrain,
+    rows.append(("one-shot magnitude, before training", oneshot.num_parameters(), pretrain,
                  val_loss(oneshot)))
     train_steps(oneshot, sampler(args.seed + 10), cfg(args.steps, target, warmup=20), 0, args.steps)
     rows.append(("one-shot magnitude + training", oneshot.num_parameters(), total, val_loss(oneshot)))
     print(f"  {rows[-1]}  ({time.time() - t0:.0f} s)", flush=True)
 
-    tinyml.manual_seed(args.seed)
-    baby = GPT(baby_cfg)
-    train_steps(baby, sampler(args.seed), cfg(total), 0, total)
-    rows.append(("baby from scratch", baby.num_parameters(), total, val_loss(baby)))
-    print(f"  {rows[-1]}  ({time.time() - t0:.0f} s)", flush=True)
+    # the baby from scratch: the post-pruning budget on the arms' batches, then (optionally) the total
+    budgets = [("baby from scratch, post-pruning budget", args.steps, args.seed + 10)]
+    if not args.no_total_baby:
+        budgets.append(("baby from scratch, total budget", total, args.seed))
+    for name, steps, seed in budgets:
+        tinyml.manual_seed(args.seed)
+        baby = GPT(baby_cfg)
+        train_steps(baby, sampler(seed), cfg(steps, warmup=20 if steps == args.steps else 50), 0, steps)
+        rows.append((name, baby.num_parameters(), steps, val_loss(baby)))
+        print(f"  {rows[-1]}  ({time.time() - t0:.0f} s)", flush=True)
 
     print("\n| model | parameters | training steps | validation loss |\n|---|---:|---:|---:|")
     for name, n, steps, loss in rows:
@@ -95,7 +145,8 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"rows": [dict(zip(("model", "parameters", "steps", "val_loss"), r)) for r in rows],
-                   "rounds": history, "args": vars(args), "seconds": time.time() - t0}, f, indent=1)
+                   "rounds": history, "args": vars(args), "pretrain_steps": pretrain,
+                   "seconds": time.time() - t0}, f, indent=1)
     return 0
 
 

@@ -2,7 +2,7 @@
 Networks via Zero-Shot Hyperparameter Transfer") for the GPT and Llama models.
 
     model = GPT(GPTConfig(n_embd=512, mup=True, mup_base_width=128))   # width_mult m = 512 / 128 = 4
-    set_mup_lr_hints(model, lr=3e-3)     # before Trainer(..., TrainConfig(lr=3e-3)) builds its AdamW
+    set_mup_lr_hints(model)              # before Trainer(...) builds its AdamW: hidden matrices at lr / 4
 
 With m = width / base_width, muP for Adam (the paper's Table 3, with the output multiplier of its
 "MuReadout") differs from the standard parametrisation (SP) in four places; at m = 1 it is SP:
@@ -17,7 +17,9 @@ so that every activation coordinate, and its change after each Adam step, keeps 
 width grows: the best learning rate of a narrow model transfers to a wide one. The models apply
 the init, the output multiplier and the attention scale (their `mup` config fields); the learning
 rates go through the Trainer's parameter groups: `set_mup_lr_hints` gives each hidden Linear an
-`optim_hints` entry (tinyml/optim/param_groups.py) with lr * base/width, which the schedule scales.
+`optim_hints` entry (tinyml/optim/param_groups.py) with the multiplier lr_scale = base/width, which
+holds in both directions (a model narrower than its base trains its hidden matrices above lr) and
+which the schedule keeps as it moves the rate.
 
 `coord_check` measures what muP promises: the RMS of each layer's output, per width, after each of
 a few Adam steps; examples/mup/coord_check.py plots it (flat in width with muP, growing without).
@@ -76,25 +78,20 @@ def mup_init_(model) -> None:
             m.weight.copy_(m.weight * s)
 
 
-def set_mup_lr_hints(model, lr: float) -> None:
-    """Give every hidden Linear's weight the learning rate lr / m through its `optim_hints`, so
-    the Trainer's AdamW (param_groups) puts them in a group of their own with lr_scale 1/m; the rest
-    keeps lr. `lr` must be the peak learning rate the Trainer is given. A no-op for a model without
-    muP or at m = 1."""
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+def set_mup_lr_hints(model, lr: float | None = None) -> None:
+    """Give every hidden Linear's weight the learning-rate multiplier 1/m through its `optim_hints`
+    ("lr_scale", tinyml/optim/param_groups.py), so the Trainer's AdamW puts them in a group of their
+    own at lr / m, which the schedule scales with the rest: below lr for a model wider than its base,
+    above it for a narrower one. `lr` (optional, the peak rate) is only checked: the multiplier holds
+    for any. A no-op for a model without muP or at m = 1."""
+    if lr is not None and not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
         raise ValueError(f"set_mup_lr_hints: lr must be a finite number > 0, got {lr!r}")
     mult = width_mult(model)
     if mult == 1.0:
         return
-    if mult < 1.0:
-        # optim_hints can only lower a group's rate (param_groups takes min(hint, lr))
-        raise ValueError(f"set_mup_lr_hints: the model is narrower than mup_base_width "
-                         f"(width_mult {mult:g}), "
-                         f"so its hidden matrices need lr / {mult:g} > lr, which optim_hints cannot raise; "
-                         f"use a mup_base_width <= the model's width")
     for _, m in hidden_linears(model):
         hints = dict(getattr(m, "optim_hints", {}))
-        hints["weight"] = {**hints.get("weight", {}), "lr": lr / mult}
+        hints["weight"] = {**hints.get("weight", {}), "lr_scale": 1.0 / mult}  # a cap set by hand stays
         m.optim_hints = hints  # an instance attribute: other Linears of the process are untouched
 
 

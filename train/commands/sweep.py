@@ -1,8 +1,8 @@
 """Learning-rate sweep of a preset's GPT (Wortsman et al. 2023, "Small-scale proxies for large-scale
 Transformer training instabilities"): one short run per learning rate, log-spaced over --lr LOW..HIGH,
 each from the same initialisation and batches, with the stability options --qk-layernorm and
---z-loss and muP (--mup: models/transformer/mup.py, hidden matrices at lr * base/width, with --width to
-widen the preset's model and --mup-base-width the width whose rates it keeps) and the paper's
+--z-loss and muP (--mup: models/transformer/mup.py, hidden matrices at lr * base/width, with --width
+the model's width and --mup-base-width the width whose rates it keeps, wider or narrower) and the paper's
 independent weight decay (--independent-wd LAMBDA: each step removes lr(s)/lr * LAMBDA of every decayed
 weight, whatever the peak lr; AdamW's decay is set to LAMBDA / lr). Writes
 <out>/sweep-<setting>.json (final validation loss per LR, the max attention logit and
@@ -66,7 +66,7 @@ def add_arguments(p) -> None:
     p.add_argument("--mup", action="store_true",
                    help="maximal update parametrisation (init, per-layer learning rates, output multiplier)")
     p.add_argument("--mup-base-width", type=at.positive_int,
-                   help="muP's base width, <= --width (default: the preset's n_embd)")
+                   help="muP's base width, whose learning rates carry over (default: the preset's n_embd)")
     p.add_argument("--width", type=at.positive_int,
                    help="n_embd of the swept model, a multiple of the preset's n_head (default: its own)")
     p.add_argument("--independent-wd", type=at.positive_float, default=None, metavar="LAMBDA",
@@ -250,7 +250,8 @@ def plot_sweeps(out: str) -> str | None:
 
 
 def check_model_flags(args) -> None:
-    """--width and --mup-base-width against the preset: a UsageError naming the values."""
+    """--width and --mup-base-width against the preset: a UsageError naming the values (a base wider
+    than the model is fine: its hidden matrices then train above --lr)."""
     from ..presets import get_preset
     from ..runs import UsageError
 
@@ -261,10 +262,6 @@ def check_model_flags(args) -> None:
                          f"{preset.n_head} heads")
     if args.mup_base_width is not None and not args.mup:
         raise UsageError(f"--mup-base-width {args.mup_base_width} needs --mup")
-    base = args.mup_base_width or preset.n_embd
-    if args.mup and base > width:
-        raise UsageError(f"--mup-base-width {base} is wider than the model (--width {width}); muP's learning "
-                         f"rates only go down from the base's (the base must be <= the width)")
 
 
 def run(args) -> int:
