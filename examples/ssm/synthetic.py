@@ -77,7 +77,7 @@ def induction(rng, batch: int, length: int = 256, vocab: int = 16, n_triggers: i
 
 TASKS = {"selective_copy": (selective_copy, 16), "induction": (induction, 16)}
 # the recipes of examples/ssm/README.md: training length curriculum, queries per training sequence
-RECIPES = {"selective_copy": {"stages": "64:1000,128:500,256:1200", "n_triggers": 1, "eval_every": 250},
+RECIPES = {"selective_copy": {"stages": "64:1000,128:500,256:2500", "n_triggers": 1, "eval_every": 250},
            "induction": {"stages": "64:400,128:400,256:600", "n_triggers": 4, "eval_every": 100}}
 
 
