@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     p.add_argument("--save-source", help="write the pretrained model to this folder for later --source runs")
     p.add_argument("--steps", type=int, default=250, help="steps of each arm after pretraining")
     p.add_argument("--rounds", type=int, default=8, help="Adapt-Pruner rounds")
+    p.add_argument("--prune-until", type=float, default=0.6,
+                   help="fraction of the steps holding the rounds (the rest trains the final model)")
     p.add_argument("--amplitude", type=float, default=0.5,
                    help="how much layer importance moves per-layer sparsity (0: the same in every layer)")
     p.add_argument("--no-total-baby", action="store_true",
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
 
     def cfg(steps, target=0, warmup=50):
         return AdaptPruneConfig(target_params=target, steps=steps, rounds=args.rounds, warmup_steps=warmup,
-                                amplitude=args.amplitude)
+                                amplitude=args.amplitude, prune_until=args.prune_until)
 
     tinyml.manual_seed(args.seed)
     baby_cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=BLOCK, n_layer=4, n_head=4, n_embd=128)
