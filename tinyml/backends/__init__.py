@@ -40,7 +40,6 @@ import numpy as np
 from .._host_malloc import release_host_memory, tune_host_malloc  # noqa: F401  (release: public here)
 from ..device import CPU
 from ..device import device as Device
-from ..dtypes import _FROM_NP
 from ..tensor import Tensor
 
 # kernel name -> {backend name -> function}; user kernels are keyed "user:<device>"
@@ -51,7 +50,6 @@ _PRIORITY = {"cpu": ("user", "cpu", "reference"), "cuda": ("user", "triton")}
 _LAST_RESORT = ("reference", "triton")  # never decline: a chain ends at them
 _cache: dict[tuple[str, str], Callable] = {}
 _cpu_cache: dict[str, Callable] = {}  # the cpu entries of _cache by kernel name alone: what `run` reads
-_new_object = object.__new__
 _loaded: set[str] = set()
 # Callables that wrap every dispatched implementation (the profiler and TINYML_DEBUG use this).
 # Each is `wrapper(fn, kernel_name, backend_name) -> fn`. A call whose result is NotImplemented
@@ -279,19 +277,6 @@ def run(name: str, *args, **kwargs):
     out = fn(*arrays, **kwargs) if kwargs else fn(*arrays)
     kind = type(out)
     if kind is np.ndarray:
-        if dev is CPU:  # Tensor._make's body for the common case: a cpu result array
-            t = _new_object(Tensor)
-            t._data = out
-            t.device = CPU
-            t.dtype = _FROM_NP[out.dtype]
-            t.requires_grad = False
-            t._grad = None
-            t.grad_fn = None
-            t._output_nr = 0
-            t._version = [0]
-            t._base = None
-            t._hooks = None
-            return t
         return Tensor._make(out, dev)
     if kind is tuple or kind is list or out is None:
         return _wrap(out, dev)

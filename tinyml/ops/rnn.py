@@ -52,6 +52,14 @@ __all__ = [
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
 
 
+def _keep_for_backward(ctx, y, h_n, c_n, saved, mode, batch_sizes, reverse) -> tuple:
+    """What both recurrence nodes keep besides their saved tensors, and their outputs: y through a
+    detached alias (no output -> node cycle), the kernel's internal state, the call's options."""
+    ctx.y, ctx.state = y.detach(), saved
+    ctx.mode, ctx.batch_sizes, ctx.reverse = mode, batch_sizes, reverse
+    return (y, h_n) if c_n is None else (y, h_n, c_n)
+
+
 class Recurrence(Function):
     once_differentiable = "rnn_backward"
 
@@ -59,10 +67,7 @@ class Recurrence(Function):
     def forward(ctx, xproj, h0, c0, w_hh, b_hh, mode, batch_sizes, reverse):
         y, h_n, c_n, saved = run("rnn_forward", mode, xproj, h0, c0, w_hh, b_hh, batch_sizes, reverse)
         ctx.save_for_backward(h0, c0, w_hh, b_hh)
-        # y is kept through a detached alias (no output -> node cycle); saved is internal state.
-        ctx.y, ctx.state = y.detach(), saved
-        ctx.mode, ctx.batch_sizes, ctx.reverse = mode, batch_sizes, reverse
-        return (y, h_n) if c_n is None else (y, h_n, c_n)
+        return _keep_for_backward(ctx, y, h_n, c_n, saved, mode, batch_sizes, reverse)
 
     @staticmethod
     def backward(ctx, dy, dh_n, dc_n=None):
@@ -94,9 +99,7 @@ class LayerRecurrence(Function):
             "rnn_layer_forward", mode, x, w_ih, b_ih, h0, c0, w_hh, b_hh, batch_sizes, reverse
         )
         ctx.save_for_backward(x, w_ih, b_ih, h0, c0, w_hh, b_hh)
-        ctx.y, ctx.state = y.detach(), saved  # as in Recurrence
-        ctx.mode, ctx.batch_sizes, ctx.reverse = mode, batch_sizes, reverse
-        return (y, h_n) if c_n is None else (y, h_n, c_n)
+        return _keep_for_backward(ctx, y, h_n, c_n, saved, mode, batch_sizes, reverse)
 
     @staticmethod
     def backward(ctx, dy, dh_n, dc_n=None):
