@@ -71,9 +71,7 @@ def _to_device(T, F, x):
 
 
 def _fft(T, name, x):
-    """tinyml's complex tensors are real ones with a last dim of 2 (torch.view_as_real's layout)."""
-    if T.__name__ == "tinyml":
-        return getattr(T.fft, name)(x, n=7)
+    """fft and irfft take a complex input (from a (..., 2) real one); complex outputs go back to real."""
     y = getattr(T.fft, name)(x if name == "rfft" else T.view_as_complex(x), n=7)
     return y if name == "irfft" else T.view_as_real(y)
 
@@ -316,3 +314,7 @@ from special_double_backward_cases import SPECIAL_ABSTRACT, SPECIAL_CASES  # noq
 
 CASES.update(SPECIAL_CASES)
 ABSTRACT |= SPECIAL_ABSTRACT
+
+from complex_double_backward_cases import COMPLEX_CASES  # noqa: E402  (same)
+
+CASES.update(COMPLEX_CASES)

@@ -45,6 +45,18 @@ def test_loads_a_file_written_by_torch_including_bf16(tmp_path):
     back["a"] += 1  # memory is tinyml's own, writable (not the read-only mapped file)
 
 
+def test_complex64_roundtrips_as_safetensors_c64_and_complex128_is_refused(tmp_path):
+    z = tinyml.complex(tinyml.randn(3, 2), tinyml.randn(3, 2))
+    path = tmp_path / "z.safetensors"
+    tinyml.save({"z": z}, path)
+    back = tinyml.load(path)
+    assert back["z"].dtype is tinyml.complex64
+    np.testing.assert_array_equal(back["z"].numpy(), z.numpy())
+    np.testing.assert_array_equal(torch_load_file(str(path))["z"].numpy(), z.numpy())
+    with pytest.raises(ValueError, match="complex128, which tinyml cannot store"):
+        tinyml.save({"z": z.to(tinyml.complex128)}, tmp_path / "z128.safetensors")
+
+
 def test_noncontiguous_tensors_are_saved_by_value(tmp_path):
     t = tinyml.tensor(np.arange(12.0, dtype=np.float32).reshape(3, 4)).T
     tinyml.save({"t": t}, tmp_path / "x.safetensors")

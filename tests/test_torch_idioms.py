@@ -10,6 +10,7 @@ The test asserts that at least 95% of all idioms run and agree, and prints every
 known gaps (tests/torch_idioms_list.py KNOWN_GAPS: idioms expected to differ) print apart, with the reason.
 """
 import ast
+import cmath
 import math
 import os
 import tempfile
@@ -97,7 +98,7 @@ def to_plain(obj):
         return {k: to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_plain(v) for v in obj]
-    if isinstance(obj, (bool, int, float, str, type(None), np.generic)):
+    if isinstance(obj, (bool, int, float, complex, str, type(None), np.generic)):
         return obj.item() if isinstance(obj, np.generic) else obj
     return ("object", type(obj).__name__)
 
@@ -114,10 +115,11 @@ def compare(expected, actual, kind: str, where: str = "result") -> None:
         assert edtype == adtype, f"{where}: dtype torch {edtype} vs tinyml {adtype}"
         assert eshape == ashape, f"{where}: shape torch {eshape} vs tinyml {ashape}"
         if kind == "value":
-            ok = np.allclose(aarr.astype(np.float64), earr.astype(np.float64), rtol=1e-4, atol=1e-5,
-                             equal_nan=True)
+            # complex values compare as complex128, so that the imaginary parts count
+            wide = np.complex128 if "c" in (earr.dtype.kind, aarr.dtype.kind) else np.float64
+            ok = np.allclose(aarr.astype(wide), earr.astype(wide), rtol=1e-4, atol=1e-5, equal_nan=True)
             assert ok, f"{where}: values differ, max |diff| " \
-                       f"{np.nanmax(np.abs(aarr.astype(np.float64) - earr.astype(np.float64)))}"
+                       f"{np.nanmax(np.abs(aarr.astype(wide) - earr.astype(wide)))}"
         return
     if isinstance(expected, dict):
         assert isinstance(actual, dict), f"{where}: torch gave a dict, tinyml gave {type(actual).__name__}"
@@ -139,6 +141,11 @@ def compare(expected, actual, kind: str, where: str = "result") -> None:
         return
     if isinstance(expected, float):
         assert isinstance(actual, float), f"{where}: torch gave a float, tinyml gave {actual!r:.80}"
+        return
+    if isinstance(expected, complex):
+        assert isinstance(actual, complex), f"{where}: torch gave a complex, tinyml gave {actual!r:.80}"
+        assert kind != "value" or cmath.isclose(expected, actual, rel_tol=1e-4, abs_tol=1e-5), \
+            f"{where}: torch {expected} vs tinyml {actual}"
         return
     if kind == "shape" and isinstance(expected, (int, bool)) and not isinstance(expected, bool):
         assert isinstance(actual, int), f"{where}: torch gave an int, tinyml gave {actual!r:.80}"

@@ -171,18 +171,61 @@ x.median(dim=1)
 torch.count_nonzero(mask)
 """
 
+# Complex tensors (complex64 / complex128): creation, arithmetic, parts, fft. Values are compared
+# through view_as_real where a result is complex, so that the imaginary parts count too.
+COMPLEX_VALUE = r"""
+torch.tensor([1 + 2j, 3 - 1j])
+torch.view_as_real(torch.tensor([1 + 2j, 3 - 1j]))
+torch.tensor([1 + 2j]).dtype
+torch.zeros(2, 3, dtype=torch.complex64)
+torch.ones(2, dtype=torch.cfloat)
+torch.complex(x, y)
+torch.view_as_real(torch.complex(x, y))
+torch.view_as_real(torch.polar(x.abs(), y))
+torch.complex(x, y).abs()
+torch.complex(x, y).angle()
+torch.complex(x, y).real
+torch.complex(x, y).imag
+torch.view_as_real(torch.complex(x, y).conj().resolve_conj())
+torch.view_as_real(torch.complex(x, y) * torch.complex(y, x))
+torch.view_as_real(torch.complex(x, y) / torch.complex(y, x + 3))
+torch.view_as_real(torch.complex(x, y) + x)
+torch.view_as_real(torch.complex(x, y) * 2j)
+torch.view_as_real(torch.complex(x, y).exp())
+torch.view_as_real(torch.complex(x, y) ** 2)
+torch.view_as_real(torch.complex(x, y).sqrt())
+torch.view_as_real(torch.complex(x, y).log())
+torch.view_as_real(torch.complex(x, y).tanh())
+torch.view_as_real(torch.complex(x, y).sum(dim=1))
+torch.view_as_real(torch.complex(x, y).mean())
+torch.view_as_real(torch.complex(x, y) @ torch.complex(y, x).T)
+torch.view_as_real(torch.complex(x, y).reshape(2, 6).T)
+torch.view_as_real(torch.cat([torch.complex(x, y), torch.complex(y, x)]))
+torch.view_as_real(torch.view_as_complex(b3[..., :2].contiguous()))
+torch.view_as_real(x.to(torch.complex64))
+torch.complex(x, y).is_complex()
+torch.is_complex(x)
+torch.complex(d64, d64).dtype
+torch.float32.to_complex()
+torch.complex64.to_real()
+torch.promote_types(torch.float64, torch.complex64)
+torch.result_type(x, 1j)
+torch.fft.rfft(sig).dtype
+torch.view_as_real(torch.fft.rfft(sig))
+torch.view_as_real(torch.fft.fft(sig))
+torch.view_as_real(torch.fft.ifft(torch.fft.fft(sig)))
+torch.fft.irfft(torch.fft.rfft(x) * torch.fft.rfft(y), n=4)
+torch.fft.rfft(x, dim=0).abs()
+torch.fft.fft(sig).abs().argmax()
+torch.fft.fftfreq(8)
+torch.complex(x, y) * torch.complex(y, x)
+torch.complex(x, y).sum().item()
+torch.tensor(1 + 2j).item()
+"""
+
 # Idioms expected to differ, with why. They stay in the denominator (the share counts them as failures);
 # the test prints them apart, with the reason, under KNOWN GAP.
-_NO_COMPLEX = ("tinyml has no complex dtype: tinyml.fft returns the (..., 2) real layout of "
-               "torch.view_as_real, so a complex result (its dtype, .abs(), .real, or fft of a real input) "
-               "cannot agree")
-KNOWN_GAPS: dict[str, str] = {
-    "torch.fft.rfft(sig)": _NO_COMPLEX,
-    "torch.fft.fft(sig)": _NO_COMPLEX,
-    "torch.fft.rfft(sig).abs()": _NO_COMPLEX,
-    "torch.fft.fft(sig).abs()": _NO_COMPLEX,
-    "torch.fft.ifft(torch.fft.fft(sig)).real": _NO_COMPLEX,
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _lines(block: str) -> list[str]:
@@ -190,6 +233,6 @@ def _lines(block: str) -> list[str]:
 
 
 IDIOMS: list[tuple[str, str]] = ([(line, "value") for line in _lines(BASICS_VALUE + OPS_VALUE + NN_VALUE
-                                                                       + MORE_VALUE)]
+                                                                       + MORE_VALUE + COMPLEX_VALUE)]
                                  + [(line, "shape") for line in _lines(OPS_SHAPE + NN_SHAPE + MORE_SHAPE)]
                                  + [(line, "runs") for line in _lines(NN_RUNS + MORE_RUNS)])

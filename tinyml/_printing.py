@@ -5,7 +5,9 @@ are integers they print as `1.` (scientific when max / min nonzero magnitude > 1
 with `precision` digits after the point (scientific when max / min > 1000, max > 1e8 or min < 1e-4),
 every value right-aligned to the widest; `sci_mode` True / False forces the choice. More than
 `threshold` elements print summarised with `edgeitems` per edge, and lines wrap at `linewidth`, as
-numpy's array2string does.
+numpy's array2string does. Complex values print as torch's: the real parts with a formatter over
+all real parts (right-aligned), then the imaginary parts' formatter over all imaginary parts with a
+`j`, unpadded, and a `+` where no sign leads it (`tensor([1.+2.j, 3.-4.j])`).
 """
 from __future__ import annotations
 
@@ -63,6 +65,17 @@ def _float_formatter(arr: np.ndarray):
     return lambda v: one(v).rjust(width)
 
 
+def _complex_formatter(arr: np.ndarray):
+    """value -> "re+imj", each part formatted as torch's two _Formatters over the shown values."""
+    real, imag = _float_formatter(arr.real), _float_formatter(arr.imag)
+
+    def one(v) -> str:
+        im = (imag(v.imag) + "j").lstrip()
+        return real(v.real) + (im if im[0] in "+-" else "+" + im)
+
+    return one
+
+
 def _summarized(arr: np.ndarray) -> np.ndarray:
     """The values a summarised print shows (edgeitems at each end of every long dim): torch chooses
     the float format from these alone."""
@@ -83,5 +96,7 @@ def format_array(arr: np.ndarray, prefix: str = "tensor(") -> str:
                 edgeitems=PRINT_OPTS["edgeitems"])
     if arr.dtype.kind == "f" and arr.size:
         opts["formatter"] = {"float_kind": _float_formatter(_summarized(arr))}
+    elif arr.dtype.kind == "c" and arr.size:
+        opts["formatter"] = {"complex_kind": _complex_formatter(_summarized(arr))}
     # torch writes the ellipsis of a summarised row as " ...", numpy as "..."
     return np.array2string(arr, **opts).replace(", ..., ", ",  ..., ")

@@ -169,7 +169,7 @@ class Function:
             if saved:
                 save_outputs_by_value(ctx, out)
         elif out is not None:
-            if out.dtype.is_floating_point:
+            if out.dtype.is_differentiable:
                 out.requires_grad, out.grad_fn, out._output_nr = True, ctx, 0
             for k, entry in enumerate(saved):  # an op that saved its own output keeps it by value (no cycle)
                 if entry is not None and entry[0] is out:
@@ -182,7 +182,7 @@ _NO_NEEDS = tuple((False,) * n for n in range(8))  # needs_input_grad when nothi
 
 
 def _attach(t, ctx: Context, i: int) -> None:
-    if t is not None and t.dtype.is_floating_point:
+    if t is not None and t.dtype.is_differentiable:
         t.requires_grad, t.grad_fn, t._output_nr = True, ctx, i
 
 

@@ -2,10 +2,13 @@
 
 A `dtype` wraps a numpy dtype (bfloat16 through ml_dtypes, imported on first use: its import takes
 half a second in some releases, and `import tinyml` must stay fast). Promotion follows PyTorch:
-categories bool < integer < floating (`dtype.category_rank` 0 < 1 < 2); within an expression,
-tensors with dimensions decide the result unless a 0-d tensor or a Python scalar belongs to a
-higher category, in which case the 0-d tensor's dtype (or the default dtype for a Python
-scalar) is used.
+categories bool < integer < floating < complex (`dtype.category_rank` 0 < 1 < 2 < 3); within an
+expression, tensors with dimensions decide the result unless a 0-d tensor or a Python scalar belongs
+to a higher category, in which case the 0-d tensor's dtype (or the default dtype for a Python
+scalar) is used; a complex one meeting floating tensors with dimensions gives the complex dtype of
+their precision (float64 + complex64 -> complex128, as torch's combine_categories).
+
+complex64 / complex128 (numpy's) hold pairs of float32 / float64; their ops run on the cpu device.
 """
 from __future__ import annotations
 
@@ -13,17 +16,20 @@ import builtins
 
 import numpy as np
 
-_BOOL, _INTEGER, _FLOATING = 0, 1, 2  # PyTorch's promotion categories, in rising order
+_BOOL, _INTEGER, _FLOATING, _COMPLEX = 0, 1, 2, 3  # PyTorch's promotion categories, in rising order
 
 
 class dtype:
     """A tinyml element type: `tinyml.float32`, `tinyml.int64`, ...
 
-    Its kind is one of three flags, `is_bool`, `is_integer` (signed or unsigned, bool excluded)
-    and `is_floating_point`; `category_rank` orders the kinds for PyTorch's type promotion,
-    bool 0 < integer 1 < floating 2 (a result takes the higher category)."""
+    Its kind is one of four flags, `is_bool`, `is_integer` (signed or unsigned, bool excluded),
+    `is_floating_point` and `is_complex` (not floating point, as in torch); `category_rank` orders
+    the kinds for PyTorch's type promotion, bool 0 < integer 1 < floating 2 < complex 3 (a result
+    takes the higher category). `is_differentiable`: floating or complex, the dtypes a gradient
+    can flow through."""
 
-    __slots__ = ("name", "np", "itemsize", "category_rank", "is_bool", "is_integer", "is_floating_point")
+    __slots__ = ("name", "np", "itemsize", "category_rank", "is_bool", "is_integer", "is_floating_point",
+                 "is_complex", "is_differentiable")
 
     def __init__(self, name: str, np_dtype, category_rank: builtins.int,
                  itemsize: builtins.int | None = None):
@@ -36,6 +42,8 @@ class dtype:
         self.is_bool = category_rank == _BOOL
         self.is_integer = category_rank == _INTEGER
         self.is_floating_point = category_rank == _FLOATING
+        self.is_complex = category_rank == _COMPLEX
+        self.is_differentiable = category_rank >= _FLOATING
 
     def __getattr__(self, attr: str):
         # Called only when the `np` slot is still empty: bfloat16, whose numpy type lives in
@@ -48,6 +56,21 @@ class dtype:
     @property
     def is_signed(self) -> builtins.bool:
         return self.name not in ("bool", "uint8")
+
+    def to_complex(self) -> dtype:
+        """The complex dtype of this one's precision (torch.dtype.to_complex): float32 -> complex64,
+        float64 -> complex128; a complex dtype is its own."""
+        if self.is_complex:
+            return self
+        if self.name in _COMPLEX_OF:
+            return _NAMES[_COMPLEX_OF[self.name]]
+        raise RuntimeError(f"{self}.to_complex(): no complex dtype for {self} (tinyml has complex64 and "
+                           f"complex128, of float32 and float64)")
+
+    def to_real(self) -> dtype:
+        """The real dtype of a complex one (torch.dtype.to_real): complex64 -> float32,
+        complex128 -> float64; a real dtype is its own."""
+        return _NAMES[_REAL_OF[self.name]] if self.is_complex else self
 
     def __repr__(self) -> str:
         return f"tinyml.{self.name}"
@@ -66,14 +89,21 @@ int16 = dtype("int16", np.int16, _INTEGER)
 int8 = dtype("int8", np.int8, _INTEGER)
 uint8 = dtype("uint8", np.uint8, _INTEGER)
 bool_ = dtype("bool", np.bool_, _BOOL)
+complex64 = dtype("complex64", np.complex64, _COMPLEX)
+complex128 = dtype("complex128", np.complex128, _COMPLEX)
 float = float32  # PyTorch aliases
 double = float64
 half = float16
 long = int64
 int = int32
+cfloat = complex64
+cdouble = complex128
 
-ALL = (float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool_)
+ALL = (float32, float64, float16, bfloat16, int64, int32, int16, int8, uint8, bool_, complex64, complex128)
 _NAMES = {d.name: d for d in ALL}
+# torch's to_complex / to_real; float16 and bfloat16 would be complex32, which tinyml does not have
+_COMPLEX_OF = {"float32": "complex64", "float64": "complex128"}
+_REAL_OF = {"complex64": "float32", "complex128": "float64"}
 
 
 class _NumpyToDtype(dict):
@@ -138,11 +168,19 @@ def as_dtype(d) -> dtype:
         return _default_float
     if d is builtins.int:
         return int64
+    if d is builtins.complex:
+        return get_default_complex_dtype()
     return from_numpy(d)
 
 
 def get_default_dtype() -> dtype:
     return _default_float
+
+
+def get_default_complex_dtype() -> dtype:
+    """The dtype of Python complex numbers: complex128 when the default float is float64, else
+    complex64 (as torch)."""
+    return complex128 if _default_float is float64 else complex64
 
 
 def set_default_dtype(d) -> None:
@@ -158,8 +196,11 @@ def promote_types(a: dtype, b: dtype) -> dtype:
     if a is b:
         return a
     if a.category_rank != b.category_rank:
-        return a if a.category_rank > b.category_rank else b
-    if a.is_floating_point:
+        high, low = (a, b) if a.category_rank > b.category_rank else (b, a)
+        if high.is_complex and low.is_floating_point and low.itemsize > high.itemsize // 2:
+            return complex128  # float64 + complex64: the complex type holding both precisions
+        return high
+    if a.is_floating_point or a.is_complex:
         if {a.name, b.name} == {"float16", "bfloat16"}:
             return float32
         return a if a.itemsize >= b.itemsize else b
@@ -167,12 +208,30 @@ def promote_types(a: dtype, b: dtype) -> dtype:
 
 
 def scalar_dtype(value) -> dtype:
-    """The dtype a Python scalar takes on its own: bool, int64, or the default float."""
+    """The dtype a Python scalar takes on its own: bool, int64, the default float or the default
+    complex dtype."""
     if isinstance(value, (builtins.bool, np.bool_)):
         return bool_
     if isinstance(value, (builtins.int, np.integer)):
         return int64
+    if isinstance(value, (builtins.complex, np.complexfloating)):
+        return get_default_complex_dtype()
     return _default_float
+
+
+def _combine_categories(higher: dtype | None, lower: dtype | None) -> dtype | None:
+    """torch's combine_categories: the result of a higher-priority group's dtype (`higher`) meeting
+    a lower-priority group's: the lower one wins only with a higher category; a complex one over
+    floating keeps the floating one's precision (float32 + complex128 0-d -> complex64)."""
+    if higher is None:
+        return lower
+    if lower is None or lower.category_rank <= higher.category_rank:
+        return higher
+    if lower.is_complex and higher.is_floating_point:
+        return higher.to_complex() if higher.name in _COMPLEX_OF else complex64
+    if lower.is_floating_point and not higher.is_bool:
+        return promote_types(higher, lower)
+    return lower
 
 
 def result_type(*operands) -> dtype:
@@ -180,7 +239,7 @@ def result_type(*operands) -> dtype:
 
     Three priority groups: tensors with dimensions, 0-d tensors, Python scalars. The result is
     the promoted dtype of the first group; a later group overrides it only when its category
-    (bool < int < float) is higher.
+    (bool < int < float < complex) is higher (`_combine_categories`).
     """
     from .tensor import Tensor  # at call time: tensor.py imports this module
 
@@ -191,13 +250,7 @@ def result_type(*operands) -> dtype:
         else:
             g, d = 2, scalar_dtype(op)
         groups[g] = d if groups[g] is None else promote_types(groups[g], d)
-    result = None
-    for d in groups:
-        if d is None:
-            continue
-        if result is None or d.category_rank > result.category_rank:
-            result = d
-    return result
+    return _combine_categories(groups[0], _combine_categories(groups[1], groups[2]))
 
 
 def _fmt(x) -> str:
@@ -213,6 +266,7 @@ class FloatInfo:
 
     def __init__(self, type: dtype | None = None):
         d = _default_float if type is None else as_dtype(type)
+        d = d.to_real()  # torch.finfo(complex64) describes its float32 parts
         if not d.is_floating_point:
             raise TypeError(f"tinyml.finfo() requires a floating point input type, got {d}. Use "
                             f"tinyml.iinfo to handle '{d}'")

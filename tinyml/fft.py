@@ -1,9 +1,9 @@
 """tinyml.fft: discrete Fourier transforms as in torch.fft (fft, ifft, rfft, irfft with n, dim, norm).
 
-Complex results and inputs use the (..., 2) real layout of torch.view_as_real (tinyml has no
-complex dtype); the ops, their gradients and the layout are described in tinyml/ops/fft.py.
+Spectra are complex64 / complex128 tensors, as torch's; the ops and their gradients are described
+in tinyml/ops/fft.py. torch.view_as_real / view_as_complex give the (..., 2) real layout.
 
-    X = tinyml.fft.rfft(x)                 # (..., n//2 + 1, 2): real and imaginary parts
+    X = tinyml.fft.rfft(x)                 # (..., n//2 + 1) complex: x float32 -> complex64
     y = tinyml.fft.irfft(X, n=x.shape[-1])  # back to x
     f = tinyml.fft.rfftfreq(n, d=1.0)       # the frequencies of rfft's bins: k / (d n), k = 0..n//2
 """

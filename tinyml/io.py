@@ -47,7 +47,8 @@ _CHECKSUM_KEY = "tinyml.crc32"
 _MAX_HEADER = 100_000_000  # the safetensors library's own limit on the header length
 # safetensors dtype codes <-> tinyml dtypes (U16/U32/U64 and the float8 types have no tinyml dtype)
 _CODES = {"F64": _dt.float64, "F32": _dt.float32, "F16": _dt.float16, "BF16": _dt.bfloat16, "I64": _dt.int64,
-          "I32": _dt.int32, "I16": _dt.int16, "I8": _dt.int8, "U8": _dt.uint8, "BOOL": _dt.bool_}
+          "I32": _dt.int32, "I16": _dt.int16, "I8": _dt.int8, "U8": _dt.uint8, "BOOL": _dt.bool_,
+          "C64": _dt.complex64}  # the format has no complex128
 
 
 # ---- the codec: numpy arrays <-> a safetensors file --------------------------------------------
@@ -83,6 +84,7 @@ def write_safetensors(path, arrays: dict[str, np.ndarray], metadata: dict[str, s
         a = np.asarray(a)
         try:
             tm = _dt._FROM_NP[a.dtype if a.dtype.isnative else a.dtype.newbyteorder("=")]
+            codes[tm.name]
         except KeyError:
             raise ValueError(f"{path}: tensor {name!r} has dtype {a.dtype}, which tinyml cannot store; "
                              f"supported: {', '.join(d.name for d in _CODES.values())}") from None

@@ -116,6 +116,12 @@ class Tensor:
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point
 
+    def is_complex(self) -> bool:
+        return self.dtype.is_complex
+
+    def is_conj(self) -> bool:
+        return False  # conj() is a copy in tinyml (tinyml/ops/complex.py): no lazy conjugate bit
+
     @property
     def T(self) -> Tensor:
         return self.permute(*range(self.ndim - 1, -1, -1))
@@ -148,8 +154,9 @@ class Tensor:
         self._grad = value
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and not self.dtype.is_floating_point:
-            raise RuntimeError(f"only floating point tensors can require gradients, got dtype {self.dtype}")
+        if requires_grad and not self.dtype.is_differentiable:
+            raise RuntimeError(f"only Tensors of floating point and complex dtype can require gradients, got "
+                               f"dtype {self.dtype}")
         if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("requires_grad_(False) is only valid on leaf tensors; use detach() instead")
         self.requires_grad = requires_grad
@@ -224,8 +231,11 @@ class Tensor:
     def __int__(self):
         return int(self.item())
 
+    def __complex__(self):
+        return complex(self.item())
+
     def __index__(self):
-        if self.dtype.is_floating_point:
+        if self.dtype.is_differentiable:  # floating or complex
             raise TypeError("only integer tensors of a single element can be used as an index, got "
                             f"{self.dtype}")
         return int(self.item())
@@ -254,7 +264,7 @@ class Tensor:
         extras = []
         if self.device.type != "cpu":
             extras.append(f"device='{self.device}'")
-        if self.dtype not in (_dt.float32, _dt.int64, _dt.bool_) or self.numel() == 0:
+        if self.dtype not in (_dt.float32, _dt.int64, _dt.bool_, _dt.complex64) or self.numel() == 0:
             extras.append(f"dtype={self.dtype}")
         if self.grad_fn is not None:
             extras.append(f"grad_fn=<{self.grad_fn.name()}>")

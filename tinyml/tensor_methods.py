@@ -18,6 +18,7 @@ from . import autograd, ops
 from ._operators import TensorOperators
 from .backends import dispatch
 from .ops import creation
+from .ops.complex import set_imag, set_real
 from .tensor import Tensor, parse_to_args
 
 # Tensor methods that are the op of the same name in tinyml.ops: `x.exp()` is `tinyml.exp(x)`.
@@ -39,6 +40,8 @@ METHOD_OPS = (
     "expand_as repeat repeat_interleave flatten unflatten narrow split chunk unbind gather scatter "
     "scatter_add index_select index_add masked_select tril triu flip roll movedim diagonal take_along_dim "
     "clone select nonzero argwhere broadcast_to moveaxis "
+    # complex numbers (ops/complex.py)
+    "conj conj_physical resolve_conj angle "
     "take index_fill index_fill_ unfold "
     # compositions (ops/composed.py)
     "nansum nanmean diff tile cummax cummin "
@@ -91,6 +94,9 @@ def to(self, *args, **kwargs) -> Tensor:
 def backward(self, gradient: Tensor | None = None, retain_graph: bool | None = None,
              create_graph: bool = False, inputs=None) -> None:
     """Accumulate d(self)/d(leaf) into every reachable leaf's `.grad`: `tinyml.autograd.backward`."""
+    if gradient is None and self.dtype.is_complex:  # a complex output has no implicit real gradient (torch)
+        raise RuntimeError(f"grad can be implicitly created only for real scalar outputs; got a {self.dtype} "
+                           f"tensor of shape {tuple(self.shape)}: call backward() on a real loss (abs, real)")
     autograd.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
 
 
@@ -114,6 +120,8 @@ def bind() -> None:
     Tensor.__init__ = _init_from_data
     for fn in (to, backward, storage_offset):
         setattr(Tensor, fn.__name__, fn)
+    # views of a complex tensor's parts; assigning writes into them (z.real = x), as in torch
+    Tensor.real, Tensor.imag = property(ops.real, set_real), property(ops.imag, set_imag)
 
 
 bind()

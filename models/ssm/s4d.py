@@ -16,7 +16,8 @@ recurrence one token at a time on a state (batch, H, M, 2); both modes give the 
 Inits of A (and B): legs (the eigenvalues of the normal part of HiPPO-LegS, B = V^* B_legs;
 models/ssm/hippo.py), lin (-1/2 + i pi n), inv (-1/2 + i N/pi (N/(2n+1) - 1)), real (-(n+1)),
 random (-1/2 + i exp(z), z ~ N(0, 1): state-spaces' "random"); B = 1 but for legs; C ~ CN(0, 1).
-Complex numbers are (real, imag) pairs of real tensors (tinyml has no complex dtype).
+The parameters and the kernel's complex numbers are (real, imag) pairs of real tensors (real
+parameters keep every optimizer and checkpoint format); the convolution's spectra are complex64.
 log_dt, log_A_real and A_imag carry optim_hints (no weight decay, learning rate at most `lr`):
 tinyml/optim/param_groups.py turns them into optimizer groups.
 """
@@ -142,9 +143,8 @@ def causal_convolution(u, k):
     2L, so the circular convolution is the linear one), as a grouped conv1d elsewhere."""
     L = u.shape[-1]
     if u.device.type == "cpu":
-        uf, kf = tinyml.fft.rfft(u, n=2 * L), tinyml.fft.rfft(k, n=2 * L)  # (B, H, L+1, 2), (H, L+1, 2)
-        re, im = _cmul((uf[..., 0], uf[..., 1]), (kf[..., 0], kf[..., 1]))
-        return tinyml.fft.irfft(tinyml.stack([re, im], -1), n=2 * L)[..., :L]
+        uf, kf = tinyml.fft.rfft(u, n=2 * L), tinyml.fft.rfft(k, n=2 * L)  # (B, H, L+1), (H, L+1) complex
+        return tinyml.fft.irfft(uf * kf, n=2 * L)[..., :L]
     H = k.shape[0]
     return F.conv1d(F.pad(u, (L - 1, 0)), k.flip(-1).unsqueeze(1), groups=H)
 

@@ -13,6 +13,7 @@ from .attention import *  # noqa: F401,F403
 from .batch_norm import *  # noqa: F401,F403
 from .boxes import *  # noqa: F401,F403
 from .causal_conv1d import *  # noqa: F401,F403
+from .complex import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .composed import *  # noqa: F401,F403
 from .creation import *  # noqa: F401,F403

@@ -7,10 +7,12 @@ shape, (array, scalar) or (scalar, array).
 """
 from __future__ import annotations
 
+import sys
+
 from .. import dtypes as _dt
 from ..tensor import Tensor
 
-_SCALARS = (int, float, bool)
+_SCALARS = (int, float, bool, complex)
 
 
 def broadcast_shapes(*shapes) -> tuple:
@@ -30,6 +32,8 @@ def broadcast_shapes(*shapes) -> tuple:
 def _py_scalar(value, dtype: _dt.dtype):
     if dtype.is_floating_point:
         return float(value)
+    if dtype.is_complex:
+        return complex(value)
     if dtype.is_integer:
         if isinstance(value, float) and not value.is_integer():
             return value  # int tensor op float scalar promotes; caller handles
@@ -77,6 +81,28 @@ def prepare(a, b, name: str = "op", dtype: _dt.dtype | None = None):
     raise TypeError(f"{name}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
 
 
-def as_float(x: Tensor) -> Tensor:
-    """x itself if floating, else x converted to the default float dtype (for exp, log, ... of ints)."""
-    return x if x.dtype.is_floating_point else x.to(_dt.get_default_dtype())
+def complex_unsupported(name: str, dtype) -> TypeError:
+    """The error of an op that takes no complex input."""
+    return TypeError(f"{name}: not supported for complex tensors (got dtype {dtype}); see docs/complex.md "
+                     f"for tinyml's complex ops")
+
+
+def _public_caller() -> str:
+    """The name of the public op that called as_float (sqrt, softmax, ...), past private helpers."""
+    frame = sys._getframe(2)
+    while frame.f_back is not None and frame.f_code.co_name.startswith("_"):
+        frame = frame.f_back
+    return frame.f_code.co_name
+
+
+def as_float(x: Tensor, complex_ok: bool = False) -> Tensor:
+    """x itself if floating, else x converted to the default float dtype (for exp, log, ... of ints).
+    A complex x passes where the caller has a complex formula (complex_ok), else raises naming the
+    calling op."""
+    if x.dtype.is_floating_point:
+        return x
+    if x.dtype.is_complex:
+        if complex_ok:
+            return x
+        raise complex_unsupported(_public_caller(), x.dtype)
+    return x.to(_dt.get_default_dtype())

@@ -6,6 +6,8 @@ Names and signatures follow PyTorch: sizes as varargs or one sequence, `dtype=`,
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import dtypes as _dt
@@ -15,6 +17,7 @@ from ..autograd import Function
 from ..backends import dispatch, run, run_on
 from ..device import as_device
 from ..tensor import Tensor
+from ._complex_grad import join_graph
 
 __all__ = ["tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "empty", "arange", "linspace", "eye",
            "logspace", "rand", "randn", "randint", "randperm", "normal", "zeros_like", "ones_like",
@@ -39,6 +42,8 @@ def _host_array(data, dtype) -> np.ndarray:
         return arr.astype(_dt.get_default_dtype().np)  # Python floats take the default dtype
     if arr.dtype.kind in "iu" and not typed:
         return arr.astype(np.int64)
+    if arr.dtype.kind == "c" and not typed:
+        return arr.astype(_dt.get_default_complex_dtype().np)  # Python complex numbers, as torch
     if arr.dtype.kind in "OUS":
         raise TypeError(f"tinyml.tensor: cannot build a tensor from {type(data).__name__} with numpy dtype "
                         f"{arr.dtype}")
@@ -57,7 +62,14 @@ def _flat(xs):
 def _to_backend_array(data, dtype, device):
     dev = as_device(device)
     host = _host_array(data, dtype)
+    if dev.type != "cpu" and host.dtype.kind == "c":
+        _complex_off_cpu(_dt.from_numpy(host.dtype), dev)
     return dispatch("from_host", dev.type)(host), dev
+
+
+def _complex_off_cpu(d: _dt.dtype, dev) -> None:
+    raise TypeError(f"complex tensors live on the cpu device only: got dtype {d} for device {dev} (the C++ "
+                    f"and Triton kernels take no complex data)")
 
 
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
@@ -98,6 +110,8 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad: bool = Fal
     if dtype is None:
         dtype = _dt.scalar_dtype(fill_value)
     d = _dt.as_dtype(dtype)
+    if d.is_complex and device is not None and as_device(device).type != "cpu":
+        _complex_off_cpu(d, as_device(device))
     return _finish(run_on(as_device(device), "full", tuple(_size((size,))), fill_value, d.np), requires_grad)
 
 
@@ -142,16 +156,26 @@ def _from_generator(host: np.ndarray, dtype, device, requires_grad) -> Tensor:
     return _finish(Tensor(host.astype(d.np, copy=False), device=device), requires_grad)
 
 
+def _samples(draw, size, dtype, scale: float = 1.0) -> np.ndarray:
+    """draw(size) in float64; for a complex dtype, independent real and imaginary draws, times scale."""
+    if dtype is None or not _dt.as_dtype(dtype).is_complex:
+        return draw(size)
+    return (draw(size) + 1j * draw(size)) * scale
+
+
 def rand(*size, dtype=None, device=None, requires_grad: bool = False, generator=None) -> Tensor:
-    """Uniform samples on [0, 1)."""
+    """Uniform samples on [0, 1) (complex: real and imaginary parts each)."""
     g = _random.numpy_generator(generator)
-    return _from_generator(g.random(_size(size), dtype=np.float64), dtype, device, requires_grad)
+    host = _samples(lambda s: g.random(s, dtype=np.float64), _size(size), dtype)
+    return _from_generator(host, dtype, device, requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad: bool = False, generator=None) -> Tensor:
-    """Standard normal samples."""
+    """Standard normal samples; complex ones have E|z|^2 = 1 (real and imaginary parts each N(0, 1/2),
+    as torch)."""
     g = _random.numpy_generator(generator)
-    return _from_generator(g.standard_normal(_size(size)), dtype, device, requires_grad)
+    host = _samples(g.standard_normal, _size(size), dtype, 0.5 ** 0.5)
+    return _from_generator(host, dtype, device, requires_grad)
 
 
 def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
@@ -297,16 +321,24 @@ class Cast(Function):
     @staticmethod
     def forward(ctx, x: Tensor, dtype: _dt.dtype) -> Tensor:
         ctx.in_dtype = x.dtype
-        return run("cast", x, dtype.np)
+        out = run("cast", x, dtype.np)
+        return join_graph(ctx, out) if dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        return (cast(g, ctx.in_dtype) if ctx.in_dtype.is_floating_point else None), None
+        d = ctx.in_dtype  # a complex gradient to a real input: its real part (the cast kernel takes it)
+        if not d.is_differentiable:
+            return None, None
+        return (g if g.dtype is d else Cast.apply(g, d)), None
 
 
 def cast(x: Tensor, dtype) -> Tensor:
     dtype = _dt.as_dtype(dtype)
-    return x if x.dtype is dtype else Cast.apply(x, dtype)
+    if x.dtype is dtype:
+        return x
+    if x.dtype.is_complex and not dtype.is_complex:
+        warnings.warn("Casting complex values to real discards the imaginary part", UserWarning, stacklevel=3)
+    return Cast.apply(x, dtype)
 
 
 class ToDevice(Function):
@@ -328,6 +360,8 @@ class ToDevice(Function):
 def to_device(x: Tensor, dev) -> Tensor:
     dev = as_device(dev)
     if dev.type == "cuda":
+        if x.dtype.is_complex:
+            _complex_off_cpu(x.dtype, dev)
         # at call time: only cuda users load the driver module; it raises a plain message without a GPU
         from ..backends import cuda as _cuda
 
@@ -340,7 +374,8 @@ class Clone(Function):
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
-        return run("clone", x)
+        out = run("clone", x)
+        return join_graph(ctx, out) if out.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g: Tensor):

@@ -12,6 +12,7 @@ from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
 from . import _reduce_grad
+from ._broadcast import complex_unsupported
 from ._reduce_dims import wrap_dim
 
 __all__ = ["cumprod", "cumsum"]
@@ -56,6 +57,8 @@ def _cumprod_grad(x: Tensor, y: Tensor, g: Tensor, dim: int) -> Tensor:
 def _prepare(name: str, input: Tensor, dim, dtype) -> tuple[Tensor, int]:
     if dim is None:
         raise TypeError(f"{name}() missing required argument 'dim'")
+    if input.dtype.is_complex:  # the gradients are the real formulas
+        raise complex_unsupported(name, input.dtype)
     if dtype is None:
         dtype = input.dtype if input.dtype.is_floating_point else _dt.int64
     else:

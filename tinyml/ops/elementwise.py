@@ -8,6 +8,9 @@ or a Python scalar on one side), then a Function runs the kernel of the same nam
     d(a/b) = (g/b, -g a/b^2)    d(a^b) = (g b a^(b-1), g a^b ln a)
     remainder: (g, -g floor(a/b))    fmod: (g, -g trunc(a/b))    rounded division: (0, 0)
 
+Complex operands (complex64 / complex128): add and sub as they are, mul, div and pow (to a number)
+through `_complex_grad.holomorphic` (d(a*b) = (g conj(b), g conj(a)), ...); ordering comparisons
+and rounded division refuse them.
 Comparisons, logical and bitwise ops return bool (bitwise: the operands' dtype) and record no
 gradient. Unary math lives in `unary.py`; where/min/max/clamp/lerp/addc* in `pointwise.py`.
 """
@@ -19,7 +22,8 @@ from .. import dtypes as _dt
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
-from ._broadcast import prepare
+from . import _complex_grad as cx
+from ._broadcast import complex_unsupported, prepare
 from .pointwise import where
 from .unary import log
 
@@ -33,7 +37,8 @@ __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_d
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
-        return run("add", a, b)
+        out = run("add", a, b)
+        return cx.join_graph(ctx, out) if out.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):
@@ -43,7 +48,8 @@ class Add(Function):
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
-        return run("sub", a, b)
+        out = run("sub", a, b)
+        return cx.join_graph(ctx, out) if out.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):
@@ -59,7 +65,8 @@ class Mul(Function):
                               b if need[0] and type(b) is Tensor else None)
         # scalars only: a tensor kept here would live as long as the graph, unseen by memory.saved_bytes
         ctx.scalars = (None if type(a) is Tensor else a, None if type(b) is Tensor else b)
-        return run("mul", a, b)
+        out = run("mul", a, b)
+        return cx.join_graph(ctx, out, cx.holomorphic(Mul)) if out.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):
@@ -77,7 +84,7 @@ class Div(Function):
         out = run("div", a, b)
         ctx.save_for_backward(b if type(b) is Tensor else None, out if ctx.needs_input_grad[1] else None)
         ctx.b = b
-        return out
+        return cx.join_graph(ctx, out, cx.holomorphic(Div)) if out.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):
@@ -94,7 +101,7 @@ class Pow(Function):
         out = run("pow", a, b)
         ctx.save_for_backward(a if type(a) is Tensor else None, b if type(b) is Tensor else None, out)
         ctx.scalars = (a, b)
-        return out
+        return cx.pow_forward(ctx, a, b, out) if out.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):
@@ -186,8 +193,10 @@ def mul(input, other):
 
 def _rounded_div(input, other, kernel: str, name: str):
     a, b = prepare(input, other, name)
-    if (a.dtype if type(a) is Tensor else b.dtype) is _dt.bool_:
-        raise NotImplementedError(f"{name}: rounded division is not implemented for bool tensors")
+    dt = a.dtype if type(a) is Tensor else b.dtype
+    if dt is _dt.bool_ or dt.is_complex:
+        raise (complex_unsupported(name, dt) if dt.is_complex else
+               NotImplementedError(f"{name}: rounded division is not implemented for bool tensors"))
     return RoundedDiv.apply(a, b, kernel)
 
 
@@ -202,8 +211,8 @@ def div(input, other, *, rounding_mode: str | None = None):
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
                          f"{rounding_mode!r}")
     a, b = prepare(input, other, "div")
-    # integers divide in the default float
-    if not (a.dtype if type(a) is Tensor else b.dtype).is_floating_point:
+    dt = a.dtype if type(a) is Tensor else b.dtype
+    if not (dt.is_floating_point or dt.is_complex):  # integers divide in the default float
         a, b = prepare(input, other, "div", dtype=_dt.get_default_dtype())
     return Div.apply(a, b)
 
@@ -215,8 +224,10 @@ def floor_divide(input, other):
 
 def _remainder(input, other, kernel: str, quotient: str):
     a, b = prepare(input, other, kernel)
-    if (a.dtype if type(a) is Tensor else b.dtype) is _dt.bool_:
-        raise NotImplementedError(f"{kernel}: not implemented for bool tensors")
+    dt = a.dtype if type(a) is Tensor else b.dtype
+    if dt is _dt.bool_ or dt.is_complex:
+        raise complex_unsupported(kernel, dt) if dt.is_complex else NotImplementedError(
+            f"{kernel}: not implemented for bool tensors")
     return Remainder.apply(a, b, kernel, quotient)
 
 
@@ -233,7 +244,8 @@ def fmod(input, other):
 def pow(input, exponent):
     """input ** exponent; an integer tensor to a negative integer scalar power raises, as in PyTorch."""
     a, b = prepare(input, exponent, "pow")
-    if type(b) is not Tensor and type(a) is Tensor and not a.dtype.is_floating_point and b < 0:
+    if type(b) is not Tensor and type(a) is Tensor and not (a.dtype.is_floating_point or a.dtype.is_complex) \
+            and b < 0:
         raise RuntimeError("Integers to negative integer powers are not allowed.")
     return Pow.apply(a, b)
 
@@ -254,6 +266,8 @@ def _binary_nograd(kernel: str, doc: str, kinds: str = "any"):
         if other is None and kernel in ("eq", "ne"):
             return kernel == "ne"  # `t == None` is False, as in PyTorch
         a, b = prepare(input, other, kernel)
+        if kinds == "ordered" and (a.dtype if type(a) is Tensor else b.dtype).is_complex:
+            raise complex_unsupported(kernel, a.dtype if type(a) is Tensor else b.dtype)  # no order on C
         if kinds == "integral":
             dt = a.dtype if type(a) is Tensor else b.dtype
             if dt.is_floating_point:
@@ -272,10 +286,10 @@ def _dtype_name(x) -> str:
 
 eq = _binary_nograd("eq", "input == other, elementwise with broadcasting (a bool tensor).")
 ne = _binary_nograd("ne", "input != other, elementwise with broadcasting (a bool tensor).")
-lt = _binary_nograd("lt", "input < other, elementwise with broadcasting (a bool tensor).")
-le = _binary_nograd("le", "input <= other, elementwise with broadcasting (a bool tensor).")
-gt = _binary_nograd("gt", "input > other, elementwise with broadcasting (a bool tensor).")
-ge = _binary_nograd("ge", "input >= other, elementwise with broadcasting (a bool tensor).")
+lt = _binary_nograd("lt", "input < other, elementwise with broadcasting (a bool tensor).", "ordered")
+le = _binary_nograd("le", "input <= other, elementwise with broadcasting (a bool tensor).", "ordered")
+gt = _binary_nograd("gt", "input > other, elementwise with broadcasting (a bool tensor).", "ordered")
+ge = _binary_nograd("ge", "input >= other, elementwise with broadcasting (a bool tensor).", "ordered")
 greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 logical_and = _binary_nograd("logical_and", "input != 0 and other != 0 (a bool tensor).")
 logical_or = _binary_nograd("logical_or", "input != 0 or other != 0 (a bool tensor).")

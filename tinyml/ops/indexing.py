@@ -25,6 +25,7 @@ from .._graph import adjoint
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
+from . import _complex_grad as cx
 from ._broadcast import _check_scalar, broadcast_shapes
 from .creation import empty, tensor
 from .inplace import apply_inplace
@@ -174,7 +175,8 @@ class AdvancedIndex(Function):
     def forward(ctx, x, tensors, dims):
         ctx.in_shape, ctx.dims = x.shape, dims
         ctx.save_for_backward(*tensors)
-        return run("index", x, tensors, dims)
+        out = run("index", x, tensors, dims)
+        return cx.join_graph(ctx, out) if out.dtype.is_complex else out  # autograd links floats only
 
     @staticmethod
     def backward(ctx, g):

@@ -15,6 +15,7 @@ from ..amp import cast_inputs
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
+from . import _complex_grad as cx
 from ._broadcast import broadcast_shapes
 from .elementwise import mul
 from .movement import sum_to
@@ -30,7 +31,8 @@ class Matmul(Function):
         need = ctx.needs_input_grad
         ctx.save_for_backward(a if need[1] else None, b if need[0] else None)
         ctx.a_shape, ctx.b_shape = a.shape, b.shape
-        return run("matmul", a, b)
+        out = run("matmul", a, b)
+        return cx.join_graph(ctx, out, cx.holomorphic(Matmul)) if out.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):
@@ -211,8 +213,8 @@ class Linear(Function):
         ctx.save_for_backward(x2 if need[1] else None, weight if need[0] else None,
                               x if need[1] and x2 is not x else None)
         ctx.x_shape = x.shape
-        out = run("linear", x2, weight, bias)
-        return out.reshape(*x.shape[:-1], weight.shape[0])
+        out = run("linear", x2, weight, bias).reshape(*x.shape[:-1], weight.shape[0])
+        return cx.join_graph(ctx, out, cx.holomorphic(Linear)) if out.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):

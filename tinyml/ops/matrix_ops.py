@@ -203,7 +203,7 @@ def isclose(input: Tensor, other: Tensor, rtol: float = 1e-05, atol: float = 1e-
         same = input == other
         if input.dtype is _dt.bool_:
             return same
-        a, b = (input, other) if input.dtype.is_floating_point else (input.double(), other.double())
+        a, b = (input, other) if input.dtype.is_differentiable else (input.double(), other.double())
         finite = isfinite(a) & isfinite(b)
         both_nan = isnan(a) & isnan(b)
         a, b = where(finite, a, 0), where(finite, b, 0)  # no inf - inf (a NaN and a numpy warning)

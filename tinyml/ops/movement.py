@@ -12,6 +12,7 @@ from .. import autograd
 from ..autograd import Function
 from ..backends import dispatch
 from ..tensor import Tensor, _wrap_dim
+from . import _complex_grad as cx
 from ._broadcast import broadcast_shapes
 
 __all__ = ["broadcast_tensors", "broadcast_to", "expand", "expand_as", "flatten", "meshgrid", "moveaxis",
@@ -34,7 +35,8 @@ class Expand(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
-        return _view(x, "expand", shape)
+        out = _view(x, "expand", shape)
+        return cx.join_graph(ctx, out) if out.dtype.is_complex else out  # autograd links floats only
 
     @staticmethod
     def backward(ctx, g):
@@ -108,7 +110,8 @@ class View(Function):
     @staticmethod
     def forward(ctx, x, shape):
         ctx.in_shape = x.shape
-        return _view(x, "view", shape)
+        out = _view(x, "view", shape)
+        return cx.join_graph(ctx, out) if out.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):
@@ -145,7 +148,8 @@ class Permute(Function):
     @staticmethod
     def forward(ctx, x, dims):
         ctx.dims = dims
-        return _view(x, "permute", dims)
+        out = _view(x, "permute", dims)
+        return cx.join_graph(ctx, out) if out.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):

@@ -13,6 +13,7 @@ from .. import dtypes as _dt
 from ..autograd import Function
 from ..backends import run
 from ..tensor import Tensor, _wrap_dim
+from . import _complex_grad as cx
 from .creation import arange, tensor
 from .movement import reshape, unsqueeze
 from .slicing import Slice, narrow, split
@@ -21,11 +22,15 @@ __all__ = ["cat", "concat", "concatenate", "flip", "fliplr", "flipud", "hstack",
            "repeat_interleave", "roll", "stack", "tril", "triu", "vstack"]
 
 
+def _complex_out(ctx, out: Tensor) -> Tensor:
+    return cx.join_graph(ctx, out) if out.dtype.is_complex else out  # autograd links floating outputs only
+
+
 class Cat(Function):
     @staticmethod
     def forward(ctx, dim, *xs):
         ctx.dim, ctx.sizes = dim, [x.shape[dim] for x in xs]
-        return run("cat", list(xs), dim)
+        return _complex_out(ctx, run("cat", list(xs), dim))
 
     @staticmethod
     def backward(ctx, g):
@@ -94,7 +99,7 @@ class Repeat(Function):
     @staticmethod
     def forward(ctx, x, repeats):
         ctx.in_shape, ctx.repeats = x.shape, repeats
-        return run("repeat", x, repeats)
+        return _complex_out(ctx, run("repeat", x, repeats))
 
     @staticmethod
     def backward(ctx, g):
@@ -155,7 +160,7 @@ class Flip(Function):
     @staticmethod
     def forward(ctx, x, dims):
         ctx.dims = dims
-        return run("flip", x, dims)
+        return _complex_out(ctx, run("flip", x, dims))
 
     @staticmethod
     def backward(ctx, g):
@@ -188,7 +193,7 @@ class Roll(Function):
     @staticmethod
     def forward(ctx, x, shifts, dims):
         ctx.shifts, ctx.dims = shifts, dims
-        return run("roll", x, shifts, dims)
+        return _complex_out(ctx, run("roll", x, shifts, dims))
 
     @staticmethod
     def backward(ctx, g):
@@ -214,7 +219,7 @@ class _Triangle(Function):
     @classmethod
     def forward(cls, ctx, x, diagonal):
         ctx.diagonal = diagonal
-        return run(cls.kernel, x, diagonal)
+        return _complex_out(ctx, run(cls.kernel, x, diagonal))
 
     @classmethod
     def backward(cls, ctx, g):
@@ -249,7 +254,7 @@ class PadConstant(Function):
     @staticmethod
     def forward(ctx, x, pads, value):
         ctx.index = tuple(slice(b, b + n, 1) for (b, _), n in zip(pads, x.shape))
-        return run("pad_constant", x, pads, value)
+        return _complex_out(ctx, run("pad_constant", x, pads, value))
 
     @staticmethod
     def backward(ctx, g):

@@ -16,7 +16,8 @@ from .. import dtypes as _dt
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
-from ._broadcast import _check_scalar, _py_scalar, broadcast_shapes, prepare
+from . import _complex_grad as cx
+from ._broadcast import _check_scalar, _py_scalar, broadcast_shapes, complex_unsupported, prepare
 
 __all__ = ["where", "minimum", "maximum", "clamp", "clip", "clamp_min", "clamp_max", "masked_fill", "lerp",
            "addcmul", "addcdiv"]
@@ -47,7 +48,8 @@ class Where(Function):
     @staticmethod
     def forward(ctx, cond, a, b):
         ctx.save_for_backward(cond)
-        return run("where", cond, a, b)
+        out = run("where", cond, a, b)
+        return cx.join_graph(ctx, out) if out.dtype.is_complex else out  # autograd links floats only
 
     @staticmethod
     def backward(ctx, g):
@@ -111,6 +113,8 @@ def _minmax(input, other, is_max: bool, name: str):
         a, b = _promote(input, other, name=name)
     if type(a) is not Tensor:  # keep the tensor first; min/max are symmetric
         a, b = b, a
+    if a.dtype.is_complex:
+        raise complex_unsupported(name, a.dtype)
     return MinMax.apply(a, b, is_max)
 
 
@@ -163,6 +167,8 @@ def clamp(input: Tensor, min=None, max=None) -> Tensor:
     if min is None and max is None:
         raise RuntimeError("clamp: At least one of 'min' or 'max' must not be None")
     x, lo, hi = _promote(input, min, max, name="clamp")
+    if x.dtype.is_complex:
+        raise complex_unsupported("clamp", x.dtype)
     return Clamp.apply(x, lo, hi)
 
 
@@ -181,7 +187,8 @@ class MaskedFill(Function):
     @staticmethod
     def forward(ctx, x, mask, value):
         ctx.save_for_backward(mask)
-        return run("masked_fill", x, mask, value)
+        out = run("masked_fill", x, mask, value)
+        return cx.join_graph(ctx, out) if out.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):

@@ -16,8 +16,9 @@ from .. import dtypes as _dt
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
+from . import _complex_grad as cx
 from . import _reduce_grad
-from ._broadcast import as_float
+from ._broadcast import as_float, complex_unsupported
 from ._reduce_dims import reduce_dims, reduced_numel, unsqueeze_reduced
 from .cumulative import cumprod, cumsum
 from .pointwise import clamp_min, where
@@ -31,14 +32,15 @@ __all__ = ["all", "amax", "amin", "any", "argmax", "argmin", "count_nonzero", "c
 
 def _int_to_long(x: Tensor) -> _dt.dtype:
     """The default result dtype of sum/prod/cumsum: bool and integers accumulate in int64."""
-    return _dt.int64 if not x.dtype.is_floating_point else x.dtype
+    return x.dtype if x.dtype.is_floating_point or x.dtype.is_complex else _dt.int64
 
 
 class Sum(Function):
     @staticmethod
     def forward(ctx, x, dims, keepdim, dtype):
         ctx.in_shape, ctx.dims, ctx.keepdim = x.shape, dims, keepdim
-        return run("sum", x, dims, keepdim, dtype.np)
+        out = run("sum", x, dims, keepdim, dtype.np)
+        return cx.join_graph(ctx, out) if dtype.is_complex else out  # autograd links floats only
 
     @staticmethod
     def backward(ctx, g):
@@ -58,7 +60,7 @@ def mean(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     """sum / n over `dim`; floating inputs only (or pass dtype=). The mean of nothing is NaN."""
     if dtype is not None:
         input = input.to(dtype)
-    if not input.dtype.is_floating_point:
+    if not (input.dtype.is_floating_point or input.dtype.is_complex):
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a floating "
                            f"point or complex dtype. Got: {input.dtype}; pass dtype= or convert with "
                            f".float()")
@@ -108,6 +110,8 @@ def _var_std(name: str, input: Tensor, dim, unbiased, keepdim: bool, correction,
     if isinstance(dim, bool):  # var(x, unbiased) as in PyTorch's second overload
         dim, unbiased = None, dim
     if not input.dtype.is_floating_point:
+        if input.dtype.is_complex:
+            raise complex_unsupported(name, input.dtype)
         raise RuntimeError(f"{name}(): std and var only support floating point and complex dtypes, got "
                            f"{input.dtype}")
     c = _correction(name, unbiased, correction)
@@ -164,6 +168,8 @@ def prod(input: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tenso
     """Product over `dim` (None: all); integer and bool inputs give int64. The empty product is 1.
     The gradient is exact with zeros in the input (no division by x)."""
     dtype = _int_to_long(input) if dtype is None else _dt.as_dtype(dtype)
+    if dtype.is_complex:  # the gradient formula is the real one
+        raise complex_unsupported("prod", dtype)
     if dtype is not input.dtype:
         input = input.to(dtype)
     return Prod.apply(input, reduce_dims(dim, input, "prod"), keepdim, dtype)

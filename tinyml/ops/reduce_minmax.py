@@ -15,6 +15,7 @@ from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
 from . import _reduce_grad
+from ._broadcast import complex_unsupported
 from ._reduce_dims import check_nonempty, reduce_dims, unsqueeze_reduced, wrap_dim
 from .pointwise import maximum, minimum
 
@@ -67,6 +68,8 @@ class MaxDim(Function):
 
 
 def _extremum(name: str, input: Tensor, dim, keepdim: bool, other, is_max: bool):
+    if input.dtype.is_complex:  # C has no order
+        raise complex_unsupported(name, input.dtype)
     if isinstance(dim, Tensor):  # max(a, b): the elementwise form
         other, dim = dim, None
     if other is not None:
@@ -100,6 +103,8 @@ def min(input: Tensor, dim=None, keepdim: bool = False, *, other: Tensor | None 
 
 
 def _amax(name: str, input: Tensor, dim, keepdim: bool, is_max: bool) -> Tensor:
+    if input.dtype.is_complex:
+        raise complex_unsupported(name, input.dtype)
     dims = reduce_dims(dim, input, name)
     check_nonempty(input, dims, name, dim_given=True)
     return AMax.apply(input, dims, keepdim, is_max)
@@ -116,6 +121,8 @@ def amin(input: Tensor, dim=(), keepdim: bool = False) -> Tensor:
 
 
 def _arg(name: str, input: Tensor, dim, keepdim: bool) -> Tensor:
+    if input.dtype.is_complex:
+        raise complex_unsupported(name, input.dtype)
     if input.dtype is _dt.bool_:
         raise RuntimeError(f"{name}(): does not support bool input; convert with .int() or .float() first")
     if dim is None:

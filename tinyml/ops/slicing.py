@@ -14,6 +14,7 @@ from .._graph import adjoint
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor, _wrap_dim
+from . import _complex_grad as cx
 from .movement import _view
 
 __all__ = ["chunk", "diagonal", "narrow", "select", "split", "unbind"]
@@ -25,7 +26,8 @@ class Slice(Function):
     @staticmethod
     def forward(ctx, x, index):
         ctx.in_shape, ctx.index = x.shape, index
-        return _view(x, "slice_view", index)
+        out = _view(x, "slice_view", index)
+        return cx.join_graph(ctx, out) if out.dtype.is_complex else out  # autograd links floats only
 
     @staticmethod
     def backward(ctx, g):
@@ -79,7 +81,7 @@ class SplitViews(Function):
         for s in sizes:
             out.append(_view(x, "slice_view", _dim_slice(dim, slice(start, start + s, 1))))
             start += s
-        return tuple(out)
+        return cx.join_outputs(ctx, tuple(out)) if x.dtype.is_complex else tuple(out)
 
     @staticmethod
     def backward(ctx, *grads):
@@ -123,7 +125,8 @@ class Unbind(Function):
     @staticmethod
     def forward(ctx, x, dim):
         ctx.dim = dim
-        return tuple(_view(x, "slice_view", _dim_slice(dim, i)) for i in range(x.shape[dim]))
+        out = tuple(_view(x, "slice_view", _dim_slice(dim, i)) for i in range(x.shape[dim]))
+        return cx.join_outputs(ctx, out) if x.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, *grads):
@@ -143,7 +146,8 @@ class Diagonal(Function):
     @staticmethod
     def forward(ctx, x, offset, dim1, dim2):
         ctx.args = (x.shape, offset, dim1, dim2)
-        return _view(x, "diagonal_view", offset, dim1, dim2)
+        out = _view(x, "diagonal_view", offset, dim1, dim2)
+        return cx.join_graph(ctx, out) if out.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):

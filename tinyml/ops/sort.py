@@ -25,6 +25,7 @@ from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
 from . import _reduce_grad
+from ._broadcast import complex_unsupported
 from ._reduce_dims import wrap_dim
 from .creation import full, zeros
 from .scatter import scatter
@@ -109,6 +110,8 @@ class MedianAll(Function):
 def _check_input(input, name: str) -> None:
     if not isinstance(input, Tensor):
         raise TypeError(f"{name}(): argument 'input' must be a Tensor, not {type(input).__name__}")
+    if input.dtype.is_complex:  # complex numbers have no order (torch refuses them too)
+        raise complex_unsupported(name, input.dtype)
 
 
 def _as_row(input: Tensor, dim, name: str):

@@ -30,7 +30,7 @@ from .. import dtypes as _dt
 from ..autograd import Function
 from ..backends import run
 from ..tensor import Tensor
-from ._broadcast import as_float, prepare
+from ._broadcast import as_float, complex_unsupported, prepare
 from .pointwise import clamp, where
 from .unary import exp, isnan, log, log1p, sqrt
 
@@ -165,6 +165,9 @@ def _float_pair(input, other, name: str) -> tuple[Tensor, Tensor]:
     """Both operands as tensors of one floating dtype and one shape (scalars become tensors)."""
     a, b = prepare(input, other, name)
     dt = a.dtype if type(a) is Tensor else b.dtype
+    for v in (a, b):
+        if type(v) is Tensor and v.dtype.is_complex:
+            raise complex_unsupported(name, v.dtype)
     if not dt.is_floating_point:
         dt = _dt.get_default_dtype()
     like = a if type(a) is Tensor else b
@@ -178,6 +181,8 @@ def _tensor_pair(input, other, name: str, floats_only: bool = False) -> tuple[Te
     for what, v in (("input", input), ("other", other)):
         if not isinstance(v, Tensor):
             raise TypeError(f"{name}(): argument '{what}' must be Tensor, not {type(v).__name__}")
+        if v.dtype.is_complex:
+            raise complex_unsupported(name, v.dtype)
     if floats_only and not (input.dtype.is_floating_point or other.dtype.is_floating_point):
         raise RuntimeError(f"{name}: not implemented for integer or bool tensors (got {input.dtype} and "
                            f"{other.dtype}); convert with .float() first")

@@ -1,8 +1,8 @@
 """Unary elementwise ops: one kernel of the same name each, in `backends/*/unary`.
 
-Float functions (exp, log, sqrt, sin, sigmoid, erf, ...) promote integer and bool inputs to
-the default float dtype, as PyTorch does; abs, neg, sign, square, relu and the rounding ops keep
-integer dtypes. Derivatives (y is the output):
+Float functions (exp, log, sqrt, sin, sigmoid, erf, ...) promote integer and bool inputs to the
+default float dtype, as PyTorch does; abs, neg, sign, square, relu and the rounding ops keep integer
+dtypes; complex inputs reach abs, neg and the holomorphic ones (not erf, relu, sign, rounding).
 
     exp: g y       exp2: g y ln2        expm1: g (y + 1)      log: g / x      log1p: g / (1 + x)
     log2: g / (x ln2)   log10: g / (x ln10)   sqrt: g / (2y)   rsqrt: -g y^3 / 2   reciprocal: -g y^2
@@ -10,10 +10,9 @@ integer dtypes. Derivatives (y is the output):
     relu: g [x > 0]   erf: g 2/sqrt(pi) e^(-x^2)   abs: g sign(x)   square: 2 g x   neg: -g
     frac: g   nan_to_num: g [x finite]   sign, floor, ceil, round, trunc: 0 (piecewise constant)
 
-One gradient source per op, by tinyml's rule (docs/internals.md, section 7): the first-order
-backward runs the fused `grad_kernel` (tanh_backward, ...) where there is one; under
-create_graph=True (grad mode on inside backward) the same derivative comes from the differentiable
-tensor ops of `formula`. Ops without a backward kernel (exp, sin, ...) always use `formula`.
+are the derivatives (y is the output). One gradient source per op (docs/internals.md, section 7):
+the fused `grad_kernel` (tanh_backward, ...) where there is one, else (and under create_graph=True)
+the differentiable tensor ops of `formula`.
 """
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ from .. import dtypes as _dt
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
+from . import _complex_grad as cx
 from ._broadcast import as_float
 
 __all__ = ["neg", "negative", "abs", "absolute", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
@@ -40,7 +40,7 @@ class _Unary(Function):
 
     @classmethod
     def forward(cls, ctx, x):
-        y = run(cls.kernel, x)
+        y = cx.unary_forward(ctx, cls, x) if x.dtype.is_complex else run(cls.kernel, x)
         ctx.save_for_backward(y if cls.on_output else x)
         return y
 
@@ -141,7 +141,7 @@ class NanToNum(Function):
 class Neg(Function):
     @staticmethod
     def forward(ctx, x):
-        return run("neg", x)
+        return cx.join_graph(ctx, out) if (out := run("neg", x)).dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):
@@ -179,7 +179,7 @@ class Log(Function):
     def forward(ctx, x, kernel, ln_base):
         ctx.save_for_backward(x)
         ctx.ln_base = ln_base
-        return run(kernel, x)
+        return cx.join_graph(ctx, y, cx.holomorphic(Log)) if (y := run(kernel, x)).dtype.is_complex else y
 
     @staticmethod
     def backward(ctx, g):
@@ -264,44 +264,44 @@ def abs(input: Tensor) -> Tensor:
 
 def exp(input: Tensor) -> Tensor:
     """e^x"""
-    return Exp.apply(as_float(input))
+    return Exp.apply(as_float(input, complex_ok=True))
 
 
 def exp2(input: Tensor) -> Tensor:
     """2^x"""
-    return Exp2.apply(as_float(input))
+    return Exp2.apply(as_float(input, complex_ok=True))
 
 
 def expm1(input: Tensor) -> Tensor:
     """e^x - 1"""
-    return Expm1.apply(as_float(input))
+    return Expm1.apply(as_float(input, complex_ok=True))
 
 
 def log(input: Tensor) -> Tensor:
     """ln x (NaN for x < 0, -inf at 0)"""
-    return Log.apply(as_float(input), "log", 1.0)
+    return Log.apply(as_float(input, complex_ok=True), "log", 1.0)
 
 
 def log2(input: Tensor) -> Tensor:
-    return Log.apply(as_float(input), "log2", math.log(2.0))
+    return Log.apply(as_float(input, complex_ok=True), "log2", math.log(2.0))
 
 
 def log10(input: Tensor) -> Tensor:
-    return Log.apply(as_float(input), "log10", math.log(10.0))
+    return Log.apply(as_float(input, complex_ok=True), "log10", math.log(10.0))
 
 
 def log1p(input: Tensor) -> Tensor:
     """ln(1 + x)"""
-    return Log1p.apply(as_float(input))
+    return Log1p.apply(as_float(input, complex_ok=True))
 
 
 def sqrt(input: Tensor) -> Tensor:
-    return Sqrt.apply(as_float(input))
+    return Sqrt.apply(as_float(input, complex_ok=True))
 
 
 def rsqrt(input: Tensor) -> Tensor:
     """1 / sqrt(x)"""
-    return Rsqrt.apply(as_float(input))
+    return Rsqrt.apply(as_float(input, complex_ok=True))
 
 
 def square(input: Tensor) -> Tensor:
@@ -311,28 +311,28 @@ def square(input: Tensor) -> Tensor:
 
 def reciprocal(input: Tensor) -> Tensor:
     """1 / x"""
-    return Reciprocal.apply(as_float(input))
+    return Reciprocal.apply(as_float(input, complex_ok=True))
 
 
 def sin(input: Tensor) -> Tensor:
-    return Sin.apply(as_float(input))
+    return Sin.apply(as_float(input, complex_ok=True))
 
 
 def cos(input: Tensor) -> Tensor:
-    return Cos.apply(as_float(input))
+    return Cos.apply(as_float(input, complex_ok=True))
 
 
 def tan(input: Tensor) -> Tensor:
-    return Tan.apply(as_float(input))
+    return Tan.apply(as_float(input, complex_ok=True))
 
 
 def tanh(input: Tensor) -> Tensor:
-    return Tanh.apply(as_float(input))
+    return Tanh.apply(as_float(input, complex_ok=True))
 
 
 def sigmoid(input: Tensor) -> Tensor:
     """1 / (1 + e^-x)"""
-    return Sigmoid.apply(as_float(input))
+    return Sigmoid.apply(as_float(input, complex_ok=True))
 
 
 def relu(input: Tensor) -> Tensor:

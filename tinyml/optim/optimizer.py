@@ -31,6 +31,8 @@ required = _Required()
 
 
 class Optimizer:
+    _complex_params = False  # True where the update is right for complex parameters as it is (SGD)
+
     def __init__(self, params: Iterable, defaults: dict[str, Any]) -> None:
         self.defaults = defaults
         self.state: defaultdict = defaultdict(dict)
@@ -69,6 +71,12 @@ class Optimizer:
                                 f"{type(p).__name__}")
             if p.grad_fn is not None:
                 raise ValueError(f"can't optimize a non-leaf Tensor (shape {tuple(p.shape)})")
+            if p.dtype.is_complex and not self._complex_params:
+                # torch's adaptive optimizers update view_as_real(p); these kernels would square g as a
+                # complex number, so they refuse instead of computing something else
+                raise TypeError(f"{type(self).__name__}: complex parameters are not supported (a parameter "
+                                f"of shape {tuple(p.shape)} is {p.dtype}); keep it as a real (..., 2) tensor "
+                                "and view_as_complex it in forward, or use SGD")
         group = dict(param_group)
         group["params"] = params
         for name, default in self.defaults.items():

@@ -18,6 +18,8 @@ __all__ = ["SGD"]
 
 
 class SGD(Optimizer):
+    _complex_params = True  # p <- p - lr g with g = dL/dx + i dL/dy (torch's convention) descends L
+
     def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False, *, maximize: bool = False) -> None:
         if lr is not required and lr < 0.0:

@@ -35,6 +35,8 @@ def to_host(x):
 
 
 def cast(x, np_dtype):
+    if x.dtype.kind == "c" and np.dtype(np_dtype).kind != "c":
+        x = x.real  # complex to real keeps the real part, as torch (numpy would warn)
     return x.astype(np_dtype)
 
 

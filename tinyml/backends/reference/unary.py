@@ -174,29 +174,37 @@ def erf_backward(x, g):
     return (g * (2 / math.sqrt(math.pi)) * np.exp(-x * x)).astype(g.dtype, copy=False)
 
 
+def _real(x, name: str):
+    """x, refused when complex: C has no order, so no rounding (and torch.sign refuses it too)."""
+    if x.dtype.kind == "c":
+        raise TypeError(f"{name}: not supported for complex tensors (got dtype {x.dtype})")
+    return x
+
+
 def sign(x):
     """-1, 0 or 1; NaN gives 0, as torch.sign does."""
     if x.dtype.kind in "iub":
         return x.copy() if x.dtype.kind == "b" else np.sign(x)
-    return np.where(np.isnan(x), np.zeros((), x.dtype), np.sign(x))
+    return np.where(np.isnan(x), np.zeros((), x.dtype), np.sign(_real(x, "sign")))
 
 
 def floor(x):
-    return x.copy() if x.dtype.kind in "iub" else np.floor(x)
+    return x.copy() if x.dtype.kind in "iub" else np.floor(_real(x, "floor"))
 
 
 def ceil(x):
-    return x.copy() if x.dtype.kind in "iub" else np.ceil(x)
+    return x.copy() if x.dtype.kind in "iub" else np.ceil(_real(x, "ceil"))
 
 
 def trunc(x):
-    return x.copy() if x.dtype.kind in "iub" else np.trunc(x)
+    return x.copy() if x.dtype.kind in "iub" else np.trunc(_real(x, "trunc"))
 
 
 def round(x, decimals=0):
     """Round half to even, at `decimals` digits after the point (x * 10^d, rint, / 10^d)."""
     if x.dtype.kind in "iub":
         return x.copy()
+    _real(x, "round")
     if decimals == 0:
         return np.rint(x)
     xf = x.astype(np.float32) if x.dtype.kind == "V" else x  # bfloat16: scale in float32
