@@ -189,3 +189,20 @@ def test_float_tensors_are_unchanged():
     assert y.dtype is tinyml.float32 and repr(x) == "tensor([ 1., -2.], requires_grad=True)"
     y.backward()
     assert x.grad.dtype is tinyml.float32
+
+
+@pytest.mark.parametrize("ord", [2, 1, float("inf"), 3])
+def test_vector_norm_of_complex_is_the_norm_of_the_moduli_with_torchs_gradient(ord):
+    a = (np.random.default_rng(1).standard_normal((4, 3, 2)) @ [1, 1j]).astype(np.complex64)
+    z, zt = tinyml.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    n, nt = tinyml.linalg.vector_norm(z, ord, dim=1), torch.linalg.vector_norm(zt, ord, dim=1)
+    assert n.dtype is tinyml.float32
+    n.sum().backward()
+    nt.sum().backward()
+    np.testing.assert_allclose(n.detach().numpy(), nt.detach().numpy(), rtol=1e-5)
+    np.testing.assert_allclose(z.grad.numpy(), zt.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_linalg_factorizations_refuse_complex_by_name():
+    with pytest.raises(RuntimeError, match="linalg.inv: .*complex64"):
+        tinyml.linalg.inv(tinyml.zeros(2, 2, dtype=tinyml.complex64))

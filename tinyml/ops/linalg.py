@@ -2,7 +2,8 @@
 signatures): solve, inv, det, slogdet, svd, svdvals, qr, eigh, eigvalsh, cholesky, batched over the
 leading dims. The factorizations are numpy's LAPACK (backends/reference/linalg.py); the gradients are
 the standard matrix-calculus formulas below, written with tinyml ops, so that second derivatives
-come out of the same ops. Real matrices only (tinyml has no complex dtype). A^{-T} = (A^{-1})^T.
+come out of the same ops. Real matrices only (a complex input is refused by name:
+numpy's LAPACK would take it, the gradient formulas below are the real ones). A^{-T} = (A^{-1})^T.
 
     solve     X = A^{-1} B            gB = A^{-T} G,  gA = -gB X^T
     inv       Y = A^{-1}              gA = -Y^T G Y^T

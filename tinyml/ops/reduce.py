@@ -256,10 +256,12 @@ def _norm_order(p, dim) -> float:
 
 def norm(input: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """Vector p-norm over `dim` (None: all elements): (sum |x|^p)^(1/p); p = inf / -inf the max /
-    min of |x|; p = 0 the count of nonzeros; 'fro' (the default) is p = 2. Floating inputs only."""
+    min of |x|; p = 0 the count of nonzeros; 'fro' (the default) is p = 2. Floating or complex inputs."""
     order = _norm_order(p, dim)
     if dtype is not None:
         input = input.to(dtype)
+    if input.dtype.is_complex:
+        input = input.abs()  # the norm of complex numbers is that of their moduli (a real result, as torch)
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got "
                            f"{input.dtype}")
