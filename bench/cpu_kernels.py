@@ -2,15 +2,19 @@
 
     python3 bench/cpu_kernels.py                 # all cases, 2 threads
     python3 bench/cpu_kernels.py --threads 1 --only attention layer_norm
+    python3 bench/cpu_kernels.py --threads 1 --only attention --clock cpu   # on a busy machine
 
 Each case times forward + backward through the public tinyml op (tinyml.layer_norm, ...,
 Tensor.backward; the optimizer step for adamw) and the same computation in PyTorch, in one
 process, on the same inputs, alternating the two, after warm-up; it reports medians in ms and
 the ratio torch / tinyml (above 1: tinyml is faster), and the same ratio of the fastest runs
-(less sensitive to other processes on a shared machine). The floor is the fastest the work could
+(less sensitive to other processes on a shared machine). With --clock cpu the times are process
+CPU time instead of wall time: with 1 thread, other processes on the machine then barely move
+them (with more, they also count threads that spin while they wait, as PyTorch's do). The floor is
+the fastest the work could
 run: bytes the kernels must move over the copy bandwidth measured here (np.copyto of 256 MiB,
-counted as read + write, split over the same threads), or for attention its flops over the float32 matmul rate measured here
-(numpy's BLAS on the same threads).
+counted as read + write, split over the same threads), or for attention its flops over the float32
+matmul rate measured here (numpy's BLAS on the same threads).
 
 Cases are entries of CASES: {"name", "shape", "setup"} with setup() -> (tinyml_fn, torch_fn, floor),
 floor = ("bytes", n) or ("flops", n). Another benchmark file adds rows by defining its own CASES
@@ -73,12 +77,18 @@ def _norm_setup(kind, shape):
         (xt, xp), (wt, wp), (bt, bp) = _pair(shape, 0), _pair((n,), 2), _pair((n,), 3)
         gt, gp = _grad(shape)
         if kind == "layer_norm":
-            ft = lambda x, w, b: tinyml.layer_norm(x, (n,), w, b)
-            fp = lambda x, w, b: torch.nn.functional.layer_norm(x, (n,), w, b)
+            def ft(x, w, b):
+                return tinyml.layer_norm(x, (n,), w, b)
+
+            def fp(x, w, b):
+                return torch.nn.functional.layer_norm(x, (n,), w, b)
             lt, lp = [xt, wt, bt], [xp, wp, bp]
         else:
-            ft = lambda x, w: tinyml.rms_norm(x, (n,), w, 1e-6)
-            fp = lambda x, w: torch.nn.functional.rms_norm(x, (n,), w, 1e-6)
+            def ft(x, w):
+                return tinyml.rms_norm(x, (n,), w, 1e-6)
+
+            def fp(x, w):
+                return torch.nn.functional.rms_norm(x, (n,), w, 1e-6)
             lt, lp = [xt, wt], [xp, wp]
         return (*_fwd_bwd(ft, fp, lt, lp, gt, gp), ("bytes", 5 * int(np.prod(shape)) * F32))
     return setup
@@ -105,8 +115,11 @@ def _attention_setup(b, h, t, d):
     def setup():
         (qt, qp), (kt, kp), (vt, vp) = _pair((b, h, t, d), 0), _pair((b, h, t, d), 1), _pair((b, h, t, d), 2)
         gt, gp = _grad((b, h, t, d), 3)
-        ft = lambda q, k, v: tinyml.scaled_dot_product_attention(q, k, v, is_causal=True)
-        fp = lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        def ft(q, k, v):
+            return tinyml.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+        def fp(q, k, v):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
         # causal: half of each T x T product; 2 products forward, 5 backward (S again, dV, dP, dQ, dK)
         flops = 7 * (2 * t * t * d // 2) * b * h
         return (*_fwd_bwd(ft, fp, [qt, kt, vt], [qp, kp, vp], gt, gp), ("flops", flops))
@@ -189,10 +202,13 @@ def matmul_rate(n: int = 1024, reps: int = 5) -> float:
     return 2 * n ** 3 / best
 
 
-def _time(fn) -> float:
-    t0 = time.perf_counter()
+_clock = time.perf_counter  # or time.process_time (--clock cpu) for the kernel rows
+
+
+def _time(fn, clock=time.perf_counter) -> float:
+    t0 = clock()
     fn()
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 def bench(case, warmup: int, reps: int):
@@ -202,8 +218,8 @@ def bench(case, warmup: int, reps: int):
         run_p()
     tt, tp = [], []
     for _ in range(reps):  # alternate, so a noisy neighbour hits both sides alike
-        tt.append(_time(run_t))
-        tp.append(_time(run_p))
+        tt.append(_time(run_t, _clock))
+        tp.append(_time(run_p, _clock))
     return (float(np.median(tt)), float(np.median(tp)), float(min(tt)), float(min(tp))), floor
 
 
@@ -213,15 +229,20 @@ def main(argv=None) -> None:
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--only", nargs="*", help="case names (prefixes) to run")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="time the kernel rows by wall clock or by process CPU time")
     args = ap.parse_args(argv)
+    global _clock
+    _clock = time.process_time if args.clock == "cpu" else time.perf_counter
     tinyml.set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
     # the better of 1 thread and all threads: on a busy machine the second thread may not help
     bw, rate = max(copy_bandwidth(1), copy_bandwidth(args.threads)), matmul_rate()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, threads={args.threads}; "
-          f"torch {torch.__version__}, numpy {np.__version__}")
-    print(f"copy bandwidth {bw / 1e9:.1f} GB/s (np.copyto, best of 1 and {args.threads} threads); float32 matmul "
-          f"{rate / 1e9:.1f} GFLOP/s (numpy BLAS, {args.threads} threads)\n")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+          f"threads={args.threads}; torch {torch.__version__}, numpy {np.__version__}")
+    print(f"kernel rows timed by {'process CPU time' if args.clock == 'cpu' else 'wall clock'}")
+    print(f"copy bandwidth {bw / 1e9:.1f} GB/s (np.copyto, best of 1 and {args.threads} threads); "
+          f"float32 matmul {rate / 1e9:.1f} GFLOP/s (numpy BLAS, {args.threads} threads)\n")
     print("| kernel (fwd+bwd) | shape | tinyml ms | torch ms | torch/tinyml | best-of ratio | floor ms |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for case in CASES:

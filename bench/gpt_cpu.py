@@ -14,7 +14,11 @@ With --repeat N the two workers alternate N times (tinyml, torch, tinyml, ...), 
 and 1-minute load average is printed, then the median and best ratio: on a shared machine one
 run's ratio says little. Each row also gives the median process CPU time per step of each worker
 (all its threads) and their ratio: with 1 thread it is immune to other processes' time slices;
-with 2 it also counts threads that spin while they wait (PyTorch's OpenMP workers do).
+with 2 it also counts threads that spin while they wait (PyTorch's OpenMP workers do). "main"
+is the CPU time of the worker's main thread alone: it runs all the Python and every kernel that
+is not split over threads, so a step's wall time is at least that, and (process CPU - main) is
+what the other threads did; on 2 threads, main close to the wall time means the second core waits
+on the first (docs/cpu_speed.md, section 4).
 """
 from __future__ import annotations
 
@@ -54,9 +58,9 @@ def tinyml_worker(cfg: dict, steps: int, threads: int, weights: str, profile: bo
                           n_head=cfg["n_head"], n_embd=cfg["n_embd"], activation="gelu_new"))
     tinyml.save(model.state_dict(), weights)
     opt = tinyml.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-    losses, times, cpu_times = [], [], []
+    losses, times, cpu_times, main_times = [], [], [], []
     for x, y in batches(cfg, steps + 2):
-        t, c = time.perf_counter(), time.process_time()
+        t, c, m = time.perf_counter(), time.process_time(), time.thread_time()
         _, loss = model(tinyml.tensor(x), tinyml.tensor(y))
         opt.zero_grad()
         loss.backward()
@@ -64,7 +68,8 @@ def tinyml_worker(cfg: dict, steps: int, threads: int, weights: str, profile: bo
         losses.append(loss.item())
         times.append(time.perf_counter() - t)
         cpu_times.append(time.process_time() - c)
-    out = {"losses": losses, "times": times, "cpu_times": cpu_times}
+        main_times.append(time.thread_time() - m)
+    out = {"losses": losses, "times": times, "cpu_times": cpu_times, "main_times": main_times}
     if profile:
         x, y = (tinyml.tensor(a) for a in batches(cfg, 1)[0])
         opt.zero_grad()  # as in a training step: no accumulation into last step's gradients
@@ -88,9 +93,9 @@ def torch_worker(cfg: dict, steps: int, threads: int, weights: str) -> dict:
     if missing or unexpected:
         raise RuntimeError(f"weights do not map: missing {missing}, unexpected {unexpected}")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-    losses, times, cpu_times = [], [], []
+    losses, times, cpu_times, main_times = [], [], [], []
     for x, y in batches(cfg, steps + 2):
-        t, c = time.perf_counter(), time.process_time()
+        t, c, m = time.perf_counter(), time.process_time(), time.thread_time()
         _, loss = model(torch.tensor(x), torch.tensor(y))
         opt.zero_grad()
         loss.backward()
@@ -98,7 +103,8 @@ def torch_worker(cfg: dict, steps: int, threads: int, weights: str) -> dict:
         losses.append(loss.item())
         times.append(time.perf_counter() - t)
         cpu_times.append(time.process_time() - c)
-    return {"losses": losses, "times": times, "cpu_times": cpu_times}
+        main_times.append(time.thread_time() - m)
+    return {"losses": losses, "times": times, "cpu_times": cpu_times, "main_times": main_times}
 
 
 def run_worker(framework: str, config: str, steps: int, threads: int, weights: str, profile: bool) -> dict:
@@ -141,11 +147,12 @@ def main(argv=None) -> None:
                 peer = run_worker("torch", name, steps, args.threads, weights, False)
             ms, tms = 1e3 * statistics.median(mine["times"][2:]), 1e3 * statistics.median(peer["times"][2:])
             cpu, tcpu = (1e3 * statistics.median(r["cpu_times"][2:]) for r in (mine, peer))
+            main, tmain = (1e3 * statistics.median(r["main_times"][2:]) for r in (mine, peer))
             pairs = " ".join(f"{a:.4f}/{b:.4f}" for a, b in zip(mine["losses"][:5], peer["losses"][:5]))
             diff = max(abs(a - b) for a, b in zip(mine["losses"][:5], peer["losses"][:5]))
             print(f"{name:<7} {ms:>10.1f} {tms:>10.1f} {tms / ms:>13.2f}   {pairs}  (max |diff| {diff:.1e}; "
                   f"load {os.getloadavg()[0]:.1f}; CPU ms/step {cpu:.1f} vs {tcpu:.1f}, "
-                  f"ratio {tcpu / cpu:.2f})", flush=True)
+                  f"ratio {tcpu / cpu:.2f}; main thread {main:.1f} vs {tmain:.1f})", flush=True)
             ratios.append(tms / ms)
             cpu_ratios.append(tcpu / cpu)
             if "profile" in mine:

@@ -7,7 +7,9 @@
 //     comes back in the packed layout, so a transformer block needs no head transposes or copies.
 //
 // Work items are (batch*head, query tile) pairs for the forward and batch*head for the backward
-// (which owns its head's dK/dV accumulators, so no two threads write the same row).
+// (which owns its head's dQ rows and dK/dV accumulators, so no two threads write the same row),
+// handed out dynamically: causal tiles differ in cost. A causal forward first checks each head's
+// V for inf/NaN (one pass, split over the threads), which the skipped pairs need (attention_tiles.h).
 #include "attention_tiles.h"  // first: sets fp-contract for this file
 
 #include <pybind11/stl.h>
@@ -77,10 +79,14 @@ py::tuple forward(py::array q, py::array k, py::array v, std::optional<py::array
     py::gil_scoped_release release;
     int64_t bh = s.b * s.h, nq = (s.tq + kBq - 1) / kBq;
     const Rows ld{s.d, s.d, s.dv, s.dv, s.dv, s.d, s.d, s.dv};
-    size_t wsize = size_t(s.d) * kBk + kBq * kBk + kBq * size_t(s.dv) + 2 * kBq;
+    std::vector<char> v_bad(bh, 0);  // causal: whether a head's V holds inf or NaN (causal_nan_forward)
 #pragma omp parallel if (bh * nq > 1)
     {
-      std::vector<T> work(wsize);
+      std::vector<T> work(forward_work(int(s.d), int(s.dv)));
+      std::vector<int> iwork(int_work(int(s.d), int(s.dv)));
+      if (causal)
+#pragma omp for schedule(static)
+        for (int64_t g = 0; g < bh; ++g) v_bad[g] = any_nonfinite(vp + g * s.tk * s.dv, ld.v, 0, int(s.tk), int(s.dv));
 #pragma omp for schedule(dynamic, 1) collapse(2)
       for (int64_t g = 0; g < bh; ++g)
         for (int64_t t = 0; t < nq; ++t) {
@@ -88,7 +94,7 @@ py::tuple forward(py::array q, py::array k, py::array v, std::optional<py::array
           const T* mbase = mp ? mp + b * mk.sb + h * mk.sh : nullptr;
           forward_tile<T>(qp + g * s.tq * s.d, kp + g * s.tk * s.d, vp + g * s.tk * s.dv, op + g * s.tq * s.dv,
                           lp + g * s.tq, mbase, mk, ld, int(s.tq), int(s.tk), int(s.d), int(s.dv), int(t * kBq),
-                          T(scale), causal, work.data());
+                          T(scale), causal, v_bad[g], work.data(), iwork.data());
         }
     }
   }
@@ -122,10 +128,10 @@ py::tuple backward(py::array q, py::array k, py::array v, py::array out, py::arr
     py::gil_scoped_release release;
     int64_t bh = s.b * s.h;
     const Rows ld{s.d, s.d, s.dv, s.dv, s.dv, s.d, s.d, s.dv};
-    size_t wsize = size_t(s.d + s.dv) * kBk + 2 * kBq * kBk + kBk * size_t(s.d + s.dv) + size_t(s.tq);
 #pragma omp parallel if (bh > 1)
     {
-      std::vector<T> work(wsize);
+      std::vector<T> work(backward_work(int(s.d), int(s.dv), int(s.tq)));
+      std::vector<int> iwork(int_work(int(s.d), int(s.dv)));
 #pragma omp for schedule(dynamic, 1)
       for (int64_t g = 0; g < bh; ++g) {
         int64_t b = g / s.h, h = g % s.h;
@@ -133,7 +139,7 @@ py::tuple backward(py::array q, py::array k, py::array v, py::array out, py::arr
         backward_head<T>(qp + g * s.tq * s.d, kp + g * s.tk * s.d, vp + g * s.tk * s.dv, opp + g * s.tq * s.dv,
                          lp + g * s.tq, gp + g * s.tq * s.dv, mbase, mk, dqp + g * s.tq * s.d, dkp + g * s.tk * s.d,
                          dvp + g * s.tk * s.dv, ld, int(s.tq), int(s.tk), int(s.d), int(s.dv), T(scale), causal,
-                         work.data());
+                         work.data(), iwork.data());
       }
     }
   }
@@ -179,17 +185,25 @@ py::tuple packed_forward(py::array qkv, int64_t n_head, bool causal, double scal
     py::gil_scoped_release release;
     int64_t bh = s.b * s.h, nq = (s.t + kBq - 1) / kBq;
     const Rows ld{3 * C, 3 * C, 3 * C, C, C, 3 * C, 3 * C, 3 * C};
-    size_t wsize = size_t(s.d) * kBk + kBq * kBk + kBq * size_t(s.d) + 2 * kBq;
+    std::vector<char> v_bad(bh, 0);  // causal: whether a head's V holds inf or NaN (causal_nan_forward)
 #pragma omp parallel if (bh * nq > 1)
     {
-      std::vector<T> work(wsize);
+      std::vector<T> work(forward_work(int(s.d), int(s.d)));
+      std::vector<int> iwork(int_work(int(s.d), int(s.d)));
+      if (causal)
+#pragma omp for schedule(static)
+        for (int64_t g = 0; g < bh; ++g) {
+          const T* vh = xp + (g / s.h) * s.t * 3 * C + 2 * C + (g % s.h) * s.d;
+          v_bad[g] = any_nonfinite(vh, ld.v, 0, int(s.t), int(s.d));
+        }
 #pragma omp for schedule(dynamic, 1) collapse(2)
       for (int64_t g = 0; g < bh; ++g)
         for (int64_t t = 0; t < nq; ++t) {
           int64_t b = g / s.h, h = g % s.h;
           const T* q = xp + b * s.t * 3 * C + h * s.d;
           forward_tile<T>(q, q + C, q + 2 * C, op + b * s.t * C + h * s.d, lp + g * s.t, nullptr, Mask{}, ld,
-                          int(s.t), int(s.t), int(s.d), int(s.d), int(t * kBq), T(scale), causal, work.data());
+                          int(s.t), int(s.t), int(s.d), int(s.d), int(t * kBq), T(scale), causal, v_bad[g],
+                          work.data(), iwork.data());
         }
     }
   }
@@ -216,10 +230,10 @@ py::array packed_backward(py::array qkv, py::array out, py::array lse, py::array
     py::gil_scoped_release release;
     int64_t bh = s.b * s.h;
     const Rows ld{3 * C, 3 * C, 3 * C, C, C, 3 * C, 3 * C, 3 * C};
-    size_t wsize = size_t(2 * s.d) * kBk + 2 * kBq * kBk + kBk * size_t(2 * s.d) + size_t(s.t);
 #pragma omp parallel if (bh > 1)
     {
-      std::vector<T> work(wsize);
+      std::vector<T> work(backward_work(int(s.d), int(s.d), int(s.t)));
+      std::vector<int> iwork(int_work(int(s.d), int(s.d)));
 #pragma omp for schedule(dynamic, 1)
       for (int64_t g = 0; g < bh; ++g) {
         int64_t b = g / s.h, h = g % s.h;
@@ -227,7 +241,8 @@ py::array packed_backward(py::array qkv, py::array out, py::array lse, py::array
         const T* q = xp + in;
         T* dq = dp + in;
         backward_head<T>(q, q + C, q + 2 * C, opp + rows, lp + g * s.t, gp + rows, nullptr, Mask{}, dq, dq + C,
-                         dq + 2 * C, ld, int(s.t), int(s.t), int(s.d), int(s.d), T(scale), causal, work.data());
+                         dq + 2 * C, ld, int(s.t), int(s.t), int(s.d), int(s.d), T(scale), causal, work.data(),
+                         iwork.data());
       }
     }
   }

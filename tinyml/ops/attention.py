@@ -10,9 +10,11 @@ matmul), which does store the probabilities. Masks: bool True = attend (turned i
 float masks are added to the scores. is_causal: query i sees keys j <= i (top-left alignment,
 also when Tq != Tk). enable_gqa: key/value heads are repeated to the query's head count
 (repeat_interleave over dim -3). A query row whose keys are all masked gives zeros, not NaN, as
-PyTorch; NaN in q, k or the mask (or a +inf score) gives NaN in the rows it reaches, as PyTorch's
-math attention. Empty shapes are allowed: E = 0 (every score 0: the mean of v), Tq = 0, Tk = 0
-(zeros, as a fully masked row).
+PyTorch; NaN in q, k or the mask (or a +inf score) gives NaN in the rows it reaches, and an inf
+or NaN in v reaches every row's output (0 * NaN in the masked terms of the full product p v), as
+PyTorch's default cpu kernel; the causal fused kernels skip the masked pairs and put those terms
+back by rule (csrc/attention_tiles.h). Empty shapes are allowed: E = 0 (every score 0: the mean of
+v), Tq = 0, Tk = 0 (zeros, as a fully masked row).
 
 scaled_dot_product_attention_packed(qkv, n_head) is the same attention for a fused q/k/v
 projection (a GPT block's c_attn): q, k, v are read straight from qkv (B, T, 3 H D), laid out
