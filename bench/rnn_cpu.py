@@ -5,10 +5,10 @@ tinyml vs PyTorch eager, on a tiny-model size (B 16, T 64, H 128, 1 and 2 layers
     python3 bench/rnn_cpu.py --threads 1
     python3 bench/rnn_cpu.py --only LSTM --cpu-time   # process CPU time instead of wall clock
 
---cpu-time times each run by the process's CPU time (all its threads, user + system) instead of
-the wall clock: on a machine shared with other jobs, time spent descheduled then counts for
-neither framework (time spent spinning at a barrier still counts, for both). The header's copy and
-matmul rates (and so the floor column) are then CPU-time rates too.
+The load average is printed before and after the table. --cpu-time (bench/cpu_kernels.py's --clock
+cpu) times each run by the process's CPU time (all its threads, user + system) instead of the wall
+clock: on a machine shared with other jobs, time spent descheduled then counts for neither framework
+(time spent spinning at a barrier still counts, for both).
 
 The harness is bench/cpu_kernels.py's: both frameworks in one process on the same inputs and
 weights (torch's state dict copied into tinyml's layer), alternating run by run after warm-up,
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -77,17 +76,13 @@ def main(argv=None) -> None:
 
     cpu_kernels.CASES = CASES
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--cpu-time" in argv:
-        argv.remove("--cpu-time")
-        print("timing: process CPU time (all threads), not wall clock")
-
-        def cpu_time(fn) -> float:
-            t0 = time.process_time()
-            fn()
-            return time.process_time() - t0
-
-        cpu_kernels._time = cpu_time
+    if "--cpu-time" in argv:  # bench/cpu_kernels.py's --clock cpu, under this script's older name
+        i = argv.index("--cpu-time")
+        argv[i:i + 1] = ["--clock", "cpu"]
+    # the machine's load next to the figures: on a shared machine other jobs shift both columns
+    print("load average (1, 5, 15 min) before: %.2f %.2f %.2f" % os.getloadavg())
     cpu_kernels.main(argv)
+    print("load average (1, 5, 15 min) after: %.2f %.2f %.2f" % os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
 // Recurrent layers (LSTM / GRU / RNN tanh|relu), one layer and one direction over a whole sequence,
 // forward and backward, float32 and float64. rnn_forward / rnn_backward take the input projection
 // xproj = x W_ih^T + b_ih for all T steps as given; rnn_layer_forward / rnn_layer_backward take x, W_ih
-// and b_ih and run that projection's GEMMs themselves (xproj before the steps; dx = dxproj W_ih,
-// dW_ih = dxproj^T x, db_ih after them), so nn.LSTM's layer is one call on one team of threads. The
+// and b_ih and run that projection's GEMMs themselves, so nn.LSTM's layer is one call on one team of
+// threads. LSTM and RNN fuse it into the steps: step t's GEMM computes x_t W_ih^T + h W_hh^T (no xproj
+// array goes through memory), the backward step's packed dgates_t gives dh_prev = dgates_t W_hh and
+// dx_t = dgates_t W_ih together, and one GEMM after the loop gives dW_hh and dW_ih from the same packed
+// dgates^T (db summed by the pointwise step). GRU, whose n gate needs x_t W_in^T apart from h W_hn^T,
+// computes xproj before the steps and dx, dW_ih after them. x and dy may be the transposed view of a
+// batch-first (B, T, n) array (read in place; dx then comes back in x's layout). The
 // time loop runs the recurrent GEMM h W_hh^T inside, so a sequence is one call instead of a few
 // framework ops per step. Math (torch's gate order):
 //
@@ -62,6 +67,29 @@ void check(const py::array& a, std::vector<int64_t> shape, const char* what) {
   }
 }
 
+// Checks a (T, B, n) array that the loops read row by row: C-contiguous, or the (T, B, n) transposed view of
+// a C-contiguous (B, T, n) array (a batch-first layer's input or gradient, read in place). Row (t, b)
+// is then at t *st + b *sb elements.
+template <typename T>
+void check_rows(const py::array& a, std::vector<int64_t> shape, const char* what, int64_t* st, int64_t* sb) {
+  if (!tinyml::has_dtype<T>(a))
+    throw py::type_error(std::string(what) + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) +
+                         ", got " + std::string(py::str(a.dtype())));
+  if (a.flags() & py::array::c_style) {
+    check<T>(a, shape, what);
+    *st = shape[1] * shape[2], *sb = shape[2];
+    return;
+  }
+  const int64_t isz = sizeof(T);
+  bool ok = a.ndim() == 3 && a.shape(0) == shape[0] && a.shape(1) == shape[1] && a.shape(2) == shape[2];
+  ok = ok && a.strides(2) == isz && a.strides(0) == shape[2] * isz && a.strides(1) == shape[0] * shape[2] * isz;
+  if (!ok)
+    throw py::value_error(std::string("rnn: ") + what + " of shape " + tinyml::shape_str(a) + " must be C-contiguous " +
+                          "with shape (" + std::to_string(shape[0]) + ", " + std::to_string(shape[1]) + ", " +
+                          std::to_string(shape[2]) + "), or that view of a C-contiguous (B, T, n) array");
+  *st = shape[2], *sb = shape[0] * shape[2];
+}
+
 std::vector<int64_t> batch_sizes(const std::optional<std::vector<int64_t>>& given, int64_t T, int64_t B) {
   if (!given) return std::vector<int64_t>(T, B);
   if (int64_t(given->size()) != T)
@@ -88,10 +116,10 @@ Input<T> input(Mode mode, const py::array& x, const py::array& w_ih, const O& b_
   check<T>(h0, {h0.ndim() == 2 ? h0.shape(0) : -1, h0.ndim() == 2 ? h0.shape(1) : -1}, "h0");
   *d = Dims{x.ndim() == 3 ? x.shape(0) : -1, h0.shape(0), h0.shape(1), n_gates(mode)};
   const int64_t I = x.ndim() == 3 ? x.shape(2) : -1;
-  check<T>(x, {d->T, d->B, I}, "x");
+  Input<T> in;
+  check_rows<T>(x, {d->T, d->B, I}, "x", &in.st, &in.sb);
   check<T>(w_ih, {d->G * d->H, I}, "w_ih");
   if (b_ih) check<T>(*b_ih, {d->G * d->H}, "b_ih");
-  Input<T> in;
   in.x = static_cast<const T*>(x.data());
   in.w = static_cast<const T*>(w_ih.data());
   in.b = ptr<T>(b_ih);
@@ -141,8 +169,8 @@ py::tuple forward_layer(Mode mode, py::array x, py::array w_ih, O b_ih, py::arra
                         const std::optional<std::vector<int64_t>>& given, bool reverse) {
   Dims d;
   Input<T> in = input<T>(mode, x, w_ih, b_ih, h0, &d);
-  Scratch<T> xproj(d.T * d.B * d.G * d.H);
-  return forward<T>(mode, d, in, xproj.data(), h0, c0, w, b, given, reverse);
+  Scratch<T> xproj(mode == Mode::GRU ? d.T * d.B * d.G * d.H : 0);  // LSTM / RNN: x_t W_ih^T inside each step
+  return forward<T>(mode, d, in, mode == Mode::GRU ? xproj.data() : nullptr, h0, c0, w, b, given, reverse);
 }
 
 // The backward of one layer: dxproj into dgx (T, B, G H), and with in.x set, dx / dW_ih / db_ih into in.
@@ -151,7 +179,8 @@ std::tuple<py::array_t<T>, py::object, py::array_t<T>, py::object> backward(
     Mode mode, const Dims& d, const Input<T>& in, T* dgx, py::array dy, py::array dhn, O dcn, py::array h0, O c0,
     py::array w, O b, const std::optional<std::vector<int64_t>>& given, bool reverse, py::array y, py::array saved) {
   const int64_t GH = d.G * d.H;
-  check<T>(dy, {d.T, d.B, d.H}, "dy");
+  int64_t dyt, dyb;
+  check_rows<T>(dy, {d.T, d.B, d.H}, "dy", &dyt, &dyb);
   check<T>(y, {d.T, d.B, d.H}, "y");
   check<T>(dhn, {d.B, d.H}, "dh_n");
   check<T>(saved, {d.T, d.B, n_saved(mode) * d.H}, "saved");
@@ -161,7 +190,8 @@ std::tuple<py::array_t<T>, py::object, py::array_t<T>, py::object> backward(
   if (c0) check<T>(*c0, {d.B, d.H}, "c0");
   if (dcn) check<T>(*dcn, {d.B, d.H}, "dc_n");
   auto sizes = batch_sizes(given, d.T, d.B);
-  py::array_t<T> dh0({d.B, d.H}), dw = aligned_array<T>({GH, d.H}), db({GH});
+  // weight gradients in numpy's own memory (base None): a leaf then takes them without a copy (_leaf_grad.py)
+  py::array_t<T> dh0({d.B, d.H}), dw({GH, d.H}), db({GH});
   const int64_t R = kNR<T>, P = panels<T>(d.H);
   std::vector<T> dc(mode == Mode::LSTM ? d.B * d.H : 0, T(0));
   Scratch<T> hp(P * d.T * d.B * R), dgh_own(mode == Mode::GRU ? d.T * d.B * GH : 0);
@@ -178,7 +208,8 @@ std::tuple<py::array_t<T>, py::object, py::array_t<T>, py::object> backward(
   if (dcn) std::copy(ptr<T>(dcn), ptr<T>(dcn) + d.B * d.H, dc.begin());
   {
     py::gil_scoped_release nogil;
-    backward_loop<T>(mode, d, in, static_cast<const T*>(dy.data()), static_cast<const T*>(h0.data()), ptr<T>(c0),
+    backward_loop<T>(mode, d, in, static_cast<const T*>(dy.data()), dyt, dyb, static_cast<const T*>(h0.data()),
+                     ptr<T>(c0),
                      static_cast<const T*>(w.data()), sizes, reverse, static_cast<const T*>(y.data()),
                      static_cast<const T*>(saved.data()), dh0.mutable_data(), dc.data(), dgx,
                      mode == Mode::GRU ? dgh_own.data() : dgx, hp.data(), dw.mutable_data(), db.mutable_data());
@@ -198,7 +229,8 @@ py::tuple backward_given(Mode mode, py::array dy, py::array dhn, O dcn, py::arra
                          py::array saved) {
   check<T>(h0, {h0.ndim() == 2 ? h0.shape(0) : -1, h0.ndim() == 2 ? h0.shape(1) : -1}, "h0");
   Dims d{dy.ndim() == 3 ? dy.shape(0) : -1, h0.shape(0), h0.shape(1), n_gates(mode)};
-  check<T>(dy, {d.T, d.B, d.H}, "dy");
+  int64_t dyt, dyb;
+  check_rows<T>(dy, {d.T, d.B, d.H}, "dy", &dyt, &dyb);  // before d sizes an allocation
   py::array_t<T> dx = aligned_array<T>({d.T, d.B, d.G * d.H});
   auto [dh0, dc0, dw, db] = backward<T>(mode, d, Input<T>{}, dx.mutable_data(), dy, dhn, dcn, h0, c0, w, b, given,
                                         reverse, y, saved);
@@ -212,8 +244,18 @@ py::tuple backward_layer(Mode mode, py::array dy, py::array dhn, O dcn, py::arra
   Dims d;
   Input<T> in = input<T>(mode, x, w_ih, b_ih, h0, &d);
   const int64_t GH = d.G * d.H;
-  py::array_t<T> dx = aligned_array<T>({d.T, d.B, in.I}), dw_ih = aligned_array<T>({GH, in.I}), db_ih({GH});
-  in.dx = dx.mutable_data();
+  // dx in x's layout where the loop writes it step by step (LSTM, RNN), else C-contiguous (GRU's one GEMM)
+  const bool batch_first = !(x.flags() & py::array::c_style) && mode != Mode::GRU;
+  py::array_t<T> dxbuf = batch_first ? py::array_t<T>({d.B, d.T, in.I}) : py::array_t<T>({d.T, d.B, in.I});
+  py::array_t<T> dx = dxbuf;
+  if (batch_first) {
+    const py::ssize_t isz = sizeof(T);
+    dx = py::array_t<T>({d.T, d.B, in.I}, {in.I * isz, d.T * in.I * isz, isz}, dxbuf.mutable_data(), dxbuf);
+  }
+  py::array_t<T> dw_ih({GH, in.I}), db_ih({GH});
+  in.dx = dxbuf.mutable_data();
+  in.dxt = batch_first ? in.I : d.B * in.I;
+  in.dxb = batch_first ? d.T * in.I : in.I;
   in.dw = dw_ih.mutable_data();
   in.db = b_ih ? db_ih.mutable_data() : nullptr;
   Scratch<T> dgx(d.T * d.B * GH);

@@ -1,5 +1,6 @@
-// Memory and synchronisation for csrc/rnn.cpp: 64-byte aligned buffers (outputs handed to numpy and
-// scratch), and a spinning barrier for the per-step hand-offs.
+// Memory and synchronisation for csrc/rnn.cpp: 64-byte aligned buffers (the forward's outputs handed to
+// numpy, and scratch; gradients are numpy's own arrays, which a leaf takes without a copy), and a spinning
+// barrier for the per-step hand-offs.
 //
 // Buffers come from malloc: tinyml raises glibc's mmap and trim thresholds on its first cpu kernel
 // (tinyml/_host_malloc.py), so a block freed at the end of one training step serves the next one

@@ -75,7 +75,7 @@ class Recurrence(Function):
         dx, dh0, dc0, dw, db = run(
             "rnn_backward",
             ctx.mode,
-            dy.contiguous(),
+            dy,  # the backends make it contiguous as they need (the cpu kernel reads a batch-first view)
             dh_n.contiguous(),
             None if dc_n is None else dc_n.contiguous(),
             h0,
@@ -107,7 +107,7 @@ class LayerRecurrence(Function):
         grads = run(
             "rnn_layer_backward",
             ctx.mode,
-            dy.contiguous(),
+            dy,  # the backends make it contiguous as they need (the cpu kernel reads a batch-first view)
             dh_n.contiguous(),
             None if dc_n is None else dc_n.contiguous(),
             x,
@@ -219,7 +219,7 @@ def rnn_input_layer(
     T, B, _ = x.shape
     _check_shapes(mode, (T, B, w_ih.shape[0]), h0, c0, w_hh, b_hh, batch_sizes)
     return LayerRecurrence.apply(
-        x.contiguous(),
+        x,  # as given: the cpu kernel reads a batch-first transposed view in place, other backends copy
         w_ih.contiguous(),
         b_ih,
         h0.contiguous(),

@@ -1,0 +1,185 @@
+// The packed, register-blocked GEMM of csrc/rnn.cpp's loops: B operands packed once as panels of kNR
+// columns, A packed per block of rows, a 6 x 2-vector micro-kernel cloned per target (AVX-512, AVX2+FMA,
+// baseline), and several B operands (targets) sharing one packed A.
+#pragma once
+#include "simd_math.h"
+#include "common.h"
+
+#include <algorithm>
+#include <cstdint>
+
+namespace rnn_detail {
+
+constexpr int64_t kKc = 256;  // GEMM k-block: a kKc x NR panel of B (16 KiB float) stays in L1
+constexpr int kMR = 6;        // GEMM rows per register tile: 6 x 2 vectors = 12 accumulators
+constexpr int64_t kMc = 96;   // GEMM rows per packed block of A (a multiple of kMR)
+
+template <typename T> struct vec;
+template <> struct vec<float> {
+  typedef float type __attribute__((vector_size(32), aligned(4), may_alias));
+  static constexpr int W = 8;
+};
+template <> struct vec<double> {
+  typedef double type __attribute__((vector_size(32), aligned(8), may_alias));
+  static constexpr int W = 4;
+};
+template <typename T> constexpr int64_t kNR = 2 * vec<T>::W;  // GEMM columns per panel (two vectors)
+
+// The GEMM's B operand (K x N, B[k][n] = B[k * sbk + n * sbn]) as panels of kNR columns, each panel
+// K x kNR contiguous (zero-padded past N): the micro-kernel then streams one panel from L1 with unit
+// stride, whatever B's layout was (W_hh^T, W_hh or h_prev), and no 4 KiB row stride can alias L1 sets.
+template <typename T>
+int64_t panels(int64_t N) { return (N + kNR<T> - 1) / kNR<T>; }
+
+// Panels [p0, p1) only (default: all), so threads can pack disjoint panels side by side.
+template <typename T>
+void pack_b(const T* B, int64_t sbk, int64_t sbn, int64_t K, int64_t N, T* out, int64_t p0 = 0, int64_t p1 = -1) {
+  constexpr int64_t R = kNR<T>;
+  if (p1 < 0) p1 = panels<T>(N);
+  for (int64_t p = p0; p < p1; ++p)
+    if (sbk == 1)  // B^T in place (e.g. W_hh^T): walk each column of B along its contiguous k
+      for (int64_t n = 0; n < R; ++n)
+        for (int64_t k = 0; k < K; ++k)
+          out[(p * K + k) * R + n] = p * R + n < N ? B[k + (p * R + n) * sbn] : T(0);
+    else
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t n = 0; n < R; ++n)
+          out[(p * K + k) * R + n] = p * R + n < N ? B[k * sbk + (p * R + n) * sbn] : T(0);
+}
+
+// C[MR x ncols] (+)= A[MR x kc] Bpanel[kc x kNR]: MR rows x 2 vectors of accumulators in registers. A is
+// packed (a[k MR + r], lda 0) or read in place (a[r lda + k]: the per-step GEMMs' few rows, which every
+// thread would otherwise pack alike each step).
+// Cloned per target itself: GCC does not inline a plain function into a target_clones caller, and the
+// default-target copy of this loop runs 256-bit vectors as emulated SSE2 (70x slower, measured).
+template <typename T, int MR>
+TINYML_CLONES void micro(int64_t kc, const T* __restrict ap, int64_t lda, const T* __restrict bp, T* __restrict c,
+                         int64_t ldc, int64_t ncols, bool accumulate) {
+  using V = typename vec<T>::type;
+  constexpr int W = vec<T>::W;
+  V x[MR][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) x[r][0] = x[r][1] = V{};
+  if (lda == 0)
+    for (int64_t k = 0; k < kc; ++k) {
+      V b0 = *(const V*)(bp + k * 2 * W), b1 = *(const V*)(bp + k * 2 * W + W);
+#pragma GCC unroll 6
+      for (int r = 0; r < MR; ++r) {
+        T s = ap[k * MR + r];
+        x[r][0] += s * b0;
+        x[r][1] += s * b1;
+      }
+    }
+  else
+    for (int64_t k = 0; k < kc; ++k) {
+      V b0 = *(const V*)(bp + k * 2 * W), b1 = *(const V*)(bp + k * 2 * W + W);
+#pragma GCC unroll 6
+      for (int r = 0; r < MR; ++r) {
+        T s = ap[r * lda + k];
+        x[r][0] += s * b0;
+        x[r][1] += s * b1;
+      }
+    }
+  if (ncols == 2 * W) {
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      V* cr = (V*)(c + r * ldc);
+      if (accumulate) cr[0] += x[r][0], cr[1] += x[r][1];
+      else cr[0] = x[r][0], cr[1] = x[r][1];
+    }
+  } else {  // a partial last panel: only ncols columns of C exist
+    T tmp[MR][2 * W];
+    for (int r = 0; r < MR; ++r) *(V*)tmp[r] = x[r][0], *(V*)(tmp[r] + W) = x[r][1];
+    for (int r = 0; r < MR; ++r)
+      for (int64_t n = 0; n < ncols; ++n) c[r * ldc + n] = (accumulate ? c[r * ldc + n] : T(0)) + tmp[r][n];
+  }
+}
+
+// One B operand of a GEMM and where its product goes: for each group g < G, C[:, g cg + p kNR ...] (+)=
+// A B_g[:, panels p0..p1), where Bp holds G groups of panels(N) packed panels (pack_b).
+template <typename T>
+struct Target {
+  const T* Bp;
+  int64_t G, N, p0, p1;
+  T* C;
+  int64_t ldc, cg;
+  bool accumulate;
+};
+
+// C_i (+)= A (M x K) B_i for each target i < n_targets, where A[m][k] = A[m * sam + k * sak] (so A^T is
+// read in place): every target shares each packed block of A (the backward's dgates feed dh_prev and dx
+// per step, and dW_hh and dW_ih at the end).
+// Blocked as a BLAS GEMM: K in blocks of kKc, M in blocks of kMc rows whose 6-row tiles are packed once
+// (apack: kKc * kMc scratch, 96 KiB float, stays in L2), then panels outer and row tiles inner, so each
+// B panel (16 KiB) is read from L1 by every tile; B's panels need not fit L2 (an LSTM's 4 gates at
+// H = 256 are 1 MiB: with tiles outer they streamed from L3 for every tile, 8 GFLOP/s instead of 80).
+// Each C element is summed in one fixed order (independent of the thread count).
+template <typename T>
+TINYML_CLONES void gemm_multi(int64_t M, int64_t K, const T* __restrict A, int64_t sam, int64_t sak,
+                              const Target<T>* targets, int n_targets, T* __restrict apack) {
+  constexpr int64_t R = kNR<T>;
+  const bool direct = sak == 1 && M <= kMc;  // a few rows of unit stride: the micro-kernel reads A in place
+  for (int i = 0; i < n_targets; ++i) {
+    const Target<T>& o = targets[i];
+    if (K == 0 && !o.accumulate)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t g = 0; g < o.G; ++g)
+          for (int64_t n = o.p0 * R; n < std::min(o.N, o.p1 * R); ++n) o.C[m * o.ldc + g * o.cg + n] = T(0);
+  }
+  for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+    const int64_t kc = std::min(K, k0 + kKc) - k0;
+    for (int64_t mb0 = 0; mb0 < M; mb0 += kMc) {
+      const int64_t mb1 = std::min(M, mb0 + kMc);
+      if (!direct && sam == 1)  // A^T in place (dgh^T for dW): 8 rows of A^T (k) at a time, each row's run of
+        // mb1 - mb0 values contiguous, written tile by tile (a tile's 8 k in one run: tiles are kc MR
+        // apart, a multiple of 4 KiB at kc 256, so k-by-k writes across tiles hit the same L1 sets)
+        for (int64_t kb = 0; kb < kc; kb += 8)
+          for (int64_t m0 = mb0; m0 < mb1; m0 += kMR) {
+            const int64_t mr = std::min<int64_t>(kMR, mb1 - m0);
+            T* ap = apack + (m0 - mb0) * kc;
+            for (int64_t k = kb; k < std::min(kc, kb + 8); ++k)
+              for (int64_t r = 0; r < mr; ++r) ap[k * mr + r] = A[m0 + r + (k0 + k) * sak];
+          }
+      else if (!direct)
+        for (int64_t m0 = mb0; m0 < mb1; m0 += kMR) {  // tile (m0 - mb0) / kMR at apack + (m0 - mb0) kc
+          const int64_t mr = std::min<int64_t>(kMR, mb1 - m0);
+          T* ap = apack + (m0 - mb0) * kc;
+          for (int64_t k = 0; k < kc; ++k)
+            for (int64_t r = 0; r < mr; ++r) ap[k * mr + r] = A[(m0 + r) * sam + (k0 + k) * sak];
+        }
+      for (int i = 0; i < n_targets; ++i) {
+        const Target<T>& o = targets[i];
+        const bool acc = o.accumulate || k0 > 0;
+        const int64_t P = panels<T>(o.N);
+        for (int64_t g = 0; g < o.G; ++g)
+          for (int64_t p = o.p0; p < o.p1; ++p) {
+            const T* bp = o.Bp + ((g * P + p) * K + k0) * R;
+            const int64_t nc = std::min(R, o.N - p * R);
+            for (int64_t m0 = mb0; m0 < mb1; m0 += kMR) {
+              const T* ap = direct ? A + m0 * sam + k0 : apack + (m0 - mb0) * kc;
+              const int64_t lda = direct ? sam : 0;
+              T* c = o.C + m0 * o.ldc + g * o.cg + p * R;
+              switch (std::min<int64_t>(kMR, mb1 - m0)) {
+                case 6: micro<T, 6>(kc, ap, lda, bp, c, o.ldc, nc, acc); break;
+                case 5: micro<T, 5>(kc, ap, lda, bp, c, o.ldc, nc, acc); break;
+                case 4: micro<T, 4>(kc, ap, lda, bp, c, o.ldc, nc, acc); break;
+                case 3: micro<T, 3>(kc, ap, lda, bp, c, o.ldc, nc, acc); break;
+                case 2: micro<T, 2>(kc, ap, lda, bp, c, o.ldc, nc, acc); break;
+                default: micro<T, 1>(kc, ap, lda, bp, c, o.ldc, nc, acc); break;
+              }
+            }
+          }
+      }
+    }
+  }
+}
+
+// One target: for each group g < G, C[:, g cg + p kNR ...] (+)= A (M x K) B_g[:, panels p0..p1).
+template <typename T>
+void gemm_packed(int64_t M, int64_t K, const T* A, int64_t sam, int64_t sak, const T* Bp, int64_t G, int64_t N,
+                 int64_t p0, int64_t p1, T* C, int64_t ldc, int64_t cg, bool accumulate, T* apack) {
+  const Target<T> t{Bp, G, N, p0, p1, C, ldc, cg, accumulate};
+  gemm_multi<T>(M, K, A, sam, sak, &t, 1, apack);
+}
+
+}  // namespace rnn_detail
