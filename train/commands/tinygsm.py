@@ -1,9 +1,11 @@
 """TinyGSM at toy scale (Liu et al. 2023), end to end: templated grade-school word problems with Python
 solutions, a small GPT generator (BPE tokenizer) trained to write the solution function, N sampled
 solutions per held-out problem executed in the sandbox (accuracy = executed answer equals gold), a
-verifier (the generator's trunk plus a scalar head, trained with BCE on the generator's own samples
-labelled by execution) and best-of-N selection. Held-out problems draw their numbers from 51..99,
-training ones from 2..50. Prints the table of accuracy against N for greedy decoding, one sample,
+verifier (the generator's trunk plus a scalar head, trained with token-level BCE and the language-modelling
+loss on the generator's own samples, labelled by execution, and on miscopied gold solutions) and best-of-N
+selection. Held-out problems draw their numbers from 51..99, the generator's training ones from 2..50; the
+verifier's own problems (never a training or test question) from 2..99, or 2..50 with
+--verifier-numbers train. Prints the table of accuracy against N for greedy decoding, one sample,
 majority vote over executed answers, the verifier's pick and the oracle; the run folder holds
 tinygsm.json, accuracy_vs_n.png, tokenizer.json, and generator/ and verifier/ training folders.
 Model-written code runs only in the sandbox (separate, resource-limited processes).
@@ -36,15 +38,26 @@ def add_arguments(p) -> None:
                    help="problems the generator trains on (default 3000)")
     p.add_argument("--test-problems", type=at.positive_int, default=200,
                    help="held-out problems (default 200)")
-    p.add_argument("--verifier-problems", type=at.positive_int, default=600,
-                   help="training-range problems whose samples train the verifier (default 600)")
+    p.add_argument("--verifier-problems", type=at.positive_int, default=1200,
+                   help="problems whose generator samples train the verifier (default 1200)")
     p.add_argument("--verifier-samples", type=at.bounded_int(2, 256), default=8,
                    help="generator samples per verifier problem (default 8)")
     p.add_argument("--hard-negatives", type=at.nonnegative_int, default=4,
                    help="per verifier problem, copies of its gold solution with a number miscopied, labelled "
                         "by execution (default 4; 0: the generator's samples only)")
     p.add_argument("--steps", type=at.positive_int, default=800, help="generator steps (default 800)")
-    p.add_argument("--verifier-steps", type=at.positive_int, default=600, help="verifier steps (default 600)")
+    p.add_argument("--verifier-steps", type=at.positive_int, default=1500,
+                   help="verifier steps (default 1500)")
+    p.add_argument("--verifier-numbers", choices=("all", "train"), default="all",
+                   help="quantities of the verifier's problems: all = 2..99 (default), train = 2..50 only")
+    p.add_argument("--contrast-problems", type=at.nonnegative_int, default=3000,
+                   help="further verifier problems, each as its gold solution plus --hard-negatives "
+                        "miscopied copies, labelled by execution (default 3000; 0: none)")
+    p.add_argument("--verifier-lm", type=at.nonnegative_float, default=1.0,
+                   help="weight of the verifier's language-modelling loss on right solutions (default 1.0)")
+    p.add_argument("--verifier-score", choices=("last", "min", "mean"), default="min",
+                   help="a sample's score from the per-token scores: the last token's, the min (default) or "
+                        "the mean over the solution's tokens")
     p.add_argument("--batch-size", type=at.positive_int, default=32, help="rows per step (default 32)")
     p.add_argument("--lr", type=at.positive_float, default=2e-3,
                    help="generator peak learning rate (default 2e-3)")
@@ -76,7 +89,7 @@ def add_arguments(p) -> None:
 
 QUICK = dict(train_problems=200, test_problems=8, verifier_problems=16, verifier_samples=4, n_layer=1,
              n_head=2, n_embd=32, steps=20, verifier_steps=10, samples=4, ns=(1, 2, 4), repeats=2,
-             eval_interval=10)
+             eval_interval=10, contrast_problems=12)
 
 
 def run(args) -> int:
@@ -99,7 +112,9 @@ def run(args) -> int:
                       samples=args.samples, ns=args.ns, temperature=args.temperature, seed=args.seed,
                       out=args.out, verifier_lr=args.verifier_lr,
                       verifier_temperature=args.verifier_temperature, resume=args.resume,
-                      hard_negatives=args.hard_negatives, verifier_init=args.verifier_init)
+                      hard_negatives=args.hard_negatives, verifier_init=args.verifier_init,
+                      verifier_numbers=args.verifier_numbers, contrast_problems=args.contrast_problems,
+                      verifier_lm=args.verifier_lm, verifier_score=args.verifier_score)
     if args.quick:
         spec = TinyGSMRun(**{**spec.__dict__, **QUICK, "progress": False})
     print(f"tinyml tinygsm: {spec.train_problems} training problems, GPT {spec.n_layer}x{spec.n_embd}, "

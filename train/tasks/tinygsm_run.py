@@ -5,19 +5,24 @@
 
 Stages (Liu et al. 2023, "TinyGSM", shrunk to two CPU cores):
 
-1. Problems (tinygsm.py) with gold answers from the sandbox, split by number range (the test
-   problems' random quantities are all above the training ones); a separate set of training-range
-   problems, none in the generator's training set, for the verifier.
+1. Problems (tinygsm.py) with gold answers from the sandbox, split by number range: the
+   generator's training problems draw their quantities from 2..50, the test problems from 51..99.
+   The verifier gets problems of its own, none a training or a test question, drawn from both
+   ranges (verifier_numbers="all", default: the verifier must judge the errors the generator makes
+   on numbers it never saw, as Cobbe et al. train theirs on the generator's samples on the problem
+   distribution) or from 2..50 only ("train": the number range held out from both models).
 2. A byte-level BPE tokenizer learned on the training questions and solutions (digits one per token).
 3. The generator: a small GPT trained on question -> solution function (loss on the solution only).
 4. The verifier's data: `verifier_samples` generator samples per verifier problem (and
-   `hard_negatives` copies of its gold solution with a number miscopied), executed in the
-   sandbox and labelled right or wrong against gold; the verifier (tinygsm_verifier.py: the
-   generator's trunk plus a scalar head) trained on them with BCE.
+   `hard_negatives` copies of its gold solution with a number miscopied), plus `contrast_problems`
+   further problems with their gold solution and `hard_negatives` miscopied copies each, all
+   executed in the sandbox and labelled right or wrong against gold; the verifier
+   (tinygsm_verifier.py: the generator's trunk plus a scalar head) trained on them with token-level
+   BCE plus `verifier_lm` times the language-modelling loss on the right solutions.
 5. Held-out evaluation: the greedy solution, and `samples` sampled ones per test problem; every
    distinct program runs in the sandbox; accuracy = executed answer equals gold. Best-of-N curves
    (tinygsm_select.py) for first sample, majority vote over executed answers, the verifier's pick
-   and the oracle, against greedy.
+   (by its `verifier_score` reduction of the per-token scores) and the oracle, against greedy.
 
 With `out`, the folder gets generator/ and verifier/ (the Trainer's checkpoint, metrics.jsonl and
 loss.png each), tokenizer.json, tinygsm.json (config, accuracies, timings, samples) and
@@ -40,19 +45,31 @@ import tinyml
 from ..trainer import CHECKPOINT, TrainConfig, Trainer
 from . import tinygsm as gsm
 from .completion import CompletionSampler, encode_pairs
-from .tinygsm_model import EOS, as_pair, execute, same_answer, sample_solutions, train_tokenizer
+from .tinygsm_model import EOS, as_pair, execute, execute_many, same_answer, sample_solutions, train_tokenizer
 from .tinygsm_select import answer_key, selection_curves
-from .tinygsm_verifier import Verifier, VerifierSampler, encode_scored, perturbed_solutions, score
+from .tinygsm_verifier import (
+    REDUCTIONS,
+    Verifier,
+    VerifierSampler,
+    contrast_set,
+    encode_scored,
+    perturbed_solutions,
+    score,
+)
 
 
 @dataclass
 class TinyGSMRun:
     train_problems: int = 3000
     test_problems: int = 200
-    verifier_problems: int = 600
+    verifier_problems: int = 1200
     verifier_samples: int = 8
     hard_negatives: int = 4  # per verifier problem: its gold solution with a number miscopied
     verifier_init: str = "generator"  # or "random": the verifier's trunk starts from fresh weights
+    verifier_numbers: str = "all"  # the verifier problems' quantities: "all" 2..99 or "train" 2..50
+    contrast_problems: int = 3000  # further problems: gold + hard_negatives miscopied copies each
+    verifier_lm: float = 1.0  # weight of the language-modelling loss on the right solutions
+    verifier_score: str = "min"  # per-token scores -> one: "last", "min" or "mean"
     vocab_size: int = 768
     n_layer: int = 3
     n_head: int = 4
@@ -60,7 +77,7 @@ class TinyGSMRun:
     steps: int = 800
     batch_size: int = 32
     lr: float = 2e-3
-    verifier_steps: int = 600
+    verifier_steps: int = 1500
     verifier_lr: float = 1e-3
     samples: int = 48
     ns: tuple = (1, 2, 4, 8, 16, 32, 48)
@@ -84,17 +101,34 @@ def check_run(run: TinyGSMRun) -> None:
                          f"verifier_samples >= 2 (got {run.verifier_samples})")
     if run.verifier_init not in ("generator", "random"):
         raise ValueError(f"tinygsm: verifier_init must be 'generator' or 'random', got {run.verifier_init!r}")
+    if run.verifier_numbers not in ("all", "train") or run.verifier_score not in REDUCTIONS:
+        raise ValueError(f"tinygsm: verifier_numbers must be 'all' or 'train' (got {run.verifier_numbers!r}) "
+                         f"and verifier_score one of {', '.join(REDUCTIONS)} (got {run.verifier_score!r})")
+    if run.verifier_lm < 0 or run.contrast_problems < 0 or run.hard_negatives < 0:
+        raise ValueError(f"tinygsm: verifier_lm, contrast_problems and hard_negatives must be >= 0, got "
+                         f"{run.verifier_lm}, {run.contrast_problems}, {run.hard_negatives}")
+    if run.contrast_problems and not run.hard_negatives:
+        raise ValueError(f"tinygsm: contrast_problems={run.contrast_problems} needs hard_negatives >= 1")
     if run.n_embd % run.n_head:
         raise ValueError(f"tinygsm: n_embd {run.n_embd} must be divisible by n_head {run.n_head}")
 
 
+def verifier_range(run: TinyGSMRun) -> tuple[int, int]:
+    lo, hi = gsm.NUMBER_RANGES["train"][0], gsm.NUMBER_RANGES["test"][1]
+    return (lo, hi) if run.verifier_numbers == "all" else gsm.NUMBER_RANGES["train"]
+
+
 def make_problems(run: TinyGSMRun):
-    """(train, verifier, test) problems with gold answers; no verifier question is a training one."""
+    """(train, verifier, test, contrast) problems with gold answers: no verifier or contrast
+    question is a training or a test one, and the contrast questions are not verifier ones."""
     train, test = gsm.split(run.train_problems, run.test_problems, by="numbers", seed=run.seed)
-    seen = {p.question for p in train}
-    pool = gsm.generate(2 * run.verifier_problems + 50, run.seed + 2, numbers=gsm.NUMBER_RANGES["train"])
+    seen = {p.question for p in train} | {p.question for p in test}
+    pool = gsm.generate(2 * run.verifier_problems + 50, run.seed + 2, numbers=verifier_range(run))
     verifier = [p for p in pool if p.question not in seen][:run.verifier_problems]
-    return gsm.attach_gold(train), gsm.attach_gold(verifier), gsm.attach_gold(test)
+    seen |= {p.question for p in verifier}
+    pool = gsm.generate(2 * run.contrast_problems, run.seed + 7, numbers=verifier_range(run))
+    contrast = [p for p in pool if p.question not in seen][:run.contrast_problems]
+    return tuple(gsm.attach_gold(ps) if ps else [] for ps in (train, verifier, test, contrast))
 
 
 def _trainer_config(run: TinyGSMRun, steps: int, lr: float) -> TrainConfig:
@@ -134,26 +168,38 @@ def label_samples(problems, samples: list[list[str]], workers: int):
     return answers, correct
 
 
-def train_verifier(run: TinyGSMRun, tok, generator: GPT, problems, samples, correct, device):
-    """The verifier trained on (problem, sample, right?) triples; its last tenth of problems validates."""
+def train_verifier(run: TinyGSMRun, tok, generator: GPT, problems, samples, correct, device, contrast=()):
+    """The verifier trained on (problem, sample, right?) triples; its last tenth of problems validates.
+    `contrast` rows (problem, code, right?) only ever train."""
     flat = [(p, c, float(ok)) for p, row, oks in zip(problems, samples, correct) for c, ok in zip(row, oks)]
     n_val = max(1, len(problems) // 10) * len(samples[0])
-    fit_rows, val_rows = flat[:-n_val], flat[-n_val:]
+    fit_rows, val_rows = list(contrast) + flat[:-n_val], flat[-n_val:]
     block = generator.config.block_size
     data = [encode_scored(tok, *zip(*rows), block_size=block) for rows in (fit_rows, val_rows)]
-    verifier = Verifier(generator.config).to(device)
+    verifier = Verifier(generator.config, lm_weight=run.verifier_lm).to(device)
     if run.verifier_init == "generator":
         verifier.trunk.load_state_dict(generator.state_dict())  # starts from what the generator learned
-    trainer = Trainer(verifier, VerifierSampler(*data[0], run.batch_size, seed=run.seed),
-                      VerifierSampler(*data[1], run.batch_size, seed=run.seed + 1),
+    lm = run.verifier_lm > 0
+    trainer = Trainer(verifier, VerifierSampler(*data[0], run.batch_size, seed=run.seed, lm=lm),
+                      VerifierSampler(*data[1], run.batch_size, seed=run.seed + 1, lm=lm),
                       _trainer_config(run, run.verifier_steps, run.verifier_lr),
                       out_dir=_sub(run.out, "verifier"), device=device)
     summary = _fit(run, trainer)
-    val_scores = score(verifier, tok, [r[0] for r in val_rows], [r[1] for r in val_rows])
+    val_scores = score(verifier, tok, [r[0] for r in val_rows], [r[1] for r in val_rows],
+                       reduce=run.verifier_score)
     val_labels = np.array([r[2] for r in val_rows]) > 0.5
     summary["val_accuracy"] = float(np.mean((val_scores > 0) == val_labels))
     summary["val_positive_rate"] = float(val_labels.mean())
     return verifier, summary
+
+
+def contrast_rows(run: TinyGSMRun, problems, rng) -> list[tuple]:
+    """(problem, code, right?) for each contrast problem's gold solution and miscopied copies."""
+    if not problems:
+        return []
+    problems, codes = contrast_set(problems, run.hard_negatives, rng)
+    answers = execute_many([c for row in codes for c in row], workers=run.workers)
+    return [(p, c, float(same_answer(answers[c], p.answer))) for p, row in zip(problems, codes) for c in row]
 
 
 def run_tinygsm(run: TinyGSMRun, device: str = "cpu") -> dict:
@@ -167,17 +213,19 @@ def run_tinygsm(run: TinyGSMRun, device: str = "cpu") -> dict:
         log(f"tinygsm: {name} done in {times[name]:.1f}s")
 
     t0 = time.perf_counter()
-    train, verifier_set, test = make_problems(run)
+    train, verifier_set, test, contrast_problems = make_problems(run)
     tok = train_tokenizer(train, run.vocab_size)
     if run.out:
         os.makedirs(run.out, exist_ok=True)
         tok.save(os.path.join(run.out, "tokenizer.json"))
+    # the context fits every generator and verifier problem (longer contrast rows are cropped)
     lengths = [len(tok.encode(a + b)) for a, b in map(as_pair, train + verifier_set + test)]
     block = max(lengths) + 8
     max_new = max(len(tok.encode(p.solution)) for p in train) + 16
     stage("problems and tokenizer", t0)
-    log(f"tinygsm: {len(train)} training, {len(verifier_set)} verifier and {len(test)} held-out problems "
-        f"(test numbers in {gsm.NUMBER_RANGES['test']}), BPE vocabulary {tok.vocab_size}, context {block}")
+    log(f"tinygsm: {len(train)} training, {len(verifier_set)} verifier (+ {len(contrast_problems)} contrast, "
+        f"numbers in {verifier_range(run)}) and {len(test)} held-out problems (numbers in "
+        f"{gsm.NUMBER_RANGES['test']}), BPE vocabulary {tok.vocab_size}, context {block}")
 
     t0 = time.perf_counter()
     generator, gen_summary = train_generator(run, tok, train, test, block, device)
@@ -191,10 +239,13 @@ def run_tinygsm(run: TinyGSMRun, device: str = "cpu") -> dict:
         v_samples = [row + perturbed_solutions(p, run.hard_negatives, rng)
                      for p, row in zip(verifier_set, v_samples)]
     _, v_correct = label_samples(verifier_set, v_samples, run.workers)
-    log(f"tinygsm: verifier data: {v_correct.size} samples, {v_correct.mean():.1%} right")
+    contrast = contrast_rows(run, contrast_problems, rng)
+    log(f"tinygsm: verifier data: {v_correct.size} samples, {v_correct.mean():.1%} right; {len(contrast)} "
+        f"contrast rows, {np.mean([r[2] for r in contrast]) if contrast else 0:.1%} right")
     stage("verifier data (sampling + sandbox)", t0)
     t0 = time.perf_counter()
-    verifier, ver_summary = train_verifier(run, tok, generator, verifier_set, v_samples, v_correct, device)
+    verifier, ver_summary = train_verifier(run, tok, generator, verifier_set, v_samples, v_correct, device,
+                                           contrast)
     stage("verifier training", t0)
 
     t0 = time.perf_counter()
@@ -207,7 +258,8 @@ def run_tinygsm(run: TinyGSMRun, device: str = "cpu") -> dict:
     stage("held-out execution", t0)
     t0 = time.perf_counter()
     pairs = list(dict.fromkeys((i, c) for i, row in enumerate(sampled) for c in row))
-    pair_scores = dict(zip(pairs, score(verifier, tok, [test[i] for i, _ in pairs], [c for _, c in pairs])))
+    pair_scores = dict(zip(pairs, score(verifier, tok, [test[i] for i, _ in pairs], [c for _, c in pairs],
+                                        reduce=run.verifier_score)))
     scores = np.array([[pair_scores[(i, c)] for c in row] for i, row in enumerate(sampled)])
     keys = [[answer_key(a) for a in row] for row in answers]
     curves = selection_curves(correct, keys, scores, run.ns, run.repeats, seed=run.seed)

@@ -7,9 +7,10 @@ executed answer is right, trained on the generator's own samples labelled by exe
     scores = score(verifier, tok, problems, codes)              # logits, higher = more likely right
 
 The model is the GPT trunk (token and position embeddings, blocks, final norm) with a scalar head
-on every position; the score of a pair is the head on its last token (the EOS after the solution):
+on every position; the score of a pair is the head on its last token (the EOS after the solution),
+or with score(reduce="min") the lowest over the solution's tokens and EOS:
 
-    s_t = w . h_t + b,   score = s_T,   y = 1 when the executed answer equals gold
+    s_t = w . h_t + b,   score = s_T (or min_t s_t),   y = 1 when the executed answer equals gold
     loss = mean over the solution's tokens t (and EOS) of BCE(sigmoid(s_t), y)
 
 Training every solution token to predict the outcome, not only the last one, is Cobbe et al.'s
@@ -25,6 +26,17 @@ one number literal miscopied the way the generator miscopies (a digit dropped, d
 or another number of the question put in its place). They are labelled by execution like every
 other sample, and pair with right solutions of the same problem, so the verifier must compare the
 code's numbers with the question's instead of judging how usual a solution looks.
+`contrast_set` makes such rows without the generator: each problem's gold solution (right) and k
+miscopied copies, so the verifier sees many more number comparisons than sampling can afford.
+
+Joint language modelling (Cobbe et al. train the verifier with both objectives): with lm_weight > 0
+and a sampler built with lm=True, the loss adds lm_weight * the next-token cross-entropy of the
+right solutions' tokens, read from the trunk's own output head (the weights it shares with the
+generator it started from), which keeps the copying the generator learned.
+
+`score(..., reduce=...)` turns the per-token scores into one: "last" (Cobbe et al.'s final token),
+"min" over the solution's tokens and EOS (the first place a mistake shows: a checker's verdict is
+as low as its worst line), or "mean".
 """
 from __future__ import annotations
 
@@ -33,6 +45,7 @@ from typing import Sequence
 
 import numpy as np
 from tinyml.models import GPT, GPTConfig
+from tinyml.models.transformer.layers import lm_loss
 
 import tinyml
 import tinyml.nn.functional as F
@@ -44,32 +57,49 @@ from .tinygsm_model import EOS, prompt_of
 
 class Verifier(nn.Module):
     """forward(idx (B, T), last (B, T) one-hot of each row's last token, labels (B,) or None, mask
-    (B, T) of the positions trained, or None for the last token only) -> (scores (B,), BCE or None)."""
+    (B, T) of the positions trained, or None for the last token only, lm_targets (B, T) or None)
+    -> (scores (B,), loss or None); loss = BCE + lm_weight * next-token cross-entropy on lm_targets."""
 
-    def __init__(self, config: GPTConfig):
+    def __init__(self, config: GPTConfig, lm_weight: float = 0.0):
         super().__init__()
+        if not lm_weight >= 0:
+            raise ValueError(f"Verifier: lm_weight must be >= 0, got {lm_weight}")
         self.config = config
+        self.lm_weight = float(lm_weight)
         self.trunk = GPT(config)
         self.head = nn.Linear(config.n_embd, 1)
 
-    def forward(self, idx, last, labels=None, mask=None):
-        B, T = idx.shape
+    def hidden(self, idx):
+        """The trunk's final-norm hidden states (B, T, C)."""
+        T = idx.shape[1]
         tr = self.trunk.transformer
-        pos = tinyml.arange(T, device=idx.device)
-        x = tr.drop(tr.wte(idx) + tr.wpe(pos))  # (B, T, C)
+        x = tr.drop(tr.wte(idx) + tr.wpe(tinyml.arange(T, device=idx.device)))
         for i, block in enumerate(tr.h):
             x = block(x, None, i)
-        x = tr.ln_f(x)
+        return tr.ln_f(x)
+
+    def token_scores(self, idx):
+        """(B, T): the head's logit at every position."""
+        return self.head(self.hidden(idx)).squeeze(-1)
+
+    def forward(self, idx, last, labels=None, mask=None, lm_targets=None):
+        B, T = idx.shape
+        x = self.hidden(idx)
         per_token = self.head(x).squeeze(-1)  # (B, T)
         scores = (per_token * last.to(x.dtype)).sum(dim=1)  # (B,): the last token's
         if labels is None:
             return scores, None
         y = labels.to(scores.dtype)
         if mask is None:
-            return scores, F.binary_cross_entropy_with_logits(scores, y)
-        w = mask.to(scores.dtype)
-        targets = y.unsqueeze(-1).expand(B, T)
-        loss = F.binary_cross_entropy_with_logits(per_token, targets, weight=w, reduction="sum") / w.sum()
+            loss = F.binary_cross_entropy_with_logits(scores, y)
+        else:
+            w = mask.to(scores.dtype)
+            targets = y.unsqueeze(-1).expand(B, T)
+            loss = F.binary_cross_entropy_with_logits(per_token, targets, weight=w, reduction="sum") / w.sum()
+        if lm_targets is not None and self.lm_weight > 0 and bool((lm_targets != -100).any()):
+            tr = self.trunk.transformer
+            head = tr.wte.weight if self.config.tie_word_embeddings else self.trunk.lm_head.weight
+            loss = loss + self.lm_weight * lm_loss(F.linear(x, head), lm_targets)
         return scores, loss
 
 
@@ -100,13 +130,18 @@ def encode_scored(tok, problems: Sequence[Problem], codes: Sequence[str],
 
 class VerifierSampler:
     """Random batches, half correct and half incorrect samples when both kinds exist, cropped to
-    their longest row; state_dict/load_state_dict for exact resume."""
+    their longest row; with lm=True (and a mask) each batch also carries lm_targets, the next token
+    at each position of a right sample's solution (-100 elsewhere); state_dict/load_state_dict for
+    exact resume."""
 
     def __init__(self, ids: np.ndarray, last: np.ndarray, labels: np.ndarray, mask: np.ndarray | None,
-                 batch_size: int, seed: int = 0):
+                 batch_size: int, seed: int = 0, lm: bool = False):
         if batch_size < 1 or len(ids) == 0:
             raise ValueError(f"VerifierSampler: need batch_size >= 1 and rows, got {batch_size}, {len(ids)}")
+        if lm and mask is None:
+            raise ValueError("VerifierSampler: lm=True needs the code mask (the positions to predict)")
         self.ids, self.last, self.labels, self.mask, self.batch_size = ids, last, labels, mask, batch_size
+        self.lm = lm
         self.lengths = last.argmax(axis=1) + 1
         self.pos, self.neg = np.flatnonzero(labels > 0.5), np.flatnonzero(labels <= 0.5)
         self.seed = seed
@@ -121,7 +156,17 @@ class VerifierSampler:
             rows = self.rng.integers(0, len(self.ids), size=self.batch_size)
         T = int(self.lengths[rows].max())
         batch = (self.ids[rows, :T], self.last[rows, :T], self.labels[rows])
-        return batch if self.mask is None else (*batch, self.mask[rows, :T])
+        if self.mask is None:
+            return batch
+        mask = self.mask[rows, :T]
+        if not self.lm:
+            return (*batch, mask)
+        # position t predicts token t + 1 when t + 1 is a solution token (or EOS) of a right sample
+        ids = batch[0]
+        targets = np.full(ids.shape, -100, dtype=np.int64)
+        keep = (mask[:, 1:] > 0) & (batch[2][:, None] > 0.5)
+        targets[:, :-1] = np.where(keep, ids[:, 1:], -100)
+        return (*batch, mask, targets)
 
     def state_dict(self) -> dict:
         return {"seed": self.seed, "rng": self.rng.bit_generator.state}
@@ -161,12 +206,26 @@ def perturbed_solutions(problem: Problem, k: int, rng: np.random.Generator) -> l
     return out
 
 
+def contrast_set(problems: Sequence[Problem], k: int, rng: np.random.Generator):
+    """(problems, codes), one row per problem: its gold solution followed by k miscopied copies
+    (perturbed_solutions); label them by executing them (tinygsm_model.execute_many)."""
+    if k < 1:
+        raise ValueError(f"contrast_set: k must be >= 1, got {k}")
+    return list(problems), [[p.solution, *perturbed_solutions(p, k, rng)] for p in problems]
+
+
+REDUCTIONS = ("last", "min", "mean")
+
+
 def score(verifier: Verifier, tok, problems: Sequence[Problem], codes: Sequence[str],
-          batch_size: int = 256) -> np.ndarray:
-    """The verifier's logit for each (problem, code) pair, (N,) float64."""
+          batch_size: int = 256, reduce: str = "last") -> np.ndarray:
+    """The verifier's logit for each (problem, code) pair, (N,) float64: the last token's, or the
+    min or mean over the solution's tokens and EOS (`reduce`)."""
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"score: reduce must be one of {', '.join(REDUCTIONS)}, got {reduce!r}")
     if not codes:
         return np.zeros(0)
-    ids, last, _, _ = encode_scored(tok, problems, codes, block_size=verifier.config.block_size)
+    ids, last, _, mask = encode_scored(tok, problems, codes, block_size=verifier.config.block_size)
     device = next(iter(verifier.parameters())).device
     order = np.argsort(last.argmax(axis=1))  # similar lengths together: less padding per batch
     out = np.zeros(len(codes))
@@ -177,9 +236,15 @@ def score(verifier: Verifier, tok, problems: Sequence[Problem], codes: Sequence[
             for start in range(0, len(order), batch_size):
                 rows = order[start:start + batch_size]
                 T = int(last[rows].argmax(axis=1).max()) + 1
-                s, _ = verifier(tinyml.tensor(ids[rows, :T], device=device),
-                                tinyml.tensor(last[rows, :T], device=device))
-                out[rows] = s.numpy().astype(np.float64)
+                per_token = verifier.token_scores(tinyml.tensor(ids[rows, :T], device=device))
+                per_token = per_token.numpy().astype(np.float64)
+                m = mask[rows, :T] > 0
+                if reduce == "last":
+                    out[rows] = per_token[np.arange(len(rows)), last[rows, :T].argmax(axis=1)]
+                elif reduce == "min":
+                    out[rows] = np.where(m, per_token, np.inf).min(axis=1)
+                else:
+                    out[rows] = np.where(m, per_token, 0.0).sum(axis=1) / m.sum(axis=1)
     finally:
         verifier.train(was_training)
     return out

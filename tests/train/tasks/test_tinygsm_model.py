@@ -84,3 +84,19 @@ def _flat(state):
     if isinstance(state, (list, tuple)):
         return [v for s in state for v in _flat(s)]
     return [state]
+
+
+def test_execute_many_answers_like_execute_with_many_programs_per_process():
+    from tinyml.train.tasks.tinygsm_model import execute_many
+
+    codes = [f"def solution():\n    return {i} * 3\n" for i in range(7)]
+    codes += ["def solution():\n    return 1 // 0\n",  # raises: None, the rest of its chunk still answers
+              "def solution():\n    return 05\n",  # a syntax error: None, no process
+              "def solution():\n    return open('/etc/passwd').read()\n",
+              "x = 4\ndef solution():\n    return x\n"]  # not a lone solution(): run on its own
+    answers = execute_many(codes, chunk=3, workers=2)
+    assert [answers[c] for c in codes[:7]] == [3 * i for i in range(7)]
+    assert [answers[c] for c in codes[7:10]] == [None, None, None] and answers[codes[10]] == 4
+    # a chunk refused as a whole (a name the sandbox forbids) falls back to one process per program
+    refused = ["def solution():\n    return 5\n", "def solution():\n    return ().__class__\n"]
+    assert execute_many(refused, chunk=8, workers=2) == {refused[0]: 5, refused[1]: None}

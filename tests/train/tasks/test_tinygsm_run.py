@@ -31,12 +31,26 @@ def test_bad_settings_are_refused_naming_the_values(tmp_path, capsys):
         check_run(TinyGSMRun(n_embd=30))
     with pytest.raises(ValueError, match="verifier_init must be 'generator' or 'random', got 'teacher'"):
         check_run(TinyGSMRun(verifier_init="teacher"))
+    with pytest.raises(ValueError, match="verifier_numbers must be 'all' or 'train' \\(got 'test'\\)"):
+        check_run(TinyGSMRun(verifier_numbers="test"))
+    with pytest.raises(ValueError, match="verifier_score one of last, min, mean \\(got 'max'\\)"):
+        check_run(TinyGSMRun(verifier_score="max"))
+    with pytest.raises(ValueError, match="must be >= 0, got -1.0, 3000, 4"):
+        check_run(TinyGSMRun(verifier_lm=-1.0))
+    with pytest.raises(ValueError, match="contrast_problems=10 needs hard_negatives >= 1"):
+        check_run(TinyGSMRun(contrast_problems=10, hard_negatives=0))
     with pytest.raises(SystemExit) as exit_:
         main(["tinygsm", "--ns", "1,64", "--samples", "16", "--out", str(tmp_path / "x")])
     assert exit_.value.code == 2
     assert "--ns 1,64: every N must be at most --samples 16" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["tinygsm", "--ns", "1,zero", "--out", str(tmp_path / "y")])
+    for flag, value in (("--verifier-score", "max"), ("--verifier-numbers", "test"), ("--verifier-lm", "-1"),
+                        ("--contrast-problems", "-5")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["tinygsm", flag, value, "--out", str(tmp_path / "z")])
+        assert exit_.value.code == 2
+        assert flag in capsys.readouterr().err
 
 
 def test_the_table_has_one_row_per_n():
@@ -69,3 +83,24 @@ def test_resume_loads_a_finished_stage_instead_of_training_it_again(tmp_path):
     summary = _fit(TinyGSMRun(resume=True), trainer)
     assert summary["step"] == 3 and not trainer.losses
     assert all(np.array_equal(v.numpy(), trained[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("numbers", ["all", "train"])
+def test_no_test_problem_reaches_the_generator_or_the_verifier(numbers):
+    from tinyml.train.tasks import tinygsm
+    from tinyml.train.tasks.tinygsm_run import make_problems
+
+    run = TinyGSMRun(train_problems=300, test_problems=60, verifier_problems=80, contrast_problems=120,
+                     verifier_numbers=numbers)
+    train, verifier, test, contrast = make_problems(run)
+    assert (len(train), len(verifier), len(test), len(contrast)) == (300, 80, 60, 120)
+    questions = [{p.question for p in ps} for ps in (train, verifier, test, contrast)]
+    for a in range(4):
+        for b in range(a + 1, 4):
+            assert not questions[a] & questions[b], (a, b)
+    lo, hi = tinygsm.NUMBER_RANGES["train"]
+    assert all(lo <= v <= hi for p in train for v in p.drawn)  # the generator never sees 51..99
+    assert min(v for p in test for v in p.drawn) > hi
+    drawn = [v for p in verifier + contrast for v in p.drawn]
+    assert max(drawn) > hi if numbers == "all" else max(drawn) <= hi
+    assert all(p.answer is not None for p in verifier + contrast)

@@ -9,6 +9,7 @@ from tinyml.train.tasks.tinygsm_model import train_tokenizer
 from tinyml.train.tasks.tinygsm_verifier import (
     Verifier,
     VerifierSampler,
+    contrast_set,
     encode_scored,
     perturbed_solutions,
     score,
@@ -116,3 +117,62 @@ def test_hard_negatives_miscopy_exactly_one_number_of_the_gold_solution():
     assert changed == 120
     no_numbers = tinygsm.Problem("q", "def solution():\n    return x\n", "rate", 0, ())
     assert perturbed_solutions(no_numbers, 2, rng) == []
+
+
+def test_lm_targets_are_the_next_solution_tokens_of_right_samples_only(setup):
+    problems, tok, _ = setup
+    data = encode_scored(tok, problems[:6], [p.solution for p in problems[:6]], [1, 0, 1, 0, 1, 0])
+    ids, last, y, mask, targets = VerifierSampler(*data, batch_size=6, seed=0, lm=True).next_batch()
+    for i in range(6):
+        want = np.full(ids.shape[1], -100)
+        if y[i] > 0.5:
+            keep = mask[i, 1:] > 0
+            want[:-1][keep] = ids[i, 1:][keep]
+        np.testing.assert_array_equal(targets[i], want)
+    with pytest.raises(ValueError, match="lm=True needs the code mask"):
+        VerifierSampler(*data[:3], None, batch_size=2, lm=True)
+
+
+def test_the_joint_loss_adds_the_weighted_next_token_cross_entropy(setup):
+    problems, tok, _ = setup
+    cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=256, n_layer=1, n_head=2, n_embd=16)
+    tinyml.manual_seed(0)
+    joint = Verifier(cfg, lm_weight=0.5)
+    data = encode_scored(tok, problems[:4], [p.solution for p in problems[:4]], [1, 0, 1, 1])
+    batch = [tinyml.tensor(a) for a in VerifierSampler(*data, batch_size=4, seed=0, lm=True).next_batch()]
+    _, loss = joint(*batch)
+    _, bce = joint(*batch[:4])
+    logits = torch.tensor(causal_lm_outputs(joint.trunk, batch[0])[1].detach().numpy())
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                           torch.tensor(batch[4].numpy()).reshape(-1), ignore_index=-100)
+    assert float(loss.item()) == pytest.approx(float(bce.item()) + 0.5 * float(ce), rel=1e-5)
+    loss.backward()
+    assert joint.trunk.transformer.wte.weight.grad is not None
+    with pytest.raises(ValueError, match="lm_weight must be >= 0, got -1"):
+        Verifier(cfg, lm_weight=-1)
+
+
+def test_score_reduces_the_per_token_scores_over_the_solution(setup):
+    problems, tok, verifier = setup
+    codes = [p.solution for p in problems[:3]]
+    ids, last, _, mask = encode_scored(tok, problems[:3], codes)
+    per_token = verifier.token_scores(tinyml.tensor(ids)).detach().numpy()
+    m = mask > 0
+    want = {"last": per_token[np.arange(3), last.argmax(axis=1)],
+            "min": np.where(m, per_token, np.inf).min(axis=1),
+            "mean": np.where(m, per_token, 0).sum(axis=1) / m.sum(axis=1)}
+    for reduce, w in want.items():
+        np.testing.assert_allclose(score(verifier, tok, problems[:3], codes, reduce=reduce), w, rtol=1e-5,
+                                   atol=1e-6)
+    np.testing.assert_allclose(score(verifier, tok, problems[:3], codes), want["last"], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="reduce must be one of last, min, mean, got 'max'"):
+        score(verifier, tok, problems[:3], codes, reduce="max")
+
+
+def test_a_contrast_row_is_the_gold_solution_then_k_miscopied_copies():
+    problems = tinygsm.generate(5, seed=9)
+    rows, codes = contrast_set(problems, 3, np.random.default_rng(0))
+    assert rows == problems and all(len(c) == 4 and c[0] == p.solution for p, c in zip(problems, codes))
+    assert all(v != p.solution for p, c in zip(problems, codes) for v in c[1:])
+    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+        contrast_set(problems, 0, np.random.default_rng(0))
