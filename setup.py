@@ -7,6 +7,7 @@ lands at the top of site-packages.
 TINYML_NATIVE_ARCH=1 adds -march=native (off by default: wheels must run on any x86-64).
 """
 import glob
+import hashlib
 import os
 import re
 import sys
@@ -58,12 +59,39 @@ def _local_headers(path: str, seen: set) -> set:
 
 
 def _needs_recompile(obj: str, src: str) -> bool:
-    """Rebuild an object file only when its .cpp or a csrc header it includes is newer than it,
-    so editing one kernel recompiles that kernel's files, not all of csrc/."""
-    if not os.path.exists(obj):
-        return True
-    built = os.stat(obj).st_mtime
-    return any(os.stat(f).st_mtime > built for f in {src} | _local_headers(src, set()))
+    """Rebuild an object file only when the text of its .cpp or of a csrc header it includes changed
+    since it was compiled, so editing one kernel recompiles that kernel's files, not all of csrc/.
+    The text, not the mtimes: an edit made while another build compiles the file leaves an object
+    newer than the edit but built from the old text. The digest is written before the compile and
+    the old object removed, so a failed compile is retried by the next build."""
+    files = sorted({src} | _local_headers(src, set()))
+    digest = hashlib.sha1()
+    for f in files:
+        with open(f, "rb") as fh:
+            digest.update(f.encode() + b"\0" + fh.read())
+    stamp, text = obj + ".sources", digest.hexdigest()
+    try:
+        with open(stamp, encoding="utf-8") as fh:
+            if fh.read() == text and os.path.exists(obj):
+                return False
+    except OSError:
+        pass
+    if os.path.exists(obj):
+        os.remove(obj)
+    os.makedirs(os.path.dirname(obj) or ".", exist_ok=True)
+    with open(stamp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return True
+
+
+class _BuildExt(build_ext):
+    """build_ext that always goes on to the per-object check (_needs_recompile): setuptools skips the
+    whole extension when the .so is newer than every source, which misses an edit made while another
+    build was running and linked after it. The link still runs only when an object was rebuilt."""
+
+    def build_extension(self, ext):
+        self.force = True
+        super().build_extension(ext)
 
 
 # Compile the kernel files in parallel (one job per core; NPY_NUM_BUILD_JOBS overrides).
@@ -84,6 +112,6 @@ setup(
     package_dir=_package_dir(),
     package_data={"tinyml.data": ["corpus/*"]},
     ext_modules=[ext],
-    cmdclass={"build_ext": build_ext},
+    cmdclass={"build_ext": _BuildExt},
     zip_safe=False,
 )

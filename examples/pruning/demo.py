@@ -4,19 +4,22 @@ on validation loss with (a) one-shot magnitude pruning of the same pretrained mo
 then T steps of training, and (b) the baby GPT trained from scratch, for T steps (the same post-pruning
 budget, the paper's comparison) and for P + T steps (the same total).
 
-    python examples/pruning/demo.py                         # P = T = 250; about 15 minutes on 2 cores
     python examples/pruning/demo.py --pretrain 40 --steps 40 --out /tmp/prune   # a quick look
-    # a well-trained source, saved once and reused by each post-pruning budget:
-    python examples/pruning/demo.py --pretrain 2000 --steps 250 --save-source src2000 --out prune-250
-    python examples/pruning/demo.py --source src2000 --steps 500 --out prune-500
+    # the small preset's GPT (the default --arch), pretrained once, saved, and reused by every arm run:
+    python examples/pruning/demo.py --pretrain 1200 --steps 300 --save-source src1200 --out prune-300
+    python examples/pruning/demo.py --source src1200 --steps 300 --schedule geometric --out prune-geo
+    # the narrower 1.99M-parameter source of the first tables in docs/pruning.md:
+    python examples/pruning/demo.py --arch narrow --pretrain 250 --steps 250
 
-The pretrained model is the "small" preset's depth (6 layers, 4 heads) at the baby preset's width and
-context (128, 64) with a 1024-wide MLP, 1.99M parameters: the small preset itself (10.7M, context 256)
-takes seconds per step on a CPU. --save-source DIR writes it (tinyml.train.pruning.save_pruned, with
-DIR/pretrain.json recording its steps and validation loss) and --source DIR loads it instead of
-pretraining. Every arm after pretraining draws the same training batches. Writes <out>/results.json and
-<out>/pruned/ (the Adapt-Pruner model, loadable with tinyml.train.pruning.load_pruned) and prints a
-markdown table.
+`--arch small` (default) prunes the small preset's GPT (6 layers, 6 heads, 384 wide, MLP 1536, 10.7M
+parameters) at context 64 and batch 12 instead of the preset's 256 and 64 (the same model, fewer
+tokens a step: about 1.5 s a step on one CPU core), without the preset's dropout; `--arch narrow` its
+depth at baby's width (4 heads of 32, a 1024-wide MLP, 1.99M parameters). Target: the baby preset's
+GPT (811,264 parameters). --save-source DIR writes the pretrained model (tinyml.train.pruning.save_pruned,
+with DIR/pretrain.json recording its steps and validation loss) and --source DIR loads it instead of
+pretraining. Every arm after pretraining draws the same training batches; validation is the same
+--eval-iters batches for every model. Writes <out>/results.json and <out>/pruned/ (the Adapt-Pruner
+model, loadable with tinyml.train.pruning.load_pruned) and prints a markdown table.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import os
 import time
 
 from tinyml.models import GPT, GPTConfig
+from tinyml.train.presets import get_preset
 from tinyml.train.pruning import AdaptPruneConfig, adapt_prune, evaluate, magnitude_prune, save_pruned
 from tinyml.train.pruning.adapt import train_steps
 from tinyml.train.pruning.model import PrunableGPT, load_pruned
@@ -36,6 +40,17 @@ from tinyml.data import CharTokenizer, RandomWindowSampler, shakespeare_split
 
 BLOCK, BATCH = 64, 12
 SOURCE_RECORD = "pretrain.json"  # beside the source's config.json and model.safetensors
+
+
+def source_config(arch: str, vocab_size: int) -> GPTConfig:
+    """The GPT to prune, at context BLOCK: "small" is the small preset's 6 x 384 GPT (6 heads, MLP
+    1536, 10.7M parameters) without its dropout; "narrow" its depth at baby's width (4 heads of 32)
+    with a 1024-wide MLP (1.99M)."""
+    if arch == "small":
+        pre = get_preset("small")
+        return GPTConfig(vocab_size=vocab_size, block_size=BLOCK, n_layer=pre.n_layer, n_head=pre.n_head,
+                         n_embd=pre.n_embd)
+    return GPTConfig(vocab_size=vocab_size, block_size=BLOCK, n_layer=6, n_head=4, n_embd=128, n_inner=1024)
 
 
 def load_source(folder: str) -> tuple[PrunableGPT, int]:
@@ -50,6 +65,9 @@ def load_source(folder: str) -> tuple[PrunableGPT, int]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", choices=("small", "narrow"), default="small",
+                   help="the model to prune: the small preset's GPT (10.7M parameters) or its depth at "
+                        "baby's width (1.99M)")
     p.add_argument("--pretrain", type=int, default=250, help="steps of the 6-layer model before pruning")
     p.add_argument("--source", help="a folder from --save-source: the pretrained model (no pretraining)")
     p.add_argument("--save-source", help="write the pretrained model to this folder for later --source runs")
@@ -59,6 +77,12 @@ def main(argv=None) -> int:
                    help="fraction of the steps holding the rounds (the rest trains the final model)")
     p.add_argument("--amplitude", type=float, default=0.5,
                    help="how much layer importance moves per-layer sparsity (0: the same in every layer)")
+    p.add_argument("--schedule", choices=("linear", "geometric"), default="linear",
+                   help="overall sparsity after round k of R: linear k S / R, or geometric 1 - (1 - S)^(k/R)")
+    p.add_argument("--calib-batches", type=int, default=2,
+                   help="batches for each round's layer importances and Taylor scores")
+    p.add_argument("--lr", type=float, default=1e-3,
+                   help="peak learning rate after pruning, for Adapt-Pruner and one-shot + training alike")
     p.add_argument("--no-total-baby", action="store_true",
                    help="skip the baby trained for pretrain + steps (the same total number of steps)")
     p.add_argument("--eval-iters", type=int, default=40)
@@ -80,12 +104,15 @@ def main(argv=None) -> int:
         val = RandomWindowSampler(val_ids, BLOCK, BATCH, seed=args.seed + 1)  # same batches each time
         return evaluate(model, val, args.eval_iters)
 
-    def cfg(steps, target=0, warmup=50):
+    def cfg(steps, target=0, warmup=50, lr=1e-3):
         return AdaptPruneConfig(target_params=target, steps=steps, rounds=args.rounds, warmup_steps=warmup,
-                                amplitude=args.amplitude, prune_until=args.prune_until)
+                                amplitude=args.amplitude, prune_until=args.prune_until, lr=lr,
+                                schedule=args.schedule, calib_batches=args.calib_batches)
 
     tinyml.manual_seed(args.seed)
-    baby_cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=BLOCK, n_layer=4, n_head=4, n_embd=128)
+    baby_preset = get_preset("baby")
+    baby_cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=BLOCK, n_layer=baby_preset.n_layer,
+                         n_head=baby_preset.n_head, n_embd=baby_preset.n_embd)
     target = GPT(baby_cfg).num_parameters()
     rows, t0 = [], time.time()
     if args.source:
@@ -94,8 +121,7 @@ def main(argv=None) -> int:
               f"steps; target {target:,} parameters (baby)", flush=True)
     else:
         pretrain = args.pretrain
-        big = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=BLOCK, n_layer=6, n_head=4, n_embd=128,
-                            n_inner=1024))
+        big = GPT(source_config(args.arch, tok.vocab_size))
         print(f"pretraining a {big.num_parameters():,}-parameter GPT for {pretrain} steps; target "
               f"{target:,} parameters (baby)", flush=True)
         losses: list[float] = []
@@ -116,7 +142,7 @@ def main(argv=None) -> int:
         print(f"  saved the pretrained model to {args.save_source}", flush=True)
 
     pruned, history = adapt_prune(copy.deepcopy(big), sampler(args.seed + 10),
-                                  cfg(args.steps, target, warmup=20),
+                                  cfg(args.steps, target, warmup=20, lr=args.lr),
                                   log=lambda s: print("  " + s, flush=True))
     total = pretrain + args.steps
     rows.append(("Adapt-Pruner (interleaved)", pruned.num_parameters(), total, val_loss(pruned)))
@@ -126,7 +152,8 @@ def main(argv=None) -> int:
     oneshot = magnitude_prune(copy.deepcopy(big), target)
     rows.append(("one-shot magnitude, before training", oneshot.num_parameters(), pretrain,
                  val_loss(oneshot)))
-    train_steps(oneshot, sampler(args.seed + 10), cfg(args.steps, target, warmup=20), 0, args.steps)
+    train_steps(oneshot, sampler(args.seed + 10), cfg(args.steps, target, warmup=20, lr=args.lr), 0,
+                args.steps)
     rows.append(("one-shot magnitude + training", oneshot.num_parameters(), total, val_loss(oneshot)))
     print(f"  {rows[-1]}  ({time.time() - t0:.0f} s)", flush=True)
 

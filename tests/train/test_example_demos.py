@@ -52,7 +52,8 @@ def test_divergence_example_records_both_arms_and_plots(tmp_path, capsys):
 def test_pruning_demo_reuses_a_saved_source(tmp_path, capsys):
     demo = _example("examples/pruning/demo.py")
     src = tmp_path / "src"
-    common = ["--steps", "4", "--rounds", "2", "--eval-iters", "1", "--no-total-baby"]
+    common = ["--arch", "narrow", "--steps", "4", "--rounds", "2", "--eval-iters", "1", "--no-total-baby",
+              "--schedule", "geometric", "--lr", "2e-3"]
     assert demo.main(["--pretrain", "3", "--save-source", str(src), "--out", str(tmp_path / "a"),
                       *common]) == 0
     assert json.loads((src / "pretrain.json").read_text())["steps"] == 3
@@ -62,6 +63,7 @@ def test_pruning_demo_reuses_a_saved_source(tmp_path, capsys):
         "6-layer GPT, pretrained", "Adapt-Pruner (interleaved)", "one-shot magnitude, before training",
         "one-shot magnitude + training", "baby from scratch, post-pruning budget"]
     assert a["rows"] == b["rows"]  # the loaded source is the pretrained model: every arm repeats exactly
+    assert b["args"]["schedule"] == "geometric" and b["rows"][0]["parameters"] == 1_997_312
     assert b["rows"][-1]["steps"] == 4 and b["rows"][1]["steps"] == 7
     with pytest.raises(SystemExit, match="pretrain.json is missing; write the folder with --save-source"):
         demo.main(["--source", str(tmp_path / "a"), "--out", str(tmp_path / "c")])

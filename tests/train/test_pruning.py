@@ -19,7 +19,7 @@ from tinyml.train.pruning import (
     prune_layer,
     save_pruned,
 )
-from tinyml.train.pruning.adapt import layer_sparsities
+from tinyml.train.pruning.adapt import layer_sparsities, round_sparsity
 
 import tinyml
 
@@ -213,3 +213,32 @@ def test_adam_moments_follow_the_kept_weights():
     np.testing.assert_array_equal(new_b["exp_avg_sq"].numpy(), old_v_bias[keep])
     assert float(new_w["step"].item()) == 1.0
     assert id(fc.weight) not in states  # the pruned-away tensor's entry moved, not copied
+
+
+def test_sparsity_schedules_and_importance_in_eval_mode():
+    # linear: equal steps of sparsity; geometric: each round keeps the same fraction of what is left
+    assert [round_sparsity(k, 4, 0.8, "linear") for k in (1, 2, 4)] == pytest.approx([0.2, 0.4, 0.8])
+    kept = [1 - round_sparsity(k, 4, 0.9375, "geometric") for k in range(1, 5)]
+    np.testing.assert_allclose(kept, [0.5, 0.25, 0.125, 0.0625])
+    with pytest.raises(ValueError, match="schedule must be 'linear' or 'geometric', got 'cubic'"):
+        adapt_prune(_gpt(), Batches(), AdaptPruneConfig(target_params=16_000, steps=4, rounds=2,
+                                                        schedule="cubic"))
+    # with dropout the importance is still deterministic (measured in eval mode), and the mode is restored
+    model = PrunableGPT.from_gpt(_gpt(dropout=0.5)).train()
+    batches = [(_idx(), None)]
+    np.testing.assert_array_equal(layer_importance(model, batches), layer_importance(model, batches))
+    assert model.training
+    after = {}
+    for schedule in ("linear", "geometric"):
+        pruned, history = adapt_prune(_gpt(), Batches(), AdaptPruneConfig(
+            target_params=16_000, steps=6, rounds=3, warmup_steps=2, schedule=schedule))
+        assert 0.97 * 16_000 <= pruned.num_parameters() <= 16_000 and len(history) == 3
+        after[schedule] = [h["params"] for h in history]
+        if schedule == "geometric":  # every round lands at (or just under) its share of the prunable part
+            now, _ = prunable_size(PrunableGPT.from_gpt(_gpt()).config)
+            fixed, final = _gpt().num_parameters() - now, 1 - (16_000 - (_gpt().num_parameters() - now)) / now
+            for k, h in enumerate(history[:2], 1):
+                nominal = fixed + now * (1 - round_sparsity(k, 3, final, "geometric"))
+                assert 0.95 * nominal <= h["params"] <= nominal + 1
+    # the geometric schedule cuts deeper first, so fewer parameters remain after rounds 1 and 2
+    assert all(g < lin for g, lin in zip(after["geometric"][:2], after["linear"][:2]))

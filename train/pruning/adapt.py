@@ -6,8 +6,9 @@ Language Model Training"): structured pruning interleaved with training, to a ta
 Each pruning round
 1. measures each block's importance as how much it changes its input (the paper's "mapping"):
    I_l = 1 - mean over tokens of cos(x_l, block_l(x_l));
-2. turns the round's overall sparsity s (growing linearly to the target's over `rounds` rounds) into
-   per-layer sparsities, higher where a layer matters less:
+2. turns the round's overall sparsity s into per-layer sparsities, higher where a layer matters less
+   (s after round k of R, for a final sparsity S: "linear" k S / R; "geometric" 1 - (1 - S)^(k/R), each
+   round removing the same fraction of what is left, so the last cut is no deeper than the first):
    s_l = s (1 - amplitude z_l),  z_l = (I_l - mean I) / (max I - min I), clipped to [0, 0.95];
 3. keeps, in layer l, the round(H0 (1 - s_l)) heads and round(I0 (1 - s_l)) MLP channels of the highest
    first-order Taylor score (train/pruning/structure.py), sizes counted from the layer's original H0, I0;
@@ -32,8 +33,8 @@ from ..trainer import make_optimizer
 from .model import PrunableGPT
 from .structure import group_scores, keep_top, layer_params, prunable_size, prune_layer
 
-__all__ = ["AdaptPruneConfig", "layer_importance", "layer_sparsities", "adapt_prune", "magnitude_prune",
-           "train_steps", "evaluate", "check_target"]
+__all__ = ["AdaptPruneConfig", "round_sparsity", "layer_importance", "layer_sparsities", "adapt_prune",
+           "magnitude_prune", "train_steps", "evaluate", "check_target"]
 
 
 @dataclass
@@ -43,6 +44,7 @@ class AdaptPruneConfig:
     rounds: int = 8
     prune_until: float = 0.6  # fraction of the steps over which the rounds are spread
     amplitude: float = 0.5  # how much layer importance moves the per-layer sparsity
+    schedule: str = "linear"  # how the overall sparsity grows over the rounds: "linear" or "geometric"
     calib_batches: int = 2  # batches for the importance and the Taylor scores of a round
     lr: float = 1e-3
     min_lr: float | None = None
@@ -76,8 +78,19 @@ def check_target(model, target_params: int) -> tuple[int, int]:
     return now, target_params - fixed
 
 
+def round_sparsity(k: int, rounds: int, final: float, schedule: str) -> float:
+    """Overall sparsity after round k (1..rounds) of a run ending at sparsity `final`: "linear"
+    k final / rounds, "geometric" 1 - (1 - final)^(k / rounds)."""
+    if schedule == "linear":
+        return final * k / rounds
+    if schedule == "geometric":
+        return 1.0 - (1.0 - final) ** (k / rounds)
+    raise ValueError(f"schedule must be 'linear' or 'geometric', got {schedule!r}")
+
+
 def layer_importance(model, batches) -> np.ndarray:
-    """I_l = 1 - mean over tokens of cos(block input, block output), per block, on `batches`."""
+    """I_l = 1 - mean over tokens of cos(block input, block output), per block, on `batches`, in eval
+    mode (dropout off, so the measure is deterministic)."""
     sums = np.zeros(len(model.transformer.h))
     count = 0
 
@@ -89,6 +102,8 @@ def layer_importance(model, batches) -> np.ndarray:
         return record
 
     handles = [b.register_forward_hook(hook(i)) for i, b in enumerate(model.transformer.h)]
+    was_training = model.training
+    model.eval()
     try:
         with tinyml.no_grad():
             for x, _ in batches:
@@ -97,6 +112,7 @@ def layer_importance(model, batches) -> np.ndarray:
     finally:
         for h in handles:
             h.remove()
+        model.train(was_training)
     return 1.0 - sums / max(count, 1)
 
 
@@ -136,6 +152,40 @@ def _trim_to(cfg, heads, channels, budget, weights, cap) -> None:
             channels[i] = min(cap[i], channels[i] + room)
 
 
+def _sizes_at(cfg, original, s) -> tuple[list, list]:
+    """Heads and MLP channels of each layer at sparsities `s` of its original sizes: at least one, at
+    most what the layer has now."""
+    return ([min(cfg.layer_heads[i], max(1, round(h0 * (1 - s[i])))) for i, (h0, _) in enumerate(original)],
+            [min(cfg.layer_inner[i], max(1, round(c0 * (1 - s[i])))) for i, (_, c0) in enumerate(original)])
+
+
+def _fitted_sizes(cfg, original, importance: np.ndarray, amplitude: float, budget: int):
+    """Per-layer (heads, channels) in the shape layer_sparsities gives, s_l = t (1 - amplitude z_l)
+    clipped to [0, 1] (at least one head and one channel), at the smallest scale t whose prunable part
+    fits `budget` (bisection: the sizes shrink as t grows), never above the layers' current sizes. Unlike
+    a fixed sparsity clipped at 0.95, this reaches any budget down to the floor while keeping the
+    allocation's shape, so every round of a schedule removes what the schedule says."""
+    spread = float(importance.max() - importance.min())
+    z = (importance - importance.mean()) / spread if spread > 0 else np.zeros_like(importance)
+    weight = np.clip(1.0 - amplitude * z, 0.0, None)
+    L = len(original)
+
+    def sizes(t):
+        return _sizes_at(cfg, original, np.clip(t * weight, 0.0, 1.0))
+
+    def total(t):
+        h, c = sizes(t)
+        return sum(layer_params(cfg, h[i], c[i]) for i in range(L))
+
+    lo, hi = 0.0, 1.0 / max(float(weight[weight > 0].min()) if (weight > 0).any() else 1.0, 1e-6)
+    if total(lo) <= budget:
+        return sizes(lo)
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if total(mid) <= budget else (mid, hi)
+    return sizes(hi)
+
+
 def _calibrate(model, batches) -> None:
     """Gradients of the loss summed over `batches`, for the Taylor scores."""
     model.zero_grad()
@@ -146,13 +196,16 @@ def _calibrate(model, batches) -> None:
 def prune_round(model: PrunableGPT, batches, sparsity: float, original, cfg: AdaptPruneConfig,
                 budget: int | None = None, states: dict | None = None) -> np.ndarray:
     """One Adapt-Pruner round at overall sparsity `sparsity` (of the original prunable sizes `original`,
-    a list of (heads, channels) per layer); with `budget`, trim until the prunable part fits it.
+    a list of (heads, channels) per layer); with `budget`, trim until the prunable part fits it. With
+    cfg.schedule "geometric" the sizes are fitted to `budget` in the shape of the per-layer sparsities
+    (_fitted_sizes) instead of taken at `sparsity`.
     `states` (optimizer state by parameter id) follows the pruned tensors. Returns the layer importances."""
     importance = layer_importance(model, batches)
-    s = layer_sparsities(importance, sparsity, cfg.amplitude)
     mc = model.config
-    heads = [min(mc.layer_heads[i], max(1, round(h0 * (1 - s[i])))) for i, (h0, _) in enumerate(original)]
-    chans = [min(mc.layer_inner[i], max(1, round(c0 * (1 - s[i])))) for i, (_, c0) in enumerate(original)]
+    if cfg.schedule == "geometric":
+        heads, chans = _fitted_sizes(mc, original, importance, cfg.amplitude, budget)
+    else:
+        heads, chans = _sizes_at(mc, original, layer_sparsities(importance, sparsity, cfg.amplitude))
     if budget is not None:
         _trim_to(mc, heads, chans, budget, weights=1.0 - importance + 1e-6, cap=list(mc.layer_inner))
     _calibrate(model, batches)
@@ -227,6 +280,7 @@ def adapt_prune(model, train_sampler, cfg: AdaptPruneConfig, log=None) -> tuple[
     """Prune `model` (a GPT or PrunableGPT) to <= cfg.target_params while training it for cfg.steps
     steps on `train_sampler`. Returns the pruned model and one record per round (step, parameters
     after, layer importances, per-layer heads and MLP widths)."""
+    round_sparsity(1, 1, 0.0, cfg.schedule)  # an unknown schedule fails here, before any training
     if not (cfg.rounds >= 1 and 0 < cfg.prune_until <= 1 and cfg.steps >= cfg.rounds):
         raise ValueError(f"adapt_prune needs rounds >= 1, 0 < prune_until <= 1 and steps >= rounds; got "
                          f"rounds={cfg.rounds}, prune_until={cfg.prune_until}, steps={cfg.steps}")
@@ -244,8 +298,10 @@ def adapt_prune(model, train_sampler, cfg: AdaptPruneConfig, log=None) -> tuple[
         batches = [_batch(train_sampler) for _ in range(cfg.calib_batches)]
         last = k == cfg.rounds - 1
         states = {id(p): (p, s) for p, s in opt.state.items()}
-        importance = prune_round(model, batches, final_sparsity * (k + 1) / cfg.rounds, original, cfg,
-                                 budget=budget if last else None, states=states)
+        sparsity = round_sparsity(k + 1, cfg.rounds, final_sparsity, cfg.schedule)
+        # the geometric schedule fits every round to its budget; the linear one only the last
+        fit = budget if last else round(now * (1.0 - sparsity)) if cfg.schedule == "geometric" else None
+        importance = prune_round(model, batches, sparsity, original, cfg, budget=fit, states=states)
         opt, sched = _optimizer(model, cfg, step, states)
         record = {"round": k + 1, "step": step, "params": model.num_parameters(),
                   "importance": [round(float(v), 5) for v in importance],
