@@ -8,8 +8,9 @@
 //   ddt_t = sum_n h_t (A exp(dt_t A) x_{t-1} + B_t u_t),  dA += h_t dt_t exp(dt_t A) x_{t-1}
 //   dB_t += h_t dt_t u_t,  dC_t += dy_t x_t,  du_t = dt_t (h_t . B_t) + D dy_t
 //
-// Layout (the Python adapter prepares it): u, delta, z, out (Bt, D, L); A (D, N); B and C either
-// (D, N) (time-invariant) or (Bt, G, L, N), state index innermost.
+// Layout: u, delta, z, out (Bt, D, L); A (D, N); B and C either (D, N) (time-invariant) or
+// (Bt, G, N, L), the op's layout, which the bindings copy to (Bt, G, L, N) (time_major), state index
+// innermost, and dB/dC back.
 // Vectorised across channels: a block of V channels (16 floats or 8 doubles, one 64-byte vector)
 // runs side by side, one channel per SIMD lane, with its rows of dt, dt u and y copied lane-major
 // (t * V + v) and its states as N vectors (n * V + v). A step is then vertical operations only,
@@ -20,8 +21,10 @@
 // dA/dD/dbias and time-invariant dB/dC rows belong to one thread; input-dependent dB/dC are shared
 // by the blocks of a group and go to per-thread buffers summed after (their sums over a block's
 // lanes are the only horizontal sums, off the recurrence's dependency chain). The backward
-// recomputes a block's states and exp(dt A) into L x N x V buffers rather than storing
-// (Bt, D, L, N) states in the forward (so the forward saves nothing for it, grad or not).
+// recomputes the states rather than reading (Bt, D, L, N) of them stored by the forward: float32
+// chunk by chunk, from the state entering every kStateEvery (32) steps, which the forward keeps
+// when asked (keep_states: a gradient will be needed), as mamba_ssm's CUDA kernel keeps its
+// chunks' states (csrc/scan_backward_f32.cpp); float64 a block's whole row into L x N x V buffers.
 //
 // The float32 forward (forward_block_f32) is written on sixteen-float vectors (csrc/scan_vec.h,
 // compiled per ISA by target_clones): time runs in chunks of 64 steps whose lane-major rows
@@ -154,13 +157,14 @@ struct FwdWorkF32 {
   }
 };
 
-// tc steps of one block: per state, the decay exp2(dt A log2 e), x = decay x + dt u B_t, y += C_t x.
-// Two partial sums for y, so its chain of multiply-adds is half as long as the loop over states.
+// Steps t1 .. t2-1 of a chunk of one block: per state, the decay exp2(dt A log2 e),
+// x = decay x + dt u B_t, y += C_t x. Two partial sums for y, so its chain of multiply-adds is half
+// as long as the loop over states.
 template <bool BVAR, bool CVAR, bool CLAMP>
 TINYML_VEC void scan_steps(FwdWorkF32& w, vec::vf16* x, const vec::vf16* a2, const float* Bp, py::ssize_t sB,
-                           const float* Cp, py::ssize_t sC, py::ssize_t n, py::ssize_t tc) {
+                           const float* Cp, py::ssize_t sC, py::ssize_t n, py::ssize_t t1, py::ssize_t t2) {
   using vec::vf16;
-  for (py::ssize_t t = 0; t < tc; ++t) {
+  for (py::ssize_t t = t1; t < t2; ++t) {
     const vf16 dt = w.dt[t], du = w.du[t];
     const float* Bt = Bp + t * sB;
     const float* Ct = Cp + t * sC;
@@ -186,7 +190,7 @@ TINYML_VEC void scan_steps(FwdWorkF32& w, vec::vf16* x, const vec::vf16* a2, con
 
 template <bool BVAR, bool CVAR>
 TINYML_CLONES void forward_block_f32(const Scan<float>& p, const Dims& s, py::ssize_t b, const Block& blk,
-                                     float* out, float* last, FwdWorkF32& w) {
+                                     float* out, float* last, float* states, FwdWorkF32& w) {
   using vec::vf16;
   const py::ssize_t n = s.n, l = s.l, d0 = blk.d0, nv = blk.nv, row0 = (b * s.d + d0) * l;
   float lane[vec::kLanes];
@@ -214,10 +218,16 @@ TINYML_CLONES void forward_block_f32(const Scan<float>& p, const Dims& s, py::ss
   vf16 *x = w.x, *a2 = w.a2;
   // Rows of delta, u and z for the chunk at t into L2, two chunks ahead: 3 x 16 row pieces are
   // more streams than the hardware prefetcher follows, and a cold call otherwise waits on DRAM.
+  // Past the rows' end (t >= l), the next 16 rows' chunk at t - l: the block after this one (this
+  // thread's next in the static schedule), whose first chunks would otherwise start cold.
+  const py::ssize_t rows_after = s.bt * s.d - (b * s.d + d0 + nv);
   auto prefetch_chunk = [&](py::ssize_t t) {
-    for (py::ssize_t v = 0; v < nv; ++v)
+    const bool next = t >= l;
+    const py::ssize_t start = next ? row0 + nv * l : row0, rows = next ? std::min<py::ssize_t>(16, rows_after) : nv;
+    t = next ? t - l : t;
+    for (py::ssize_t v = 0; v < rows; ++v)
       for (py::ssize_t k = t; k < std::min(t + kChunk, l); k += 64 / sizeof(float)) {
-        const py::ssize_t at = row0 + v * l + k;
+        const py::ssize_t at = start + v * l + k;
         __builtin_prefetch(p.delta + at, 0, 2);
         __builtin_prefetch(p.u + at, 0, 2);
         if (p.z) __builtin_prefetch(p.z + at, 0, 2);
@@ -243,8 +253,17 @@ TINYML_CLONES void forward_block_f32(const Scan<float>& p, const Dims& s, py::ss
     }
     bool fast = true;
     for (int v = 0; v < vec::kLanes; ++v) fast = fast && in_range[v] != 0.0f;
-    if (fast) scan_steps<BVAR, CVAR, false>(w, x, a2, Bp + t0 * sB, sB, Cp + t0 * sC, sC, n, tc);
-    else scan_steps<BVAR, CVAR, true>(w, x, a2, Bp + t0 * sB, sB, Cp + t0 * sC, sC, n, tc);
+    // the backward's checkpoints: the state entering every kStateEvery steps (kChunk is a multiple)
+    for (py::ssize_t t1 = 0; t1 < tc; t1 += kStateEvery) {
+      const py::ssize_t t2 = std::min(tc, t1 + kStateEvery);
+      if (states) {  // states[b, d0 + v, c, i]: rows of N over v, through transposes
+        const py::ssize_t chunks = state_chunks(l);
+        float* at = states + ((b * s.d + d0) * chunks + (t0 + t1) / kStateEvery) * n;
+        vec::lanes_to_rows(reinterpret_cast<const float*>(x), chunks * n, nv, n, at);
+      }
+      if (fast) scan_steps<BVAR, CVAR, false>(w, x, a2, Bp + t0 * sB, sB, Cp + t0 * sC, sC, n, t1, t2);
+      else scan_steps<BVAR, CVAR, true>(w, x, a2, Bp + t0 * sB, sB, Cp + t0 * sC, sC, n, t1, t2);
+    }
     if (p.D) {  // absent, D adds nothing (not 0 * u: NaN for an infinite u)
       for (py::ssize_t t = 0; t < tc; ++t) w.y[t] += Dv * w.u[t];
     }
@@ -259,23 +278,32 @@ TINYML_CLONES void forward_block_f32(const Scan<float>& p, const Dims& s, py::ss
 }
 
 void forward_block_f32_any(const Scan<float>& p, const Dims& s, py::ssize_t b, const Block& blk, float* out,
-                           float* last, FwdWorkF32& w) {
-  if (s.gB && s.gC) forward_block_f32<true, true>(p, s, b, blk, out, last, w);
-  else if (s.gB) forward_block_f32<true, false>(p, s, b, blk, out, last, w);
-  else if (s.gC) forward_block_f32<false, true>(p, s, b, blk, out, last, w);
-  else forward_block_f32<false, false>(p, s, b, blk, out, last, w);
+                           float* last, float* states, FwdWorkF32& w) {
+  if (s.gB && s.gC) forward_block_f32<true, true>(p, s, b, blk, out, last, states, w);
+  else if (s.gB) forward_block_f32<true, false>(p, s, b, blk, out, last, states, w);
+  else if (s.gC) forward_block_f32<false, true>(p, s, b, blk, out, last, states, w);
+  else forward_block_f32<false, false>(p, s, b, blk, out, last, states, w);
 }
 
+// keep_states: float32 also returns the state entering every kStateEvery steps for the backward
+// (float64's backward recomputes them: None).
 template <typename T>
 py::tuple forward(py::array u, py::array delta, py::array A, py::array B, py::array C, py::object D, py::object z,
-                  py::object bias, bool softplus) {
+                  py::object bias, bool softplus, bool keep_states) {
   Dims s;
   Scan<T> p = prepare<T>(u, delta, A, B, C, D, z, bias, softplus, s);
   py::array_t<T> out({s.bt, s.d, s.l}), last({s.bt, s.d, s.n});
   T* op = out.mutable_data();
   T* lp = last.mutable_data();
+  keep_states = keep_states && std::is_same_v<T, float>;
+  py::array_t<T> states(keep_states ? std::vector<py::ssize_t>{s.bt, s.d, state_chunks(s.l), s.n}
+                                    : std::vector<py::ssize_t>{0});
+  T* sp = keep_states ? states.mutable_data() : nullptr;
   {
     py::gil_scoped_release release;
+    const std::vector<T> Bt = time_major(p.B, s.gB, s), Ct = time_major(p.C, s.gC, s);
+    if (s.gB) p.B = Bt.data();
+    if (s.gC) p.C = Ct.data();
     const std::vector<Block> blocks = plan_blocks(s, lanes<T>());
     const py::ssize_t nb = static_cast<py::ssize_t>(blocks.size());
 #pragma omp parallel if (s.bt * s.d * s.l * s.n > 16384)
@@ -284,7 +312,7 @@ py::tuple forward(py::array u, py::array delta, py::array A, py::array B, py::ar
         FwdWorkF32 work(s.n);
 #pragma omp for schedule(static) collapse(2)
         for (py::ssize_t b = 0; b < s.bt; ++b)
-          for (py::ssize_t k = 0; k < nb; ++k) forward_block_f32_any(p, s, b, blocks[k], op, lp, work);
+          for (py::ssize_t k = 0; k < nb; ++k) forward_block_f32_any(p, s, b, blocks[k], op, lp, sp, work);
       } else {
         FwdWork<T> work(s.l, s.n, lanes<T>());
 #pragma omp for schedule(static) collapse(2)
@@ -293,29 +321,32 @@ py::tuple forward(py::array u, py::array delta, py::array A, py::array B, py::ar
       }
     }
   }
-  return py::make_tuple(out, last);
+  return py::make_tuple(out, last, keep_states ? py::object(states) : py::none());
 }
 
 }  // namespace
 
 py::tuple selective_scan_backward(py::array u, py::array delta, py::array A, py::array B, py::array C, py::object D,
-                                  py::object z, py::object bias, bool softplus, py::array dout,
-                                  py::object dlast);  // csrc/scan_backward.cpp
+                                  py::object z, py::object bias, bool softplus, py::array dout, py::object dlast,
+                                  py::object states);  // csrc/scan_backward.cpp
 
 void init_scan(py::module_& m) {
   m.def(
       "selective_scan_forward",
       [](py::array u, py::array delta, py::array A, py::array B, py::array C, py::object D, py::object z,
-         py::object bias, bool softplus) {
+         py::object bias, bool softplus, bool keep_states) {
         check_float(u);
-        return is_f64(u) ? forward<double>(u, delta, A, B, C, D, z, bias, softplus)
-                         : forward<float>(u, delta, A, B, C, D, z, bias, softplus);
+        return is_f64(u) ? forward<double>(u, delta, A, B, C, D, z, bias, softplus, keep_states)
+                         : forward<float>(u, delta, A, B, C, D, z, bias, softplus, keep_states);
       },
       py::arg("u"), py::arg("delta"), py::arg("A"), py::arg("B"), py::arg("C"), py::arg("D"), py::arg("z"),
-      py::arg("delta_bias"), py::arg("delta_softplus"),
-      "(out, last_state) of the selective scan; B/C are (D, N) or (batch, G, L, N), contiguous.");
+      py::arg("delta_bias"), py::arg("delta_softplus"), py::arg("keep_states") = false,
+      "(out, last_state, states) of the selective scan; B/C are (D, N) or (batch, G, N, L), contiguous. "
+      "states: with keep_states and float32, the state entering every 32 steps (batch, D, ceil(L / 32), N), "
+      "for the backward; else None.");
   m.def("selective_scan_backward", &selective_scan_backward, py::arg("u"), py::arg("delta"), py::arg("A"),
         py::arg("B"), py::arg("C"), py::arg("D"), py::arg("z"), py::arg("delta_bias"), py::arg("delta_softplus"),
-        py::arg("dout"), py::arg("dlast_state"),
-        "(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias) by the reverse-time recurrence; B/C layout as forward.");
+        py::arg("dout"), py::arg("dlast_state"), py::arg("states") = py::none(),
+        "(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias) by the reverse-time recurrence; B/C layout as forward; "
+        "states: the forward's (float32), or None (recomputed).");
 }

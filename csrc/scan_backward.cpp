@@ -1,34 +1,25 @@
-// Selective scan backward by the reverse-time recurrence (the math and layout: csrc/scan.cpp).
-// float32 runs its per-channel passes (softplus and its derivative, the gate, the rows back) on
-// csrc/scan_vec.h vectors and sums the lanes of an input-dependent dB_t / dC_t after the reverse loop
-// through register transposes (docs/ssm_scan.md); float64 keeps the plain loops.
+// Selective scan backward by the reverse-time recurrence (the math and layout: csrc/scan.cpp): the
+// binding, the threads, and the float64 kernel; float32 runs csrc/scan_backward_f32.cpp per block
+// (time in chunks, on csrc/scan_vec.h vectors; docs/ssm_scan.md).
 #include "scan_common.h"  // first: simd_math.h sets fp-contract
-#include "scan_vec.h"
 
 namespace {
 
 using namespace tinyml::scan;
-namespace vec = tinyml::vec;
-
-template <typename T>
-struct Grads {
-  T *du, *ddelta, *dA, *dB, *dC, *dD, *dz, *dbias;  // dB/dC: this thread's buffer or the output
-};
 
 // Per-thread buffers of one block's backward: lane-major rows (t * V + v) of dt, u, softplus'
 // (sigmoid), y then dy, ddt and du; the states x_t and exp(dt_t A) (t * N * V + n * V + v); the
 // adjoint h, A, time-invariant B/C and the lane sums of dA and time-invariant dB/dC (n * V + v).
 template <typename T>
 struct BwdWork {
-  std::vector<T> dt, u, sig, dy, ddt, du, xs, ea, h, a, bl, cl, dA, dBl, dCl, zeros, row, rsig, zl, gl;
+  std::vector<T> dt, u, sig, dy, ddt, du, xs, ea, h, a, bl, cl, dA, dBl, dCl, zeros, row, rsig;
   BwdWork(py::ssize_t l, py::ssize_t n, py::ssize_t V)
       : dt(l * V), u(l * V), sig(l * V), dy(l * V), ddt(l * V), du(l * V), xs(l * n * V), ea(l * n * V), h(n * V),
-        a(n * V), bl(n * V), cl(n * V), dA(n * V), dBl(n * V), dCl(n * V), zeros(n * V), row(l), rsig(l),
-        zl(l * V), gl(l * V) {}
+        a(n * V), bl(n * V), cl(n * V), dA(n * V), dBl(n * V), dCl(n * V), zeros(n * V), row(l), rsig(l) {}
 };
 
-// One block of V channels of batch b: recompute the states forward, then run the adjoint
-// h_t = h_{t+1} exp(dt_{t+1} A) + dy_t C_t backward in time, every update a vertical vector
+// One block of V channels of batch b (float64; float32: csrc/scan_backward_f32.cpp): recompute the
+// states forward, then run the adjoint h_t = h_{t+1} exp(dt_{t+1} A) + dy_t C_t backward in time, every update a vertical vector
 // operation over the lanes. The input-dependent dB_t/dC_t are sums over the block's channels: one
 // lane sum per state and step, off the recurrence's dependency chain.
 template <typename T, int V, bool BVAR, bool CVAR>
@@ -37,21 +28,7 @@ TINYML_CLONES void backward_block(const Scan<T>& p, const Dims& s, py::ssize_t b
   const py::ssize_t n = s.n, l = s.l, d0 = blk.d0, nv = blk.nv, nV = n * V;
   T *dt = w.dt.data(), *uu = w.u.data(), *sig = w.sig.data(), *dy = w.dy.data(), *xs = w.xs.data();
   T *ea = w.ea.data(), *h = w.h.data(), *a = w.a.data();
-  constexpr bool F32 = std::is_same_v<T, float>;  // float: 16 lanes, the csrc/scan_vec.h passes below
-  if constexpr (F32) {  // dt, softplus' and u lane-major through register transposes, vector math
-    const py::ssize_t row0 = (b * s.d + d0) * l;
-    vec::rows_to_lanes(p.delta + row0, l, nv, l, dt);
-    vec::rows_to_lanes(p.u + row0, l, nv, l, uu);
-    float lane[vec::kLanes];
-    for (int v = 0; v < vec::kLanes; ++v) lane[v] = p.bias && v < nv ? p.bias[d0 + v] : 0.0f;
-    const vec::vf16 bias = vec::load(lane);
-    for (py::ssize_t t = 0; t < l; ++t) {
-      const vec::vf16 pre = vec::load(dt + t * V) + bias;
-      vec::store(sig + t * V, p.softplus ? vec::sigmoid(pre) : vec::splat(0.0f));
-      vec::store(dt + t * V, p.softplus ? vec::softplus(pre) : pre);
-    }
-  }
-  for (py::ssize_t v = 0; v < V && !F32; ++v) {
+  for (py::ssize_t v = 0; v < V; ++v) {
     if (v < nv) {
       const py::ssize_t off = (b * s.d + d0 + v) * l;
       delta_row(p, off, l, p.bias ? p.bias[d0 + v] : T(0), w.row.data(), w.rsig.data());
@@ -103,30 +80,8 @@ TINYML_CLONES void backward_block(const Scan<T>& p, const Dims& s, py::ssize_t b
 #pragma omp simd
     for (int v = 0; v < V; ++v) dy[t * V + v] = acc[v];  // y for now; dy below
   }
-  // 2. The gate: dz, and dy = dout silu(z) (row by row: dout and z are rows; float: lane-major).
-  if constexpr (F32) {
-    const py::ssize_t row0 = (b * s.d + d0) * l;
-    float* gl = w.gl.data();
-    vec::rows_to_lanes(dout + row0, l, nv, l, gl);
-    if (p.z) {
-      float* zl = w.zl.data();
-      vec::rows_to_lanes(p.z + row0, l, nv, l, zl);
-      float lane[vec::kLanes];
-      for (int v = 0; v < vec::kLanes; ++v) lane[v] = p.D && v < nv ? p.D[d0 + v] : 0.0f;
-      const vec::vf16 Dv = vec::load(lane);
-      for (py::ssize_t t = 0; t < l; ++t) {
-        const vec::vf16 z = vec::load(zl + t * V), go = vec::load(gl + t * V), sg = vec::sigmoid(z);
-        vec::vf16 y = vec::load(dy + t * V);
-        if (p.D) y += Dv * vec::load(uu + t * V);  // an absent D adds nothing (not 0 * u)
-        vec::store(zl + t * V, go * y * sg * (1.0f + z * (1.0f - sg)));  // dz, lane-major
-        vec::store(dy + t * V, go * vec::silu(z));
-      }
-      vec::lanes_to_rows(zl, l, nv, l, g.dz + row0);
-    } else {
-      std::memcpy(dy, gl, l * V * sizeof(float));
-    }
-  }
-  for (py::ssize_t v = 0; v < V && !F32; ++v) {
+  // 2. The gate: dz, and dy = dout silu(z) (row by row: dout and z are rows).
+  for (py::ssize_t v = 0; v < V; ++v) {
     if (v >= nv) {
       for (py::ssize_t t = 0; t < l; ++t) dy[t * V + v] = 0;
       continue;
@@ -186,11 +141,9 @@ TINYML_CLONES void backward_block(const Scan<T>& p, const Dims& s, py::ssize_t b
         const T hB = hi * bv;
         const T dc = dyv[v] * xt[k], db = hi * dtu[v];
         const T e = et[k];
-        if (CVAR && F32) xt[k] = v < nv ? dc : T(0);  // x_t and exp(dt_t A) are dead after this step:
-        else if (CVAR) sumC += v < nv ? dc : T(0);     // float keeps the lanes of dC_t, dB_t in their
-        else dCl[k] += dc;                             // places and sums them after the loop
-        if (BVAR && F32) et[k] = v < nv ? db : T(0);
-        else if (BVAR) sumB += v < nv ? db : T(0);
+        if (CVAR) sumC += v < nv ? dc : T(0);
+        else dCl[k] += dc;
+        if (BVAR) sumB += v < nv ? db : T(0);
         else dBl[k] += db;
         decay[v] += hx * a[k];
         input[v] += hB * uv[v];
@@ -198,8 +151,8 @@ TINYML_CLONES void backward_block(const Scan<T>& p, const Dims& s, py::ssize_t b
         dus[v] += hB * dtv[v];
         h[k] = hi * e;
       }
-      if (BVAR && !F32) dBt[i] += sumB;
-      if (CVAR && !F32) dCt[i] += sumC;
+      if (BVAR) dBt[i] += sumB;
+      if (CVAR) dCt[i] += sumC;
     }
 #pragma omp simd
     for (int v = 0; v < V; ++v) {
@@ -207,43 +160,8 @@ TINYML_CLONES void backward_block(const Scan<T>& p, const Dims& s, py::ssize_t b
       dul[t * V + v] = p.D ? dus[v] + Dl[v] * dyv[v] : dus[v];  // an absent D adds nothing (not 0 * dy)
     }
   }
-  // 3b. float: the lane sums of dB_t[i] and dC_t[i], sixteen (t, i) at a time: a register
-  // transpose turns their lane vectors into columns, and vertical adds sum them (dB and dC for the
-  // group are (L, N) rows, t * N + i, the order of the buffers).
-  if constexpr (F32) {
-    auto lane_sums_into = [&](const float* lanes, float* dM) {
-      const py::ssize_t total = l * n;
-      for (py::ssize_t j0 = 0; j0 < total; j0 += vec::kLanes) {
-        const py::ssize_t m = std::min<py::ssize_t>(vec::kLanes, total - j0);
-        vec::vf16 r[vec::kLanes];
-        for (py::ssize_t j = 0; j < vec::kLanes; ++j) r[j] = j < m ? vec::load(lanes + (j0 + j) * V) : vec::splat(0.0f);
-        vec::transpose16(r);
-        vec::vf16 sum = r[0];
-        for (int v = 1; v < vec::kLanes; ++v) sum += r[v];
-        for (py::ssize_t j = 0; j < m; ++j) dM[j0 + j] += sum[j];
-      }
-    };
-    if (BVAR) lane_sums_into(ea, dBp);
-    if (CVAR) lane_sums_into(xs, dCp);
-  }
   // 4. Rows back: ddelta (through softplus), du, and the sums for dD and ddelta_bias.
-  if constexpr (F32) {
-    const py::ssize_t row0 = (b * s.d + d0) * l;
-    vec::vf16 sd = vec::splat(0.0f), sb = vec::splat(0.0f);
-    for (py::ssize_t t = 0; t < l; ++t) {
-      const vec::vf16 dd = vec::load(ddt + t * V), val = p.softplus ? dd * vec::load(sig + t * V) : dd;
-      vec::store(ddt + t * V, val);
-      sd += vec::load(dy + t * V) * vec::load(uu + t * V);
-      sb += val;
-    }
-    vec::lanes_to_rows(ddt, l, nv, l, g.ddelta + row0);
-    vec::lanes_to_rows(dul, l, nv, l, g.du + row0);
-    for (py::ssize_t v = 0; v < nv; ++v) {
-      g.dD[d0 + v] += sd[v];
-      g.dbias[d0 + v] += sb[v];
-    }
-  }
-  for (py::ssize_t v = 0; v < nv && !F32; ++v) {
+  for (py::ssize_t v = 0; v < nv; ++v) {
     const py::ssize_t d = d0 + v, off = (b * s.d + d) * l;
     T* ddl = g.ddelta + off;
     T* dur = g.du + off;
@@ -274,12 +192,14 @@ void backward_block_any(const Scan<T>& p, const Dims& s, py::ssize_t b, const Bl
 
 template <typename T>
 py::tuple backward(py::array u, py::array delta, py::array A, py::array B, py::array C, py::object D, py::object z,
-                   py::object bias, bool softplus, py::array dout, py::object dlast_o) {
+                   py::object bias, bool softplus, py::array dout, py::object dlast_o, py::object states_o) {
   Dims s;
   Scan<T> p = prepare<T>(u, delta, A, B, C, D, z, bias, softplus, s);
   tinyml::check_array<T>(dout, "selective_scan dout");
   tinyml::check_same_shape(u, dout, "selective_scan u", "dout");
   const T* dlast = opt_ptr<T>(dlast_o, "dlast_state", {s.bt, s.d, s.n});
+  // the forward's states (float32 with keep_states; float64 recomputes them and ignores these)
+  const T* states = opt_ptr<T>(states_o, "states", {s.bt, s.d, state_chunks(s.l), s.n});
   auto shape_of = [](const py::array& a) { return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()); };
   py::array_t<T> du(shape_of(u)), ddelta(shape_of(u)), dA(shape_of(A)), dB(shape_of(B)), dC(shape_of(C));
   py::array_t<T> dD(std::vector<py::ssize_t>{s.d}), dbias(std::vector<py::ssize_t>{s.d});
@@ -290,6 +210,9 @@ py::tuple backward(py::array u, py::array delta, py::array A, py::array B, py::a
   const py::ssize_t nB = B.size(), nC = C.size();
   {
     py::gil_scoped_release release;
+    const std::vector<T> Bt = time_major(p.B, s.gB, s), Ct = time_major(p.C, s.gC, s);
+    if (s.gB) p.B = Bt.data();
+    if (s.gC) p.C = Ct.data();
     constexpr int V = lanes<T>();
     const std::vector<Block> blocks = plan_blocks(s, V);
     const py::ssize_t nb = static_cast<py::ssize_t>(blocks.size());
@@ -303,7 +226,6 @@ py::tuple backward(py::array u, py::array delta, py::array A, py::array B, py::a
 #pragma omp parallel num_threads(nt)
     {
       const int tid = tinyml::thread_id();
-      BwdWork<T> work(s.l, s.n, V);
       Grads<T> mine = g;
       if (s.gB) {
         bufB[tid].assign(nB, T(0));
@@ -313,39 +235,46 @@ py::tuple backward(py::array u, py::array delta, py::array A, py::array B, py::a
         bufC[tid].assign(nC, T(0));
         mine.dC = bufC[tid].data();
       }
+      if constexpr (std::is_same_v<T, float>) {
+        auto work = backward_work_f32(s);
 #pragma omp for schedule(static)
-      for (py::ssize_t k = 0; k < nb; ++k) {
-        const Block& blk = blocks[k];
-        std::fill(work.dA.begin(), work.dA.end(), T(0));
-        std::fill(work.dBl.begin(), work.dBl.end(), T(0));
-        std::fill(work.dCl.begin(), work.dCl.end(), T(0));
-        for (py::ssize_t b = 0; b < s.bt; ++b) backward_block_any<T>(p, s, b, blk, gout, dlast, mine, work);
-        for (py::ssize_t v = 0; v < blk.nv; ++v)
-          for (py::ssize_t i = 0; i < s.n; ++i) {
-            const py::ssize_t at = (blk.d0 + v) * s.n + i;
-            g.dA[at] = work.dA[i * V + v];
-            if (!s.gB) g.dB[at] = work.dBl[i * V + v];
-            if (!s.gC) g.dC[at] = work.dCl[i * V + v];
-          }
+        for (py::ssize_t k = 0; k < nb; ++k)
+          backward_channels_f32(p, s, blocks[k], gout, dlast, states, mine, *work);
+      } else {
+        BwdWork<T> work(s.l, s.n, V);
+#pragma omp for schedule(static)
+        for (py::ssize_t k = 0; k < nb; ++k) {
+          const Block& blk = blocks[k];
+          std::fill(work.dA.begin(), work.dA.end(), T(0));
+          std::fill(work.dBl.begin(), work.dBl.end(), T(0));
+          std::fill(work.dCl.begin(), work.dCl.end(), T(0));
+          for (py::ssize_t b = 0; b < s.bt; ++b) backward_block_any<T>(p, s, b, blk, gout, dlast, mine, work);
+          for (py::ssize_t v = 0; v < blk.nv; ++v)
+            for (py::ssize_t i = 0; i < s.n; ++i) {
+              const py::ssize_t at = (blk.d0 + v) * s.n + i;
+              g.dA[at] = work.dA[i * V + v];
+              if (!s.gB) g.dB[at] = work.dBl[i * V + v];
+              if (!s.gC) g.dC[at] = work.dCl[i * V + v];
+            }
+        }
       }
-      // Sum the per-thread dB/dC buffers, each thread a slice of the elements.
+      // Sum the per-thread dB/dC buffers ((batch, G, L, N)) into the (batch, G, N, L) outputs, each
+      // thread a slice of the output rows (batch, group, state).
 #pragma omp barrier
-      if (s.gB) {
+      auto sum_rows = [&](const std::vector<std::vector<T>>& bufs, py::ssize_t groups, T* out) {
 #pragma omp for schedule(static)
-        for (py::ssize_t i = 0; i < nB; ++i) {
-          T acc = 0;
-          for (int k = 0; k < nt; ++k) acc += bufB[k][i];
-          g.dB[i] = acc;
+        for (py::ssize_t row = 0; row < s.bt * groups * s.n; ++row) {
+          const py::ssize_t bg = row / s.n, i = row % s.n;
+          for (py::ssize_t t = 0; t < s.l; ++t) {
+            const py::ssize_t at = (bg * s.l + t) * s.n + i;
+            T acc = 0;
+            for (int k = 0; k < nt; ++k) acc += bufs[k][at];
+            out[row * s.l + t] = acc;
+          }
         }
-      }
-      if (s.gC) {
-#pragma omp for schedule(static)
-        for (py::ssize_t i = 0; i < nC; ++i) {
-          T acc = 0;
-          for (int k = 0; k < nt; ++k) acc += bufC[k][i];
-          g.dC[i] = acc;
-        }
-      }
+      };
+      if (s.gB) sum_rows(bufB, s.gB, g.dB);
+      if (s.gC) sum_rows(bufC, s.gC, g.dC);
     }
   }
   py::object none = py::none();
@@ -357,8 +286,9 @@ py::tuple backward(py::array u, py::array delta, py::array A, py::array B, py::a
 
 // The body of the selective_scan_backward binding (registered in csrc/scan.cpp, beside the forward).
 py::tuple selective_scan_backward(py::array u, py::array delta, py::array A, py::array B, py::array C, py::object D,
-                                  py::object z, py::object bias, bool softplus, py::array dout, py::object dlast) {
+                                  py::object z, py::object bias, bool softplus, py::array dout, py::object dlast,
+                                  py::object states) {
   check_float(u);
-  return is_f64(u) ? backward<double>(u, delta, A, B, C, D, z, bias, softplus, dout, dlast)
-                   : backward<float>(u, delta, A, B, C, D, z, bias, softplus, dout, dlast);
+  return is_f64(u) ? backward<double>(u, delta, A, B, C, D, z, bias, softplus, dout, dlast, states)
+                   : backward<float>(u, delta, A, B, C, D, z, bias, softplus, dout, dlast, states);
 }

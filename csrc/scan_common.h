@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -156,6 +157,30 @@ inline void gather_dn(const T* M, py::ssize_t d0, py::ssize_t nv, py::ssize_t n,
     for (py::ssize_t v = 0; v < V; ++v) dst[i * V + v] = v < nv ? M[(d0 + v) * n + i] : T(0);
 }
 
+// The float32 forward keeps, for the backward, the state entering every kStateEvery steps (the
+// states array, (batch, D, ceil(L / kStateEvery), N)); the backward's chunk of recomputed steps.
+constexpr py::ssize_t kStateEvery = 32;
+
+inline py::ssize_t state_chunks(py::ssize_t l) { return (l + kStateEvery - 1) / kStateEvery; }
+
+// The gradients a backward writes: dB/dC are a thread's own buffer when input-dependent (shared by
+// the blocks of a group), else the outputs.
+template <typename T>
+struct Grads {
+  T *du, *ddelta, *dA, *dB, *dC, *dD, *dz, *dbias;
+};
+
+// The float32 backward (csrc/scan_backward_f32.cpp): one thread's buffers, and the backward of one
+// block of channels over every batch row (its rows of dA, time-invariant dB/dC, dD, ddelta_bias
+// belong to the caller's thread and are written, resp. accumulated into the zeroed dD, dbias).
+struct BackwardWorkF32;
+struct FreeBackwardWorkF32 {
+  void operator()(BackwardWorkF32* w) const;
+};
+std::unique_ptr<BackwardWorkF32, FreeBackwardWorkF32> backward_work_f32(const Dims& s);
+void backward_channels_f32(const Scan<float>& p, const Dims& s, const Block& blk, const float* dout,
+                           const float* dlast, const float* states, const Grads<float>& g, BackwardWorkF32& work);
+
 // ---- bindings: every shape and dtype checked before a pointer is read --------------------------
 
 inline std::string dims_str(const py::array& a) { return tinyml::shape_str(a); }
@@ -181,13 +206,39 @@ template <typename T>
 py::ssize_t check_bc(const py::array& M, const char* what, const Dims& s) {
   tinyml::check_array<T>(M, what);
   if (M.ndim() == 2 && M.shape(0) == s.d && M.shape(1) == s.n) return 0;
-  if (M.ndim() == 4 && M.shape(0) == s.bt && M.shape(1) >= 1 && s.d % M.shape(1) == 0 && M.shape(2) == s.l &&
-      M.shape(3) == s.n)
+  if (M.ndim() == 4 && M.shape(0) == s.bt && M.shape(1) >= 1 && s.d % M.shape(1) == 0 && M.shape(2) == s.n &&
+      M.shape(3) == s.l)
     return M.shape(1);
   throw py::value_error(std::string("selective_scan: ") + what + " has shape " + dims_str(M) + ", expected (" +
                         std::to_string(s.d) + ", " + std::to_string(s.n) + ") or (" + std::to_string(s.bt) +
-                        ", G, " + std::to_string(s.l) + ", " + std::to_string(s.n) + ") with G dividing " +
+                        ", G, " + std::to_string(s.n) + ", " + std::to_string(s.l) + ") with G dividing " +
                         std::to_string(s.d));
+}
+
+// Input-dependent B and C arrive as (batch, G, N, L), the op's layout; the kernels read a step's N
+// values together, so they run on a (batch, G, L, N) copy (groups 0: time-invariant, no copy).
+// Here it is one pass in C++; numpy's transposing copy took ~20 us an array, in and out.
+template <typename T>
+std::vector<T> time_major(const T* M, py::ssize_t groups, const Dims& s) {
+  std::vector<T> out(groups ? s.bt * groups * s.l * s.n : 0);
+  for (py::ssize_t bg = 0; bg < s.bt * groups; ++bg) {
+    const T* src = M + bg * s.n * s.l;
+    T* dst = out.data() + bg * s.l * s.n;
+    for (py::ssize_t i = 0; i < s.n; ++i)
+      for (py::ssize_t t = 0; t < s.l; ++t) dst[t * s.n + i] = src[i * s.l + t];
+  }
+  return out;
+}
+
+// The inverse, for dB and dC: out (batch, G, N, L) from a (batch, G, L, N) sum.
+template <typename T>
+void state_major(const T* M, py::ssize_t groups, const Dims& s, T* out) {
+  for (py::ssize_t bg = 0; bg < s.bt * groups; ++bg) {
+    const T* src = M + bg * s.l * s.n;
+    T* dst = out + bg * s.n * s.l;
+    for (py::ssize_t i = 0; i < s.n; ++i)
+      for (py::ssize_t t = 0; t < s.l; ++t) dst[i * s.l + t] = src[t * s.n + i];
+  }
 }
 
 template <typename T>

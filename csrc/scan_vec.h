@@ -87,12 +87,9 @@ TINYML_VEC vf16 exp(vf16 x) {
   return scale_by_pow2(q, t);
 }
 
-// softplus(v) = max(v, 0) + log1p(e^-|v|); log1p(w) = 2 atanh(s) with s = w / (2 + w) in [0, 1/3]
-// (no cancellation for tiny w), atanh by its series to s^13 (relative error < 2e-8 at s = 1/3).
-// Equals v in float for v > ~17, like PyTorch's; softplus(-inf) = 0, softplus(NaN) = NaN.
-TINYML_VEC vf16 softplus(vf16 v) {
-  const vf16 a = v < 0 ? -v : v;
-  const vf16 w = exp(-a);
+// log1p(w) for w = e^-|v| in [0, 1]: 2 atanh(s) with s = w / (2 + w) in [0, 1/3] (no cancellation
+// for tiny w), atanh by its series to s^13 (relative error < 2e-8 at s = 1/3).
+TINYML_VEC vf16 log1p_unit(vf16 w) {
   const vf16 s = w / (2.0f + w), s2 = s * s;
   vf16 p = splat(2.0f / 13);
   p = p * s2 + 2.0f / 11;
@@ -101,19 +98,35 @@ TINYML_VEC vf16 softplus(vf16 v) {
   p = p * s2 + 2.0f / 5;
   p = p * s2 + 2.0f / 3;
   p = p * s2 + 2.0f;
-  return (v < 0 ? splat(0.0f) : v) + p * s;
+  return p * s;
+}
+
+// softplus(v) = max(v, 0) + log1p(e^-|v|). Equals v in float for v > ~17, like PyTorch's;
+// softplus(-inf) = 0, softplus(NaN) = NaN.
+TINYML_VEC vf16 softplus(vf16 v) {
+  const vf16 a = v < 0 ? -v : v;
+  return (v < 0 ? splat(0.0f) : v) + log1p_unit(exp(-a));
 }
 
 TINYML_VEC vf16 sigmoid(vf16 v) { return 1.0f / (1.0f + exp(-v)); }
 
+// softplus(v), and its derivative sigmoid(v) into sig, from one w = e^-|v|: sigmoid(v) = 1 / (1 + w)
+// for v >= 0 and w / (1 + w) below (1 at +inf, 0 at -inf; NaN stays NaN).
+TINYML_VEC vf16 softplus_and_sigmoid(vf16 v, vf16& sig) {
+  const vf16 a = v < 0 ? -v : v;
+  const vf16 w = exp(-a), r = 1.0f / (1.0f + w);
+  sig = v < 0 ? w * r : r;
+  return (v < 0 ? splat(0.0f) : v) + log1p_unit(w);
+}
+
 // PyTorch's silu, v / (1 + e^-v): NaN at v = -inf (-inf / inf)
 TINYML_VEC vf16 silu(vf16 v) { return v / (1.0f + exp(-v)); }
 
-// In-register transpose of a 16 x 16 tile, r[i][j] -> r[j][i]: four butterfly stages (k = 8, 4, 2, 1)
-// that swap the off-diagonal k x k blocks of every 2k x 2k block; 64 two-input shuffles (vpermt2ps
-// on AVX-512) instead of 256 scalar loads and stores.
+// The two-input shuffles of a butterfly stage K (8, 4, 2 or 1) on a pair (a, b): lo takes a's lanes
+// where bit K of the lane index is clear and b's lanes m - K where it is set; hi takes a's lanes
+// m + K where it is clear and b's lanes where it is set (vpermt2ps on AVX-512).
 template <int K>
-TINYML_VEC void transpose16_stage(vf16* r) {
+TINYML_VEC void butterfly(vf16 a, vf16 b, vf16& lo_out, vf16& hi_out) {
   constexpr vi16 lo = {0 & K ? 16 + 0 - K : 0,   1 & K ? 16 + 1 - K : 1,   2 & K ? 16 + 2 - K : 2,
                        3 & K ? 16 + 3 - K : 3,   4 & K ? 16 + 4 - K : 4,   5 & K ? 16 + 5 - K : 5,
                        6 & K ? 16 + 6 - K : 6,   7 & K ? 16 + 7 - K : 7,   8 & K ? 16 + 8 - K : 8,
@@ -126,18 +139,25 @@ TINYML_VEC void transpose16_stage(vf16* r) {
                        9 & K ? 16 + 9 : 9 + K,   10 & K ? 16 + 10 : 10 + K, 11 & K ? 16 + 11 : 11 + K,
                        12 & K ? 16 + 12 : 12 + K, 13 & K ? 16 + 13 : 13 + K, 14 & K ? 16 + 14 : 14 + K,
                        15 & K ? 16 + 15 : 15 + K};
+#if defined(__clang__)  // no __builtin_shuffle with a mask vector: lane by lane (correct, slower)
+  for (int j = 0; j < kLanes; ++j) {
+    lo_out[j] = lo[j] < kLanes ? a[lo[j]] : b[lo[j] - kLanes];
+    hi_out[j] = hi[j] < kLanes ? a[hi[j]] : b[hi[j] - kLanes];
+  }
+#else
+  lo_out = __builtin_shuffle(a, b, lo);
+  hi_out = __builtin_shuffle(a, b, hi);
+#endif
+}
+
+// In-register transpose of a 16 x 16 tile, r[i][j] -> r[j][i]: four butterfly stages (K = 8, 4, 2, 1)
+// that swap the off-diagonal K x K blocks of every 2K x 2K block; 64 two-input shuffles instead of
+// 256 scalar loads and stores.
+template <int K>
+TINYML_VEC void transpose16_stage(vf16* r) {
   for (int i = 0; i < kLanes; ++i) {
     if (i & K) continue;
-    const vf16 a = r[i], b = r[i + K];
-#if defined(__clang__)  // no __builtin_shuffle with a mask vector: lane by lane (correct, slower)
-    for (int j = 0; j < kLanes; ++j) {
-      r[i][j] = lo[j] < kLanes ? a[lo[j]] : b[lo[j] - kLanes];
-      r[i + K][j] = hi[j] < kLanes ? a[hi[j]] : b[hi[j] - kLanes];
-    }
-#else
-    r[i] = __builtin_shuffle(a, b, lo);
-    r[i + K] = __builtin_shuffle(a, b, hi);
-#endif
+    butterfly<K>(r[i], r[i + K], r[i], r[i + K]);
   }
 }
 
@@ -146,6 +166,27 @@ TINYML_VEC void transpose16(vf16* r) {
   transpose16_stage<4>(r);
   transpose16_stage<2>(r);
   transpose16_stage<1>(r);
+}
+
+// The lane sums of sixteen vectors, as one vector: lane j = r[j][0] + ... + r[j][15] (r is
+// overwritten). The transpose's stages, but each pair becomes one vector, the sum of its two
+// shuffles (lane m then holds a partial sum of r[j] where bit K of m is clear, of r[j + K] where it
+// is set): 30 shuffles and 15 adds, where a transpose and adding its rows take 64 and 15.
+template <int K>
+TINYML_VEC void reduce16_stage(vf16* r) {
+  for (int j = 0; j < K; ++j) {
+    vf16 lo, hi;
+    butterfly<K>(r[j], r[j + K], lo, hi);
+    r[j] = lo + hi;
+  }
+}
+
+TINYML_VEC vf16 reduce16(vf16* r) {
+  reduce16_stage<8>(r);
+  reduce16_stage<4>(r);
+  reduce16_stage<2>(r);
+  reduce16_stage<1>(r);
+  return r[0];
 }
 
 // buf[t * 16 + v] = rows[v * l + t] for t < tc, v < nv; lanes nv.. get 0 (a block of channels'

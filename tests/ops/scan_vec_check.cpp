@@ -113,6 +113,21 @@ TINYML_CLONES int transpose_errors() {
   return bad;
 }
 
+// vec::reduce16 on integer-valued lanes (every partial sum exact): the number of wrong lane sums
+TINYML_CLONES int reduce_errors() {
+  v::vf16 r[16];
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 16; ++j) r[i][j] = static_cast<float>((i + 1) * (j * j + 3 * j + 1));
+  const v::vf16 sums = v::reduce16(r);
+  int bad = 0;
+  for (int i = 0; i < 16; ++i) {
+    float want = 0;
+    for (int j = 0; j < 16; ++j) want += static_cast<float>((i + 1) * (j * j + 3 * j + 1));
+    bad += sums[i] != want;
+  }
+  return bad;
+}
+
 int main() {
   struct Row { const char* name; Fn fn; float lo, hi; };
   const Row rows[] = {{"exp2", EXP2, -125.0f, 127.0f}, {"exp", EXP, -86.0f, 88.0f}, {"exp", EXP, -1.0f, 1.0f},
@@ -121,6 +136,7 @@ int main() {
     std::printf("%s [%g, %g] max_rel %.3g specials_wrong %d\n", r.name, r.lo, r.hi, max_rel(r.fn, r.lo, r.hi, 2999),
                 wrong_specials(r.fn));
   std::printf("transpose16 misplaced %d\n", transpose_errors());
+  std::printf("reduce16 wrong %d\n", reduce_errors());
   std::printf("decay exp2(dt (A log2 e)) |dt A| <= 20 max_rel %.3g\n", decay_max_rel());
   return 0;
 }

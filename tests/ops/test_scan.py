@@ -241,14 +241,37 @@ def test_scan_kernels_match_reference(device, dtype, bt, d, n, length, bc, group
         pytest.skip("too slow for Triton's interpreter (runs on a GPU)")
     args = scan_inputs(bt, d, n, length, bc, groups, dtype, opts, groups_c)
     ref = implementations("selective_scan_forward")["reference"]
-    out, last = ref(*args, softplus)
-    close(on_device("selective_scan_forward", device, *args, softplus), (out, last), dtype)
+    out, last, _ = ref(*args, softplus)
+    close(on_device("selective_scan_forward", device, *args, softplus), (out, last, None), dtype)
+    # with keep_states: the same results, and what the backend keeps for its backward (cpu float32:
+    # the states entering every 32 steps; None elsewhere)
+    *got, states = on_device("selective_scan_forward", device, *args, softplus, True)
+    close(got, (out, last), dtype)
+    assert (states is not None) == (device == "cpu" and dtype == "float32")
     dout = RNG.standard_normal(out.shape).astype(dtype)
     dlast = RNG.standard_normal(last.shape).astype(dtype)
     ref = implementations("selective_scan_backward")["reference"]
     for dl in (None, dlast):
-        close(on_device("selective_scan_backward", device, *args, softplus, dout, dl),
-              ref(*args, softplus, dout, dl), dtype)
+        want = ref(*args, softplus, dout, dl)
+        close(on_device("selective_scan_backward", device, *args, softplus, dout, dl), want, dtype)
+        if states is not None:  # the backward from the kept states, and recomputing them: both
+            got = on_device("selective_scan_backward", device, *args, softplus, dout, dl, states)
+            close(got, want, dtype)
+
+
+@pytest.mark.skipif(_C is None, reason="tinyml._C is not built")
+@pytest.mark.parametrize("bc", ["fixed", "group"])
+def test_scan_kept_states_are_the_states_entering_each_32_steps(bc):
+    """The float32 forward's states[:, :, c] is the state after the first 32 c steps: the last state
+    of the scan of those steps alone (0 for c = 0)."""
+    args = scan_inputs(2, 19, 5, 70, bc, 1, "float32", ("D", "z", "delta_bias"))
+    *_, states = on_device("selective_scan_forward", "cpu", *args, True, True)
+    assert states.shape == (2, 19, 3, 5)
+    np.testing.assert_array_equal(states[:, :, 0], 0)
+    for c in (1, 2):
+        head = [a[..., :32 * c] if a is not None and a.ndim >= 3 else a for a in args]  # time is last
+        _, last, _ = on_device("selective_scan_forward", "cpu", *head, True)
+        assert_close(states[:, :, c], last, kind="reduction")
 
 
 def test_scan_softplus_extremes(device):
@@ -259,6 +282,7 @@ def test_scan_softplus_extremes(device):
     args[1] = np.linspace(-30, 30, 24, dtype=np.float32).reshape(1, 3, 8)
     ref = implementations("selective_scan_forward")["reference"]
     close(on_device("selective_scan_forward", device, *args, True), ref(*args, True), "float32")
+    close(on_device("selective_scan_forward", device, *args, True, True)[:2], ref(*args, True)[:2], "float32")
 
 
 def test_scan_decay_out_of_range_in_one_chunk(device):
@@ -274,8 +298,8 @@ def test_scan_decay_out_of_range_in_one_chunk(device):
     delta[0, 3, 70:75] = 200.0  # block 0, chunk 1: dt A down to -400
     delta[0, 17, 140] = np.nan  # block 1, chunk 2
     ref = implementations("selective_scan_forward")["reference"]
-    want = ref(*args, True)
-    got = on_device("selective_scan_forward", device, *args, True)
+    want = ref(*args, True)[:2]
+    got = on_device("selective_scan_forward", device, *args, True)[:2]
     assert np.isnan(got[0][0, 17, 140:]).all() and not np.isnan(got[0][0, 17, :140]).any()
     for g, w in zip(got, want):
         assert_close(g, w, kind="reduction")
@@ -285,14 +309,18 @@ def test_scan_decay_out_of_range_in_one_chunk(device):
 def test_scan_bindings_check_arguments():
     f = np.float32
     u = np.zeros((2, 3, 5), f)
-    A, B = np.zeros((3, 4), f), np.zeros((2, 1, 5, 4), f)
+    A, B = np.zeros((3, 4), f), np.zeros((2, 1, 4, 5), f)  # B, C: (batch, G, N, L)
     with pytest.raises(ValueError, match=r"delta has shape \(2, 3, 4\)"):
         _C.selective_scan_forward(u, np.zeros((2, 3, 4), f), A, B, B, None, None, None, False)
-    with pytest.raises(ValueError, match=r"B has shape \(2, 2, 5, 4\)"):
-        _C.selective_scan_forward(u, u, A, np.zeros((2, 2, 5, 4), f), B, None, None, None, False)
+    with pytest.raises(ValueError, match=r"B has shape \(2, 2, 4, 5\), expected \(3, 4\) or \(2, G, 4, 5\)"):
+        _C.selective_scan_forward(u, u, A, np.zeros((2, 2, 4, 5), f), B, None, None, None, False)
+    with pytest.raises(ValueError, match=r"C has shape \(2, 1, 5, 4\)"):
+        _C.selective_scan_forward(u, u, A, B, np.zeros((2, 1, 5, 4), f), None, None, None, False)
     with pytest.raises(ValueError, match=r"D has shape \(4,\), expected \(3,\)"):
         _C.selective_scan_forward(u, u, A, B, B, np.zeros(4, f), None, None, False)
     with pytest.raises(TypeError, match="expected dtype float32, got float64"):
         _C.selective_scan_forward(u, u.astype(np.float64), A, B, B, None, None, None, False)
     with pytest.raises(ValueError, match="dlast_state has shape"):
         _C.selective_scan_backward(u, u, A, B, B, None, None, None, False, u, np.zeros((2, 3), f))
+    with pytest.raises(ValueError, match=r"states has shape \(2, 3, 2, 4\), expected \(2, 3, 1, 4\)"):
+        _C.selective_scan_backward(u, u, A, B, B, None, None, None, False, u, None, np.zeros((2, 3, 2, 4), f))

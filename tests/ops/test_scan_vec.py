@@ -1,9 +1,9 @@
 """csrc/scan_vec.h, the float lanes of the selective scan and causal conv1d kernels: exp2, exp,
 softplus and silu against libm in double (max relative error over every 2999th float of each
 range, and the IEEE ends: inf, -inf, NaN, overflow, underflow), the 16 x 16 register transpose,
-and the scan's decay exp2(dt (A log2 e)). tests/ops/scan_vec_check.cpp is compiled with g++ for
-the three builds a machine may run: the runtime-dispatched clones (AVX-512 here when the CPU has
-it), AVX2+FMA, and baseline x86-64."""
+the lane sums of sixteen vectors (reduce16) and the scan's decay exp2(dt (A log2 e)).
+tests/ops/scan_vec_check.cpp is compiled with g++ for the three builds a machine may run: the
+runtime-dispatched clones (AVX-512 here when the CPU has it), AVX2+FMA, and baseline x86-64."""
 import os
 import platform
 import re
@@ -44,5 +44,6 @@ def test_scan_vec_math(build, tmp_path):
         assert float(err) <= BOUNDS[name], f"{build}: {name} on [{lo}, {hi}]: max rel. error {err}\n{report}"
         assert wrong == "0", f"{build}: {name} gets IEEE ends wrong\n{report}"
     assert "transpose16 misplaced 0" in report, report
+    assert "reduce16 wrong 0" in report, report
     decay = float(re.search(r"^decay .* max_rel (\S+)$", report, re.M).group(1))
     assert decay <= 2e-6, f"{build}: the scan's decay exp2(dt (A log2 e)): {decay}\n{report}"

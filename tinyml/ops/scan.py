@@ -5,7 +5,11 @@
     y_t  = C_t . x_t + D u_t                             out = y * silu(z)  (if z is given)
 
 Forward and backward are single kernels: the backward runs the reverse-time recurrence
-(h_t = h_{t+1} exp(dt_{t+1} A) + dy_t C_t) instead of differentiating a Python loop.
+(h_t = h_{t+1} exp(dt_{t+1} A) + dy_t C_t) instead of differentiating a Python loop. When a gradient
+will be needed, the forward kernel also returns what its backward wants kept (the cpu float32
+kernel: the state entering every 32 steps, so that the backward recomputes the states chunk by
+chunk without a pass over the whole sequence first, as mamba_ssm's CUDA kernel does; None where a
+backend keeps nothing).
 """
 from __future__ import annotations
 
@@ -22,20 +26,22 @@ class SelectiveScanFn(Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-        out, last = run("selective_scan_forward", u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias)
+        keep = True in ctx.needs_input_grad  # all False under no_grad
+        out, last, states = run("selective_scan_forward", u, delta, A, B, C, D, z, delta_bias,
+                                delta_softplus, keep)
+        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, states)
         ctx.delta_softplus = delta_softplus
         ctx.set_materialize_grads(False)
         return out, last
 
     @staticmethod
     def backward(ctx, dout, dlast):
-        saved = ctx.saved_tensors
+        *saved, states = ctx.saved_tensors
         if dout is None:
             if dlast is None:
                 return (None,) * 9
             dout = zeros_like(saved[0])
-        grads = run("selective_scan_backward", *saved, ctx.delta_softplus, dout, dlast)
+        grads = run("selective_scan_backward", *saved, ctx.delta_softplus, dout, dlast, states)
         return tuple(grads) + (None,)
 
 

@@ -75,8 +75,9 @@ def _states(u, dt, A, Bx):
     return xs, dA
 
 
-def selective_scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-    """(out, last_state): out (Bt, D, L) in u's dtype, last_state (Bt, D, N)."""
+def selective_scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, keep_states=False):
+    """(out, last_state, None): out (Bt, D, L) in u's dtype, last_state (Bt, D, N); the reference
+    keeps nothing for its backward (keep_states is for the kernels that do)."""
     f64 = _f64
     u64, A64 = f64(u), f64(A)
     bt, d, length = u.shape
@@ -88,11 +89,12 @@ def selective_scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     if z is not None:
         y = y * _silu(f64(z))
     last = xs[:, :, -1] if length else np.zeros((bt, d, A.shape[1]))
-    return y.astype(u.dtype), last.astype(u.dtype)
+    return y.astype(u.dtype), last.astype(u.dtype), None
 
 
-def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, dlast):
-    """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); None for the absent optional inputs."""
+def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, dlast, states=None):
+    """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); None for the absent optional inputs. states (what
+    a forward kept) is not needed: the states are recomputed."""
     f64 = _f64
     u64, A64, dout = f64(u), f64(A), f64(dout)
     bt, d, length = u.shape

@@ -236,8 +236,8 @@ def _prep(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     return [a if a is not None else c[0] for a in c], meta
 
 
-def selective_scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
-    """(out (Bt, D, L), last_state (Bt, D, N))."""
+def selective_scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, keep_states=False):
+    """(out (Bt, D, L), last_state (Bt, D, N), None): the backward keeps its own chunk carries."""
     bt, d, length = u.shape
     n = A.shape[1]
     out = CudaArray.empty((bt, d, length), u.dtype)
@@ -246,11 +246,12 @@ def selective_scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
         arrays, meta = _prep(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
         _scan_forward_kernel[(bt, d)](*arrays, out, last, out, out, out, out, d, length, n, _group_size(B, d),
                                       _group_size(C, d), HAS_Z=z is not None, GRAD=False, **meta)
-    return out, last
+    return out, last, None
 
 
-def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, dlast):
-    """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); None for the absent optional inputs."""
+def selective_scan_backward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, dout, dlast, states=None):
+    """(du, ddelta, dA, dB, dC, dD, dz, ddelta_bias); None for the absent optional inputs (states: None,
+    from the forward above)."""
     bt, d, length = u.shape
     n = A.shape[1]
     acc_np = _acc(u.dtype)[1]
