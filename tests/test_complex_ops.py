@@ -209,3 +209,19 @@ def test_abs_gradient_is_zero_at_zero_and_nan_propagates():
     tz.abs().sum().backward()
     np.testing.assert_allclose(z.grad.numpy(), tz.grad.numpy())
     assert np.isnan(tinyml.tensor([complex(float("nan"), 0)]).exp().item().real)
+
+
+def test_index_select_and_gather_of_complex_tensors_join_the_graph_as_torchs():
+    rng = np.random.default_rng(3)
+    a = (rng.standard_normal((4, 3)) + 1j * rng.standard_normal((4, 3))).astype(np.complex64)
+    w = (rng.standard_normal((3, 3)) + 1j * rng.standard_normal((3, 3))).astype(np.complex64)
+    z, zt = tinyml.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    idx = [2, 0, 2]
+    (tinyml.index_select(z, 0, tinyml.tensor(idx)) * tinyml.tensor(w)).abs().sum().backward()
+    (torch.index_select(zt, 0, torch.tensor(idx)) * torch.tensor(w)).abs().sum().backward()
+    np.testing.assert_allclose(z.grad.numpy(), zt.grad.numpy(), rtol=1e-5, atol=1e-6)
+    z.grad, zt.grad = None, None
+    gi = [[0, 2, 1], [1, 1, 0]]
+    (tinyml.gather(z, 0, tinyml.tensor(gi)) ** 2).real.sum().backward()
+    (torch.gather(zt, 0, torch.tensor(gi)) ** 2).real.sum().backward()
+    np.testing.assert_allclose(z.grad.numpy(), zt.grad.numpy(), rtol=1e-5, atol=1e-6)
