@@ -16,6 +16,7 @@ many fully busy cores, so a budget buys the same work on a loaded machine; `--cl
     ciou+bce    the same with the CIoU box loss          -> NWD vs CIoU, AP50 on targets under 8 px
     nwd+focal   sigmoid focal loss for the classes       -> ATFL vs focal vs BCE
     nwd+atfl    EFLNet's adaptive threshold focal loss
+    centernet   models/detection/centernet.py's stride-4 heatmap head (`--arch centernet`, its own losses)
     yolov8n     ultralytics YOLOv8n from scratch (yolov8n.yaml), imgsz 256, batch 16, nbs=16 (a step per
                 batch: the issue's calibration), workers=0, its `time` budget (re-planned epochs, as ours);
                 ultralytics' trainer clock is swapped for the same CPU clock under --clock cpu
@@ -45,7 +46,8 @@ import time
 import numpy as np
 
 TINYML_RUNS = {"nwd+bce": ("nwd", "bce"), "ciou+bce": ("ciou", "bce"), "nwd+focal": ("nwd", "focal"),
-               "nwd+atfl": ("nwd", "atfl")}
+               "nwd+atfl": ("nwd", "atfl"), "centernet": ("nwd", "bce")}
+ARCH = {"centernet": "centernet"}  # the others are the anchor-free Detector ("yolo")
 ALL = (*TINYML_RUNS, "yolov8n", "sahi")
 
 
@@ -62,7 +64,8 @@ def worker_tinyml(cfg: dict) -> dict:
     spec = DetectRun(out=os.path.join(cfg["out"], cfg["name"]), data=cfg["coco"], epochs=1000,
                      batch=cfg["batch"], img=256, box_loss=box,
                      cls_loss=cls, seed=cfg["seed"], time_limit=cfg["minutes"], time_clock=cfg["clock"],
-                     cpu_threads=cfg["threads"], eval_every=1000, progress=False)
+                     cpu_threads=cfg["threads"], eval_every=1000, progress=False,
+                     arch=ARCH.get(cfg["name"], "yolo"))
     t0 = time.perf_counter()
     s = train_detector(spec, log=lambda *a: None)
     wall = time.perf_counter() - t0
