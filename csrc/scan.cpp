@@ -205,13 +205,7 @@ TINYML_CLONES void forward_block_f32(const Scan<float>& p, const Dims& s, py::ss
     if (!CVAR) w.cl[i] = per_lane(p.C, n, i);
     w.x[i] = vec::splat(0.0f);
   }
-  float a2_max = 0.0f;  // NaN if any A is NaN: then no chunk takes the unclamped path
-  for (py::ssize_t i = 0; i < n; ++i)
-    for (int v = 0; v < vec::kLanes; ++v) {
-      const float a = std::fabs(w.a2[i][v]);
-      a2_max = a > a2_max || a != a ? a : a2_max;
-    }
-  const float dt_limit = 125.0f / a2_max;  // |dt| <= dt_limit: |dt A log2 e| <= 125
+  const float dt_limit = vec::dt_limit(w.a2, n);  // |dt| <= dt_limit: |dt A log2 e| <= 125
   py::ssize_t sB, sC;
   const float* Bp = bc_ptr(p.B, s.gB, s, b, d0, sB);
   const float* Cp = bc_ptr(p.C, s.gC, s, b, d0, sC);

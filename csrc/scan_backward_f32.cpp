@@ -172,7 +172,6 @@ TINYML_CLONES void block(const Scan<float>& p, const Dims& s, py::ssize_t b, con
   };
   const vf16 bias = per_lane(p.bias, 1, 0), Dv = per_lane(p.D, 1, 0);
   vf16* xr = w.x;
-  float a2_max = 0.0f;  // NaN if any A is NaN: then no chunk takes the unclamped path
   for (py::ssize_t i = 0; i < n; ++i) {
     w.a[i] = per_lane(p.A, n, i);
     w.a2[i] = w.a[i] * vec::kLog2e;
@@ -180,12 +179,8 @@ TINYML_CLONES void block(const Scan<float>& p, const Dims& s, py::ssize_t b, con
     if (!CVAR) w.cl[i] = per_lane(p.C, n, i);
     xr[i] = vec::splat(0.0f);
     w.h[i] = per_lane(dlast, n, i + b * s.d * n);  // dlast[(b, d0 + v, i)]
-    for (int v = 0; v < vec::kLanes; ++v) {
-      const float a = std::fabs(w.a2[i][v]);
-      a2_max = a > a2_max || a != a ? a : a2_max;
-    }
   }
-  const float dt_limit = 125.0f / a2_max;  // |dt| <= dt_limit: |dt A log2 e| <= 125
+  const float dt_limit = vec::dt_limit(w.a2, n);  // |dt| <= dt_limit: |dt A log2 e| <= 125
   py::ssize_t sB, sC;
   const float* Bp = bc_ptr(p.B, s.gB, s, b, d0, sB);
   const float* Cp = bc_ptr(p.C, s.gC, s, b, d0, sC);

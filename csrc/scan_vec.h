@@ -228,4 +228,17 @@ TINYML_VEC void lanes_to_rows(const float* buf, std::ptrdiff_t l, std::ptrdiff_t
   }
 }
 
+// The largest |dt| for which exp2(dt a2) stays in exp2_in_range for every one of the n state rows
+// a2 (A log2 e, 16 channels each): |dt a2| <= 125. NaN if any a2 is NaN, so that no chunk takes the
+// unclamped path then (every comparison with the limit is false).
+TINYML_VEC float dt_limit(const vf16* a2, std::ptrdiff_t n) {
+  float a2_max = 0.0f;
+  for (std::ptrdiff_t i = 0; i < n; ++i)
+    for (int v = 0; v < kLanes; ++v) {
+      const float a = a2[i][v] < 0.0f ? -a2[i][v] : a2[i][v];
+      a2_max = a > a2_max || a != a ? a : a2_max;
+    }
+  return 125.0f / a2_max;
+}
+
 }  // namespace tinyml::vec
