@@ -8,6 +8,9 @@ backward pass uses a random upstream gradient and compares every input's gradien
 """
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import numpy as np
 
 import tinyml
@@ -17,6 +20,19 @@ try:
     import torch
 except ImportError:  # pragma: no cover
     torch = None
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_script(relative_path: str, name: str | None = None):
+    """The module of a repository file outside the packages (an example or a bench script), loaded by
+    its path relative to the repository root under `name` (default: the file's stem)."""
+    name = name or os.path.splitext(os.path.basename(relative_path))[0]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO_ROOT, relative_path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 TORCH_DTYPE = {"float32": "float32", "float64": "float64", "float16": "float16", "bfloat16": "bfloat16",
                "int64": "int64", "int32": "int32", "bool": "bool"}

@@ -2,20 +2,16 @@
 later run adapts, --json collects the rows, learning rates per method, and bad flags fail first."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
 import pytest
-
-BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "peft.py")
+from helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_peft", BENCH)  # not "peft": the peer's package
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("bench/peft.py", "bench_peft")  # not "peft": the peer's package
     import tinyml
 
     threads = tinyml.get_num_threads()

@@ -2,21 +2,15 @@
 example (examples/stability/divergence.py) trains both arms from the same weights on the same batches
 and records what its plot draws; the Adapt-Pruner demo (examples/pruning/demo.py) saves its
 pretrained source with --save-source and a --source run reuses it bit for bit."""
-import importlib.util
 import json
 import math
-import os
 
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from helpers import load_script
 
 
 def _example(path):
-    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], os.path.join(ROOT, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path)
 
 
 def test_divergence_example_records_both_arms_and_plots(tmp_path, capsys):

@@ -1,20 +1,13 @@
 """examples/irstd_points: the --quick run end to end (pseudo-mask quality, three trained variants,
 results.json), the point-only masks and the crop sampler."""
-import importlib.util
 import json
-import os
 
 import numpy as np
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from helpers import load_script
 
 
 def _example():
-    path = os.path.join(ROOT, "examples", "irstd_points", "irstd_points.py")
-    spec = importlib.util.spec_from_file_location("irstd_points_example", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/irstd_points/irstd_points.py", "irstd_points_example")
 
 
 def test_quick_run_scores_every_variant(tmp_path):

@@ -1,18 +1,12 @@
 """The data of examples/ssm/synthetic.py is what its docstring says (the tasks the models are judged on),
 and delayed_copy.py's LegS model starts learning in a few steps where the random init does not."""
-import importlib.util
-import os
 
 import numpy as np
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from helpers import load_script
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "examples", "ssm", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"examples/ssm/{name}.py")
 
 
 def test_selective_copy_data():

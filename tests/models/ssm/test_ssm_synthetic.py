@@ -1,21 +1,15 @@
 """examples/ssm/synthetic.py beyond its data defaults (tests/models/ssm/test_ssm_examples.py): the paper's
 sizes, the multi-trigger induction sequences used for training, the stage parser, the training loop
 and the accuracy curves' plot."""
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from helpers import load_script
 
 
 def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "examples", "ssm", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(f"examples/ssm/{name}.py")
 
 
 syn = _load("synthetic")

@@ -1,21 +1,14 @@
 """examples/vit_small_data: the --quick run end to end (both variants, both datasets, results.json), the
 lfw_subset split and the augmentation."""
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from helpers import load_script
 
 
 def _example():
-    path = os.path.join(ROOT, "examples", "vit_small_data", "vit_small_data.py")
-    spec = importlib.util.spec_from_file_location("vit_small_data_example", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/vit_small_data/vit_small_data.py", "vit_small_data_example")
 
 
 def test_quick_run_writes_results_for_both_variants(tmp_path):
