@@ -6,11 +6,13 @@
 
 1. Allreduce of float32 vectors of 4 KiB .. 64 MiB on 2 ranks: tinyml.distributed.all_reduce (in
    place on a tensor's numpy buffer: one blocking MPI_Allreduce under the watchdog) and mpi4py's own
-   comm.Allreduce on a
-   numpy array, alternating in one process per rank, medians; ratio = mpi4py time / tinyml time
+   comm.Allreduce on a numpy array, alternating in one process per rank (each goes first in every
+   other round, after a barrier), medians; ratio = mpi4py time / tinyml time
    (> 1: tinyml faster). Bus bandwidth = 2 (n-1)/n * bytes / time (the ring's bytes per rank).
    `--part overhead`: the same call on 1 rank (nothing to wait for), best of 200 alternating
-   rounds of 500 calls: the Python cost per call, without the noise of a peer's scheduling.
+   rounds of 500 calls: the cost per call, without the noise of a peer's scheduling.
+   tinyml's call is one MPI_Allreduce from C on an MPICH-ABI library (native_mpi.py);
+   TINYML_MPI_NATIVE=0 times its mpi4py path instead.
 2. The GPT training step (bench/gpt_cpu.py's configurations: forward + cross-entropy + backward +
    AdamW) at one global batch: 2 ranks x 1 thread with DistributedDataParallel (half the batch each)
    against 1 process x 2 threads; tokens/s and the ratio. The same 2-rank run also times a step
@@ -66,15 +68,24 @@ def allreduce_worker(reps: int) -> dict:
         arr = np.ones(nbytes // 4, np.float32)
         t = tinyml.tensor(arr.copy())
         ours, theirs = [], []
-        for i in range(reps + 3):  # alternating; the first 3 rounds warm up
+
+        def time_ours():
             comm.Barrier()
             s = time.perf_counter()
             dist.all_reduce(t)
-            a = time.perf_counter() - s
+            return time.perf_counter() - s
+
+        def time_theirs():
             comm.Barrier()
             s = time.perf_counter()
             comm.Allreduce(MPI.IN_PLACE, arr)
-            b = time.perf_counter() - s
+            return time.perf_counter() - s
+
+        for i in range(reps + 3):  # alternating, each first in every other round; the first 3 warm up
+            if i % 2:
+                b, a = time_theirs(), time_ours()
+            else:
+                a, b = time_ours(), time_theirs()
             if i >= 3:
                 ours.append(a)
                 theirs.append(b)
@@ -82,7 +93,16 @@ def allreduce_worker(reps: int) -> dict:
         ours_t, theirs_t = comm.allreduce(statistics.median(ours), MPI.MAX), comm.allreduce(
             statistics.median(theirs), MPI.MAX)
         rows.append({"bytes": nbytes, "tinyml_s": ours_t, "mpi4py_s": theirs_t})
-    return {"rows": rows, "rank": dist.get_rank()}
+    return {"rows": rows, "rank": dist.get_rank(), "path": call_path()}
+
+
+def call_path() -> str:
+    """Which blocking all_reduce tinyml.distributed runs in this process."""
+    from tinyml.distributed import collectives
+    if collectives._native_all_reduce is not None:
+        return "one MPI_Allreduce called from C (tinyml/distributed/native_mpi.py)"
+    return ("mpi4py's comm.Allreduce (the C call is off: TINYML_MPI_NATIVE=0, not MPICH's ABI, "
+            "or no tinyml._C)")
 
 
 def overhead_worker(rounds: int = 200, calls: int = 500) -> dict:
@@ -104,7 +124,7 @@ def overhead_worker(rounds: int = 200, calls: int = 500) -> dict:
         for _ in range(calls):
             comm.Allreduce(MPI.IN_PLACE, arr)
         theirs.append((time.perf_counter() - s) / calls)
-    return {"tinyml_s": min(ours), "mpi4py_s": min(theirs), "rank": 0}
+    return {"tinyml_s": min(ours), "mpi4py_s": min(theirs), "rank": 0, "path": call_path()}
 
 
 def gpt_worker(config: str, steps: int, ddp: bool) -> dict:
@@ -166,8 +186,10 @@ def gpt_worker(config: str, steps: int, ddp: bool) -> dict:
 
 
 def report_allreduce(reps: int) -> list[str]:
-    rows = launch(["--worker", "allreduce", "--reps", str(reps)], 2, 1)["rows"]
-    lines = ["| message | tinyml all_reduce | mpi4py Allreduce | bus GB/s (tinyml) | ratio mpi4py/tinyml |",
+    result = launch(["--worker", "allreduce", "--reps", str(reps)], 2, 1)
+    rows = result["rows"]
+    lines = [f"tinyml's all_reduce: {result['path']}",
+             "| message | tinyml all_reduce | mpi4py Allreduce | bus GB/s (tinyml) | ratio mpi4py/tinyml |",
              "|---:|---:|---:|---:|---:|"]
     for r in rows:
         bus = 2 * (2 - 1) / 2 * r["bytes"] / r["tinyml_s"] / 1e9
@@ -179,8 +201,8 @@ def report_allreduce(reps: int) -> list[str]:
 def report_overhead() -> list[str]:
     r = launch(["--worker", "overhead"], None, 1)
     return [f"per call, 1 rank, 4 KiB float32 (no peer to wait for): tinyml all_reduce "
-            f"{r['tinyml_s'] * 1e6:.2f} us, mpi4py Allreduce {r['mpi4py_s'] * 1e6:.2f} us: tinyml's Python "
-            f"adds {(r['tinyml_s'] - r['mpi4py_s']) * 1e6:.2f} us per call"]
+            f"{r['tinyml_s'] * 1e6:.2f} us, mpi4py Allreduce {r['mpi4py_s'] * 1e6:.2f} us (tinyml - mpi4py: "
+            f"{(r['tinyml_s'] - r['mpi4py_s']) * 1e6:+.2f} us per call); tinyml's all_reduce: {r['path']}"]
 
 
 def report_gpt(config: str, steps: int) -> list[str]:

@@ -91,6 +91,10 @@ for dtype in DTYPES:
     dist.reduce_scatter_tensor(out, tinyml.tensor(chunks[rank].reshape(world * 2, 3).copy()), op=ReduceOp.MAX)
     want = expect(ReduceOp.MAX, [c[rank] for c in chunks], dtype)
     check(out.numpy(), want, dtype, f"reduce_scatter_tensor {dtype}")
+    base = tinyml.zeros(3, 2, dtype=dtype)  # a strided output: received into a temporary, copied back
+    stacked_input = tinyml.tensor(chunks[rank].reshape(world * 2, 3).copy())
+    dist.reduce_scatter_tensor(base.T, stacked_input, op=ReduceOp.MAX)
+    check(base.numpy().T, want, dtype, f"reduce_scatter_tensor into a view {dtype}")
     print("ok gather/scatter", dtype, flush=True)
 
 # NaN and inf propagate through the reduction, as in torch

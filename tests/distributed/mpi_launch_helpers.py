@@ -14,8 +14,9 @@ needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or MPI
                                reason="needs mpi4py and mpiexec: pip install mpi4py mpich")
 
 
-def mpirun(script: str, *args: str, timeout: float, flags=()) -> subprocess.CompletedProcess:
-    """`mpiexec -n 2 python <script> <args>` on one thread per rank (2 ranks on 2 cores)."""
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+def mpirun(script: str, *args: str, timeout: float, flags=(), env=None) -> subprocess.CompletedProcess:
+    """`mpiexec -n 2 python <script> <args>` on one thread per rank (2 ranks on 2 cores); `env`: more
+    environment variables."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
     return subprocess.run([MPIEXEC, *flags, "-n", "2", sys.executable, str(HERE / script), *args],
                           capture_output=True, text=True, timeout=timeout, env=env)

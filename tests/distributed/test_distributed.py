@@ -1,22 +1,40 @@
 """tinyml.distributed: the collectives, DDP and the sampler under `mpiexec -n 2` (skipped where
 mpi4py or mpiexec is missing: `pip install mpi4py mpich`), plus the single-process parts."""
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from mpi_launch_helpers import mpirun, needs_mpi
 
 import tinyml.distributed as dist
+from tinyml.distributed import native_mpi
 
 
 @needs_mpi
-def test_collectives_against_numpy_all_dtypes():
-    run = mpirun("collectives_worker.py", timeout=120)
+@pytest.mark.parametrize("native", ["1", "0"], ids=["C all_reduce", "mpi4py all_reduce"])
+def test_collectives_against_numpy_all_dtypes(native):
+    run = mpirun("collectives_worker.py", timeout=120, env={"TINYML_MPI_NATIVE": native})
     assert run.returncode == 0, run.stdout + run.stderr
     checks = ("ok all_reduce tinyml.bfloat16", "ok gather/scatter tinyml.bool", "ok edge cases", "ok errors")
     for check in checks:
         assert check in run.stdout, run.stdout  # rank 0 reports; a failure on either rank exits 1
+
+
+@needs_mpi
+def test_native_all_reduce_serves_declines_and_raises():
+    run = mpirun("native_mpi_worker.py", timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    states = set(re.findall(r"^native (True|False) expected (True|False)$", run.stdout, re.MULTILINE))
+    assert len(states) == 1, run.stdout  # both ranks agree
+    native, expected = states.pop()
+    assert native == expected, run.stdout  # on where MPI is MPICH's ABI and tinyml._C is built, off elsewhere
+    checks = ("served dtypes and ops", "tensors, 0-d and empty arrays", "declined arrays and ops", "errors",
+              "destroy and init again") if expected == "True" else ("not served here",)
+    for check in checks:
+        assert f"ok {check}" in run.stdout, run.stdout
 
 
 @needs_mpi
@@ -47,6 +65,34 @@ def test_dead_peer_ends_a_blocking_all_reduce_through_the_watchdog():
     assert "should not have" not in run.stdout
     assert "rank 0/2: all_reduce(sum) of float32[2] did not complete within 1 s" in run.stderr, run.stderr
     assert "ending the job with MPI_Abort" in run.stderr
+
+
+def test_extras_install_the_mpi_and_nccl_libraries():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    with open(Path(__file__).parents[2] / "pyproject.toml", "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    assert {"mpi4py", "mpich"} <= set(extras["distributed"])  # pip install 'tinyml[distributed]'
+    assert "nvidia-nccl-cu12" in extras["nccl"]
+
+
+def test_native_mpi_checks_handles_and_dtypes_before_use():
+    assert native_mpi._int32_handle(0xFFFFFFFF84000000, "communicator") == 0x84000000  # sign-extended
+    assert native_mpi._int32_handle(-2, "op") == 0xFFFFFFFE
+    with pytest.raises(ValueError, match="communicator handle 0x10000000000 is not an MPICH"):
+        native_mpi._int32_handle(2**40, "communicator")
+    _C = native_mpi.native_module()
+    if _C is None:
+        pytest.skip("tinyml._C is not built")
+    # never enabled in this process (no MPI here): the C call declines, and bad setups are refused
+    assert _C.distributed_mpi_all_reduce(np.ones(2, np.float32), [0], dist.ReduceOp.SUM) is False
+    with pytest.raises(ValueError, match="the MPI_Allreduce address is 0"):
+        _C.distributed_mpi_open(0, 0, -1, 0x44000000, 2, [], [], np.ndarray)
+    with pytest.raises(ValueError, match="dtype float16 is not a 4- or 8-byte built-in numpy type"):
+        _C.distributed_mpi_open(1, 0, -1, 0x44000000, 2, [(np.dtype(np.float16), 1)], [], np.ndarray)
+    with pytest.raises(ValueError, match="communicator handle 4294967296 is not a 32-bit MPICH handle"):
+        _C.distributed_mpi_open(1, 0, -1, 2**32, 2, [], [], np.ndarray)
+    assert _C.distributed_mpi_all_reduce(np.ones(2, np.float32), [0], dist.ReduceOp.SUM) is False
+    assert _C.distributed_mpi_busy() is None
 
 
 def test_import_tinyml_distributed_does_not_load_mpi4py():

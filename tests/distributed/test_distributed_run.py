@@ -49,6 +49,7 @@ def test_trainer_on_two_ranks_resumes_bit_exactly(tmp_path):
     run = mpirun("trainer_worker.py", str(tmp_path), timeout=240)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "ok bit-exact resume on 2 ranks" in run.stdout
+    assert "ok rank 0 alone writes checkpoints and plots" in run.stdout
     assert sorted(os.listdir(tmp_path / "resumed")) == ["checkpoint.safetensors", "loss.png", "metrics.jsonl"]
 
 

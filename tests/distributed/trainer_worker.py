@@ -1,6 +1,7 @@
 """Run under `mpiexec -n 2` with an empty folder as argv[1]: DistributedTrainer trains a tiny GPT
 for 6 steps straight, and 3 steps + a resume to 6 in another folder; both must end with the same
-parameters bit for bit on every rank, with identical (rank-0-only) metrics."""
+parameters bit for bit on every rank, with identical (rank-0-only) metrics, and only rank 0 writes
+checkpoints and plots."""
 import json
 import os
 import sys
@@ -11,9 +12,10 @@ import numpy as np
 # tinyml._C may be missing while another build runs: the reference kernels then serve, with a warning
 warnings.simplefilter("ignore", RuntimeWarning)
 
+import tinyml.train.distributed_run as distributed_run  # noqa: E402
 from tinyml.models import GPT, GPTConfig  # noqa: E402
 from tinyml.train.distributed_run import DistributedTrainer, init_from_launcher, shard_seed  # noqa: E402
-from tinyml.train.trainer import TrainConfig  # noqa: E402
+from tinyml.train.trainer import TrainConfig, Trainer  # noqa: E402
 
 import tinyml  # noqa: E402
 import tinyml.distributed as dist  # noqa: E402
@@ -21,6 +23,21 @@ from tinyml.data.tokens import RandomWindowSampler  # noqa: E402
 
 rank, world = init_from_launcher()
 root = sys.argv[1]
+writes = {"checkpoint": 0, "plot": 0}  # this rank's calls of the writers DistributedTrainer uses
+real_save, real_plot = distributed_run.save_checkpoint, Trainer._plot
+
+
+def counting_save(*args, **kwargs):
+    writes["checkpoint"] += 1
+    return real_save(*args, **kwargs)
+
+
+def counting_plot(self):
+    writes["plot"] += 1
+    return real_plot(self)
+
+
+distributed_run.save_checkpoint, Trainer._plot = counting_save, counting_plot
 ids = np.random.default_rng(0).integers(0, 23, 500).astype(np.int64)
 
 
@@ -52,7 +69,11 @@ every = [tinyml.zeros(mine.size) for _ in range(world)]
 dist.all_gather(every, tinyml.tensor(mine))
 for other in every:
     np.testing.assert_array_equal(other.numpy(), mine)
+counts = dist._backend.group().comm.allgather(writes)
 if rank == 0:
+    assert counts[0]["checkpoint"] >= 3 and counts[0]["plot"] >= 3, counts  # one per fit at least
+    assert all(c == {"checkpoint": 0, "plot": 0} for c in counts[1:]), counts
+    print("ok rank 0 alone writes checkpoints and plots", flush=True)
     def records(folder):
         with open(os.path.join(root, folder, "metrics.jsonl")) as f:
             rows = [json.loads(line) for line in f]

@@ -95,7 +95,7 @@ def init_process_group(backend: str = "mpi", init_method=None, timeout=None, wor
             comm.Free()
             raise
     _backend.set_group(g)
-    fill_fast_types()
+    fill_fast_types(g)
     _backend.watchdog.start(timeout_s)
     _backend.abort_on_uncaught_exception()
 

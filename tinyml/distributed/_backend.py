@@ -18,6 +18,8 @@ import sys
 import threading
 import time
 
+from . import native_mpi
+
 _INSTALL_HINT = "pip install mpi4py mpich"
 DEFAULT_TIMEOUT_S = 1800.0  # torch.distributed's default process-group timeout: 30 minutes
 
@@ -74,6 +76,16 @@ def _abort_if_broken() -> None:
 def set_group(g: _Group | None) -> None:
     global _group
     _group = g
+    if g is None:
+        native_mpi.disable()
+
+
+def mark_broken(g: _Group, message: str) -> None:
+    """A collective of `g` timed out: every later call raises `message` (the C all_reduce declines,
+    so that it is the Python path that raises)."""
+    global _timed_out
+    g.broken, _timed_out = message, True
+    native_mpi.disable()
 
 
 atexit.register(_abort_if_broken)
@@ -100,9 +112,10 @@ def abort_on_uncaught_exception() -> None:
 
 class _Watchdog:
     """Bounds the blocking collectives: the caller sets `busy` to a fresh (name, op, array) tuple
-    before the MPI call and to None after it; a daemon thread looks every `poll_s` seconds and
-    aborts the job once the same call has been busy for longer than the group's timeout. (A thread
-    cannot interrupt a blocking MPI call; mpi4py releases the GIL inside it, so this one runs.
+    before the MPI call and to None after it (the C call of native_mpi.py keeps the same record in
+    C, read through native_mpi.busy()); a daemon thread looks every `poll_s` seconds and aborts the
+    job once the same call has been busy for longer than the group's timeout. (A thread cannot
+    interrupt a blocking MPI call; mpi4py and the C call release the GIL inside it, so this one runs.
     Two stores per call and no clock read: the caller's cost is what the fast path is for.)"""
 
     def __init__(self):
@@ -121,10 +134,15 @@ class _Watchdog:
         while True:
             time.sleep(self.poll_s)
             busy, g, now = self.busy, _group, time.monotonic()
+            key = busy
+            if busy is None:  # the C call (native_mpi.py): (its sequence number, op, array) while in flight
+                found = native_mpi.busy()
+                if found is not None:
+                    key, busy = found[0], ("all_reduce", found[1], found[2])
             if busy is None or g is None:
                 seen = None
-            elif busy is not seen:  # a new call (the tuple held in `seen` keeps its id from being reused)
-                seen, since = busy, now
+            elif not (key is seen or (type(key) is int and key == seen)):
+                seen, since = key, now  # a new call (a tuple held in `seen` keeps its id from being reused)
             elif now - since > g.timeout_s:
                 name, op, arr = busy
                 what = f"{name}({op}) of {arr.dtype.name}{list(arr.shape)}"
@@ -133,7 +151,7 @@ class _Watchdog:
                                  f"{os.getpid()}); ending the job with MPI_Abort (a blocking collective "
                                  "cannot be interrupted; async_op=True gives a RuntimeError instead)\n")
                 sys.stderr.flush()
-                time.sleep(0.25)  # MPI_Abort tears down the launcher's stderr forwarding: let the line out first
+                time.sleep(0.25)  # MPI_Abort ends the launcher's stderr forwarding: let the line out first
                 _MPI.COMM_WORLD.Abort(1)
 
 
@@ -180,8 +198,7 @@ class Work:
                     message = (f"rank {g.rank}/{g.size}: {what} did not complete within {limit:g} s; "
                                "a peer rank has probably died or is stuck (pid "
                                f"{os.getpid()})")
-                    global _timed_out
-                    g.broken, _timed_out = message, True
+                    mark_broken(g, message)
                     raise RuntimeError(message)
                 time.sleep(min(1e-3, 1e-5 * (spins - 2000)))
         self._complete()

@@ -10,7 +10,8 @@ A tensor's numpy buffer goes to MPI as it is when it is C-contiguous and of a ty
   as torch.distributed does on bool tensors.
 AVG is SUM then one in-place division by the world size, for floating dtypes only.
 A synchronous all_reduce of a contiguous float32/64 or 32/64-bit integer buffer is one blocking
-MPI_Allreduce, bounded by _backend's watchdog (a timeout ends the job instead of raising).
+MPI_Allreduce, bounded by _backend's watchdog (a timeout ends the job instead of raising): called
+from C (native_mpi.py, csrc/distributed.cpp) on an MPICH-ABI library, else through mpi4py.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import weakref
 import numpy as np
 
 from ..tensor import Tensor
-from . import _backend
+from . import _backend, native_mpi
 from . import nccl_collectives as _nccl
 from ._backend import Work, group, mpi
 
@@ -97,9 +98,15 @@ _watchdog = _backend.watchdog
 _last_fast: list = [None, None, None]
 
 
-def fill_fast_types() -> None:
-    """The MPI datatypes and ops of the blocking all_reduce path (mpi4py is loaded by now)."""
-    global _IN_PLACE
+# tinyml._C's blocking MPI_Allreduce (native_mpi.py): (array, version, op) -> whether it reduced
+# the array in place; None where the MPI library or the build is not one it serves
+_native_all_reduce = None
+
+
+def fill_fast_types(g) -> None:
+    """The MPI datatypes and ops of the blocking all_reduce path (mpi4py is loaded by now), and the
+    C call on `g`'s communicator when this MPI is one it serves."""
+    global _IN_PLACE, _native_all_reduce
     MPI = mpi()
     _FAST_TYPES.update({np.dtype(k): v for k, v in (
         (np.float32, MPI.FLOAT), (np.float64, MPI.DOUBLE), (np.int32, MPI.INT32_T), (np.int64, MPI.INT64_T),
@@ -107,15 +114,20 @@ def fill_fast_types() -> None:
     _MPI_OPS.update({ReduceOp.SUM: MPI.SUM, ReduceOp.AVG: MPI.SUM, ReduceOp.PRODUCT: MPI.PROD,
                      ReduceOp.MIN: MPI.MIN, ReduceOp.MAX: MPI.MAX})
     _IN_PLACE = MPI.IN_PLACE
+    _native_all_reduce = None if g.nccl is not None else native_mpi.enable(MPI, g.comm, g.size, _MPI_OPS)
 
 
 def all_reduce(tensor: Tensor, op=ReduceOp.SUM, group=None, async_op: bool = False):
     """Reduce `tensor` over all ranks, in place: x <- op_r(x_r) (AVG: sum_r(x_r) / world_size)."""
+    native = _native_all_reduce
+    if (native is not None and not async_op and group is None and type(tensor) is Tensor
+            and native(tensor._data, tensor._version, op)):
+        return None  # one MPI_Allreduce from C, bounded by the watchdog (it declines what it does not serve)
     g = _backend._group
     if (g is not None and g.broken is None and g.nccl is None and not async_op and group is None
             and type(tensor) is Tensor):
-        # the common call, straight to a blocking MPI_Allreduce on the buffer with its datatype given
-        # (mpi4py's own type lookup costs more than these checks); the watchdog bounds it
+        # without the C call: straight to a blocking MPI_Allreduce on the buffer with its datatype
+        # given (mpi4py's own type lookup costs more than these checks); the watchdog bounds it
         arr = tensor._data
         seen, seen_dtype, datatype = _last_fast
         if seen is None or seen() is not arr or arr.dtype is not seen_dtype:  # not the last array reduced
@@ -254,13 +266,16 @@ def _reduce_scatter(output: Tensor, stacked: np.ndarray, op, g, what: str, async
     out = output._data
     mpi_op = _mpi_op(op, out, what)
     send = _wire(stacked)
-    recv = np.empty(send.size // g.size, send.dtype)
+    # received straight into the output when MPI reduces its dtype and it is contiguous (no copy)
+    direct = type(out) is np.ndarray and out.flags.c_contiguous and out.dtype == send.dtype
+    recv = out.reshape(-1) if direct else np.empty(send.size // g.size, send.dtype)
     request = g.comm.Ireduce_scatter_block(send, recv, op=mpi_op)
 
     def finish():
         if op == ReduceOp.AVG:
             np.divide(recv, g.size, out=recv)
-        np.copyto(out, recv.reshape(out.shape), casting="unsafe")
+        if not direct:
+            np.copyto(out, recv.reshape(out.shape), casting="unsafe")
         _bump(output)
 
     describe = lambda: f"{what}({op}) of {out.dtype.name}{list(out.shape)}"  # noqa: E731
