@@ -126,6 +126,36 @@ def _attention_setup(b, h, t, d):
     return setup
 
 
+def _linear_setup(m, k, n):
+    def setup():
+        (xt, xp), (wt, wp), (bt, bp) = _pair((m, k), 0), _pair((n, k), 1, k ** -0.5), _pair((n,), 2)
+        gt, gp = _grad((m, n), 3)
+        # three GEMMs of 2 m n k flops each: y = x W^T, dx = g W, dW = g^T x (the bias sum is small)
+        return (*_fwd_bwd(tinyml.nn.functional.linear, torch.nn.functional.linear, [xt, wt, bt], [xp, wp, bp],
+                          gt, gp), ("flops", 6 * m * n * k))
+    return setup
+
+
+def _bmm_setup(b, m, k, n):
+    def setup():
+        (at, ap), (bt, bp) = _pair((b, m, k), 0), _pair((b, k, n), 1)
+        gt, gp = _grad((b, m, n), 2)
+        run_t, run_p = _fwd_bwd(tinyml.matmul, torch.matmul, [at, bt], [ap, bp], gt, gp)
+        return run_t, run_p, ("flops", 6 * b * m * n * k)
+    return setup
+
+
+def _add_setup(shape):
+    def setup():
+        (at, ap), (bt, bp) = _pair(shape, 0), _pair(shape, 1)
+        gt, gp = _grad(shape, 2)
+        n = int(np.prod(shape))
+        # forward reads two and writes one; the backward hands g to both inputs (no copy in either framework)
+        run_t, run_p = _fwd_bwd(lambda a, b: a + b, lambda a, b: a + b, [at, bt], [ap, bp], gt, gp)
+        return run_t, run_p, ("bytes", 3 * n * F32)
+    return setup
+
+
 def _adamw_setup(torch_fused: bool = False):
     # ~11M parameters shaped like a small GPT: an embedding, two blocks' matrices, biases
     shapes = [(8192, 768)] + [(768, 768)] * 8 + [(768,)] * 16
@@ -163,6 +193,10 @@ CASES = [
      "setup": _cross_entropy_setup(1024, 50304)},
     {"name": "attention (causal)", "shape": "B4 H12 T256 D64",
      "setup": _attention_setup(4, 12, 256, 64)},
+    {"name": "linear", "shape": "768x128 -> 512 (baby GPT MLP)", "setup": _linear_setup(768, 128, 512)},
+    {"name": "linear", "shape": "2048x384 -> 1536 (small GPT MLP)", "setup": _linear_setup(2048, 384, 1536)},
+    {"name": "matmul (batched)", "shape": "48 x (64x64 @ 64x64)", "setup": _bmm_setup(48, 64, 64, 64)},
+    {"name": "add", "shape": "2048x384 (small GPT residual)", "setup": _add_setup((2048, 384))},
     {"name": "adamw step", "shape": "11.0M params, 25 tensors",
      "setup": _adamw_setup()},
     {"name": "adamw step vs torch fused=True", "shape": "11.0M params, 25 tensors",

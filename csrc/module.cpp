@@ -21,6 +21,7 @@ void init_boxes(py::module_& m);
 void init_sort(py::module_& m);
 void init_search(py::module_& m);
 void init_rnn(py::module_& m);
+void init_matmul(py::module_& m);
 void init_distributed(py::module_& m);  // not a kernel family: tinyml.distributed's MPI_Allreduce call
 
 // The most OpenMP threads tinyml asks for (tinyml/threads.py MAX_THREADS is the same number;
@@ -66,5 +67,6 @@ PYBIND11_MODULE(_C, m) {
   init_sort(m);
   init_search(m);
   init_rnn(m);
+  init_matmul(m);
   init_distributed(m);
 }

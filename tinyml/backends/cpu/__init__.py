@@ -18,10 +18,15 @@ import numpy as np
 
 from .. import register_module
 
-# Our OpenMP runtime waits passively (threads sleep between kernels instead of spinning): the
-# matmul slices run on Python threads between the C++ kernels, and spinning OpenMP threads would
-# take their cores. libgomp reads the variable once, when tinyml._C loads it; the environment is
-# restored at once so that other OpenMP runtimes loaded later (PyTorch's) keep their defaults.
+# Our OpenMP runtime waits passively (threads sleep between kernels instead of spinning). The GEMM
+# slices now run on the same OpenMP threads (csrc/matmul.cpp), so a short spin was tried instead
+# (GOMP_SPINCOUNT 10^4 and 10^5, about 0.1 and 1 ms): with other processes on the 2 cores a baby GPT
+# step then took 1.8x and 5.7x the CPU time, the waiting threads spinning on cores another process
+# needed (docs/cpu_speed.md, section 5); where numpy's BLAS cannot be called from C++ the slices
+# still run on Python threads, which spinning OpenMP threads would starve. libgomp reads the
+# variable once, when tinyml._C loads it (so tinyml._C must load through this module); the
+# environment is restored at once so that other OpenMP runtimes loaded later (PyTorch's) keep
+# their defaults.
 _saved_policy = os.environ.get("OMP_WAIT_POLICY")
 if _saved_policy is None:
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"

@@ -1,0 +1,393 @@
+// matmul, linear and linear_backward on tinyml's OpenMP threads, each thread calling numpy's own BLAS
+// (OpenBLAS, pinned to one thread) on its slice of the output:
+//
+//   matmul:           out[b] = a[b] @ b[b] (+ bias)   rows of out (over all batches) split across threads
+//   linear_backward:  dx = g W,  dW = g^T x           on 2 threads side by side (one whole GEMM each),
+//                                                     otherwise each split by rows over all threads
+//
+// Why not numpy's matmul on Python threads (the path this replaced): every slice was a Python thread
+// hand-off with GIL wake-ups, about 34 fork-joins per baby GPT step, each costing tens of microseconds on
+// a VM. Here one OpenMP region runs all the slices with the GIL released, on the same threads as every
+// other C++ kernel, and a call too small to split never starts a region.
+//
+// BLAS is reached through a function pointer handed over by tinyml/backends/cpu/matmul.py:
+// `scipy_cblas_sgemm64_` / `scipy_cblas_dgemm64_` of numpy's bundled OpenBLAS (ILP64: 64-bit ints). Each
+// slice is the same cblas call numpy's matmul makes for the whole product (same transposes, leading
+// dimensions and kernel), restricted to its rows, so the results equal numpy's bit for bit: OpenBLAS
+// computes each output element with one k order whatever the number of rows. The bias is added to a
+// slice right after its GEMM, by the thread that wrote it, while the slice is in cache (out + b rounds
+// once, as numpy's add does).
+//
+// Every binding checks dtypes, shapes, strides and alignment before it touches memory; operands must be
+// "blasable" (one unit stride per matrix, the other at least the row length): the adapter copies any
+// other view first.
+#include "common.h"
+
+#include <cstdint>
+#include <cstring>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace {
+
+using tinyml::shape_str;
+
+using blas_int = int64_t;  // ILP64
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;  // CBLAS enum values
+
+template <typename T>
+using gemm_fn = void (*)(int, int, int, blas_int, blas_int, blas_int, T, const T*, blas_int, const T*, blas_int, T,
+                         T*, blas_int);
+
+gemm_fn<float> g_sgemm = nullptr;
+gemm_fn<double> g_dgemm = nullptr;
+
+template <typename T> gemm_fn<T> blas();
+template <> gemm_fn<float> blas<float>() { return g_sgemm; }
+template <> gemm_fn<double> blas<double>() { return g_dgemm; }
+
+// One matrix operand as BLAS reads it: trans and leading dimension from the element strides.
+struct MatLayout {
+  int trans;
+  blas_int ld;
+};
+
+// The layout of an (r, c) matrix with element strides (rs, cs), or false if BLAS cannot read it in place.
+bool blas_layout(int64_t r, int64_t c, int64_t rs, int64_t cs, MatLayout* out) {
+  const int64_t c1 = c > 1 ? c : 1, r1 = r > 1 ? r : 1;
+  if (r == 0 || c == 0) {  // nothing is read
+    *out = {kNoTrans, c1};
+    return true;
+  }
+  if (cs == 1 && (r <= 1 || rs >= c1)) {
+    *out = {kNoTrans, r <= 1 ? c1 : rs};
+    return true;
+  }
+  if (rs == 1 && (c <= 1 || cs >= r1)) {
+    *out = {kTrans, c <= 1 ? r1 : cs};
+    return true;
+  }
+  return false;
+}
+
+// A matrix view: base pointer, element strides, layout. (rows, cols) are the matrix's own sizes.
+template <typename T>
+struct Mat {
+  const T* data;
+  int64_t rows, cols, rs, cs;
+  MatLayout layout;
+};
+
+// C[r0:r1] = A[r0:r1] @ B (+ bias) for A (M, K), B (K, N), C (M, N) row-major with leading dimension ldc.
+template <typename T>
+void gemm_rows(const Mat<T>& A, const Mat<T>& B, T* C, int64_t ldc, int64_t r0, int64_t r1, const T* bias) {
+  const int64_t m = r1 - r0, n = B.cols, k = A.cols;
+  if (m <= 0 || n <= 0) return;
+  T* c = C + r0 * ldc;
+  if (k == 0) {  // an empty sum is 0; BLAS would reject the leading dimensions of empty operands
+    for (int64_t i = 0; i < m; ++i) std::memset(c + i * ldc, 0, sizeof(T) * n);
+  } else {
+    blas<T>()(kRowMajor, A.layout.trans, B.layout.trans, m, n, k, T(1), A.data + r0 * A.rs, A.layout.ld, B.data,
+              B.layout.ld, T(0), c, ldc);
+  }
+  if (bias)
+    for (int64_t i = 0; i < m; ++i) {
+      T* row = c + i * ldc;
+      for (int64_t j = 0; j < n; ++j) row[j] = row[j] + bias[j];
+    }
+}
+
+int max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+int thread_id() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+int team_size() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
+// Run parts [0, parts) on an OpenMP team: part p on thread p, or round-robin if the team came out
+// smaller (inside another parallel region, or under a thread limit).
+template <typename F>
+void run_parts(int parts, const F& run_part) {
+  if (parts <= 1) {
+    run_part(0);
+    return;
+  }
+#pragma omp parallel num_threads(parts)
+  for (int p = thread_id(); p < parts; p += team_size()) run_part(p);
+}
+
+// How many slices a product of `flops` over `rows` output rows is worth: at least min_flops each.
+int slices_for(double flops, int64_t rows, double min_flops) {
+  int64_t parts = max_threads();
+  if (parts > rows) parts = rows;
+  const double by_work = min_flops > 0 ? flops / min_flops : double(parts);
+  if (by_work < double(parts)) parts = int64_t(by_work);
+  return parts < 1 ? 1 : int(parts);
+}
+
+// Row p's first row of `total` rows in `parts` slices, rounded to a multiple of 8 rows where the slices are
+// large (whole register tiles of the BLAS kernel per slice).
+int64_t slice_start(int64_t total, int parts, int p) {
+  if (p >= parts) return total;
+  int64_t s = total * p / parts;
+  if (total >= 16 * int64_t(parts)) s -= s % 8;
+  return s;
+}
+
+std::string dtype_of(const py::array& a) { return std::string(py::str(a.dtype())); }
+
+// `o` itself as an array: no converted copy, which would let go of its memory or drop what is written to it.
+py::array as_array(const py::object& o, const char* what) {
+  if (!py::isinstance<py::array>(o))
+    throw py::type_error(std::string(what) + ": expected a numpy array, got " +
+                         std::string(py::str(py::type::of(o).attr("__name__"))));
+  return py::reinterpret_borrow<py::array>(o);
+}
+
+void check_dtype(const py::array& a, const py::array& like, const char* what) {
+  if (!a.dtype().is(like.dtype()) && !a.dtype().equal(like.dtype()))
+    throw py::type_error(std::string(what) + ": expected dtype " + dtype_of(like) + ", got " + dtype_of(a));
+}
+
+// Element strides of `a`, checking that its byte strides are whole elements and its data aligned.
+std::vector<int64_t> element_strides(const py::array& a, const char* what) {
+  const int64_t item = a.itemsize();
+  if (reinterpret_cast<uintptr_t>(a.data()) % item != 0)
+    throw py::value_error(std::string(what) + ": data is not aligned to its " + std::to_string(item) +
+                          "-byte elements");
+  std::vector<int64_t> s(a.ndim());
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    if (a.strides(i) % item != 0)
+      throw py::value_error(std::string(what) + ": stride " + std::to_string(a.strides(i)) +
+                            " bytes is not a multiple of the element size " + std::to_string(item));
+    s[i] = a.strides(i) / item;
+  }
+  return s;
+}
+
+template <typename T>
+Mat<T> matrix_of(const py::array& a, const std::vector<int64_t>& st, const char* what) {
+  const py::ssize_t d = a.ndim();
+  Mat<T> m{static_cast<const T*>(a.data()), a.shape(d - 2), a.shape(d - 1), st[d - 2], st[d - 1], {}};
+  if (!blas_layout(m.rows, m.cols, m.rs, m.cs, &m.layout))
+    throw py::value_error(std::string(what) + ": a matrix of shape " + shape_str(a) + " with element strides (" +
+                          std::to_string(m.rs) + ", " + std::to_string(m.cs) +
+                          ") is not readable by BLAS in place (copy it to a contiguous array first)");
+  return m;
+}
+
+void check_output(const py::array& out, const std::vector<int64_t>& shape, const py::array& like, const char* what) {
+  check_dtype(out, like, what);
+  bool same = out.ndim() == py::ssize_t(shape.size());
+  for (size_t i = 0; same && i < shape.size(); ++i) same = out.shape(i) == shape[i];
+  if (!same) {
+    std::string want = "(";
+    for (size_t i = 0; i < shape.size(); ++i) want += (i ? ", " : "") + std::to_string(shape[i]);
+    throw py::value_error(std::string(what) + ": expected shape " + want + (shape.size() == 1 ? ",)" : ")") +
+                          ", got " + shape_str(out));
+  }
+  if (!(out.flags() & py::array::c_style) || !out.writeable())
+    throw py::value_error(std::string(what) + ": expected a writeable C-contiguous array of shape " + shape_str(out));
+}
+
+// out (..., M, N) = a (..., M, K) @ b (..., K, N) (+ bias (N,)): a and b already broadcast to one batch shape
+// (stride 0 allowed along batch dims), out C-contiguous. Rows of all batches split over the threads.
+template <typename T>
+void matmul_impl(const py::array& a, const py::array& b, const py::array& out, const py::object& bias_obj, double min_flops) {
+  const py::ssize_t nd = a.ndim();
+  if (nd < 2 || b.ndim() != nd)
+    throw py::value_error("matmul: expected operands of one rank >= 2, got shapes " + shape_str(a) + " and " +
+                          shape_str(b));
+  std::vector<int64_t> out_shape;
+  for (py::ssize_t i = 0; i < nd - 2; ++i) {
+    if (a.shape(i) != b.shape(i))
+      throw py::value_error("matmul: batch dims of " + shape_str(a) + " and " + shape_str(b) +
+                            " differ (broadcast them first)");
+    out_shape.push_back(a.shape(i));
+  }
+  if (a.shape(nd - 1) != b.shape(nd - 2))
+    throw py::value_error("matmul: inner dims of " + shape_str(a) + " and " + shape_str(b) + " differ");
+  out_shape.push_back(a.shape(nd - 2));
+  out_shape.push_back(b.shape(nd - 1));
+  check_dtype(b, a, "matmul: b");
+  check_output(out, out_shape, a, "matmul: out");
+  const T* bias = nullptr;
+  if (!bias_obj.is_none()) {
+    py::array bias_arr = as_array(bias_obj, "matmul: bias");
+    check_dtype(bias_arr, a, "matmul: bias");
+    if (bias_arr.ndim() != 1 || bias_arr.shape(0) != b.shape(nd - 1) || !(bias_arr.flags() & py::array::c_style))
+      throw py::value_error("matmul: expected a C-contiguous bias of shape (" + std::to_string(b.shape(nd - 1)) +
+                            ",), got " + shape_str(bias_arr));
+    bias = static_cast<const T*>(bias_arr.data());
+  }
+  const auto sa = element_strides(a, "matmul: a"), sb = element_strides(b, "matmul: b");
+  const Mat<T> A0 = matrix_of<T>(a, sa, "matmul: a"), B0 = matrix_of<T>(b, sb, "matmul: b");
+  const int64_t M = A0.rows, K = A0.cols, N = B0.cols;
+  int64_t batch = 1;
+  for (py::ssize_t i = 0; i < nd - 2; ++i) batch *= a.shape(i);
+  if (batch == 0 || M == 0 || N == 0) return;
+  T* C = static_cast<T*>(const_cast<void*>(out.data()));  // checked writeable
+  // element offsets of batch `bi` in a and b (row-major over the batch dims)
+  std::vector<int64_t> bshape(out_shape.begin(), out_shape.end() - 2);
+  auto offsets = [&](int64_t bi, int64_t* oa, int64_t* ob) {
+    *oa = *ob = 0;
+    for (int64_t d = int64_t(bshape.size()) - 1; d >= 0; --d) {
+      const int64_t idx = bi % bshape[d];
+      bi /= bshape[d];
+      *oa += idx * sa[d];
+      *ob += idx * sb[d];
+    }
+  };
+  const int64_t total = batch * M;
+  const int parts = slices_for(2.0 * double(total) * double(N) * double(K), total, min_flops);
+  py::gil_scoped_release release;
+  auto run_part = [&](int p) {
+    const int64_t f0 = slice_start(total, parts, p), f1 = slice_start(total, parts, p + 1);
+    for (int64_t f = f0; f < f1;) {  // the part's rows, one batch at a time
+      const int64_t bi = f / M, r0 = f % M, r1 = std::min<int64_t>(M, r0 + (f1 - f));
+      int64_t oa, ob;
+      offsets(bi, &oa, &ob);
+      Mat<T> A = A0, B = B0;
+      A.data += oa;
+      B.data += ob;
+      gemm_rows(A, B, C + bi * M * N, N, r0, r1, bias);
+      f += r1 - r0;
+    }
+  };
+  run_parts(parts, run_part);
+}
+
+// dx (M, K) = g (M, N) @ w (N, K) and dw (N, K) = g^T @ x (M, K); either output may be None.
+template <typename T>
+void linear_backward_impl(const py::array& g, const py::object& x_obj, const py::object& w_obj,
+                          const py::object& dx_obj, const py::object& dw_obj, bool side_by_side, double min_flops) {
+  if (g.ndim() != 2) throw py::value_error("linear_backward: expected a 2-D g, got shape " + shape_str(g));
+  const int64_t M = g.shape(0), N = g.shape(1);
+  const auto sg = element_strides(g, "linear_backward: g");
+  const Mat<T> G = matrix_of<T>(g, sg, "linear_backward: g");
+  Mat<T> GT{G.data, N, M, sg[1], sg[0], {}};
+  if (!blas_layout(N, M, GT.rs, GT.cs, &GT.layout))  // not expected: the transpose of a blasable matrix is
+    throw py::value_error("linear_backward: g^T of g " + shape_str(g) + " is not readable by BLAS in place");
+  bool need_dx = !dx_obj.is_none(), need_dw = !dw_obj.is_none();
+  py::array w, x, dx, dw;
+  Mat<T> W{}, X{};
+  if (need_dx) {
+    w = as_array(w_obj, "linear_backward: weight");
+    dx = as_array(dx_obj, "linear_backward: dx");
+    check_dtype(w, g, "linear_backward: weight");
+    if (w.ndim() != 2 || w.shape(0) != N)
+      throw py::value_error("linear_backward: weight of shape " + shape_str(w) + " does not match g of shape " +
+                            shape_str(g));
+    W = matrix_of<T>(w, element_strides(w, "linear_backward: weight"), "linear_backward: weight");
+    check_output(dx, {M, w.shape(1)}, g, "linear_backward: dx");
+  }
+  if (need_dw) {
+    x = as_array(x_obj, "linear_backward: x");
+    dw = as_array(dw_obj, "linear_backward: dw");
+    check_dtype(x, g, "linear_backward: x");
+    if (x.ndim() != 2 || x.shape(0) != M)
+      throw py::value_error("linear_backward: x of shape " + shape_str(x) + " does not match g of shape " +
+                            shape_str(g));
+    X = matrix_of<T>(x, element_strides(x, "linear_backward: x"), "linear_backward: x");
+    check_output(dw, {N, x.shape(1)}, g, "linear_backward: dw");
+  }
+  T* DX = need_dx ? static_cast<T*>(const_cast<void*>(dx.data())) : nullptr;  // checked writeable
+  T* DW = need_dw ? static_cast<T*>(const_cast<void*>(dw.data())) : nullptr;
+  const int64_t K_dx = need_dx ? W.cols : 0, K_dw = need_dw ? X.cols : 0;
+  const double flops = 2.0 * double(M) * double(N) * double((need_dx ? K_dx : 0) + (need_dw ? K_dw : 0));
+  py::gil_scoped_release release;
+  if (need_dx && need_dw && side_by_side && max_threads() >= 2 && flops >= 2 * min_flops) {
+    // one whole GEMM per thread: each packs its B operand once, and the two have equal flops when K_dx = K_dw
+    run_parts(2, [&](int p) {
+      if (p == 0)
+        gemm_rows(G, W, DX, K_dx, 0, M, static_cast<const T*>(nullptr));
+      else
+        gemm_rows(GT, X, DW, K_dw, 0, N, static_cast<const T*>(nullptr));
+    });
+    return;
+  }
+  // otherwise each GEMM split by its output rows over the same parts, in one region without a barrier
+  const int64_t rows = std::max<int64_t>(need_dx ? M : 0, need_dw ? N : 0);
+  const int parts = slices_for(flops, rows, min_flops);
+  auto run_part = [&](int p) {
+    if (need_dx) gemm_rows(G, W, DX, K_dx, slice_start(M, parts, p), slice_start(M, parts, p + 1), (const T*)nullptr);
+    if (need_dw) gemm_rows(GT, X, DW, K_dw, slice_start(N, parts, p), slice_start(N, parts, p + 1), (const T*)nullptr);
+  };
+  run_parts(parts, run_part);
+}
+
+bool is_f32(const py::array& a) { return tinyml::has_dtype<float>(a); }
+bool is_f64(const py::array& a) { return tinyml::has_dtype<double>(a); }
+
+void need_blas(bool f32) {
+  if (f32 ? g_sgemm == nullptr : g_dgemm == nullptr)
+    throw py::value_error(std::string("matmul: no BLAS ") + (f32 ? "sgemm" : "dgemm") +
+                          " was set (tinyml._C.matmul_set_blas)");
+}
+
+}  // namespace
+
+void init_matmul(py::module_& m) {
+  m.def(
+      "matmul_set_blas",
+      [](uintptr_t sgemm, uintptr_t dgemm) {
+        g_sgemm = reinterpret_cast<gemm_fn<float>>(sgemm);
+        g_dgemm = reinterpret_cast<gemm_fn<double>>(dgemm);
+      },
+      py::arg("sgemm"), py::arg("dgemm"),
+      "Set the addresses of cblas_sgemm / cblas_dgemm with 64-bit integers (ILP64, row-major CBLAS "
+      "signature); 0 unsets one. The caller vouches for the signature.");
+  m.def("matmul_has_blas", []() { return py::make_tuple(g_sgemm != nullptr, g_dgemm != nullptr); });
+  m.def(
+      "matmul",
+      [](const py::object& a_obj, const py::object& b_obj, const py::object& out_obj, const py::object& bias,
+         double min_flops) {
+        const py::array a = as_array(a_obj, "matmul: a"), b = as_array(b_obj, "matmul: b");
+        const py::array out = as_array(out_obj, "matmul: out");
+        if (is_f32(a)) {
+          need_blas(true);
+          matmul_impl<float>(a, b, out, bias, min_flops);
+        } else if (is_f64(a)) {
+          need_blas(false);
+          matmul_impl<double>(a, b, out, bias, min_flops);
+        } else {
+          throw py::type_error("matmul: expected float32 or float64, got " + dtype_of(a));
+        }
+      },
+      py::arg("a"), py::arg("b"), py::arg("out"), py::arg("bias"), py::arg("min_flops"));
+  m.def(
+      "linear_backward",
+      [](const py::object& g_obj, const py::object& x, const py::object& w, const py::object& dx,
+         const py::object& dw, bool side_by_side, double min_flops) {
+        const py::array g = as_array(g_obj, "linear_backward: g");
+        if (is_f32(g)) {
+          need_blas(true);
+          linear_backward_impl<float>(g, x, w, dx, dw, side_by_side, min_flops);
+        } else if (is_f64(g)) {
+          need_blas(false);
+          linear_backward_impl<double>(g, x, w, dx, dw, side_by_side, min_flops);
+        } else {
+          throw py::type_error("linear_backward: expected float32 or float64, got " + dtype_of(g));
+        }
+      },
+      py::arg("g"), py::arg("x"), py::arg("weight"), py::arg("dx"), py::arg("dw"), py::arg("side_by_side"),
+      py::arg("min_flops"));
+}
