@@ -275,10 +275,27 @@ void matmul_impl(const py::array& a, const py::array& b, const py::array& out, c
   run_parts(parts, run_part);
 }
 
-// dx (M, K) = g (M, N) @ w (N, K) and dw (N, K) = g^T @ x (M, K); either output may be None.
+// db[c0:c1] = the column sums of G's rows: 0 plus each row in order, as numpy's axis-0 sum of a
+// C-contiguous array adds them (so the bits are numpy's: a column of -0.0 sums to +0.0 there too).
+template <typename T>
+void column_sums(const Mat<T>& G, T* db, int64_t c0, int64_t c1) {
+  for (int64_t j = c0; j < c1; ++j) db[j] = T(0);
+  for (int64_t i = 0; i < G.rows; ++i) {
+    const T* row = G.data + i * G.rs;
+    if (G.cs == 1) {
+      for (int64_t j = c0; j < c1; ++j) db[j] += row[j];
+    } else {
+      for (int64_t j = c0; j < c1; ++j) db[j] += row[j * G.cs];
+    }
+  }
+}
+
+// dx (M, K) = g (M, N) @ w (N, K), dw (N, K) = g^T @ x (M, K) and db (N,) = the column sums of g; any
+// output may be None. db is summed by the thread of dw (it reads g^T too), or split by columns.
 template <typename T>
 void linear_backward_impl(const py::array& g, const py::object& x_obj, const py::object& w_obj,
-                          const py::object& dx_obj, const py::object& dw_obj, bool side_by_side, double min_flops) {
+                          const py::object& dx_obj, const py::object& dw_obj, const py::object& db_obj,
+                          bool side_by_side, double min_flops) {
   if (g.ndim() != 2) throw py::value_error("linear_backward: expected a 2-D g, got shape " + shape_str(g));
   const int64_t M = g.shape(0), N = g.shape(1);
   const auto sg = element_strides(g, "linear_backward: g");
@@ -309,8 +326,15 @@ void linear_backward_impl(const py::array& g, const py::object& x_obj, const py:
     X = matrix_of<T>(x, element_strides(x, "linear_backward: x"), "linear_backward: x");
     check_output(dw, {N, x.shape(1)}, g, "linear_backward: dw");
   }
+  const bool need_db = !db_obj.is_none();
+  py::array db;
+  if (need_db) {
+    db = as_array(db_obj, "linear_backward: db");
+    check_output(db, {N}, g, "linear_backward: db");
+  }
   T* DX = need_dx ? static_cast<T*>(const_cast<void*>(dx.data())) : nullptr;  // checked writeable
   T* DW = need_dw ? static_cast<T*>(const_cast<void*>(dw.data())) : nullptr;
+  T* DB = need_db ? static_cast<T*>(const_cast<void*>(db.data())) : nullptr;
   const int64_t K_dx = need_dx ? W.cols : 0, K_dw = need_dw ? X.cols : 0;
   const double flops = 2.0 * double(M) * double(N) * double((need_dx ? K_dx : 0) + (need_dw ? K_dw : 0));
   py::gil_scoped_release release;
@@ -321,6 +345,7 @@ void linear_backward_impl(const py::array& g, const py::object& x_obj, const py:
         gemm_rows(G, W, DX, K_dx, 0, M, static_cast<const T*>(nullptr));
       else
         gemm_rows(GT, X, DW, K_dw, 0, N, static_cast<const T*>(nullptr));
+      if (p == 1 && need_db) column_sums(G, DB, 0, N);
     });
     return;
   }
@@ -330,6 +355,7 @@ void linear_backward_impl(const py::array& g, const py::object& x_obj, const py:
   auto run_part = [&](int p) {
     if (need_dx) gemm_rows(G, W, DX, K_dx, slice_start(M, parts, p), slice_start(M, parts, p + 1), (const T*)nullptr);
     if (need_dw) gemm_rows(GT, X, DW, K_dw, slice_start(N, parts, p), slice_start(N, parts, p + 1), (const T*)nullptr);
+    if (need_db) column_sums(G, DB, slice_start(N, parts, p), slice_start(N, parts, p + 1));
   };
   run_parts(parts, run_part);
 }
@@ -376,18 +402,19 @@ void init_matmul(py::module_& m) {
   m.def(
       "linear_backward",
       [](const py::object& g_obj, const py::object& x, const py::object& w, const py::object& dx,
-         const py::object& dw, bool side_by_side, double min_flops) {
+         const py::object& dw, const py::object& db, bool side_by_side, double min_flops) {
         const py::array g = as_array(g_obj, "linear_backward: g");
         if (is_f32(g)) {
           need_blas(true);
-          linear_backward_impl<float>(g, x, w, dx, dw, side_by_side, min_flops);
+          linear_backward_impl<float>(g, x, w, dx, dw, db, side_by_side, min_flops);
         } else if (is_f64(g)) {
           need_blas(false);
-          linear_backward_impl<double>(g, x, w, dx, dw, side_by_side, min_flops);
+          linear_backward_impl<double>(g, x, w, dx, dw, db, side_by_side, min_flops);
         } else {
           throw py::type_error("linear_backward: expected float32 or float64, got " + dtype_of(g));
         }
       },
-      py::arg("g"), py::arg("x"), py::arg("weight"), py::arg("dx"), py::arg("dw"), py::arg("side_by_side"),
+      py::arg("g"), py::arg("x"), py::arg("weight"), py::arg("dx"), py::arg("dw"), py::arg("db"),
+      py::arg("side_by_side"),
       py::arg("min_flops"));
 }

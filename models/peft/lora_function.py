@@ -100,7 +100,7 @@ def _weight_grad_from_source(source, gu, lora_A, rows: int):
     dA = None
     for start in range(0, max(rows, 1), step):  # one (empty) chunk when rows = 0: dA is zeros
         x_chunk = _recompute(source, start, start + step)
-        _, part = run("linear_backward", gu[start:start + step], x_chunk, lora_A, False, True)
+        _, part, _ = run("linear_backward", gu[start:start + step], x_chunk, lora_A, False, True)
         dA = part if dA is None else dA.add_(part)
     return dA
 
@@ -133,18 +133,18 @@ class LoraLinearFunction(Function):
         need = ctx.needs_input_grad
         rows = math.prod(g.shape[:-1])
         g2 = g.reshape(rows, g.shape[-1]).contiguous()
-        gu, dB = run("linear_backward", g2, u, lora_B, need[3], need[4])
+        gu, dB, _ = run("linear_backward", g2, u, lora_B, need[3], need[4])
         dx = dA = None
         if need[3]:
             gu = gu * ctx.scaling  # (rows, r)
             if ctx.source is None:
-                _, dA = run("linear_backward", gu, x2, lora_A, False, True)
+                _, dA, _ = run("linear_backward", gu, x2, lora_A, False, True)
             else:
                 dA = _weight_grad_from_source(ctx.source, gu, lora_A, rows)
         if need[0]:
             # g W + (s g B) A = g (W + s B A): one GEMM into dx and a weight-sized temporary, instead
             # of a second (rows, in) product and the sum of the two
             merged = run("matmul", lora_B * ctx.scaling, lora_A) + weight
-            dx, _ = run("linear_backward", g2, None, merged, True, False)
+            dx, _, _ = run("linear_backward", g2, None, merged, True, False)
             dx = dx.reshape(ctx.x_shape)
         return dx, None, None, dA, dB, None, None

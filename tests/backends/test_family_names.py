@@ -20,7 +20,6 @@ BORROWED: dict[str, dict[str, str]] = {
     "inplace": {"creation": "an in-place op writes its result back with copy_"},
     "loss": {"loss_elementwise": "the backends keep the fused row kernels (cross_entropy) apart from "
                                  "the per-element losses; the ops share one file"},
-    "matmul": {"reduce": "the bias gradient of linear is a sum"},
     "reduce": {"reduce_stats": "the backends keep sum (which other families run too) apart from the "
                                "statistics (prod, var, std, norm, logsumexp, all, any)"},
     "sort": {"reduce_minmax": "the gradient of a selected value is amax_backward's scatter"},

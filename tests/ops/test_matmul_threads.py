@@ -69,14 +69,37 @@ def test_linear_and_its_backward_equal_the_reference_bit_for_bit(cpu, ref, threa
     x, w, b, g = _rand(rng, (m, k), dt), _rand(rng, (n, k), dt), _rand(rng, n, dt), _rand(rng, (m, n), dt)
     np.testing.assert_array_equal(cpu.linear(x, w, b), ref.linear(x, w, b))
     np.testing.assert_array_equal(cpu.linear(x, w, None), ref.linear(x, w, None))
-    for need_input, need_weight in [(True, True), (True, False), (False, True)]:
-        args = (g, x if need_weight else None, w if need_input else None, need_input, need_weight)
+    for need_input, need_weight, need_bias in [(True, True, True), (True, True, False), (True, False, True),
+                                               (False, True, True), (False, True, False)]:
+        args = (g, x if need_weight else None, w if need_input else None, need_input, need_weight, need_bias)
         for got, want in zip(cpu.linear_backward(*args), ref.linear_backward(*args)):
             assert (got is None) == (want is None)
             if want is not None:
                 np.testing.assert_array_equal(got, want)
-    assert cpu.linear_backward(g, None, None, False, False) == (None, None) == ref.linear_backward(
+    assert cpu.linear_backward(g, None, None, False, False) == (None, None, None) == ref.linear_backward(
         g, None, None, False, False)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("layout", ["C", "F", "rows 0"])
+def test_linear_backward_bias_gradient_is_numpys_sum_bit_for_bit(cpu, ref, threads, dt, layout):
+    # db is summed in C++ on the thread of dW for a C-contiguous g, in numpy's order: 0, then each row;
+    # signed zeros, NaN and inf included. numpy's own sum serves other layouts (its order differs there)
+    rng = np.random.default_rng(7)
+    m = 0 if layout == "rows 0" else 768
+    g, x, w = _rand(rng, (m, 512), dt), _rand(rng, (m, 128), dt), _rand(rng, (512, 128), dt)
+    if m:
+        g[:, 1] = -0.0
+        g[0, 2:5] = -0.0
+        g[5, 7], g[6, 9], g[7, 9], g[8, 11] = np.nan, np.inf, -np.inf, np.inf
+    if layout == "F":
+        g = np.asfortranarray(g)
+    got = cpu.linear_backward(g, x, w, True, True, True)
+    want = ref.linear_backward(g, x, w, True, True, True)
+    np.testing.assert_array_equal(got[2], want[2])
+    np.testing.assert_array_equal(np.signbit(got[2]), np.signbit(want[2]))
+    if m:
+        assert np.signbit(got[2][1]) == np.signbit(np.sum(g[:, 1]))  # a column of -0.0 sums to +0.0 in numpy
 
 
 @pytest.mark.parametrize("dt", DTYPES)
@@ -233,23 +256,26 @@ def test_linear_backward_binding_rejects_bad_arguments():
     from tinyml import _C
 
     g, x, w = np.ones((6, 4), np.float32), np.ones((6, 3), np.float32), np.ones((4, 3), np.float32)
-    dx, dw = np.empty((6, 3), np.float32), np.empty((4, 3), np.float32)
+    dx, dw, db = np.empty((6, 3), np.float32), np.empty((4, 3), np.float32), np.empty(4, np.float32)
     cases = [
-        ((g, x, w, np.empty((6, 4), np.float32), dw), ValueError, r"dx: expected shape \(6, 3\)"),
-        ((g, x, w, dx, np.empty((3, 4), np.float32)), ValueError, r"dw: expected shape \(4, 3\)"),
-        ((g, np.ones((5, 3), np.float32), w, dx, dw), ValueError, "x of shape"),
-        ((g, x, np.ones((5, 3), np.float32), dx, dw), ValueError, "weight of shape"),
-        ((g, x, w.astype(np.float64), dx, dw), TypeError, "weight: expected dtype float32"),
-        ((np.ones((6, 4, 1), np.float32), x, w, dx, dw), ValueError, "2-D g"),
-        ((g, x, w, dx.tolist(), dw), TypeError, "dx: expected a numpy array"),
+        ((g, x, w, np.empty((6, 4), np.float32), dw, db), ValueError, r"dx: expected shape \(6, 3\)"),
+        ((g, x, w, dx, np.empty((3, 4), np.float32), db), ValueError, r"dw: expected shape \(4, 3\)"),
+        ((g, x, w, dx, dw, np.empty(6, np.float32)), ValueError, r"db: expected shape \(4,\)"),
+        ((g, x, w, dx, dw, db.astype(np.float64)), TypeError, "db: expected dtype float32"),
+        ((g, np.ones((5, 3), np.float32), w, dx, dw, db), ValueError, "x of shape"),
+        ((g, x, np.ones((5, 3), np.float32), dx, dw, db), ValueError, "weight of shape"),
+        ((g, x, w.astype(np.float64), dx, dw, db), TypeError, "weight: expected dtype float32"),
+        ((np.ones((6, 4, 1), np.float32), x, w, dx, dw, db), ValueError, "2-D g"),
+        ((g, x, w, dx.tolist(), dw, db), TypeError, "dx: expected a numpy array"),
     ]
     for args, err, pattern in cases:
         for side_by_side in (False, True):
             with pytest.raises(err, match=pattern):
                 _C.linear_backward(*args, side_by_side, 0.0)
-    _C.linear_backward(g, x, w, dx, dw, True, 0.0)  # the good call runs
+    _C.linear_backward(g, x, w, dx, dw, db, True, 0.0)  # the good call runs
     np.testing.assert_array_equal(dx, g @ w)
     np.testing.assert_array_equal(dw, g.T @ x)
+    np.testing.assert_array_equal(db, g.sum(0))
 
 
 # -- a GPT step splits its GEMMs, and stays the same on 1 and 2 threads ------------------------------

@@ -201,7 +201,8 @@ class Linear(Function):
 
     backward, with x and g flattened to (rows, in) and (rows, out):
         dx = g W      dW = g^T x      db = sum over rows of g
-    dx and dW come from one kernel, linear_backward: the cpu one runs the two GEMMs side by side.
+    dx, dW and db come from one kernel, linear_backward: the cpu one runs the two GEMMs side by side
+    and sums db on the thread of dW.
     """
 
     @staticmethod
@@ -226,7 +227,5 @@ class Linear(Function):
             x2 = x2 if x is None else x.reshape(rows, x.shape[-1])
             return ((matmul(g2, weight).reshape(ctx.x_shape) if need[0] else None),
                     (matmul(g2.mT, x2) if need[1] else None), (g2.sum(0) if need[2] else None))
-        dx, dw = run("linear_backward", g2, x2, weight, need[0], need[1])
-        dx = dx.reshape(ctx.x_shape) if need[0] else None
-        db = run("sum", g2, (0,), False, g2.dtype.np) if need[2] else None
-        return dx, dw, db
+        dx, dw, db = run("linear_backward", g2, x2, weight, need[0], need[1], need[2])
+        return (dx.reshape(ctx.x_shape) if need[0] else None), dw, db

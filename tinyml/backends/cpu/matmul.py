@@ -162,11 +162,18 @@ def linear(x, weight, bias):
     return _product(x, weight.T, bias)
 
 
-def linear_backward(g, x, weight, need_input: bool, need_weight: bool):
+def _bias_grad(g):
+    """The reference's db: numpy's axis-0 sum (rows added in order for a C-contiguous g)."""
+    return np.sum(g, axis=0, dtype=g.dtype)
+
+
+def linear_backward(g, x, weight, need_input: bool, need_weight: bool, need_bias: bool = False):
+    """dx = g W, dW = g^T x, db = the column sums of g. The C++ kernel sums db on the thread of dW,
+    in numpy's order: only for a C-contiguous g, where numpy adds the rows one after another."""
     if g.dtype.itemsize == 2 or g.ndim != 2:
         return NotImplemented
     if not (need_input or need_weight):
-        return None, None
+        return None, None, (_bias_grad(g) if need_bias else None)
     dt = g.dtype
     m, n = g.shape
     k = (weight if need_input else x).shape[1]
@@ -174,7 +181,11 @@ def linear_backward(g, x, weight, need_input: bool, need_weight: bool):
     if (dt not in _native or min(m, n, k) <= 1 or flops < 2 * _MIN_FLOPS_PER_THREAD
             or (need_input and (weight.dtype != dt or _address(weight) == _address(g)))
             or (need_weight and (x.dtype != dt or _address(x) == _address(g)))):
-        return _threaded_linear_backward(g, x, weight, need_input, need_weight)
+        return (*_threaded_linear_backward(g, x, weight, need_input, need_weight),
+                _bias_grad(g) if need_bias else None)
+    # db in C++ for a C-contiguous g (numpy adds its rows in order); numpy's own sum otherwise
+    fused_bias = need_bias and g.flags.c_contiguous
+    db = np.empty(n, dt) if fused_bias else (_bias_grad(g) if need_bias else None)
     g = g if _blasable(g) else np.ascontiguousarray(g)
     if need_input and not _blasable(weight):
         weight = np.ascontiguousarray(weight)
@@ -183,8 +194,8 @@ def linear_backward(g, x, weight, need_input: bool, need_weight: bool):
     dx = np.empty((m, k), dt) if need_input else None
     dw = np.empty((n, k), dt) if need_weight else None
     _C.linear_backward(g, x if need_weight else None, weight if need_input else None, dx, dw,
-                       _threads() == 2, _MIN_FLOPS_PER_THREAD)
-    return dx, dw
+                       db if fused_bias else None, _threads() == 2, _MIN_FLOPS_PER_THREAD)
+    return dx, dw, db
 
 
 # -- the same split on Python threads, where numpy's BLAS cannot be reached from C++ ---------------

@@ -8,6 +8,8 @@ accumulate half types in float32 (and numpy has no BLAS for them).
 """
 import numpy as np
 
+from .reduce import sum as sum_dims
+
 __all__ = ["matmul", "linear", "linear_backward"]
 
 _F32 = np.dtype(np.float32)
@@ -38,7 +40,8 @@ def linear(x, weight, bias):
     return out
 
 
-def linear_backward(g, x, weight, need_input: bool, need_weight: bool):
-    """The two GEMMs of linear's backward, g (M, N), x (M, K), weight (N, K):
-    dx = g weight (M, K) if need_input, dW = g^T x (N, K) if need_weight, else None."""
-    return (matmul(g, weight) if need_input else None, matmul(g.T, x) if need_weight else None)
+def linear_backward(g, x, weight, need_input: bool, need_weight: bool, need_bias: bool = False):
+    """linear's backward, g (M, N), x (M, K), weight (N, K): dx = g weight (M, K) if need_input,
+    dW = g^T x (N, K) if need_weight, db = sum over rows of g (N,) if need_bias, else None."""
+    return (matmul(g, weight) if need_input else None, matmul(g.T, x) if need_weight else None,
+            sum_dims(g, (0,), False, g.dtype) if need_bias else None)

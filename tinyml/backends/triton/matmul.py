@@ -17,6 +17,7 @@ from .. import cuda
 from ..cuda_array import CudaArray
 from ._view import expand, permute
 from .elementwise import add
+from .reduce import sum as sum_dims
 
 __all__ = ["matmul", "linear", "linear_backward"]
 
@@ -137,6 +138,8 @@ def linear(x: CudaArray, weight: CudaArray, bias) -> CudaArray:
     return out if bias is None else add(out, expand(bias, out.shape))
 
 
-def linear_backward(g: CudaArray, x, weight, need_input: bool, need_weight: bool):
-    """dx = g weight and dW = g^T x (g^T read through its strides), as two launches."""
-    return (matmul(g, weight) if need_input else None, matmul(permute(g, (1, 0)), x) if need_weight else None)
+def linear_backward(g: CudaArray, x, weight, need_input: bool, need_weight: bool, need_bias: bool = False):
+    """dx = g weight and dW = g^T x (g^T read through its strides), as two launches; db = the sum of
+    g's rows (the reduce kernel)."""
+    return (matmul(g, weight) if need_input else None, matmul(permute(g, (1, 0)), x) if need_weight else None,
+            sum_dims(g, (0,), False, g.dtype) if need_bias else None)

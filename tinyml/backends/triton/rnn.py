@@ -38,7 +38,6 @@ from ._pointwise_common import tanh64
 from .conv import _mma
 from .creation import contiguous, from_host
 from .matmul import linear, linear_backward
-from .reduce import sum as sum_dims
 
 __all__ = ["rnn_backward", "rnn_forward", "rnn_layer_backward", "rnn_layer_forward"]
 
@@ -394,6 +393,5 @@ def rnn_layer_backward(mode, dy, dh_n, dc_n, x, w_ih, b_ih, h0, c0, w_hh, b_hh, 
                                             saved)
     x, (T, B, n_in) = contiguous(x), x.shape
     g = _rows(dxproj)
-    dx, dw_ih = linear_backward(g, _rows(x), w_ih, True, True)
-    db_ih = None if b_ih is None else sum_dims(g, (0,), False, g.dtype)
+    dx, dw_ih, db_ih = linear_backward(g, _rows(x), w_ih, True, True, b_ih is not None)
     return contiguous(dx).as_strided((T, B, n_in), (B * n_in, n_in, 1)), dw_ih, db_ih, dh0, dc0, dw, db
