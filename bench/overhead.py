@@ -1,6 +1,6 @@
 """Framework overhead: a chain of 100 small elementwise ops, forward and backward, tinyml vs PyTorch.
 
-    python3 bench/overhead.py [--numel 64] [--repeats 200] [--profile]
+    python3 bench/overhead.py [--numel 64] [--repeats 200] [--profile] [--per-op]
 
 On tensors this small the arithmetic costs almost nothing; what is timed is the framework: op
 dispatch, type promotion, graph recording and the backward walk. Both libraries run the same
@@ -10,7 +10,8 @@ microseconds per op, the ratio PyTorch / tinyml (as every table in docs/benchmar
 inverse, tinyml's time as a multiple of PyTorch's (issue 16's goal: at most 1.0x for forward +
 backward). The clock is the process CPU time, so that other processes on a shared machine do not
 land inside the timings (--wall-clock for perf_counter). `--profile` prints tinyml's cProfile hot
-spots instead.
+spots instead; `--per-op` times a chain of 100 of each kind of op of `chain` on its own (forward
+recording, then backward), which shows which ops the gap to PyTorch comes from.
 """
 from __future__ import annotations
 
@@ -45,6 +46,39 @@ def chain(x, w):
         h = h.maximum(w)
         h = h + x
     return h
+
+
+# one step of each kind in `chain`, for --per-op (exp of a scaled input: 100 exps in a row overflow)
+STEPS = {"mul": lambda h, x, w: h * w, "add scalar": lambda h, x, w: h + 0.5,
+         "tanh": lambda h, x, w: h.tanh(), "sub": lambda h, x, w: h - w,
+         "mul scalar": lambda h, x, w: h * 0.9,
+         "sigmoid": lambda h, x, w: h.sigmoid(), "div scalar": lambda h, x, w: h / 1.5,
+         "exp": lambda h, x, w: (h * 0.01).exp(), "maximum": lambda h, x, w: h.maximum(w),
+         "add": lambda h, x, w: h + x}
+
+
+def per_op(libs, repeats: int, warmup: int, clock) -> None:
+    """For each kind of step: median us per step of 100 in a row, forward (recording) and backward."""
+    print("| step | tinyml fwd / bwd us | PyTorch fwd / bwd us | tinyml fwd+bwd vs PyTorch's |")
+    print("|---|---|---|---|")
+    for name, step in STEPS.items():
+        times = [([], []) for _ in libs]
+        for i in range(warmup + repeats):
+            for j, (lib, x, w) in enumerate(libs):
+                x.grad = w.grad = None
+                t0 = clock()
+                h = x
+                for _ in range(N_OPS):
+                    h = step(h, x, w)
+                h = h.sum()
+                t1 = clock()
+                h.backward()
+                t2 = clock()
+                if i >= warmup:
+                    times[j][0].append(t1 - t0)
+                    times[j][1].append(t2 - t1)
+        (f0, b0), (f1, b1) = ([statistics.median(t) / N_OPS * 1e6 for t in pair] for pair in times)
+        print(f"| {name} | {f0:.2f} / {b0:.2f} | {f1:.2f} / {b1:.2f} | {(f0 + b0) / (f1 + b1):.2f}x |")
 
 
 def _passes(lib, x, w):
@@ -88,6 +122,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--per-op", action="store_true", help="time each kind of op of the chain on its own")
     ap.add_argument("--wall-clock", action="store_true",
                     help="time with perf_counter instead of the process CPU clock (fine on an idle machine; "
                          "on a shared one, preemption lands inside the timed region)")
@@ -116,6 +151,11 @@ def main() -> None:
     torch.set_num_threads(2)
     xp, wp = torch.tensor(xs, requires_grad=True), torch.tensor(ws, requires_grad=True)
     clock = time.perf_counter if args.wall_clock else time.process_time
+    if args.per_op:
+        print(f"{N_OPS} steps of each kind on {args.numel} float32 elements; medians of {args.repeats} runs; "
+              f"load average {os.getloadavg()[0]:.1f}")
+        per_op([(tinyml, xt, wt), (torch, xp, wp)], args.repeats, args.warmup, clock)
+        return
     tm, th = measure([(tinyml, xt, wt), (torch, xp, wp)], args.repeats, args.warmup, clock)
     print(f"chain of {N_OPS} elementwise ops on {args.numel} float32 elements; medians of {args.repeats} "
           f"runs ({'wall clock' if args.wall_clock else 'process CPU time'}), torch {torch.__version__} on "

@@ -40,7 +40,11 @@ class Context:
 
     def save_for_backward(self, *tensors) -> None:
         """Keep tensors (or None) for backward, with their storage version at this moment."""
-        if len(tensors) == 2:  # the common case, without a comprehension (once per op)
+        n = len(tensors)
+        if n == 1:  # the common cases, without a comprehension (once per op)
+            a = tensors[0]
+            self._saved = (None if a is None else (a, a._version[0]),)
+        elif n == 2:
             a, b = tensors
             self._saved = (None if a is None else (a, a._version[0]),
                            None if b is None else (b, b._version[0]))
@@ -65,7 +69,7 @@ class Context:
                     f"one of the tensors needed for gradient computation by {self.name()} has been modified "
                     f"by an in-place operation: tensor of shape {tuple(t.shape)} and dtype {t.dtype} is at "
                     f"version {t._version[0]}; expected version {version} instead.")
-            out.append(t.unpack(self) if type(t) is SavedOutput else t)
+            out.append(t if type(t) is not SavedOutput else t.unpack(self))
         return tuple(out)
 
     def mark_non_differentiable(self, *tensors) -> None:

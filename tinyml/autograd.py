@@ -6,21 +6,22 @@
     y.backward()            backward() in three named steps: count_consumers over the reachable
                             graph, then Kahn's algorithm (a reverse topological order without
                             recursion, so 10k-deep graphs work): run_node on each node whose
-                            gradients are complete, deliver_gradients along its edges.
+                            gradients are complete, deliver_gradients along its edges (for the
+                            common node both in one call, _backward_steps.run_and_deliver).
 
 Gradient formulas live in each Function's `backward`; they are ordinary tensor code, run with
 grad off (or on, with create_graph=True). Saved tensors carry the version of their storage at
 save time; an in-place write before backward raises, as in PyTorch. The engine makes tensors
 only through Tensor methods (`new_ones`, `+`, `clone`, `to`) and, to sum two gradients of one
-dtype and shape, the `add` kernel itself (`backends.run`), so it imports no op: the ops import
-this module.
-"""
+dtype and shape, the `add` kernel itself (`backends.run`), so it imports no op."""
 from __future__ import annotations
 
 import functools
 from typing import Any
 
-from ._grad_checks import gradient_tuple, root_gradient, run_hooks
+from ._backward_steps import _new_buffer, edge_to, root_gradients  # noqa: F401  (edge_to: autograd.edge_to)
+from ._backward_steps import run_and_deliver as _run_and_deliver
+from ._grad_checks import run_hooks
 from ._graph import Context, Edge, delayed_error
 from ._leaf_grad import _accumulate_leaf
 from ._saved_output import SavedOutput, save_outputs_by_value
@@ -28,8 +29,7 @@ from .backends import run
 from .tensor import Tensor
 
 _grad_enabled = True
-# Set by tinyml.profiler while it records: called as observer(name) -> context manager around
-# each node's backward. None costs one global lookup per node.
+# Set by tinyml.profiler while it records: observer(name) -> context manager around each node's backward
 _backward_observer = None
 
 
@@ -124,27 +124,36 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         global _grad_enabled
-        # The hot path of every op, forward and backward: plain code for one and two arguments
-        # (no comprehensions, no helper calls), a ctx made without calling Context.__init__.
+        # The hot path of every op, forward and backward: plain code for one to three arguments (no
+        # comprehensions, no helper calls, no star call of forward: it costs twice a plain call), a
+        # ctx made without calling Context.__init__.
         ctx = _new_object(Context)
         ctx.fn = cls
         ctx.next_edges = ()
         n = len(args)
         if not _grad_enabled:  # nothing records (no_grad, or a backward formula): grad is off already
             ctx.needs_input_grad = _NO_NEEDS[n] if n < 8 else (False,) * n
-            return cls.forward(ctx, *args, **kwargs)
+            if n == 2 and not kwargs:
+                return cls.forward(ctx, args[0], args[1])
+            return cls.forward(ctx, args[0]) if n == 1 and not kwargs else cls.forward(ctx, *args, **kwargs)
         if n == 2:
             a, b = args
             needs = (type(a) is Tensor and a.requires_grad, type(b) is Tensor and b.requires_grad)
         elif n == 1:
             a = args[0]
             needs = (type(a) is Tensor and a.requires_grad,)
+        elif n == 3:  # two operands and a flag (maximum, remainder, log's base ...)
+            a, b, c = args
+            needs = (type(a) is Tensor and a.requires_grad, type(b) is Tensor and b.requires_grad,
+                     type(c) is Tensor and c.requires_grad)
         else:
             needs = tuple([type(a) is Tensor and a.requires_grad for a in args])
         ctx.needs_input_grad = needs
         _grad_enabled = False
         try:
-            out = cls.forward(ctx, *args, **kwargs)
+            out = (cls.forward(ctx, a, b) if n == 2 and not kwargs else
+                   cls.forward(ctx, a) if n == 1 and not kwargs else
+                   cls.forward(ctx, a, b, c) if n == 3 and not kwargs else cls.forward(ctx, *args, **kwargs))
         finally:
             _grad_enabled = True
         if True not in needs:
@@ -157,6 +166,12 @@ class Function:
                  if needs[1] else None))
         elif n == 1:
             ctx.next_edges = (Edge((a.grad_fn, a._output_nr)) if a.grad_fn is not None else Edge((a, 0)),)
+        elif n == 3 and not needs[2]:
+            ctx.next_edges = (
+                ((Edge((a.grad_fn, a._output_nr)) if a.grad_fn is not None else Edge((a, 0)))
+                 if needs[0] else None),
+                ((Edge((b.grad_fn, b._output_nr)) if b.grad_fn is not None else Edge((b, 0)))
+                 if needs[1] else None), None)
         else:
             ctx.next_edges = tuple([((Edge((a.grad_fn, a._output_nr)) if a.grad_fn is not None
                                       else Edge((a, 0))) if need else None) for a, need in zip(args, needs)])
@@ -171,9 +186,11 @@ class Function:
         elif out is not None:
             if out.dtype.is_differentiable:
                 out.requires_grad, out.grad_fn, out._output_nr = True, ctx, 0
-            for k, entry in enumerate(saved):  # an op that saved its own output keeps it by value (no cycle)
+            for entry in saved:  # an op that saved its own output keeps it by value (no cycle)
                 if entry is not None and entry[0] is out:
-                    ctx._saved = ctx._saved[:k] + ((SavedOutput(out, 0), entry[1]),) + ctx._saved[k + 1:]
+                    ctx._saved = ((SavedOutput(out, 0), entry[1]),) if len(saved) == 1 else tuple(
+                        [(SavedOutput(out, 0), e[1]) if e is not None and e[0] is out else e for e in saved])
+                    break
         return out
 
 
@@ -186,36 +203,6 @@ def _attach(t, ctx: Context, i: int) -> None:
         t.requires_grad, t.grad_fn, t._output_nr = True, ctx, i
 
 
-def edge_to(t: Tensor) -> Edge:
-    """The edge a gradient for tensor `t` follows: to its grad_fn's output, or to the leaf itself."""
-    return Edge((t.grad_fn, t._output_nr)) if t.grad_fn is not None else Edge((t, 0))
-
-
-def _new_buffer(node) -> list:
-    """A node's gradient slots: one per output of a Context, one for a leaf."""
-    return [None] * (1 if type(node) is Tensor else node._n_outputs)
-
-
-def root_gradients(tensors: tuple, grad_tensors) -> list:
-    """[(edge_to(t), gradient)] for each tensor backward starts from: the given gradient (checked,
-    cast to t's dtype) or, for a one-element tensor, ones."""
-    grad_tensors = gradient_tuple(grad_tensors, len(tensors), Tensor)
-    roots = []
-    for k, (t, g) in enumerate(zip(tensors, grad_tensors)):
-        if not t.requires_grad:
-            raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn: call "
-                               "requires_grad_() on a leaf, or compute the tensor outside tinyml.no_grad()")
-        if g is None:
-            if t.numel() != 1:
-                raise RuntimeError(f"grad can be implicitly created only for scalar outputs; got shape "
-                                   f"{tuple(t.shape)}: pass a gradient of that shape to backward()")
-            g = t.new_ones(t.shape)
-        else:
-            g = root_gradient(t, g, k)
-        roots.append((edge_to(t), g))
-    return roots
-
-
 def count_consumers(roots) -> dict:
     """Step 1. For every node reachable from `roots` (Contexts and leaf tensors), how many edges
     point at it: an iterative depth-first walk over `Context.next_edges`."""
@@ -224,20 +211,21 @@ def count_consumers(roots) -> dict:
     for node in roots:
         if node not in consumers:
             consumers[node] = 0
-            stack.append(node)
+            if type(node) is not Tensor:
+                stack.append(node)
+    get = consumers.get
     while stack:
-        node = stack.pop()
-        if type(node) is Tensor:
-            continue
-        for edge in node.next_edges:
+        for edge in stack.pop().next_edges:
             if edge is None:
                 continue
             child = edge[0]  # edge.node; indexing is faster on this path
-            if child in consumers:
-                consumers[child] += 1
-            else:
+            n = get(child)
+            if n is None:
                 consumers[child] = 1
-                stack.append(child)
+                if type(child) is not Tensor:  # a leaf has no edges to follow
+                    stack.append(child)
+            else:
+                consumers[child] = n + 1
     return consumers
 
 
@@ -325,6 +313,9 @@ def deliver_gradients(edges: tuple, in_grads: tuple, buffers: dict, consumers: d
             ready.append(child)
 
 
+_run_node, _deliver_gradients = run_node, deliver_gradients  # as defined here, before anyone wraps them
+
+
 def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, create_graph: bool = False,
              inputs=None) -> None:
     """Accumulate d(tensors)/d(leaf) into every reachable leaf's `.grad` (torch.autograd.backward).
@@ -345,6 +336,11 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
         buf[i] = g if buf[i] is None else buf[i] + g
     roots = g = None
     ready = [node for node in buffers if consumers[node] == 0]
+    # The common node (one output, no hooks, first-order) runs run_node + deliver_gradients in one
+    # call, unless something watches each node: anomaly mode (or a test) wraps the module's steps,
+    # the profiler times each node.
+    inline = (not create_graph and _backward_observer is None and run_node is _run_node
+              and deliver_gradients is _deliver_gradients)
     prev, _grad_enabled = _grad_enabled, create_graph
     try:
         while ready:  # Kahn's algorithm: a node is ready once every consumer has delivered
@@ -353,6 +349,10 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
             if type(node) is Tensor:
                 if grads[0] is not None and (only is None or id(node) in only):
                     _accumulate_leaf(node, grads[0], create_graph)
+                continue
+            if inline and len(grads) == 1 and grads[0] is not None and node._pre_hooks is None \
+                    and not node._freed:
+                _run_and_deliver(node, grads, retain_graph, buffers, consumers, ready)
                 continue
             in_grads = run_node(node, grads, retain_graph)
             grads = None

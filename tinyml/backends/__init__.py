@@ -40,6 +40,7 @@ import numpy as np
 from .._host_malloc import release_host_memory, tune_host_malloc  # noqa: F401  (release: public here)
 from ..device import CPU
 from ..device import device as Device
+from ..dtypes import _FROM_NP
 from ..tensor import Tensor
 
 # kernel name -> {backend name -> function}; user kernels are keyed "user:<device>"
@@ -246,6 +247,39 @@ def run(name: str, *args, **kwargs):
     plain values): each Tensor becomes its array, the kernel runs on them, and array results come
     back as tensors on that device (a tuple of results as a tuple). What ops call inside
     Function.forward/backward."""
+    n = len(args)
+    if n == 1 or n == 2:
+        # The hot path, every elementwise op forward and backward: a cpu tensor, then a cpu tensor
+        # or a plain value, and an array result, in straight code (the loop below does the same).
+        a = args[0]
+        if type(a) is Tensor and a.device is CPU:
+            if n == 2:
+                b = args[1]
+                kind = type(b)
+                if kind is Tensor:
+                    b = b._data if b.device is CPU else _NOT_FAST
+                elif kind is list or kind is tuple:
+                    b = _NOT_FAST
+            fn = _cpu_cache.get(name)
+            if fn is not None and (n == 1 or b is not _NOT_FAST):
+                if n == 1:
+                    out = fn(a._data, **kwargs) if kwargs else fn(a._data)
+                else:
+                    out = fn(a._data, b, **kwargs) if kwargs else fn(a._data, b)
+                if type(out) is not np.ndarray:
+                    return _wrap(out, CPU)
+                t = _new_object(Tensor)  # Tensor._make(out, CPU)'s body, inlined: once per op
+                t._data = out
+                t.device = CPU
+                t.dtype = _FROM_NP[out.dtype]
+                t.requires_grad = False
+                t._grad = None
+                t.grad_fn = None
+                t._output_nr = 0
+                t._version = [0]
+                t._base = None
+                t._hooks = None
+                return t
     dev = None
     arrays = []
     for a in args:
@@ -283,6 +317,10 @@ def run(name: str, *args, **kwargs):
     return Tensor._make(out, dev)
 
 
+_NOT_FAST = object()  # run's marker for an argument its hot path does not take
+_new_object = object.__new__
+
+
 def run_on(dev: Device, name: str, *args, **kwargs):
     """Run a kernel that takes no tensors (creation kernels) on device `dev`."""
     return _wrap(dispatch(name, dev.type)(*args, **kwargs), dev)
@@ -290,7 +328,7 @@ def run_on(dev: Device, name: str, *args, **kwargs):
 
 def _wrap(out, dev: Device):
     if type(out) is tuple:
-        return tuple(None if o is None else Tensor._make(o, dev) for o in out)
+        return tuple([None if o is None else Tensor._make(o, dev) for o in out])
     if type(out) is list:
         return [Tensor._make(o, dev) for o in out]
     if out is None:

@@ -4,12 +4,18 @@
 `expand`, whose backward is `sum_to`, the one place where broadcast gradients are reduced).
 A Python scalar stays a scalar of the result's kind: kernels accept (array, array) of equal
 shape, (array, scalar) or (scalar, array).
+
+Backward formulas use the other side of that rule: `kernel_ready(g, x)` says prepare would change
+nothing, and then, with grad off, `times(g, x)` and `negated(g)` run the mul and neg kernels
+directly instead of the ops `g * x` and `-g` (the same kernels, the same bits).
 """
 from __future__ import annotations
 
 import sys
 
+from .. import autograd as _ag
 from .. import dtypes as _dt
+from ..backends import run
 from ..tensor import Tensor
 
 _SCALARS = (int, float, bool, complex)
@@ -48,21 +54,21 @@ def _check_scalar(x, name: str):
 
 def prepare(a, b, name: str = "op", dtype: _dt.dtype | None = None):
     """(a, b) with one dtype and, for two tensors, one shape. `dtype` forces the compute dtype."""
-    ta, tb = type(a) is Tensor, type(b) is Tensor
-    if ta and tb:
-        dt = dtype or (a.dtype if a.dtype is b.dtype else _dt.result_type(a, b))
-        if a.dtype is not dt:
-            a = a.to(dt)
-        if b.dtype is not dt:
-            b = b.to(dt)
-        if a._data.shape != b._data.shape:  # the arrays' tuples: no Size objects on the common path
-            shape = broadcast_shapes(a.shape, b.shape)
-            if a.shape != shape:
-                a = a.expand(shape)
-            if b.shape != shape:
-                b = b.expand(shape)
-        return a, b
-    if ta:
+    tb = type(b) is Tensor
+    if type(a) is Tensor:
+        if tb:
+            dt = dtype or (a.dtype if a.dtype is b.dtype else _dt.result_type(a, b))
+            if a.dtype is not dt:
+                a = a.to(dt)
+            if b.dtype is not dt:
+                b = b.to(dt)
+            if a._data.shape != b._data.shape:  # the arrays' tuples: no Size objects on the common path
+                shape = broadcast_shapes(a.shape, b.shape)
+                if a.shape != shape:
+                    a = a.expand(shape)
+                if b.shape != shape:
+                    b = b.expand(shape)
+            return a, b
         if dtype is None:
             # fast paths: a float scalar with a floating tensor, an int scalar with a float or int
             # tensor keep the tensor's dtype (what result_type gives, without its generality)
@@ -79,6 +85,34 @@ def prepare(a, b, name: str = "op", dtype: _dt.dtype | None = None):
         dt = dtype or _dt.result_type(a, b)
         return _py_scalar(a, dt), (b if b.dtype is dt else b.to(dt))
     raise TypeError(f"{name}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
+
+
+def kernel_ready(g: Tensor, x) -> bool:
+    """True when `prepare(g, x)` would return (g, x) unchanged: x is a Tensor with g's dtype and
+    array shape, or a float beside a floating g. A backward formula with grad off then runs the
+    kernel on them directly (`run("mul", g, x)` is then exactly what `g * x` computes), without
+    the op's promotion, broadcasting and Function.apply."""
+    if type(x) is Tensor:
+        return x.dtype is g.dtype and x._data.shape == g._data.shape and type(g) is Tensor
+    return type(x) is float and type(g) is Tensor and g.dtype.is_floating_point
+
+
+def times(g: Tensor, x):
+    """g * x in a backward formula: with grad off (no create_graph) and nothing for mul's
+    promotion or broadcasting to do (`kernel_ready`, inlined), the mul kernel itself, as `g * x`
+    runs it."""
+    if not _ag._grad_enabled and type(g) is Tensor:
+        if type(x) is Tensor:
+            if x.dtype is g.dtype and x._data.shape == g._data.shape:
+                return run("mul", g, x)
+        elif type(x) is float and g.dtype.is_floating_point:
+            return run("mul", g, x)
+    return g * x
+
+
+def negated(g: Tensor):
+    """-g in a backward formula: with grad off, the neg kernel itself, as `-g` runs it."""
+    return run("neg", g) if not _ag._grad_enabled and type(g) is Tensor else -g
 
 
 def complex_unsupported(name: str, dtype) -> TypeError:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import math
 
+from .. import autograd as _ag
 from .. import dtypes as _dt
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
 from . import _complex_grad as cx
-from ._broadcast import complex_unsupported, prepare
+from ._broadcast import complex_unsupported, kernel_ready, negated, prepare, times
 from .pointwise import where
 from .unary import log
 
@@ -53,28 +54,37 @@ class Sub(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g, (-g if ctx.needs_input_grad[1] else None)
+        if not ctx.needs_input_grad[1]:
+            return g, None
+        return g, negated(g)
 
 
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        need = ctx.needs_input_grad
-        # save each operand only if the other side's gradient needs it; scalars stay on ctx
-        ctx.save_for_backward(a if need[1] and type(a) is Tensor else None,
-                              b if need[0] and type(b) is Tensor else None)
-        # scalars only: a tensor kept here would live as long as the graph, unseen by memory.saved_bytes
-        ctx.scalars = (None if type(a) is Tensor else a, None if type(b) is Tensor else b)
+        need_a, need_b = ctx.needs_input_grad
+        if need_a or need_b:  # nothing to keep when the call records no node (no_grad, a backward formula)
+            # save each operand only if the other side's gradient needs it; scalars stay on ctx
+            # (scalars only: a tensor kept here would live as long as the graph, unseen by memory.saved_bytes)
+            if type(a) is Tensor:
+                if type(b) is Tensor:
+                    ctx.save_for_backward(a if need_b else None, b if need_a else None)
+                else:
+                    ctx.save_for_backward(a if need_b else None, None)
+                    ctx.scalars = (None, b)
+            else:
+                ctx.save_for_backward(None, b if need_a else None)
+                ctx.scalars = (a, None)
         out = run("mul", a, b)
         return cx.join_graph(ctx, out, cx.holomorphic(Mul)) if out.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.saved_tensors
-        sa, sb = ctx.scalars
-        need = ctx.needs_input_grad
-        ga = (g * (b if b is not None else sb)) if need[0] else None
-        gb = (g * (a if a is not None else sa)) if need[1] else None
+        need_a, need_b = ctx.needs_input_grad
+        # a side that needs a gradient has its other operand saved, or kept in ctx.scalars
+        ga = times(g, b if b is not None else ctx.scalars[1]) if need_a else None
+        gb = times(g, a if a is not None else ctx.scalars[0]) if need_b else None
         return ga, gb
 
 
@@ -82,16 +92,23 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         out = run("div", a, b)
-        ctx.save_for_backward(b if type(b) is Tensor else None, out if ctx.needs_input_grad[1] else None)
-        ctx.b = b
+        need_a, need_b = ctx.needs_input_grad
+        if need_a or need_b:  # recorded: keep b (a tensor, or the number in ctx.b) and, for b's gradient, out
+            ctx.save_for_backward(b if type(b) is Tensor else None, out if need_b else None)
+            ctx.b = b
         return cx.join_graph(ctx, out, cx.holomorphic(Div)) if out.dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):
         b, out = ctx.saved_tensors
         b = b if b is not None else ctx.b
-        ga = g / b if ctx.needs_input_grad[0] else None
-        gb = -(g * out) / b if ctx.needs_input_grad[1] else None
+        need_a, need_b = ctx.needs_input_grad
+        if not _ag._grad_enabled and kernel_ready(g, b) and (out is None or kernel_ready(g, out)):
+            # the kernels `g / b` and `-(g * out) / b` run, without the ops around them
+            return (run("div", g, b) if need_a else None,
+                    run("div", negated(run("mul", g, out)), b) if need_b else None)
+        ga = g / b if need_a else None
+        gb = -(g * out) / b if need_b else None
         return ga, gb
 
 
@@ -174,15 +191,12 @@ def sub(input, other, *, alpha=1):
     """input - alpha * other."""
     if alpha != 1:
         other = mul(other, alpha) if type(other) is Tensor else other * alpha
-    if _is_bool(input) or _is_bool(other):
+    if (input.dtype is _dt.bool_ if type(input) is Tensor else type(input) is bool) or \
+            (other.dtype is _dt.bool_ if type(other) is Tensor else type(other) is bool):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
                            "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     a, b = prepare(input, other, "sub")
     return Sub.apply(a, b)
-
-
-def _is_bool(x) -> bool:
-    return x.dtype is _dt.bool_ if type(x) is Tensor else type(x) is bool
 
 
 def mul(input, other):

@@ -89,8 +89,9 @@ def where(condition: Tensor, input=None, other=None):
 class MinMax(Function):
     @staticmethod
     def forward(ctx, a, b, is_max):
-        ctx.save_for_backward(a, b if type(b) is Tensor else None)
-        ctx.b, ctx.is_max = b, is_max
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:  # recorded: backward needs both sides
+            ctx.save_for_backward(a, b if type(b) is Tensor else None)
+            ctx.b, ctx.is_max = b, is_max
         return run("maximum" if is_max else "minimum", a, b)
 
     @staticmethod

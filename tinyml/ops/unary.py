@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import math
 
+from .. import autograd as _ag
 from .. import dtypes as _dt
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
 from . import _complex_grad as cx
-from ._broadcast import as_float
+from ._broadcast import as_float, times
 
 __all__ = ["neg", "negative", "abs", "absolute", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p",
            "sqrt", "rsqrt", "square", "reciprocal", "sin", "cos", "tan", "tanh", "sigmoid", "relu", "erf",
@@ -41,13 +42,14 @@ class _Unary(Function):
     @classmethod
     def forward(cls, ctx, x):
         y = cx.unary_forward(ctx, cls, x) if x.dtype.is_complex else run(cls.kernel, x)
-        ctx.save_for_backward(y if cls.on_output else x)
+        if ctx.needs_input_grad[0]:  # recorded (not no_grad, not inside a backward formula)
+            ctx.save_for_backward(y if cls.on_output else x)
         return y
 
     @classmethod
     def backward(cls, ctx, g):
         saved = ctx.saved_tensors[0]
-        if not cls.grad_kernel or is_grad_enabled():  # no kernel, or create_graph: the tensor formula
+        if not cls.grad_kernel or _ag._grad_enabled:  # no kernel, or create_graph: the tensor formula
             return cls.formula(saved, g)
         return run(cls.grad_kernel, saved, g)
 
@@ -150,10 +152,7 @@ class Neg(Function):
 
 class Exp(_Unary):
     kernel = "exp"
-
-    @staticmethod
-    def formula(y, g):
-        return g * y
+    formula = staticmethod(lambda y, g: times(g, y))  # g * y: the mul kernel itself when grad is off
 
 
 class Exp2(_Unary):
@@ -264,7 +263,7 @@ def abs(input: Tensor) -> Tensor:
 
 def exp(input: Tensor) -> Tensor:
     """e^x"""
-    return Exp.apply(as_float(input, complex_ok=True))
+    return Exp.apply(input if input.dtype.is_differentiable else as_float(input, complex_ok=True))
 
 
 def exp2(input: Tensor) -> Tensor:
@@ -279,7 +278,7 @@ def expm1(input: Tensor) -> Tensor:
 
 def log(input: Tensor) -> Tensor:
     """ln x (NaN for x < 0, -inf at 0)"""
-    return Log.apply(as_float(input, complex_ok=True), "log", 1.0)
+    return Log.apply(input if input.dtype.is_differentiable else as_float(input, complex_ok=True), "log", 1.0)
 
 
 def log2(input: Tensor) -> Tensor:
@@ -296,7 +295,7 @@ def log1p(input: Tensor) -> Tensor:
 
 
 def sqrt(input: Tensor) -> Tensor:
-    return Sqrt.apply(as_float(input, complex_ok=True))
+    return Sqrt.apply(input if input.dtype.is_differentiable else as_float(input, complex_ok=True))
 
 
 def rsqrt(input: Tensor) -> Tensor:
@@ -327,12 +326,12 @@ def tan(input: Tensor) -> Tensor:
 
 
 def tanh(input: Tensor) -> Tensor:
-    return Tanh.apply(as_float(input, complex_ok=True))
+    return Tanh.apply(input if input.dtype.is_differentiable else as_float(input, complex_ok=True))
 
 
 def sigmoid(input: Tensor) -> Tensor:
     """1 / (1 + e^-x)"""
-    return Sigmoid.apply(as_float(input, complex_ok=True))
+    return Sigmoid.apply(input if input.dtype.is_differentiable else as_float(input, complex_ok=True))
 
 
 def relu(input: Tensor) -> Tensor:

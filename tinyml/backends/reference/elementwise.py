@@ -9,21 +9,69 @@ operands' dtype (`like`), which is also what PyTorch's CPU kernels do for bfloat
 """
 import numpy as np
 
+try:  # numpy 2: the context variable np.errstate sets, set directly (np.errstate costs ~1 us a block)
+    from numpy._core.umath import _extobj_contextvar
+except ImportError:  # pragma: no cover - numpy 1.x: np.errstate itself
+    _extobj_contextvar = None
+
 __all__ = ["add", "sub", "mul", "div", "div_trunc", "floor_divide", "remainder", "fmod", "pow",
            "pow_backward_base", "pow_backward_exponent", "eq", "ne", "lt", "le", "gt", "ge", "logical_and",
            "logical_or", "logical_xor", "logical_not", "bitwise_and", "bitwise_or", "bitwise_xor",
            "bitwise_not"]
 
 
-def quiet():
-    """Silence numpy's warnings: inf and NaN results are the answers, as in PyTorch."""
-    return np.errstate(divide="ignore", invalid="ignore", over="ignore")
+class quiet:
+    """`with quiet():` silences numpy's divide, invalid and overflow warnings: inf and NaN results
+    are the answers, as in PyTorch. It is `np.errstate(divide="ignore", invalid="ignore",
+    over="ignore")`, entered at a third of the cost: the error state that block would set, made
+    once per state it is entered from, is set on numpy's context variable directly."""
+
+    __slots__ = ("_token", "_errstate")
+    _states: dict = {}  # the state entered from -> the quiet state np.errstate makes from it
+
+    def __enter__(self):
+        if _extobj_contextvar is None:  # pragma: no cover - numpy 1.x
+            self._errstate = np.errstate(divide="ignore", invalid="ignore", over="ignore")
+            return self._errstate.__enter__()
+        now = _extobj_contextvar.get()
+        state = self._states.get(now)
+        if state is None:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                state = _extobj_contextvar.get()
+            if len(self._states) > 64:  # states come from np.seterr calls: a few in any program
+                self._states.clear()
+            self._states[now] = state
+        self._token = _extobj_contextvar.set(state)
+
+    def __exit__(self, *exc):
+        if _extobj_contextvar is None:  # pragma: no cover - numpy 1.x
+            return self._errstate.__exit__(*exc)
+        _extobj_contextvar.reset(self._token)
+
+
+def constants(value) -> dict:
+    """{dtype: 0-d array of `value`} for float32 and float64. numpy runs a ufunc on an array and a
+    0-d array of its dtype on its fast path, and on a Python number through scalar promotion
+    (~0.4 us more on a small array); the number becomes the array's dtype either way, so the
+    result is the same. Other dtypes (float16, bfloat16: numpy computes bfloat16 with a number in
+    float32) keep the Python number: `ONE.get(x.dtype, 1)`."""
+    out = {}
+    for t in (np.float32, np.float64):
+        arr = np.array(value, t)
+        arr.flags.writeable = False
+        out[arr.dtype] = arr
+    return out
+
+
+ONE, HALF, ZERO = constants(1), constants(0.5), constants(0)
+_ndarray = np.ndarray
 
 
 def like(out, a, b=None):
     """`out` in the dtype of the first array among a, b."""
-    dt = a.dtype if isinstance(a, np.ndarray) else b.dtype
-    return out if out.dtype == dt else out.astype(dt)
+    dt = a.dtype if type(a) is _ndarray or isinstance(a, _ndarray) else b.dtype
+    odt = out.dtype
+    return out if odt is dt or odt == dt else out.astype(dt)
 
 
 def _is_int(a, b) -> bool:
@@ -37,22 +85,27 @@ def _check_int_divisor(a, b) -> None:
         raise RuntimeError("ZeroDivisionError: integer division by zero")
 
 
+# add, sub, mul, div: `like` inlined for its common case (an array first, whose dtype numpy kept)
 def add(a, b):
-    return like(np.add(a, b), a, b)
+    out = np.add(a, b)
+    return out if type(a) is _ndarray and out.dtype is a.dtype else like(out, a, b)
 
 
 def sub(a, b):
-    return like(np.subtract(a, b), a, b)
+    out = np.subtract(a, b)
+    return out if type(a) is _ndarray and out.dtype is a.dtype else like(out, a, b)
 
 
 def mul(a, b):
-    return like(np.multiply(a, b), a, b)
+    out = np.multiply(a, b)
+    return out if type(a) is _ndarray and out.dtype is a.dtype else like(out, a, b)
 
 
 def div(a, b):
     """a / b (floating operands)."""
     with quiet():
-        return like(np.true_divide(a, b), a, b)
+        out = np.true_divide(a, b)
+    return out if type(a) is _ndarray and out.dtype is a.dtype else like(out, a, b)
 
 
 def floor_divide(a, b):

@@ -6,7 +6,7 @@ array operand's dtype, rounded back from numpy's float32 for bfloat16 as in elem
 """
 import numpy as np
 
-from .elementwise import like, quiet
+from .elementwise import HALF, ONE, ZERO, like, quiet
 
 __all__ = ["where", "minimum", "maximum", "minmax_backward", "clamp", "clamp_backward", "masked_fill", "lerp",
            "addcmul", "addcdiv"]
@@ -19,17 +19,23 @@ def where(cond, a, b):
 
 def minimum(a, b):
     """Elementwise min; NaN wins (propagates), as in PyTorch."""
-    return like(np.minimum(a, b), a, b)
+    out = np.minimum(a, b)
+    return out if type(a) is np.ndarray and out.dtype is a.dtype else like(out, a, b)  # like, inlined
 
 
 def maximum(a, b):
-    return like(np.maximum(a, b), a, b)
+    out = np.maximum(a, b)
+    return out if type(a) is np.ndarray and out.dtype is a.dtype else like(out, a, b)
 
 
 def minmax_backward(a, b, g, is_max):
     """Gradients of max(a, b) (or min): g to the selected side; ties split g/2 to each."""
     win_a = np.greater(a, b) if is_max else np.less(a, b)
-    share = np.where(win_a, 1.0, np.where(np.equal(a, b), 0.5, 0.0)).astype(g.dtype)
+    dt = g.dtype
+    if dt in ONE:  # float32, float64: the shares in g's dtype from the start (exact values: the same)
+        share = np.where(win_a, ONE[dt], np.where(np.equal(a, b), HALF[dt], ZERO[dt]))
+    else:
+        share = np.where(win_a, 1.0, np.where(np.equal(a, b), 0.5, 0.0)).astype(dt)
     ga = g * share
     return ga, (g - ga).astype(g.dtype, copy=False)
 

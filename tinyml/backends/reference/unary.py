@@ -9,18 +9,14 @@ import math
 import numpy as np
 
 from ...dtypes import finfo
+from .elementwise import ONE
+from .elementwise import quiet as _quiet  # np.errstate(divide, invalid, over = "ignore"), cheaper
 
 __all__ = ["neg", "abs", "abs_backward", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt",
            "sqrt_backward", "rsqrt", "rsqrt_backward", "square", "reciprocal", "reciprocal_backward", "sin",
            "cos", "tan", "tan_backward", "tanh", "tanh_backward", "sigmoid", "sigmoid_backward", "relu",
            "relu_backward", "erf", "erf_backward", "sign", "floor", "ceil", "round", "trunc", "frac", "isnan",
            "isinf", "isfinite", "nan_to_num", "nan_to_num_backward"]
-
-
-
-def _quiet():
-    """Silence numpy's warnings: inf and NaN results are the answers, as in PyTorch."""
-    return np.errstate(divide="ignore", invalid="ignore", over="ignore")
 
 
 def neg(x):
@@ -134,21 +130,28 @@ def tanh(x):
     return np.tanh(x)
 
 
+def _as(out, dt):
+    """out in dtype dt (float32 and float64 results already are: no astype call)."""
+    return out if out.dtype is dt else out.astype(dt, copy=False)
+
+
 def tanh_backward(y, g):
     """g (1 - y^2)"""
-    return (g * (1 - y * y)).astype(g.dtype, copy=False)
+    return _as(g * (ONE.get(y.dtype, 1) - y * y), g.dtype)
 
 
 def sigmoid(x):
     """1 / (1 + e^-x). For x << 0, e^-x overflows to inf and 1 / inf = 0: the right limit, and
     the relative error stays that of one exp and one division elsewhere (PyTorch's formula)."""
+    one = ONE.get(x.dtype, 1)
     with _quiet():
-        return (1 / (1 + np.exp(-x))).astype(x.dtype, copy=False)
+        out = one / (one + np.exp(-x))
+    return _as(out, x.dtype)
 
 
 def sigmoid_backward(y, g):
     """g y (1 - y)"""
-    return (g * y * (1 - y)).astype(g.dtype, copy=False)
+    return _as(g * y * (ONE.get(y.dtype, 1) - y), g.dtype)
 
 
 def relu(x):
