@@ -2,7 +2,8 @@
 
 Each delegates to the op of the same meaning in `tinyml.ops`. `TensorOperators` is a namespace,
 never instantiated: tinyml/tensor_methods.py copies its functions onto Tensor, so `x * b` runs
-`TensorOperators.__mul__`, which is `tinyml.ops.elementwise.mul`.
+`TensorOperators.__mul__`, which is `tinyml.ops.elementwise.mul` itself (the common operators are
+the op functions, not wrappers around them: a Python frame per operator saved).
 """
 from . import ops
 
@@ -10,26 +11,22 @@ from . import ops
 class TensorOperators:
     """Tensor's operator methods (`self` is a Tensor once bound)."""
 
-    def __add__(self, other):
-        return ops.add(self, other)
+    __add__ = ops.add  # the op itself: one Python frame less per operator
 
     def __radd__(self, other):
         return ops.add(other, self)
 
-    def __sub__(self, other):
-        return ops.sub(self, other)
+    __sub__ = ops.sub  # the op itself: one Python frame less per operator
 
     def __rsub__(self, other):
         return ops.sub(other, self)
 
-    def __mul__(self, other):
-        return ops.mul(self, other)
+    __mul__ = ops.mul  # the op itself: one Python frame less per operator
 
     def __rmul__(self, other):
         return ops.mul(other, self)
 
-    def __truediv__(self, other):
-        return ops.div(self, other)
+    __truediv__ = ops.div  # the op itself: one Python frame less per operator
 
     def __rtruediv__(self, other):
         return ops.div(other, self)
@@ -46,20 +43,17 @@ class TensorOperators:
     def __rmod__(self, other):
         return ops.remainder(other, self)
 
-    def __pow__(self, other):
-        return ops.pow(self, other)
+    __pow__ = ops.pow  # the op itself: one Python frame less per operator
 
     def __rpow__(self, other):
         return ops.pow(other, self)
 
-    def __matmul__(self, other):
-        return ops.matmul(self, other)
+    __matmul__ = ops.matmul  # the op itself: one Python frame less per operator
 
     def __rmatmul__(self, other):
         return ops.matmul(other, self)
 
-    def __neg__(self):
-        return ops.neg(self)
+    __neg__ = ops.neg
 
     def __pos__(self):
         return self
