@@ -8,6 +8,12 @@ budget, the paper's comparison) and for P + T steps (the same total).
     # the small preset's GPT (the default --arch), pretrained once, saved, and reused by every arm run:
     python examples/pruning/demo.py --pretrain 1200 --steps 300 --save-source src1200 --out prune-300
     python examples/pruning/demo.py --source src1200 --steps 300 --schedule geometric --out prune-geo
+    # every axis: 4 blocks, residual width 128, heads of 32 dims (baby's depth, width and head dim)
+    python examples/pruning/demo.py --source src1200 --steps 300 --schedule geometric --prune-until 0.15 \
+        --target-layers 4 --target-embd 128 --target-head-dim 32 --out prune-axes
+    # the baby from scratch at several budgets, or a pruned model's architecture from a fresh init
+    python examples/pruning/demo.py --baby-curve 300,600,900,1200,1500 --out curve
+    python examples/pruning/demo.py --baby-curve 1500 --curve-shape prune-axes/pruned --out curve-shape
     # the narrower 1.99M-parameter source of the first tables in docs/pruning.md:
     python examples/pruning/demo.py --arch narrow --pretrain 250 --steps 250
 
@@ -18,8 +24,11 @@ depth at baby's width (4 heads of 32, a 1024-wide MLP, 1.99M parameters). Target
 GPT (811,264 parameters). --save-source DIR writes the pretrained model (tinyml.train.pruning.save_pruned,
 with DIR/pretrain.json recording its steps and validation loss) and --source DIR loads it instead of
 pretraining. Every arm after pretraining draws the same training batches; validation is the same
---eval-iters batches for every model. Writes <out>/results.json and <out>/pruned/ (the Adapt-Pruner
-model, loadable with tinyml.train.pruning.load_pruned) and prints a markdown table.
+--eval-iters batches for every model. --target-layers / --target-embd / --target-head-dim prune those
+axes too (Adapt-Pruner and one-shot alike). Writes <out>/results.json (with every round's sizes,
+importances and calibration loss right before and after the cut) and <out>/pruned/ (the Adapt-Pruner
+model: PrunableGPT.from_pretrained) and prints a markdown table with each arm's training compute
+(6 N per token, the source's pretraining included).
 """
 from __future__ import annotations
 
@@ -33,12 +42,13 @@ from tinyml.models import GPT, GPTConfig
 from tinyml.train.presets import get_preset
 from tinyml.train.pruning import AdaptPruneConfig, adapt_prune, evaluate, magnitude_prune, save_pruned
 from tinyml.train.pruning.adapt import train_steps
-from tinyml.train.pruning.model import PrunableGPT, load_pruned
+from tinyml.train.pruning.model import PrunableGPT, PrunableGPTConfig, load_pruned
 
 import tinyml
 from tinyml.data import CharTokenizer, RandomWindowSampler, shakespeare_split
 
 BLOCK, BATCH = 64, 12
+TOKENS = BLOCK * BATCH  # a training step's tokens
 SOURCE_RECORD = "pretrain.json"  # beside the source's config.json and model.safetensors
 
 
@@ -81,10 +91,18 @@ def main(argv=None) -> int:
                    help="overall sparsity after round k of R: linear k S / R, or geometric 1 - (1 - S)^(k/R)")
     p.add_argument("--calib-batches", type=int, default=2,
                    help="batches for each round's layer importances and Taylor scores")
+    p.add_argument("--target-layers", type=int, help="blocks to keep (the least important 1 - cos go)")
+    p.add_argument("--target-embd", type=int, help="residual width to prune to")
+    p.add_argument("--target-head-dim", type=int, help="head dim to prune every head to")
     p.add_argument("--lr", type=float, default=1e-3,
                    help="peak learning rate after pruning, for Adapt-Pruner and one-shot + training alike")
     p.add_argument("--no-total-baby", action="store_true",
                    help="skip the baby trained for pretrain + steps (the same total number of steps)")
+    p.add_argument("--baby-curve", help="comma-separated step counts: only train the baby from scratch for "
+                                        "each (its own warmup + cosine schedule, the pretraining batches), "
+                                        "to see how many steps it needs to match a pruned model")
+    p.add_argument("--curve-shape", help="with --baby-curve: a folder holding a pruned model (<out>/pruned); "
+                                         "train its architecture from a fresh init instead of the baby's")
     p.add_argument("--eval-iters", type=int, default=40)
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--out", default="tinyml-prune-demo")
@@ -107,7 +125,9 @@ def main(argv=None) -> int:
     def cfg(steps, target=0, warmup=50, lr=1e-3):
         return AdaptPruneConfig(target_params=target, steps=steps, rounds=args.rounds, warmup_steps=warmup,
                                 amplitude=args.amplitude, prune_until=args.prune_until, lr=lr,
-                                schedule=args.schedule, calib_batches=args.calib_batches)
+                                schedule=args.schedule, calib_batches=args.calib_batches,
+                                target_layers=args.target_layers, target_embd=args.target_embd,
+                                target_head_dim=args.target_head_dim)
 
     tinyml.manual_seed(args.seed)
     baby_preset = get_preset("baby")
@@ -115,6 +135,9 @@ def main(argv=None) -> int:
                          n_head=baby_preset.n_head, n_embd=baby_preset.n_embd)
     target = GPT(baby_cfg).num_parameters()
     rows, t0 = [], time.time()
+    if args.baby_curve:
+        budgets = [int(n) for n in args.baby_curve.split(",")]
+        return baby_curve(args, budgets, baby_cfg, sampler, val_loss, cfg)
     if args.source:
         big, pretrain = load_source(args.source)
         print(f"loaded {args.source}: a {big.num_parameters():,}-parameter GPT pretrained for {pretrain} "
@@ -149,7 +172,10 @@ def main(argv=None) -> int:
     save_pruned(pruned, os.path.join(args.out, "pruned"))
     print(f"  {rows[-1]}  ({time.time() - t0:.0f} s)", flush=True)
 
-    oneshot = magnitude_prune(copy.deepcopy(big), target)
+    calib = sampler(args.seed + 20)  # ranks the blocks when one-shot pruning removes some
+    oneshot = magnitude_prune(copy.deepcopy(big), target, layers=args.target_layers, embd=args.target_embd,
+                              head_dim=args.target_head_dim,
+                              batches=[tuple(map(tinyml.tensor, calib.next_batch())) for _ in range(2)])
     rows.append(("one-shot magnitude, before training", oneshot.num_parameters(), pretrain,
                  val_loss(oneshot)))
     train_steps(oneshot, sampler(args.seed + 10), cfg(args.steps, target, warmup=20, lr=args.lr), 0,
@@ -168,14 +194,57 @@ def main(argv=None) -> int:
         rows.append((name, baby.num_parameters(), steps, val_loss(baby)))
         print(f"  {rows[-1]}  ({time.time() - t0:.0f} s)", flush=True)
 
-    print("\n| model | parameters | training steps | validation loss |\n|---|---:|---:|---:|")
-    for name, n, steps, loss in rows:
-        print(f"| {name} | {n:,} | {steps} | {loss:.4f} |")
+    # training compute, 6 N per token (forward and backward), source's pretraining included
+    pre_flops = 6 * big.num_parameters() * TOKENS * pretrain
+    sizes = [big.num_parameters()] + [h["params"] for h in history]
+    starts = [h["step"] for h in history] + [args.steps]
+    adapt_flops = pre_flops + sum(6 * n * TOKENS * (starts[i] - (starts[i - 1] if i else 0))
+                                  for i, n in enumerate(sizes))
+    oneshot_flops = pre_flops + 6 * oneshot.num_parameters() * TOKENS * args.steps
+    flops = [pre_flops, adapt_flops, pre_flops, oneshot_flops]
+    flops += [6 * target * TOKENS * steps for _, steps, _ in budgets]
+    rows = [(*r, f) for r, f in zip(rows, flops)]
+    print("\n| model | parameters | training steps | training compute (TFLOP) | validation loss |\n"
+          "|---|---:|---:|---:|---:|")
+    for name, n, steps, loss, f in rows:
+        print(f"| {name} | {n:,} | {steps} | {f / 1e12:.1f} | {loss:.4f} |")
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"rows": [dict(zip(("model", "parameters", "steps", "val_loss"), r)) for r in rows],
+        keys = ("model", "parameters", "steps", "val_loss", "flops")
+        json.dump({"rows": [dict(zip(keys, r)) for r in rows],
                    "rounds": history, "args": vars(args), "pretrain_steps": pretrain,
                    "seconds": time.time() - t0}, f, indent=1)
+    return 0
+
+
+def scratch_shape(folder: str) -> PrunableGPTConfig:
+    """The architecture of the pruned model in `folder`, for training from scratch: its sizes, with the
+    softmax scale of its own head dim (head_size = its largest head dim) rather than the source's."""
+    cfg = load_pruned(folder).config
+    return PrunableGPTConfig(**{**cfg.to_dict(), "head_size": max(cfg.layer_head_dim)})
+
+
+def baby_curve(args, budgets, baby_cfg, sampler, val_loss, cfg) -> int:
+    """The baby from scratch (or, with --curve-shape, the pruned model's architecture) for each of
+    `budgets` steps (each its own schedule, warmup 50, on the pretraining batches, as the total-budget
+    baby): a table of validation loss by steps."""
+    rows = []
+    shape = scratch_shape(args.curve_shape) if args.curve_shape else None
+    for steps in budgets:
+        tinyml.manual_seed(args.seed)
+        baby = PrunableGPT(shape) if shape else GPT(baby_cfg)
+        train_steps(baby, sampler(args.seed), cfg(steps), 0, steps)
+        flops = 6 * baby.num_parameters() * TOKENS * steps
+        rows.append({"steps": steps, "val_loss": val_loss(baby), "flops": flops})
+        print(f"  {baby.num_parameters():,} parameters, {steps} steps: {rows[-1]['val_loss']:.4f}",
+              flush=True)
+    print(f"\n{args.curve_shape or 'baby'} from scratch\n\n"
+          "| steps | training compute (TFLOP) | validation loss |\n|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['steps']} | {r['flops'] / 1e12:.1f} | {r['val_loss']:.4f} |")
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "baby_curve.json"), "w") as f:
+        json.dump({"rows": rows, "args": vars(args)}, f, indent=1)
     return 0
 
 

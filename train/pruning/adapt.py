@@ -6,17 +6,18 @@ Language Model Training"): structured pruning interleaved with training, to a ta
 Each pruning round
 1. measures each block's importance as how much it changes its input (the paper's "mapping"):
    I_l = 1 - mean over tokens of cos(x_l, block_l(x_l));
-2. turns the round's overall sparsity s into per-layer sparsities, higher where a layer matters less
-   (s after round k of R, for a final sparsity S: "linear" k S / R; "geometric" 1 - (1 - S)^(k/R), each
-   round removing the same fraction of what is left, so the last cut is no deeper than the first):
-   s_l = s (1 - amplitude z_l),  z_l = (I_l - mean I) / (max I - min I), clipped to [0, 0.95];
-3. keeps, in layer l, the round(H0 (1 - s_l)) heads and round(I0 (1 - s_l)) MLP channels of the highest
-   first-order Taylor score (train/pruning/structure.py), sizes counted from the layer's original H0, I0;
-   the last round then trims MLP channels of the least important layers until the count is <= target.
+2. with `target_layers`, removes the least important blocks down to the round's block count, and with
+   `target_embd` / `target_head_dim` prunes the residual width / every head's dims to the round's size
+   (axes.py; the sizes follow the schedule, allocate.axis_at), by first-order Taylor scores;
+3. turns the round's overall sparsity s into per-layer sparsities, higher where a layer matters less
+   (allocate.py: s_l = s (1 - amplitude z_l), or fitted to the round's budget with the geometric
+   schedule), and keeps, in layer l, the heads and MLP channels of the highest first-order Taylor
+   score (structure.py), sizes counted from the layer's original ones; the last round then trims MLP
+   channels of the least important layers until the count is <= target.
 Between rounds the model trains (AdamW, warmup + cosine over all `steps`; after a prune the optimizer
 is rebuilt around the new tensors with Adam's moments of the kept entries sliced over); rounds happen
 in the first `prune_until` of the steps and the rest trains the final model. `magnitude_prune` is the
-one-shot baseline: uniform sparsity, |w| scores.
+one-shot baseline: the same axes at once, uniform sparsity, |w| scores.
 """
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ from tinyml.nn.utils import clip_grad_norm_
 
 from ..schedule import WarmupCosine
 from ..trainer import make_optimizer
+from .allocate import axis_at, fitted_sizes, layer_sparsities, param_count, round_sparsity, sizes_at, trim_to
+from .axes import head_dim_scores, keep_top_dims, prune_blocks, prune_head_dims, prune_width, width_scores
 from .model import PrunableGPT
-from .structure import group_scores, keep_top, layer_params, prunable_size, prune_layer
+from .structure import group_scores, keep_top, prunable_size, prune_layer
 
 __all__ = ["AdaptPruneConfig", "round_sparsity", "layer_importance", "layer_sparsities", "adapt_prune",
            "magnitude_prune", "train_steps", "evaluate", "check_target"]
@@ -46,6 +49,9 @@ class AdaptPruneConfig:
     amplitude: float = 0.5  # how much layer importance moves the per-layer sparsity
     schedule: str = "linear"  # how the overall sparsity grows over the rounds: "linear" or "geometric"
     calib_batches: int = 2  # batches for the importance and the Taylor scores of a round
+    target_layers: int | None = None  # blocks to keep (the least important go); None: all
+    target_embd: int | None = None  # residual width at the end; None: the model's
+    target_head_dim: int | None = None  # every head's dims at the end; None: the model's
     lr: float = 1e-3
     min_lr: float | None = None
     warmup_steps: int = 50
@@ -59,33 +65,48 @@ def _batch(sampler):
     return tinyml.tensor(x), tinyml.tensor(y)
 
 
-def check_target(model, target_params: int) -> tuple[int, int]:
-    """(prunable parameters now, their target) for a model to be pruned to `target_params` in all; a
-    ValueError naming the numbers when the target is larger than the model or below what pruning can
-    reach (one head and one MLP channel a layer)."""
+def _check_axis(name: str, value, current: int, what: str) -> int:
+    if value is None:
+        return current
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if value > current:
+        raise ValueError(f"{name}={value} is larger than the model's {current} {what}; pruning only removes")
+    return value
+
+
+def final_axes(model, layers=None, embd=None, head_dim=None) -> tuple[int, int, int]:
+    """(blocks, residual width, head dim) a run ends at; None keeps the model's; a ValueError naming
+    the values for one larger than the model's."""
+    cfg = model.config
+    return (_check_axis("target_layers", layers, cfg.n_layer, "layers"),
+            _check_axis("target_embd", embd, cfg.n_embd, "residual width (n_embd)"),
+            _check_axis("target_head_dim", head_dim, min(cfg.layer_head_dim), "head dims"))
+
+
+def check_target(model, target_params: int, layers=None, embd=None, head_dim=None) -> tuple[int, int]:
+    """(parameters the heads and MLP channels hold now, what they may hold at the end) for a model to
+    be pruned to `target_params` in all, at the final axes (`layers` blocks, residual width `embd`,
+    head dim `head_dim`; None keeps the model's). A ValueError naming the numbers when the target is
+    larger than the model or below what pruning can reach (one head and one MLP channel a layer)."""
     total = model.num_parameters()
     if isinstance(target_params, bool) or not isinstance(target_params, int) or target_params <= 0:
         raise ValueError(f"target_params must be a positive int, got {target_params!r}")
     if target_params > total:
         raise ValueError(f"the target of {target_params:,} parameters is larger than the model "
                          f"({total:,} parameters); pruning only removes parameters")
-    now, floor = prunable_size(model.config)
-    fixed = total - now
-    if target_params - fixed < floor:
+    L, C, D = final_axes(model, layers, embd, head_dim)
+    cfg = model.config
+    dims = sorted(min(d, D) for d in cfg.layer_head_dim)[:L]  # the floor: the smallest blocks stay
+    fixed = param_count(cfg, C, [(0, 0, d) for d in dims])
+    floor = param_count(cfg, C, [(1, 1, d) for d in dims])
+    if target_params < floor:
+        axes = "" if (L, C, D) == (cfg.n_layer, cfg.n_embd, min(cfg.layer_head_dim)) else (
+            f" at {L} layers, residual width {C} and head dim {D}")
         raise ValueError(f"the target of {target_params:,} parameters is below what structured pruning "
-                         f"can reach: {fixed + floor:,} ({fixed:,} in embeddings, norms and output biases, "
-                         f"and one head and one MLP channel in each of {model.config.n_layer} layers)")
-    return now, target_params - fixed
-
-
-def round_sparsity(k: int, rounds: int, final: float, schedule: str) -> float:
-    """Overall sparsity after round k (1..rounds) of a run ending at sparsity `final`: "linear"
-    k final / rounds, "geometric" 1 - (1 - final)^(k / rounds)."""
-    if schedule == "linear":
-        return final * k / rounds
-    if schedule == "geometric":
-        return 1.0 - (1.0 - final) ** (k / rounds)
-    raise ValueError(f"schedule must be 'linear' or 'geometric', got {schedule!r}")
+                         f"can reach{axes}: {floor:,} ({fixed:,} in embeddings, norms and output biases, "
+                         f"and one head and one MLP channel in each of {L} layers)")
+    return prunable_size(cfg)[0], target_params - fixed
 
 
 def layer_importance(model, batches) -> np.ndarray:
@@ -116,12 +137,40 @@ def layer_importance(model, batches) -> np.ndarray:
     return 1.0 - sums / max(count, 1)
 
 
-def layer_sparsities(importance: np.ndarray, sparsity: float, amplitude: float) -> np.ndarray:
-    """s_l = s (1 - amplitude z_l), z_l the importance centred and divided by its range; clipped to
-    [0, 0.95]."""
-    spread = float(importance.max() - importance.min())
-    z = (importance - importance.mean()) / spread if spread > 0 else np.zeros_like(importance)
-    return np.clip(sparsity * (1.0 - amplitude * z), 0.0, 0.95)
+def _calibrate(model, batches) -> None:
+    """Gradients of the loss summed over `batches`, for the Taylor scores."""
+    model.zero_grad()
+    for x, y in batches:
+        model(x, y)[1].backward()
+
+
+def _drop_blocks(model, n_keep: int, importance: np.ndarray, original: list, states=None):
+    """Remove all but the `n_keep` most important blocks (by `importance`, 1 - cos); returns the kept
+    blocks' importances and original sizes."""
+    L = model.config.n_layer
+    if n_keep >= L:
+        return importance, original
+    keep = np.sort(np.argsort(importance, kind="stable")[L - n_keep:])
+    prune_blocks(model, keep, states)
+    return importance[keep], [original[i] for i in keep]
+
+
+def _score_and_slice(model, axes, kind: str, states=None) -> list:
+    """Residual width and head dims down to `axes`, by scores taken from the current gradients (or
+    weights); returns each layer's (head, channel) scores, taken before any slicing."""
+    _, C, D = axes
+    cfg = model.config
+    scores = [group_scores(model, layer, kind) for layer in range(cfg.n_layer)]
+    width = keep_top(width_scores(model, kind), C) if C < cfg.n_embd else None
+    dims = [head_dim_scores(model, layer, kind) if D < cfg.layer_head_dim[layer] else None
+            for layer in range(cfg.n_layer)]
+    model.zero_grad()
+    if width is not None:
+        prune_width(model, width, states)
+    for layer, s in enumerate(dims):
+        if s is not None:
+            prune_head_dims(model, layer, keep_top_dims(s[0], D), keep_top_dims(s[1], D), states)
+    return scores
 
 
 def _apply_sizes(model, heads, channels, scores, states=None) -> None:
@@ -131,101 +180,58 @@ def _apply_sizes(model, heads, channels, scores, states=None) -> None:
                     channels=keep_top(chan_s, c) if c < len(chan_s) else None, states=states)
 
 
-def _trim_to(cfg, heads, channels, budget, weights, cap) -> None:
-    """Lower `channels` (then `heads`) in place, from the layers with the largest weight per remaining
-    size first, until the prunable parameters fit `budget`; then raise channels (to at most `cap`, the
-    current sizes) while they still fit."""
-    C, b, D = cfg.n_embd, int(cfg.bias), cfg.n_embd // cfg.n_head
-    L = len(heads)
-
-    def excess():
-        return sum(layer_params(cfg, heads[i], channels[i]) for i in range(L)) - budget
-
-    for sizes, unit in ((channels, 2 * C + b), (heads, 3 * D * (C + b) + D * C)):
-        while excess() > 0 and any(s > 1 for s in sizes):
-            i = max((j for j in range(L) if sizes[j] > 1), key=lambda j: weights[j] * sizes[j])
-            sizes[i] -= min(sizes[i] - 1, max(1, math.ceil(excess() / unit / L)))
-    # whole heads can overshoot: give channels back (up to `cap`) to the most important layers first
-    for i in sorted(range(L), key=lambda j: weights[j]):
-        room = -excess() // (2 * C + b)
-        if room > 0:
-            channels[i] = min(cap[i], channels[i] + room)
-
-
-def _sizes_at(cfg, original, s) -> tuple[list, list]:
-    """Heads and MLP channels of each layer at sparsities `s` of its original sizes: at least one, at
-    most what the layer has now."""
-    return ([min(cfg.layer_heads[i], max(1, round(h0 * (1 - s[i])))) for i, (h0, _) in enumerate(original)],
-            [min(cfg.layer_inner[i], max(1, round(c0 * (1 - s[i])))) for i, (_, c0) in enumerate(original)])
-
-
-def _fitted_sizes(cfg, original, importance: np.ndarray, amplitude: float, budget: int):
-    """Per-layer (heads, channels) in the shape layer_sparsities gives, s_l = t (1 - amplitude z_l)
-    clipped to [0, 1] (at least one head and one channel), at the smallest scale t whose prunable part
-    fits `budget` (bisection: the sizes shrink as t grows), never above the layers' current sizes. Unlike
-    a fixed sparsity clipped at 0.95, this reaches any budget down to the floor while keeping the
-    allocation's shape, so every round of a schedule removes what the schedule says."""
-    spread = float(importance.max() - importance.min())
-    z = (importance - importance.mean()) / spread if spread > 0 else np.zeros_like(importance)
-    weight = np.clip(1.0 - amplitude * z, 0.0, None)
-    L = len(original)
-
-    def sizes(t):
-        return _sizes_at(cfg, original, np.clip(t * weight, 0.0, 1.0))
-
-    def total(t):
-        h, c = sizes(t)
-        return sum(layer_params(cfg, h[i], c[i]) for i in range(L))
-
-    lo, hi = 0.0, 1.0 / max(float(weight[weight > 0].min()) if (weight > 0).any() else 1.0, 1e-6)
-    if total(lo) <= budget:
-        return sizes(lo)
-    for _ in range(50):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (lo, mid) if total(mid) <= budget else (mid, hi)
-    return sizes(hi)
-
-
-def _calibrate(model, batches) -> None:
-    """Gradients of the loss summed over `batches`, for the Taylor scores."""
-    model.zero_grad()
-    for x, y in batches:
-        model(x, y)[1].backward()
+def _fixed(model) -> int:
+    """Parameters outside the heads and MLP channels (embeddings, norms, output biases)."""
+    return model.num_parameters() - prunable_size(model.config)[0]
 
 
 def prune_round(model: PrunableGPT, batches, sparsity: float, original, cfg: AdaptPruneConfig,
-                budget: int | None = None, states: dict | None = None) -> np.ndarray:
-    """One Adapt-Pruner round at overall sparsity `sparsity` (of the original prunable sizes `original`,
-    a list of (heads, channels) per layer); with `budget`, trim until the prunable part fits it. With
-    cfg.schedule "geometric" the sizes are fitted to `budget` in the shape of the per-layer sparsities
-    (_fitted_sizes) instead of taken at `sparsity`.
-    `states` (optimizer state by parameter id) follows the pruned tensors. Returns the layer importances."""
-    importance = layer_importance(model, batches)
+                budget: int | None = None, states: dict | None = None, axes=None):
+    """One Adapt-Pruner round at overall sparsity `sparsity` of the original head and channel sizes
+    `original` (a list of (heads, channels) per layer), after pruning the blocks, residual width and
+    head dims to `axes` (None: as they are). With `budget` (total parameters), heads and channels are
+    trimmed until the model fits it; with cfg.schedule "geometric" they are fitted to it in the shape
+    of the per-layer sparsities instead of taken at `sparsity`. `states` (optimizer state by parameter
+    id) follows the pruned tensors. Returns (every block's importance as measured before the round,
+    the kept blocks' original sizes)."""
+    measured = layer_importance(model, batches)
     mc = model.config
-    if cfg.schedule == "geometric":
-        heads, chans = _fitted_sizes(mc, original, importance, cfg.amplitude, budget)
-    else:
-        heads, chans = _sizes_at(mc, original, layer_sparsities(importance, sparsity, cfg.amplitude))
-    if budget is not None:
-        _trim_to(mc, heads, chans, budget, weights=1.0 - importance + 1e-6, cap=list(mc.layer_inner))
+    axes = axes or (mc.n_layer, mc.n_embd, min(mc.layer_head_dim))
+    importance, original = _drop_blocks(model, axes[0], measured, original, states)
     _calibrate(model, batches)
-    scores = [group_scores(model, layer, "taylor") for layer in range(mc.n_layer)]
-    model.zero_grad()
+    scores = _score_and_slice(model, axes, "taylor", states)
+    hc_budget = None if budget is None else budget - _fixed(model)
+    if cfg.schedule == "geometric":
+        heads, chans = fitted_sizes(mc, original, importance, cfg.amplitude, hc_budget)
+    else:
+        heads, chans = sizes_at(mc, original, layer_sparsities(importance, sparsity, cfg.amplitude))
+    if budget is not None:
+        trim_to(mc, heads, chans, hc_budget, weights=1.0 - importance + 1e-6, cap=list(mc.layer_inner))
     _apply_sizes(model, heads, chans, scores, states)
-    return importance
+    return measured, original
 
 
-def magnitude_prune(model, target_params: int) -> PrunableGPT:
-    """One-shot baseline: the same sparsity in every layer, groups kept by weight magnitude, to
-    <= target_params in one go."""
+def magnitude_prune(model, target_params: int, layers=None, embd=None, head_dim=None,
+                    batches=None) -> PrunableGPT:
+    """One-shot baseline: to <= target_params in one go, with the same sparsity in every layer and
+    groups kept by weight magnitude. `layers` / `embd` / `head_dim`: the blocks, residual width and
+    head dim to prune to as well (None keeps them); removing blocks ranks them by layer importance on
+    `batches` (magnitude says nothing about a whole block's role)."""
     model = PrunableGPT.from_gpt(model)
-    now, budget = check_target(model, target_params)
+    check_target(model, target_params, layers, embd, head_dim)
+    axes = final_axes(model, layers, embd, head_dim)
+    if axes[0] < model.config.n_layer:
+        if not batches:
+            raise ValueError(f"magnitude_prune to {axes[0]} of {model.config.n_layer} layers needs `batches` "
+                             "to rank the blocks by layer importance")
+        _drop_blocks(model, axes[0], layer_importance(model, batches), [None] * model.config.n_layer)
+    scores = _score_and_slice(model, axes, "magnitude")
     mc = model.config
-    ratio = budget / now
+    budget = target_params - _fixed(model)
+    ratio = budget / prunable_size(mc)[0]
     heads = [max(1, round(h * ratio)) for h in mc.layer_heads]
     chans = [max(1, round(c * ratio)) for c in mc.layer_inner]
-    _trim_to(mc, heads, chans, budget, weights=np.ones(mc.n_layer), cap=list(mc.layer_inner))
-    scores = [group_scores(model, layer, "magnitude") for layer in range(mc.n_layer)]
+    trim_to(mc, heads, chans, budget, weights=np.ones(mc.n_layer), cap=list(mc.layer_inner))
     _apply_sizes(model, heads, chans, scores)
     return model
 
@@ -279,15 +285,20 @@ def evaluate(model, sampler, iters: int) -> float:
 def adapt_prune(model, train_sampler, cfg: AdaptPruneConfig, log=None) -> tuple[PrunableGPT, list[dict]]:
     """Prune `model` (a GPT or PrunableGPT) to <= cfg.target_params while training it for cfg.steps
     steps on `train_sampler`. Returns the pruned model and one record per round (step, parameters
-    after, layer importances, per-layer heads and MLP widths)."""
+    after, layer importances, the loss on the round's calibration batches (training data) right before
+    and right after it, residual width, per-layer heads, head dims and MLP widths)."""
     round_sparsity(1, 1, 0.0, cfg.schedule)  # an unknown schedule fails here, before any training
     if not (cfg.rounds >= 1 and 0 < cfg.prune_until <= 1 and cfg.steps >= cfg.rounds):
         raise ValueError(f"adapt_prune needs rounds >= 1, 0 < prune_until <= 1 and steps >= rounds; got "
                          f"rounds={cfg.rounds}, prune_until={cfg.prune_until}, steps={cfg.steps}")
     model = PrunableGPT.from_gpt(model)
-    now, budget = check_target(model, cfg.target_params)
-    final_sparsity = 1.0 - budget / now
-    original = list(zip(model.config.layer_heads, model.config.layer_inner))
+    mc = model.config
+    now, _ = check_target(model, cfg.target_params, cfg.target_layers, cfg.target_embd, cfg.target_head_dim)
+    start_axes = (mc.n_layer, mc.n_embd, min(mc.layer_head_dim))
+    end_axes = final_axes(model, cfg.target_layers, cfg.target_embd, cfg.target_head_dim)
+    fixed0 = _fixed(model)
+    final_sparsity = 1.0 - (cfg.target_params - fixed0) / now  # of the heads and channels, at today's axes
+    original = list(zip(mc.layer_heads, mc.layer_inner))
     at = [round(k * cfg.prune_until * cfg.steps / cfg.rounds) for k in range(cfg.rounds)]
     history, step = [], 0
     opt, sched = _optimizer(model, cfg, 0)
@@ -299,17 +310,36 @@ def adapt_prune(model, train_sampler, cfg: AdaptPruneConfig, log=None) -> tuple[
         last = k == cfg.rounds - 1
         states = {id(p): (p, s) for p, s in opt.state.items()}
         sparsity = round_sparsity(k + 1, cfg.rounds, final_sparsity, cfg.schedule)
+        axes = tuple(axis_at(k + 1, cfg.rounds, a, b, cfg.schedule) for a, b in zip(start_axes, end_axes))
         # the geometric schedule fits every round to its budget; the linear one only the last
-        fit = budget if last else round(now * (1.0 - sparsity)) if cfg.schedule == "geometric" else None
-        importance = prune_round(model, batches, sparsity, original, cfg, budget=fit, states=states)
+        fit = cfg.target_params if last else (
+            fixed0 + round(now * (1.0 - sparsity)) if cfg.schedule == "geometric" else None)
+        before = evaluate(model, _Fixed(batches), len(batches))
+        importance, original = prune_round(model, batches, sparsity, original, cfg, budget=fit, states=states,
+                                           axes=axes)
         opt, sched = _optimizer(model, cfg, step, states)
         record = {"round": k + 1, "step": step, "params": model.num_parameters(),
                   "importance": [round(float(v), 5) for v in importance],
-                  "layer_heads": list(model.config.layer_heads),
-                  "layer_inner": list(model.config.layer_inner)}
+                  "loss_before": round(before, 5),
+                  "loss_after": round(evaluate(model, _Fixed(batches), len(batches)), 5),
+                  "n_embd": mc.n_embd, "layer_heads": list(mc.layer_heads),
+                  "layer_head_dim": list(mc.layer_head_dim), "layer_inner": list(mc.layer_inner)}
         history.append(record)
         if log:
-            log(f"round {k + 1}/{cfg.rounds} at step {step}: {record['params']:,} parameters, heads "
-                f"{record['layer_heads']}, MLP {record['layer_inner']}")
+            log(f"round {k + 1}/{cfg.rounds} at step {step}: {record['params']:,} parameters, calibration "
+                f"loss {before:.3f} -> {record['loss_after']:.3f}; width {mc.n_embd}, heads {mc.layer_heads} "
+                f"of {mc.layer_head_dim}, MLP {mc.layer_inner}")
     train_steps(model, train_sampler, cfg, step, cfg.steps, opt, sched)
     return model, history
+
+
+class _Fixed:
+    """A sampler over a fixed list of (x, y) tensor batches, for evaluate."""
+
+    def __init__(self, batches):
+        self.batches, self.i = batches, 0
+
+    def next_batch(self):
+        x, y = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        return x.numpy(), y.numpy()
