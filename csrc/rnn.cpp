@@ -19,14 +19,18 @@
 //   backward formulas: tinyml/ops/rnn.py.  batch_sizes[t] leading rows are active at step t (packed
 //   sequences); other rows keep their state and output 0.
 //
-// Threads own slices of the hidden units [j0, j1) for the whole call (one OpenMP region around the
-// time loop, csrc/rnn_loops.h): a thread computes the G gate columns of its units by a register-blocked
-// GEMM, then the pointwise update of exactly those units, so the only synchronisation is one barrier
-// per step (a spinning one, csrc/rnn_memory.h; h is double-buffered in the forward: the next GEMM
-// reads every unit). In the backward a thread's pointwise step reads and writes only its units of
-// dh/dc; after a barrier it computes its units of dh_prev = dgates W_hh. dW_hh = sum_t dgates_t^T
-// h_prev_t is one GEMM over all T*B rows at the end. Each (row, unit) is computed by one thread in a
-// fixed order: results do not depend on thread count. Outputs and scratch are 64-byte aligned malloc
+// The threads of one OpenMP region run the whole call (csrc/rnn_loops.h) as phases of chunks
+// (csrc/rnn_memory.h Phases): the weights' packing, then one phase per time step, then the weight
+// gradients. A step's chunk is a block of hidden units [j0, j1): its G gate columns by a register-blocked
+// GEMM, then the pointwise update of exactly those units, so the only synchronisation is the end of a
+// step (h is double-buffered in the forward: the next GEMM reads every unit). Each thread owns a
+// contiguous share of the chunks (the same units every step, so their weights stay in its cache) and
+// takes other threads' chunks once its own are done, so a thread that the machine deschedules does not
+// stall the others. In the backward, a unit chunk first finishes dh_prev = dgates_prev W_hh for its
+// units, then runs this step's pointwise part, which reads and writes only its units of dh/dc.
+// dW_hh = sum_t dgates_t^T h_prev_t is one GEMM over all T*B rows at the end, in chunks of rows. Each
+// (row, unit) is computed in a fixed order whichever thread takes its chunk: results do not depend on
+// the thread count. Outputs and scratch are 64-byte aligned malloc
 // blocks (csrc/rnn_memory.h), which tinyml's malloc settings keep mapped from one step to the next.
 #include "simd_math.h"  // first: sets fp-contract for this file
 #include "common.h"

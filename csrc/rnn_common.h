@@ -44,11 +44,20 @@ struct Dims {
   int64_t T, B, H, G;
 };
 
-// The unit slice [j0, j1) of thread `tid` of `nt`: contiguous, multiples of 16 units (whole GEMM panels).
-inline void unit_slice(int64_t H, int tid, int nt, int64_t* j0, int64_t* j1) {
-  int64_t per = ((H + nt - 1) / nt + 15) / 16 * 16;
-  *j0 = std::min(H, per * tid);
-  *j1 = std::min(H, *j0 + per);
+// Hidden units per chunk of a time step (csrc/rnn_memory.h Phases) for nt threads: whole GEMM panels,
+// about kChunksPerThread per thread (all units for one thread), fewer than 2^16 chunks. A thread runs
+// the pointwise step once over all the chunks it took in a row (Phases::run), so fine chunks cost their
+// pointwise step nothing in a balanced step and let threads share out a descheduled thread's work.
+constexpr int64_t kChunksPerThread = 8;
+template <typename T>
+int64_t unit_chunk(int64_t H, int nt) {
+  const int64_t P = panels<T>(H);
+  return kNR<T> * std::max<int64_t>({1, (P + 4095) / 4096, nt <= 1 ? P : P / (kChunksPerThread * nt)});
+}
+
+// Rows per chunk of a GEMM over `rows` rows: at most kMc (a chunk's A is read in place), under 2^16 chunks.
+inline int64_t row_chunk(int64_t rows) {
+  return std::max<int64_t>({1, std::min<int64_t>(kMc, rows), (rows + 4095) / 4096});
 }
 
 // Threads for a GEMM of `rows` x k x n (the input projection): one per ~4 MFLOP, at most max_threads.
@@ -58,7 +67,7 @@ inline int threads_for_rows(int64_t rows, int64_t k, int64_t n) {
 
 // Threads for the time loop: k is the recurrent GEMM's depth (H, or I + H when x_t W_ih^T runs in each step).
 inline int threads_for(const Dims& d, int64_t k = -1) {
-  // below ~64k multiply-adds per step a parallel region's barriers cost more than they save
+  // below ~64k multiply-adds per step a parallel region's synchronisation costs more than it saves
   if (d.B * (k < 0 ? d.H : k) * d.H * d.G < (1 << 16)) return 1;
   return std::max(1, std::min<int>(tinyml::max_threads(), int((d.H + 15) / 16)));
 }

@@ -48,11 +48,12 @@ void pack_b(const T* B, int64_t sbk, int64_t sbn, int64_t K, int64_t N, T* out, 
 }
 
 // C[MR x ncols] (+)= A[MR x kc] Bpanel[kc x kNR]: MR rows x 2 vectors of accumulators in registers. A is
-// packed (a[k MR + r], lda 0) or read in place (a[r lda + k]: the per-step GEMMs' few rows, which every
-// thread would otherwise pack alike each step).
+// packed (kDirect false: a[k MR + r]) or read in place (a[r lda + k]: the per-step GEMMs' few rows, which
+// every thread would otherwise pack alike each step). One k loop per instantiation: with both loops in one
+// function GCC kept the accumulators on the stack between them (36 stack moves per call).
 // Cloned per target itself: GCC does not inline a plain function into a target_clones caller, and the
 // default-target copy of this loop runs 256-bit vectors as emulated SSE2 (70x slower, measured).
-template <typename T, int MR>
+template <typename T, int MR, bool kDirect>
 TINYML_CLONES void micro(int64_t kc, const T* __restrict ap, int64_t lda, const T* __restrict bp, T* __restrict c,
                          int64_t ldc, int64_t ncols, bool accumulate) {
   using V = typename vec<T>::type;
@@ -60,26 +61,15 @@ TINYML_CLONES void micro(int64_t kc, const T* __restrict ap, int64_t lda, const 
   V x[MR][2];
 #pragma GCC unroll 6
   for (int r = 0; r < MR; ++r) x[r][0] = x[r][1] = V{};
-  if (lda == 0)
-    for (int64_t k = 0; k < kc; ++k) {
-      V b0 = *(const V*)(bp + k * 2 * W), b1 = *(const V*)(bp + k * 2 * W + W);
+  for (int64_t k = 0; k < kc; ++k) {
+    V b0 = *(const V*)(bp + k * 2 * W), b1 = *(const V*)(bp + k * 2 * W + W);
 #pragma GCC unroll 6
-      for (int r = 0; r < MR; ++r) {
-        T s = ap[k * MR + r];
-        x[r][0] += s * b0;
-        x[r][1] += s * b1;
-      }
+    for (int r = 0; r < MR; ++r) {
+      T s = kDirect ? ap[r * lda + k] : ap[k * MR + r];
+      x[r][0] += s * b0;
+      x[r][1] += s * b1;
     }
-  else
-    for (int64_t k = 0; k < kc; ++k) {
-      V b0 = *(const V*)(bp + k * 2 * W), b1 = *(const V*)(bp + k * 2 * W + W);
-#pragma GCC unroll 6
-      for (int r = 0; r < MR; ++r) {
-        T s = ap[r * lda + k];
-        x[r][0] += s * b0;
-        x[r][1] += s * b1;
-      }
-    }
+  }
   if (ncols == 2 * W) {
 #pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) {
@@ -88,10 +78,25 @@ TINYML_CLONES void micro(int64_t kc, const T* __restrict ap, int64_t lda, const 
       else cr[0] = x[r][0], cr[1] = x[r][1];
     }
   } else {  // a partial last panel: only ncols columns of C exist
-    T tmp[MR][2 * W];
-    for (int r = 0; r < MR; ++r) *(V*)tmp[r] = x[r][0], *(V*)(tmp[r] + W) = x[r][1];
-    for (int r = 0; r < MR; ++r)
-      for (int64_t n = 0; n < ncols; ++n) c[r * ldc + n] = (accumulate ? c[r * ldc + n] : T(0)) + tmp[r][n];
+    for (int r = 0; r < MR; ++r) {
+      T tmp[2 * W];
+      *(V*)tmp = x[r][0], *(V*)(tmp + W) = x[r][1];
+      for (int64_t n = 0; n < ncols; ++n) c[r * ldc + n] = (accumulate ? c[r * ldc + n] : T(0)) + tmp[n];
+    }
+  }
+}
+
+// micro<T, mr, kDirect> for a runtime mr in 1..kMR.
+template <typename T, bool kDirect>
+inline void micro_rows(int64_t mr, int64_t kc, const T* ap, int64_t lda, const T* bp, T* c, int64_t ldc,
+                       int64_t ncols, bool acc) {
+  switch (mr) {
+    case 6: micro<T, 6, kDirect>(kc, ap, lda, bp, c, ldc, ncols, acc); break;
+    case 5: micro<T, 5, kDirect>(kc, ap, lda, bp, c, ldc, ncols, acc); break;
+    case 4: micro<T, 4, kDirect>(kc, ap, lda, bp, c, ldc, ncols, acc); break;
+    case 3: micro<T, 3, kDirect>(kc, ap, lda, bp, c, ldc, ncols, acc); break;
+    case 2: micro<T, 2, kDirect>(kc, ap, lda, bp, c, ldc, ncols, acc); break;
+    default: micro<T, 1, kDirect>(kc, ap, lda, bp, c, ldc, ncols, acc); break;
   }
 }
 
@@ -118,7 +123,9 @@ template <typename T>
 TINYML_CLONES void gemm_multi(int64_t M, int64_t K, const T* __restrict A, int64_t sam, int64_t sak,
                               const Target<T>* targets, int n_targets, T* __restrict apack) {
   constexpr int64_t R = kNR<T>;
-  const bool direct = sak == 1 && M <= kMc;  // a few rows of unit stride: the micro-kernel reads A in place
+  // rows of unit stride (the per-step GEMMs' rows, or a chunk of at most kMc rows): the micro-kernel reads A
+  // in place (a chunk of a few panels would spend as long packing A as multiplying)
+  const bool direct = sak == 1;
   for (int i = 0; i < n_targets; ++i) {
     const Target<T>& o = targets[i];
     if (K == 0 && !o.accumulate)
@@ -156,17 +163,10 @@ TINYML_CLONES void gemm_multi(int64_t M, int64_t K, const T* __restrict A, int64
             const T* bp = o.Bp + ((g * P + p) * K + k0) * R;
             const int64_t nc = std::min(R, o.N - p * R);
             for (int64_t m0 = mb0; m0 < mb1; m0 += kMR) {
-              const T* ap = direct ? A + m0 * sam + k0 : apack + (m0 - mb0) * kc;
-              const int64_t lda = direct ? sam : 0;
               T* c = o.C + m0 * o.ldc + g * o.cg + p * R;
-              switch (std::min<int64_t>(kMR, mb1 - m0)) {
-                case 6: micro<T, 6>(kc, ap, lda, bp, c, o.ldc, nc, acc); break;
-                case 5: micro<T, 5>(kc, ap, lda, bp, c, o.ldc, nc, acc); break;
-                case 4: micro<T, 4>(kc, ap, lda, bp, c, o.ldc, nc, acc); break;
-                case 3: micro<T, 3>(kc, ap, lda, bp, c, o.ldc, nc, acc); break;
-                case 2: micro<T, 2>(kc, ap, lda, bp, c, o.ldc, nc, acc); break;
-                default: micro<T, 1>(kc, ap, lda, bp, c, o.ldc, nc, acc); break;
-              }
+              const int64_t mr = std::min<int64_t>(kMR, mb1 - m0);
+              if (direct) micro_rows<T, true>(mr, kc, A + m0 * sam + k0, sam, bp, c, o.ldc, nc, acc);
+              else micro_rows<T, false>(mr, kc, apack + (m0 - mb0) * kc, 0, bp, c, o.ldc, nc, acc);
             }
           }
       }

@@ -2,7 +2,7 @@
 // hidden units, forward and backward, and the parallel loops over the T steps around them. With an
 // Input (x, W_ih, b_ih), the loops also run the input projection's GEMMs on the same threads:
 // xproj = x W_ih^T before the forward steps, and dx = dxproj W_ih, dW_ih = dxproj^T x after the
-// backward steps (rows of x split between threads; each sum in one fixed order).
+// backward steps (in chunks of rows; each sum in one fixed order).
 #pragma once
 #include "simd_math.h"
 #include "common.h"
@@ -30,13 +30,6 @@ struct Input {
   T* db = nullptr;
 };
 
-// Rows [r0, r1) of `rows`: thread tid's contiguous share of `team`.
-inline void row_slice(int64_t rows, int tid, int team, int64_t* r0, int64_t* r1) {
-  const int64_t per = (rows + team - 1) / team;
-  *r0 = std::min(rows, per * tid);
-  *r1 = std::min(rows, *r0 + per);
-}
-
 // Column sums of the (rows, n) row-major a, columns [c0, c1), into out[c0, c1) (one fixed order).
 template <typename T>
 void column_sums(const T* a, int64_t rows, int64_t n, int64_t c0, int64_t c1, T* out) {
@@ -60,12 +53,15 @@ void pack_rows(const T* x, int64_t st, int64_t sb, int64_t T_, int64_t B, int64_
       }
 }
 
-template <typename T>
+// CW > 0: j1 - j0 == CW, a whole chunk (csrc/rnn_common.h unit_chunk), whose loops then have a known
+// trip count (no vector remainder code per row: a 16-unit chunk's loops took twice as long without).
+template <typename T, int64_t CW = 0>
 TINYML_CLONES void forward_units(Mode mode, const Dims& d, int64_t t, int64_t n, int64_t j0, int64_t j1,
                                  const T* __restrict x, const T* __restrict xb, const T* __restrict gb,
                                  const T* __restrict bias,
                                  const T* __restrict hc, T* __restrict hx, T* __restrict c, T* __restrict y,
                                  T* __restrict saved) {
+  if (CW) j1 = j0 + CW;
   const int64_t H = d.H, GH = d.G * d.H, S = n_saved(mode) * H;
   for (int64_t b = 0; b < n; ++b) {  // bias is never null here (zeros when the layer has none)
     const T* xr = x ? x + (t * d.B + b) * GH : nullptr;
@@ -120,64 +116,77 @@ TINYML_CLONES void forward_units(Mode mode, const Dims& d, int64_t t, int64_t n,
 // x is xproj (T, B, G H), or with in.x set for GRU, scratch of that size that the loop fills first. For
 // LSTM and RNN with in.x set (x may be null), each step's GEMM also runs x_t W_ih^T (fused: K = I + H, two
 // passes over the gate columns) and b_ih joins b_hh, so no xproj array goes through memory.
+// Phases (csrc/rnn_memory.h): the weights packed as GEMM panels (a chunk per unit chunk, and for GRU
+// per panel of W_ih^T); for GRU xproj = x W_ih^T (a chunk per few steps); then one phase per step, a
+// chunk per unit chunk [j0, j1): the G gate columns of those units by GEMM, then (per run of chunks that
+// one thread took, Phases::run) their pointwise update.
 template <typename T>
 void forward_loop(Mode mode, const Dims& d, const Input<T>& in, T* x, const T* h0, const T* c0, const T* w,
                   const T* bias, const std::vector<int64_t>& sizes, bool reverse, T* y, T* hn, T* cn, T* saved) {
-  const int64_t H = d.H, GH = d.G * d.H, B = d.B, P = panels<T>(H), rows = d.T * d.B, R = kNR<T>;
-  const bool fused = in.x && mode != Mode::GRU;
+  const int64_t H = d.H, GH = d.G * d.H, B = d.B, P = panels<T>(H), R = kNR<T>;
+  const bool fused = in.x && mode != Mode::GRU, project = in.x && !fused;
   const int nt = fused ? threads_for(d, in.I + H)
-                       : in.x ? std::max(threads_for(d), threads_for_rows(rows, GH, in.I)) : threads_for(d);
+                       : project ? std::max(threads_for(d), threads_for_rows(d.T * B, GH, in.I)) : threads_for(d);
+  const int64_t U = unit_chunk<T>(H, nt), n_units = (H + U - 1) / U, n_wi = project ? panels<T>(GH) : 0;
+  // GRU's xproj: chunks of whole steps (batch-first x is strided by step), about kMc rows each
+  const int64_t steps_per = std::max({int64_t(1), kMc / std::max<int64_t>(B, 1), (d.T + 4095) / 4096});
+  const int64_t first_step = project ? 2 : 1;
+  std::vector<int64_t> counts(first_step + d.T, n_units);
+  counts[0] = n_units + n_wi;
+  if (project) counts[1] = (d.T + steps_per - 1) / steps_per;
+  Phases phases(nt, std::move(counts));  // (throws here, before any thread starts, on absurd sizes)
   Scratch<T> wt(d.G * P * H * R), hbuf(2 * B * H), gbuf(B * GH), zeros(GH), bsum(GH), apack(nt * kKc * kMc);
-  Scratch<T> wi(fused ? d.G * P * in.I * R : in.x ? panels<T>(GH) * in.I * R : 0);
+  Scratch<T> wi(fused ? d.G * P * in.I * R : project ? panels<T>(GH) * in.I * R : 0);
   std::fill_n(zeros.data(), GH, T(0));
   const T* xb = in.b ? in.b : zeros.data();
   for (int64_t k = 0; k < GH; ++k) bsum.data()[k] = (bias ? bias[k] : T(0)) + (fused ? xb[k] : T(0));
   std::copy(h0, h0 + B * H, hbuf.data());
   if (cn) std::copy(c0, c0 + B * H, cn);
-  SpinBarrier barrier;
 #pragma omp parallel num_threads(nt)
   {
-    const int team = team_size(), tid = tinyml::thread_id();
-    T* ap = apack.data() + tid * kKc * kMc;
-    int64_t p0, p1;
-    if (in.x && !fused) {  // W_ih^T (I, G H) as panels, split by panel; then xproj = x W_ih^T, split by rows
-      row_slice(panels<T>(GH), tid, team, &p0, &p1);
-      pack_b(in.w, 1, in.I, in.I, GH, wi.data(), p0, p1);
-      barrier.wait(team);
-      int64_t r0, r1;
-      row_slice(rows, tid, team, &r0, &r1);
-      if (in.st == B * in.sb && r1 > r0)  // x's rows one stride apart: one GEMM over this thread's rows
-        gemm_packed<T>(r1 - r0, in.I, in.x + r0 * in.sb, in.sb, 1, wi.data(), 1, GH, 0, panels<T>(GH),
-                       x + r0 * GH, GH, 0, false, ap);
-      else if (in.st != B * in.sb)  // a strided x (batch-first): step by step over this thread's steps
-        for (int64_t t = (r0 + B - 1) / std::max<int64_t>(B, 1); t * B < r1 && t < d.T; ++t)
-          gemm_packed<T>(B, in.I, in.x + t * in.st, in.sb, 1, wi.data(), 1, GH, 0, panels<T>(GH), x + t * B * GH,
-                         GH, 0, false, ap);
-    }
-    row_slice(d.G * P, tid, team, &p0, &p1);  // gate g's W_hh^T (H, H): B[k][n] = w[(g H + n) H + k]
-    for (int64_t q = p0; q < p1; ++q) {
-      pack_b(w + (q / P) * H * H, 1, H, H, H, wt.data() + (q / P) * P * H * R, q % P, q % P + 1);
-      if (fused)  // and gate g's W_ih^T (I, H), panel by panel alike
-        pack_b(in.w + (q / P) * H * in.I, 1, in.I, in.I, H, wi.data() + (q / P) * P * in.I * R, q % P, q % P + 1);
-    }
-    barrier.wait(team);
-    int64_t j0, j1;
-    unit_slice(H, tid, team, &j0, &j1);
-    for (int64_t s = 0; s < d.T; ++s) {
-      const int64_t t = reverse ? d.T - 1 - s : s, n = sizes[t];
-      const T* hc = hbuf.data() + (s % 2) * B * H;
-      T* hx = hbuf.data() + ((s + 1) % 2) * B * H;
-      if (j1 > j0) {  // gates[:, g H + j0 : g H + j1] = h W_hh^T for every gate g, in one pass over h
+    const int tid = tinyml::thread_id();
+    T* ap = apack.data() + std::min(tid, nt - 1) * kKc * kMc;
+    auto work = [&](int64_t phase, int64_t c) {
+      if (phase == 0 && c >= n_units) {  // GRU: panel c - n_units of W_ih^T (I, G H)
+        pack_b(in.w, 1, in.I, in.I, GH, wi.data(), c - n_units, c - n_units + 1);
+        return;
+      }
+      const int64_t j0 = c * U, j1 = std::min(H, j0 + U);
+      if (phase == 0) {  // gate g's W_hh^T (H, H) panels of units [j0, j1): B[k][n] = w[(g H + n) H + k]
+        for (int64_t g = 0; g < d.G; ++g) {
+          pack_b(w + g * H * H, 1, H, H, H, wt.data() + g * P * H * R, j0 / R, panels<T>(j1));
+          if (fused)  // and gate g's W_ih^T (I, H) alike
+            pack_b(in.w + g * H * in.I, 1, in.I, in.I, H, wi.data() + g * P * in.I * R, j0 / R, panels<T>(j1));
+        }
+      } else if (phase < first_step) {  // GRU: xproj rows of steps [t0, t1) = x W_ih^T
+        const int64_t t0 = c * steps_per, t1 = std::min(d.T, t0 + steps_per);
+        if (in.st == B * in.sb)  // x's rows one stride apart: one GEMM over these steps
+          gemm_packed<T>((t1 - t0) * B, in.I, in.x + t0 * in.st, in.sb, 1, wi.data(), 1, GH, 0, panels<T>(GH),
+                         x + t0 * B * GH, GH, 0, false, ap);
+        else  // a strided x (batch-first): step by step
+          for (int64_t t = t0; t < t1; ++t)
+            gemm_packed<T>(B, in.I, in.x + t * in.st, in.sb, 1, wi.data(), 1, GH, 0, panels<T>(GH), x + t * B * GH,
+                           GH, 0, false, ap);
+      } else {  // gates[:, g H + j0 : g H + j1] = h W_hh^T for every gate g, in one pass over h
+        const int64_t s = phase - first_step, t = reverse ? d.T - 1 - s : s, n = sizes[t];
+        const T* hc = hbuf.data() + (s % 2) * B * H;
         if (fused)  // (+ x_t W_ih^T first)
           gemm_packed<T>(n, in.I, in.x + t * in.st, in.sb, 1, wi.data(), d.G, H, j0 / R, panels<T>(j1), gbuf.data(),
                          GH, H, false, ap);
         gemm_packed<T>(n, H, hc, H, 1, wt.data(), d.G, H, j0 / R, panels<T>(j1), gbuf.data(), GH, H, fused, ap);
-        if (fused) forward_units<T>(mode, d, t, n, j0, j1, nullptr, nullptr, gbuf.data(), bsum.data(), hc, hx, cn, y,
-                                    saved);
-        else forward_units<T>(mode, d, t, n, j0, j1, x, xb, gbuf.data(), bsum.data(), hc, hx, cn, y, saved);
       }
-      barrier.wait(team);
-    }
+    };
+    auto finish = [&](int64_t phase, int64_t i0, int64_t i1) {  // a step's pointwise update of units [j0, j1)
+      if (phase < first_step) return;
+      const int64_t s = phase - first_step, t = reverse ? d.T - 1 - s : s, n = sizes[t];
+      const int64_t j0 = i0 * U, j1 = std::min(H, i1 * U);
+      const T* hc = hbuf.data() + (s % 2) * B * H;
+      T* hx = hbuf.data() + ((s + 1) % 2) * B * H;
+      auto units = j1 - j0 == R ? forward_units<T, R> : forward_units<T>;
+      units(mode, d, t, n, j0, j1, fused ? nullptr : x, fused ? nullptr : xb, gbuf.data(), bsum.data(), hc, hx, cn, y,
+            saved);
+    };
+    phases.run(tid, work, finish);
   }
   const int64_t final_buf = d.T % 2;
   std::copy(hbuf.data() + final_buf * B * H, hbuf.data() + (final_buf + 1) * B * H, hn);
@@ -188,13 +197,14 @@ void forward_loop(Mode mode, const Dims& d, const Input<T>& in, T* x, const T* h
 // hp (for dW_hh, stored as the GEMM's packed panels: (j / NR, row, j % NR)), for GRU the part of dh_prev
 // that bypasses W_hh (dh z) into dh, in place (LSTM, RNN: the step's GEMM overwrites dh's active rows), and
 // dgh's rows added to db (when db is set).
-template <typename T>
+template <typename T, int64_t CW = 0>
 TINYML_CLONES void backward_units(Mode mode, const Dims& d, int64_t t, int64_t p, int64_t n, int64_t np,
                                   int64_t j0, int64_t j1, const T* __restrict dy, int64_t dyt, int64_t dyb,
                                   const T* __restrict h0,
                                   const T* __restrict c0, const T* __restrict y, const T* __restrict saved,
                                   T* __restrict dh, T* __restrict dc, T* __restrict dgx, T* __restrict dgh,
                                   T* __restrict hp, T* __restrict db) {
+  if (CW) j1 = j0 + CW;  // (as in forward_units)
   const int64_t H = d.H, GH = d.G * d.H, S = n_saved(mode) * H;
   for (int64_t b = 0; b < n; ++b) {
     const int64_t row = t * d.B + b;
@@ -245,93 +255,132 @@ TINYML_CLONES void backward_units(Mode mode, const Dims& d, int64_t t, int64_t p
       for (int64_t g = 0; g < d.G; ++g)
 #pragma omp simd
         for (int64_t j = g * H + j0; j < g * H + j1; ++j) db[j] += gh[j];
-    // h_prev into hp's panels in runs of R (j0 is a multiple of R; per element it became a scatter)
-    for (int64_t j = j0; j < j1; j += R)
-      std::copy(hsrc + j, hsrc + std::min(j1, j + R), hp + ((j / R) * rows + row) * R);
+    // h_prev into hp's panels in runs of R (j0 is a multiple of R; per element it became a scatter), whole
+    // runs by a fixed-length loop (std::copy's runtime length made a memmove call per run)
+    for (int64_t j = j0; j < j1; j += R) {
+      T* out = hp + ((j / R) * rows + row) * R;
+      if (j + R <= j1)
+        for (int64_t k = 0; k < R; ++k) out[k] = hsrc[j + k];
+      else
+        for (int64_t k = 0; k < j1 - j; ++k) out[k] = hsrc[j + k];
+    }
   }
 }
 
-// dgx, dgh, hp must be zero in inactive rows; dh/dc hold dh_n/dc_n and end as dh0/dc0. With in.x set,
-// the loop also writes in.dx, in.dw and in.db from dgx (= dxproj).
+// The chunks of a backward step phase for nt owners (csrc/rnn_memory.h Phases): owner o's range holds its
+// share of the n_units unit chunks, then its share of the n_dx panels of dx, so that each thread gets
+// both kinds alike and its unit chunks side by side (one pointwise run). items[c] below n_units is unit
+// chunk items[c], n_units + q is dx panel q; start[o] is where owner o's range begins.
+struct StepItems {
+  std::vector<int64_t> items, start;
+  StepItems(int64_t n_units, int64_t n_dx, int nt) {
+    for (int o = 0; o < nt; ++o) {
+      start.push_back(int64_t(items.size()));
+      for (int64_t k = n_units * o / nt; k < n_units * (o + 1) / nt; ++k) items.push_back(k);
+      for (int64_t q = n_dx * o / nt; q < n_dx * (o + 1) / nt; ++q) items.push_back(n_units + q);
+    }
+    start.push_back(int64_t(items.size()));
+  }
+};
+
+// dgx, dgh, hp must be zero in inactive rows; dh/dc hold dh_n/dc_n and end as dh0/dc0. With in.x set, the
+// loop also writes in.dx, in.dw and in.db from dgx (= dxproj).
+// Phases (csrc/rnn_memory.h): W_hh (and W_ih, x) packed as GEMM panels; then one phase per step, whose
+// unit chunk [j0, j1) first finishes dh_prev[:, j0:j1] (+)= dgates_prev W_hh[:, j0:j1] of the step
+// before (in backward order), then (per run of chunks one thread took) runs this step's pointwise part for
+// those units, and whose dx chunks
+// (LSTM, RNN with in.x) give dx_prev = dgates_prev W_ih panel by panel; a last phase does both for the
+// last step; then dW_hh = dgh^T h_prev (and dW_ih) by chunks of rows; for GRU, dx = dgx W_ih by rows.
 template <typename T>
 void backward_loop(Mode mode, const Dims& d, const Input<T>& in, const T* dy, int64_t dyt, int64_t dyb, const T* h0,
                    const T* c0, const T* w,
                    const std::vector<int64_t>& sizes, bool reverse, const T* y, const T* saved, T* dh, T* dc,
                    T* dgx, T* dgh, T* hp, T* dw, T* db) {
-  const int64_t H = d.H, GH = d.G * d.H, B = d.B, rows = d.T * d.B, I = in.I;
+  const int64_t H = d.H, GH = d.G * d.H, B = d.B, rows = d.T * d.B, I = in.I, R = kNR<T>;
   const bool fused = in.x && mode != Mode::GRU;  // dx_t inside the steps, dW_ih beside dW_hh (dgx == dgh)
   const int nt = in.x ? std::max(threads_for(d), threads_for_rows(rows, GH, I)) : threads_for(d);
-  Scratch<T> wp(panels<T>(H) * GH * kNR<T>), apack(nt * kKc * kMc);  // W_hh (GH, H) as GEMM panels
-  Scratch<T> wip(in.x ? panels<T>(I) * GH * kNR<T> : 0), xp(in.x ? panels<T>(I) * rows * kNR<T> : 0);
-  SpinBarrier barrier;
+  const int64_t U = unit_chunk<T>(H, nt), n_units = (H + U - 1) / U, n_ip = in.x ? panels<T>(I) : 0;
+  const int64_t n_dx = fused ? n_ip : 0;
+  // dW's rows (G H of them) in chunks of whole 6-row tiles, about 8 per thread
+  const int64_t dw_rows = std::min(kMc, std::max<int64_t>({kMR, (GH + 8 * nt - 1) / (8 * nt), (GH + 4095) / 4096}));
+  const int64_t dw_per = (dw_rows + kMR - 1) / kMR * kMR, x_per = row_chunk(rows);
+  const int64_t step0 = 1, last = step0 + d.T, dw_phase = last + 1, dx_phase = dw_phase + 1;
+  std::vector<int64_t> counts(dx_phase + 1, n_units + n_dx);
+  counts[0] = n_units + n_ip;
+  counts[step0] = n_units;  // the first step has no step before it
+  if (d.T == 0) counts[last] = 0;
+  counts[dw_phase] = (GH + dw_per - 1) / dw_per;
+  counts[dx_phase] = in.x && !fused ? (rows + x_per - 1) / x_per : 0;
+  const StepItems steps(n_units, n_dx, nt);
+  Phases phases(nt, std::move(counts), [&](int64_t q, int o) { return q > step0 && q <= last ? steps.start[o] : -1; });
+  Scratch<T> wp(panels<T>(H) * GH * R), apack(nt * kKc * kMc);  // W_hh (GH, H) as GEMM panels
+  Scratch<T> wip(in.x ? n_ip * GH * R : 0), xp(in.x ? n_ip * rows * R : 0);
+  T* db_units = mode == Mode::GRU ? nullptr : db;  // LSTM / RNN: summed by the pointwise steps, unit by unit
+  if (db_units) std::fill(db, db + GH, T(0));
+  // the step that phase `phase` (step0 .. last - 1) runs, in backward order
+  auto step_of = [&](int64_t phase) { const int64_t s = d.T - 1 - (phase - step0); return reverse ? d.T - 1 - s : s; };
 #pragma omp parallel num_threads(nt)
   {
-    const int team = team_size(), tid = tinyml::thread_id();
-    T* ap = apack.data() + tid * kKc * kMc;
-    int64_t p0, p1;
-    row_slice(panels<T>(H), tid, team, &p0, &p1);
-    pack_b(w, H, 1, GH, H, wp.data(), p0, p1);
-    if (in.x) {  // W_ih (G H, I) and x (T B, I) as panels, for dx and dW_ih
-      row_slice(panels<T>(I), tid, team, &p0, &p1);
-      pack_b(in.w, I, 1, GH, I, wip.data(), p0, p1);
-      pack_rows(in.x, in.st, in.sb, d.T, B, I, xp.data(), p0, p1);
-    }
-    barrier.wait(team);
-    int64_t j0, j1, i0, i1;
-    unit_slice(H, tid, team, &j0, &j1);
-    row_slice(panels<T>(I), tid, team, &i0, &i1);  // fused: this thread's panels of dx's columns
-    T* db_units = mode == Mode::GRU ? nullptr : db;  // LSTM / RNN: each thread sums db for its units
-    if (db_units)
-      for (int64_t g = 0; g < d.G; ++g) std::fill(db + g * H + j0, db + g * H + std::max(j0, j1), T(0));
-    for (int64_t s = d.T - 1; s >= 0; --s) {
-      const int64_t t = reverse ? d.T - 1 - s : s, p = reverse ? t + 1 : t - 1, n = sizes[t];
-      const int64_t np = (p >= 0 && p < d.T) ? sizes[p] : 0;
-      if (j1 > j0) backward_units<T>(mode, d, t, p, n, np, j0, j1, dy, dyt, dyb, h0, c0, y, saved, dh, dc, dgx, dgh,
-                                      hp, db_units);
-      barrier.wait(team);
-      // dh_prev[:, j0:j1] (+)= dgh_t (n, GH) W_hh[:, j0:j1]; fused, also dx_t[:, i0 R : i1 R] = dgh_t W_ih[:, ...]
-      // from the same packed dgh_t (the inactive rows of dx_t are zero)
-      Target<T> tg[2];
-      int ntg = 0;
-      if (j1 > j0)  // (GRU adds to dh z; LSTM and RNN overwrite, so their pointwise step need not zero dh)
-        tg[ntg++] = Target<T>{wp.data(), 1, H, j0 / kNR<T>, panels<T>(j1), dh, H, 0, mode == Mode::GRU};
-      if (fused && i1 > i0) {
-        T* dxt = in.dx + t * in.dxt;
-        tg[ntg++] = Target<T>{wip.data(), 1, I, i0, i1, dxt, in.dxb, 0, false};
-        for (int64_t b = n; b < B; ++b)
-          std::fill(dxt + b * in.dxb + i0 * kNR<T>, dxt + b * in.dxb + std::min(I, i1 * kNR<T>), T(0));
+    const int tid = tinyml::thread_id();
+    T* ap = apack.data() + std::min(tid, nt - 1) * kKc * kMc;
+    auto work = [&](int64_t phase, int64_t c) {
+      if (phase == 0) {
+        if (c < n_units) {  // W_hh (GH, H) panels of units [c U, (c + 1) U)
+          pack_b(w, H, 1, GH, H, wp.data(), c * U / R, panels<T>(std::min(H, (c + 1) * U)));
+        } else {  // W_ih (G H, I) and x (T B, I) panel c - n_units, for dx and dW_ih
+          pack_b(in.w, I, 1, GH, I, wip.data(), c - n_units, c - n_units + 1);
+          pack_rows(in.x, in.st, in.sb, d.T, B, I, xp.data(), c - n_units, c - n_units + 1);
+        }
+      } else if (phase <= last) {
+        if (phase == step0) return;  // the first step has no step before it: only the pointwise part
+        // dgates of the step before (in backward order): dh_prev's and dx's rows of it
+        const int64_t item = steps.items[c], tp = step_of(phase - 1), np = sizes[tp];
+        const T* dgp = dgh + tp * B * GH;
+        if (item >= n_units) {  // dx_tp[:, panel q] = dgates_tp W_ih[:, panel q] (inactive rows zero)
+          const int64_t q = item - n_units, i1 = std::min(I, (q + 1) * R);
+          T* dxt = in.dx + tp * in.dxt;
+          gemm_packed<T>(np, GH, dgp, GH, 1, wip.data(), 1, I, q, q + 1, dxt, in.dxb, 0, false, ap);
+          for (int64_t b = np; b < B; ++b) std::fill(dxt + b * in.dxb + q * R, dxt + b * in.dxb + i1, T(0));
+        } else {  // dh_prev[:, j0:j1] (+)= dgh_tp W_hh[:, j0:j1] (GRU adds to dh z; LSTM and RNN overwrite, so
+          // their pointwise step need not zero dh)
+          const int64_t j0 = item * U, j1 = std::min(H, j0 + U);
+          gemm_packed<T>(np, GH, dgp, GH, 1, wp.data(), 1, H, j0 / R, panels<T>(j1), dh, H, 0, mode == Mode::GRU, ap);
+        }
+      } else if (phase == dw_phase) {
+        // dW_hh rows [r0, r1) = dgh^T (GH, T B) h_prev (T B, H) (hp is packed already); fused, dW_ih = dgh^T x
+        // for the same rows from the same packed blocks of dgh^T
+        const int64_t r0 = c * dw_per, r1 = std::min(GH, r0 + dw_per);
+        Target<T> tg[2] = {{hp, 1, H, 0, panels<T>(H), dw + r0 * H, H, 0, false},
+                           {xp.data(), 1, I, 0, n_ip, fused ? in.dw + r0 * I : nullptr, I, 0, false}};
+        gemm_multi<T>(r1 - r0, rows, dgh + r0, 1, GH, tg, fused ? 2 : 1, ap);
+        if (!db_units) column_sums(dgh, rows, GH, r0, r1, db);  // GRU
+        if (in.x && !fused) {  // GRU: dW_ih = dgx^T x, the same rows of W_ih, and db_ih
+          gemm_packed<T>(r1 - r0, rows, dgx + r0, 1, GH, xp.data(), 1, I, 0, n_ip, in.dw + r0 * I, I, 0, false, ap);
+          if (in.db) column_sums(dgx, rows, GH, r0, r1, in.db);
+        }
+      } else {  // GRU: dx rows [m0, m1) = dgx (T B, G H) W_ih (G H, I) (dx contiguous: the binding)
+        const int64_t m0 = c * x_per, m1 = std::min(rows, m0 + x_per);
+        gemm_packed<T>(m1 - m0, GH, dgx + m0 * GH, GH, 1, wip.data(), 1, I, 0, n_ip, in.dx + m0 * I, I, 0, false,
+                       ap);
       }
-      if (ntg) gemm_multi<T>(n, GH, dgh + t * B * GH, GH, 1, tg, ntg, ap);
-    }  // (no barrier: the next step's phase 1 reads only this thread's units; the last barrier also
-       // orders every dgh, dgx and hp write before the GEMMs below)
-    // dW_hh = dgh^T (GH, T B) h_prev (T B, H): this thread's slice of W_hh's rows (hp is packed already);
-    // fused, dW_ih = dgh^T x for the same rows from the same packed blocks of dgh^T
-    int64_t r0, r1;
-    row_slice(GH, tid, team, &r0, &r1);
-    if (r1 > r0) {
-      Target<T> tg[2] = {{hp, 1, H, 0, panels<T>(H), dw + r0 * H, H, 0, false},
-                         {xp.data(), 1, I, 0, panels<T>(I), fused ? in.dw + r0 * I : nullptr, I, 0, false}};
-      gemm_multi<T>(r1 - r0, rows, dgh + r0, 1, GH, tg, fused ? 2 : 1, ap);
-    }
-    if (db_units) {  // db_ih = db_hh (dgx is dgh): this thread's units, which it summed itself
-      if (in.db)
-        for (int64_t g = 0; g < d.G; ++g)
-          std::copy(db + g * H + j0, db + g * H + std::max(j0, j1), in.db + g * H + j0);
-    } else {
-      column_sums(dgh, rows, GH, r0, r1, db);
-    }
-    if (in.x) {
-      if (!fused && r1 > r0)  // dW_ih = dgx^T x, the same rows of W_ih
-        gemm_packed<T>(r1 - r0, rows, dgx + r0, 1, GH, xp.data(), 1, I, 0, panels<T>(I), in.dw + r0 * I, I, 0,
-                       false, ap);
-      if (in.db && !db_units) column_sums(dgx, rows, GH, r0, r1, in.db);  // GRU
-      int64_t m0, m1;  // GRU: dx = dgx (T B, G H) W_ih (G H, I), this thread's rows (dx contiguous: the binding)
-      row_slice(rows, tid, team, &m0, &m1);
-      if (!fused && m1 > m0)
-        gemm_packed<T>(m1 - m0, GH, dgx + m0 * GH, GH, 1, wip.data(), 1, I, 0, panels<T>(I), in.dx + m0 * I, I, 0,
-                       false, ap);
-    }
+    };
+    // this step's pointwise part for the unit chunks among items [c0, c1) (a run of one owner's range: its
+    // unit chunks come first there, side by side)
+    auto finish = [&](int64_t phase, int64_t i0, int64_t i1) {
+      if (phase < step0 || phase >= last) return;
+      int64_t k1 = i0;
+      const int64_t* items = phase > step0 ? steps.items.data() : nullptr;  // the first step: units only
+      while (k1 < i1 && (items ? items[k1] : k1) < n_units) ++k1;
+      if (k1 == i0) return;
+      const int64_t j0 = (items ? items[i0] : i0) * U, j1 = std::min(H, j0 + (k1 - i0) * U);
+      const int64_t t = step_of(phase), p = reverse ? t + 1 : t - 1;
+      const int64_t n = sizes[t], npv = (p >= 0 && p < d.T) ? sizes[p] : 0;
+      auto units = j1 - j0 == R ? backward_units<T, R> : backward_units<T>;
+      units(mode, d, t, p, n, npv, j0, j1, dy, dyt, dyb, h0, c0, y, saved, dh, dc, dgx, dgh, hp, db_units);
+    };
+    phases.run(tid, work, finish);
   }
+  if (db_units && in.db) std::copy(db, db + GH, in.db);  // LSTM / RNN: db_ih = db_hh (dgx is dgh)
 }
 
 // Zeroes rows b >= sizes[t] of a (T, B, width) array: the rows a packed sequence leaves inactive.

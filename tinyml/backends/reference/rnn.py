@@ -162,7 +162,7 @@ def rnn_layer_backward(mode, dy, dh_n, dc_n, x, w_ih, b_ih, h0, c0, w_hh, b_hh, 
     dxproj, dh0, dc0, dw, db = rnn_backward(mode, dy, dh_n, dc_n, h0, c0, w_hh, b_hh, batch_sizes, reverse, y,
                                             saved)
     T, B, n_in = x.shape
-    g = dxproj.astype(np.float64).reshape(T * B, -1)
+    g = dxproj.astype(np.float64).reshape(T * B, w_ih.shape[0])  # (-1 is ambiguous when T B = 0)
     dx = (g @ w_ih.astype(np.float64)).reshape(T, B, n_in)
     dw_ih = g.T @ x.astype(np.float64).reshape(T * B, n_in)
     db_ih = None if b_ih is None else g.sum(0).astype(dy.dtype)
