@@ -3,11 +3,18 @@ solutions, a small GPT generator (BPE tokenizer) trained to write the solution f
 solutions per held-out problem executed in the sandbox (accuracy = executed answer equals gold), a
 verifier (the generator's trunk plus a scalar head, trained with token-level BCE and the language-modelling
 loss on the generator's own samples, labelled by execution, and on miscopied gold solutions) and best-of-N
-selection. Held-out problems draw their numbers from 51..99, the generator's training ones from 2..50; the
-verifier's own problems (never a training or test question) from 2..99, or 2..50 with
---verifier-numbers train. Prints the table of accuracy against N for greedy decoding, one sample,
-majority vote over executed answers, the verifier's pick and the oracle; the run folder holds
-tinygsm.json, accuracy_vs_n.png, tokenizer.json, and generator/ and verifier/ training folders.
+selection. --split says how the held-out problems differ from the generator's training ones: numbers
+(default: quantities 51..99 against 2..50), wording (one paraphrase of every template held out, its 3-5
+others trained on, quantities 2..50 on both sides), instance (only the questions differ) or template. The
+verifier's own problems (never a training or test question) come from both sides of the split, or the
+training side with --verifier-from train. --generator-steps takes one step count, or several: then each
+trains a generator and the one whose greedy accuracy on validation problems (test-side problems that are
+not test questions) is nearest --target-greedy is kept, a rule fixed before any test result is seen.
+--verifier-number-tokens N gives the verifier an input where every number below N is one token;
+--verifier-init PATH starts its trunk from another generator checkpoint (e.g. a longer budget candidate).
+Prints the table of accuracy against N for greedy decoding, one sample, majority vote over executed
+answers, the verifier's pick and the oracle; the run folder holds tinygsm.json, accuracy_vs_n.png,
+tokenizer.json, and generator/ and verifier/ training folders.
 Model-written code runs only in the sandbox (separate, resource-limited processes).
 Example: tinyml tinygsm --out runs/tinygsm (a few minutes on 2 cores); --quick checks the pipeline in
 seconds (tiny models, not a measurement).
@@ -33,7 +40,32 @@ def n_list(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(ns)))
 
 
+def steps_list(text: str) -> tuple[int, ...]:
+    try:
+        steps = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        steps = ()
+    if not steps or any(k < 1 for k in steps):
+        raise argparse.ArgumentTypeError(f"expected a step count >= 1 or comma-separated ones like "
+                                         f"100,200,400, got {text!r}")
+    return tuple(sorted(set(steps)))
+
+
+def verifier_start(text: str) -> str:
+    if text in ("generator", "random"):
+        return text
+    try:
+        at.existing_path(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected generator, random or a generator checkpoint (file or "
+                                         f"run folder), got {text!r}, which does not exist") from None
+    return text
+
+
 def add_arguments(p) -> None:
+    p.add_argument("--split", choices=("numbers", "wording", "instance", "template"), default="numbers",
+                   help="how the held-out problems differ: numbers (51..99 vs 2..50, default), wording (one "
+                        "paraphrase of each template), instance (only the questions) or template")
     p.add_argument("--train-problems", type=at.positive_int, default=3000,
                    help="problems the generator trains on (default 3000)")
     p.add_argument("--test-problems", type=at.positive_int, default=200,
@@ -45,11 +77,20 @@ def add_arguments(p) -> None:
     p.add_argument("--hard-negatives", type=at.nonnegative_int, default=4,
                    help="per verifier problem, copies of its gold solution with a number miscopied, labelled "
                         "by execution (default 4; 0: the generator's samples only)")
-    p.add_argument("--steps", type=at.positive_int, default=800, help="generator steps (default 800)")
+    p.add_argument("--generator-steps", "--steps", dest="steps", type=steps_list, default=(800,),
+                   help="generator steps (default 800); several, comma-separated: train each and keep the "
+                        "one whose validation greedy accuracy is nearest --target-greedy")
+    p.add_argument("--target-greedy", type=at.bounded_float(0.0, 1.0, open_lo=True), default=0.675,
+                   help="with several --generator-steps: the validation greedy accuracy to be nearest "
+                        "(default 0.675)")
+    p.add_argument("--validation-problems", type=at.positive_int, default=200,
+                   help="test-side problems (not test questions) for the generator's validation "
+                        "(default 200)")
     p.add_argument("--verifier-steps", type=at.positive_int, default=1500,
                    help="verifier steps (default 1500)")
-    p.add_argument("--verifier-numbers", choices=("all", "train"), default="all",
-                   help="quantities of the verifier's problems: all = 2..99 (default), train = 2..50 only")
+    p.add_argument("--verifier-from", "--verifier-numbers", dest="verifier_from", choices=("all", "train"),
+                   default="all", help="the verifier's problems: all = both sides of the split (default; "
+                                       "under --split numbers 2..99), train = the training side only (2..50)")
     p.add_argument("--contrast-problems", type=at.nonnegative_int, default=3000,
                    help="further verifier problems, each as its gold solution plus --hard-negatives "
                         "miscopied copies, labelled by execution (default 3000; 0: none)")
@@ -58,6 +99,10 @@ def add_arguments(p) -> None:
     p.add_argument("--verifier-score", choices=("last", "min", "mean"), default="min",
                    help="a sample's score from the per-token scores: the last token's, the min (default) or "
                         "the mean over the solution's tokens")
+    p.add_argument("--verifier-number-tokens", type=at.nonnegative_int, default=0,
+                   help="> 0: the verifier reads every number below this as one token of its own, so "
+                        "equality with a question's number is one attention lookup (default 0: the "
+                        "generator's digit tokens)")
     p.add_argument("--batch-size", type=at.positive_int, default=32, help="rows per step (default 32)")
     p.add_argument("--lr", type=at.positive_float, default=2e-3,
                    help="generator peak learning rate (default 2e-3)")
@@ -76,8 +121,10 @@ def add_arguments(p) -> None:
                    help="verifier peak learning rate (default 1e-3)")
     p.add_argument("--verifier-temperature", type=at.positive_float, default=1.0,
                    help="sampling temperature of the verifier's training samples (default 1.0)")
-    p.add_argument("--verifier-init", choices=("generator", "random"), default="generator",
-                   help="the verifier's trunk starts from the generator's weights (default) or fresh ones")
+    p.add_argument("--verifier-init", type=verifier_start, default="generator",
+                   help="the verifier's trunk starts from the generator's weights (default), fresh ones "
+                        "(random), or another generator checkpoint of the same shape and tokenizer (a file "
+                        "or run folder, e.g. OUT/generator_800steps)")
     p.add_argument("--resume", action="store_true",
                    help="continue the generator and verifier from their checkpoints in --out (a finished "
                         "stage is only loaded); the sizes and rates must be the run's")
@@ -89,7 +136,7 @@ def add_arguments(p) -> None:
 
 QUICK = dict(train_problems=200, test_problems=8, verifier_problems=16, verifier_samples=4, n_layer=1,
              n_head=2, n_embd=32, steps=20, verifier_steps=10, samples=4, ns=(1, 2, 4), repeats=2,
-             eval_interval=10, contrast_problems=12)
+             eval_interval=10, contrast_problems=12, validation_problems=8)
 
 
 def run(args) -> int:
@@ -107,18 +154,24 @@ def run(args) -> int:
     require_matplotlib()
     spec = TinyGSMRun(train_problems=args.train_problems, test_problems=args.test_problems,
                       verifier_problems=args.verifier_problems, verifier_samples=args.verifier_samples,
-                      steps=args.steps, verifier_steps=args.verifier_steps, batch_size=args.batch_size,
+                      steps=args.steps[-1] if len(args.steps) == 1 else 800,
+                      steps_candidates=args.steps if len(args.steps) > 1 else (),
+                      target_greedy=args.target_greedy, validation_problems=args.validation_problems,
+                      split=args.split, verifier_steps=args.verifier_steps, batch_size=args.batch_size,
                       lr=args.lr, n_layer=args.layers, n_head=args.heads, n_embd=args.width,
                       samples=args.samples, ns=args.ns, temperature=args.temperature, seed=args.seed,
                       out=args.out, verifier_lr=args.verifier_lr,
                       verifier_temperature=args.verifier_temperature, resume=args.resume,
                       hard_negatives=args.hard_negatives, verifier_init=args.verifier_init,
-                      verifier_numbers=args.verifier_numbers, contrast_problems=args.contrast_problems,
-                      verifier_lm=args.verifier_lm, verifier_score=args.verifier_score)
+                      verifier_from=args.verifier_from, contrast_problems=args.contrast_problems,
+                      verifier_lm=args.verifier_lm, verifier_score=args.verifier_score,
+                      verifier_number_tokens=args.verifier_number_tokens)
     if args.quick:
         spec = TinyGSMRun(**{**spec.__dict__, **QUICK, "progress": False})
-    print(f"tinyml tinygsm: {spec.train_problems} training problems, GPT {spec.n_layer}x{spec.n_embd}, "
-          f"{spec.steps} generator + {spec.verifier_steps} verifier steps, N up to {spec.samples} on {device}"
+    gen_steps = "/".join(map(str, spec.steps_candidates)) if spec.steps_candidates else spec.steps
+    print(f"tinyml tinygsm: split by {spec.split}, {spec.train_problems} training problems, GPT "
+          f"{spec.n_layer}x{spec.n_embd}, {gen_steps} generator + {spec.verifier_steps} verifier steps, "
+          f"N up to {spec.samples} on {device}"
           f"{' (quick: a pipeline check, not a measurement)' if args.quick else ''} -> {args.out}")
     r = run_tinygsm(spec, device=device)
     v16 = r["curves"]["verifier"].get("16")

@@ -14,13 +14,18 @@
                        with restricted builtins and an import allow-list; a result, never a crash
     tinygsm.py         TinyGSM at toy scale: templated grade-school word problems (10 templates,
                        paraphrased wordings) with Python solutions, gold answers from the sandbox,
-                       splits held out by template or by number range
+                       splits held out by number range, wording, instance or template
     tinygsm_model.py   the generator's side: a digit-splitting BPE tokenizer, question -> solution
                        pairs, N sampled solutions per problem (KV cache), execution in the sandbox
     tinygsm_verifier.py  the verifier: the GPT trunk with a scalar head, token-level BCE on the
                        generator's own samples labelled by execution (Cobbe et al. 2021)
+    tinygsm_numtok.py  the verifier's input with every number below a bound as one token of its own
     tinygsm_select.py  best-of-N: first sample, majority vote over executed answers, the verifier's
-                       pick and the oracle, averaged over random subsets of the samples
+                       pick and the oracle, averaged over random subsets of the samples; the number
+                       rule (a reference selector: every literal of the code is in the question)
+    tinygsm_budget.py  the generator's step budget chosen by validation greedy accuracy nearest a target
+    tinygsm_samples.py the executed samples (verifier data, held-out samples), saved for --resume
+    tinygsm_report.py  the accuracy-against-N table, its plot and held-out examples
     tinygsm_run.py     the end-to-end job behind `tinyml tinygsm`: problems, tokenizer, generator,
                        verifier, held-out accuracy against N (table, plot, tinygsm.json)
 

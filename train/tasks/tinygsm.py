@@ -3,14 +3,22 @@ that solves it, and gold answers computed by executing that function in the sand
 
     problems = generate(1000, seed=0)                 # Problem(question, solution, template, numbers)
     with_gold = attach_gold(problems)                 # .answer from running .solution in the sandbox
-    train, test = split(with_gold, by="template")     # test templates never seen in training
+    train, test = split(3000, 200, by="wording")      # test wordings never seen in training
 
 Templates cover rates, ages, money, fractions, percentages and multi-step problems; names, objects
 and numbers are drawn at random and each template has several paraphrased wordings of the
 question. `describe(problems)` reports the size and diversity of a set (templates, wordings,
-distinct questions, names, objects). Held-out splits: by="template" keeps HELD_OUT_TEMPLATES for
-test only; by="numbers" draws the training problems' random quantities from [2, 50] and the test
-problems' from [51, 99] (the quantities derived from them, like a price times a count, follow).
+distinct questions, names, objects). Held-out splits (SPLITS), each a pair of distributions that
+`distribution(by, part)` gives as generate() arguments, part "train", "test" or "all" (both):
+
+    template  HELD_OUT_TEMPLATES only in test; quantities from 2..99
+    numbers   training problems draw their random quantities from [2, 50], test problems from
+              [51, 99] (the quantities derived from them, like a price times a count, follow)
+    wording   one paraphrase of every template (HELD_OUT_WORDINGS) only in test, its 3 to 5 others
+              only in training; quantities from [2, 50] on both sides
+    instance  the same distribution on both sides (every wording, quantities from [2, 50]); only
+              the questions differ (a test question is never a training one)
+
 The generator model, sampling and execution are in tinygsm_model.py, the verifier in
 tinygsm_verifier.py, best-of-N selection in tinygsm_select.py, and the whole job (`tinyml tinygsm`)
 in tinygsm_run.py.
@@ -77,6 +85,11 @@ def _t_rate(r, name, obj, n):
         f"{name} packs {a} {obj} every hour. How many {obj} does {name} pack in {h} hours?",
         f"Working at {a} {obj} per hour, how many {obj} will {name} have packed after {h} hours?",
         f"In one hour {name} can pack {a} {obj}. If {name} works for {h} hours, how many {obj} are packed?",
+        # the paraphrases after a template's classic ones (CLASSIC_WORDINGS) are drawn only by the
+        # wording split, so the other splits keep the problems they were measured with
+        f"For {h} hours, {name} packs {a} {obj} each hour. How many {obj} is that in total?",
+        f"{name} works {h} hours at a rate of {a} {obj} an hour. How many {obj} get packed?",
+        f"How many {obj} does {name} pack at {a} per hour over {h} hours?",
     ]
     code = f"def solution():\n    per_hour = {a}\n    hours = {h}\n    return per_hour * hours\n"
     return ask, code, (a, h)
@@ -90,6 +103,11 @@ def _t_ages(r, name, obj, n):
         f"{years} years?",
         f"{other} is {diff} years older than {name}, who is {age}. What will {other}'s age be {years} years "
         "from now?",
+        f"{name}'s age is {age}. {other} is {diff} years older. In {years} years, how old is {other}?",
+        f"In {years} years, how old will {other} be if {other} is {diff} years older than {name}, who is "
+        f"{age} now?",
+        f"{other} was born {diff} years before {name}. {name} is {age} today. How old will {other} be after "
+        f"{years} more years?",
     ]
     code = (
         f"def solution():\n    {name.lower()} = {age}\n    {other.lower()} = {name.lower()} + {diff}\n"
@@ -107,6 +125,9 @@ def _t_money(r, name, obj, n):
         "change?",
         f"How much change does {name} receive after paying ${paid} for {count} {obj} that cost "
         f"${price} each?",
+        f"{name} pays ${paid} for {count} {obj} priced at ${price} apiece. How much change comes back?",
+        f"With ${paid}, {name} buys {count} {obj} for ${price} each. How much money is left over?",
+        f"{count} {obj} at ${price} each are bought by {name} with a ${paid} payment. What change is due?",
     ]
     code = f"def solution():\n    cost = {price} * {count}\n    return {paid} - cost\n"
     return ask, code, (price, count, paid)
@@ -119,6 +140,10 @@ def _t_fraction(r, name, obj, n):
         f"{name} has {total} {obj} and gives away 1/{k} of them. How many {obj} are left?",
         f"Of {name}'s {total} {obj}, one {['', '', 'half', 'third', 'quarter', 'fifth'][k]} are given to a "
         f"friend. How many does {name} keep?",
+        f"{name} gives 1/{k} of {total} {obj} to a friend. How many {obj} remain?",
+        f"A friend receives one {['', '', 'half', 'third', 'quarter', 'fifth'][k]} of the {total} {obj} "
+        f"{name} owns. How many are left with {name}?",
+        f"After giving away 1/{k} of {name}'s {total} {obj}, how many {obj} are left?",
     ]
     code = f"def solution():\n    given = {total} // {k}\n    return {total} - given\n"
     return ask, code, (total, k)
@@ -129,6 +154,9 @@ def _t_percent(r, name, obj, n):
     ask = [
         f"A box of {obj} costs ${price}. It is on sale for {pct}% off. What is the sale price?",
         f"{name} sees {obj} priced at ${price} with a {pct}% discount. How much does {name} pay?",
+        f"What does {name} pay for {obj} that cost ${price} after a {pct}% discount?",
+        f"The {obj} are marked ${price}, then reduced by {pct}%. What is the new price?",
+        f"With {pct}% off, how much do {obj} priced ${price} cost?",
     ]
     code = f"def solution():\n    discount = {price} * {pct} / 100\n    return {price} - discount\n"
     return ask, code, (price, pct)
@@ -142,6 +170,12 @@ def _t_multistep(r, name, obj, n):
         f"After buying {bought} {obj}, {name}, who had {start}, splits all of them evenly among "
         f"{boxes} boxes. "
         "How many go in each box?",
+        f"{name} starts with {start} {obj} and buys {bought} more. Split evenly into {boxes} boxes, how "
+        f"many {obj} go in each box?",
+        f"{name} has {start} {obj}, gets {bought} more, and packs them equally in {boxes} boxes. How many "
+        "per box?",
+        f"How many {obj} per box when {name}'s {start} {obj} plus {bought} new ones are divided evenly among "
+        f"{boxes} boxes?",
     ]
     code = f"def solution():\n    total = {start} + {bought}\n    return total // {boxes}\n"
     return ask, code, (start, bought, boxes)
@@ -153,6 +187,11 @@ def _t_speed(r, name, obj, n):
         f"{name} drives at {speed} miles per hour for {hours} hours and then walks {extra} more miles. How "
         "far did {name} travel in all?".replace("{name}", name),
         f"How many miles does {name} cover driving {hours} hours at {speed} mph plus a {extra}-mile walk?",
+        f"{name} walks {extra} miles after driving {hours} hours at {speed} miles per hour. What is the "
+        "total distance?",
+        f"Driving at {speed} mph for {hours} hours, then walking {extra} miles: how far does {name} go?",
+        f"{name} covers {hours} hours of driving at {speed} miles per hour and a {extra}-mile walk. How many "
+        "miles in total?",
     ]
     code = f"def solution():\n    driven = {speed} * {hours}\n    return driven + {extra}\n"
     return ask, code, (speed, hours, extra)
@@ -165,6 +204,10 @@ def _t_savings(r, name, obj, n):
         "How many weeks until "
         f"{name} has enough?",
         f"Saving ${weekly} each week from ${saved}, how many weeks does {name} need to reach ${goal}?",
+        f"{name} has ${saved} and adds ${weekly} every week. How many weeks until {name} reaches ${goal}?",
+        f"A bike costs ${goal}. {name} has ${saved} and saves ${weekly} weekly. How many weeks must {name} "
+        "wait?",
+        f"How many weeks of saving ${weekly} does {name} need to go from ${saved} to ${goal}?",
     ]
     code = (
         f"def solution():\n    need = {goal} - {saved}\n    if need <= 0:\n        return 0\n"
@@ -178,6 +221,9 @@ def _t_average(r, name, obj, n):
     ask = [
         f"{name} collected {a}, {b} and {c} {obj} on three days. What is the average per day?",
         f"Over three days {name} found {a}, {b} and {c} {obj}. On average, how many {obj} per day?",
+        f"On three days {name} picked up {a}, {b} and {c} {obj}. What is the daily average?",
+        f"What is the average number of {obj} per day if {name} got {a}, {b} and {c} on three days?",
+        f"{name}'s three days gave {a}, {b} and {c} {obj}. How many is that per day on average?",
     ]
     code = f"def solution():\n    days = [{a}, {b}, {c}]\n    return sum(days) / len(days)\n"
     return ask, code, (a, b, c)
@@ -189,6 +235,9 @@ def _t_ratio(r, name, obj, n):
     ask = [
         f"{name} splits {total} {obj} with a friend in the ratio {x}:{y}. How many does {name} get?",
         f"{total} {obj} are shared between {name} and a friend as {x} to {y}. What is {name}'s share?",
+        f"{name} and a friend share {total} {obj} in the ratio {x}:{y}. How many {obj} does {name} receive?",
+        f"In a {x}:{y} split of {total} {obj} between {name} and a friend, what is {name}'s part?",
+        f"How many of {total} {obj} does {name} get when they are divided {x} to {y} with a friend?",
     ]
     code = f"def solution():\n    part = {total} // ({x} + {y})\n    return part * {x}\n"
     return ask, code, (total, x, y)
@@ -208,17 +257,38 @@ TEMPLATES = {
 }
 HELD_OUT_TEMPLATES = ("savings", "ratio")
 NUMBER_RANGES = {"train": (2, 50), "test": (51, 99)}
+# how many paraphrases each template has (its wordings are indices 0..count-1)
+WORDING_COUNTS = {t: len(f(np.random.default_rng(0), NAMES[0], OBJECTS[0], lambda: 2)[0])
+                  for t, f in TEMPLATES.items()}
+# the first paraphrases of each template, the only ones generate() draws without `wordings`; the
+# others were added for the wording split, which needs several training paraphrases per template
+CLASSIC_WORDINGS = {t: 3 if t in ("rate", "money") else 2 for t in TEMPLATES}
+HELD_OUT_WORDINGS = {t: (k - 1,) for t, k in CLASSIC_WORDINGS.items()}  # the last classic one
+TRAIN_WORDINGS = {t: tuple(i for i in range(WORDING_COUNTS[t]) if i not in HELD_OUT_WORDINGS[t])
+                  for t in TEMPLATES}
+SPLITS = ("numbers", "wording", "instance", "template")
 
 
-def generate(n: int, seed: int = 0, templates=None, numbers: tuple[int, int] = (2, 99)) -> list[Problem]:
-    """n problems from `templates` (default all), numbers uniform in [numbers[0], numbers[1]]."""
-    names = list(templates or TEMPLATES)
+def generate(n: int, seed: int = 0, templates=None, numbers: tuple[int, int] = (2, 99),
+             wordings: dict | None = None) -> list[Problem]:
+    """n problems from `templates` (default all), numbers uniform in [numbers[0], numbers[1]], each
+    worded by one of its template's CLASSIC_WORDINGS; `wordings` ({template: wording indices})
+    draws from those paraphrases instead (and keeps the templates to its keys). Problems are drawn
+    one after another: generate(m)[:n] == generate(n)."""
+    names = list(templates or (wordings or TEMPLATES))
     unknown = [t for t in names if t not in TEMPLATES]
     if unknown or n < 0 or numbers[0] < 1 or numbers[0] > numbers[1]:
         raise ValueError(
             f"generate: templates must be among {', '.join(TEMPLATES)} (got {unknown or 'ok'}), "
             f"n >= 0 (got {n}) and numbers a range of positive integers (got {numbers})"
         )
+    if wordings is not None:
+        bad = {t: w for t, w in wordings.items() if t not in TEMPLATES or not w
+               or any(not 0 <= i < WORDING_COUNTS[t] for i in w)}
+        missing = [t for t in names if t not in wordings]
+        if bad or missing:
+            raise ValueError(f"generate: wordings must give every template some of its paraphrase indices "
+                             f"({WORDING_COUNTS}); got {bad or ''} {missing or ''}".rstrip())
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
@@ -231,9 +301,44 @@ def generate(n: int, seed: int = 0, templates=None, numbers: tuple[int, int] = (
             return drawn[-1]
 
         asks, code, used = TEMPLATES[template](rng, name, obj, draw)
-        wording = int(rng.integers(len(asks)))
+        if wordings is None:
+            wording = int(rng.integers(CLASSIC_WORDINGS[template]))
+        else:
+            allowed = wordings[template]
+            wording = int(allowed[int(rng.integers(len(allowed)))])
         out.append(Problem(asks[wording], code, template, wording, used, tuple(drawn)))
     return out
+
+
+def distribution(by: str, part: str) -> dict:
+    """generate() keyword arguments for one side of a split: part "train", "test" or "all" (the
+    union of both, e.g. for problems of a verifier that may see the test distribution)."""
+    if by not in SPLITS or part not in ("train", "test", "all"):
+        raise ValueError(f"distribution: by must be one of {', '.join(SPLITS)} (got {by!r}) and part "
+                         f"'train', 'test' or 'all' (got {part!r})")
+    if by == "template":
+        templates = {"train": [t for t in TEMPLATES if t not in HELD_OUT_TEMPLATES],
+                     "test": list(HELD_OUT_TEMPLATES), "all": None}[part]
+        return {"templates": templates}
+    if by == "numbers":
+        both = (NUMBER_RANGES["train"][0], NUMBER_RANGES["test"][1])
+        return {"numbers": both if part == "all" else NUMBER_RANGES[part]}
+    out = {"numbers": NUMBER_RANGES["train"]}
+    if by == "wording" and part != "all":
+        out["wordings"] = TRAIN_WORDINGS if part == "train" else HELD_OUT_WORDINGS
+    return out
+
+
+def draw_new(n: int, seed: int, exclude: set, **kwargs) -> list[Problem]:
+    """The first n problems of generate(..., seed, **kwargs) whose question is not in `exclude`."""
+    if n <= 0:
+        return []
+    for size in (2 * n + 50, 10 * n + 500):
+        fresh = [p for p in generate(size, seed, **kwargs) if p.question not in exclude]
+        if len(fresh) >= n:
+            return fresh[:n]
+    raise ValueError(f"draw_new: fewer than {n} problems outside the {len(exclude)} excluded questions "
+                     f"among {size} drawn with {kwargs}: the distribution is too small")
 
 
 def attach_gold(problems: list[Problem], chunk: int = 200) -> list[Problem]:
@@ -257,17 +362,13 @@ def attach_gold(problems: list[Problem], chunk: int = 200) -> list[Problem]:
 def split(
     n_train: int, n_test: int, by: str = "template", seed: int = 0
 ) -> tuple[list[Problem], list[Problem]]:
-    """(train, test) with no leakage: by "template" (HELD_OUT_TEMPLATES only in test) or by "numbers"
-    (NUMBER_RANGES: every random draw of a test problem is above every training draw)."""
-    if by == "template":
-        train_t = [t for t in TEMPLATES if t not in HELD_OUT_TEMPLATES]
-        train = generate(n_train, seed, train_t)
-        test = generate(n_test, seed + 1, HELD_OUT_TEMPLATES)
-    elif by == "numbers":
-        train = generate(n_train, seed, numbers=NUMBER_RANGES["train"])
-        test = generate(n_test, seed + 1, numbers=NUMBER_RANGES["test"])
-    else:
-        raise ValueError(f"split by must be 'template' or 'numbers', got {by!r}")
+    """(train, test) with no leakage, by one of SPLITS (see the module docstring): the training
+    problems are generate(n_train, seed, **distribution(by, "train")), the test problems the first
+    n_test of seed + 1 on the test side whose question is not a training one."""
+    if by not in SPLITS:
+        raise ValueError(f"split by must be one of {', '.join(repr(s) for s in SPLITS)}, got {by!r}")
+    train = generate(n_train, seed, **distribution(by, "train"))
+    test = draw_new(n_test, seed + 1, {p.question for p in train}, **distribution(by, "test"))
     return train, test
 
 

@@ -11,15 +11,33 @@ draws, averaged: an unbiased estimate of the expected accuracy with N samples). 
               ties go to the answer reached first); right when that answer is gold
     verifier  the candidate with the highest verifier score
     oracle    any candidate right (pass@N: the ceiling every selector is under)
+
+`number_rule_scores` is a reference selector, not a model: 1 for a program whose every number
+literal (but 0, 1 and 100, which solutions write on their own) occurs in the question, else 0;
+as `scores` of selection_curves its "verifier" curve is what a perfect check of miscopied numbers
+picks (a random one of the programs that pass; ties fall to the random order of the draw).
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Sequence
 
 import numpy as np
 
 METHODS = ("first", "majority", "verifier", "oracle")
+_LITERAL = re.compile(r"(?<![\w.])\d+(?![\w.])")
+_OWN_NUMBERS = {"0", "1", "100"}  # written by the solutions themselves (a base case, a percent)
+
+
+def number_rule_scores(questions: Sequence[str], codes: Sequence[Sequence[str]]) -> np.ndarray:
+    """(P, S) float: 1.0 where every number literal of the code (but 0, 1, 100) is in the question."""
+    out = np.zeros((len(codes), max((len(r) for r in codes), default=0)))
+    for p, (question, row) in enumerate(zip(questions, codes)):
+        given = set(re.findall(r"\d+", question))
+        for s, code in enumerate(row):
+            out[p, s] = float(set(_LITERAL.findall(code)) - _OWN_NUMBERS <= given)
+    return out
 
 
 def answer_key(answer) -> object:

@@ -40,3 +40,15 @@ def test_bad_shapes_and_n_are_refused_with_the_values():
         selection_curves(np.zeros((2, 4), bool), [[None] * 4] * 2, np.zeros((2, 4)), ns=[1, 5])
     with pytest.raises(ValueError, match=r"\(2, 4\), \(2, 3\) and 2"):
         selection_curves(np.zeros((2, 4), bool), [[None] * 4] * 2, np.zeros((2, 3)), ns=[1])
+
+
+def test_the_number_rule_accepts_a_program_only_when_its_numbers_are_the_questions():
+    from tinyml.train.tasks.tinygsm_select import number_rule_scores
+
+    question = "Ava buys 12 pens at $3 each and pays with $50. How much change does Ava get?"
+    codes = [["def solution():\n    cost = 3 * 12\n    return 50 - cost\n",  # right numbers
+              "def solution():\n    cost = 3 * 21\n    return 50 - cost\n",  # 21 miscopied
+              "def solution():\n    x = 50 * 100 / 100\n    return x - 1 - 0\n",  # 0, 1, 100: the code's own
+              "def solution():\n    return 50.5 - v12\n"]]  # 50.5 and v12 hold no integer literal
+    assert number_rule_scores([question], codes).tolist() == [[1.0, 0.0, 1.0, 1.0]]
+    assert number_rule_scores([], []).shape == (0, 0)
