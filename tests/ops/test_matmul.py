@@ -238,3 +238,23 @@ def test_cpu_linear_kernels_equal_the_reference_bit_for_bit(threads, m, n, k):
 def test_linear_on_every_backend(backend_device):
     check_op([(2, 5, 8), (6, 8), (6,)], lambda x, w, b: F.linear(x, w, b), lambda x, w, b: TF.linear(x, w, b),
              device=backend_device, kind="reduction", rtol=2e-3, atol=2e-3)
+
+
+@pytest.mark.parametrize("shapes", [[(5, 7), (7, 3)], [(2, 3, 33), (33, 35)]], ids=str)
+def test_matmul_float64_on_every_backend(backend_device, shapes):
+    """float64 runs on every backend (on cuda: float64 tiles accumulated in float64, not float32)."""
+    check_op(shapes, lambda a, b: a @ b, device=backend_device, dtype="float64", kind="reduction",
+             rtol=1e-12, atol=1e-12)
+    check_op([(4, 9), (6, 9), (6,)], lambda x, w, b: F.linear(x, w, b), lambda x, w, b: TF.linear(x, w, b),
+             device=backend_device, dtype="float64", kind="reduction", rtol=1e-12, atol=1e-12)
+
+
+def test_cuda_matmul_refuses_mixed_dtypes_by_name():
+    if not tinyml.cuda.is_available():
+        pytest.skip("no cuda device and Triton's interpreter is not enabled")
+    from tinyml.backends.triton.matmul import matmul as cuda_matmul
+
+    a = tinyml.randn(2, 3, device="cuda")._data
+    b = tinyml.ones(3, 2, device="cuda", dtype=tinyml.int64)._data
+    with pytest.raises(TypeError, match="float32 and int64"):
+        cuda_matmul(a, b)

@@ -3,7 +3,10 @@
 Tiles of BLOCK_M x BLOCK_N accumulate in float32 over K in steps of BLOCK_K; float32 inputs
 use tf32 tensor cores on the GPU, bfloat16/float16 feed tl.dot directly with float32
 accumulation (under the interpreter, half inputs are converted to float32 first: its bf16
-arithmetic is wrong). A few tile configs are autotuned on the GPU per (M, N, K).
+arithmetic is wrong). float64 accumulates in float64 (tl.dot on float64 tiles: the GPU's FP64
+tensor-core or FMA path, IEEE products, so the cpu device's dtypes all run on cuda), with smaller
+tiles (a float64 tile takes twice the shared memory). A few tile configs are autotuned on the GPU
+per (M, N, K) and dtype.
 Tests: TRITON_INTERPRET=1 python -m pytest tests/ops/test_matmul.py -k cuda
 """
 from __future__ import annotations
@@ -27,11 +30,17 @@ _CONFIGS = [
     triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4, num_stages=4),
     triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32}, num_warps=4, num_stages=4),
 ]
+_CONFIGS_F64 = [
+    triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 16}, num_warps=4, num_stages=3),
+    triton.Config({"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_K": 16}, num_warps=8, num_stages=3),
+    triton.Config({"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 16}, num_warps=4, num_stages=2),
+]
 
 
 @triton.jit
 def _matmul_kernel(a, b, c, M, N, K, sab, sam, sak, sbb, sbk, sbn, scb, scm, scn,
-                   UPCAST: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+                   UPCAST: tl.constexpr, F64: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                   BLOCK_K: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
     batch = tl.program_id(2).to(tl.int64)
@@ -40,7 +49,7 @@ def _matmul_kernel(a, b, c, M, N, K, sab, sam, sak, sbb, sbk, sbn, scb, scm, scn
     rk = tl.arange(0, BLOCK_K)
     a_ptr = a + batch * sab + rm[:, None] * sam + rk[None, :] * sak
     b_ptr = b + batch * sbb + rk[:, None] * sbk + rn[None, :] * sbn
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float64 if F64 else tl.float32)
     for k0 in range(0, K, BLOCK_K):
         k_ok = (k0 + rk) < K
         x = tl.load(a_ptr, mask=(rm[:, None] < M) & k_ok[None, :], other=0.0)
@@ -55,24 +64,25 @@ def _matmul_kernel(a, b, c, M, N, K, sab, sam, sak, sbb, sbk, sbn, scb, scm, scn
     tl.store(c_ptr, acc.to(c.dtype.element_ty), mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
-_autotuned = None
+_autotuned: dict[bool, object] = {}
 
 
-def _kernel():
-    """The autotuned kernel on a GPU; fixed small tiles under the interpreter (each program is
-    slow there, and autotuning would run every config)."""
-    global _autotuned
+def _kernel(f64: bool):
+    """The autotuned kernel on a GPU (float64 with its own tile list); fixed small tiles under the
+    interpreter (each program is slow there, and autotuning would run every config)."""
     if cuda.emulated():
         return _matmul_kernel, {"BLOCK_M": 32, "BLOCK_N": 32, "BLOCK_K": 32}
-    if _autotuned is None:
-        _autotuned = triton.autotune(_CONFIGS, key=["M", "N", "K"])(_matmul_kernel)
-    return _autotuned, {}
+    if f64 not in _autotuned:
+        configs = _CONFIGS_F64 if f64 else _CONFIGS
+        _autotuned[f64] = triton.autotune(configs, key=["M", "N", "K"])(_matmul_kernel)
+    return _autotuned[f64], {}
 
 
 def matmul(a: CudaArray, b: CudaArray) -> CudaArray:
-    """a (..., M, K) @ b (..., K, N) with broadcast batch dims; float64 is not supported by tl.dot."""
-    if a.dtype.name not in ("float32", "float16", "bfloat16"):
-        raise TypeError(f"cuda matmul supports float32, float16 and bfloat16, got {a.dtype}")
+    """a (..., M, K) @ b (..., K, N) with broadcast batch dims (float32, float16, bfloat16, float64)."""
+    if a.dtype.name not in ("float32", "float16", "bfloat16", "float64") or b.dtype != a.dtype:
+        raise TypeError(f"cuda matmul supports float32, float16, bfloat16 and float64 operands of one dtype, "
+                        f"got {a.dtype} and {b.dtype}")
     M, K = a.shape[-2:]
     N = b.shape[-1]
     batch_shape = tuple(max(x, y) for x, y in zip((1,) * (b.ndim - a.ndim) + a.shape[:-2],
@@ -87,7 +97,8 @@ def matmul(a: CudaArray, b: CudaArray) -> CudaArray:
     a3 = _flatten_batch(a, nb, M, K)
     b3 = _flatten_batch(b, nb, K, N)
     c3 = out.as_strided((nb, M, N), (M * N, N, 1))
-    kernel, meta = _kernel()
+    f64 = a.dtype.name == "float64"
+    kernel, meta = _kernel(f64)
     upcast = cuda.emulated() and a.dtype.itemsize == 2
     for pa, pb, pc, count in _batches(a3, b3, c3):
         sa, sb, sc = pa.element_strides(), pb.element_strides(), pc.element_strides()
@@ -95,7 +106,7 @@ def matmul(a: CudaArray, b: CudaArray) -> CudaArray:
         def grid(m):
             return (triton.cdiv(M, m["BLOCK_M"]), triton.cdiv(N, m["BLOCK_N"]), count)
 
-        kernel[grid](pa, pb, pc, M, N, K, *sa, *sb, *sc, UPCAST=upcast, **meta)
+        kernel[grid](pa, pb, pc, M, N, K, *sa, *sb, *sc, UPCAST=upcast, F64=f64, **meta)
     return out
 
 
