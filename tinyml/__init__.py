@@ -6,7 +6,8 @@
     y.backward()
 
 Here at `tinyml.<name>`: Tensor, Size, the dtypes (finfo, iinfo), device, grad modes (no_grad, ...),
-autocast, seeds, threads, save/load, and every op of tinyml.ops (tinyml.exp, tinyml.cat, ...);
+autocast, seeds, threads, save/load, compile (record a step's kernels, replay them: docs/compile.md),
+and every op of tinyml.ops (tinyml.exp, tinyml.cat, ...);
 tinyml.backends (the kernel registry, whose backends load on their first dispatch). Loaded on first
 use, so that `import tinyml` stays fast: nn, optim, data, testing, profiler, viz, memory, cuda, utils,
 fft, linalg, special, distributions, distributed, and tinyml.models / tinyml.train (the models/ and train/
@@ -20,6 +21,7 @@ from . import dtypes as _dtypes
 from . import tensor_methods as _tensor_methods  # noqa: F401  (binds Tensor's op methods; it imports the ops)
 from .amp import autocast, is_autocast_enabled  # noqa: F401
 from .autograd import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from .compile import compile  # noqa: F401  (tinyml.compile(step): kernel capture and replay)
 from .device import device  # noqa: F401
 from .dtypes import (  # noqa: F401
     bfloat16,

@@ -193,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--vocab-size", type=at.bounded_int(lo, hi),
                    help=f"bpe vocabulary size, {lo} to {hi} (default {runs.DEFAULT_BPE_VOCAB})")
     t.add_argument("--seed", type=at.seed, help=f"random seed (default {runs.DEFAULT_SEED})")
+    t.add_argument("--compile", action="store_true", default=None,
+                   help="replay each step's kernels after recording two (tinyml.compile, docs/compile.md); "
+                        "bit-identical to eager, which runs instead where a step cannot be captured")
     t.add_argument("--nproc", type=at.positive_int, help="data-parallel processes on this machine, run under "
                    "mpiexec (pip install mpi4py mpich); --batch-size is per process. `mpiexec -n N tinyml "
                    "train ...` does the same")

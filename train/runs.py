@@ -32,7 +32,8 @@ DEFAULT_SEED = 1337
 BUNDLED = "shakespeare (bundled)"
 # the flags that define a run (argparse dests), in the order a resume command repeats them
 RUN_FLAGS = ("config", "steps", "batch_size", "lr", "eval_interval", "eval_iters", "data", "tokenizer",
-             "vocab_size", "seed")
+             "vocab_size", "seed", "compile")
+SWITCHES = ("compile",)  # RUN_FLAGS that take no value (given: True)
 MUST_MATCH_ON_RESUME = ("config", "tokenizer", "vocab_size", "data", "batch_size", "lr", "seed")
 
 
@@ -146,6 +147,8 @@ def train_config(preset: Preset, flags: dict) -> TrainConfig:
     if "lr" in flags:
         o.update(lr=flags["lr"], min_lr=None if cfg.min_lr is None else flags["lr"] / 10)
     o.update({k: flags[k] for k in ("eval_interval", "eval_iters") if k in flags})
+    if flags.get("compile"):
+        o.update(compile=True)
     return replace(cfg, **o)
 
 
@@ -153,7 +156,9 @@ def resume_command(plan: RunPlan, extra: dict) -> str:
     """The exact command that continues this run: every flag it was started with, then --resume."""
     words = ["tinyml", "train"]
     for d in RUN_FLAGS:
-        if d in plan.flags:
+        if d in SWITCHES:
+            words += [flag(d)] if plan.flags.get(d) else []
+        elif d in plan.flags:
             words += [flag(d), str(plan.flags[d])]
     for d, v in extra.items():
         if v is not None:

@@ -62,6 +62,7 @@ class TrainConfig:
     checkpoint_interval: int | None = None  # None: at every evaluation and at the end
     mixed_precision: bool = False  # bf16 autocast on cuda, where tinyml has autocast
     progress: bool = True
+    compile: bool = False  # loss+backward+clipping replayed by tinyml.compile (grad_accum 1; docs/compile.md)
 
 
 def make_optimizer(model, lr: float, weight_decay: float, betas=(0.9, 0.99)):
@@ -206,6 +207,8 @@ class Trainer:
     def train_step(self) -> tuple[float, float, int]:
         """One optimizer step over grad_accum micro-batches: (mean loss, grad norm, tokens)."""
         cfg = self.config
+        if cfg.compile and cfg.grad_accum == 1:
+            return self._compiled_train_step()
         total, tokens = 0.0, 0
         for _ in range(cfg.grad_accum):
             batch = self.train_src.next()
@@ -223,6 +226,23 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         return total / cfg.grad_accum, norm, tokens
+
+    def _compiled_train_step(self) -> tuple[float, float, int]:
+        """train_step (grad_accum 1) with loss, backward and clipping through tinyml.compile."""
+        if getattr(self, "_gradient_step", None) is None:
+            def gradient_step(batch):
+                loss = self._loss(batch)
+                loss.backward()
+                clip = self.config.grad_clip
+                params = [p for p in self.model.parameters() if p.grad is not None]
+                return loss, (tinyml.nn.utils.clip_grad_norm_(params, clip) if clip else None)
+            self._gradient_step = tinyml.compile(gradient_step)
+        batch = self.train_src.next()
+        loss, norm = self._gradient_step(to_device(batch, self.device))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        return float(loss.item()), float("nan") if norm is None else float(norm), batch_tokens(batch)
 
     # ---- the loop ------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> dict:

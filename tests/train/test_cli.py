@@ -274,3 +274,24 @@ def test_family_commands_are_found_in_train_commands(tmp_path, monkeypatch, caps
     assert capsys.readouterr().out == "abab\n"
     help_text = cli.build_parser().format_help()
     assert "echo-twice" in help_text and "print a word twice" in help_text
+
+
+def test_compile_flag_trains_bit_identically_and_is_kept_on_resume(tmp_path, text_file, capsys):
+    """`--compile` replays the gradient step (tinyml.compile): the same losses as eager, bit for bit,
+    and the run's resume command repeats the switch."""
+    flags = ["--steps", "5", "--eval-interval", "5", "--data", text_file, *FAST]
+    eager, compiled = str(tmp_path / "eager"), str(tmp_path / "compiled")
+    assert main(["train", *flags, "--out", eager]) == 0
+    assert main(["train", *flags, "--compile", "--out", compiled]) == 0
+
+    def losses(folder):
+        return [(r["step"], r.get("loss"), r.get("val_loss"))
+                for r in map(json.loads, open(os.path.join(folder, "metrics.jsonl")))]
+
+    assert losses(compiled) == losses(eager)
+    assert json.load(open(os.path.join(compiled, "run.json")))["flags"]["compile"] is True
+    assert "compile" not in json.load(open(os.path.join(eager, "run.json")))["flags"]
+    capsys.readouterr()
+    assert main(["train", "--out", compiled, "--resume", "--steps", "6"]) == 0
+    saved = load_checkpoint(os.path.join(compiled, "checkpoint.safetensors"))["train_config"]
+    assert saved["compile"] is True
