@@ -30,7 +30,9 @@
 // units, then runs this step's pointwise part, which reads and writes only its units of dh/dc.
 // dW_hh = sum_t dgates_t^T h_prev_t is one GEMM over all T*B rows at the end, in chunks of rows. Each
 // (row, unit) is computed in a fixed order whichever thread takes its chunk: results do not depend on
-// the thread count. Outputs and scratch are 64-byte aligned malloc
+// the thread count. The fused layers (LSTM, RNN) with at least 24 batch rows per thread split the rows
+// instead (csrc/rnn_rows.h): each thread runs its rows' whole recurrence, with no synchronisation between
+// steps, bit for bit the same results. Outputs and scratch are 64-byte aligned malloc
 // blocks (csrc/rnn_memory.h), which tinyml's malloc settings keep mapped from one step to the next.
 #include "simd_math.h"  // first: sets fp-contract for this file
 #include "common.h"
@@ -46,6 +48,7 @@
 #include "rnn_common.h"
 #include "rnn_loops.h"
 #include "rnn_memory.h"
+#include "rnn_rows.h"
 
 namespace {
 
@@ -153,8 +156,13 @@ py::tuple forward(Mode mode, const Dims& d, const Input<T>& in, T* xproj, py::ar
   zero_inactive(saved.mutable_data(), d, n_saved(mode) * d.H, sizes);
   {
     py::gil_scoped_release nogil;
-    forward_loop<T>(mode, d, in, xproj, static_cast<const T*>(h0.data()), ptr<T>(c0), static_cast<const T*>(w.data()),
-                    ptr<T>(b), sizes, reverse, y.mutable_data(), hn.mutable_data(), cp, saved.mutable_data());
+    const int nt = threads_for(d, in.I + d.H);  // (forward_loop's count for the fused case)
+    if (in.x && mode != Mode::GRU && by_rows(d, nt))
+      forward_rows<T>(mode, d, in, static_cast<const T*>(h0.data()), ptr<T>(c0), static_cast<const T*>(w.data()),
+                      ptr<T>(b), sizes, reverse, y.mutable_data(), hn.mutable_data(), cp, saved.mutable_data(), nt);
+    else
+      forward_loop<T>(mode, d, in, xproj, static_cast<const T*>(h0.data()), ptr<T>(c0), static_cast<const T*>(w.data()),
+                      ptr<T>(b), sizes, reverse, y.mutable_data(), hn.mutable_data(), cp, saved.mutable_data());
   }
   return py::make_tuple(y, hn, cn, saved);
 }
@@ -212,11 +220,18 @@ std::tuple<py::array_t<T>, py::object, py::array_t<T>, py::object> backward(
   if (dcn) std::copy(ptr<T>(dcn), ptr<T>(dcn) + d.B * d.H, dc.begin());
   {
     py::gil_scoped_release nogil;
-    backward_loop<T>(mode, d, in, static_cast<const T*>(dy.data()), dyt, dyb, static_cast<const T*>(h0.data()),
-                     ptr<T>(c0),
-                     static_cast<const T*>(w.data()), sizes, reverse, static_cast<const T*>(y.data()),
-                     static_cast<const T*>(saved.data()), dh0.mutable_data(), dc.data(), dgx,
-                     mode == Mode::GRU ? dgh_own.data() : dgx, hp.data(), dw.mutable_data(), db.mutable_data());
+    // (backward_loop's thread count when in.x is set)
+    const int nt = std::max(threads_for(d), threads_for_rows(d.T * d.B, GH, in.I));
+    if (in.x && mode != Mode::GRU && by_rows(d, nt))
+      backward_rows<T>(mode, d, in, static_cast<const T*>(dy.data()), dyt, dyb, static_cast<const T*>(h0.data()),
+                       ptr<T>(c0), static_cast<const T*>(w.data()), sizes, reverse, static_cast<const T*>(y.data()),
+                       static_cast<const T*>(saved.data()), dh0.mutable_data(), dc.data(), dgx, hp.data(),
+                       dw.mutable_data(), db.mutable_data(), nt);
+    else
+      backward_loop<T>(mode, d, in, static_cast<const T*>(dy.data()), dyt, dyb, static_cast<const T*>(h0.data()),
+                       ptr<T>(c0), static_cast<const T*>(w.data()), sizes, reverse, static_cast<const T*>(y.data()),
+                       static_cast<const T*>(saved.data()), dh0.mutable_data(), dc.data(), dgx,
+                       mode == Mode::GRU ? dgh_own.data() : dgx, hp.data(), dw.mutable_data(), db.mutable_data());
   }
   py::object dc0 = py::none();
   if (mode == Mode::LSTM) {

@@ -144,8 +144,13 @@ TINYML_CLONES void gemm_multi(int64_t M, int64_t K, const T* __restrict A, int64
           for (int64_t m0 = mb0; m0 < mb1; m0 += kMR) {
             const int64_t mr = std::min<int64_t>(kMR, mb1 - m0);
             T* ap = apack + (m0 - mb0) * kc;
-            for (int64_t k = kb; k < std::min(kc, kb + 8); ++k)
-              for (int64_t r = 0; r < mr; ++r) ap[k * mr + r] = A[m0 + r + (k0 + k) * sak];
+            const T* src = A + m0 + k0 * sak;
+            if (mr == kMR)  // a whole tile: a copy of fixed length per k
+              for (int64_t k = kb; k < std::min(kc, kb + 8); ++k)
+                for (int r = 0; r < kMR; ++r) ap[k * kMR + r] = src[k * sak + r];
+            else
+              for (int64_t k = kb; k < std::min(kc, kb + 8); ++k)
+                for (int64_t r = 0; r < mr; ++r) ap[k * mr + r] = src[k * sak + r];
           }
       else if (!direct)
         for (int64_t m0 = mb0; m0 < mb1; m0 += kMR) {  // tile (m0 - mb0) / kMR at apack + (m0 - mb0) kc

@@ -60,10 +60,11 @@ TINYML_CLONES void forward_units(Mode mode, const Dims& d, int64_t t, int64_t n,
                                  const T* __restrict x, const T* __restrict xb, const T* __restrict gb,
                                  const T* __restrict bias,
                                  const T* __restrict hc, T* __restrict hx, T* __restrict c, T* __restrict y,
-                                 T* __restrict saved) {
+                                 T* __restrict saved, int64_t b0 = 0, int64_t b1 = -1) {  // rows [b0, b1)
   if (CW) j1 = j0 + CW;
   const int64_t H = d.H, GH = d.G * d.H, S = n_saved(mode) * H;
-  for (int64_t b = 0; b < n; ++b) {  // bias is never null here (zeros when the layer has none)
+  if (b1 < 0) b1 = d.B;
+  for (int64_t b = b0; b < std::min(n, b1); ++b) {  // bias is never null here (zeros when the layer has none)
     const T* xr = x ? x + (t * d.B + b) * GH : nullptr;
     const T* g = gb + b * GH;
     T* yr = y + (t * d.B + b) * H;
@@ -109,7 +110,7 @@ TINYML_CLONES void forward_units(Mode mode, const Dims& d, int64_t t, int64_t n,
       }
     }
   }
-  for (int64_t b = n; b < d.B; ++b)  // inactive rows keep their state
+  for (int64_t b = std::max(n, b0); b < b1; ++b)  // inactive rows keep their state
     for (int64_t j = j0; j < j1; ++j) hx[b * H + j] = hc[b * H + j];
 }
 
@@ -184,7 +185,7 @@ void forward_loop(Mode mode, const Dims& d, const Input<T>& in, T* x, const T* h
       T* hx = hbuf.data() + ((s + 1) % 2) * B * H;
       auto units = j1 - j0 == R ? forward_units<T, R> : forward_units<T>;
       units(mode, d, t, n, j0, j1, fused ? nullptr : x, fused ? nullptr : xb, gbuf.data(), bsum.data(), hc, hx, cn, y,
-            saved);
+            saved, 0, B);
     };
     phases.run(tid, work, finish);
   }
@@ -203,10 +204,10 @@ TINYML_CLONES void backward_units(Mode mode, const Dims& d, int64_t t, int64_t p
                                   const T* __restrict h0,
                                   const T* __restrict c0, const T* __restrict y, const T* __restrict saved,
                                   T* __restrict dh, T* __restrict dc, T* __restrict dgx, T* __restrict dgh,
-                                  T* __restrict hp, T* __restrict db) {
-  if (CW) j1 = j0 + CW;  // (as in forward_units)
+                                  T* __restrict hp, T* __restrict db, int64_t b0 = 0, int64_t b1 = -1) {
+  if (CW) j1 = j0 + CW;  // (as in forward_units; rows [b0, b1) alike)
   const int64_t H = d.H, GH = d.G * d.H, S = n_saved(mode) * H;
-  for (int64_t b = 0; b < n; ++b) {
+  for (int64_t b = b0; b < (b1 < 0 ? n : std::min(n, b1)); ++b) {
     const int64_t row = t * d.B + b;
     const bool from_prev = b < np;  // active at the previous step: its state came from there
     const T* hsrc = from_prev ? y + (p * d.B + b) * H : h0 + b * H;
@@ -376,7 +377,7 @@ void backward_loop(Mode mode, const Dims& d, const Input<T>& in, const T* dy, in
       const int64_t t = step_of(phase), p = reverse ? t + 1 : t - 1;
       const int64_t n = sizes[t], npv = (p >= 0 && p < d.T) ? sizes[p] : 0;
       auto units = j1 - j0 == R ? backward_units<T, R> : backward_units<T>;
-      units(mode, d, t, p, n, npv, j0, j1, dy, dyt, dyb, h0, c0, y, saved, dh, dc, dgx, dgh, hp, db_units);
+      units(mode, d, t, p, n, npv, j0, j1, dy, dyt, dyb, h0, c0, y, saved, dh, dc, dgx, dgh, hp, db_units, 0, B);
     };
     phases.run(tid, work, finish);
   }
