@@ -22,6 +22,8 @@ void init_sort(py::module_& m);
 void init_search(py::module_& m);
 void init_rnn(py::module_& m);
 void init_matmul(py::module_& m);
+void init_unary(py::module_& m);
+void init_pointwise(py::module_& m);
 void init_distributed(py::module_& m);  // not a kernel family: tinyml.distributed's MPI_Allreduce call
 
 // The most OpenMP threads tinyml asks for (tinyml/threads.py MAX_THREADS is the same number;
@@ -68,5 +70,7 @@ PYBIND11_MODULE(_C, m) {
   init_search(m);
   init_rnn(m);
   init_matmul(m);
+  init_unary(m);
+  init_pointwise(m);
   init_distributed(m);
 }

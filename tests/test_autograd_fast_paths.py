@@ -6,6 +6,8 @@
                                       for bit, and with PyTorch to its tolerance
     the engine's common node          `_backward_steps.run_and_deliver`; anomaly mode (which wraps
                                       run_node) takes the general steps: same gradients, bit for bit
+    saved tensors                     `saved_one` / `saved_two` (tinyml/_saved_output.py) instead of
+                                      the property ctx.saved_tensors: its values and its errors
     reference kernels                 `quiet()` (np.errstate set cheaply) and 0-d float constants:
                                       the same bits, warnings and error state as the plain numpy code
 """
@@ -192,6 +194,34 @@ def test_a_saved_tensor_modified_in_place_still_raises_with_the_versions():
         w.mul_(2.0)
     with pytest.raises(RuntimeError, match="modified by an in-place operation"):
         y.sum().backward()
+
+
+SAVING = {"tanh": lambda x, w: x.tanh(), "sigmoid": lambda x, w: x.sigmoid(), "exp": lambda x, w: x.exp(),
+          "mul": lambda x, w: x * w, "div": lambda x, w: x / w, "maximum": lambda x, w: x.maximum(w)}
+
+
+@pytest.mark.parametrize("name", sorted(SAVING))
+def test_saved_one_and_two_keep_saved_tensors_errors(name):
+    """The formulas read saved tensors through _saved_output.saved_one / saved_two: the values of
+    ctx.saved_tensors, and its errors for a freed node and for a saved tensor (an input, or the
+    op's own output) modified in place."""
+    x, w = _leaves(tinyml, "float64")
+    y = SAVING[name](x, w)
+    node = y.grad_fn
+    y.backward(tinyml.ones_like(y), retain_graph=True)
+    before = x.grad.numpy().copy()
+    g = tinyml.ones_like(y)
+    with tinyml.no_grad():  # the node's formula as the engine runs it (grad off)
+        grads = node.fn.backward(node, g)
+        assert np.array_equal((grads[0] if isinstance(grads, tuple) else grads).numpy(), before)
+        (y if name in ("tanh", "sigmoid", "exp") else w).mul_(2.0)
+        with pytest.raises(RuntimeError, match="modified by an in-place operation"):
+            node.fn.backward(node, g)
+    x2, w2 = _leaves(tinyml, "float64")
+    y2 = SAVING[name](x2, w2)
+    y2.sum().backward()
+    with pytest.raises(RuntimeError, match="a second time"):
+        y2.grad_fn.fn.backward(y2.grad_fn, tinyml.ones_like(y2))
 
 
 def test_the_profiler_still_sees_every_backward_node():

@@ -1,8 +1,10 @@
-"""Two steps of the backward engine (tinyml/autograd.py's `backward`), kept here so that the engine
-file stays readable: the seed (`root_gradients`, with `edge_to` and `_new_buffer`) and
-`run_and_deliver`, run_node and deliver_gradients in one call for the common node.
+"""Steps of the backward engine (tinyml/autograd.py's `backward`), kept here so that the engine
+file stays readable: the seed (`root_gradients`, with `edge_to` and `_new_buffer`), step 1
+(`count_consumers`) and `run_and_deliver`, run_node and deliver_gradients in one call for the
+common node.
 
     root_gradients(tensors, g)    [(edge_to(t), gradient)]: the gradient given, checked, or ones
+    count_consumers(roots)        {node: edges into it}, over the graph reachable from roots
     run_and_deliver(node, ...)    a node with one output gradient, no pre-hooks, grad off
                                   (create_graph=False), and no observer (anomaly mode, profiler)
 
@@ -46,12 +48,39 @@ def root_gradients(tensors: tuple, grad_tensors) -> list:
     return roots
 
 
-def run_and_deliver(node: Context, grads: list, retain_graph: bool, buffers: dict, consumers: dict,
+def count_consumers(roots) -> dict:
+    """Step 1. For every node reachable from `roots` (Contexts and leaf tensors), how many edges
+    point at it: an iterative depth-first walk over `Context.next_edges`."""
+    consumers: dict = {}
+    stack = []
+    for node in roots:
+        if node not in consumers:
+            consumers[node] = 0
+            if type(node) is not Tensor:
+                stack.append(node)
+    get = consumers.get
+    while stack:
+        for edge in stack.pop().next_edges:
+            if edge is None:
+                continue
+            child = edge[0]  # edge.node; indexing is faster on this path
+            n = get(child)
+            if n is None:
+                consumers[child] = 1
+                if type(child) is not Tensor:  # a leaf has no edges to follow
+                    stack.append(child)
+            else:
+                consumers[child] = n + 1
+    return consumers
+
+
+def run_and_deliver(node: Context, grad: Tensor, retain_graph: bool, buffers: dict, consumers: dict,
                      ready: list) -> None:
-    """run_node then deliver_gradients for a node with one output gradient, no pre-hooks, grad off:
-    the same steps in one call, without the cases that cannot arise. A child that only this edge
-    feeds (one consumer) gets its slot list made ready at once."""
-    in_grads = node.fn.backward(node, grads.pop())
+    """run_node then deliver_gradients for a node with one output gradient `grad`, no pre-hooks,
+    grad off: the same steps in one call, without the cases that cannot arise. A child with one
+    output that only this edge feeds (one consumer) is made ready at once with its gradient as the
+    buffer entry itself, a Tensor instead of a one-slot list (the engine's loop takes both)."""
+    in_grads = node.fn.backward(node, grad)
     if type(in_grads) is not tuple:
         in_grads = (in_grads,)
     edges = node.next_edges
@@ -71,7 +100,9 @@ def run_and_deliver(node: Context, grads: list, retain_graph: bool, buffers: dic
         buf = buffers.get(child)
         if buf is None:
             if consumers[child] == 1:  # the only consumer: nothing to sum, the child is ready now
-                if type(child) is Tensor or child._n_outputs == 1:
+                if g is not None and (type(child) is Tensor or child._n_outputs == 1):
+                    buffers[child] = g  # the entry itself, no slot list (autograd.backward's loop)
+                elif type(child) is Tensor or child._n_outputs == 1:
                     buffers[child] = [g]
                 else:
                     buf = buffers[child] = [None] * child._n_outputs

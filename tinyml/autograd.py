@@ -19,12 +19,12 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from ._backward_steps import _new_buffer, edge_to, root_gradients  # noqa: F401  (edge_to: autograd.edge_to)
+from ._backward_steps import _new_buffer, count_consumers, edge_to, root_gradients  # noqa: F401  (edge_to)
 from ._backward_steps import run_and_deliver as _run_and_deliver
 from ._grad_checks import run_hooks
 from ._graph import Context, Edge, delayed_error
 from ._leaf_grad import _accumulate_leaf
-from ._saved_output import SavedOutput, save_outputs_by_value
+from ._saved_output import SavedOutput, save_outputs_by_value, saved_output  # noqa: F401  (autograd.SavedOutput)
 from .backends import run
 from .tensor import Tensor
 
@@ -188,8 +188,8 @@ class Function:
                 out.requires_grad, out.grad_fn, out._output_nr = True, ctx, 0
             for entry in saved:  # an op that saved its own output keeps it by value (no cycle)
                 if entry is not None and entry[0] is out:
-                    ctx._saved = ((SavedOutput(out, 0), entry[1]),) if len(saved) == 1 else tuple(
-                        [(SavedOutput(out, 0), e[1]) if e is not None and e[0] is out else e for e in saved])
+                    ctx._saved = ((saved_output(out, 0), entry[1]),) if len(saved) == 1 else tuple(
+                        [(saved_output(out, 0), e[1]) if e is not None and e[0] is out else e for e in saved])
                     break
         return out
 
@@ -201,32 +201,6 @@ _NO_NEEDS = tuple((False,) * n for n in range(8))  # needs_input_grad when nothi
 def _attach(t, ctx: Context, i: int) -> None:
     if t is not None and t.dtype.is_differentiable:
         t.requires_grad, t.grad_fn, t._output_nr = True, ctx, i
-
-
-def count_consumers(roots) -> dict:
-    """Step 1. For every node reachable from `roots` (Contexts and leaf tensors), how many edges
-    point at it: an iterative depth-first walk over `Context.next_edges`."""
-    consumers: dict = {}
-    stack = []
-    for node in roots:
-        if node not in consumers:
-            consumers[node] = 0
-            if type(node) is not Tensor:
-                stack.append(node)
-    get = consumers.get
-    while stack:
-        for edge in stack.pop().next_edges:
-            if edge is None:
-                continue
-            child = edge[0]  # edge.node; indexing is faster on this path
-            n = get(child)
-            if n is None:
-                consumers[child] = 1
-                if type(child) is not Tensor:  # a leaf has no edges to follow
-                    stack.append(child)
-            else:
-                consumers[child] = n + 1
-    return consumers
 
 
 def run_node(node: Context, grads: list, retain_graph: bool) -> tuple:
@@ -346,13 +320,22 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
         while ready:  # Kahn's algorithm: a node is ready once every consumer has delivered
             node = ready.pop()
             grads = buffers.pop(node)
+            if type(grads) is Tensor:  # run_and_deliver's entry for a one-output, one-consumer child
+                if type(node) is Tensor:
+                    if only is None or id(node) in only:
+                        _accumulate_leaf(node, grads, create_graph)
+                    continue
+                if node._pre_hooks is None and not node._freed:
+                    _run_and_deliver(node, grads, retain_graph, buffers, consumers, ready)
+                    continue
+                grads = [grads]
             if type(node) is Tensor:
                 if grads[0] is not None and (only is None or id(node) in only):
                     _accumulate_leaf(node, grads[0], create_graph)
                 continue
             if inline and len(grads) == 1 and grads[0] is not None and node._pre_hooks is None \
                     and not node._freed:
-                _run_and_deliver(node, grads, retain_graph, buffers, consumers, ready)
+                _run_and_deliver(node, grads.pop(), retain_graph, buffers, consumers, ready)
                 continue
             in_grads = run_node(node, grads, retain_graph)
             grads = None

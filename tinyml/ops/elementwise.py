@@ -20,6 +20,7 @@ import math
 
 from .. import autograd as _ag
 from .. import dtypes as _dt
+from .._saved_output import saved_two
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
@@ -33,6 +34,11 @@ __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_d
            "greater_equal", "less",
            "less_equal", "not_equal", "equal", "logical_and", "logical_or", "logical_xor", "logical_not",
            "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not"]
+
+
+# _SAME: add, sub, mul and div first test for the common operands that `prepare` returns unchanged (a
+# floating tensor with a float, or with a tensor of its dtype and shape) and skip its call (issue 16:
+# one Python frame less per op); anything else goes through prepare.
 
 
 class Add(Function):
@@ -80,7 +86,7 @@ class Mul(Function):
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.saved_tensors
+        a, b = saved_two(ctx)  # ctx.saved_tensors
         need_a, need_b = ctx.needs_input_grad
         # a side that needs a gradient has its other operand saved, or kept in ctx.scalars
         ga = times(g, b if b is not None else ctx.scalars[1]) if need_a else None
@@ -100,7 +106,7 @@ class Div(Function):
 
     @staticmethod
     def backward(ctx, g):
-        b, out = ctx.saved_tensors
+        b, out = saved_two(ctx)  # ctx.saved_tensors
         b = b if b is not None else ctx.b
         need_a, need_b = ctx.needs_input_grad
         if not _ag._grad_enabled and kernel_ready(g, b) and (out is None or kernel_ready(g, out)):
@@ -183,6 +189,9 @@ def add(input, other, *, alpha=1):
     """input + alpha * other."""
     if alpha != 1:
         other = mul(other, alpha) if type(other) is Tensor else other * alpha
+    if type(input) is Tensor and input.dtype.is_floating_point and (type(other) is float or type(
+            other) is Tensor and other.dtype is input.dtype and other._data.shape == input._data.shape):
+        return Add.apply(input, other)  # _SAME: prepare would return them unchanged
     a, b = prepare(input, other, "add")
     return Add.apply(a, b)
 
@@ -191,6 +200,9 @@ def sub(input, other, *, alpha=1):
     """input - alpha * other."""
     if alpha != 1:
         other = mul(other, alpha) if type(other) is Tensor else other * alpha
+    if type(input) is Tensor and input.dtype.is_floating_point and (type(other) is float or type(
+            other) is Tensor and other.dtype is input.dtype and other._data.shape == input._data.shape):
+        return Sub.apply(input, other)  # _SAME: prepare would return them unchanged
     if (input.dtype is _dt.bool_ if type(input) is Tensor else type(input) is bool) or \
             (other.dtype is _dt.bool_ if type(other) is Tensor else type(other) is bool):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
@@ -201,6 +213,9 @@ def sub(input, other, *, alpha=1):
 
 def mul(input, other):
     """input * other."""
+    if type(input) is Tensor and input.dtype.is_floating_point and (type(other) is float or type(
+            other) is Tensor and other.dtype is input.dtype and other._data.shape == input._data.shape):
+        return Mul.apply(input, other)  # _SAME: prepare would return them unchanged
     a, b = prepare(input, other, "mul")
     return Mul.apply(a, b)
 
@@ -224,6 +239,9 @@ def div(input, other, *, rounding_mode: str | None = None):
             return _rounded_div(input, other, "div_trunc", "div")
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found "
                          f"{rounding_mode!r}")
+    if type(input) is Tensor and input.dtype.is_floating_point and (type(other) is float or type(
+            other) is Tensor and other.dtype is input.dtype and other._data.shape == input._data.shape):
+        return Div.apply(input, other)  # _SAME: prepare would return them unchanged
     a, b = prepare(input, other, "div")
     dt = a.dtype if type(a) is Tensor else b.dtype
     if not (dt.is_floating_point or dt.is_complex):  # integers divide in the default float

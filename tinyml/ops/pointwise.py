@@ -12,7 +12,9 @@ Operands (tensors or Python scalars) are promoted to one dtype and broadcast to 
 """
 from __future__ import annotations
 
+from .. import autograd as _ag
 from .. import dtypes as _dt
+from .._saved_output import saved_two
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
@@ -96,9 +98,9 @@ class MinMax(Function):
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.saved_tensors
+        a, b = saved_two(ctx)  # ctx.saved_tensors
         other = b if b is not None else ctx.b
-        if is_grad_enabled():
+        if _ag._grad_enabled:  # create_graph: the tensor formula
             win = (a > other) if ctx.is_max else (a < other)
             ga = g * where(win, 1.0, where(a == other, 0.5, 0.0))
             gb = g - ga

@@ -20,6 +20,7 @@ import math
 
 from .. import autograd as _ag
 from .. import dtypes as _dt
+from .._saved_output import saved_one, saved_output
 from ..autograd import Function, is_grad_enabled
 from ..backends import run
 from ..tensor import Tensor
@@ -42,13 +43,13 @@ class _Unary(Function):
     @classmethod
     def forward(cls, ctx, x):
         y = cx.unary_forward(ctx, cls, x) if x.dtype.is_complex else run(cls.kernel, x)
-        if ctx.needs_input_grad[0]:  # recorded (not no_grad, not inside a backward formula)
-            ctx.save_for_backward(y if cls.on_output else x)
+        if ctx.needs_input_grad[0]:  # recorded: save_for_backward's entry, y by value as apply would make it
+            ctx._saved = ((saved_output(y, 0), y._version[0]),) if cls.on_output else ((x, x._version[0]),)
         return y
 
     @classmethod
     def backward(cls, ctx, g):
-        saved = ctx.saved_tensors[0]
+        saved = saved_one(ctx)  # ctx.saved_tensors[0]
         if not cls.grad_kernel or _ag._grad_enabled:  # no kernel, or create_graph: the tensor formula
             return cls.formula(saved, g)
         return run(cls.grad_kernel, saved, g)
@@ -153,6 +154,7 @@ class Neg(Function):
 class Exp(_Unary):
     kernel = "exp"
     formula = staticmethod(lambda y, g: times(g, y))  # g * y: the mul kernel itself when grad is off
+    backward = staticmethod(lambda ctx, g: times(g, saved_one(ctx)))  # the formula, one frame less
 
 
 class Exp2(_Unary):

@@ -1,0 +1,40 @@
+"""cpu adapters: tanh and sigmoid backward, one fused loop each, and sigmoid's tail (csrc/unary.cpp).
+
+numpy needs three ufunc calls for either gradient (g (1 - y^2), g y (1 - y)) and two after exp for
+sigmoid (1 / (1 + e)); the C++ loop does the same float operations in the same order, so the result
+is the same bits, in one call. The binding
+itself declines (returns NotImplemented, and the numpy reference runs) what it does not take:
+anything but two C-contiguous float32 or float64 arrays of one shape and dtype. It reads the array
+headers only, which is cheaper than checking them here.
+"""
+import numpy as np
+
+from ..reference.elementwise import ONE, quiet
+from . import _C
+
+__all__ = ["tanh_backward", "sigmoid_backward", "sigmoid"]
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+
+
+def tanh_backward(y, g):
+    return _C.tanh_backward(y, g)
+
+
+def sigmoid_backward(y, g):
+    return _C.sigmoid_backward(y, g)
+
+
+def sigmoid(x):
+    """1 / (1 + e^-x): numpy's exp (its bits), then 1 / (1 + e) in place in one C++ loop instead of
+    numpy's two ufunc calls. float16 and bfloat16 decline (the reference rounds them its own way)."""
+    dt = x.dtype
+    if dt is not _F32 and dt is not _F64:
+        return NotImplemented
+    with quiet():  # e^-x overflows to inf for x << 0: 1 / inf = 0 is the answer (reference.unary.sigmoid)
+        e = np.exp(np.negative(x))
+    out = _C.sigmoid_from_exp_(e)
+    if out is NotImplemented:  # a 0-d input gives numpy scalars: finish as the reference does
+        one = ONE[dt]
+        with quiet():
+            out = one / (one + e)
+    return out
