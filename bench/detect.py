@@ -2,6 +2,7 @@
 
     python bench/detect.py                     # 10-minute budgets (the issue's); --minutes 2 for a quick one
     python bench/detect.py --minutes 3 --parallel 2 --only nwd+bce,yolov8n
+    python bench/detect.py --minutes 2 --only nwd+bce --set crop=0 --set strides=[2,4,8,16]   # a variant
 
 Data: SyntheticIR (train/detect/synthetic.py), 400 training images of 256 x 256 and 100 held-out ones (the
 val split: images 400..499 of the seed's stream, never trained on), written in the COCO layout for tinyml
@@ -12,7 +13,8 @@ max 300 per image, at imgsz 256.
 Runs, each in a worker process of its own on --threads threads (OMP_NUM_THREADS, torch.set_num_threads),
 with the same budget: --minutes of `--clock cpu` (default: process CPU time / threads, i.e. minutes of that
 many fully busy cores, so a budget buys the same work on a loaded machine; `--clock wall` for wall time):
-    nwd+bce     tinyml Detector tiny (`tinyml detect train` defaults: NWD box loss, BCE classes)
+    nwd+bce     tinyml Detector tiny (`tinyml detect train` defaults: NWD box loss, BCE classes, 128 px crops,
+                the EMA of the weights evaluated; `--set KEY=VALUE`: a DetectRun setting of every tinyml run)
     ciou+bce    the same with the CIoU box loss          -> NWD vs CIoU, AP50 on targets under 8 px
     nwd+focal   sigmoid focal loss for the classes       -> ATFL vs focal vs BCE
     nwd+atfl    EFLNet's adaptive threshold focal loss
@@ -37,6 +39,7 @@ importing it; nothing else of torchvision is used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -61,11 +64,11 @@ def worker_tinyml(cfg: dict) -> dict:
     # the bench scores the held-out images itself below; the run's own validation would score them twice
     loop.DetectTrainer.evaluate_now = lambda self, run=None: None
     box, cls = TINYML_RUNS[cfg["name"]]
-    spec = DetectRun(out=os.path.join(cfg["out"], cfg["name"]), data=cfg["coco"], epochs=1000,
-                     batch=cfg["batch"], img=256, box_loss=box,
-                     cls_loss=cls, seed=cfg["seed"], time_limit=cfg["minutes"], time_clock=cfg["clock"],
-                     cpu_threads=cfg["threads"], eval_every=1000, progress=False,
-                     arch=ARCH.get(cfg["name"], "yolo"))
+    settings = dict(batch=cfg["batch"], img=256, box_loss=box, cls_loss=cls, seed=cfg["seed"], epochs=1000,
+                    eval_every=1000, progress=False, arch=ARCH.get(cfg["name"], "yolo"))
+    settings.update(cfg.get("overrides", {}))  # --set wins over the run's own settings
+    spec = DetectRun(out=os.path.join(cfg["out"], cfg["name"]), data=cfg["coco"], time_limit=cfg["minutes"],
+                     time_clock=cfg["clock"], cpu_threads=cfg["threads"], **settings)
     t0 = time.perf_counter()
     s = train_detector(spec, log=lambda *a: None)
     wall = time.perf_counter() - t0
@@ -262,6 +265,21 @@ def prepare(args) -> dict:
     return paths
 
 
+def _override(text: str) -> tuple:
+    """KEY=VALUE with VALUE parsed as JSON where it parses (numbers, true/false, lists), else a string."""
+    from dataclasses import fields
+
+    from tinyml.train.detect.run import DetectRun
+
+    key, sep, value = text.partition("=")
+    known = {f.name for f in fields(DetectRun)} - {"out", "data", "time_limit", "time_clock", "cpu_threads"}
+    if not sep or key not in known:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE with KEY one of {sorted(known)}")
+    with contextlib.suppress(json.JSONDecodeError):
+        return key, json.loads(value)
+    return key, value
+
+
 def launch(kind: str, cfg: dict, threads: int) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE",
            "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": str(threads)}
@@ -279,17 +297,14 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--parallel", type=int, default=1, help="runs at a time (each on --threads threads)")
     p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
-    p.add_argument("--train", type=int, default=400)
-    p.add_argument("--val", type=int, default=100)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--sahi-images", type=int, default=40)
+    for flag, n in (("--train", 400), ("--val", 100), ("--batch", 16), ("--seed", 0), ("--sahi-images", 40)):
+        p.add_argument(flag, type=int, default=n)
     p.add_argument("--out", default="bench-detect")
-    p.add_argument("--ultralytics-path", default=None,
-                   help="a folder to put first on sys.path for ultralytics")
-    p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
-    p.add_argument("--config", help=argparse.SUPPRESS)
-    p.add_argument("--result", help=argparse.SUPPRESS)
+    p.add_argument("--ultralytics-path", help="a folder to put first on sys.path for ultralytics")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=_override,
+                   help="a DetectRun setting of the tinyml runs, VALUE as JSON (crop=128); repeatable")
+    for flag, choices in (("--worker", sorted(WORKERS)), ("--config", None), ("--result", None)):
+        p.add_argument(flag, choices=choices, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         out = WORKERS[args.worker](json.loads(args.config))
@@ -297,19 +312,18 @@ def main() -> None:
             json.dump(out, f)
         return
     chosen = [n for n in args.only.split(",") if n]
-    unknown = sorted(set(chosen) - set(ALL))
-    if unknown:
+    if unknown := sorted(set(chosen) - set(ALL)):
         p.error(f"--only: unknown runs {unknown}; choose from {ALL}")
     os.makedirs(args.out, exist_ok=True)
     args.out = os.path.abspath(args.out)
     paths = prepare(args)
     base = {"minutes": args.minutes, "clock": args.clock, "threads": args.threads, "batch": args.batch,
             "seed": args.seed, "out": args.out, "sahi_images": args.sahi_images,
-            "ultralytics_path": args.ultralytics_path, **paths}
+            "ultralytics_path": args.ultralytics_path, "overrides": dict(args.set), **paths}
     training = [n for n in chosen if n != "sahi"]
     print(f"bench/detect.py: {args.train} train / {args.val} held-out images of 256 px; budget "
           f"{args.minutes:g} min ({args.clock} clock, {args.threads} threads) per run; runs {training}, "
-          f"{args.parallel} at a time",
+          f"{args.parallel} at a time{'; tinyml settings ' + str(dict(args.set)) if args.set else ''}",
           flush=True)
     pending, running, done = list(training), [], {}
     while pending or running:

@@ -14,18 +14,21 @@ For image b, gt box g (label c) and anchor point a (all boxes xyxy in pixels):
                  t*_g, u*_g the largest t and u over g's positives (so g's best anchor gets score u*_g)
 Defaults as ultralytics' v8 detection loss: top-k 10, alpha 0.5, beta 6.
 
-Small objects: the candidate test admits only anchors whose centre is inside the box. Anchor centres are
-a grid of spacing s (the stride), so a box narrower than s on an axis contains a centre with probability
-w / s only: a 2 x 2 px target at stride 4 gets no candidate three times in four, never becomes a positive,
-and the detector is never taught to find it. `nearest_fallback=True` gives every gt box without a
-candidate the single anchor nearest its centre (Euclidean, over all levels: in practice the finest, within
-s_min / 2 per axis). Why the nearest one and not a centre region (YOLOX's radius 2.5 strides): the box is
-coded as distances from the anchor to the four sides (ltrb >= 0), so a predicted box always contains its
-anchor; an anchor outside the gt box can only approximate it, and the nearest anchor does so best (a 3 px
-box and an anchor 2 px from its centre: IoU >= 0.8), where a region of several strides fills the
-positives with anchors whose target the coding cannot represent (training stalls at 1 - CIoU ~ 0.4).
-A candidate still needs a positive overlap to get a soft score above 0: CIoU is <= 0 for a 1 px box
-against any prediction a few px off (the centre term dominates), NWD is not (exp(-4 px / 12.8) = 0.73).
+Small objects: the candidate test admits only anchors whose centre is inside the box. Anchor centres are a
+grid of spacing s (the stride), so a box narrower than s on an axis contains a centre with probability w / s
+only: a 2 x 2 px target at stride 4 gets no candidate three times in four, never becomes a positive, and the
+detector is never taught to find it. `nearest_fallback=True` gives every gt box without a candidate the single
+anchor nearest its centre among the finest level's (given the anchors' strides; within s_min / 2 per axis).
+Not over all levels: the levels' centres interleave (stride 4 at 2, 6, 10, ..., stride 8 at 4, 12, ..., stride
+16 at 8, 24, ...), so a coarse level's centre is often the nearer one, and a 1 px box would go to a stride-8
+or stride-16 anchor, whose DFL bins are 8 or 16 px wide (for 1-2 px boxes at uniform pixel positions: 9 % of
+them). Why the nearest one and not a centre region (YOLOX's radius 2.5 strides): the box is coded as distances
+from the anchor to the four sides (ltrb >= 0), so a predicted box always contains its anchor; an anchor
+outside the gt box can only approximate it, and the nearest anchor does so best (a 3 px box and an anchor 2 px
+from its centre: IoU >= 0.8), where a region of several strides fills the positives with anchors whose target
+the coding cannot represent (training stalls at 1 - CIoU ~ 0.4). A candidate still needs a positive overlap to
+get a soft score above 0: CIoU is <= 0 for a 1 px box against any prediction a few px off (the centre term
+dominates), NWD is not (exp(-4 px / 12.8) = 0.73).
 """
 from __future__ import annotations
 
@@ -65,35 +68,47 @@ def ciou_numpy(b1: np.ndarray, b2: np.ndarray, eps: float = 1e-7) -> np.ndarray:
 class TaskAlignedAssigner:
     def __init__(self, topk: int = 10, num_classes: int = 80, alpha: float = 0.5, beta: float = 6.0,
                  eps: float = 1e-9, nearest_fallback: bool = False, overlap: str = "ciou",
-                 nwd_constant: float = 12.8):
+                 nwd_constant: float = 12.8, min_candidates: int = 1):
         if overlap not in ("ciou", "nwd"):
             raise ValueError(f"TaskAlignedAssigner: overlap must be 'ciou' or 'nwd', got {overlap!r}")
-        if topk < 1:
-            raise ValueError(f"TaskAlignedAssigner: topk must be >= 1, got {topk}")
+        if topk < 1 or min_candidates < 1:
+            raise ValueError(f"TaskAlignedAssigner: topk ({topk}) and min_candidates ({min_candidates}) must "
+                             "be >= 1")
         self.topk, self.num_classes, self.alpha, self.beta, self.eps = topk, num_classes, alpha, beta, eps
         self.nearest_fallback, self.overlap = nearest_fallback, overlap
-        self.nwd_constant = nwd_constant
+        self.nwd_constant, self.min_candidates = nwd_constant, int(min_candidates)
 
-    def candidates(self, anc_points: np.ndarray, gt_bboxes: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """(B, M, A) bool: anchor centre strictly inside the gt box (plus, with nearest_fallback, the anchor
-        nearest the centre of each valid gt box that has none inside)."""
+    def candidates(self, anc_points: np.ndarray, gt_bboxes: np.ndarray, valid: np.ndarray,
+                   anc_strides: np.ndarray | None = None) -> np.ndarray:
+        """(B, M, A) bool: anchor centre strictly inside the gt box (plus, with nearest_fallback, the
+        min_candidates anchors nearest the centre of each valid gt box that has fewer inside; with
+        anc_strides (A,), the nearest among the finest level's anchors)."""
         pts = anc_points[None, None]  # (1, 1, A, 2)
         lt, rb = gt_bboxes[:, :, None, :2], gt_bboxes[:, :, None, 2:]  # (B, M, 1, 2)
         inside = (np.concatenate([pts - lt, rb - pts], -1).min(-1) > 1e-9) & valid[:, :, None]  # (B, M, A)
         if not self.nearest_fallback:
             return inside
-        starved = valid & ~inside.any(-1)  # (B, M)
+        k = self.min_candidates
+        starved = valid & (inside.sum(-1) < k)  # (B, M)
         if starved.any():
             bi, mi = np.nonzero(starved)
             centre = (gt_bboxes[bi, mi, :2] + gt_bboxes[bi, mi, 2:]) / 2  # (S, 2)
-            nearest = ((anc_points[None] - centre[:, None]) ** 2).sum(-1).argmin(-1)  # (S,)
-            inside[bi, mi, nearest] = True
+            pool = np.arange(len(anc_points))
+            if anc_strides is not None:  # coarse levels' centres interleave with the finest's: skip them
+                pool = np.flatnonzero(anc_strides.reshape(-1) == anc_strides.min())
+            dist = ((anc_points[pool][None] - centre[:, None]) ** 2).sum(-1)  # (S, P)
+            k = min(k, len(pool))
+            # the k nearest (S, k), ties by the lower index
+            nearest = dist.argmin(-1)[:, None] if k == 1 else np.argsort(dist, -1, kind="stable")[:, :k]
+            inside[bi[:, None], mi[:, None], pool[nearest]] = True
         return inside
 
     def __call__(self, pd_scores: np.ndarray, pd_bboxes: np.ndarray, anc_points: np.ndarray,
-                 gt_labels: np.ndarray, gt_bboxes: np.ndarray, mask_gt: np.ndarray):
+                 gt_labels: np.ndarray, gt_bboxes: np.ndarray, mask_gt: np.ndarray,
+                 anc_strides: np.ndarray | None = None):
         """pd_scores (B, A, nc) probabilities, pd_bboxes (B, A, 4) xyxy pixels, anc_points (A, 2) pixels,
-        gt_labels (B, M[, 1]) int, gt_bboxes (B, M, 4), mask_gt (B, M[, 1]) (1 = real box, 0 = padding).
+        gt_labels (B, M[, 1]) int, gt_bboxes (B, M, 4), mask_gt (B, M[, 1]) (1 = real box, 0 = padding),
+        anc_strides (A,) or (A, 1) the anchors' strides (the fallback's level; None: any level).
 
         Returns target_labels (B, A) int64, target_bboxes (B, A, 4), target_scores (B, A, nc) float32,
         fg_mask (B, A) bool, target_gt_idx (B, A) int64."""
@@ -104,7 +119,7 @@ class TaskAlignedAssigner:
                     np.zeros_like(pd_scores), np.zeros((bs, na), bool), np.zeros((bs, na), np.int64))
         gt_labels = gt_labels.reshape(bs, n_max).astype(np.int64)
         valid = mask_gt.reshape(bs, n_max).astype(bool)
-        mask_in = self.candidates(anc_points, gt_bboxes, valid)  # (B, M, A)
+        mask_in = self.candidates(anc_points, gt_bboxes, valid, anc_strides)  # (B, M, A)
 
         # alignment metric on the candidates (B, M, A)
         overlaps = np.zeros((bs, n_max, na), pd_bboxes.dtype)

@@ -108,8 +108,9 @@ def dist2bbox(distance: Tensor, anchor_points: Tensor) -> Tensor:
     return tinyml.cat([anchor_points - lt, anchor_points + rb], dim=-1)
 
 
-def bbox2dist(anchor_points: np.ndarray, boxes: np.ndarray, reg_max: int) -> np.ndarray:
-    """xyxy boxes (..., 4) around anchors (..., 2), all in grid units -> ltrb clamped to [0, reg_max - 1 -
-    0.01] (ultralytics' bbox2dist with its reg_max - 1 argument)."""
+def bbox2dist(anchor_points: np.ndarray, boxes: np.ndarray, reg_max: int,
+              shift: float = 0.0) -> np.ndarray:
+    """xyxy boxes (..., 4) around anchors (..., 2), all in grid units -> ltrb + shift clamped to [0, reg_max -
+    1 - 0.01] (ultralytics' bbox2dist with its reg_max - 1 argument; shift: the Detector's box_shift)."""
     d = np.concatenate([anchor_points - boxes[..., :2], boxes[..., 2:] - anchor_points], -1)
-    return np.clip(d, 0, reg_max - 1 - 0.01)
+    return np.clip(d + shift, 0, reg_max - 1 - 0.01)

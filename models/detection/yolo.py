@@ -10,6 +10,12 @@ targets q (B, A, nc), positives P, S = max(sum q, 1), w_a = sum_c q_ac):
     total = (7.5 box + 0.5 cls + 1.5 dfl) * B             (ultralytics' gains and its batch-size factor)
 Box predictions are decoded from the DFL distributions (head.py) and the loss runs on them in pixels.
 
+box_shift = b cells (default 0): the side distances are the DFL expectations minus b, so a predicted box
+need not contain its anchor (each side may stop up to b cells short of it). With b = 0 (ultralytics') a
+box contains its anchor point, and at stride 4 a 1 px box can be coded from its nearest anchor only when the
+anchor lies on the box's edge (1 in 4 pixel positions in 2-D); b = 0.25 reaches every 1-2 px box from the
+finest level's nearest anchor (at most 1 px = 0.25 cells away from the box).
+
 predict: sigmoid scores, best class per anchor, score > conf_thres, per-class NMS (batched_nms) at
 iou_thres, the max_det best, boxes clipped to the image: [(boxes xyxy (n, 4), scores (n,), labels (n,))].
 """
@@ -56,7 +62,8 @@ class Detector(nn.Module):
                  box_loss: str = "ciou", cls_loss: str = "bce", reg_max: int = 16, topk: int = 10,
                  nearest_fallback: bool = False, assign_overlap: str = "ciou",
                  box_prior: float | None = None, box_gain: float = 7.5, cls_gain: float = 0.5,
-                 dfl_gain: float = 1.5, nwd_constant: float = 12.8):
+                 dfl_gain: float = 1.5, nwd_constant: float = 12.8, min_candidates: int = 1,
+                 box_shift: float = 0.0):
         super().__init__()
         if size not in HEAD_WIDTHS:
             raise ValueError(f"Detector: unknown size {size!r}; expected one of {sorted(HEAD_WIDTHS)}")
@@ -67,13 +74,17 @@ class Detector(nn.Module):
         if num_classes < 1 or in_channels < 1:
             raise ValueError(f"Detector: num_classes ({num_classes}) and in_channels ({in_channels}) must be "
                              f">= 1")
+        if not 0.0 <= box_shift < (reg_max - 1) / 2:
+            raise ValueError(f"Detector: box_shift must be in [0, {(reg_max - 1) / 2}) cells (reg_max "
+                             f"{reg_max}), got {box_shift}")
         strides = tuple(int(s) for s in strides)
         self._config = dict(num_classes=num_classes, size=size, in_channels=in_channels,
                             strides=list(strides), box_loss=box_loss, cls_loss=cls_loss, reg_max=reg_max,
                             topk=topk,
                             nearest_fallback=nearest_fallback, assign_overlap=assign_overlap,
                             box_prior=box_prior, box_gain=box_gain, cls_gain=cls_gain,
-                            dfl_gain=dfl_gain, nwd_constant=nwd_constant)
+                            dfl_gain=dfl_gain, nwd_constant=nwd_constant, min_candidates=min_candidates,
+                            box_shift=float(box_shift))
         self.num_classes, self.in_channels = num_classes, in_channels
         self.strides, self.reg_max = strides, reg_max
         self.backbone = CSPBackbone(in_channels, size, strides)
@@ -83,7 +94,7 @@ class Detector(nn.Module):
                                box_prior)
         self.assigner = TaskAlignedAssigner(topk, num_classes, alpha=0.5, beta=6.0,
                                             nearest_fallback=nearest_fallback, overlap=assign_overlap,
-                                            nwd_constant=nwd_constant)
+                                            nwd_constant=nwd_constant, min_candidates=min_candidates)
 
     @property
     def config(self) -> dict:
@@ -119,6 +130,8 @@ class Detector(nn.Module):
         pred_dist, pred_scores = out[..., :4 * self.reg_max], out[..., 4 * self.reg_max:]
         anchors, stride = make_anchors([tuple(r.shape[2:]) for r in raw], self.strides)
         dist = dfl_expectation(pred_dist, self.reg_max)  # (B, A, 4) in cells
+        if self._config["box_shift"]:  # signed distances: a side may stop box_shift cells short of the anchor
+            dist = dist - self._config["box_shift"]
         boxes = dist2bbox(dist, tinyml.tensor(anchors)) * tinyml.tensor(stride)  # (B, A, 4) pixels
         return pred_dist, pred_scores, boxes, anchors, stride
 
@@ -132,7 +145,7 @@ class Detector(nn.Module):
             pd_scores = pred_scores.detach().sigmoid().numpy()
             pd_boxes = boxes.detach().numpy()
         _, t_boxes, t_scores, fg, _ = self.assigner(pd_scores, pd_boxes, anchors * stride, gt_labels,
-                                                    gt_boxes, mask_gt)
+                                                    gt_boxes, mask_gt, anc_strides=stride)
         t_sum = max(float(t_scores.sum()), 1.0)
         cls = self._cls_loss(pred_scores, t_scores).sum() / t_sum
         parts = {"cls": self._config["cls_gain"] * cls.item(), "box": 0.0, "dfl": 0.0}
@@ -145,7 +158,8 @@ class Detector(nn.Module):
             box = (iou_loss(pb, tinyml.tensor(tb), kind=self._config["box_loss"],
                             constant=self._config["nwd_constant"]) * weight).sum() / t_sum
             a_idx = idx % na
-            ltrb = bbox2dist(anchors[a_idx], tb / stride[a_idx], self.reg_max)  # (P, 4) cells
+            ltrb = bbox2dist(anchors[a_idx], tb / stride[a_idx], self.reg_max,
+                             self._config["box_shift"])  # (P, 4) cells, + the shift: bins
             pd = pred_dist.reshape(b * na, 4 * self.reg_max)[tinyml.tensor(idx)].reshape(-1, self.reg_max)
             dfl = (distribution_focal_loss(pd, tinyml.tensor(ltrb.astype(np.float32)), self.reg_max)
                    .reshape(-1) * weight).sum() / t_sum

@@ -2,7 +2,7 @@
 
   tinyml detect train [--data DIR] --model tiny|small --img 256 --epochs N --batch B --out DIR
                       [--box-loss ciou|giou|nwd] [--cls-loss bce|focal|atfl|varifocal] [--resume]
-                      [--time-limit MIN]
+                      [--time-limit MIN] [--crop PX] [--strides 4,8,16] [--no-ema] [--scale-jitter LO,HI]
       DIR in the COCO layout (DIR/{train,val}/*.png|jpg + DIR/annotations/instances_{train,val}.json) or
       ultralytics' YOLO layout (DIR/images/{train,val}/, DIR/labels/{train,val}/*.txt); with no --data,
       a seeded synthetic infrared small-target set is written to OUT/data and trained on. The run folder
@@ -31,7 +31,10 @@ CLS_LOSSES = ("bce", "focal", "atfl", "varifocal")
 # keep the run's values (detect.json)
 TRAIN_DEFAULTS = {"data": None, "model": "tiny", "arch": "yolo", "img": 256, "epochs": 30, "batch": 16,
                   "lr": 0.002, "box_loss": "nwd", "cls_loss": "bce", "seed": 0, "eval_every": 1,
-                  "synthetic_train": 400, "synthetic_val": 100, "synthetic_size": 256, "on_error": "raise"}
+                  "synthetic_train": 400, "synthetic_val": 100, "synthetic_size": 256, "on_error": "raise",
+                  "strides": (4, 8, 16), "crop": None, "ema": True, "ema_decay": 0.9999, "ema_tau": 500.0,
+                  "scale_jitter": None, "min_candidates": 1, "reg_max": 16, "heatmap_stride": 4,
+                  "box_shift": 0.0}
 
 
 def add_arguments(p) -> None:
@@ -71,6 +74,34 @@ def add_arguments(p) -> None:
                    "stopping at the first")
     t.add_argument("--no-augment", dest="augment", action="store_false",
                    help="letterbox only: no flips, scale jitter or mosaic")
+    t.add_argument("--scale-jitter", type=_scale_range, metavar="LO,HI",
+                   help="resize every training sample by a factor drawn from U(LO, HI) (default off: "
+                   "resampling smears 1-2 px targets; 0.75,1.33 was the earlier default)")
+    t.add_argument("--min-candidates", type=at.bounded_int(1, 64), metavar="K",
+                   help="the assigner's fallback: a box with fewer than K anchor centres inside also gets "
+                   "the K anchors of the finest level nearest its centre (default 1: the nearest only)")
+    t.add_argument("--heatmap-stride", type=int, choices=(4, 2, 1),
+                   help="--arch centernet: the heatmap's stride (default 4; 2 and 1 fuse the stem's features "
+                   "and the image)")
+    t.add_argument("--reg-max", type=at.bounded_int(3, 64), metavar="R",
+                   help="DFL bins per box side: distances of 0 to R - 1 cells of each level (default 16)")
+    t.add_argument("--box-shift", type=at.bounded_float(0.0, 1.0), metavar="CELLS",
+                   help="signed box sides: a predicted side may stop up to CELLS short of its anchor point, "
+                   "so boxes of 1-2 px near (not around) an anchor can be coded (default 0: boxes contain "
+                   "their anchor, as ultralytics')")
+    t.add_argument("--strides", type=_strides, metavar="S,S,...",
+                   help="the detector's levels, increasing powers of two from 2 to 32 (default 4,8,16; "
+                   "2,4,8,16 adds a stride-2 level)")
+    t.add_argument("--crop", type=at.nonnegative_int, metavar="PX",
+                   help="train on PX x PX windows of the images, scaled as for --img (a target kept whole "
+                   "where it fits, cut ones clipped or dropped); validation sees whole images (default: half "
+                   "of --img, a multiple of the largest stride; 0: train on whole images)")
+    t.add_argument("--no-ema", dest="ema", action="store_const", const=False, default=None,
+                   help="evaluate and save the trained weights instead of their moving average")
+    t.add_argument("--ema-tau", type=at.positive_float, metavar="STEPS",
+                   help="the EMA's warmup: decay d (1 - exp(-updates / tau)) (default 500)")
+    t.add_argument("--ema-decay", type=at.bounded_float(0.0, 0.999999, open_lo=True),
+                   help="the EMA's decay d (default 0.9999)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     t.add_argument("--out", type=at.folder_to_create, default="tinyml-detect", help="run folder "
                    "(default ./tinyml-detect)")
@@ -119,6 +150,8 @@ def _train(args) -> int:
     from ..runs import UsageError
 
     given = {k: getattr(args, k) for k in TRAIN_DEFAULTS if getattr(args, k, None) is not None}
+    if given.get("scale_jitter") is False:  # --scale-jitter off (None means "not given" above)
+        given["scale_jitter"] = None
     if given.get("data") is not None:
         given["data"] = os.path.abspath(given["data"])
     before = read_run_record(args.out) if args.resume else {}
@@ -150,6 +183,32 @@ def _train(args) -> int:
 
 def _norm(v):
     return list(v) if isinstance(v, tuple) else v
+
+
+def _scale_range(text: str):
+    """--scale-jitter 0.75,1.33 -> (0.75, 1.33); off -> False (resolved to None: no jitter)."""
+    if text == "off":
+        return False
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (two numbers) or 'off', got {text!r}") from None
+    if not 0 < lo <= hi < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected 0 < LO <= HI, got {text!r}")
+    return lo, hi
+
+
+def _strides(text: str) -> tuple:
+    """--strides 4,8,16 -> (4, 8, 16): increasing values from 2, 4, 8, 16, 32."""
+    try:
+        strides = tuple(int(v, 10) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if (len(strides) < 2 or any(v not in (2, 4, 8, 16, 32) for v in strides)
+            or list(strides) != sorted(set(strides))):
+        raise argparse.ArgumentTypeError(f"expected two or more increasing values from 2,4,8,16,32, "
+                                         f"got {text!r}")
+    return strides
 
 
 def _predict(args) -> int:

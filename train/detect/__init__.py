@@ -14,6 +14,7 @@ optional mask (H, W) uint8, image_id, file_name, orig_size (H, W). Guide: docs/d
     transforms.py    resize (bilinear / nearest-exact), letterbox and its inverse, flips, place (resize +
                      paste + box clipping / dropping as ultralytics' box_candidates)
     augment.py       scale_jitter, random_crop (keeps targets), mosaic, DetectionAugment, AugmentedDataset
+                     (fit_scale first, for training on crops at the evaluation scale)
     draw.py          draw_boxes: boxes (and class / score text) on an image, saved as PNG
 
 The job itself (`tinyml detect train / predict / eval`, train/commands/detect.py; guide: docs/detection.md):
@@ -22,6 +23,7 @@ The job itself (`tinyml detect train / predict / eval`, train/commands/detect.py
                      load_detector (a trained run's Detector and class names / category ids / img)
     loop.py          EpochSampler (seeded per-epoch order, resumable) and DetectTrainer: train/trainer.py's
                      Trainer with loss parts, val AP / Pd / Fa, the loss + AP plot and a time limit
+    ema.py           ModelEMA: the moving average of the weights that is evaluated and saved for inference
     evaluate.py      evaluate_detector (COCO AP by coco_evaluate, Pd / Fa from boxes), predict_dataset,
                      COCO ground truth / results, format_metrics (pycocotools' summary table)
     predict.py       predict_source: images -> predictions.json (COCO results) + drawn PNGs, SAHI slicing

@@ -7,9 +7,11 @@
     DetectionAugment(size, hflip=0.5, vflip=0.0, scale=None, crop=None, mosaic=0.0)
                                                            the pipeline: mosaic? -> crop? -> scale? -> flips
                                                            -> letterbox(size)
-    AugmentedDataset(dataset, size, train=True, seed=0, **augment)
+    AugmentedDataset(dataset, size, train=True, seed=0, fit=None, **augment)
                                                            a dataset view: sample i of epoch e is augmented
-                                                           with default_rng([seed, e, i]); eval = letterbox
+                                                           with default_rng([seed, e, i]); eval = letterbox;
+                                                           fit: images first scaled as letterbox(fit) does
+                                                           (fit_scale), for training on crops of them
     letterbox, unletterbox_boxes, hflip, vflip             re-exported from transforms.py
 
 Boxes that leave the image are clipped, and dropped when less than min_visible (0.1, ultralytics'
@@ -24,8 +26,8 @@ import numpy as np
 
 from .transforms import PER_OBJECT_KEYS, hflip, letterbox, place, unletterbox_boxes, vflip
 
-__all__ = ["scale_jitter", "random_crop", "mosaic", "DetectionAugment", "AugmentedDataset", "letterbox",
-           "unletterbox_boxes", "hflip", "vflip"]
+__all__ = ["scale_jitter", "random_crop", "mosaic", "DetectionAugment", "AugmentedDataset", "fit_scale",
+           "letterbox", "unletterbox_boxes", "hflip", "vflip"]
 
 
 def _check_image(image) -> None:
@@ -145,12 +147,32 @@ class DetectionAugment:
         return letterbox(image, target, self.size, self.pad_value)
 
 
+def fit_scale(image: np.ndarray, target: dict, size: int):
+    """Resizes the image (and its target) by r = min(size / H, size / W), the scale letterbox(size) gives
+    it, without padding; an image that already fits exactly (r = 1) is returned as it is."""
+    _check_image(image)
+    _, h, w = image.shape
+    r = min(size / h, size / w)
+    new_h, new_w = max(1, int(round(h * r))), max(1, int(round(w * r)))
+    if (new_h, new_w) == (h, w):
+        return image, target
+    return place(image, target, r, r, 0, 0, new_h, new_w, min_visible=0.0, min_wh=-1.0)
+
+
 class AugmentedDataset:
     """A view of `dataset` whose samples are letterboxed to size and, when train, augmented: sample i of
-    epoch e draws from default_rng([seed, e, i]) (set_epoch(e) moves on), so a run is reproducible."""
+    epoch e draws from default_rng([seed, e, i]) (set_epoch(e) moves on), so a run is reproducible.
 
-    def __init__(self, dataset, size: int, train: bool = True, seed: int = 0, **augment):
+    fit (training on crops): every image is first brought to the scale letterbox(fit) would give it
+    (fit_scale), so that size x size crops (augment crop=size) of it show objects at the scale the model
+    meets when it is evaluated on whole images letterboxed to fit."""
+
+    def __init__(self, dataset, size: int, train: bool = True, seed: int = 0, fit: int | None = None,
+                 **augment):
         self.dataset, self.train, self.seed, self.epoch = dataset, train, int(seed), 0
+        if fit is not None and (int(fit) != fit or fit < 1):
+            raise ValueError(f"AugmentedDataset: fit must be a positive integer or None, got {fit!r}")
+        self.fit = None if fit is None else int(fit)
         self.augment = DetectionAugment(size, **augment)
         self.class_names = list(dataset.class_names)
         self.in_channels = getattr(dataset, "in_channels", None)
@@ -161,13 +183,18 @@ class AugmentedDataset:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, i: int):
+    def _load(self, i: int):
         image, target = self.dataset[i]
+        return fit_scale(image, target, self.fit) if self.fit is not None else (image, target)
+
+    def __getitem__(self, i: int):
         if not self.train:
+            image, target = self.dataset[i]
             return letterbox(image, target, self.augment.size, self.augment.pad_value)
+        image, target = self._load(i)
         rng = np.random.default_rng([self.seed, self.epoch, int(i) % len(self.dataset)])
 
         def others(k):
-            return [self.dataset[int(j)] for j in rng.integers(0, len(self.dataset), k)]
+            return [self._load(int(j)) for j in rng.integers(0, len(self.dataset), k)]
 
         return self.augment((image, target), rng, others)

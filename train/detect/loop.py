@@ -9,16 +9,19 @@ checkpoints, exact resume, Ctrl-C) with what detection adds on top.
                      eval_interval steps, not a validation loss; loss.png with the losses and the APs; and
                      a time limit (ultralytics' `time`): after each epoch the run is re-planned to the number
                      of epochs that fits the limit (the cosine decay ends there), and it stops, evaluated and
-                     checkpointed, when the limit is reached
+                     checkpointed, when the limit is reached; with a ModelEMA (ema.py), the average is
+                     updated after every step, evaluations score it, and checkpoints keep it ("ema")
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 
 import numpy as np
 
+from ..checkpoint import load_checkpoint
 from ..progress import ProgressBar, require_matplotlib
 from ..trainer import Trainer
 from .data import collate
@@ -82,9 +85,10 @@ class DetectTrainer(Trainer):
 
     def __init__(self, model, sampler: EpochSampler, val_dataset, config, out_dir=None, extra_state=None,
                  img: int = 256, time_limit: float | None = None, eval_batch: int = 8,
-                 clock=time.perf_counter):
+                 clock=time.perf_counter, ema=None):
         super().__init__(model, sampler, None, config, out_dir=out_dir, extra_state=extra_state,
                          loss_fn=self._detection_loss)
+        self.ema = ema  # a ModelEMA updated after every step; evaluations score its weights
         self.sampler, self.val_dataset, self.img = sampler, val_dataset, int(img)
         self.time_limit, self.eval_batch, self.clock = time_limit, eval_batch, clock
         self.train_cpu_seconds = 0.0  # process CPU time (all threads) inside training steps
@@ -103,9 +107,26 @@ class DetectTrainer(Trainer):
     def train_step(self):
         cpu = time.process_time()
         loss, norm, tokens = super().train_step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         self.train_cpu_seconds += time.process_time() - cpu
         images = tokens // self._pixels_per_image()  # Trainer counts the batch's first array's elements
         return loss, norm, images
+
+    def state_dict(self, sampler_state=None, rng_state=None) -> dict:
+        state = super().state_dict(sampler_state, rng_state)
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
+
+    def load_checkpoint(self, path: str | None = None) -> None:
+        super().load_checkpoint(path)
+        if self.ema is not None:  # the Trainer's loader keeps only its own parts: read the file again
+            path = path or self.checkpoint_path
+            state = load_checkpoint(path)
+            if not state.get("ema"):
+                raise ValueError(f"checkpoint {path} holds no EMA of the weights, which this run keeps")
+            self.ema.load_state_dict(state["ema"])
 
     def _pixels_per_image(self) -> int:
         if self._pixels is None:
@@ -137,7 +158,8 @@ class DetectTrainer(Trainer):
         t = time.perf_counter()
         bar = run.bar if run is not None else None
         status = (lambda i, n: bar.status(f"step {self.step}: evaluating, image {i}/{n}")) if bar else None
-        m = evaluate_detector(self.model, self.val_dataset, self.img, self.eval_batch, on_batch=status)
+        with self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext():
+            m = evaluate_detector(self.model, self.val_dataset, self.img, self.eval_batch, on_batch=status)
         seconds = time.perf_counter() - t
         self.eval_seconds += seconds
         record = {"step": self.step, "epoch": round(self.step / self.sampler.steps_per_epoch, 3),

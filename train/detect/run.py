@@ -13,11 +13,17 @@ loss.png (losses and validation curves).
 Training recipe (ultralytics' for short runs, where it has one): AdamW, lr 0.002 (its optimizer="auto"
 choice for short runs), betas (0.9, 0.999), weight decay 5e-4 on weights only, gradient clipping at 10,
 linear warmup over one epoch (at most 100 steps), cosine decay to lr / 100 at the last step (lrf 0.01);
-augmentation: horizontal flips (0.5), scale jitter x[0.75, 1.33], mosaic (0.5, at native scale so that
-1-2 px targets stay 1-2 px), letterbox to img. The Detector is set up for targets of a few pixels:
-strides 4 / 8 / 16 (a P2 level), the nearest-anchor fallback, NWD overlap in the assigner, box prior 1
-cell (models/detection/yolo.py says why each); --box-loss nwd by default. arch="centernet" trains
-models/detection/centernet.py's CenterNet (stride-4 heatmaps, its own losses) instead.
+an EMA of the weights (ultralytics' ModelEMA, decay 0.9999, ramp tau 500 steps: ema.py) is what is
+evaluated, and what load_detector returns; augmentation: horizontal flips (0.5), mosaic (0.5, at native
+scale so that 1-2 px targets stay 1-2 px), no scale jitter by default (bilinear resampling smears a 1 px
+target into a 2 x 2 blob of a quarter of its contrast), and training on crop x crop windows (default half
+of img: 4 times the steps per CPU-second, the detector being fully convolutional; validation and predict
+see whole images). The Detector is set up for targets of a few pixels: strides 4 / 8 / 16 (a P2 level;
+2 / 4 / 8 / 16 with --strides), the nearest-anchor fallback on the finest level, NWD overlap in the
+assigner, box prior 1 cell (models/detection/yolo.py says why each); --box-loss nwd by default.
+arch="centernet" trains models/detection/centernet.py's CenterNet (heatmaps at heatmap_stride 4, 2 or 1,
+its own losses).
+docs/detection.md gives the measurements behind these defaults.
 
 Resume is bit-exact: N epochs straight and N/2 epochs + --resume to N give the same weights (the
 sampler's permutation and augmentation are functions of (seed, epoch, index), the Trainer restores the
@@ -44,6 +50,7 @@ from ..runs import CLIError, UsageError
 from ..trainer import CHECKPOINT, TrainConfig
 from .augment import AugmentedDataset
 from .data import open_detection_dataset
+from .ema import ModelEMA
 from .evaluate import category_ids_of
 from .loop import DetectTrainer, EpochSampler
 
@@ -53,8 +60,8 @@ __all__ = ["DetectRun", "train_detector", "load_detector", "prepare_data", "buil
 RUN_FILE = "detect.json"
 MODEL_SIZES = tuple(HEAD_WIDTHS)  # tiny, small
 ARCHITECTURES = {"yolo": Detector, "centernet": CenterNet}
-MAX_STRIDE = 16
-AUGMENT = {"hflip": 0.5, "scale": (0.75, 1.33), "mosaic": 0.5}
+STRIDES = (2, 4, 8, 16, 32)
+AUGMENT = {"hflip": 0.5, "mosaic": 0.5}  # + scale jitter when DetectRun.scale_jitter is set
 
 
 @dataclass
@@ -81,6 +88,27 @@ class DetectRun:
     augment: bool = True
     on_error: str = "raise"  # a bad image or label file: raise, or skip it and report the count
     progress: bool = True
+    strides: tuple = (4, 8, 16)  # the Detector's levels (2 adds a stride-2 level from the stem)
+    crop: int | None = None  # train on crop x crop windows of the img-scaled images: None = half of img
+    #                          (rounded down to a multiple of the largest stride), 0 = whole images
+    ema: bool = True  # evaluate, checkpoint for inference and predict with an EMA of the weights
+    ema_decay: float = 0.9999
+    ema_tau: float = 500.0  # the EMA's ramp d (1 - exp(-updates / tau)), in steps
+    scale_jitter: tuple | None = None  # resize every training sample by U(lo, hi); None: never
+    min_candidates: int = 1  # the assigner's fallback: gts with fewer anchors inside get the k nearest
+    reg_max: int = 16  # DFL bins per box side (distances 0 .. reg_max - 1 cells)
+    box_shift: float = 0.0  # cells a predicted box side may stop short of its anchor (Detector's box_shift)
+    heatmap_stride: int = 4  # arch="centernet": the heatmap's stride (4, 2 or 1)
+
+    @property
+    def train_crop(self) -> int | None:
+        """The training window's side in pixels, or None for whole images (crop 0, or img too small to
+        halve)."""
+        if self.crop is not None:
+            return self.crop or None
+        largest = max(int(s) for s in self.strides)
+        half = self.img // 2 // largest * largest
+        return half if half >= largest else None
 
     def check(self) -> None:
         """UsageError for settings that cannot work, before anything is read or written."""
@@ -95,9 +123,35 @@ class DetectRun:
             raise UsageError(f"--box-loss {self.box_loss!r}: expected one of {', '.join(BOX_LOSSES)}")
         if self.cls_loss not in CLS_LOSSES:
             raise UsageError(f"--cls-loss {self.cls_loss!r}: expected one of {', '.join(CLS_LOSSES)}")
-        if self.img < MAX_STRIDE or self.img % MAX_STRIDE:
+        strides = tuple(int(s) for s in self.strides)
+        given = ",".join(map(str, strides))
+        if (len(strides) < 2 or any(s not in STRIDES for s in strides)
+                or list(strides) != sorted(set(strides))):
+            raise UsageError(f"--strides {given}: expected two or more increasing values from "
+                             f"{', '.join(map(str, STRIDES))}")
+        if self.arch == "centernet" and strides != (4, 8, 16):
+            raise UsageError(f"--strides {given}: for --arch yolo (CenterNet has --heatmap-stride)")
+        if self.heatmap_stride not in (1, 2, 4):
+            raise UsageError(f"--heatmap-stride {self.heatmap_stride}: expected 4, 2 or 1")
+        largest = max(strides)
+        if self.img < largest or self.img % largest:
             raise UsageError(f"--img {self.img}: must be a multiple of the detector's largest stride "
-                             f"{MAX_STRIDE}")
+                             f"{largest}")
+        if self.crop and (self.crop < largest or self.crop % largest or self.crop > self.img):
+            raise UsageError(f"--crop {self.crop}: must be a multiple of the detector's largest stride "
+                             f"{largest} and at most --img {self.img} (0: whole images)")
+        if self.scale_jitter is not None:
+            lo, hi = self.scale_jitter
+            if not 0 < lo <= hi < float("inf"):
+                raise UsageError(f"--scale-jitter {lo},{hi}: expected 0 < LO <= HI")
+        if not 3 <= self.reg_max <= 64:
+            raise UsageError(f"--reg-max {self.reg_max}: expected 3 to 64 bins (the box prior is 1 cell, "
+                             "which needs reg_max > 2)")
+        if not 0.0 <= self.box_shift <= 1.0:
+            raise UsageError(f"--box-shift {self.box_shift}: expected 0 to 1 cells")
+        if not 0.0 < self.ema_decay < 1.0 or not self.ema_tau > 0:
+            raise UsageError(f"--ema-decay {self.ema_decay} / --ema-tau {self.ema_tau}: expected a decay in "
+                             "(0, 1) and tau > 0 steps")
         if self.time_clock not in ("wall", "cpu"):
             raise UsageError(f"time_clock {self.time_clock!r}: expected 'wall' or 'cpu'")
         if self.data is None and self.synthetic_size < 64:
@@ -158,13 +212,16 @@ def prepare_data(spec: DetectRun, log=print):
 
 
 def build_detector(num_classes: int, in_channels: int, spec: DetectRun):
-    """The Detector set up for small targets (module docstring), or CenterNet at stride 4, seeded."""
+    """The Detector set up for small targets (module docstring), or CenterNet, seeded."""
     tinyml.manual_seed(spec.seed)
     if spec.arch == "centernet":
-        return CenterNet(num_classes=num_classes, size=spec.model, in_channels=in_channels, stride=4)
-    return Detector(num_classes=num_classes, size=spec.model, in_channels=in_channels, strides=(4, 8, 16),
+        return CenterNet(num_classes=num_classes, size=spec.model, in_channels=in_channels,
+                         stride=spec.heatmap_stride)
+    return Detector(num_classes=num_classes, size=spec.model, in_channels=in_channels,
+                    strides=tuple(spec.strides),
                     box_loss=spec.box_loss, cls_loss=spec.cls_loss, nearest_fallback=True,
-                    assign_overlap="nwd", box_prior=1.0)
+                    assign_overlap="nwd", box_prior=1.0, min_candidates=spec.min_candidates,
+                    reg_max=spec.reg_max, box_shift=spec.box_shift)
 
 
 def train_config(spec: DetectRun, steps_per_epoch: int) -> TrainConfig:
@@ -201,13 +258,20 @@ def train_detector(spec: DetectRun, log=print) -> dict:
     train, val = prepare_data(spec, log)
     category_ids = category_ids_of(train)
     augment = AUGMENT if spec.augment else {"hflip": 0.0}
-    train_view = AugmentedDataset(train, spec.img, train=True, seed=spec.seed, **augment)
+    if spec.augment:
+        augment = {**augment, "scale": tuple(spec.scale_jitter) if spec.scale_jitter else None}
+    crop = spec.train_crop
+    if crop is not None:  # windows of the images at the scale the model sees them at img
+        augment = {**augment, "crop": crop, "fit": spec.img}
+    train_view = AugmentedDataset(train, crop or spec.img, train=True, seed=spec.seed, **augment)
     model = build_detector(len(train.class_names), train.in_channels, spec)
+    ema = ModelEMA(model, spec.ema_decay, spec.ema_tau) if spec.ema else None
     sampler = EpochSampler(train_view, spec.batch, seed=spec.seed)
     data_id = os.path.abspath(spec.data) if spec.data else {**_synthetic_manifest(spec)}
     augment_json = {k: list(v) if isinstance(v, tuple) else v for k, v in augment.items()}
     extra = {"arch": spec.arch, "detector": model.config, "class_names": list(train.class_names),
-             "category_ids": category_ids, "img": spec.img, "data": data_id, "augment": augment_json}
+             "category_ids": category_ids, "img": spec.img, "data": data_id, "augment": augment_json,
+             "ema": {"decay": spec.ema_decay, "tau": spec.ema_tau} if ema else None}
     time_limit = spec.time_limit * 60 if spec.time_limit is not None else None
     clock = time.perf_counter
     if spec.time_clock == "cpu":  # minutes of cpu_threads busy cores: the same work on a loaded machine
@@ -215,17 +279,20 @@ def train_detector(spec: DetectRun, log=print) -> dict:
             return time.process_time() / spec.cpu_threads
     config = train_config(spec, sampler.steps_per_epoch)
     trainer = DetectTrainer(model, sampler, val, config, out_dir=spec.out, extra_state=extra, img=spec.img,
-                            time_limit=time_limit, eval_batch=spec.batch, clock=clock)
+                            time_limit=time_limit, eval_batch=spec.batch, clock=clock, ema=ema)
     write_run_record(spec)
     name = "Detector" if spec.arch == "yolo" else "CenterNet"
     losses = (f"box loss {spec.box_loss}, cls loss {spec.cls_loss}" if spec.arch == "yolo" else
               "heatmap focal + L1 size / offset losses")
+    crop = f" (trained on {crop} px crops)" if crop else ""
     log(f"tinyml detect train: {name} {spec.model} ({sum(p.numel() for p in model.parameters()):,} "
         f"parameters), {len(train.class_names)} class(es) {train.class_names}, {len(train)} train / "
-        f"{len(val)} val images at {spec.img} px, batch {spec.batch}, {spec.epochs} epochs of "
+        f"{len(val)} val images at {spec.img} px{crop}, batch {spec.batch}, {spec.epochs} epochs of "
         f"{sampler.steps_per_epoch} steps, {losses}"
         f"{', time limit %g min' % spec.time_limit if spec.time_limit is not None else ''} -> {spec.out}")
     summary = trainer.fit(resume=spec.resume)
+    if ema is not None:  # what the run's evaluations scored and load_detector returns
+        model.load_state_dict(ema.state_dict_for_model())
     summary["model_config"] = model.config
     summary["model"] = model
     return summary
@@ -248,8 +315,9 @@ def load_detector(path: str):
         raise CLIError(f"--ckpt {path}: unknown detector architecture {arch!r} (known: "
                        f"{', '.join(ARCHITECTURES)})")
     model = ARCHITECTURES[arch].from_config(info["detector"])
+    weights = state["ema"]["weights"] if state.get("ema") else state["model"]  # the EMA, as evaluated
     try:
-        model.load_state_dict(state["model"], strict=True)
+        model.load_state_dict(weights, strict=True)
     except (RuntimeError, ValueError, KeyError) as e:
         raise CLIError(f"--ckpt {path}: the weights do not fit the saved detector config "
                        f"({str(e).splitlines()[0]})") from None

@@ -147,3 +147,49 @@ def test_nwd_overlap_equals_the_op():
     np.testing.assert_allclose(nwd_numpy(a, b), expected, rtol=1e-5)
     with pytest.raises(ValueError, match="overlap must be 'ciou' or 'nwd', got 'giou'"):
         TaskAlignedAssigner(overlap="giou")
+
+
+def test_fallback_takes_the_finest_levels_nearest_anchor():
+    """The levels' centres interleave: the 1 px box at (83.5, 99.5) is 0.7 px from a stride-8 centre (84, 100)
+    and 2.1 px from the nearest stride-4 one (82, 98). Given the strides, the fallback keeps to stride 4."""
+    grids = [(_grid(128 // s, s), s) for s in (4, 8, 16)]
+    anchors = np.concatenate([g for g, _ in grids])
+    strides = np.concatenate([np.full(len(g), s, np.float32) for g, s in grids])
+    gt = np.array([[[83, 99, 84, 100]]], np.float32)
+    half = np.full((1, len(anchors), 2), 1.0, np.float32)
+    pd_boxes = np.concatenate([anchors - half, anchors + half], -1)
+    args = (np.full((1, len(anchors), 1), 0.5, np.float32), pd_boxes, anchors, np.zeros((1, 1)), gt,
+            np.ones((1, 1)))
+    a = TaskAlignedAssigner(num_classes=1, nearest_fallback=True, overlap="nwd")
+    fg_any = a(*args)[3][0]
+    fg_finest = a(*args, anc_strides=strides[:, None])[3][0]
+    assert strides[fg_any].tolist() == [8] and anchors[fg_any].tolist() == [[84, 100]]
+    assert strides[fg_finest].tolist() == [4] and anchors[fg_finest].tolist() == [[82, 98]]
+
+
+def test_min_candidates_adds_the_nearest_finest_anchors_to_tiny_boxes():
+    """min_candidates=4: a 1 px box gets the 2 x 2 stride-4 anchors around its centre as candidates (soft
+    targets by their predicted boxes' overlap), a 3 px box with one anchor inside gets its 3 nearest
+    neighbours too, and a 12 px box (10 anchors inside) is left as it is."""
+    grids = [(_grid(64 // s, s), s) for s in (4, 8, 16)]
+    anchors = np.concatenate([g for g, _ in grids])
+    strides = np.concatenate([np.full(len(g), s, np.float32) for g, s in grids])
+    gt = np.array([[[20, 28, 21, 29], [33, 41, 36, 44], [40, 4, 52, 16]]], np.float32)
+    valid = np.ones((1, 3), bool)
+    base = TaskAlignedAssigner(num_classes=1, nearest_fallback=True, overlap="nwd")
+    four = TaskAlignedAssigner(num_classes=1, nearest_fallback=True, overlap="nwd", min_candidates=4)
+    c1 = base.candidates(anchors, gt, valid, strides)[0]
+    c4 = four.candidates(anchors, gt, valid, strides)[0]
+    assert c1.sum(-1).tolist() == [1, 1, 10]  # the 12 px box: 9 stride-4 anchors and 1 stride-8 one
+    assert c4.sum(-1).tolist() == [4, 4, 10]
+    assert sorted(map(tuple, anchors[c4[0]].tolist())) == [(18, 26), (18, 30), (22, 26), (22, 30)]
+    assert c4[1][c1[1]].all() and (strides[c4[1]] == 4).all()  # the inside anchor stays, 3 neighbours join
+    assert (c4[2] == c1[2]).all()
+    half = np.full((1, len(anchors), 2), 1.0, np.float32)
+    pd_boxes = np.concatenate([anchors - half, anchors + half], -1)
+    args = (np.full((1, len(anchors), 1), 0.5, np.float32), pd_boxes, anchors, np.zeros((1, 3)), gt,
+            np.ones((1, 3)))
+    _, _, scores, fg, idx = four(*args, anc_strides=strides)
+    assert (idx[0, fg[0]] == 0).sum() == 4 and (scores[0, fg[0] & (idx[0] == 0), 0] > 0).all()
+    with pytest.raises(ValueError, match="min_candidates \\(0\\) must be >= 1"):
+        TaskAlignedAssigner(min_candidates=0)

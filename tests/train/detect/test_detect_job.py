@@ -86,7 +86,8 @@ def one_thread():
 
 
 def test_resume_is_bit_exact(tmp_path, monkeypatch, one_thread):
-    """Two epochs straight == one epoch, stopped (as by Ctrl-C), then --resume to two: the same weights."""
+    """Two epochs straight == one epoch, stopped (as by Ctrl-C), then --resume to two: the same weights and
+    the same EMA of them."""
     straight = train_detector(_spec(tmp_path / "straight"), log=lambda *a: None)
     original = loop.DetectTrainer._log_step
 
@@ -101,10 +102,17 @@ def test_resume_is_bit_exact(tmp_path, monkeypatch, one_thread):
     monkeypatch.setattr(loop.DetectTrainer, "_log_step", original)
     second = train_detector(_spec(tmp_path / "split", resume=True), log=lambda *a: None)
     assert second["step"] == straight["step"] == 4
-    a, b = straight["model"].state_dict(), second["model"].state_dict()
-    assert a.keys() == b.keys()
-    for k in a:
-        np.testing.assert_array_equal(a[k].numpy(), b[k].numpy(), err_msg=k)
+    # the checkpoints' trained weights and their EMA (train/detect/ema.py), which the runs return
+    a = load_checkpoint(str(tmp_path / "straight" / "checkpoint.safetensors"))
+    b = load_checkpoint(str(tmp_path / "split" / "checkpoint.safetensors"))
+    assert int(a["ema"]["updates"]) == int(b["ema"]["updates"]) == 4
+    for weights_a, weights_b in ((a["model"], b["model"]), (a["ema"]["weights"], b["ema"]["weights"])):
+        assert weights_a.keys() == weights_b.keys()
+        for k in weights_a:
+            np.testing.assert_array_equal(weights_a[k].numpy(), weights_b[k].numpy(), err_msg=k)
+    returned = straight["model"].state_dict()
+    for k in returned:
+        np.testing.assert_array_equal(returned[k].numpy(), a["ema"]["weights"][k].numpy(), err_msg=k)
     # metrics.jsonl of the resumed run describes one run: each step once
     steps = [r["step"] for r in _records(str(tmp_path / "split")) if "loss" in r]
     assert steps == [1, 2, 3, 4]
