@@ -29,26 +29,23 @@ NAME = "tinygsm"
 HELP = "TinyGSM at toy scale: generator, sandboxed execution, verifier, best-of-N accuracy"
 
 
-def n_list(text: str) -> tuple[int, ...]:
+def _positive_ints(text: str, expected: str) -> tuple[int, ...]:
+    """Comma-separated integers >= 1, sorted and deduplicated; ArgumentTypeError saying `expected`."""
     try:
-        ns = tuple(int(x) for x in text.split(","))
+        values = tuple(int(x) for x in text.split(","))
     except ValueError:
-        ns = ()
-    if not ns or any(n < 1 for n in ns):
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers like 1,2,4,8, "
-                                         f"got {text!r}")
-    return tuple(sorted(set(ns)))
+        values = ()
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return tuple(sorted(set(values)))
+
+
+def n_list(text: str) -> tuple[int, ...]:
+    return _positive_ints(text, "comma-separated positive integers like 1,2,4,8")
 
 
 def steps_list(text: str) -> tuple[int, ...]:
-    try:
-        steps = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        steps = ()
-    if not steps or any(k < 1 for k in steps):
-        raise argparse.ArgumentTypeError(f"expected a step count >= 1 or comma-separated ones like "
-                                         f"100,200,400, got {text!r}")
-    return tuple(sorted(set(steps)))
+    return _positive_ints(text, "a step count >= 1 or comma-separated ones like 100,200,400")
 
 
 def verifier_start(text: str) -> str:
