@@ -79,6 +79,9 @@ def _cuda_available(allow_emulated: bool) -> bool:
 
 
 def cmd_train(args) -> int:
+    if args.compile and (args.nproc and args.nproc > 1 or distributed_run.launched_by_mpiexec()):
+        raise UsageError("--compile: data-parallel runs (--nproc, mpiexec) step through "
+                         "DistributedDataParallel, which tinyml.compile does not capture; drop one of them")
     if args.nproc and args.nproc > 1 and not distributed_run.launched_by_mpiexec():
         try:  # this process only launches the ranks; each of them runs this command without --nproc
             return distributed_run.relaunch(args.nproc, args.argv)

@@ -64,6 +64,7 @@ TRAIN_FAULTS = [
     ("--out", "{file}/run", "which is an existing file, not a folder"),
     ("--resume", None, "--resume: no run to continue in"),
     ("--resume=yes", None, "ignored explicit argument 'yes'"),
+    ("--compile=yes", None, "ignored explicit argument 'yes'"),
     ("--data", "/no/such/file.txt", "--data: no such file: '/no/such/file.txt'"),
     ("--data", "{dir}", "expected a text file, got a directory"),
     ("--data", "", "--data: expected a file path, got ''"),
@@ -145,3 +146,12 @@ def test_huge_bpe_vocab_cannot_abort_the_interpreter(tmp_path):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "train" in capsys.readouterr().out
+
+
+def test_compile_with_data_parallel_is_refused(tmp_path, capsys):
+    """DistributedDataParallel's steps are not captured: --compile with --nproc is a usage error, before
+    any process is launched or folder made."""
+    out = tmp_path / "never"
+    argv = ["train", "--out", str(out), "--device", "cpu", "--compile", "--nproc", "2"]
+    _fails_with_usage(capsys, argv, "--compile: data-parallel runs (--nproc, mpiexec)")
+    assert not out.exists()
