@@ -7,6 +7,8 @@ nn.LSTM / nn.RNN at such a batch against torch, forward and backward."""
 import numpy as np
 import pytest
 import torch
+from rnn_kernel_helpers import RED, assert_cpu_matches_reference, layer_args, threads_fixture
+from rnn_kernel_helpers import cpu_layer as _layer
 
 import tinyml
 from tinyml.ops import rnn as R
@@ -16,43 +18,17 @@ C = pytest.importorskip("tinyml.backends.cpu")._C
 if C is None:
     pytest.skip("tinyml._C is not built", allow_module_level=True)
 
-RED = {"kind": "reduction"}
 # B 75: 2 threads split it 37 / 38 and 3 threads 25 / 25 / 25 (both >= 24 rows per thread: by rows);
 # H 48: 3 GEMM panels, and the kernels use at most 3 threads (one per 16 units)
 T, B, IN, H = 4, 75, 20, 48
 SIZES = (75, 60, 37, 5)  # the last steps' active rows end inside the first and second threads' ranges
 
-
-@pytest.fixture
-def threads():
-    """Sets the kernels' thread count for a test and restores it afterwards."""
-    before = tinyml.get_num_threads()
-    yield tinyml.set_num_threads
-    tinyml.set_num_threads(before)
+threads = threads_fixture()
 
 
 def _args(mode, batch_first=False, bias=True, seed=11):
-    rng = np.random.default_rng(seed)
-    GH = R.GATES[mode] * H
-    x = rng.standard_normal((B, T, IN) if batch_first else (T, B, IN)).astype(np.float32)
-    if batch_first:
-        x = x.transpose(1, 0, 2)  # the (T, B, I) view of a (B, T, I) array: read in place
-    shapes = [(GH, IN), (GH,), (B, H), (B, H), (GH, H), (GH,)]
-    w_ih, b_ih, h0, c0, w_hh, b_hh = ((rng.standard_normal(s) * 0.2).astype(np.float32) for s in shapes)
-    dy = rng.standard_normal((T, B, H)).astype(np.float32)
-    if batch_first:
-        dy = np.ascontiguousarray(dy.transpose(1, 0, 2)).transpose(1, 0, 2)
-    dh, dc = rng.standard_normal((B, H)).astype(np.float32), rng.standard_normal((B, H)).astype(np.float32)
-    lstm = mode == "LSTM"
-    args = (x, w_ih, b_ih if bias else None, h0, c0 if lstm else None, w_hh, b_hh if bias else None)
-    return args, dy, dh, dc if lstm else None
-
-
-def _layer(mode, args, dy, dh, dc, sizes, reverse):
-    """rnn_layer_forward then rnn_layer_backward of the cpu kernels: every output, as numpy arrays."""
-    y, h_n, c_n, saved = C.rnn_layer_forward(mode, *args, sizes, reverse)
-    grads = C.rnn_layer_backward(mode, dy, dh, dc, *args, sizes, reverse, y, saved)
-    return [a for a in (y, h_n, c_n, saved, *grads) if a is not None]
+    return layer_args(mode, (T, B, IN, H), batch_first=batch_first, bias=bias, seed=seed, scale=0.2,
+                      dy_batch_first=batch_first)
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "RNN_TANH"])
@@ -73,21 +49,9 @@ def test_row_split_matches_one_thread_bit_for_bit(threads, mode, sizes, reverse,
 @pytest.mark.parametrize("mode", ["LSTM", "RNN_RELU"])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_row_split_agrees_with_the_reference(threads, mode, reverse):
-    from tinyml.backends import implementations
-
-    fwd, bwd = implementations("rnn_layer_forward"), implementations("rnn_layer_backward")
     args, dy, dh, dc = _args(mode, seed=3)
     threads(2)
-    outs = {k: fwd[k](mode, *args, SIZES, reverse) for k in ("reference", "cpu")}
-    for a, b in zip(outs["cpu"], outs["reference"]):
-        if a is not None:
-            assert_close(a, b, **RED)
-    y, _, _, saved = outs["reference"]
-    grads = {k: bwd[k](mode, dy, dh, dc, *args, SIZES, reverse, y, saved) for k in ("reference", "cpu")}
-    for a, b in zip(grads["cpu"], grads["reference"]):
-        assert (a is None) == (b is None)
-        if a is not None:
-            assert_close(a, b, **RED)
+    assert_cpu_matches_reference(mode, args, dy, dh, dc, SIZES, reverse)
 
 
 @pytest.mark.parametrize("cls", ["LSTM", "RNN"])

@@ -6,8 +6,9 @@ numpy reference kernels."""
 
 import numpy as np
 import pytest
+from rnn_kernel_helpers import RED, assert_cpu_matches_reference, layer_args, threads_fixture
+from rnn_kernel_helpers import cpu_layer as _layer
 
-import tinyml
 from tinyml.ops import rnn as R
 from tinyml.testing import assert_close
 
@@ -15,39 +16,15 @@ C = pytest.importorskip("tinyml.backends.cpu")._C
 if C is None:
     pytest.skip("tinyml._C is not built", allow_module_level=True)
 
-RED = {"kind": "reduction"}
 # B H^2 G past the kernels' parallel threshold for every mode; H = 100: 7 GEMM panels, split unevenly
 T, B, IN, H = 5, 9, 20, 100
 SIZES = (9, 9, 7, 4, 4)
 
-
-@pytest.fixture
-def threads():
-    """Sets the kernels' thread count for a test and restores it afterwards."""
-    before = tinyml.get_num_threads()
-    yield tinyml.set_num_threads
-    tinyml.set_num_threads(before)
+threads = threads_fixture()
 
 
 def _args(mode, batch_first=False, dtype=np.float32):
-    rng = np.random.default_rng(7)
-    GH = R.GATES[mode] * H
-    x = rng.standard_normal((B, T, IN) if batch_first else (T, B, IN)).astype(dtype)
-    if batch_first:
-        x = x.transpose(1, 0, 2)  # the (T, B, I) view of a (B, T, I) array: read in place
-    shapes = [(GH, IN), (GH,), (B, H), (B, H), (GH, H), (GH,)]
-    w_ih, b_ih, h0, c0, w_hh, b_hh = ((rng.standard_normal(s) * 0.15).astype(dtype) for s in shapes)
-    dy = rng.standard_normal((T, B, H)).astype(dtype)
-    dh, dc = rng.standard_normal((B, H)).astype(dtype), rng.standard_normal((B, H)).astype(dtype)
-    lstm = mode == "LSTM"
-    return (x, w_ih, b_ih, h0, c0 if lstm else None, w_hh, b_hh), dy, dh, dc if lstm else None
-
-
-def _layer(mode, args, dy, dh, dc, sizes, reverse):
-    """rnn_layer_forward then rnn_layer_backward of the cpu kernels: every output, as numpy arrays."""
-    y, h_n, c_n, saved = C.rnn_layer_forward(mode, *args, sizes, reverse)
-    grads = C.rnn_layer_backward(mode, dy, dh, dc, *args, sizes, reverse, y, saved)
-    return [a for a in (y, h_n, c_n, saved, *grads) if a is not None]
+    return layer_args(mode, (T, B, IN, H), batch_first=batch_first, dtype=dtype)
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_TANH"])
@@ -65,20 +42,10 @@ def test_results_do_not_depend_on_the_thread_count(threads, mode, sizes, reverse
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN_RELU"])
 def test_threaded_kernels_agree_with_the_reference(threads, mode):
-    from tinyml.backends import implementations
 
-    fwd, bwd = implementations("rnn_layer_forward"), implementations("rnn_layer_backward")
     args, dy, dh, dc = _args(mode)
     threads(3)
-    outs = {k: fwd[k](mode, *args, SIZES, False) for k in ("reference", "cpu")}
-    for a, b in zip(outs["cpu"], outs["reference"]):
-        if a is not None:
-            assert_close(a, b, **RED)
-    y, _, _, saved = outs["reference"]
-    grads = {k: bwd[k](mode, dy, dh, dc, *args, SIZES, False, y, saved) for k in ("reference", "cpu")}
-    for a, b in zip(grads["cpu"], grads["reference"]):
-        if a is not None:
-            assert_close(a, b, **RED)
+    assert_cpu_matches_reference(mode, args, dy, dh, dc, SIZES, False)
 
 
 def test_given_projection_kernels_threaded(threads):
