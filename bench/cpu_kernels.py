@@ -175,6 +175,19 @@ def _adamw_setup(torch_fused: bool = False):
     return setup
 
 
+def _embedding_setup(vocab, dim, tokens):
+    def setup():
+        (wt, wp) = _pair((vocab, dim), 0, 0.02)
+        ids = np.random.default_rng(5).integers(0, vocab, tokens)
+        it, ip = tinyml.tensor(ids), torch.from_numpy(ids)
+        gt, gp = _grad((tokens, dim), 6)
+        run_t, run_p = _fwd_bwd(lambda w: tinyml.nn.functional.embedding(it, w),
+                                lambda w: torch.nn.functional.embedding(ip, w), [wt], [wp], gt, gp)
+        # forward reads and writes tokens rows; backward reads dy and writes the whole (vocab, dim) dweight
+        return run_t, run_p, ("bytes", (3 * tokens + vocab) * dim * F32)
+    return setup
+
+
 CASES = [
     {"name": "layer_norm", "shape": "8192x768",
      "setup": _norm_setup("layer_norm", (8192, 768))},
@@ -201,6 +214,10 @@ CASES = [
      "setup": _adamw_setup()},
     {"name": "adamw step vs torch fused=True", "shape": "11.0M params, 25 tensors",
      "setup": _adamw_setup(True)},
+    {"name": "embedding", "shape": "50304x768, 8192 tokens (GPT-2 vocabulary)",
+     "setup": _embedding_setup(50304, 768, 8192)},
+    {"name": "embedding", "shape": "65x384, 2048 tokens (small GPT wte)",
+     "setup": _embedding_setup(65, 384, 2048)},
 ]
 
 try:  # rows from the conv / pool / selective-scan benchmark, when that file exists
@@ -245,8 +262,18 @@ def _time(fn, clock=time.perf_counter) -> float:
     return clock() - t0
 
 
-def bench(case, warmup: int, reps: int):
+def bench(case, warmup: int, reps: int, budget: float = float("inf")):
+    """Medians and minima of `reps` alternating runs after `warmup` pairs. A row whose first pair of
+    runs shows it would take longer than `budget` seconds gets fewer warm-up runs and reps (at least
+    3), so that the full table stays well under 10 minutes (the selective_scan rows' torch loop takes
+    seconds per call). Returns (times, floor, reps run)."""
     run_t, run_p, floor = case["setup"]()
+    t0 = time.perf_counter()
+    run_t()
+    run_p()
+    first = time.perf_counter() - t0
+    affordable = int(budget / first) if first > 0 else reps
+    warmup, reps = max(0, min(warmup - 1, affordable // 5)), max(3, min(reps, affordable))
     for _ in range(warmup):
         run_t()
         run_p()
@@ -254,7 +281,7 @@ def bench(case, warmup: int, reps: int):
     for _ in range(reps):  # alternate, so a noisy neighbour hits both sides alike
         tt.append(_time(run_t, _clock))
         tp.append(_time(run_p, _clock))
-    return (float(np.median(tt)), float(np.median(tp)), float(min(tt)), float(min(tp))), floor
+    return (float(np.median(tt)), float(np.median(tp)), float(min(tt)), float(min(tp))), floor, reps
 
 
 def main(argv=None) -> None:
@@ -265,6 +292,8 @@ def main(argv=None) -> None:
     ap.add_argument("--only", nargs="*", help="case names (prefixes) to run")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="time the kernel rows by wall clock or by process CPU time")
+    ap.add_argument("--row-budget", type=float, default=30.0,
+                    help="seconds one row may take; slower rows run fewer reps (at least 3, shown)")
     args = ap.parse_args(argv)
     global _clock
     _clock = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -282,9 +311,10 @@ def main(argv=None) -> None:
     for case in CASES:
         if args.only and not any(case["name"].startswith(o) for o in args.only):
             continue
-        (t, p, t_min, p_min), (kind, amount) = bench(case, args.warmup, args.reps)
+        (t, p, t_min, p_min), (kind, amount), reps = bench(case, args.warmup, args.reps, args.row_budget)
         floor = amount / (bw if kind == "bytes" else rate)
-        print(f"| {case['name']} | {case['shape']} | {t * 1e3:.2f} | {p * 1e3:.2f} | {p / t:.2f} | "
+        shape = case["shape"] + (f" ({reps} reps)" if reps < args.reps else "")
+        print(f"| {case['name']} | {shape} | {t * 1e3:.2f} | {p * 1e3:.2f} | {p / t:.2f} | "
               f"{p_min / t_min:.2f} | {floor * 1e3:.2f} ({kind}) |", flush=True)
 
 

@@ -20,6 +20,7 @@
 #include "simd_math.h"  // first: sets fp-contract for this file
 #include "common.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace {
@@ -153,6 +154,27 @@ void run_chunks(int64_t n, F f) {
   tinyml::parallel_ranges(n, kParallel, f);
 }
 
+// run_chunks for a kernel with one output: f(b, e, dst) writes elements [b, e) to dst. An output of
+// at least kStreamBytes is computed block by block into an L1 buffer and streamed out
+// (simd_math.h): the same values, one memory transfer per byte written instead of two.
+template <typename T, typename F>
+void run_streamed(int64_t n, T* out, F f) {
+  const bool stream = n * int64_t(sizeof(T)) >= tinyml::kStreamBytes;
+  run_chunks(n, [&](int64_t b, int64_t e) {
+    if (!stream) {
+      f(b, e, out + b);
+      return;
+    }
+    alignas(64) T buf[tinyml::kStreamBlock];
+    for (int64_t s = b; s < e; s += tinyml::kStreamBlock) {
+      int64_t t = std::min(e, s + tinyml::kStreamBlock);
+      f(s, t, buf);
+      tinyml::stream_copy(out + s, buf, t - s);
+    }
+    tinyml::stream_fence();
+  });
+}
+
 bool parse_approximate(const std::string& approximate) {
   if (approximate == "tanh") return true;
   if (approximate == "none") return false;
@@ -164,7 +186,7 @@ py::array gelu_forward_t(py::array x, bool tanh_approx) {
   py::array y = like(x);
   const T* xp = cptr<T>(x);
   T* yp = mptr<T>(y);
-  run_chunks(x.size(), [&](int64_t b, int64_t e) { gelu_fwd<T>(xp + b, yp + b, e - b, tanh_approx); });
+  run_streamed<T>(x.size(), yp, [&](int64_t b, int64_t e, T* out) { gelu_fwd<T>(xp + b, out, e - b, tanh_approx); });
   return y;
 }
 
@@ -178,7 +200,9 @@ py::array gelu_backward_t(py::array x, py::array dy, bool tanh_approx) {
   py::array dx = like(x);
   const T *xp = cptr<T>(x), *gp = cptr<T>(dy);
   T* dp = mptr<T>(dx);
-  run_chunks(x.size(), [&](int64_t b, int64_t e) { gelu_bwd<T>(xp + b, gp + b, dp + b, e - b, tanh_approx); });
+  run_streamed<T>(x.size(), dp, [&](int64_t b, int64_t e, T* out) {
+    gelu_bwd<T>(xp + b, gp + b, out, e - b, tanh_approx);
+  });
   return dx;
 }
 
@@ -193,7 +217,7 @@ py::array silu_forward_t(py::array x) {
   py::array y = like(x);
   const T* xp = cptr<T>(x);
   T* yp = mptr<T>(y);
-  run_chunks(x.size(), [&](int64_t b, int64_t e) { silu_fwd<T>(xp + b, yp + b, e - b); });
+  run_streamed<T>(x.size(), yp, [&](int64_t b, int64_t e, T* out) { silu_fwd<T>(xp + b, out, e - b); });
   return y;
 }
 
@@ -202,7 +226,7 @@ py::array silu_backward_t(py::array x, py::array dy) {
   py::array dx = like(x);
   const T *xp = cptr<T>(x), *gp = cptr<T>(dy);
   T* dp = mptr<T>(dx);
-  run_chunks(x.size(), [&](int64_t b, int64_t e) { silu_bwd<T>(xp + b, gp + b, dp + b, e - b); });
+  run_streamed<T>(x.size(), dp, [&](int64_t b, int64_t e, T* out) { silu_bwd<T>(xp + b, gp + b, out, e - b); });
   return dx;
 }
 

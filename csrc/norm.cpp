@@ -5,6 +5,10 @@
 //                dw = sum_rows dy xhat;  db = sum_rows dy
 //   rms_norm:    rstd = 1/sqrt(mean(x^2) + eps), xhat = x rstd, y = xhat w
 //     backward:  dx = rstd (g - xhat mean(g xhat));  dw = sum_rows dy xhat
+//   add_layer_norm (a pre-LN transformer's residual stream): s = x + residual, y = layer_norm(s)
+//     in one pass over each row; backward: dx = dresidual = ds + layer_norm_backward(dy), the ds
+//     added in a loop of its own after the row's dx is stored (never contracted into an FMA), so
+//     both results are the bits of the separate add and layer_norm.
 //
 // Rows run in parallel. The weight/bias gradients are sums over all rows: each thread adds its
 // rows into a private (N,) buffer (flushed every 32 rows into double, so 10^4 rows lose no digits), and
@@ -177,6 +181,12 @@ std::vector<py::ssize_t> rows_shape(const py::array& x) {
   return std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim() - 1);
 }
 
+// Whether a (rows, n) output is large enough to be streamed out row by row (simd_math.h).
+template <typename T>
+bool streamed(py::ssize_t rows, py::ssize_t n) {
+  return rows * n * py::ssize_t(sizeof(T)) >= tinyml::kStreamBytes && n <= tinyml::kStreamBlock;
+}
+
 template <typename T>
 py::tuple forward(py::array x, std::optional<py::array> w, std::optional<py::array> b, double eps, bool rms) {
   const char* op = rms ? "rms_norm_forward" : "layer_norm_forward";
@@ -191,21 +201,47 @@ py::tuple forward(py::array x, std::optional<py::array> w, std::optional<py::arr
   T *yp = y.mutable_data(), *mp = mean.mutable_data(), *rp = rstd.mutable_data();
   {
     py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (rows * n > 32768 && rows > 1)
-    for (py::ssize_t r = 0; r < rows; ++r)
-      ln_row_fwd<T>(xp + r * n, wp, bp, yp + r * n, n, T(eps), rms, rms ? nullptr : mp + r, rp + r);
+    const bool stream = streamed<T>(rows, n);
+#pragma omp parallel if (rows * n > 32768 && rows > 1)
+    {
+      alignas(64) T buf[tinyml::kStreamBlock];
+#pragma omp for schedule(static)
+      for (py::ssize_t r = 0; r < rows; ++r) {
+        T* out = stream ? buf : yp + r * n;
+        ln_row_fwd<T>(xp + r * n, wp, bp, out, n, T(eps), rms, rms ? nullptr : mp + r, rp + r);
+        if (stream) tinyml::stream_copy(yp + r * n, buf, n);
+      }
+      if (stream) tinyml::stream_fence();
+    }
   }
   if (rms) return py::make_tuple(y, rstd);
   return py::make_tuple(y, mean, rstd);
 }
 
 template <typename T>
+TINYML_CLONES void add_rows(T* __restrict out, const T* __restrict a, const T* __restrict b, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
+template <typename T>
+TINYML_CLONES void add_into(T* __restrict out, const T* __restrict b, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] += b[i];
+}
+
+template <typename T>
 py::tuple backward(py::array dy, py::array x, std::optional<py::array> w, std::optional<py::array> mean,
-                   py::array rstd, bool rms) {
+                   py::array rstd, bool rms, std::optional<py::array> ds = std::nullopt) {
   using A = typename tinyml::acc_type<T>::type;
   tinyml::check_array<T>(x, "input");
   tinyml::check_array<T>(dy, "grad_output");
   tinyml::check_same_shape(dy, x, "grad_output", "input");
+  if (ds) {
+    tinyml::check_array<T>(*ds, "grad_sum");
+    tinyml::check_same_shape(*ds, x, "grad_sum", "input");
+  }
+  const T* dsp = opt_ptr<T>(ds);
   py::ssize_t n = tinyml::last_dim(x, "input");
   py::ssize_t rows = leading_size(x);
   check_param<T>(w, n, "weight", x);
@@ -221,6 +257,7 @@ py::tuple backward(py::array dy, py::array x, std::optional<py::array> w, std::o
   {
     py::gil_scoped_release release;
     int nt = (rows * n > 32768 && rows > 1) ? tinyml::max_threads() : 1;
+    const bool stream = streamed<T>(rows, n);
     // Per thread: T partial sums over a block of kFlush rows (fast, vectorized), flushed into A
     // (double for float32) totals, so long row counts keep full precision at little cost.
     size_t per = want_w ? size_t(n) * (want_b ? 2 : 1) : 0;
@@ -236,10 +273,15 @@ py::tuple backward(py::array dy, py::array x, std::optional<py::array> w, std::o
       T* pb = want_b ? pw + n : nullptr;
       A* aw = want_w ? acc.data() + per * t : nullptr;
       py::ssize_t r0 = rows * t / k, r1 = rows * (t + 1) / k;
+      alignas(64) T buf[tinyml::kStreamBlock];
       for (py::ssize_t r = r0; r < r1; ++r) {
-        ln_row_bwd<T, T>(gp + r * n, xp + r * n, wp, mp ? mp[r] : T(0), rp[r], dxp + r * n, pw, pb, n, rms);
+        T* out = stream ? buf : dxp + r * n;
+        ln_row_bwd<T, T>(gp + r * n, xp + r * n, wp, mp ? mp[r] : T(0), rp[r], out, pw, pb, n, rms);
+        if (dsp) add_into<T>(out, dsp + r * n, n);
+        if (stream) tinyml::stream_copy(dxp + r * n, buf, n);
         if (want_w && ((r - r0) % kFlush == kFlush - 1 || r == r1 - 1)) flush<T, A>(pw, aw, per);
       }
+      if (stream) tinyml::stream_fence();
       if (want_w) {
         // the column sums over the threads' totals, in the same parallel region (one fork/join)
 #pragma omp barrier
@@ -262,6 +304,40 @@ py::tuple backward(py::array dy, py::array x, std::optional<py::array> w, std::o
   return py::make_tuple(dx, dwo, dbo);
 }
 
+template <typename T>
+py::tuple add_forward(py::array x, py::array res, std::optional<py::array> w, std::optional<py::array> b,
+                      double eps) {
+  tinyml::check_array<T>(x, "add_layer_norm_forward input");
+  tinyml::check_array<T>(res, "add_layer_norm_forward residual");
+  tinyml::check_same_shape(x, res, "input", "residual");
+  py::ssize_t n = tinyml::last_dim(x, "add_layer_norm_forward");
+  py::ssize_t rows = leading_size(x);
+  check_param<T>(w, n, "weight", x);
+  check_param<T>(b, n, "bias", x);
+  std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim());
+  py::array_t<T> sum(shape), y(shape), mean(rows_shape(x)), rstd(rows_shape(x));
+  const T *xp = static_cast<const T*>(x.data()), *qp = static_cast<const T*>(res.data());
+  const T *wp = opt_ptr<T>(w), *bp = opt_ptr<T>(b);
+  T *sp = sum.mutable_data(), *yp = y.mutable_data(), *mp = mean.mutable_data(), *rp = rstd.mutable_data();
+  {
+    py::gil_scoped_release release;
+    const bool stream = streamed<T>(rows, n);
+#pragma omp parallel if (rows * n > 32768 && rows > 1)
+    {
+      alignas(64) T buf[tinyml::kStreamBlock];
+#pragma omp for schedule(static)
+      for (py::ssize_t r = 0; r < rows; ++r) {
+        add_rows<T>(sp + r * n, xp + r * n, qp + r * n, n);
+        T* out = stream ? buf : yp + r * n;
+        ln_row_fwd<T>(sp + r * n, wp, bp, out, n, T(eps), false, mp + r, rp + r);
+        if (stream) tinyml::stream_copy(yp + r * n, buf, n);
+      }
+      if (stream) tinyml::stream_fence();
+    }
+  }
+  return py::make_tuple(sum, y, mean, rstd);
+}
+
 bool is_double(const py::array& x, const char* op) {
   if (tinyml::has_dtype<double>(x)) return true;
   if (tinyml::has_dtype<float>(x)) return false;
@@ -281,6 +357,15 @@ void init_norm(py::module_& m) {
     return is_double(x, "layer_norm_backward") ? backward<double>(dy, x, w, mean, rstd, false)
                                                : backward<float>(dy, x, w, mean, rstd, false);
   }, py::arg("dy"), py::arg("x"), py::arg("weight").none(true), py::arg("mean"), py::arg("rstd"));
+  m.def("add_layer_norm_forward", [](py::array x, py::array residual, O w, O b, double eps) {
+    return is_double(x, "add_layer_norm_forward") ? add_forward<double>(x, residual, w, b, eps)
+                                                  : add_forward<float>(x, residual, w, b, eps);
+  }, py::arg("x"), py::arg("residual"), py::arg("weight").none(true), py::arg("bias").none(true), py::arg("eps"));
+  m.def("add_layer_norm_backward", [](py::array dy, O ds, py::array s, O w, py::array mean, py::array rstd) {
+    return is_double(s, "add_layer_norm_backward") ? backward<double>(dy, s, w, mean, rstd, false, ds)
+                                                   : backward<float>(dy, s, w, mean, rstd, false, ds);
+  }, py::arg("dy"), py::arg("ds").none(true), py::arg("s"), py::arg("weight").none(true), py::arg("mean"),
+        py::arg("rstd"));
   m.def("rms_norm_forward", [](py::array x, O w, double eps) {
     return is_double(x, "rms_norm_forward") ? forward<double>(x, w, std::nullopt, eps, true)
                                             : forward<float>(x, w, std::nullopt, eps, true);

@@ -54,6 +54,37 @@ class LayerNorm(Function):
         return dx, (g * xhat).sum(0), g.sum(0)
 
 
+class AddLayerNorm(Function):
+    """(y, s) with s = x + residual and y = layer_norm(s) over the last dim, in one pass (a pre-LN
+    transformer's residual stream). Backward: dx = dresidual = ds + layer_norm's dx(dy), the same
+    bits as the separate add and layer_norm (the sum is one IEEE addition, in either order)."""
+
+    @staticmethod
+    def forward(ctx, x, residual, weight, bias, eps):
+        s, y, mean, rstd = run("add_layer_norm_forward", x, residual, weight, bias, eps)
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(s, weight, mean, rstd)
+        ctx.eps = eps
+        return y, s
+
+    @staticmethod
+    def backward(ctx, gy, gs):
+        s, weight, mean, rstd = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        if gy is None:  # only the sum was used: the add's gradient
+            return gs, gs, None, None, None
+        if is_grad_enabled():  # create_graph: differentiable tensor ops
+            n = s.shape[-1]
+            dx, dw, db = LayerNorm.formula(s.reshape(-1, n), weight, gy.reshape(-1, n), ctx.eps)
+            dx = dx.reshape(s.shape)
+            dx = dx if gs is None else dx + gs
+        else:
+            gs = None if gs is None else gs.contiguous()
+            dx, dw, db = run("add_layer_norm_backward", gy.contiguous(), gs, s, weight, mean, rstd)
+        return (dx if need[0] else None, dx if need[1] else None, dw if need[2] else None,
+                db if need[3] else None, None)
+
+
 class RMSNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, eps):
@@ -120,6 +151,25 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
     then scale by `weight` and shift by `bias` (both of shape normalized_shape, optional)."""
     x, w, b = _rows(input, normalized_shape, weight, bias, "layer_norm")
     return LayerNorm.apply(x, w, b, float(eps)).reshape(input.shape)
+
+
+def add_layer_norm(input: Tensor, residual: Tensor, normalized_shape, weight: Tensor | None = None,
+                   bias: Tensor | None = None, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
+    """(layer_norm(s), s) with s = input + residual: a pre-LN block's residual add and the next
+    norm in one kernel (flash-attn's layer_norm_fn(x, w, b, residual, prenorm=True) returns the
+    same pair). One fused kernel when both are cpu tensors of one shape and dtype normalised over
+    their last dim with weight and bias both given or both absent; otherwise the add and
+    layer_norm ops, with the same results."""
+    shape = _normalized_shape(normalized_shape)
+    if (isinstance(input, Tensor) and isinstance(residual, Tensor) and input.device.type == "cpu"
+            and residual.device is input.device and input.shape == residual.shape and input.ndim >= 1
+            and input.dtype is residual.dtype and input.dtype.is_floating_point
+            and shape == (input.shape[-1],) and (weight is None) == (bias is None)
+            and all(p is None or (p.shape == shape and p.dtype is input.dtype and p.device is input.device)
+                    for p in (weight, bias))):
+        return AddLayerNorm.apply(input.contiguous(), residual.contiguous(), weight, bias, float(eps))
+    s = input + residual
+    return layer_norm(s, normalized_shape, weight, bias, eps), s
 
 
 def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None,

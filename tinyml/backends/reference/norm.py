@@ -6,6 +6,8 @@
                  dw = sum_rows dy xhat;  db = sum_rows dy
     rms_norm:    rstd = 1 / sqrt(sum x^2 / N + eps),  xhat = x rstd,  y = xhat w
                  dx = rstd (dxhat - xhat mean(dxhat xhat));  dw = sum_rows dy xhat
+    add_layer_norm: s = x + residual (in x's dtype), y = layer_norm(s) over s's last dim, any
+                 leading dims (statistics of the leading shape); backward dx = ds + layer_norm's dx
 
 As the oracle, it computes in float64 whatever the input dtype, so float32 rows up to float32's
 max (whose squares overflow float32 from |x| ~ 1e19) normalise to finite values; the mean is
@@ -19,7 +21,8 @@ import numpy as np
 
 from ...dtypes import is_half
 
-__all__ = ["layer_norm_backward", "layer_norm_forward", "rms_norm_backward", "rms_norm_forward"]
+__all__ = ["add_layer_norm_backward", "add_layer_norm_forward", "layer_norm_backward", "layer_norm_forward",
+           "rms_norm_backward", "rms_norm_forward"]
 
 
 def _wide(a):
@@ -90,3 +93,20 @@ def rms_norm_backward(dy, x, weight, rstd):
             return _out(dx, x), None
         dw = (g * xhat).sum(axis=0)
     return _out(dx, x), _out(dw, weight)
+
+
+def _as_rows(a):
+    n = a.shape[-1]
+    return a.reshape(int(np.prod(a.shape[:-1], dtype=np.int64)), n)
+
+
+def add_layer_norm_forward(x, residual, weight, bias, eps):
+    s = x + residual
+    y, mean, rstd = layer_norm_forward(_as_rows(s), weight, bias, eps)
+    return s, y.reshape(s.shape), mean.reshape(s.shape[:-1]), rstd.reshape(s.shape[:-1])
+
+
+def add_layer_norm_backward(dy, ds, s, weight, mean, rstd):
+    dx, dw, db = layer_norm_backward(_as_rows(dy), _as_rows(s), weight, mean.reshape(-1), rstd.reshape(-1))
+    dx = dx.reshape(s.shape)
+    return (dx if ds is None else dx + ds), dw, db
