@@ -5,7 +5,7 @@
 // threads. LSTM and RNN fuse it into the steps: step t's GEMM computes x_t W_ih^T + h W_hh^T (no xproj
 // array goes through memory), the backward step's packed dgates_t gives dh_prev = dgates_t W_hh and
 // dx_t = dgates_t W_ih together, and one GEMM after the loop gives dW_hh and dW_ih from the same packed
-// dgates^T (db summed by the pointwise step). GRU, whose n gate needs x_t W_in^T apart from h W_hn^T,
+// dgates^T (db summed while it packs dgates^T). GRU, whose n gate needs x_t W_in^T apart from h W_hn^T,
 // computes xproj before the steps and dx, dW_ih after them. x and dy may be the transposed view of a
 // batch-first (B, T, n) array (read in place; dx then comes back in x's layout). The
 // time loop runs the recurrent GEMM h W_hh^T inside, so a sequence is one call instead of a few
@@ -28,7 +28,9 @@
 // takes other threads' chunks once its own are done, so a thread that the machine deschedules does not
 // stall the others. In the backward, a unit chunk first finishes dh_prev = dgates_prev W_hh for its
 // units, then runs this step's pointwise part, which reads and writes only its units of dh/dc.
-// dW_hh = sum_t dgates_t^T h_prev_t is one GEMM over all T*B rows at the end, in chunks of rows. Each
+// dW_hh = sum_t dgates_t^T h_prev_t is one GEMM over all T*B rows at the end, in chunks of rows (h0 = 0,
+// nn.LSTM's default: the first step's h0 W_hh^T and dW_hh's h0 term are left out unless W_hh or those
+// dgates hold inf or NaN, csrc/rnn_common.h dw_hh_rows). Each
 // (row, unit) is computed in a fixed order whichever thread takes its chunk: results do not depend on
 // the thread count. The fused layers (LSTM, RNN) with at least 24 batch rows per thread split the rows
 // instead (csrc/rnn_rows.h): each thread runs its rows' whole recurrence, with no synchronisation between

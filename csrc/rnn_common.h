@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace rnn_detail {
@@ -44,6 +45,37 @@ struct Dims {
   int64_t T, B, H, G;
 };
 
+// Whether every value of a[0, n) is finite (x * 0 is 0 for a finite x, NaN for inf and NaN), and zero.
+template <typename T>
+bool all_finite(const T* a, int64_t n) {
+  T s = T(0);
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += a[i] * T(0);
+  return s == T(0);
+}
+template <typename T>
+bool all_zero(const T* a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if (a[i] != T(0)) return false;  // (NaN too)
+  return true;
+}
+
+// h0 = 0 (nn.LSTM's default state) makes the first step's h W_hh^T and its term dgates^T h0 of dW_hh zero,
+// unless W_hh (forward) or those dgates (backward) hold inf or NaN: 0 * inf is NaN, as in torch's GEMMs.
+// The loops then leave those products out (forward: when every W_hh value is finite, checked as it is
+// packed). dw_hh_rows gives the rows k = t B + b of dW_hh's GEMM over all T B rows to compute for the dgates
+// columns [q0, q1) (dg row k at dg + k ldg): all of them, or without the first step's (the last step's
+// when reverse: the step whose every active row starts from h0) when h0 is zero and those dgates finite.
+template <typename T>
+std::pair<int64_t, int64_t> dw_hh_rows(const Dims& d, bool h0_zero, bool reverse, const T* dg, int64_t ldg,
+                                       int64_t q0, int64_t q1) {
+  const int64_t K = d.T * d.B, t = reverse ? d.T - 1 : 0;
+  if (!h0_zero || d.T == 0) return {0, K};
+  for (int64_t b = 0; b < d.B; ++b)
+    if (!all_finite(dg + (t * d.B + b) * ldg + q0, q1 - q0)) return {0, K};
+  return reverse ? std::pair<int64_t, int64_t>{0, t * d.B} : std::pair<int64_t, int64_t>{d.B, K};
+}
+
 // Hidden units per chunk of a time step (csrc/rnn_memory.h Phases) for nt threads: whole GEMM panels,
 // about kChunksPerThread per thread (all units for one thread), fewer than 2^16 chunks. A thread runs
 // the pointwise step once over all the chunks it took in a row (Phases::run), so fine chunks cost their
@@ -53,6 +85,17 @@ template <typename T>
 int64_t unit_chunk(int64_t H, int nt) {
   const int64_t P = panels<T>(H);
   return kNR<T> * std::max<int64_t>({1, (P + 4095) / 4096, nt <= 1 ? P : P / (kChunksPerThread * nt)});
+}
+
+// Rows of dW (G H of them) per chunk of the weight-gradient phase on nt threads: whole tiles, about
+// kDwChunksPerThread chunks per thread, at most kMc (one packed block of dgates^T), under 2^16 chunks. Each
+// chunk streams all of the packed h_prev and x (T B (H + I) values) through the cache once, so fewer,
+// larger chunks read them fewer times (B64 T32 H256: 2.6 MB per chunk, 16 chunks of 64 rows before).
+constexpr int64_t kDwChunksPerThread = 4;
+inline int64_t dw_chunk(int64_t GH, int nt) {
+  const int64_t per = kDwChunksPerThread * nt;
+  const int64_t rows = std::min(kMc, std::max<int64_t>({kMR, (GH + per - 1) / per, (GH + 4095) / 4096}));
+  return (rows + kMR - 1) / kMR * kMR;
 }
 
 // Rows per chunk of a GEMM over `rows` rows: at most kMc (a chunk's A is read in place), under 2^16 chunks.

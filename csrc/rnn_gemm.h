@@ -12,7 +12,7 @@ namespace rnn_detail {
 
 constexpr int64_t kKc = 256;  // GEMM k-block: a kKc x NR panel of B (16 KiB float) stays in L1
 constexpr int kMR = 6;        // GEMM rows per register tile: 6 x 2 vectors = 12 accumulators
-constexpr int64_t kMc = 96;   // GEMM rows per packed block of A (a multiple of kMR)
+constexpr int64_t kMc = 192;  // GEMM rows per packed block of A (a multiple of kMR; 192 KiB float, in L2)
 
 template <typename T> struct vec;
 template <> struct vec<float> {
@@ -100,8 +100,20 @@ inline void micro_rows(int64_t mr, int64_t kc, const T* ap, int64_t lda, const T
   }
 }
 
+// Rows of the register tile that starts at row m0 of a block ending at m1: kMR, except that 1-3 rows left
+// after whole tiles share the last two tiles with the tile before them (32 rows: 6 6 6 6 4 4, not
+// 6 6 6 6 6 2). A tile of under 4 rows has under 8 accumulators, too few to hide the FMA latency: the
+// 2-row tile of a thread's 32 rows per step (B64 split in two) took 5.5% of an LSTM's time for 6% of its
+// rows at half the 6-row tiles' rate (perf, 2 threads). Each C element's sum does not depend on its tile.
+inline int64_t tile_rows(int64_t m0, int64_t m1) {
+  const int64_t rem = m1 - m0;
+  return rem <= kMR ? rem : rem < kMR + 4 ? rem - 4 : kMR;
+}
+
 // One B operand of a GEMM and where its product goes: for each group g < G, C[:, g cg + p kNR ...] (+)=
-// A B_g[:, panels p0..p1), where Bp holds G groups of panels(N) packed panels (pack_b).
+// A[:, k_lo:k_hi] B_g[k_lo:k_hi, panels p0..p1), where Bp holds G groups of panels(N) packed panels
+// (pack_b, K rows each). [k_lo, k_hi) (default all of K) leaves out rows of B that are zero (the
+// backward's h_prev of the first step when h0 is 0): those products are not computed.
 template <typename T>
 struct Target {
   const T* Bp;
@@ -109,26 +121,29 @@ struct Target {
   T* C;
   int64_t ldc, cg;
   bool accumulate;
+  int64_t k_lo = 0, k_hi = INT64_MAX;
 };
 
 // C_i (+)= A (M x K) B_i for each target i < n_targets, where A[m][k] = A[m * sam + k * sak] (so A^T is
 // read in place): every target shares each packed block of A (the backward's dgates feed dh_prev and dx
-// per step, and dW_hh and dW_ih at the end).
-// Blocked as a BLAS GEMM: K in blocks of kKc, M in blocks of kMc rows whose 6-row tiles are packed once
-// (apack: kKc * kMc scratch, 96 KiB float, stays in L2), then panels outer and row tiles inner, so each
-// B panel (16 KiB) is read from L1 by every tile; B's panels need not fit L2 (an LSTM's 4 gates at
+// per step, and dW_hh and dW_ih at the end). With row_sums set (A packed: sak != 1), row_sums[m] +=
+// A[m][k] for every k in ascending order, while A is packed (db from dgates^T: no pass of its own).
+// Blocked as a BLAS GEMM: K in blocks of kKc, M in blocks of kMc rows whose tiles (tile_rows) are packed
+// once (apack: kKc * kMc scratch, 192 KiB float, stays in L2), then panels outer and row tiles inner, so
+// each B panel (16 KiB) is read from L1 by every tile; B's panels need not fit L2 (an LSTM's 4 gates at
 // H = 256 are 1 MiB: with tiles outer they streamed from L3 for every tile, 8 GFLOP/s instead of 80).
 // Each C element is summed in one fixed order (independent of the thread count).
 template <typename T>
 TINYML_CLONES void gemm_multi(int64_t M, int64_t K, const T* __restrict A, int64_t sam, int64_t sak,
-                              const Target<T>* targets, int n_targets, T* __restrict apack) {
+                              const Target<T>* targets, int n_targets, T* __restrict apack,
+                              T* __restrict row_sums = nullptr) {
   constexpr int64_t R = kNR<T>;
   // rows of unit stride (the per-step GEMMs' rows, or a chunk of at most kMc rows): the micro-kernel reads A
   // in place (a chunk of a few panels would spend as long packing A as multiplying)
   const bool direct = sak == 1;
   for (int i = 0; i < n_targets; ++i) {
     const Target<T>& o = targets[i];
-    if (K == 0 && !o.accumulate)
+    if (std::max<int64_t>(0, o.k_lo) >= std::min(K, o.k_hi) && !o.accumulate)  // no products: C = 0
       for (int64_t m = 0; m < M; ++m)
         for (int64_t g = 0; g < o.G; ++g)
           for (int64_t n = o.p0 * R; n < std::min(o.N, o.p1 * R); ++n) o.C[m * o.ldc + g * o.cg + n] = T(0);
@@ -141,37 +156,54 @@ TINYML_CLONES void gemm_multi(int64_t M, int64_t K, const T* __restrict A, int64
         // mb1 - mb0 values contiguous, written tile by tile (a tile's 8 k in one run: tiles are kc MR
         // apart, a multiple of 4 KiB at kc 256, so k-by-k writes across tiles hit the same L1 sets)
         for (int64_t kb = 0; kb < kc; kb += 8)
-          for (int64_t m0 = mb0; m0 < mb1; m0 += kMR) {
-            const int64_t mr = std::min<int64_t>(kMR, mb1 - m0);
+          for (int64_t m0 = mb0, mr; m0 < mb1; m0 += mr) {
+            mr = tile_rows(m0, mb1);
             T* ap = apack + (m0 - mb0) * kc;
             const T* src = A + m0 + k0 * sak;
-            if (mr == kMR)  // a whole tile: a copy of fixed length per k
-              for (int64_t k = kb; k < std::min(kc, kb + 8); ++k)
+            T* sums = row_sums ? row_sums + m0 : nullptr;
+            const int64_t ke = std::min(kc, kb + 8);
+            if (mr == kMR && sums)  // a whole tile: a copy of fixed length per k
+              for (int64_t k = kb; k < ke; ++k)
+                for (int r = 0; r < kMR; ++r) ap[k * kMR + r] = src[k * sak + r], sums[r] += src[k * sak + r];
+            else if (mr == kMR)
+              for (int64_t k = kb; k < ke; ++k)
                 for (int r = 0; r < kMR; ++r) ap[k * kMR + r] = src[k * sak + r];
             else
-              for (int64_t k = kb; k < std::min(kc, kb + 8); ++k)
-                for (int64_t r = 0; r < mr; ++r) ap[k * mr + r] = src[k * sak + r];
+              for (int64_t k = kb; k < ke; ++k)
+                for (int64_t r = 0; r < mr; ++r) {
+                  ap[k * mr + r] = src[k * sak + r];
+                  if (sums) sums[r] += src[k * sak + r];
+                }
           }
       else if (!direct)
-        for (int64_t m0 = mb0; m0 < mb1; m0 += kMR) {  // tile (m0 - mb0) / kMR at apack + (m0 - mb0) kc
-          const int64_t mr = std::min<int64_t>(kMR, mb1 - m0);
+        for (int64_t m0 = mb0, mr; m0 < mb1; m0 += mr) {  // tile at apack + (m0 - mb0) kc
+          mr = tile_rows(m0, mb1);
           T* ap = apack + (m0 - mb0) * kc;
           for (int64_t k = 0; k < kc; ++k)
-            for (int64_t r = 0; r < mr; ++r) ap[k * mr + r] = A[(m0 + r) * sam + (k0 + k) * sak];
+            for (int64_t r = 0; r < mr; ++r) {
+              ap[k * mr + r] = A[(m0 + r) * sam + (k0 + k) * sak];
+              if (row_sums) row_sums[m0 + r] += A[(m0 + r) * sam + (k0 + k) * sak];
+            }
         }
       for (int i = 0; i < n_targets; ++i) {
         const Target<T>& o = targets[i];
-        const bool acc = o.accumulate || k0 > 0;
+        // this target's k in this block: [kb0, kb1); its first block (kb0 == its k_lo) starts C afresh
+        const int64_t k_lo = std::max<int64_t>(0, o.k_lo), kb0 = std::max(k0, k_lo);
+        const int64_t kb1 = std::min({k0 + kc, K, o.k_hi});
+        if (kb0 >= kb1) continue;
+        const bool acc = o.accumulate || kb0 > k_lo;
         const int64_t P = panels<T>(o.N);
         for (int64_t g = 0; g < o.G; ++g)
           for (int64_t p = o.p0; p < o.p1; ++p) {
-            const T* bp = o.Bp + ((g * P + p) * K + k0) * R;
+            const T* bp = o.Bp + ((g * P + p) * K + kb0) * R;
             const int64_t nc = std::min(R, o.N - p * R);
-            for (int64_t m0 = mb0; m0 < mb1; m0 += kMR) {
+            for (int64_t m0 = mb0, mr; m0 < mb1; m0 += mr) {
+              mr = tile_rows(m0, mb1);
               T* c = o.C + m0 * o.ldc + g * o.cg + p * R;
-              const int64_t mr = std::min<int64_t>(kMR, mb1 - m0);
-              if (direct) micro_rows<T, true>(mr, kc, A + m0 * sam + k0, sam, bp, c, o.ldc, nc, acc);
-              else micro_rows<T, false>(mr, kc, apack + (m0 - mb0) * kc, 0, bp, c, o.ldc, nc, acc);
+              if (direct) micro_rows<T, true>(mr, kb1 - kb0, A + m0 * sam + kb0, sam, bp, c, o.ldc, nc, acc);
+              else
+                micro_rows<T, false>(mr, kb1 - kb0, apack + (m0 - mb0) * kc + (kb0 - k0) * mr, 0, bp, c, o.ldc, nc,
+                                     acc);
             }
           }
       }
@@ -182,9 +214,10 @@ TINYML_CLONES void gemm_multi(int64_t M, int64_t K, const T* __restrict A, int64
 // One target: for each group g < G, C[:, g cg + p kNR ...] (+)= A (M x K) B_g[:, panels p0..p1).
 template <typename T>
 void gemm_packed(int64_t M, int64_t K, const T* A, int64_t sam, int64_t sak, const T* Bp, int64_t G, int64_t N,
-                 int64_t p0, int64_t p1, T* C, int64_t ldc, int64_t cg, bool accumulate, T* apack) {
+                 int64_t p0, int64_t p1, T* C, int64_t ldc, int64_t cg, bool accumulate, T* apack,
+                 T* row_sums = nullptr) {
   const Target<T> t{Bp, G, N, p0, p1, C, ldc, cg, accumulate};
-  gemm_multi<T>(M, K, A, sam, sak, &t, 1, apack);
+  gemm_multi<T>(M, K, A, sam, sak, &t, 1, apack, row_sums);
 }
 
 }  // namespace rnn_detail

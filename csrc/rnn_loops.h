@@ -8,6 +8,7 @@
 #include "common.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "rnn_common.h"
@@ -29,14 +30,6 @@ struct Input {
   T* dw = nullptr;
   T* db = nullptr;
 };
-
-// Column sums of the (rows, n) row-major a, columns [c0, c1), into out[c0, c1) (one fixed order).
-template <typename T>
-void column_sums(const T* a, int64_t rows, int64_t n, int64_t c0, int64_t c1, T* out) {
-  for (int64_t c = c0; c < c1; ++c) out[c] = T(0);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = c0; c < c1; ++c) out[c] += a[r * n + c];
-}
 
 // The (T B, N) matrix whose row t B + b is x + t st + b sb (N values) as GEMM panels, panels [p0, p1).
 template <typename T>
@@ -143,6 +136,8 @@ void forward_loop(Mode mode, const Dims& d, const Input<T>& in, T* x, const T* h
   for (int64_t k = 0; k < GH; ++k) bsum.data()[k] = (bias ? bias[k] : T(0)) + (fused ? xb[k] : T(0));
   std::copy(h0, h0 + B * H, hbuf.data());
   if (cn) std::copy(c0, c0 + B * H, cn);
+  const bool h0_zero = fused && all_zero(h0, B * H);  // fused: h0 W_hh^T is left out when 0 (rnn_common.h)
+  std::atomic<bool> w_finite{true};
 #pragma omp parallel num_threads(nt)
   {
     const int tid = tinyml::thread_id();
@@ -158,6 +153,7 @@ void forward_loop(Mode mode, const Dims& d, const Input<T>& in, T* x, const T* h
           pack_b(w + g * H * H, 1, H, H, H, wt.data() + g * P * H * R, j0 / R, panels<T>(j1));
           if (fused)  // and gate g's W_ih^T (I, H) alike
             pack_b(in.w + g * H * in.I, 1, in.I, in.I, H, wi.data() + g * P * in.I * R, j0 / R, panels<T>(j1));
+          if (h0_zero && !all_finite(w + (g * H + j0) * H, (j1 - j0) * H)) w_finite.store(false);
         }
       } else if (phase < first_step) {  // GRU: xproj rows of steps [t0, t1) = x W_ih^T
         const int64_t t0 = c * steps_per, t1 = std::min(d.T, t0 + steps_per);
@@ -174,7 +170,8 @@ void forward_loop(Mode mode, const Dims& d, const Input<T>& in, T* x, const T* h
         if (fused)  // (+ x_t W_ih^T first)
           gemm_packed<T>(n, in.I, in.x + t * in.st, in.sb, 1, wi.data(), d.G, H, j0 / R, panels<T>(j1), gbuf.data(),
                          GH, H, false, ap);
-        gemm_packed<T>(n, H, hc, H, 1, wt.data(), d.G, H, j0 / R, panels<T>(j1), gbuf.data(), GH, H, fused, ap);
+        if (s > 0 || !h0_zero || !w_finite.load())
+          gemm_packed<T>(n, H, hc, H, 1, wt.data(), d.G, H, j0 / R, panels<T>(j1), gbuf.data(), GH, H, fused, ap);
       }
     };
     auto finish = [&](int64_t phase, int64_t i0, int64_t i1) {  // a step's pointwise update of units [j0, j1)
@@ -196,15 +193,14 @@ void forward_loop(Mode mode, const Dims& d, const Input<T>& in, T* x, const T* h
 // One backward step's pointwise part for units [j0, j1) of the n active rows: the gates' gradients
 // (dgx for xproj, dgh for the recurrent pre-activation; the same array except for GRU), h_prev into
 // hp (for dW_hh, stored as the GEMM's packed panels: (j / NR, row, j % NR)), for GRU the part of dh_prev
-// that bypasses W_hh (dh z) into dh, in place (LSTM, RNN: the step's GEMM overwrites dh's active rows), and
-// dgh's rows added to db (when db is set).
+// that bypasses W_hh (dh z) into dh, in place (LSTM, RNN: the step's GEMM overwrites dh's active rows).
 template <typename T, int64_t CW = 0>
 TINYML_CLONES void backward_units(Mode mode, const Dims& d, int64_t t, int64_t p, int64_t n, int64_t np,
                                   int64_t j0, int64_t j1, const T* __restrict dy, int64_t dyt, int64_t dyb,
                                   const T* __restrict h0,
                                   const T* __restrict c0, const T* __restrict y, const T* __restrict saved,
                                   T* __restrict dh, T* __restrict dc, T* __restrict dgx, T* __restrict dgh,
-                                  T* __restrict hp, T* __restrict db, int64_t b0 = 0, int64_t b1 = -1) {
+                                  T* __restrict hp, int64_t b0 = 0, int64_t b1 = -1) {
   if (CW) j1 = j0 + CW;  // (as in forward_units; rows [b0, b1) alike)
   const int64_t H = d.H, GH = d.G * d.H, S = n_saved(mode) * H;
   for (int64_t b = b0; b < (b1 < 0 ? n : std::min(n, b1)); ++b) {
@@ -252,10 +248,6 @@ TINYML_CLONES void backward_units(Mode mode, const Dims& d, int64_t t, int64_t p
         gx[j] = mode == Mode::TANH ? dd * (T(1) - h * h) : (h > T(0) ? dd : T(0));
       }
     }
-    if (db)  // b_hh's gradient, summed here while the row is in L1 (not in a pass over all of dgh later)
-      for (int64_t g = 0; g < d.G; ++g)
-#pragma omp simd
-        for (int64_t j = g * H + j0; j < g * H + j1; ++j) db[j] += gh[j];
     // h_prev into hp's panels in runs of R (j0 is a multiple of R; per element it became a scatter), whole
     // runs by a fixed-length loop (std::copy's runtime length made a memmove call per run)
     for (int64_t j = j0; j < j1; j += R) {
@@ -302,9 +294,7 @@ void backward_loop(Mode mode, const Dims& d, const Input<T>& in, const T* dy, in
   const int nt = in.x ? std::max(threads_for(d), threads_for_rows(rows, GH, I)) : threads_for(d);
   const int64_t U = unit_chunk<T>(H, nt), n_units = (H + U - 1) / U, n_ip = in.x ? panels<T>(I) : 0;
   const int64_t n_dx = fused ? n_ip : 0;
-  // dW's rows (G H of them) in chunks of whole 6-row tiles, about 8 per thread
-  const int64_t dw_rows = std::min(kMc, std::max<int64_t>({kMR, (GH + 8 * nt - 1) / (8 * nt), (GH + 4095) / 4096}));
-  const int64_t dw_per = (dw_rows + kMR - 1) / kMR * kMR, x_per = row_chunk(rows);
+  const int64_t dw_per = dw_chunk(GH, nt), x_per = row_chunk(rows);  // dW's rows (G H) in chunks
   const int64_t step0 = 1, last = step0 + d.T, dw_phase = last + 1, dx_phase = dw_phase + 1;
   std::vector<int64_t> counts(dx_phase + 1, n_units + n_dx);
   counts[0] = n_units + n_ip;
@@ -316,10 +306,9 @@ void backward_loop(Mode mode, const Dims& d, const Input<T>& in, const T* dy, in
   Phases phases(nt, std::move(counts), [&](int64_t q, int o) { return q > step0 && q <= last ? steps.start[o] : -1; });
   Scratch<T> wp(panels<T>(H) * GH * R), apack(nt * kKc * kMc);  // W_hh (GH, H) as GEMM panels
   Scratch<T> wip(in.x ? n_ip * GH * R : 0), xp(in.x ? n_ip * rows * R : 0);
-  T* db_units = mode == Mode::GRU ? nullptr : db;  // LSTM / RNN: summed by the pointwise steps, unit by unit
-  if (db_units) std::fill(db, db + GH, T(0));
   // the step that phase `phase` (step0 .. last - 1) runs, in backward order
   auto step_of = [&](int64_t phase) { const int64_t s = d.T - 1 - (phase - step0); return reverse ? d.T - 1 - s : s; };
+  const bool h0_zero = all_zero(h0, B * H);
 #pragma omp parallel num_threads(nt)
   {
     const int tid = tinyml::thread_id();
@@ -351,13 +340,15 @@ void backward_loop(Mode mode, const Dims& d, const Input<T>& in, const T* dy, in
         // dW_hh rows [r0, r1) = dgh^T (GH, T B) h_prev (T B, H) (hp is packed already); fused, dW_ih = dgh^T x
         // for the same rows from the same packed blocks of dgh^T
         const int64_t r0 = c * dw_per, r1 = std::min(GH, r0 + dw_per);
-        Target<T> tg[2] = {{hp, 1, H, 0, panels<T>(H), dw + r0 * H, H, 0, false},
+        const auto [k_lo, k_hi] = dw_hh_rows(d, h0_zero, reverse, dgh, GH, r0, r1);
+        Target<T> tg[2] = {{hp, 1, H, 0, panels<T>(H), dw + r0 * H, H, 0, false, k_lo, k_hi},
                            {xp.data(), 1, I, 0, n_ip, fused ? in.dw + r0 * I : nullptr, I, 0, false}};
-        gemm_multi<T>(r1 - r0, rows, dgh + r0, 1, GH, tg, fused ? 2 : 1, ap);
-        if (!db_units) column_sums(dgh, rows, GH, r0, r1, db);  // GRU
+        std::fill(db + r0, db + r1, T(0));  // db_hh: dgh's column sums, while gemm_multi packs dgh^T
+        gemm_multi<T>(r1 - r0, rows, dgh + r0, 1, GH, tg, fused ? 2 : 1, ap, db + r0);
         if (in.x && !fused) {  // GRU: dW_ih = dgx^T x, the same rows of W_ih, and db_ih
-          gemm_packed<T>(r1 - r0, rows, dgx + r0, 1, GH, xp.data(), 1, I, 0, n_ip, in.dw + r0 * I, I, 0, false, ap);
-          if (in.db) column_sums(dgx, rows, GH, r0, r1, in.db);
+          if (in.db) std::fill(in.db + r0, in.db + r1, T(0));
+          gemm_packed<T>(r1 - r0, rows, dgx + r0, 1, GH, xp.data(), 1, I, 0, n_ip, in.dw + r0 * I, I, 0, false, ap,
+                         in.db ? in.db + r0 : nullptr);
         }
       } else {  // GRU: dx rows [m0, m1) = dgx (T B, G H) W_ih (G H, I) (dx contiguous: the binding)
         const int64_t m0 = c * x_per, m1 = std::min(rows, m0 + x_per);
@@ -377,11 +368,11 @@ void backward_loop(Mode mode, const Dims& d, const Input<T>& in, const T* dy, in
       const int64_t t = step_of(phase), p = reverse ? t + 1 : t - 1;
       const int64_t n = sizes[t], npv = (p >= 0 && p < d.T) ? sizes[p] : 0;
       auto units = j1 - j0 == R ? backward_units<T, R> : backward_units<T>;
-      units(mode, d, t, p, n, npv, j0, j1, dy, dyt, dyb, h0, c0, y, saved, dh, dc, dgx, dgh, hp, db_units, 0, B);
+      units(mode, d, t, p, n, npv, j0, j1, dy, dyt, dyb, h0, c0, y, saved, dh, dc, dgx, dgh, hp, 0, B);
     };
     phases.run(tid, work, finish);
   }
-  if (db_units && in.db) std::copy(db, db + GH, in.db);  // LSTM / RNN: db_ih = db_hh (dgx is dgh)
+  if (fused && in.db) std::copy(db, db + GH, in.db);  // LSTM / RNN: db_ih = db_hh (dgx is dgh)
 }
 
 // Zeroes rows b >= sizes[t] of a (T, B, width) array: the rows a packed sequence leaves inactive.

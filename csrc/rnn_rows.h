@@ -6,13 +6,14 @@
 // W_ih, W_hh per step (from L3 when they exceed L2: at B64 H256 each panel of 16 columns is still used by
 // 32 rows, 16 flops per byte). The packing before and the weight gradients after are the unit split's
 // phases (csrc/rnn_loops.h). Every (row, unit) is computed by the same operations in the same order as in
-// the unit split (and db is summed after the loop in the order the unit split's pointwise steps add it),
+// the unit split (db too: both sum dgates' columns while the dW GEMM packs dgates^T, rows ascending),
 // so results do not depend on the thread count or the split.
 #pragma once
 #include "simd_math.h"
 #include "common.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "rnn_common.h"
@@ -40,6 +41,8 @@ void forward_rows(Mode mode, const Dims& d, const Input<T>& in, const T* h0, con
   for (int64_t k = 0; k < GH; ++k) bsum.data()[k] = (bias ? bias[k] : T(0)) + (in.b ? in.b[k] : T(0));
   std::copy(h0, h0 + B * H, hbuf.data());
   if (cn) std::copy(c0, c0 + B * H, cn);
+  const bool h0_zero = all_zero(h0, B * H);
+  std::atomic<bool> w_finite{true};  // (as forward_loop: the first step's h0 W_hh^T is left out when it is 0)
 #pragma omp parallel num_threads(nt)
   {
     const int tid = tinyml::thread_id();
@@ -50,9 +53,11 @@ void forward_rows(Mode mode, const Dims& d, const Input<T>& in, const T* h0, con
         for (int64_t g = 0; g < d.G; ++g) {
           pack_b(w + g * H * H, 1, H, H, H, wt.data() + g * P * H * R, j0 / R, panels<T>(j1));
           pack_b(in.w + g * H * I, 1, I, I, H, wi.data() + g * P * I * R, j0 / R, panels<T>(j1));
+          if (h0_zero && !all_finite(w + (g * H + j0) * H, (j1 - j0) * H)) w_finite.store(false);
         }
         return;
       }
+      const bool skip_h0 = h0_zero && w_finite.load();
       const int64_t r0 = B * c / nt, r1 = B * (c + 1) / nt;
       for (int64_t s = 0; s < d.T; ++s) {
         const int64_t t = reverse ? d.T - 1 - s : s, m = std::min(sizes[t], r1) - r0;
@@ -61,7 +66,8 @@ void forward_rows(Mode mode, const Dims& d, const Input<T>& in, const T* h0, con
         if (m > 0) {  // gates of the active rows = x_t W_ih^T + h W_hh^T
           gemm_packed<T>(m, I, in.x + t * in.st + r0 * in.sb, in.sb, 1, wi.data(), d.G, H, 0, P,
                          gbuf.data() + r0 * GH, GH, H, false, ap);
-          gemm_packed<T>(m, H, hc + r0 * H, H, 1, wt.data(), d.G, H, 0, P, gbuf.data() + r0 * GH, GH, H, true, ap);
+          if (s > 0 || !skip_h0)
+            gemm_packed<T>(m, H, hc + r0 * H, H, 1, wt.data(), d.G, H, 0, P, gbuf.data() + r0 * GH, GH, H, true, ap);
         }
         forward_units<T>(mode, d, t, sizes[t], 0, H, nullptr, nullptr, gbuf.data(), bsum.data(), hc, hx, cn, y, saved,
                          r0, r1);
@@ -76,18 +82,18 @@ void forward_rows(Mode mode, const Dims& d, const Input<T>& in, const T* h0, con
 // The backward of backward_loop's fused case (in.x set, mode LSTM or RNN; dgx == dgh == dg) on nt > 1 threads,
 // by rows: per step (in backward order) a thread finishes its rows of dh_prev = dgates_prev W_hh and
 // dx_prev = dgates_prev W_ih for the step before, then runs this step's pointwise part for its rows; then
-// dW_hh, dW_ih by chunks of their rows as in backward_loop, and db = sum of dg's active rows in step order.
+// dW_hh, dW_ih and db by chunks of their rows as in backward_loop.
 template <typename T>
 void backward_rows(Mode mode, const Dims& d, const Input<T>& in, const T* dy, int64_t dyt, int64_t dyb, const T* h0,
                    const T* c0, const T* w, const std::vector<int64_t>& sizes, bool reverse, const T* y,
                    const T* saved, T* dh, T* dc, T* dg, T* hp, T* dw, T* db, int nt) {
   const int64_t H = d.H, GH = d.G * d.H, B = d.B, rows = d.T * d.B, I = in.I, R = kNR<T>, P = panels<T>(H);
   const int64_t U = unit_chunk<T>(H, nt), n_units = (H + U - 1) / U, n_ip = panels<T>(I);
-  const int64_t dw_rows = std::min(kMc, std::max<int64_t>({kMR, (GH + 8 * nt - 1) / (8 * nt), (GH + 4095) / 4096}));
-  const int64_t dw_per = (dw_rows + kMR - 1) / kMR * kMR;
+  const int64_t dw_per = dw_chunk(GH, nt);
   Phases phases(nt, {n_units + n_ip, int64_t(nt), (GH + dw_per - 1) / dw_per});
   Scratch<T> wp(P * GH * R), apack(nt * kKc * kMc), wip(n_ip * GH * R), xp(n_ip * rows * R);
   auto step_of = [&](int64_t k) { const int64_t s = d.T - 1 - k; return reverse ? d.T - 1 - s : s; };
+  const bool h0_zero = all_zero(h0, B * H);
 #pragma omp parallel num_threads(nt)
   {
     const int tid = tinyml::thread_id();
@@ -118,23 +124,16 @@ void backward_rows(Mode mode, const Dims& d, const Input<T>& in, const T* dy, in
             const int64_t t = step_of(k), p = reverse ? t + 1 : t - 1;
             const int64_t npv = (p >= 0 && p < d.T) ? sizes[p] : 0;
             backward_units<T>(mode, d, t, p, sizes[t], npv, 0, H, dy, dyt, dyb, h0, c0, y, saved, dh, dc, dg, dg, hp,
-                              nullptr, r0, r1);
+                              r0, r1);
           }
         }
       } else {  // dW_hh, dW_ih rows [q0, q1) = dg^T h_prev, dg^T x from the same packed blocks of dg^T; db alike
         const int64_t q0 = c * dw_per, q1 = std::min(GH, q0 + dw_per);
-        Target<T> tg[2] = {{hp, 1, H, 0, P, dw + q0 * H, H, 0, false},
+        const auto [k_lo, k_hi] = dw_hh_rows(d, h0_zero, reverse, dg, GH, q0, q1);  // (as backward_loop)
+        Target<T> tg[2] = {{hp, 1, H, 0, P, dw + q0 * H, H, 0, false, k_lo, k_hi},
                            {xp.data(), 1, I, 0, n_ip, in.dw + q0 * I, I, 0, false}};
-        gemm_multi<T>(q1 - q0, rows, dg + q0, 1, GH, tg, 2, ap);
         std::fill(db + q0, db + q1, T(0));
-        for (int64_t k = 0; k < d.T; ++k) {  // the unit split's order: steps in backward order, rows ascending
-          const int64_t t = step_of(k);
-          for (int64_t b = 0; b < sizes[t]; ++b) {
-            const T* row = dg + (t * B + b) * GH;
-#pragma omp simd
-            for (int64_t j = q0; j < q1; ++j) db[j] += row[j];
-          }
-        }
+        gemm_multi<T>(q1 - q0, rows, dg + q0, 1, GH, tg, 2, ap, db + q0);
       }
     };
     phases.run(tid, work, [](int64_t, int64_t, int64_t) {});

@@ -175,8 +175,9 @@ class RNNBase(Module):
             x = outs[0] if D == 1 else ops.cat(outs, 2)  # (T, B, D H)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
-        h_n = ops.stack(h_n, 0)
-        c_n = ops.stack(c_n, 0) if is_lstm else None
+        # (L D, B, H); one layer and direction: a view of the kernel's state, not a stacked copy
+        h_n = h_n[0].unsqueeze(0) if len(h_n) == 1 else ops.stack(h_n, 0)
+        c_n = (c_n[0].unsqueeze(0) if len(c_n) == 1 else ops.stack(c_n, 0)) if is_lstm else None
         if unsorted_indices is not None:  # back to the caller's batch order
             h_n = h_n.index_select(1, unsorted_indices)
             c_n = c_n.index_select(1, unsorted_indices) if is_lstm else None
