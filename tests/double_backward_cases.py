@@ -20,6 +20,13 @@ class Case(NamedTuple):
     torch_fn: Callable | None | bool = True  # True: fn itself runs on torch
 
 
+def _add_layer_norm_product(x, res, w, b):
+    """y * s of tinyml's fused residual add + layer_norm (no torch twin: the case's torch_fn composes it)."""
+    from tinyml.ops.norm import add_layer_norm
+    y, s = add_layer_norm(x, res, (5,), w, b)
+    return y * s
+
+
 def r(*shape):
     return ("normal", shape)
 
@@ -180,6 +187,9 @@ CASES: dict[str, list[Case]] = {
                Case(lambda T, F, x, w: F.linear(x, w).tanh(), (r(3, 4), r(5, 4)))],
     "LayerNorm": [Case(lambda T, F, x, w, b: F.layer_norm(x, (5,), w, b), (r(2, 3, 5), r(5), r(5))),
                   Case(lambda T, F, x: F.group_norm(x, 2), (r(2, 4, 3),))],
+    "AddLayerNorm": [Case(lambda T, F, x, res, w, b: _add_layer_norm_product(x, res, w, b),
+                          (r(2, 3, 5), r(2, 3, 5), r(5), r(5)),
+                          lambda T, F, x, res, w, b: F.layer_norm(x + res, (5,), w, b) * (x + res))],
     "RMSNorm": [Case(lambda T, F, x, w: F.rms_norm(x, (5,), w, eps=1e-5), (r(2, 3, 5), r(5)))],
     # movement
     "Expand": [Case(lambda T, F, x: x.expand(3, 4, 5) * x, (r(1, 4, 5),))],
