@@ -60,15 +60,15 @@ void sigmoid_bwd(const T* y, const T* g, T* out, int64_t n) {
 int taken(const py::handle& a_obj, const py::handle& b_obj) {
   const auto& api = py::detail::npy_api::get();
   if (!api.PyArray_Check_(a_obj.ptr()) || !api.PyArray_Check_(b_obj.ptr())) return 0;
-  auto a = py::reinterpret_borrow<py::array>(a_obj), b = py::reinterpret_borrow<py::array>(b_obj);
-  constexpr int c_contig = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_;
-  if (!(a.flags() & c_contig) || !(b.flags() & c_contig) || a.ndim() != b.ndim()) return 0;
-  for (py::ssize_t i = 0; i < a.ndim(); ++i)
-    if (a.shape(i) != b.shape(i)) return 0;
-  int kind = tinyml::has_dtype<float>(a) ? 1 : tinyml::has_dtype<double>(a) ? 2 : 0;
-  if (kind == 1 && !tinyml::has_dtype<float>(b)) return 0;
-  if (kind == 2 && !tinyml::has_dtype<double>(b)) return 0;
-  return kind;
+  auto *a = py::detail::array_proxy(a_obj.ptr()), *b = py::detail::array_proxy(b_obj.ptr());
+  constexpr int layout = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  if ((a->flags & layout) != layout || (b->flags & layout) != layout || a->nd != b->nd) return 0;
+  for (int i = 0; i < a->nd; ++i)
+    if (a->dimensions[i] != b->dimensions[i]) return 0;
+  // numpy's dtype equivalence for the two types taken: the type number, in native byte order
+  auto *da = py::detail::array_descriptor_proxy(a->descr), *db = py::detail::array_descriptor_proxy(b->descr);
+  if (da->type_num != db->type_num || da->byteorder == '>' || db->byteorder == '>') return 0;
+  return da->type_num == py::detail::npy_api::NPY_FLOAT_ ? 1 : da->type_num == py::detail::npy_api::NPY_DOUBLE_ ? 2 : 0;
 }
 
 template <typename T, void (*kernel)(const T*, const T*, T*, int64_t)>

@@ -50,7 +50,11 @@ _MODULES: dict[tuple[str, str], str] = {}
 _PRIORITY = {"cpu": ("user", "cpu", "reference"), "cuda": ("user", "triton")}
 _LAST_RESORT = ("reference", "triton")  # never decline: a chain ends at them
 _cache: dict[tuple[str, str], Callable] = {}
-_cpu_cache: dict[str, Callable] = {}  # the cpu entries of _cache by kernel name alone: what `run` reads
+_cpu_cache: dict[str, Callable] = {}  # the cpu entries of _cache by kernel name alone
+# What `run` calls on the cpu device, by kernel name: (first, fallback). `first` is the chain's first
+# implementation and `fallback` what runs when it declines; for a cpu kernel with the reference
+# behind it, the two functions themselves, so that a call costs no Python frame of the dispatcher's.
+_cpu_run: dict[str, tuple[Callable, Callable]] = {}
 _loaded: set[str] = set()
 # Callables that wrap every dispatched implementation (the profiler and TINYML_DEBUG use this).
 # Each is `wrapper(fn, kernel_name, backend_name) -> fn`. A call whose result is NotImplemented
@@ -61,6 +65,7 @@ _wrappers: list[Callable] = []
 def _clear_caches() -> None:
     _cache.clear()
     _cpu_cache.clear()
+    _cpu_run.clear()
 
 
 _force_reference = os.environ.get("TINYML_KERNELS", "").lower() == "reference"
@@ -178,14 +183,20 @@ def _describe(args) -> str:
                      else type(a).__name__ for a in args)
 
 
-def _first_that_runs(name: str, device_type: str, chain: list[tuple[str, Callable]]) -> Callable:
-    """One function for the chain: each implementation (wrapped) in turn until one does not
-    return NotImplemented. A chain of one kernel that never declines is that kernel itself."""
+def _wrapped(name: str, chain: list[tuple[str, Callable]]) -> list[Callable]:
+    """The chain's functions, each inside every wrapper of `_wrappers` (the profiler's, ...)."""
     fns = []
     for backend, fn in chain:
         for wrap in _wrappers:
             fn = wrap(fn, name, backend)
         fns.append(fn)
+    return fns
+
+
+def _first_that_runs(name: str, device_type: str, chain: list[tuple[str, Callable]],
+                     fns: list[Callable]) -> Callable:
+    """One function for the chain (`fns`, its functions wrapped): each implementation in turn until
+    one does not return NotImplemented. A chain of one kernel that never declines is that kernel."""
     if len(chain) == 1 and chain[0][0] in _LAST_RESORT:
         return fns[0]
     fns = tuple(fns)
@@ -207,9 +218,14 @@ def dispatch(name: str, device_type: str = "cpu") -> Callable:
     """The kernel function for `name` on `device_type` ("cpu" or "cuda")."""
     fn = _cpu_cache.get(name) if device_type == "cpu" else _cache.get((name, device_type))
     if fn is None:
-        fn = _cache[(name, device_type)] = _first_that_runs(name, device_type, _chain(name, device_type))
+        chain = _chain(name, device_type)
+        fns = _wrapped(name, chain)
+        fn = _cache[(name, device_type)] = _first_that_runs(name, device_type, chain, fns)
         if device_type == "cpu":
             _cpu_cache[name] = fn
+            # run's pair: a kernel and the last resort behind it (cpu -> reference, user -> reference)
+            # are called one after the other by run itself; any other chain through `fn`'s loop
+            _cpu_run[name] = (fns[0], fns[1]) if len(chain) == 2 and chain[1][0] in _LAST_RESORT else (fn, fn)
     return fn
 
 
@@ -260,12 +276,18 @@ def run(name: str, *args, **kwargs):
                     b = b._data if b.device is CPU else _NOT_FAST
                 elif kind is list or kind is tuple:
                     b = _NOT_FAST
-            fn = _cpu_cache.get(name)
-            if fn is not None and (n == 1 or b is not _NOT_FAST):
+            pair = _cpu_run.get(name)
+            if pair is not None and (n == 1 or b is not _NOT_FAST):
+                fn, fallback = pair  # dispatch's chain, without a frame of its own (see _cpu_run)
+                x = a._data
                 if n == 1:
-                    out = fn(a._data, **kwargs) if kwargs else fn(a._data)
+                    out = fn(x, **kwargs) if kwargs else fn(x)
+                    if out is NotImplemented:
+                        out = fallback(x, **kwargs) if kwargs else fallback(x)
                 else:
-                    out = fn(a._data, b, **kwargs) if kwargs else fn(a._data, b)
+                    out = fn(x, b, **kwargs) if kwargs else fn(x, b)
+                    if out is NotImplemented:
+                        out = fallback(x, b, **kwargs) if kwargs else fallback(x, b)
                 if type(out) is not np.ndarray:
                     return _wrap(out, CPU)
                 t = _new_object(Tensor)  # Tensor._make(out, CPU)'s body, inlined: once per op
@@ -302,13 +324,17 @@ def run(name: str, *args, **kwargs):
             arrays.append([t._data for t in a])
         else:
             arrays.append(a)
-    # one dict lookup on the hot path: the cpu table keyed by kernel name
-    fn = _cpu_cache.get(name) if dev is CPU else None
-    if fn is None:
+    # one dict lookup on the cpu device: the table keyed by kernel name
+    pair = _cpu_run.get(name) if dev is CPU else None
+    if pair is None:
         if dev is None:
             raise TypeError(f"kernel {name!r} called without a tensor argument; use run_on(device, ...)")
         fn = dispatch(name, dev.type)
-    out = fn(*arrays, **kwargs) if kwargs else fn(*arrays)
+        out = fn(*arrays, **kwargs) if kwargs else fn(*arrays)
+    else:
+        out = pair[0](*arrays, **kwargs) if kwargs else pair[0](*arrays)
+        if out is NotImplemented:
+            out = pair[1](*arrays, **kwargs) if kwargs else pair[1](*arrays)
     kind = type(out)
     if kind is np.ndarray:
         return Tensor._make(out, dev)

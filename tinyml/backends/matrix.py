@@ -89,8 +89,10 @@ def files(name: str, csrc: dict[str, str] | None = None) -> dict[str, list[str]]
             continue
         out[backend] = [module.replace(".", "/") + ".py"]
         if backend == "cpu":
-            called = getattr(_KERNELS[name][backend], "__code__", None)
-            out[backend] += sorted({csrc[n] for n in (called.co_names if called else ()) if n in csrc})
+            fn = _KERNELS[name][backend]
+            called = getattr(fn, "__code__", None)  # a Python adapter: the _C names it calls
+            names = called.co_names if called else (getattr(fn, "__name__", ""),)  # a binding itself
+            out[backend] += sorted({csrc[n] for n in names if n in csrc})
     return out
 
 

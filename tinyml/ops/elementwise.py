@@ -73,8 +73,9 @@ class Mul(Function):
             # save each operand only if the other side's gradient needs it; scalars stay on ctx
             # (scalars only: a tensor kept here would live as long as the graph, unseen by memory.saved_bytes)
             if type(a) is Tensor:
-                if type(b) is Tensor:
-                    ctx.save_for_backward(a if need_b else None, b if need_a else None)
+                if type(b) is Tensor:  # save_for_backward(a if need_b, b if need_a), without its frame
+                    ctx._saved = ((a, a._version[0]) if need_b else None,
+                                  (b, b._version[0]) if need_a else None)
                 else:
                     ctx.save_for_backward(a if need_b else None, None)
                     ctx.scalars = (None, b)
