@@ -6,6 +6,7 @@
 // for AVX-512 / AVX2 / baseline through TINYML_CLONES.
 #pragma once
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -23,21 +24,11 @@ struct Vec {
   static constexpr int NR = 64 / sizeof(T);
 };
 
-// C (m x nr rows/cols valid, leading dim ldc) = or += A panel (kc x MR) @ B panel (kc x NR).
+// Writes the accumulators c[0..m) x [0..nr) to C (leading dim ldc), or adds them to it.
 template <typename T>
-TINYML_CLONES void micro(ssize kc, const T* __restrict Ap, const T* __restrict Bp, T* __restrict C, ssize ldc, int m,
-                         int nr, bool accumulate) {
+inline void store_tile(const typename Vec<T>::v* c, T* __restrict C, ssize ldc, int m, int nr, bool accumulate) {
   using V = typename Vec<T>::v;
-  constexpr int NR = Vec<T>::NR;
-  V c[MR] = {};
-  for (ssize k = 0; k < kc; ++k) {
-    V b;
-    std::memcpy(&b, Bp + k * NR, sizeof b);
-    const T* a = Ap + k * MR;
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) c[r] += a[r] * b;
-  }
-  if (nr == NR) {  // a full tile: whole-vector stores (the common case)
+  if (nr == Vec<T>::NR) {  // a full tile: whole-vector stores (the common case)
     for (int r = 0; r < m; ++r) {
       T* row = C + r * ldc;
       V v = c[r];
@@ -50,14 +41,58 @@ TINYML_CLONES void micro(ssize kc, const T* __restrict Ap, const T* __restrict B
     }
     return;
   }
-  const V* cs = c;
   for (int r = 0; r < m; ++r) {
     T* row = C + r * ldc;
     if (accumulate)
-      for (int j = 0; j < nr; ++j) row[j] += cs[r][j];
+      for (int j = 0; j < nr; ++j) row[j] += c[r][j];
     else
-      for (int j = 0; j < nr; ++j) row[j] = cs[r][j];
+      for (int j = 0; j < nr; ++j) row[j] = c[r][j];
   }
+}
+
+// C (m x nr valid, leading dim ldc) = or += A panel (kc x MR) @ B (kc rows of NR, row k at Bp + k * ldb).
+// B's rows may be rows of a wider row-major matrix (ldb > NR): the forward and the input gradient
+// read im2col rows and dy rows in place, without packing.
+template <typename T>
+TINYML_CLONES void micro(ssize kc, const T* __restrict Ap, const T* __restrict Bp, ssize ldb, T* __restrict C,
+                         ssize ldc, int m, int nr, bool accumulate) {
+  using V = typename Vec<T>::v;
+  V c[MR] = {};
+  for (ssize k = 0; k < kc; ++k) {
+    V b;
+    std::memcpy(&b, Bp + k * ldb, sizeof b);
+    const T* a = Ap + k * MR;
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) c[r] += a[r] * b;
+  }
+  store_tile<T>(c, C, ldc, m, nr, accumulate);
+}
+
+// The same product with A read in place: row r (r < m <= MR) is nseg segments of seglen values,
+// segment s at arows[r] + s * astep; B is the packed (nseg * seglen) x NR panel. The broadcasts take
+// any address, so the weight gradient's A (im2col rows as runs of a zero-padded input slab, one
+// segment per output row) needs neither a transpose nor an im2col copy.
+template <typename T>
+TINYML_CLONES void micro_rows(const T* const* arows, int m, ssize nseg, ssize seglen, ssize astep,
+                              const T* __restrict Bp, T* __restrict C, ssize ldc, int nr, bool accumulate) {
+  using V = typename Vec<T>::v;
+  constexpr int NR = Vec<T>::NR;
+  const T* a[MR];
+  for (int r = 0; r < MR; ++r) a[r] = arows[std::min(r, m - 1)];  // rows past m repeat the last one
+  V c[MR] = {};
+  for (ssize s = 0; s < nseg; ++s) {
+    for (ssize k = 0; k < seglen; ++k) {
+      V b;
+      std::memcpy(&b, Bp + k * NR, sizeof b);
+#pragma GCC unroll 8
+      for (int r = 0; r < MR; ++r) c[r] += a[r][k] * b;
+    }
+    if (s + 1 == nseg) break;
+    Bp += seglen * NR;
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; ++r) a[r] += astep;
+  }
+  store_tile<T>(c, C, ldc, m, nr, accumulate);
 }
 
 // Rows of an (rows x cols) row-major matrix M as MR-row panels: P[t][k][r] = M[t*MR + r][k]

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "conv_gemm.h"
+#include "conv_winograd_rows.h"
 
 namespace tinyml_conv {
 
@@ -221,14 +222,29 @@ void winograd_conv(const T* x, const T* w, const T* bias, T* y, ssize N, ssize C
       std::copy(packed.begin(), packed.end(), Up.begin() + xi * otiles * C * MR);
     }
   }
-  const ssize tasks = N * blocks;
+  // Row panels (conv_winograd_rows.h) when a tile row fills at least 90% of its panels' lanes (the
+  // idle lanes cost GEMM time: measured slower than the tile-by-tile gather at 28 of 32 lanes, faster
+  // at 32 of 32); otherwise NT consecutive tiles of the flattened tile grid, gathered tile by tile.
+  const ssize row_panels = (tw + NR - 1) / NR, pairs = (tw + NT - 1) / NT;
+  const bool by_rows = tw * 10 >= row_panels * NR * 9;
+  const ssize tasks = N * (by_rows ? th * pairs : blocks);
 #pragma omp parallel
   {
-    std::vector<T> V(XI * C * NT), Mb(XI * otiles * MR * NT);
+    std::vector<T> V(XI * C * NT), Mb(XI * otiles * MR * NT), buf(A * (NR * M + A));
 #pragma omp for schedule(dynamic, 1)
     for (ssize task = 0; task < tasks; ++task) {
-      const ssize n = task / blocks, t0 = (task % blocks) * NT, nt = std::min(NT, P - t0);
-      const bool finite = input_transform<T, M>(x + n * C * h * wd, V.data(), C, h, wd, pt, pl, t0, nt, tw);
+      ssize n, t0, nt, tr = 0, tc0 = 0;
+      int npanels = NT / NR;
+      bool finite;
+      if (by_rows) {
+        n = task / (th * pairs), tr = (task / pairs) % th, tc0 = (task % pairs) * NT;
+        nt = std::min(NT, tw - tc0), t0 = tr * tw + tc0, npanels = static_cast<int>((nt + NR - 1) / NR);
+        finite = input_transform_row<T, M>(x + n * C * h * wd, V.data(), buf.data(), C, h, wd, pt, pl, tr, tc0,
+                                           npanels);
+      } else {
+        n = task / blocks, t0 = (task % blocks) * NT, nt = std::min(NT, P - t0);
+        finite = input_transform<T, M>(x + n * C * h * wd, V.data(), C, h, wd, pt, pl, t0, nt, tw);
+      }
       if (!finite) {  // inf/NaN in these patches: the transforms would smear them over whole tiles
         direct_tiles(x, w, bias, y, C, h, wd, O, pt, pl, oh, ow, n, t0, nt, tw, M);
         continue;
@@ -236,10 +252,14 @@ void winograd_conv(const T* x, const T* w, const T* bias, T* y, ssize N, ssize C
       // the XI GEMMs: Mb[xi](O x NT, row stride NT) = U[xi] @ V[xi]
       for (int xi = 0; xi < XI; ++xi)
         for (ssize mt = 0; mt < otiles; ++mt)
-          for (ssize pn = 0; pn < NT / NR; ++pn)
-            micro<T>(C, Up.data() + (xi * otiles + mt) * C * MR, V.data() + (xi * C * NT) + pn * C * NR,
+          for (ssize pn = 0; pn < npanels; ++pn)
+            micro<T>(C, Up.data() + (xi * otiles + mt) * C * MR, V.data() + (xi * C * NT) + pn * C * NR, NR,
                      Mb.data() + (xi * otiles * MR + mt * MR) * NT + pn * NR, NT, MR, NR, false);
-      output_transform<T, M>(Mb.data(), bias, y + n * O * oh * ow, O, otiles * MR, oh, ow, t0, nt, tw);
+      if (by_rows)
+        output_transform_row<T, M>(Mb.data(), bias, y + n * O * oh * ow, O, otiles * MR, oh, ow, tr, tc0, npanels,
+                                   tw);
+      else
+        output_transform<T, M>(Mb.data(), bias, y + n * O * oh * ow, O, otiles * MR, oh, ow, t0, nt, tw);
     }
   }
 }

@@ -3,32 +3,51 @@
 //   max_pool2d: y = max over the window (a NaN takes over, the first max on ties), idx = h * W + w
 //   avg_pool2d: y = window sum / divisor (PyTorch's count_include_pad / divisor_override rules)
 //   upsample2d: y[i, j] = sum over two taps per axis, (i0, i1, 1 - lh, lh) x (j0, j1, 1 - lw, lw),
-//               taps precomputed by the adapter (nearest: one tap); backward scatters dy back.
+//               taps precomputed by the adapter (nearest: one tap); backward is its adjoint
+//               (pool_upsample.h: bilinear separably, nearest with integer factors as a gather).
 //
-// Every kernel works on (planes, H, W) slices independently: OpenMP over planes, the GIL
-// released, shapes and index ranges checked before any pointer is touched.
+// Every kernel works on (planes, H, W) slices independently: OpenMP over planes (max pooling and
+// upsampling hand them out dynamically, a few at a time, so that a thread descheduled on a busy
+// machine does not hold up the rest), the GIL released, shapes and index ranges checked before
+// any pointer is touched.
 #include "simd_math.h"
 
 #include <limits>
 
 #include "common.h"
 #include "pool_max.h"
+#include "pool_upsample.h"
 
 namespace {
 
 using namespace tinyml_pool;
 
+// dx from dy at idx, plane by plane: a plane whose indices all lie in their own 2x2 window (the
+// output of a 2x2 stride-2 pooling) is gathered (pool_max.h), any other plane zero-filled and
+// scattered. Returns the flat position of the first index outside [-1, h * w), or planes * ohw if
+// there is none; a plane holding one is not scattered (the binding then raises).
 template <typename T>
-void max_pool_bwd(const T* dy, const int64_t* idx, T* dx, ssize planes, ssize hw, ssize ohw) {
-#pragma omp parallel for schedule(static) if (planes * ohw > 32768)
+ssize max_pool_bwd(const T* dy, const int64_t* idx, T* dx, ssize planes, ssize h, ssize w, ssize oh, ssize ow) {
+  const ssize hw = h * w, ohw = oh * ow;
+  const bool try_2x2 = 2 * oh <= h && 2 * ow <= w;
+  ssize bad = planes * ohw;
+#pragma omp parallel for schedule(dynamic, 4) reduction(min : bad) if (planes * ohw > 32768)
   for (ssize pl = 0; pl < planes; ++pl) {
+    const int64_t* ip = idx + pl * ohw;
     T* d = dx + pl * hw;
-    for (ssize k = 0; k < hw; ++k) d[k] = 0;
-    for (ssize k = 0; k < ohw; ++k) {
-      const int64_t i = idx[pl * ohw + k];
-      if (i >= 0) d[i] += dy[pl * ohw + k];  // -1: a window of padding only (the binding checked the rest)
+    if (try_2x2 && max_pool_bwd_2x2(dy + pl * ohw, ip, d, h, w, oh, ow)) continue;
+    ssize first = -1;
+    for (ssize k = 0; k < ohw && first < 0; ++k)
+      if (ip[k] < -1 || ip[k] >= hw) first = k;
+    if (first >= 0) {
+      bad = std::min(bad, pl * ohw + first);
+      continue;
     }
+    std::fill(d, d + hw, T(0));
+    for (ssize k = 0; k < ohw; ++k)
+      if (ip[k] >= 0) d[ip[k]] += dy[pl * ohw + k];  // -1: a window of padding only
   }
+  return bad;
 }
 
 // PyTorch's avg_pool2d divisor for output (i, j).
@@ -72,64 +91,6 @@ void avg_pool_bwd(const T* dy, T* dx, ssize planes, const Geo& g, bool include_p
         for (ssize a = h0; a < h1; ++a)
           for (ssize b = w0; b < w1; ++b) d[a * g.w + b] += v;
       }
-  }
-}
-
-// Two taps per output row/column: (i0, i1, weight of i1); nearest passes i1 = i0, weight 0.
-template <typename T>
-struct Taps {
-  const int64_t *h0, *h1, *w0, *w1;
-  const T *lh, *lw;
-  // One tap per axis (the nearest modes), a plain gather / scatter. Bilinear keeps both taps even
-  // where a weight is 0, as PyTorch's formula does: 0 * inf is NaN there.
-  bool nearest;
-};
-
-template <typename T>
-void upsample_fwd(const T* x, T* y, ssize planes, ssize h, ssize w, ssize oh, ssize ow, const Taps<T>& k) {
-#pragma omp parallel for schedule(static) if (planes * oh * ow > 32768)
-  for (ssize pl = 0; pl < planes; ++pl) {
-    const T* xp = x + pl * h * w;
-    T* yp = y + pl * oh * ow;
-    for (ssize i = 0; i < oh; ++i) {
-      const T* r0 = xp + k.h0[i] * w;
-      const T* r1 = xp + k.h1[i] * w;
-      const T b = k.lh[i], a = T(1) - b;
-      if (k.nearest) {
-        for (ssize j = 0; j < ow; ++j) yp[i * ow + j] = r0[k.w0[j]];
-        continue;
-      }
-      for (ssize j = 0; j < ow; ++j) {
-        const T d = k.lw[j], c = T(1) - d;
-        yp[i * ow + j] = a * (c * r0[k.w0[j]] + d * r0[k.w1[j]]) + b * (c * r1[k.w0[j]] + d * r1[k.w1[j]]);
-      }
-    }
-  }
-}
-
-template <typename T>
-void upsample_bwd(const T* dy, T* dx, ssize planes, ssize h, ssize w, ssize oh, ssize ow, const Taps<T>& k) {
-#pragma omp parallel for schedule(static) if (planes * oh * ow > 32768)
-  for (ssize pl = 0; pl < planes; ++pl) {
-    T* xp = dx + pl * h * w;
-    const T* gp = dy + pl * oh * ow;
-    for (ssize q = 0; q < h * w; ++q) xp[q] = 0;
-    for (ssize i = 0; i < oh; ++i) {
-      T* r0 = xp + k.h0[i] * w;
-      T* r1 = xp + k.h1[i] * w;
-      const T b = k.lh[i], a = T(1) - b;
-      if (k.nearest) {
-        for (ssize j = 0; j < ow; ++j) r0[k.w0[j]] += gp[i * ow + j];
-        continue;
-      }
-      for (ssize j = 0; j < ow; ++j) {
-        const T d = k.lw[j], c = T(1) - d, gv = gp[i * ow + j];
-        r0[k.w0[j]] += a * c * gv;
-        r0[k.w1[j]] += a * d * gv;
-        r1[k.w0[j]] += b * c * gv;
-        r1[k.w1[j]] += b * d * gv;
-      }
-    }
   }
 }
 
@@ -279,30 +240,23 @@ void init_pool(py::module_& m) {
     const ssize planes = dy.shape(0) * dy.shape(1), ohw = dy.shape(2) * dy.shape(3);
     const int64_t* ip = static_cast<const int64_t*>(idx.data());
     // -1 marks a window of padding only (no input element, no gradient); anything else outside the
-    // plane is not an index the forward gave
-    ssize bad = planes * ohw;  // the first index out of range, found by the whole team
-    {
-      py::gil_scoped_release r;
-#pragma omp parallel for schedule(static) reduction(min : bad) if (planes * ohw > 32768)
-      for (ssize k = 0; k < planes * ohw; ++k)
-        if ((ip[k] < -1 || ip[k] >= h * w) && k < bad) bad = k;
-    }
-    for (ssize k = bad; k < planes * ohw; ++k)
-      if (ip[k] < -1 || ip[k] >= h * w)
-        throw py::value_error("max_pool2d_backward: index " + std::to_string(ip[k]) + " at flat position " +
-                              std::to_string(k) + " is outside [-1, " + std::to_string(h * w) + ") for input (" +
-                              std::to_string(h) + ", " + std::to_string(w) + ")");
+    // plane is not an index the forward gave: refused, and the partly written dx is dropped
+    ssize bad;
     if (f64(dy)) {
       tinyml::check_array<double>(dy, "max_pool2d_backward dy");
       py::gil_scoped_release r;
-      max_pool_bwd<double>(static_cast<const double*>(dy.data()), ip, static_cast<double*>(dx.mutable_data()),
-                           planes, h * w, ohw);
+      bad = max_pool_bwd<double>(static_cast<const double*>(dy.data()), ip, static_cast<double*>(dx.mutable_data()),
+                                 planes, h, w, dy.shape(2), dy.shape(3));
     } else {
       tinyml::check_array<float>(dy, "max_pool2d_backward dy");
       py::gil_scoped_release r;
-      max_pool_bwd<float>(static_cast<const float*>(dy.data()), ip, static_cast<float*>(dx.mutable_data()), planes,
-                          h * w, ohw);
+      bad = max_pool_bwd<float>(static_cast<const float*>(dy.data()), ip, static_cast<float*>(dx.mutable_data()),
+                                planes, h, w, dy.shape(2), dy.shape(3));
     }
+    if (bad < planes * ohw)
+      throw py::value_error("max_pool2d_backward: index " + std::to_string(ip[bad]) + " at flat position " +
+                            std::to_string(bad) + " is outside [-1, " + std::to_string(h * w) + ") for input (" +
+                            std::to_string(h) + ", " + std::to_string(w) + ")");
     return dx;
   });
   m.def("avg_pool2d_forward", [](py::array x, ssize kh, ssize kw, ssize sh, ssize sw, ssize ph, ssize pw, ssize oh,

@@ -1,9 +1,11 @@
-// max_pool2d's forward kernel (csrc/pool.cpp binds it): y = max over the window, a NaN takes over,
-// the first max on ties, idx = h * W + w of the winner (-1 for a window of padding only).
+// max_pool2d's kernels (csrc/pool.cpp binds them): y = max over the window, a NaN takes over, the
+// first max on ties, idx = h * W + w of the winner (-1 for a window of padding only); the backward
+// adds dy at idx. The common 2x2 stride-2 window without padding has a path of its own both ways.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "common.h"
@@ -39,6 +41,122 @@ inline void max_pool_one(const T* xp, T* y, int64_t* idx, ssize i, ssize j, cons
   *idx = bi;
 }
 
+// Eight outputs at a time of the 2x2 stride-2 paths below: x/dx rows as 16-element vectors, y, dy
+// and the comparison masks as 8-element ones, the indices as 8 int64.
+template <typename T>
+struct Lanes8 {
+  typedef T v __attribute__((vector_size(8 * sizeof(T))));
+  typedef T v16 __attribute__((vector_size(16 * sizeof(T))));
+};
+typedef int64_t i64x8 __attribute__((vector_size(64)));
+constexpr i64x8 kEvenOffsets = {0, 2, 4, 6, 8, 10, 12, 14};
+
+// 2x2 windows, stride 2, no padding or dilation, every window inside the plane: one pass that reads
+// each input once and writes y and idx once, the same comparisons in the same order as below.
+template <typename T>
+TINYML_CLONES void max_pool_fwd_2x2(const T* __restrict xp, T* __restrict y, int64_t* __restrict idx, ssize w,
+                                    ssize oh, ssize ow) {
+  using V = typename Lanes8<T>::v;
+  using V16 = typename Lanes8<T>::v16;
+  for (ssize i = 0; i < oh; ++i) {
+    const T* r0 = xp + 2 * i * w;
+    const T* r1 = r0 + w;
+    T* yr = y + i * ow;
+    int64_t* ir = idx + i * ow;
+    const int64_t base = 2 * i * w;
+    // whole vectors, the last one overlapping the one before (it rewrites the same values)
+    for (ssize j8 = 0; ow >= 8 && j8 < ow; j8 += 8) {
+      const ssize j = std::min(j8, ow - 8);
+      V16 a, b;
+      std::memcpy(&a, r0 + 2 * j, sizeof a);
+      std::memcpy(&b, r1 + 2 * j, sizeof b);
+      const V v1 = __builtin_shufflevector(a, a, 1, 3, 5, 7, 9, 11, 13, 15);
+      const V v2 = __builtin_shufflevector(b, b, 0, 2, 4, 6, 8, 10, 12, 14);
+      const V v3 = __builtin_shufflevector(b, b, 1, 3, 5, 7, 9, 11, 13, 15);
+      V best = __builtin_shufflevector(a, a, 0, 2, 4, 6, 8, 10, 12, 14);
+      i64x8 c = {};
+      auto t = (v1 > best) | (v1 != v1);  // v != v: NaN takes over
+      best = t ? v1 : best;
+      c = __builtin_convertvector(t, i64x8) ? i64x8{} + 1 : c;
+      t = (v2 > best) | (v2 != v2);
+      best = t ? v2 : best;
+      c = __builtin_convertvector(t, i64x8) ? i64x8{} + w : c;
+      t = (v3 > best) | (v3 != v3);
+      best = t ? v3 : best;
+      c = __builtin_convertvector(t, i64x8) ? i64x8{} + (w + 1) : c;
+      const i64x8 at = c + kEvenOffsets + (base + 2 * j);
+      std::memcpy(yr + j, &best, sizeof best);
+      std::memcpy(ir + j, &at, sizeof at);
+    }
+    for (ssize j = 0; ow < 8 && j < ow; ++j) {
+      const T v0 = r0[2 * j], v1 = r0[2 * j + 1], v2 = r1[2 * j], v3 = r1[2 * j + 1];
+      T b = v0;
+      int64_t c = 0;
+      bool t = v1 > b || v1 != v1;
+      b = t ? v1 : b, c = t ? 1 : c;
+      t = v2 > b || v2 != v2;
+      b = t ? v2 : b, c = t ? w : c;
+      t = v3 > b || v3 != v3;
+      b = t ? v3 : b, c = t ? w + 1 : c;
+      yr[j] = b;
+      ir[j] = base + 2 * j + c;
+    }
+  }
+}
+
+// The backward of that pooling as a gather: each input element lies in at most one window, so
+// dx is written once, 0 + dy where the window's index points at it (0 + dy: the bits of the
+// scatter's sum, -0 included) and 0 elsewhere, with no zero-fill pass before. Returns false, with
+// the plane partly written, if some index is not inside its own window (a pooling of another
+// geometry with the same output size): the caller then scatters.
+template <typename T>
+TINYML_CLONES bool max_pool_bwd_2x2(const T* __restrict dy, const int64_t* __restrict idx, T* __restrict dx, ssize h,
+                                    ssize w, ssize oh, ssize ow) {
+  using V = typename Lanes8<T>::v;
+  using V16 = typename Lanes8<T>::v16;
+  using M = decltype(V{} == V{});
+  for (ssize i = 0; i < oh; ++i) {
+    const T* g = dy + i * ow;
+    const int64_t* ir = idx + i * ow;
+    T* r0 = dx + 2 * i * w;
+    T* r1 = r0 + w;
+    const int64_t base = 2 * i * w;
+    i64x8 missed = {};
+    for (ssize j8 = 0; ow >= 8 && j8 < ow; j8 += 8) {  // the last vector overlaps, as in the forward
+      const ssize j = std::min(j8, ow - 8);
+      V gv;
+      i64x8 at;
+      std::memcpy(&gv, g + j, sizeof gv);
+      std::memcpy(&at, ir + j, sizeof at);
+      const i64x8 c = at - kEvenOffsets - (base + 2 * j);
+      const i64x8 m0 = c == 0, m1 = c == 1, m2 = c == w, m3 = c == w + 1;
+      missed |= ~(m0 | m1 | m2 | m3);
+      const V v = T(0) + gv, z = {};
+      const V o0 = __builtin_convertvector(m0, M) ? v : z, o1 = __builtin_convertvector(m1, M) ? v : z;
+      const V o2 = __builtin_convertvector(m2, M) ? v : z, o3 = __builtin_convertvector(m3, M) ? v : z;
+      const V16 top = __builtin_shufflevector(o0, o1, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+      const V16 bottom = __builtin_shufflevector(o2, o3, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+      std::memcpy(r0 + 2 * j, &top, sizeof top);
+      std::memcpy(r1 + 2 * j, &bottom, sizeof bottom);
+    }
+    bool fits = true;
+    for (int l = 0; l < 8; ++l) fits &= missed[l] == 0;
+    for (ssize j = 0; ow < 8 && j < ow; ++j) {
+      const int64_t c = ir[j] - (base + 2 * j);
+      const T v = T(0) + g[j];
+      r0[2 * j] = c == 0 ? v : T(0);
+      r0[2 * j + 1] = c == 1 ? v : T(0);
+      r1[2 * j] = c == w ? v : T(0);
+      r1[2 * j + 1] = c == w + 1 ? v : T(0);
+      fits &= (c == 0) | (c == 1) | (c == w) | (c == w + 1);
+    }
+    if (!fits) return false;
+    for (ssize q = 2 * ow; q < w; ++q) r0[q] = r1[q] = T(0);  // a last odd column: in no window
+  }
+  std::fill(dx + 2 * oh * w, dx + h * w, T(0));  // a last odd row
+  return true;
+}
+
 // Each row of outputs: the columns whose windows lie inside the row go tap by tap over the whole
 // column range with branch-free selects (vectorised over outputs); rows and columns whose windows
 // reach into the padding take the checked path. Same comparisons, same order, same results.
@@ -48,9 +166,15 @@ TINYML_CLONES void max_pool_fwd(const T* x, T* y, int64_t* idx, ssize planes, co
   const ssize j_lo = std::min(g.ow, (g.pl + g.sw - 1) / g.sw);
   const ssize reach = g.w - 1 - (g.kw - 1) * g.dw + g.pl;  // j*sw <= reach
   const ssize j_hi = reach < 0 ? j_lo : std::max(j_lo, std::min(g.ow, reach / g.sw + 1));
-#pragma omp parallel for schedule(static) if (planes * g.oh * g.ow * g.kh * g.kw > 32768)
+  const bool two_by_two = g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.pt == 0 && g.pl == 0 && g.dh == 1 &&
+                          g.dw == 1 && 2 * g.oh <= g.h && 2 * g.ow <= g.w;
+#pragma omp parallel for schedule(dynamic, 4) if (planes * g.oh * g.ow * g.kh * g.kw > 32768)
   for (ssize pl = 0; pl < planes; ++pl) {
     const T* xp = x + pl * g.h * g.w;
+    if (two_by_two) {
+      max_pool_fwd_2x2(xp, y + pl * g.oh * g.ow, idx + pl * g.oh * g.ow, g.w, g.oh, g.ow);
+      continue;
+    }
     for (ssize i = 0; i < g.oh; ++i) {
       T* yr = y + (pl * g.oh + i) * g.ow;
       int64_t* ir = idx + (pl * g.oh + i) * g.ow;

@@ -1,7 +1,8 @@
 """cpu adapters: conv2d (csrc/conv.cpp); pooling and upsampling are in pool.py (csrc/pool.cpp).
 
-conv2d forward and backward are implicit GEMMs in C++ (im2col straight into packed panels, one
-OpenMP team); a 3x3 stride-1 convolution with groups=1, top/left pads in 0..2 and at least 16 input
+conv2d forward and backward are implicit GEMMs in C++ (operands read in place from im2col rows, dy
+rows or zero-padded input slabs; one OpenMP team; the weight gradient bit-identical for any thread
+count); a 3x3 stride-1 convolution with groups=1, top/left pads in 0..2 and at least 16 input
 and output channels runs its forward and input gradient as Winograd F(2x2, 3x3) instead
 (csrc/conv_winograd.h: 2.25x fewer multiplies, the same rounding as direct summation). The kernels
 take the top/left pads and the output size, which together fix the bottom/right pads, so 'same'

@@ -1,0 +1,68 @@
+"""conv2d's implicit-GEMM kernels (csrc/conv.cpp, conv_im2col.h) path by path: im2col and col2im by
+runs of output rows (strides, dilations, paddings wider than the kernel reach, groups), and the
+weight gradient read from zero-padded input slabs split by column phase, summed in fixed chunks:
+against the float64 numpy reference, and bit-identical for any thread count."""
+import numpy as np
+import pytest
+from cpu_kernel_helpers import _C, close_scaled, impls, needs_C
+
+import tinyml
+
+_RNG = np.random.default_rng(61)
+
+# x shape, weight shape, stride, padding (top, bottom, left, right), dilation, groups
+CASES = [
+    ((2, 5, 11, 13), (7, 5, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),
+    ((1, 4, 9, 10), (6, 2, 3, 2), (1, 3), (2, 0, 3, 1), (2, 1), 2),
+    ((3, 3, 8, 7), (17, 3, 1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    ((1, 6, 12, 12), (20, 6, 5, 5), (3, 2), (4, 4, 4, 4), (1, 2), 1),
+    ((2, 8, 5, 150), (9, 8, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # rows wider than a block
+    ((1, 3, 2, 2), (4, 3, 3, 3), (1, 1), (3, 3, 3, 3), (1, 1), 1),  # padding past the kernel's reach
+]
+
+
+def _out(x, w, stride, pads, dil):
+    reach = [dil[a] * (w.shape[2 + a] - 1) + 1 for a in range(2)]
+    padded = [x.shape[2 + a] + pads[2 * a] + pads[2 * a + 1] for a in range(2)]
+    return tuple((padded[a] - reach[a]) // stride[a] + 1 for a in range(2))
+
+
+@needs_C
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("xs,ws,stride,pads,dil,groups", CASES)
+def test_gemm_paths_match_the_reference(dtype, xs, ws, stride, pads, dil, groups):
+    x = _RNG.standard_normal(xs).astype(dtype)
+    w = (_RNG.standard_normal(ws) * 0.3).astype(dtype)
+    b = _RNG.standard_normal(ws[0]).astype(dtype)
+    oh, ow = _out(x, w, stride, pads, dil)
+    dy = _RNG.standard_normal((xs[0], ws[0], oh, ow)).astype(dtype)
+    _, ref_f = impls("conv2d_forward")
+    _, ref_b = impls("conv2d_backward")
+    f64 = [a.astype(np.float64) for a in (x, w, b, dy)]
+    y64 = ref_f(f64[0], f64[1], f64[2], stride, pads, dil, groups)
+    dx64, dw64, _ = ref_b(f64[0], f64[1], f64[3], stride, pads, dil, groups, (True, True, False))
+    geo = (stride[0], stride[1], pads[0], pads[2], dil[0], dil[1], groups)
+    y = _C.conv2d_forward(x, w, b, *geo, oh, ow, algo=1)
+    dx, dw = _C.conv2d_backward(x, w, dy, *geo, True, True, algo=1)
+    close_scaled((y, dx, dw), (y64.astype(dtype), dx64.astype(dtype), dw64.astype(dtype)), dtype)
+
+
+@needs_C
+def test_weight_gradient_is_bit_identical_for_any_thread_count():
+    """The weight gradient's tasks are summed in fixed chunks (each its own accumulator, then in
+    chunk order), so a dynamic schedule gives the same bits on 1 or 2 threads and on every run."""
+    x = _RNG.standard_normal((4, 8, 20, 21)).astype(np.float32)
+    w = _RNG.standard_normal((12, 8, 3, 3)).astype(np.float32)
+    before = tinyml.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 2):
+            tinyml.set_num_threads(threads)
+            for s in (1, 2):
+                oh, ow = (20 - 1) // s + 1, (21 - 1) // s + 1
+                dy = np.random.default_rng(s).standard_normal((4, 12, oh, ow)).astype(np.float32)
+                results.append(_C.conv2d_backward(x, w, dy, s, s, 1, 1, 1, 1, 1, False, True)[1])
+    finally:
+        tinyml.set_num_threads(before)
+    for i in range(2, len(results)):
+        assert np.array_equal(results[i], results[i % 2])
