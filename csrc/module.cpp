@@ -25,6 +25,7 @@ void init_matmul(py::module_& m);
 void init_unary(py::module_& m);
 void init_pointwise(py::module_& m);
 void init_elementwise(py::module_& m);
+void init_creation(py::module_& m);
 void init_distributed(py::module_& m);  // not a kernel family: tinyml.distributed's MPI_Allreduce call
 
 // The most OpenMP threads tinyml asks for (tinyml/threads.py MAX_THREADS is the same number;
@@ -74,5 +75,6 @@ PYBIND11_MODULE(_C, m) {
   init_unary(m);
   init_pointwise(m);
   init_elementwise(m);
+  init_creation(m);
   init_distributed(m);
 }
