@@ -13,11 +13,11 @@ max 300 per image, at imgsz 256.
 Runs, each in a worker process of its own on --threads threads (OMP_NUM_THREADS, torch.set_num_threads),
 with the same budget: --minutes of `--clock cpu` (default: process CPU time / threads, i.e. minutes of that
 many fully busy cores, so a budget buys the same work on a loaded machine; `--clock wall` for wall time):
-    nwd+bce     tinyml Detector tiny (`tinyml detect train` defaults: NWD box loss, BCE classes, 128 px crops,
-                the EMA of the weights evaluated; `--set KEY=VALUE`: a DetectRun setting of every tinyml run)
+    nwd+bce     tinyml Detector tiny (`tinyml detect train` defaults: NWD boxes, C = the mean box size, BCE,
+                signed sides, 128 px crops, EMA; `--set KEY=VALUE`: a DetectRun setting of every tinyml run)
     ciou+bce    the same with the CIoU box loss          -> NWD vs CIoU, AP50 on targets under 8 px
     nwd+focal   sigmoid focal loss for the classes       -> ATFL vs focal vs BCE
-    nwd+atfl    EFLNet's adaptive threshold focal loss
+    nwd+atfl    EFLNet's adaptive threshold focal loss;  ciou+focal: CIoU boxes with focal classes
     centernet   models/detection/centernet.py's stride-4 heatmap head (`--arch centernet`, its own losses)
     yolov8n     ultralytics YOLOv8n from scratch (yolov8n.yaml), imgsz 256, batch 16, nbs=16 (a step per
                 batch: the issue's calibration), workers=0, its `time` budget (re-planned epochs, as ours);
@@ -49,7 +49,7 @@ import time
 import numpy as np
 
 TINYML_RUNS = {"nwd+bce": ("nwd", "bce"), "ciou+bce": ("ciou", "bce"), "nwd+focal": ("nwd", "focal"),
-               "nwd+atfl": ("nwd", "atfl"), "centernet": ("nwd", "bce")}
+               "nwd+atfl": ("nwd", "atfl"), "ciou+focal": ("ciou", "focal"), "centernet": ("nwd", "bce")}
 ARCH = {"centernet": "centernet"}  # the others are the anchor-free Detector ("yolo")
 ALL = (*TINYML_RUNS, "yolov8n", "sahi")
 
@@ -75,7 +75,7 @@ def worker_tinyml(cfg: dict) -> dict:
     val = CocoDetection(cfg["coco"], "val")
     cats = category_ids_of(val)
     results = []
-    for t, (b, sc, lb) in predict_dataset(s["model"], val, 256, batch=8):
+    for t, (b, sc, lb) in predict_dataset(s["model"], val, spec.img, batch=8):  # 256 unless --set img
         results.extend(coco_results(t["image_id"], b, sc, lb, cats))
     return {"results": results, "steps": s["step"], "images": s["images"],
             "train_wall_s": s["train_seconds"], "train_cpu_s": s["train_cpu_seconds"], "run_wall_s": wall,

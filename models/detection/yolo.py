@@ -5,7 +5,8 @@ Loss (ultralytics' v8DetectionLoss; B images, A anchors over all levels, TaskAli
 targets q (B, A, nc), positives P, S = max(sum q, 1), w_a = sum_c q_ac):
     cls  = sum_{a,c} l(x_ac, q_ac) / S,   l = BCE-with-logits | sigmoid focal (alpha 0.25, gamma 2) |
            EFLNet's adaptive-threshold focal | varifocal (label = the assigned class)
-    box  = sum_{a in P} w_a (1 - sim(box_a, gt_a)) / S,   sim = CIoU | GIoU | NWD (pixels, C = 12.8)
+    box  = sum_{a in P} w_a (1 - sim(box_a, gt_a)) / S,   sim = CIoU | GIoU | NWD (pixels, C = nwd_constant,
+           12.8 by default; the assigner's NWD overlap has its own C, assign_nwd_constant, default the same)
     dfl  = sum_{a in P} w_a DFL(dist_a, ltrb(gt_a)) / S   (distribution focal loss over reg_max bins)
     total = (7.5 box + 0.5 cls + 1.5 dfl) * B             (ultralytics' gains and its batch-size factor)
 Box predictions are decoded from the DFL distributions (head.py) and the loss runs on them in pixels.
@@ -63,7 +64,7 @@ class Detector(nn.Module):
                  nearest_fallback: bool = False, assign_overlap: str = "ciou",
                  box_prior: float | None = None, box_gain: float = 7.5, cls_gain: float = 0.5,
                  dfl_gain: float = 1.5, nwd_constant: float = 12.8, min_candidates: int = 1,
-                 box_shift: float = 0.0):
+                 box_shift: float = 0.0, assign_nwd_constant: float | None = None):
         super().__init__()
         if size not in HEAD_WIDTHS:
             raise ValueError(f"Detector: unknown size {size!r}; expected one of {sorted(HEAD_WIDTHS)}")
@@ -74,6 +75,11 @@ class Detector(nn.Module):
         if num_classes < 1 or in_channels < 1:
             raise ValueError(f"Detector: num_classes ({num_classes}) and in_channels ({in_channels}) must be "
                              f">= 1")
+        if assign_nwd_constant is None:
+            assign_nwd_constant = nwd_constant
+        if not (nwd_constant > 0 and assign_nwd_constant > 0):  # also refuses NaN
+            raise ValueError(f"Detector: nwd_constant ({nwd_constant}) and assign_nwd_constant "
+                             f"({assign_nwd_constant}) must be > 0 pixels")
         if not 0.0 <= box_shift < (reg_max - 1) / 2:
             raise ValueError(f"Detector: box_shift must be in [0, {(reg_max - 1) / 2}) cells (reg_max "
                              f"{reg_max}), got {box_shift}")
@@ -84,7 +90,7 @@ class Detector(nn.Module):
                             nearest_fallback=nearest_fallback, assign_overlap=assign_overlap,
                             box_prior=box_prior, box_gain=box_gain, cls_gain=cls_gain,
                             dfl_gain=dfl_gain, nwd_constant=nwd_constant, min_candidates=min_candidates,
-                            box_shift=float(box_shift))
+                            box_shift=float(box_shift), assign_nwd_constant=float(assign_nwd_constant))
         self.num_classes, self.in_channels = num_classes, in_channels
         self.strides, self.reg_max = strides, reg_max
         self.backbone = CSPBackbone(in_channels, size, strides)
@@ -94,7 +100,7 @@ class Detector(nn.Module):
                                box_prior)
         self.assigner = TaskAlignedAssigner(topk, num_classes, alpha=0.5, beta=6.0,
                                             nearest_fallback=nearest_fallback, overlap=assign_overlap,
-                                            nwd_constant=nwd_constant, min_candidates=min_candidates)
+                                            nwd_constant=assign_nwd_constant, min_candidates=min_candidates)
 
     @property
     def config(self) -> dict:

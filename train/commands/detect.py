@@ -3,6 +3,7 @@
   tinyml detect train [--data DIR] --model tiny|small --img 256 --epochs N --batch B --out DIR
                       [--box-loss ciou|giou|nwd] [--cls-loss bce|focal|atfl|varifocal] [--resume]
                       [--time-limit MIN] [--crop PX] [--strides 4,8,16] [--no-ema] [--scale-jitter LO,HI]
+                      [--nwd-c PX] [--assign-nwd-c PX] [--box-shift CELLS]
       DIR in the COCO layout (DIR/{train,val}/*.png|jpg + DIR/annotations/instances_{train,val}.json) or
       ultralytics' YOLO layout (DIR/images/{train,val}/, DIR/labels/{train,val}/*.txt); with no --data,
       a seeded synthetic infrared small-target set is written to OUT/data and trained on. The run folder
@@ -34,7 +35,7 @@ TRAIN_DEFAULTS = {"data": None, "model": "tiny", "arch": "yolo", "img": 256, "ep
                   "synthetic_train": 400, "synthetic_val": 100, "synthetic_size": 256, "on_error": "raise",
                   "strides": (4, 8, 16), "crop": None, "ema": True, "ema_decay": 0.9999, "ema_tau": 500.0,
                   "scale_jitter": None, "min_candidates": 1, "reg_max": 16, "heatmap_stride": 4,
-                  "box_shift": 0.0}
+                  "box_shift": 0.25, "nwd_c": "auto", "assign_nwd_c": 12.8}
 
 
 def add_arguments(p) -> None:
@@ -87,8 +88,13 @@ def add_arguments(p) -> None:
                    help="DFL bins per box side: distances of 0 to R - 1 cells of each level (default 16)")
     t.add_argument("--box-shift", type=at.bounded_float(0.0, 1.0), metavar="CELLS",
                    help="signed box sides: a predicted side may stop up to CELLS short of its anchor point, "
-                   "so boxes of 1-2 px near (not around) an anchor can be coded (default 0: boxes contain "
-                   "their anchor, as ultralytics')")
+                   "so boxes of 1-2 px near (not around) an anchor can be coded (default 0.25: 1 px at "
+                   "stride 4; 0: boxes contain their anchor, as ultralytics')")
+    t.add_argument("--nwd-c", type=_nwd_c, metavar="PX|auto",
+                   help="NWD's constant C for --box-loss nwd, in pixels: exp(-W2 / C) (default auto: the "
+                   "training boxes' mean sqrt(w h) at --img, the NWD paper's rule; it used 12.8 on AI-TOD)")
+    t.add_argument("--assign-nwd-c", type=at.positive_float, metavar="PX",
+                   help="NWD's constant C of the assigner's overlap, in pixels (default 12.8)")
     t.add_argument("--strides", type=_strides, metavar="S,S,...",
                    help="the detector's levels, increasing powers of two from 2 to 32 (default 4,8,16; "
                    "2,4,8,16 adds a stride-2 level)")
@@ -183,6 +189,11 @@ def _train(args) -> int:
 
 def _norm(v):
     return list(v) if isinstance(v, tuple) else v
+
+
+def _nwd_c(text: str):
+    """--nwd-c 4.7 -> 4.7; auto -> "auto" (the training boxes' mean size)."""
+    return "auto" if text == "auto" else at.positive_float(text)
 
 
 def _scale_range(text: str):

@@ -20,7 +20,10 @@ target into a 2 x 2 blob of a quarter of its contrast), and training on crop x c
 of img: 4 times the steps per CPU-second, the detector being fully convolutional; validation and predict
 see whole images). The Detector is set up for targets of a few pixels: strides 4 / 8 / 16 (a P2 level;
 2 / 4 / 8 / 16 with --strides), the nearest-anchor fallback on the finest level, NWD overlap in the
-assigner, box prior 1 cell (models/detection/yolo.py says why each); --box-loss nwd by default.
+assigner, box prior 1 cell, signed box sides of box_shift 0.25 cells (a 1 px box beside its nearest stride-4
+anchor can be coded) (models/detection/yolo.py says why each); --box-loss nwd by default, with NWD's constant
+C = nwd_c "auto": the training boxes' mean sqrt(w h) at img (the NWD paper's rule; 4.67 px on the synthetic
+set); the assigner's NWD overlap keeps C = assign_nwd_c = 12.8.
 arch="centernet" trains models/detection/centernet.py's CenterNet (heatmaps at heatmap_stride 4, 2 or 1,
 its own losses).
 docs/detection.md gives the measurements behind these defaults.
@@ -40,6 +43,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 
+import numpy as np
 from tinyml.models.detection.centernet import CenterNet
 from tinyml.models.detection.yolo import BOX_LOSSES, CLS_LOSSES, HEAD_WIDTHS, Detector
 
@@ -50,12 +54,13 @@ from ..runs import CLIError, UsageError
 from ..trainer import CHECKPOINT, TrainConfig
 from .augment import AugmentedDataset
 from .data import open_detection_dataset
+from .dataset_base import probe_image
 from .ema import ModelEMA
 from .evaluate import category_ids_of
 from .loop import DetectTrainer, EpochSampler
 
-__all__ = ["DetectRun", "train_detector", "load_detector", "prepare_data", "build_detector", "RUN_FILE",
-           "MODEL_SIZES"]
+__all__ = ["DetectRun", "train_detector", "load_detector", "prepare_data", "build_detector",
+           "mean_object_size", "RUN_FILE", "MODEL_SIZES"]
 
 RUN_FILE = "detect.json"
 MODEL_SIZES = tuple(HEAD_WIDTHS)  # tiny, small
@@ -97,8 +102,10 @@ class DetectRun:
     scale_jitter: tuple | None = None  # resize every training sample by U(lo, hi); None: never
     min_candidates: int = 1  # the assigner's fallback: gts with fewer anchors inside get the k nearest
     reg_max: int = 16  # DFL bins per box side (distances 0 .. reg_max - 1 cells)
-    box_shift: float = 0.0  # cells a predicted box side may stop short of its anchor (Detector's box_shift)
+    box_shift: float = 0.25  # cells a predicted box side may stop short of its anchor (Detector's box_shift)
     heatmap_stride: int = 4  # arch="centernet": the heatmap's stride (4, 2 or 1)
+    nwd_c: float | str = "auto"  # NWD's C (pixels) of the NWD box loss; auto: mean_object_size(train, img)
+    assign_nwd_c: float = 12.8  # the assigner's NWD overlap constant C in pixels
 
     @property
     def train_crop(self) -> int | None:
@@ -147,6 +154,11 @@ class DetectRun:
         if not 3 <= self.reg_max <= 64:
             raise UsageError(f"--reg-max {self.reg_max}: expected 3 to 64 bins (the box prior is 1 cell, "
                              "which needs reg_max > 2)")
+        for flag, c in (("--nwd-c", self.nwd_c), ("--assign-nwd-c", self.assign_nwd_c)):
+            if flag == "--nwd-c" and c == "auto":
+                continue
+            if isinstance(c, str) or not 0.0 < c < float("inf"):
+                raise UsageError(f"{flag} {c}: NWD's constant C must be a positive number of pixels")
         if not 0.0 <= self.box_shift <= 1.0:
             raise UsageError(f"--box-shift {self.box_shift}: expected 0 to 1 cells")
         if not 0.0 < self.ema_decay < 1.0 or not self.ema_tau > 0:
@@ -211,8 +223,25 @@ def prepare_data(spec: DetectRun, log=print):
     return train, val
 
 
-def build_detector(num_classes: int, in_channels: int, spec: DetectRun):
-    """The Detector set up for small targets (module docstring), or CenterNet, seeded."""
+def mean_object_size(dataset, img: int) -> float:
+    """The mean absolute size sqrt(w h) of the dataset's boxes, in pixels at the scale the model sees them
+    (letterboxed to img: x img / max(H, W)), from the annotations (image headers only for the YOLO layout's
+    normalised boxes). The NWD paper's choice of C. 12.8 (its AI-TOD value) for a set without boxes."""
+    sizes = []
+    for record in dataset.records:
+        boxes = np.asarray(record["boxes"], np.float64).reshape(-1, 4)
+        if not len(boxes):
+            continue
+        h, w = record["size"] if "size" in record else probe_image(record["path"])[:2]
+        if dataset.format_name == "yolo":  # its records hold normalised x1 y1 x2 y2
+            boxes = boxes * [w, h, w, h]
+        sizes.append(np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])) * img / max(h, w))
+    return float(np.concatenate(sizes).mean()) if sizes else 12.8
+
+
+def build_detector(num_classes: int, in_channels: int, spec: DetectRun, nwd_c: float | None = None):
+    """The Detector set up for small targets (module docstring), or CenterNet, seeded; nwd_c: the resolved
+    box-loss C when spec.nwd_c is "auto" (12.8 if neither is given)."""
     tinyml.manual_seed(spec.seed)
     if spec.arch == "centernet":
         return CenterNet(num_classes=num_classes, size=spec.model, in_channels=in_channels,
@@ -221,7 +250,9 @@ def build_detector(num_classes: int, in_channels: int, spec: DetectRun):
                     strides=tuple(spec.strides),
                     box_loss=spec.box_loss, cls_loss=spec.cls_loss, nearest_fallback=True,
                     assign_overlap="nwd", box_prior=1.0, min_candidates=spec.min_candidates,
-                    reg_max=spec.reg_max, box_shift=spec.box_shift)
+                    reg_max=spec.reg_max, box_shift=spec.box_shift,
+                    nwd_constant=nwd_c or (12.8 if spec.nwd_c == "auto" else float(spec.nwd_c)),
+                    assign_nwd_constant=spec.assign_nwd_c)
 
 
 def train_config(spec: DetectRun, steps_per_epoch: int) -> TrainConfig:
@@ -264,7 +295,8 @@ def train_detector(spec: DetectRun, log=print) -> dict:
     if crop is not None:  # windows of the images at the scale the model sees them at img
         augment = {**augment, "crop": crop, "fit": spec.img}
     train_view = AugmentedDataset(train, crop or spec.img, train=True, seed=spec.seed, **augment)
-    model = build_detector(len(train.class_names), train.in_channels, spec)
+    nwd_c = mean_object_size(train, spec.img) if spec.nwd_c == "auto" else float(spec.nwd_c)
+    model = build_detector(len(train.class_names), train.in_channels, spec, nwd_c)
     ema = ModelEMA(model, spec.ema_decay, spec.ema_tau) if spec.ema else None
     sampler = EpochSampler(train_view, spec.batch, seed=spec.seed)
     data_id = os.path.abspath(spec.data) if spec.data else {**_synthetic_manifest(spec)}
@@ -282,7 +314,8 @@ def train_detector(spec: DetectRun, log=print) -> dict:
                             time_limit=time_limit, eval_batch=spec.batch, clock=clock, ema=ema)
     write_run_record(spec)
     name = "Detector" if spec.arch == "yolo" else "CenterNet"
-    losses = (f"box loss {spec.box_loss}, cls loss {spec.cls_loss}" if spec.arch == "yolo" else
+    c = f" (C = {nwd_c:.3g} px)" if spec.box_loss == "nwd" else ""
+    losses = (f"box loss {spec.box_loss}{c}, cls loss {spec.cls_loss}" if spec.arch == "yolo" else
               "heatmap focal + L1 size / offset losses")
     crop = f" (trained on {crop} px crops)" if crop else ""
     log(f"tinyml detect train: {name} {spec.model} ({sum(p.numel() for p in model.parameters()):,} "
