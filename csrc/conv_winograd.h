@@ -113,29 +113,7 @@ TINYML_CLONES bool input_transform(const T* xn, T* V, ssize C, ssize h, ssize wd
             }
         }
       }
-      Vt bd[A][A];  // B^T d
-#pragma GCC unroll 8
-      for (int i = 0; i < A; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) {
-          Vt s = {};
-#pragma GCC unroll 8
-          for (int k = 0; k < A; ++k)
-            if (W::BT[i][k] != 0) s += T(W::BT[i][k]) * d[k][j];
-          bd[i][j] = s;
-        }
-      T* dst = V + (pn * C + c) * NR;
-#pragma GCC unroll 8
-      for (int i = 0; i < A; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) {  // (B^T d) B
-          Vt s = {};
-#pragma GCC unroll 8
-          for (int k = 0; k < A; ++k)
-            if (W::BT[j][k] != 0) s += bd[i][k] * T(W::BT[j][k]);
-          probe += s * T(0);  // NaN iff some transformed value (so some patch value) is not finite
-          std::memcpy(dst + (i * A + j) * C * NT, &s, sizeof s);
-        }
+      transform_patch<T, M>(d, V + (pn * C + c) * NR, C * NT, probe);
     }
   }
   for (int l = 0; l < NR; ++l)

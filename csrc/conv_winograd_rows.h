@@ -17,6 +17,39 @@ namespace tinyml_conv {
 template <int M>
 struct Wino;
 
+// (B^T d) B for one patch whose NR lanes are NR tiles: value xi = (i, j) goes to dst + xi * stride (a
+// whole vector), and probe gains value * 0, so it turns NaN iff some transformed value (so some patch
+// value) is not finite. Both input transforms (per tile row here, per tile in conv_winograd.h) end with it.
+template <typename T, int M>
+__attribute__((always_inline)) inline void transform_patch(const typename Vec<T>::v (&d)[Wino<M>::A][Wino<M>::A],
+                                                           T* dst, ssize stride, typename Vec<T>::v& probe) {
+  using W = Wino<M>;
+  using Vt = typename Vec<T>::v;
+  constexpr int A = W::A;
+  Vt bd[A][A];  // B^T d
+#pragma GCC unroll 8
+  for (int i = 0; i < A; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < A; ++j) {
+      Vt s = {};
+#pragma GCC unroll 8
+      for (int k = 0; k < A; ++k)
+        if (W::BT[i][k] != 0) s += T(W::BT[i][k]) * d[k][j];
+      bd[i][j] = s;
+    }
+#pragma GCC unroll 8
+  for (int i = 0; i < A; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < A; ++j) {  // (B^T d) B
+      Vt s = {};
+#pragma GCC unroll 8
+      for (int k = 0; k < A; ++k)
+        if (W::BT[j][k] != 0) s += bd[i][k] * T(W::BT[j][k]);
+      probe += s * T(0);
+      std::memcpy(dst + (i * A + j) * stride, &s, sizeof s);
+    }
+}
+
 // V[xi][pn][c][lane] for panels pn < npanels of tile row tr (tile columns tc0 + pn * NR + lane); lanes
 // past the row read zeros. `buf` holds A * (NR * M + A) values. Returns false if some value is not finite.
 template <typename T, int M>
@@ -56,29 +89,7 @@ TINYML_CLONES bool input_transform_row(const T* xn, T* V, T* buf, ssize C, ssize
           for (int l = 0; l < NR; ++l) lane[l] = buf[i * SPAN + l * M + j];
           std::memcpy(&d[i][j], lane, sizeof(Vt));
         }
-      Vt bd[A][A];  // B^T d
-#pragma GCC unroll 8
-      for (int i = 0; i < A; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) {
-          Vt s = {};
-#pragma GCC unroll 8
-          for (int k = 0; k < A; ++k)
-            if (W::BT[i][k] != 0) s += T(W::BT[i][k]) * d[k][j];
-          bd[i][j] = s;
-        }
-      T* dst = V + (pn * C + c) * NR;
-#pragma GCC unroll 8
-      for (int i = 0; i < A; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) {  // (B^T d) B
-          Vt s = {};
-#pragma GCC unroll 8
-          for (int k = 0; k < A; ++k)
-            if (W::BT[j][k] != 0) s += bd[i][k] * T(W::BT[j][k]);
-          probe += s * T(0);  // NaN iff some transformed value (so some patch value) is not finite
-          std::memcpy(dst + (i * A + j) * C * NT, &s, sizeof s);
-        }
+      transform_patch<T, M>(d, V + (pn * C + c) * NR, C * NT, probe);
     }
   }
   for (int l = 0; l < NR; ++l)
