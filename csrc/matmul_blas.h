@@ -3,6 +3,7 @@
 // that split a product into slices, and the checks every binding makes before it touches memory.
 #pragma once
 #include "common.h"
+#include "omp_threads.h"
 
 #include <cstdint>
 #include <cstring>
@@ -82,21 +83,8 @@ void gemm_rows(const Mat<T>& A, const Mat<T>& B, T* C, int64_t ldc, int64_t r0, 
     }
 }
 
-inline int max_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-inline int thread_id() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
+using tinyml::max_threads;  // csrc/omp_threads.h
+using tinyml::thread_id;
 
 inline int team_size() {
 #ifdef _OPENMP

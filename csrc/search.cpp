@@ -14,6 +14,7 @@
 //       NaN and values outside [low, high] skipped. Per-thread int64 histograms, summed.
 // Every id is checked (0 <= x < length) before the first write.
 #include "common.h"
+#include "omp_threads.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -25,21 +26,7 @@
 
 namespace {
 
-int n_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-int thread_id() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
+using tinyml::thread_id;
 
 template <typename T>
 void search_rows(const T* seq, const T* values, int64_t* out, int64_t rows, int64_t seq_rows, int64_t n, int64_t m,
@@ -139,7 +126,7 @@ py::array bincount(py::array x, py::object weights, int64_t length) {
     return out;
   }
   py::array_t<int64_t> out(length);
-  int threads = (n > 65536 && length <= 65536) ? n_threads() : 1;
+  int threads = (n > 65536 && length <= 65536) ? tinyml::max_threads() : 1;
   std::vector<int64_t> parts(size_t(threads) * size_t(length), 0);
   {
     py::gil_scoped_release release;
@@ -155,7 +142,7 @@ py::array histc_typed(py::array x, int64_t bins, double low, double high) {
   const T* xp = static_cast<const T*>(x.data());
   int64_t n = x.size();
   const T lo = T(low), hi = T(high), width = T(hi - lo), scale = T(bins);
-  int threads = (n > 65536 && bins <= 65536) ? n_threads() : 1;
+  int threads = (n > 65536 && bins <= 65536) ? tinyml::max_threads() : 1;
   std::vector<int64_t> parts(size_t(threads) * size_t(bins), 0);
   {
     py::gil_scoped_release release;

@@ -15,6 +15,8 @@
 #include <cstring>
 #include <limits>
 
+#include "omp_threads.h"  // tinyml::max_threads, thread_id
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -29,22 +31,6 @@
 #endif
 
 namespace tinyml {
-
-inline int max_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-inline int thread_id() {
-#ifdef _OPENMP
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
 
 // exp(x) in float, Cephes expf: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r, and
 // 2^n built in the exponent bits. Max relative error ~2 ulp. Outside the finite range the result
