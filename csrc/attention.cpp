@@ -8,8 +8,10 @@
 //
 // Work items are (batch*head, query tile) pairs for the forward and batch*head for the backward
 // (which owns its head's dQ rows and dK/dV accumulators, so no two threads write the same row),
-// handed out dynamically: causal tiles differ in cost. A causal forward first checks each head's
-// V for inf/NaN (one pass, split over the threads), which the skipped pairs need (attention_tiles.h).
+// handed out dynamically: causal tiles differ in cost. A causal forward checks each head's V for
+// inf/NaN, which the skipped pairs need (attention_tiles.h): the first tile of a head to run does it
+// (v_nonfinite), so the region has no pass of its own and no barrier between it and the tiles (with
+// passive waiting, a barrier is a sleep and a wake-up of one thread).
 #include "attention_tiles.h"  // first: sets fp-contract for this file
 
 #include <pybind11/stl.h>
@@ -19,6 +21,19 @@
 namespace {
 
 using namespace tinyml_attention;
+
+// Whether head g's V (rows of t elements d wide, row stride ld) holds an inf or NaN, found by the
+// first tile that asks and kept in state[g] (0: not known yet, 1: all finite, 2: not). Two threads
+// that ask at once both compute it and store the same value.
+template <typename T>
+bool v_nonfinite(char* state, int64_t g, const T* v, int64_t ld, int t, int d) {
+  char st = __atomic_load_n(state + g, __ATOMIC_ACQUIRE);
+  if (st == 0) {
+    st = any_nonfinite(v, ld, 0, t, d) ? 2 : 1;
+    __atomic_store_n(state + g, st, __ATOMIC_RELEASE);
+  }
+  return st == 2;
+}
 
 // ---- validation and bindings -----------------------------------------------------------------
 
@@ -79,22 +94,21 @@ py::tuple forward(py::array q, py::array k, py::array v, std::optional<py::array
     py::gil_scoped_release release;
     int64_t bh = s.b * s.h, nq = (s.tq + kBq - 1) / kBq;
     const Rows ld{s.d, s.d, s.dv, s.dv, s.dv, s.d, s.d, s.dv};
-    std::vector<char> v_bad(bh, 0);  // causal: whether a head's V holds inf or NaN (causal_nan_forward)
+    std::vector<char> v_bad(bh, 0);  // causal: whether a head's V holds inf or NaN (v_nonfinite)
 #pragma omp parallel if (bh * nq > 1)
     {
       std::vector<T> work(forward_work(int(s.d), int(s.dv)));
       std::vector<int> iwork(int_work(int(s.d), int(s.dv)));
-      if (causal)
-#pragma omp for schedule(static)
-        for (int64_t g = 0; g < bh; ++g) v_bad[g] = any_nonfinite(vp + g * s.tk * s.dv, ld.v, 0, int(s.tk), int(s.dv));
 #pragma omp for schedule(dynamic, 1) collapse(2)
       for (int64_t g = 0; g < bh; ++g)
         for (int64_t t = 0; t < nq; ++t) {
           int64_t b = g / s.h, h = g % s.h;
           const T* mbase = mp ? mp + b * mk.sb + h * mk.sh : nullptr;
-          forward_tile<T>(qp + g * s.tq * s.d, kp + g * s.tk * s.d, vp + g * s.tk * s.dv, op + g * s.tq * s.dv,
-                          lp + g * s.tq, mbase, mk, ld, int(s.tq), int(s.tk), int(s.d), int(s.dv), int(t * kBq),
-                          T(scale), causal, v_bad[g], work.data(), iwork.data());
+          const T* vh = vp + g * s.tk * s.dv;
+          const bool bad = causal && v_nonfinite(v_bad.data(), g, vh, ld.v, int(s.tk), int(s.dv));
+          forward_tile<T>(qp + g * s.tq * s.d, kp + g * s.tk * s.d, vh, op + g * s.tq * s.dv, lp + g * s.tq, mbase,
+                          mk, ld, int(s.tq), int(s.tk), int(s.d), int(s.dv), int(t * kBq), T(scale), causal, bad,
+                          work.data(), iwork.data());
         }
     }
   }
@@ -185,24 +199,19 @@ py::tuple packed_forward(py::array qkv, int64_t n_head, bool causal, double scal
     py::gil_scoped_release release;
     int64_t bh = s.b * s.h, nq = (s.t + kBq - 1) / kBq;
     const Rows ld{3 * C, 3 * C, 3 * C, C, C, 3 * C, 3 * C, 3 * C};
-    std::vector<char> v_bad(bh, 0);  // causal: whether a head's V holds inf or NaN (causal_nan_forward)
+    std::vector<char> v_bad(bh, 0);  // causal: whether a head's V holds inf or NaN (v_nonfinite)
 #pragma omp parallel if (bh * nq > 1)
     {
       std::vector<T> work(forward_work(int(s.d), int(s.d)));
       std::vector<int> iwork(int_work(int(s.d), int(s.d)));
-      if (causal)
-#pragma omp for schedule(static)
-        for (int64_t g = 0; g < bh; ++g) {
-          const T* vh = xp + (g / s.h) * s.t * 3 * C + 2 * C + (g % s.h) * s.d;
-          v_bad[g] = any_nonfinite(vh, ld.v, 0, int(s.t), int(s.d));
-        }
 #pragma omp for schedule(dynamic, 1) collapse(2)
       for (int64_t g = 0; g < bh; ++g)
         for (int64_t t = 0; t < nq; ++t) {
           int64_t b = g / s.h, h = g % s.h;
           const T* q = xp + b * s.t * 3 * C + h * s.d;
+          const bool bad = causal && v_nonfinite(v_bad.data(), g, q + 2 * C, ld.v, int(s.t), int(s.d));
           forward_tile<T>(q, q + C, q + 2 * C, op + b * s.t * C + h * s.d, lp + g * s.t, nullptr, Mask{}, ld,
-                          int(s.t), int(s.t), int(s.d), int(s.d), int(t * kBq), T(scale), causal, v_bad[g],
+                          int(s.t), int(s.t), int(s.d), int(s.d), int(t * kBq), T(scale), causal, bad,
                           work.data(), iwork.data());
         }
     }

@@ -12,12 +12,20 @@
 // instead: each owns a contiguous slice of columns (a multiple of 16 elements, so no two threads
 // share a cache line) and walks every token, adding only its slice. No atomics, deterministic,
 // the same summation order as a serial loop. Ids are range-checked before any write.
+//
+// Both go over the threads only when each thread's part is worth a wake-up of the sleeping worker
+// (csrc/team_size.h): a baby GPT's 768 x 128 lookup and scatter take about 10 us each on one thread
+// (bench/gpt_profile.py --split-ab), less than a parallel region's start and end.
 #include "simd_math.h"  // first: sets fp-contract for this file
 #include "common.h"
+#include "team_size.h"
 
 #include <cstring>
 
 namespace {
+
+constexpr int64_t kMinCopyBytesPerThread = int64_t(1) << 19;  // rows copied: ~10 us of a core's copying
+constexpr int64_t kMinAddsPerThread = 2 * tinyml::kMinElementsPerThread;  // one add per element: half a norm's work
 
 template <typename T>
 TINYML_CLONES void add_rows(const int64_t* __restrict ids, const T* __restrict dy, T* __restrict dw, int64_t n,
@@ -63,7 +71,8 @@ py::array forward(py::array weight, py::array ids) {
   {
     py::gil_scoped_release release;
     // align 1: each thread writes whole rows, so neighbours share at most one cache line
-    tinyml::parallel_ranges(row ? n : 0, (1 << 16) / (row ? row : 1) + 1, [&](int64_t b, int64_t e) {
+    const int64_t min_rows = 2 * kMinCopyBytesPerThread / (row ? row : 1) + 2;
+    tinyml::parallel_ranges(row ? n : 0, min_rows, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) std::memcpy(op + t * row, wp + ip[t] * row, row);
     }, 1);
   }
@@ -94,11 +103,12 @@ py::array backward(py::array ids, py::array dy, int64_t num_embeddings, int64_t 
     int64_t total = num_embeddings * d;
     tinyml::parallel_ranges(total, 1 << 18, [&](int64_t b, int64_t e) { std::memset(wp + b, 0, sizeof(T) * (e - b)); });
     // Threads split the columns; with few columns or few tokens one thread does all.
-    int64_t work = n * d;
-    tinyml::parallel_ranges(work >= (1 << 15) ? d : 0, 0, [&](int64_t c0, int64_t c1) {
+    const bool split = tinyml::worth_threads(n * d, d, kMinAddsPerThread);
+    // (min_parallel 1: with no columns to split, parallel_ranges runs nothing instead of an empty region)
+    tinyml::parallel_ranges(split ? d : 0, 1, [&](int64_t c0, int64_t c1) {
       add_rows<T>(ip, gp, wp, n, d, c0, c1, padding_idx);
     });
-    if (work < (1 << 15) && d > 0) add_rows<T>(ip, gp, wp, n, d, 0, d, padding_idx);
+    if (!split && d > 0) add_rows<T>(ip, gp, wp, n, d, 0, d, padding_idx);
   }
   return dw;
 }

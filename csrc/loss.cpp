@@ -19,12 +19,18 @@
 // Targets are checked before any work: an out-of-range target raises IndexError as PyTorch does.
 #include "simd_math.h"  // first: sets fp-contract for this file
 #include "common.h"
+#include "team_size.h"
 
 namespace {
 
 using tinyml::vexp;
 using tinyml::vexp0;
 constexpr int64_t kChunk = 512;  // elements per online-softmax step: stays in L1 between the max and sum
+// Rows go over the threads only when each thread gets at least this many logits (csrc/team_size.h: an exp
+// and a log per logit make a row about twice a norm's work per element; a baby GPT's 768 x 65 logits,
+// 60 us forward on one thread, stay on one), handed out kRowBlock at a time as the threads ask.
+constexpr int64_t kMinLogitsPerThread = tinyml::kMinElementsPerThread / 2;
+constexpr int kRowBlock = 4;
 
 template <typename T>
 TINYML_CLONES void ce_row_fwd(const T* __restrict x, int64_t c, bool want_mean, T* m_out, T* log_sum_out,
@@ -101,7 +107,8 @@ py::tuple forward(py::array logits, py::array target, int64_t ignore_index, doub
   T *lp = loss.mutable_data(), *mp = row_max.mutable_data(), *sp = log_sum.mutable_data();
   {
     py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (n * c > 32768 && n > 1)
+    const bool split = tinyml::worth_threads(n * c, n, kMinLogitsPerThread);
+#pragma omp parallel for schedule(dynamic, kRowBlock) if (split)
     for (py::ssize_t i = 0; i < n; ++i) {
       const T* xr = xp + i * c;
       T mean_shifted;
@@ -139,7 +146,8 @@ py::array backward(py::array logits, py::array target, py::array row_max, py::ar
   T* dp = dx.mutable_data();
   {
     py::gil_scoped_release release;
-#pragma omp parallel for schedule(static) if (n * c > 32768 && n > 1)
+    const bool split = tinyml::worth_threads(n * c, n, kMinLogitsPerThread);
+#pragma omp parallel for schedule(dynamic, kRowBlock) if (split)
     for (py::ssize_t i = 0; i < n; ++i) {
       bool ignored = tp[i] == ignore_index;
       T g = ignored ? T(0) : gp[i];  // 0 * exp(y): an ignored row stays NaN where its log-softmax is

@@ -10,18 +10,23 @@
 //     added in a loop of its own after the row's dx is stored (never contracted into an FMA), so
 //     both results are the bits of the separate add and layer_norm.
 //
-// Rows run in parallel. The weight/bias gradients are sums over all rows: each thread adds its
-// rows into a private (N,) buffer (flushed every 32 rows into double, so 10^4 rows lose no digits), and
-// the buffers are summed column-parallel at the end: no atomics, no races, deterministic for a
-// given thread count. Row statistics use two passes over the row (it sits in L1), not the
-// one-pass E[x^2] - E[x]^2 that cancels catastrophically, and the mean is summed about the row's
-// first element k (mu = k + sum (x - k) / N): a constant row gets its exact mean, so a zero
+// Rows run in parallel when there are enough of them (csrc/team_size.h: a baby GPT's 768 x 128 runs on
+// one thread, a wake-up of the other would cost more than half the pass), handed out in blocks of
+// kRowBlock rows as the threads ask, so the calling thread starts at once and a late worker takes
+// fewer. The weight/bias gradients are sums over all rows: each of nt contiguous row ranges (nt =
+// max_threads() when the rows are many, else 1) is added into a private (N,) buffer (flushed every 32
+// rows into double, so 10^4 rows lose no digits), and the buffers are summed column-parallel at the
+// end: no atomics, no races, deterministic for a given max_threads(), and the same bits whether the
+// team or one thread (a small input) runs the ranges. Row statistics use two passes over the row (it
+// sits in L1), not the one-pass E[x^2] - E[x]^2 that cancels catastrophically, and the mean is
+// summed about the row's first element k (mu = k + sum (x - k) / N): a constant row gets its exact mean, so a zero
 // variance and y = b, as PyTorch's Welford mean does. A float32 row whose sum of squares
 // overflows (|x| >= ~1e19) has its statistics and output recomputed in double, which stays finite
 // up to FLT_MAX; NaN or inf in a row gives a NaN row, as in PyTorch (but rms_norm of a row with an
 // inf is x * 0: NaN there, 0 elsewhere), which that recomputation finds again.
 #include "simd_math.h"  // first: sets fp-contract for this file
 #include "common.h"
+#include "team_size.h"
 
 #include <pybind11/stl.h>
 
@@ -137,6 +142,7 @@ TINYML_CLONES void ln_row_bwd(const T* __restrict dy, const T* __restrict x, con
   }
 }
 
+constexpr int kRowBlock = 16;  // rows per hand-out of the row loops (schedule(dynamic))
 constexpr int kFlush = 32;  // rows summed in the input dtype before flushing into the wide accumulator
 
 template <typename T, typename A>
@@ -202,10 +208,10 @@ py::tuple forward(py::array x, std::optional<py::array> w, std::optional<py::arr
   {
     py::gil_scoped_release release;
     const bool stream = streamed<T>(rows, n);
-#pragma omp parallel if (rows * n > 32768 && rows > 1)
+#pragma omp parallel if (tinyml::worth_threads(rows * n, rows))
     {
       alignas(64) T buf[tinyml::kStreamBlock];
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, kRowBlock)
       for (py::ssize_t r = 0; r < rows; ++r) {
         T* out = stream ? buf : yp + r * n;
         ln_row_fwd<T>(xp + r * n, wp, bp, out, n, T(eps), rms, rms ? nullptr : mp + r, rp + r);
@@ -256,39 +262,44 @@ py::tuple backward(py::array dy, py::array x, std::optional<py::array> w, std::o
   T *dxp = dx.mutable_data(), *dwp = dw.mutable_data(), *dbp = db.mutable_data();
   {
     py::gil_scoped_release release;
-    int nt = (rows * n > 32768 && rows > 1) ? tinyml::max_threads() : 1;
+    // the row ranges whose sums are added last (the bits of dw and db depend on them), and the
+    // threads that run them: the partition of a team of max_threads(), run by one thread if small
+    const int nt = (rows * n > 32768 && rows > 1) ? tinyml::max_threads() : 1;
+    const int team = tinyml::worth_threads(rows * n, rows) ? nt : 1;
     const bool stream = streamed<T>(rows, n);
-    // Per thread: T partial sums over a block of kFlush rows (fast, vectorized), flushed into A
+    // Per part: T partial sums over a block of kFlush rows (fast, vectorized), flushed into A
     // (double for float32) totals, so long row counts keep full precision at little cost.
     size_t per = want_w ? size_t(n) * (want_b ? 2 : 1) : 0;
     std::vector<A> acc(per * nt, A(0));
     std::vector<T> part(per * nt, T(0));
-#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(team) if (team > 1)
     {
-      int t = tinyml::thread_id(), k = nt;
+      int k = 1;
 #ifdef _OPENMP
       k = omp_get_num_threads();
 #endif
-      T* pw = want_w ? part.data() + per * t : nullptr;
-      T* pb = want_b ? pw + n : nullptr;
-      A* aw = want_w ? acc.data() + per * t : nullptr;
-      py::ssize_t r0 = rows * t / k, r1 = rows * (t + 1) / k;
       alignas(64) T buf[tinyml::kStreamBlock];
-      for (py::ssize_t r = r0; r < r1; ++r) {
-        T* out = stream ? buf : dxp + r * n;
-        ln_row_bwd<T, T>(gp + r * n, xp + r * n, wp, mp ? mp[r] : T(0), rp[r], out, pw, pb, n, rms);
-        if (dsp) add_into<T>(out, dsp + r * n, n);
-        if (stream) tinyml::stream_copy(dxp + r * n, buf, n);
-        if (want_w && ((r - r0) % kFlush == kFlush - 1 || r == r1 - 1)) flush<T, A>(pw, aw, per);
+      for (int t = tinyml::thread_id(); t < nt; t += k) {
+        T* pw = want_w ? part.data() + per * t : nullptr;
+        T* pb = want_b ? pw + n : nullptr;
+        A* aw = want_w ? acc.data() + per * t : nullptr;
+        py::ssize_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        for (py::ssize_t r = r0; r < r1; ++r) {
+          T* out = stream ? buf : dxp + r * n;
+          ln_row_bwd<T, T>(gp + r * n, xp + r * n, wp, mp ? mp[r] : T(0), rp[r], out, pw, pb, n, rms);
+          if (dsp) add_into<T>(out, dsp + r * n, n);
+          if (stream) tinyml::stream_copy(dxp + r * n, buf, n);
+          if (want_w && ((r - r0) % kFlush == kFlush - 1 || r == r1 - 1)) flush<T, A>(pw, aw, per);
+        }
       }
       if (stream) tinyml::stream_fence();
       if (want_w) {
-        // the column sums over the threads' totals, in the same parallel region (one fork/join)
+        // the column sums over the parts' totals, in the same parallel region (one fork/join)
 #pragma omp barrier
 #pragma omp for schedule(static)
         for (py::ssize_t i = 0; i < n; ++i) {
           A sw = 0, sb = 0;
-          for (int u = 0; u < k; ++u) {
+          for (int u = 0; u < nt; ++u) {
             sw += acc[u * per + i];
             if (want_b) sb += acc[u * per + n + i];
           }
@@ -322,10 +333,10 @@ py::tuple add_forward(py::array x, py::array res, std::optional<py::array> w, st
   {
     py::gil_scoped_release release;
     const bool stream = streamed<T>(rows, n);
-#pragma omp parallel if (rows * n > 32768 && rows > 1)
+#pragma omp parallel if (tinyml::worth_threads(rows * n, rows))
     {
       alignas(64) T buf[tinyml::kStreamBlock];
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, kRowBlock)
       for (py::ssize_t r = 0; r < rows; ++r) {
         add_rows<T>(sp + r * n, xp + r * n, qp + r * n, n);
         T* out = stream ? buf : yp + r * n;

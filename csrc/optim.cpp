@@ -10,8 +10,12 @@
 //
 // All tensors of the call are cut into chunks of at most 64K elements and the chunks are shared
 // among the threads in one parallel region, so a model of many small tensors costs one fork/join,
-// not one per tensor. Everything is validated (dtype, shape, contiguity, writeability) before the
-// first write, so a bad list never leaves half the parameters updated.
+// not one per tensor. The chunks go to whichever thread asks next (schedule(dynamic)): they differ
+// in size (a bias is one chunk of a few hundred elements), so a static split by count would leave one
+// thread most of the elements, and the calling thread starts at once while the other wakes up.
+// Each element is updated alone, so the bits do not depend on which thread runs it. Everything is
+// validated (dtype, shape, contiguity, writeability) before the first write, so a bad list never
+// leaves half the parameters updated.
 #include "simd_math.h"  // first: sets fp-contract for this file
 #include "common.h"
 
@@ -39,7 +43,7 @@ template <typename F>
 void run_chunks(const std::vector<Chunk>& chunks, int64_t total, F f) {
   py::gil_scoped_release release;
   int64_t nc = int64_t(chunks.size());
-#pragma omp parallel for schedule(static) if (total > 32768 && nc > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (total > 32768 && nc > 1)
   for (int64_t c = 0; c < nc; ++c) f(chunks[c]);
 }
 
