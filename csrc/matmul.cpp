@@ -13,8 +13,10 @@
 // BLAS is reached through a function pointer handed over by tinyml/backends/cpu/matmul.py:
 // `scipy_cblas_sgemm64_` / `scipy_cblas_dgemm64_` of numpy's bundled OpenBLAS (ILP64: 64-bit ints). Each
 // slice is the same cblas call numpy's matmul makes for the whole product (same transposes, leading
-// dimensions and kernel), restricted to its rows, so the results equal numpy's bit for bit: OpenBLAS
-// computes each output element with one k order whatever the number of rows. The bias is added to a
+// dimensions and kernel), restricted to its rows, and each slice starts on the kernel's tile grid of rows
+// (`row_align`, measured by the adapter: 8 for OpenBLAS's SkylakeX sgemm, 24 for its Haswell one), where
+// OpenBLAS computes each output element with the same k order as in the whole product: the results
+// equal numpy's bit for bit. The bias is added to a
 // slice right after its GEMM, by the thread that wrote it, while the slice is in cache (out + b rounds
 // once, as numpy's add does).
 //
@@ -37,7 +39,8 @@ using namespace matmul_detail;
 // out (..., M, N) = a (..., M, K) @ b (..., K, N) (+ bias (N,)): a and b already broadcast to one batch shape
 // (stride 0 allowed along batch dims), out C-contiguous. Rows of all batches split over the threads.
 template <typename T>
-void matmul_impl(const py::array& a, const py::array& b, const py::array& out, const py::object& bias_obj, double min_flops) {
+void matmul_impl(const py::array& a, const py::array& b, const py::array& out, const py::object& bias_obj,
+                 double min_flops, int64_t row_align) {
   const py::ssize_t nd = a.ndim();
   if (nd < 2 || b.ndim() != nd)
     throw py::value_error("matmul: expected operands of one rank >= 2, got shapes " + shape_str(a) + " and " +
@@ -83,10 +86,11 @@ void matmul_impl(const py::array& a, const py::array& b, const py::array& out, c
     }
   };
   const int64_t total = batch * M;
-  const int parts = slices_for(2.0 * double(total) * double(N) * double(K), total, min_flops);
+  const int parts = slices_for(2.0 * double(total) * double(N) * double(K), total, min_flops, row_align, M);
   py::gil_scoped_release release;
   auto run_part = [&](int p) {
-    const int64_t f0 = slice_start(total, parts, p), f1 = slice_start(total, parts, p + 1);
+    const int64_t f0 = slice_start(total, parts, p, M, row_align);
+    const int64_t f1 = slice_start(total, parts, p + 1, M, row_align);
     for (int64_t f = f0; f < f1;) {  // the part's rows, one batch at a time
       const int64_t bi = f / M, r0 = f % M, r1 = std::min<int64_t>(M, r0 + (f1 - f));
       int64_t oa, ob;
@@ -121,7 +125,7 @@ void column_sums(const Mat<T>& G, T* db, int64_t c0, int64_t c1) {
 template <typename T>
 void linear_backward_impl(const py::array& g, const py::object& x_obj, const py::object& w_obj,
                           const py::object& dx_obj, const py::object& dw_obj, const py::object& db_obj,
-                          bool side_by_side, double min_flops) {
+                          bool side_by_side, double min_flops, int64_t row_align) {
   if (g.ndim() != 2) throw py::value_error("linear_backward: expected a 2-D g, got shape " + shape_str(g));
   const int64_t M = g.shape(0), N = g.shape(1);
   const auto sg = element_strides(g, "linear_backward: g");
@@ -165,25 +169,33 @@ void linear_backward_impl(const py::array& g, const py::object& x_obj, const py:
   const double flops = 2.0 * double(M) * double(N) * double((need_dx ? K_dx : 0) + (need_dw ? K_dw : 0));
   py::gil_scoped_release release;
   if (need_dx && need_dw && side_by_side && max_threads() >= 2 && flops >= 2 * min_flops) {
-    // one whole GEMM per thread: each packs its B operand once, and the two have equal flops when K_dx = K_dw
+    // one whole GEMM per thread: each packs its B operand once, and the two have equal flops when K_dx = K_dw.
+    // The calling thread (part 0) takes dW and db, the larger part: the worker starts a wake-up later, and
+    // with passive waiting whichever thread reaches the region's end first sleeps until the other
+    // wakes it, so the caller, whose wake-up is on the step's path, should be the one that arrives last.
     run_parts(2, [&](int p) {
-      if (p == 0)
+      if (p == 1)
         gemm_rows(G, W, DX, K_dx, 0, M, static_cast<const T*>(nullptr));
       else
         gemm_rows(GT, X, DW, K_dw, 0, N, static_cast<const T*>(nullptr));
-      if (p == 1 && need_db) column_sums(G, DB, 0, N);
+      if (p == 0 && need_db) column_sums(G, DB, 0, N);
     });
     return;
   }
-  // otherwise each GEMM split by its output rows over the same parts, in one region without a barrier
-  const int64_t rows = std::max<int64_t>(need_dx ? M : 0, need_dw ? N : 0);
-  const int parts = slices_for(flops, rows, min_flops);
+  // otherwise each GEMM split by its output rows (each slice worth min_flops), in one region without a barrier
+  const double mn = double(M) * double(N);
+  const int parts_dx = need_dx ? slices_for(2.0 * mn * double(K_dx), M, min_flops, row_align, M) : 1;
+  const int parts_dw = need_dw ? slices_for(2.0 * mn * double(K_dw), N, min_flops, row_align, N) : 1;
   auto run_part = [&](int p) {
-    if (need_dx) gemm_rows(G, W, DX, K_dx, slice_start(M, parts, p), slice_start(M, parts, p + 1), (const T*)nullptr);
-    if (need_dw) gemm_rows(GT, X, DW, K_dw, slice_start(N, parts, p), slice_start(N, parts, p + 1), (const T*)nullptr);
-    if (need_db) column_sums(G, DB, slice_start(N, parts, p), slice_start(N, parts, p + 1));
+    auto start = [&](int64_t rows, int parts, int q) { return slice_start(rows, parts, q, rows, row_align); };
+    if (need_dx && p < parts_dx)
+      gemm_rows(G, W, DX, K_dx, start(M, parts_dx, p), start(M, parts_dx, p + 1), (const T*)nullptr);
+    if (p >= parts_dw) return;
+    const int64_t n0 = start(N, parts_dw, p), n1 = start(N, parts_dw, p + 1);
+    if (need_dw) gemm_rows(GT, X, DW, K_dw, n0, n1, (const T*)nullptr);
+    if (need_db) column_sums(G, DB, n0, n1);
   };
-  run_parts(parts, run_part);
+  run_parts(std::max(parts_dx, parts_dw), run_part);
 }
 
 bool is_f32(const py::array& a) { return tinyml::has_dtype<float>(a); }
@@ -211,36 +223,36 @@ void init_matmul(py::module_& m) {
   m.def(
       "matmul",
       [](const py::object& a_obj, const py::object& b_obj, const py::object& out_obj, const py::object& bias,
-         double min_flops) {
+         double min_flops, int64_t row_align) {
         const py::array a = as_array(a_obj, "matmul: a"), b = as_array(b_obj, "matmul: b");
         const py::array out = as_array(out_obj, "matmul: out");
         if (is_f32(a)) {
           need_blas(true);
-          matmul_impl<float>(a, b, out, bias, min_flops);
+          matmul_impl<float>(a, b, out, bias, min_flops, row_align);
         } else if (is_f64(a)) {
           need_blas(false);
-          matmul_impl<double>(a, b, out, bias, min_flops);
+          matmul_impl<double>(a, b, out, bias, min_flops, row_align);
         } else {
           throw py::type_error("matmul: expected float32 or float64, got " + dtype_of(a));
         }
       },
-      py::arg("a"), py::arg("b"), py::arg("out"), py::arg("bias"), py::arg("min_flops"));
+      py::arg("a"), py::arg("b"), py::arg("out"), py::arg("bias"), py::arg("min_flops"), py::arg("row_align"));
   m.def(
       "linear_backward",
       [](const py::object& g_obj, const py::object& x, const py::object& w, const py::object& dx,
-         const py::object& dw, const py::object& db, bool side_by_side, double min_flops) {
+         const py::object& dw, const py::object& db, bool side_by_side, double min_flops,
+         int64_t row_align) {
         const py::array g = as_array(g_obj, "linear_backward: g");
         if (is_f32(g)) {
           need_blas(true);
-          linear_backward_impl<float>(g, x, w, dx, dw, db, side_by_side, min_flops);
+          linear_backward_impl<float>(g, x, w, dx, dw, db, side_by_side, min_flops, row_align);
         } else if (is_f64(g)) {
           need_blas(false);
-          linear_backward_impl<double>(g, x, w, dx, dw, db, side_by_side, min_flops);
+          linear_backward_impl<double>(g, x, w, dx, dw, db, side_by_side, min_flops, row_align);
         } else {
           throw py::type_error("linear_backward: expected float32 or float64, got " + dtype_of(g));
         }
       },
       py::arg("g"), py::arg("x"), py::arg("weight"), py::arg("dx"), py::arg("dw"), py::arg("db"),
-      py::arg("side_by_side"),
-      py::arg("min_flops"));
+      py::arg("side_by_side"), py::arg("min_flops"), py::arg("row_align"));
 }

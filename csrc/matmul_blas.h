@@ -106,22 +106,42 @@ void run_parts(int parts, const F& run_part) {
   for (int p = thread_id(); p < parts; p += team_size()) run_part(p);
 }
 
-// How many slices a product of `flops` over `rows` output rows is worth: at least min_flops each.
-inline int slices_for(double flops, int64_t rows, double min_flops) {
+// How many slices a product of `flops` over `rows` output rows (batch matrices of M rows) is worth: at
+// least min_flops in each slice once its start has moved down to the BLAS kernel's tile grid of
+// `row_align` rows (slice_start), and none if the rows cannot be split on such a grid (row_align <= 0).
+// The minimum also keeps each slice in the kernel regime of the whole product: OpenBLAS computes a
+// product of M*N*K <= 10^6 with another kernel (its "small matrix" path on SkylakeX), whose bits differ.
+inline int64_t slice_start(int64_t total, int parts, int p, int64_t M, int64_t align);
+inline int slices_for(double flops, int64_t rows, double min_flops, int64_t row_align, int64_t M) {
+  if (row_align <= 0 || rows <= 0) return 1;
   int64_t parts = max_threads();
   if (parts > rows) parts = rows;
   const double by_work = min_flops > 0 ? flops / min_flops : double(parts);
   if (by_work < double(parts)) parts = int64_t(by_work);
+  const double per_row = flops / double(rows);
+  auto smallest = [&](int n) {
+    int64_t least = rows;
+    for (int p = 0; p < n; ++p) {
+      const int64_t size = slice_start(rows, n, p + 1, M, row_align) - slice_start(rows, n, p, M, row_align);
+      least = std::min(least, size);
+    }
+    return least;
+  };
+  while (parts > 1 && double(smallest(int(parts))) * per_row < min_flops) --parts;
   return parts < 1 ? 1 : int(parts);
 }
 
-// Row p's first row of `total` rows in `parts` slices, rounded to a multiple of 8 rows where the slices are
-// large (whole register tiles of the BLAS kernel per slice).
-inline int64_t slice_start(int64_t total, int parts, int p) {
-  if (p >= parts) return total;
-  int64_t s = total * p / parts;
-  if (total >= 16 * int64_t(parts)) s -= s % 8;
-  return s;
+// Row p's first row of `total` = batch * M rows (batch matrices of M rows each) in `parts` slices: a
+// multiple of `align` rows into its matrix. A BLAS kernel computes its output in register tiles of rows
+// and may sum a tile's tail rows in another order than a whole tile's (OpenBLAS's Haswell sgemm: tiles
+// of 24 rows), so a slice gives the rows the whole matrix's GEMM gives only when it starts on the
+// kernel's tile grid; the cpu adapter measures that grid once (load_blas: `row_align`). align <= 0:
+// everything in slice 0.
+inline int64_t slice_start(int64_t total, int parts, int p, int64_t M, int64_t align) {
+  if (p <= 0) return 0;
+  if (p >= parts || align <= 0) return total;
+  const int64_t s = total * p / parts;
+  return s - (s % M) % align;
 }
 
 inline std::string dtype_of(const py::array& a) { return std::string(py::str(a.dtype())); }

@@ -147,7 +147,7 @@ def test_rows_split_any_way_equal_one_call(cpu, threads, small_split, m):
     a, b = _rand(rng, (m, 40), np.float64), _rand(rng, (40, 24), np.float64)
     for min_flops in (0.0, 1.0, 1e12):  # every thread gets rows, or one call does all
         out = np.full((m, 24), np.nan)
-        _C.matmul(a, b, out, None, min_flops)
+        _C.matmul(a, b, out, None, min_flops, 1)  # slices on any row: equal up to rounding
         np.testing.assert_allclose(out, a @ b, rtol=1e-13, atol=1e-13)
 
 
@@ -210,7 +210,7 @@ def test_missing_symbols_fall_back_to_python_threads(cpu, ref, monkeypatch):
         assert "Python thread slices" in cpu.load_blas()
         assert cpu._native == frozenset() and _C.matmul_has_blas() == (False, False)
         with pytest.raises(ValueError, match="no BLAS sgemm was set"):
-            _C.matmul(x, w.T, np.empty((300, 96), np.float32), None, 0.0)
+            _C.matmul(x, w.T, np.empty((300, 96), np.float32), None, 0.0, 8)
         for n in (1, 2):
             tinyml.set_num_threads(n)
             np.testing.assert_array_equal(cpu.linear(x, w, b), ref.linear(x, w, b))
@@ -249,7 +249,7 @@ def test_matmul_binding_rejects_bad_arguments():
     bad.append(((a, b, read_only, None), ValueError, "writeable"))
     for args, err, pattern in bad:
         with pytest.raises(err, match=pattern):
-            _C.matmul(*args, 0.0)
+            _C.matmul(*args, 0.0, 8)
 
 
 def test_linear_backward_binding_rejects_bad_arguments():
@@ -271,8 +271,8 @@ def test_linear_backward_binding_rejects_bad_arguments():
     for args, err, pattern in cases:
         for side_by_side in (False, True):
             with pytest.raises(err, match=pattern):
-                _C.linear_backward(*args, side_by_side, 0.0)
-    _C.linear_backward(g, x, w, dx, dw, db, True, 0.0)  # the good call runs
+                _C.linear_backward(*args, side_by_side, 0.0, 8)
+    _C.linear_backward(g, x, w, dx, dw, db, True, 0.0, 8)  # the good call runs
     np.testing.assert_array_equal(dx, g @ w)
     np.testing.assert_array_equal(dw, g.T @ x)
     np.testing.assert_array_equal(db, g.sum(0))
@@ -323,3 +323,47 @@ def test_torch_agrees_on_a_gpt_sized_linear(threads):
     assert_close(y, ty, rtol=1e-4, atol=1e-4)
     for a, t in zip(ours, theirs):
         assert_close(a.grad, t.grad, rtol=1e-4, atol=1e-3)
+
+
+# -- the row grid on which slices keep numpy's bits (measured per BLAS kernel) ----------------------
+@pytest.mark.parametrize("dt", DTYPES)
+def test_split_products_keep_numpys_bits_on_random_shapes(cpu, ref, dt):
+    # the grid load_blas measured (8 for OpenBLAS's SkylakeX kernels, 24 for its Haswell sgemm) must hold
+    # beyond its probe: random shapes with row, column and k tails, split on 2 threads by the adapter's
+    # own rule (each slice worth _MIN_FLOPS_PER_THREAD, which keeps it off OpenBLAS's small-matrix kernel)
+    assert cpu._row_align[np.dtype(dt)] in cpu._ALIGN_CANDIDATES
+    rng = np.random.default_rng(11)
+    before = tinyml.get_num_threads()
+    tinyml.set_num_threads(2)
+    try:
+        for _ in range(10):
+            m, k, n = (int(v) for v in rng.integers([24, 64, 32], [400, 700, 300]))
+            a, b, g = _rand(rng, (m, k), dt), _rand(rng, (k, n), dt), _rand(rng, (m, n), dt)
+            np.testing.assert_array_equal(cpu.matmul(a, b), ref.matmul(a, b))
+            dx = cpu.linear_backward(g, None, b.T, True, False)[0]  # one GEMM each: the split path
+            dw = cpu.linear_backward(g, a, None, False, True)[1]
+            np.testing.assert_array_equal(dx, ref.matmul(g, b.T))
+            np.testing.assert_array_equal(dw, ref.matmul(g.T, a))
+    finally:
+        tinyml.set_num_threads(before)
+
+
+def test_rows_slices_start_on_the_grid_and_keep_their_minimum(cpu):
+    for m, parts, align, min_rows in [(100, 2, 24, 1), (7, 2, 8, 1), (48, 3, 24, 1), (1000, 7, 16, 1),
+                                      (60, 2, 24, 30), (60, 2, 24, 25), (500, 4, 8, 130)]:
+        slices = cpu._rows_slices(m, parts, align, min_rows)
+        assert slices[0].start == 0 and slices[-1].stop == m
+        assert all(s.start % align == 0 and s.stop - s.start >= min(min_rows, m) for s in slices)
+        assert all(s.stop == t.start for s, t in zip(slices, slices[1:]))
+    assert len(cpu._rows_slices(60, 2, 24, 30)) == 1  # 24 + 36 rows: the first is short, so one slice
+    assert len(cpu._rows_slices(500, 4, 8, 130)) == 3
+
+
+def test_row_align_zero_runs_one_call():
+    from tinyml import _C
+
+    rng = np.random.default_rng(12)
+    a, b = _rand(rng, (301, 64), np.float32), _rand(rng, (64, 96), np.float32)
+    out = np.empty((301, 96), np.float32)
+    _C.matmul(a, b, out, None, 0.0, 0)  # no grid: not split, whatever the threads
+    np.testing.assert_array_equal(out, a @ b)

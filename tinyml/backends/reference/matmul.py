@@ -17,12 +17,14 @@ _F32 = np.dtype(np.float32)
 
 def matmul(a, b):
     """a @ b with numpy's broadcasting of batch dims; a (..., M, K) against a matrix (K, N) folds
-    the batch into one (prod(...) * M, K) GEMM instead of a loop of small ones."""
+    the batch into one (prod(...) * M, K) GEMM instead of a loop of small ones, whatever a's layout
+    (reshape copies where it must), so the result does not depend on it: a BLAS kernel may round a
+    matrix's tail rows differently from rows inside a larger product."""
     dt = a.dtype
     half = dt.itemsize == 2 and dt.kind in "fV"
     if half:
         a, b = a.astype(_F32), b.astype(_F32)
-    if b.ndim == 2 and a.ndim > 2 and a.flags["C_CONTIGUOUS"]:
+    if b.ndim == 2 and a.ndim > 2:
         # the row count written out: reshape(-1, 0) is ambiguous for an empty K and numpy refuses it
         rows = int(np.prod(a.shape[:-1]))
         out = np.matmul(a.reshape(rows, a.shape[-1]), b).reshape(a.shape[:-1] + (b.shape[-1],))
