@@ -16,7 +16,8 @@
 // 64 x 576 x 3136 products of a ResNet layer, while one thread alone ran 74 GFLOP/s. Here every
 // task is single-threaded and independent, so the team never waits on another library's threads.
 //
-// The micro-kernel (conv_gemm.h): C[8 x NR] += A[8 x kc] B[kc x NR], NR one 64-byte vector.
+// The micro-kernel (conv_gemm.h): C[8 x NR] += A[8 x kc] B[kc x NR], NR one 64-byte vector; where the
+// AVX-512 clone runs, two B tiles at once (8 x 2 NR) wherever two are at hand.
 // 3x3 stride-1 convolutions with enough channels run as Winograd F(2x2, 3x3) (conv_winograd.h),
 // forward and input gradient; `algo` in the bindings picks a path explicitly (tests).
 #include <cmath>
@@ -45,6 +46,7 @@ void conv_forward(const ConvGeo& g, const T* x, const T* w, const T* bias, T* y)
   std::vector<std::vector<T>> Ap(g.groups);
   for (ssize grp = 0; grp < g.groups; ++grp) Ap[grp] = pack_a(w + grp * Og * K, Og, K, K, false);
   const ssize tasks = g.n * g.groups * jblocks;
+  const bool wide = wide_kernels();
 #pragma omp parallel
   {
     std::vector<T> cols(K * NB + NR, T(0));  // im2col block, row k at k * NB; B tiles read it in place
@@ -56,11 +58,20 @@ void conv_forward(const ConvGeo& g, const T* x, const T* w, const T* bias, T* y)
       for (ssize k = 0; k < K; ++k)
         im2col_row(g, xg + (k / (g.kh * g.kw)) * g.h * g.w, row_tap(g, k), j0, nb, cols.data() + k * NB);
       T* yb = y + (n * g.o + grp * Og) * L + j0;
-      for (ssize t = 0; t < ntiles; ++t)  // lanes past nb compute on stale columns and are not stored
-        for (ssize mt = 0; mt * MR < Og; ++mt)
-          micro<T>(K, Ap[grp].data() + mt * K * MR, cols.data() + t * NR, NB, yb + mt * MR * L + t * NR, L,
-                   static_cast<int>(std::min<ssize>(MR, Og - mt * MR)),
-                   static_cast<int>(std::min<ssize>(NR, nb - t * NR)), false);
+      for (ssize t = 0; t < ntiles;) {  // lanes past nb compute on stale columns and are not stored
+        const bool two = wide && t + 1 < ntiles;
+        for (ssize mt = 0; mt * MR < Og; ++mt) {
+          const int m = static_cast<int>(std::min<ssize>(MR, Og - mt * MR));
+          const T* A = Ap[grp].data() + mt * K * MR;
+          T* C = yb + mt * MR * L + t * NR;
+          if (two)
+            micro2<T>(K, A, cols.data() + t * NR, NB, C, L, m, static_cast<int>(std::min<ssize>(NR, nb - (t + 1) * NR)),
+                      false);
+          else
+            micro<T>(K, A, cols.data() + t * NR, NB, C, L, m, static_cast<int>(std::min<ssize>(NR, nb - t * NR)), false);
+        }
+        t += two ? 2 : 1;
+      }
       if (bias)
         for (ssize o = 0; o < Og; ++o) {
           const T b = bias[grp * Og + o];
@@ -78,6 +89,7 @@ void conv_backward_input(const ConvGeo& g, const T* w, const T* dy, T* dx) {
   std::vector<std::vector<T>> Ap(g.groups);  // W[g]^T: K rows, contraction over Og
   for (ssize grp = 0; grp < g.groups; ++grp) Ap[grp] = pack_a(w + grp * Og * K, K, Og, K, true);
   const ssize tasks = g.n * g.groups;
+  const bool wide = wide_kernels();
 #pragma omp parallel
   {
     std::vector<T> tail(Og * NR), dcols(K * NB);
@@ -92,6 +104,13 @@ void conv_backward_input(const ConvGeo& g, const T* w, const T* dy, T* dx) {
         for (ssize t = 0; t < ntiles; ++t) {
           const ssize cnt = std::min<ssize>(NR, nb - t * NR);
           const T* B = dyb + t * NR;  // dy rows in place (ldb = L); a partial tile is copied, zero-padded
+          if (wide && cnt == NR && nb - (t + 1) * NR >= NR) {  // two full tiles at once
+            for (ssize mt = 0; mt * MR < K; ++mt)
+              micro2<T>(Og, Ap[grp].data() + mt * Og * MR, B, L, dcols.data() + mt * MR * NB + t * NR, NB,
+                        static_cast<int>(std::min<ssize>(MR, K - mt * MR)), NR, false);
+            ++t;
+            continue;
+          }
           ssize ldb = L;
           if (cnt < NR) {
             for (ssize o = 0; o < Og; ++o) {
@@ -141,7 +160,9 @@ void fill_slab(const ConvGeo& g, const Slab& sl, const T* xg, ssize i0, ssize ro
         }
         const T* xr = xg + (c * g.h + hin) * g.w;
         std::fill(row, row + lo, T(0));
-        if (g.sw == 2)  // a constant stride: vectorised (loads and a permute)
+        if (g.sw == 1)  // a plain copy (a scalar loop with a runtime stride of 1 took ~5% of the backward)
+          std::copy(xr + lo + off, xr + hi + off, row + lo);
+        else if (g.sw == 2)  // a constant stride: vectorised (loads and a permute)
           for (ssize u = lo; u < hi; ++u) row[u] = xr[u * 2 + off];
         else
           for (ssize u = lo; u < hi; ++u) row[u] = xr[u * g.sw + off];
@@ -162,6 +183,7 @@ void conv_backward_weight(const ConvGeo& g, const T* x, const T* dy, T* dw) {
   const ssize tasks = g.n * g.groups * blocks, wsize = g.groups * K * Og;  // accumulators: [grp][k][o]
   const ssize chunks = std::max<ssize>(1, std::min({DW_CHUNKS, tasks, DW_ACC_BUDGET / std::max<ssize>(wsize, 1)}));
   std::vector<T> acc(chunks * wsize, T(0));
+  const bool wide = wide_kernels();
 #pragma omp parallel
   {
     std::vector<T> slab(g.sw * sl.plane), Bp(otiles * R * g.ow * NR);
@@ -187,11 +209,20 @@ void conv_backward_weight(const ConvGeo& g, const T* x, const T* dy, T* dw) {
           arows[k] = slab.data() + (off % g.sw) * sl.plane + (c * sl.rows + p * g.dh) * sl.cols + off / g.sw;
         }
         T* C = mine + grp * K * Og;
-        for (ssize kt = 0; kt * MR < K; ++kt)
-          for (ssize ot = 0; ot < otiles; ++ot)
-            micro_rows<T>(arows.data() + kt * MR, static_cast<int>(std::min<ssize>(MR, K - kt * MR)), rows, g.ow,
-                          g.sh * sl.cols, Bp.data() + ot * nb * NR, C + kt * MR * Og + ot * NR, Og,
-                          static_cast<int>(std::min<ssize>(NR, Og - ot * NR)), true);
+        for (ssize kt = 0; kt * MR < K; ++kt) {
+          const int m = static_cast<int>(std::min<ssize>(MR, K - kt * MR));
+          for (ssize ot = 0; ot < otiles; ++ot) {
+            if (wide && ot + 1 < otiles) {  // two dy panels at once
+              micro_rows2<T>(arows.data() + kt * MR, m, rows, g.ow, g.sh * sl.cols, Bp.data() + ot * nb * NR,
+                             Bp.data() + (ot + 1) * nb * NR, C + kt * MR * Og + ot * NR, Og,
+                             static_cast<int>(std::min<ssize>(NR, Og - (ot + 1) * NR)), true);
+              ++ot;
+              continue;
+            }
+            micro_rows<T>(arows.data() + kt * MR, m, rows, g.ow, g.sh * sl.cols, Bp.data() + ot * nb * NR,
+                          C + kt * MR * Og + ot * NR, Og, static_cast<int>(std::min<ssize>(NR, Og - ot * NR)), true);
+          }
+        }
       }
     }
     // the chunks summed into chunk 0 in chunk order (contiguous, vectorised), then transposed into dw
@@ -208,53 +239,6 @@ void conv_backward_weight(const ConvGeo& g, const T* x, const T* dy, T* dw) {
       dw[i] = acc[((o / Og) * K + k) * Og + o % Og];
     }
   }
-}
-
-// ---- Winograd dispatch ------------------------------------------------------------------------------
-
-// algo: 0 chooses, 1 forces the implicit GEMM, 2 / 4 force Winograd F(2x2, 3x3) / F(4x4, 3x3).
-// `cin`/`cout` are the channel counts of the convolution actually run (swapped for the input gradient).
-int winograd_tile(const ConvGeo& g, ssize cin, ssize cout, int algo) {
-  const bool fits = g.groups == 1 && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 &&
-                    g.pt >= 0 && g.pt <= 2 && g.pl >= 0 && g.pl <= 2;
-  if (algo == 2 || algo == 4) {
-    if (!fits)
-      throw py::value_error("conv2d: algo=" + std::to_string(algo) +
-                            " (Winograd) needs a 3x3 kernel, stride 1, dilation 1, groups 1 and top/left pads in "
-                            "0..2; got kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) + ", groups " +
-                            std::to_string(g.groups) + ", pads (" + std::to_string(g.pt) + ", " +
-                            std::to_string(g.pl) + ")");
-    return algo;
-  }
-  if (algo != 0 && algo != 1) throw py::value_error("conv2d: algo must be 0, 1, 2 or 4, got " + std::to_string(algo));
-  // Winograd pays once the GEMMs dominate its transforms: enough channels on both sides. F(2x2, 3x3)
-  // by default: it rounds like direct summation; F(4x4, 3x3) (algo=4) is ~1.3x faster again but
-  // about 10x less exact in float32 (tests/ops/test_conv_winograd.py measures both).
-  return algo == 0 && fits && cin >= 16 && cout >= 16 ? 2 : 0;
-}
-
-template <typename T>
-bool all_finite(const T* a, ssize n) {
-  for (ssize i = 0; i < n; ++i)
-    if (!std::isfinite(a[i])) return false;
-  return true;
-}
-
-template <typename T>
-void run_winograd(int m, const T* x, const T* w, const T* bias, T* y, ssize N, ssize C, ssize h, ssize wd, ssize O,
-                  ssize pt, ssize pl, ssize oh, ssize ow) {
-  if (m == 2) winograd_conv<T, 2>(x, w, bias, y, N, C, h, wd, O, pt, pl, oh, ow);
-  else winograd_conv<T, 4>(x, w, bias, y, N, C, h, wd, O, pt, pl, oh, ow);
-}
-
-// dx = full correlation of dy (N, O, oh, ow) with w^T flipped: wf[c, o, p, q] = w[o, c, 2 - p, 2 - q]
-template <typename T>
-void winograd_backward_input(int m, const ConvGeo& g, const T* w, const T* dy, T* dx) {
-  std::vector<T> wf(g.c * g.o * 9);
-  for (ssize o = 0; o < g.o; ++o)
-    for (ssize c = 0; c < g.c; ++c)
-      for (int p = 0; p < 9; ++p) wf[(c * g.o + o) * 9 + p] = w[(o * g.c + c) * 9 + 8 - p];
-  run_winograd<T>(m, dy, wf.data(), nullptr, dx, g.n, g.o, g.oh, g.ow, g.c, 2 - g.pt, 2 - g.pl, g.h, g.w);
 }
 
 // ---- bindings ---------------------------------------------------------------------------------------
@@ -365,4 +349,12 @@ void init_conv(py::module_& m) {
   }, "(dx, dw) of conv2d (None where not asked for); algo as for conv2d_forward (it picks dx's path)",
      py::arg("x"), py::arg("w"), py::arg("dy"), py::arg("sh"), py::arg("sw"), py::arg("pt"), py::arg("pl"),
      py::arg("dh"), py::arg("dw"), py::arg("groups"), py::arg("need_dx"), py::arg("need_dw"), py::arg("algo") = 0);
+  m.def("conv2d_wide_kernels", [](int mode) {
+    if (mode < -1 || mode > 1) throw py::value_error("conv2d_wide_kernels: mode must be -1, 0 or 1, got " +
+                                                     std::to_string(mode));
+    wide_kernels_override().store(mode);
+    return wide_kernels();
+  }, "two-tile GEMM micro-kernels: -1 where the CPU has AVX-512 (x86-64-v4, the default), 0 never, 1 always; "
+     "returns whether they are now used (same results either way: tests compare the paths)",
+     py::arg("mode") = -1);
 }

@@ -20,9 +20,12 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
+#include <string>
 #include <vector>
 
 #include "conv_gemm.h"
+#include "conv_im2col.h"
 #include "conv_winograd_rows.h"
 
 namespace tinyml_conv {
@@ -74,7 +77,7 @@ void direct_tiles(const T* x, const T* w, const T* bias, T* y, ssize C, ssize h,
         }
 }
 
-// V[xi][panel][c][lane] = (B^T d B)[xi] for the NR tiles of each panel at once (a vector lane per
+// V[xi][c][panel * NR + lane] = (B^T d B)[xi] for the NR tiles of each panel at once (a vector lane per
 // tile): the patch is gathered lane by lane, the transform is vector arithmetic, the stores whole
 // vectors. Returns false if some patch value is not finite.
 template <typename T, int M>
@@ -113,7 +116,7 @@ TINYML_CLONES bool input_transform(const T* xn, T* V, ssize C, ssize h, ssize wd
             }
         }
       }
-      transform_patch<T, M>(d, V + (pn * C + c) * NR, C * NT, probe);
+      transform_patch<T, M>(d, V + c * NT + pn * NR, C * NT, probe);
     }
   }
   for (int l = 0; l < NR; ++l)
@@ -200,46 +203,92 @@ void winograd_conv(const T* x, const T* w, const T* bias, T* y, ssize N, ssize C
       std::copy(packed.begin(), packed.end(), Up.begin() + xi * otiles * C * MR);
     }
   }
-  // Row panels (conv_winograd_rows.h) when a tile row fills at least 90% of its panels' lanes (the
-  // idle lanes cost GEMM time: measured slower than the tile-by-tile gather at 28 of 32 lanes, faster
-  // at 32 of 32); otherwise NT consecutive tiles of the flattened tile grid, gathered tile by tile.
-  const ssize row_panels = (tw + NR - 1) / NR, pairs = (tw + NT - 1) / NT;
-  const bool by_rows = tw * 10 >= row_panels * NR * 9;
-  const ssize tasks = N * (by_rows ? th * pairs : blocks);
+  // Tasks of NT consecutive tiles of the flattened tile grid (no idle lanes but the last task's).
+  // Where a panel of NR of them crosses at most MAX_RUNS - 1 tile-row ends (tw >= 8 for float32),
+  // the transforms work by runs along tile rows (conv_winograd_rows.h); narrower images gather tile
+  // by tile.
+  const bool by_runs = runs_fit(tw, NR);
+  const ssize tasks = N * blocks;
+  const bool wide = wide_kernels();
 #pragma omp parallel
   {
-    std::vector<T> V(XI * C * NT), Mb(XI * otiles * MR * NT), buf(A * (NR * M + A));
+    std::vector<T> V(XI * C * NT), Mb(XI * otiles * MR * NT), buf(by_runs ? PadRows<T, M>::size(wd, tw) : 0);
 #pragma omp for schedule(dynamic, 1)
     for (ssize task = 0; task < tasks; ++task) {
-      ssize n, t0, nt, tr = 0, tc0 = 0;
-      int npanels = NT / NR;
-      bool finite;
-      if (by_rows) {
-        n = task / (th * pairs), tr = (task / pairs) % th, tc0 = (task % pairs) * NT;
-        nt = std::min(NT, tw - tc0), t0 = tr * tw + tc0, npanels = static_cast<int>((nt + NR - 1) / NR);
-        finite = input_transform_row<T, M>(x + n * C * h * wd, V.data(), buf.data(), C, h, wd, pt, pl, tr, tc0,
-                                           npanels);
-      } else {
-        n = task / blocks, t0 = (task % blocks) * NT, nt = std::min(NT, P - t0);
-        finite = input_transform<T, M>(x + n * C * h * wd, V.data(), C, h, wd, pt, pl, t0, nt, tw);
-      }
+      const ssize n = task / blocks, t0 = (task % blocks) * NT, nt = std::min(NT, P - t0);
+      const ssize npanels = (nt + NR - 1) / NR;
+      const T* xn = x + n * C * h * wd;
+      const bool finite = by_runs ? input_transform_runs<T, M>(xn, V.data(), buf.data(), C, h, wd, pt, pl, t0, nt, tw)
+                                  : input_transform<T, M>(xn, V.data(), C, h, wd, pt, pl, t0, nt, tw);
       if (!finite) {  // inf/NaN in these patches: the transforms would smear them over whole tiles
         direct_tiles(x, w, bias, y, C, h, wd, O, pt, pl, oh, ow, n, t0, nt, tw, M);
         continue;
       }
       // the XI GEMMs: Mb[xi](O x NT, row stride NT) = U[xi] @ V[xi]
       for (int xi = 0; xi < XI; ++xi)
-        for (ssize mt = 0; mt < otiles; ++mt)
-          for (ssize pn = 0; pn < npanels; ++pn)
-            micro<T>(C, Up.data() + (xi * otiles + mt) * C * MR, V.data() + (xi * C * NT) + pn * C * NR, NR,
-                     Mb.data() + (xi * otiles * MR + mt * MR) * NT + pn * NR, NT, MR, NR, false);
-      if (by_rows)
-        output_transform_row<T, M>(Mb.data(), bias, y + n * O * oh * ow, O, otiles * MR, oh, ow, tr, tc0, npanels,
-                                   tw);
+        for (ssize mt = 0; mt < otiles; ++mt) {
+          const T* Ap = Up.data() + (xi * otiles + mt) * C * MR;
+          const T* Bp = V.data() + xi * C * NT;
+          T* Cp = Mb.data() + (xi * otiles * MR + mt * MR) * NT;
+          if (wide && npanels == 2)
+            micro2<T>(C, Ap, Bp, NT, Cp, NT, MR, NR, false);
+          else
+            for (ssize pn = 0; pn < npanels; ++pn) micro<T>(C, Ap, Bp + pn * NR, NT, Cp + pn * NR, NT, MR, NR, false);
+        }
+      T* yn = y + n * O * oh * ow;
+      if (by_runs)
+        output_transform_runs<T, M>(Mb.data(), bias, yn, O, otiles * MR, oh, ow, t0, nt, tw);
       else
-        output_transform<T, M>(Mb.data(), bias, y + n * O * oh * ow, O, otiles * MR, oh, ow, t0, nt, tw);
+        output_transform<T, M>(Mb.data(), bias, yn, O, otiles * MR, oh, ow, t0, nt, tw);
     }
   }
+}
+
+// ---- dispatch (conv.cpp's bindings) ------------------------------------------------------------------
+
+// algo: 0 chooses, 1 forces the implicit GEMM, 2 / 4 force Winograd F(2x2, 3x3) / F(4x4, 3x3).
+// `cin`/`cout` are the channel counts of the convolution actually run (swapped for the input gradient).
+inline int winograd_tile(const ConvGeo& g, ssize cin, ssize cout, int algo) {
+  const bool fits = g.groups == 1 && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 &&
+                    g.pt >= 0 && g.pt <= 2 && g.pl >= 0 && g.pl <= 2;
+  if (algo == 2 || algo == 4) {
+    if (!fits)
+      throw py::value_error("conv2d: algo=" + std::to_string(algo) +
+                            " (Winograd) needs a 3x3 kernel, stride 1, dilation 1, groups 1 and top/left pads in "
+                            "0..2; got kernel " + std::to_string(g.kh) + "x" + std::to_string(g.kw) + ", groups " +
+                            std::to_string(g.groups) + ", pads (" + std::to_string(g.pt) + ", " +
+                            std::to_string(g.pl) + ")");
+    return algo;
+  }
+  if (algo != 0 && algo != 1) throw py::value_error("conv2d: algo must be 0, 1, 2 or 4, got " + std::to_string(algo));
+  // Winograd pays once the GEMMs dominate its transforms: enough channels on both sides. F(2x2, 3x3)
+  // by default: it rounds like direct summation; F(4x4, 3x3) (algo=4) is ~1.3x faster again but
+  // about 10x less exact in float32 (tests/ops/test_conv_winograd.py measures both).
+  return algo == 0 && fits && cin >= 16 && cout >= 16 ? 2 : 0;
+}
+
+template <typename T>
+bool all_finite(const T* a, ssize n) {
+  for (ssize i = 0; i < n; ++i)
+    if (!std::isfinite(a[i])) return false;
+  return true;
+}
+
+template <typename T>
+void run_winograd(int m, const T* x, const T* w, const T* bias, T* y, ssize N, ssize C, ssize h, ssize wd, ssize O,
+                  ssize pt, ssize pl, ssize oh, ssize ow) {
+  if (m == 2) winograd_conv<T, 2>(x, w, bias, y, N, C, h, wd, O, pt, pl, oh, ow);
+  else winograd_conv<T, 4>(x, w, bias, y, N, C, h, wd, O, pt, pl, oh, ow);
+}
+
+// dx = full correlation of dy (N, O, oh, ow) with w^T flipped: wf[c, o, p, q] = w[o, c, 2 - p, 2 - q]
+template <typename T>
+void winograd_backward_input(int m, const ConvGeo& g, const T* w, const T* dy, T* dx) {
+  std::vector<T> wf(g.c * g.o * 9);
+  for (ssize o = 0; o < g.o; ++o)
+    for (ssize c = 0; c < g.c; ++c)
+      for (int p = 0; p < 9; ++p) wf[(c * g.o + o) * 9 + p] = w[(o * g.c + c) * 9 + 8 - p];
+  run_winograd<T>(m, dy, wf.data(), nullptr, dx, g.n, g.o, g.oh, g.ow, g.c, 2 - g.pt, 2 - g.pl, g.h, g.w);
 }
 
 }  // namespace tinyml_conv

@@ -1,14 +1,19 @@
-// Winograd transforms for panels of tiles that lie along one tile row (conv_winograd.h picks them
-// when the rows are wide enough to fill the panels). Lane l of a panel is tile column tc0 + l, so
-// patch value (i, j) of all lanes is the strided slice x[row i][(tc0 + l) * M + j - pl], l = 0..NR-1:
-// the input rows are first copied into a zero-padded row buffer (padding needs no tests after
-// that), then transposed by constant-stride loops the compiler vectorises, instead of being
-// gathered tile by tile into vector lanes. The output transform writes each output row of a panel
-// as one interleaved run. Same arithmetic in the same order as the per-tile path, same results.
+// Winograd transforms for panels of consecutive tiles of the flattened tile grid, taken as runs along
+// tile rows (a panel of NR tiles crosses at most MAX_RUNS - 1 tile-row ends; conv_winograd.h uses
+// these when the tile rows are wide enough for that). Within a run, lane l is tile column
+// tcf + l - la, so patch value (i, j) of its lanes is the strided slice
+// x[row i][(tcf + l - la) * M + j - pl]: the run's input rows are first copied into a zero-padded
+// row buffer (padding needs no tests after that), then transposed by constant-stride loops the
+// compiler vectorises (a permute from two loads), and the runs' vectors merged by lane masks,
+// instead of being gathered tile by tile into vector lanes (scalar stores and a vector reload that
+// waits for them: ~4x slower at 56 x 56). The output transform writes each output row of a run as
+// one interleaved stretch. Same arithmetic in the same order as the per-tile path, same results.
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "conv_gemm.h"
 
@@ -50,46 +55,122 @@ __attribute__((always_inline)) inline void transform_patch(const typename Vec<T>
     }
 }
 
-// V[xi][pn][c][lane] for panels pn < npanels of tile row tr (tile columns tc0 + pn * NR + lane); lanes
-// past the row read zeros. `buf` holds A * (NR * M + A) values. Returns false if some value is not finite.
+constexpr int MAX_RUNS = 3;
+
+// Lanes [la, lb) of a panel lie in tile row tr, lane l at tile column tcf + l - la.
+struct Run {
+  ssize tr, tcf;
+  int la, lb;
+};
+
+// The runs of the `count` tiles first, first + 1, ... (row-major tile grid, tw tiles a row); returns
+// their number, or 0 if there would be more than MAX_RUNS.
+inline int panel_runs(ssize first, ssize count, ssize tw, Run* runs) {
+  int n = 0;
+  for (ssize l = 0; l < count;) {
+    if (n == MAX_RUNS) return 0;
+    const ssize t = first + l, len = std::min(count - l, tw - t % tw);
+    runs[n++] = {t / tw, t % tw, static_cast<int>(l), static_cast<int>(l + len)};
+    l += len;
+  }
+  return n;
+}
+
+// Whether every panel of NR consecutive tiles fits in MAX_RUNS runs: it crosses at most
+// ceil((NR - 1) / tw) tile-row ends.
+inline bool runs_fit(ssize tw, int nr) { return 1 + (nr - 1 + tw - 1) / tw <= MAX_RUNS; }
+
+// u = the NR values p[0], p[M], ..., p[(NR - 1) * M] (p has NR * M + A - 1 - j readable values
+// from here on). For M = 2 two loads and a shuffle (vpermt2ps on AVX-512); otherwise lane by lane.
 template <typename T, int M>
-TINYML_CLONES bool input_transform_row(const T* xn, T* V, T* buf, ssize C, ssize h, ssize wd, ssize pt, ssize pl,
-                                       ssize tr, ssize tc0, int npanels) {
+__attribute__((always_inline)) inline void strided_lanes(const T* p, typename Vec<T>::v& u) {
+  using Vt = typename Vec<T>::v;
+  constexpr int NR = Vec<T>::NR;
+  if constexpr (M == 2) {
+    using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+    typedef I Vi __attribute__((vector_size(64)));
+    Vi even;
+    for (int l = 0; l < NR; ++l) even[l] = 2 * l;
+    Vt a, b;
+    std::memcpy(&a, p, sizeof a);
+    std::memcpy(&b, p + NR, sizeof b);
+    u = __builtin_shuffle(a, b, even);
+  } else {
+    T lane[NR];
+    for (int l = 0; l < NR; ++l) lane[l] = p[l * M];
+    std::memcpy(&u, lane, sizeof u);
+  }
+}
+
+// The zero-padded rows of one channel that input_transform_runs reads: row stride pad_stride(wd), the
+// input row at column PAD_L, and PAD_L / PAD_R zeros either side, so that every lane (those outside
+// a run too: they are masked off) of every patch column reads inside the buffer.
+template <typename T, int M>
+struct PadRows {
+  static constexpr ssize L = Vec<T>::NR * M + M + 2, R = Vec<T>::NR * M + 2 * Wino<M>::A;
+  static ssize stride(ssize wd) { return L + wd + R; }
+  // input rows a task of NT consecutive tiles can touch: at most (NT - 1) / tw + 1 tile rows
+  static ssize rows(ssize tw) { return ((2 * Vec<T>::NR - 1) / tw + 1) * M + Wino<M>::A; }
+  // the values input_transform_runs's `buf` must hold (zero-initialised by the caller, once)
+  static ssize size(ssize wd, ssize tw) { return (rows(tw) + 1) * stride(wd); }
+};
+
+// V[xi][c][pn * NR + lane] for the panels of tiles [t0, t0 + nt) (lanes past nt read zeros), with
+// runs_fit(tw, NR). Per channel, the task's input rows are copied into `buf` (PadRows: its padding
+// stays zero from the caller's initialisation, only the row interiors are written), so no patch
+// read needs a bounds test. Returns false if some value is not finite.
+template <typename T, int M>
+TINYML_CLONES bool input_transform_runs(const T* xn, T* V, T* buf, ssize C, ssize h, ssize wd, ssize pt, ssize pl,
+                                        ssize t0, ssize nt, ssize tw) {
   using W = Wino<M>;
   using Vt = typename Vec<T>::v;
-  constexpr int A = W::A, NR = Vec<T>::NR, SPAN = NR * M + A;
+  using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  typedef I Vi __attribute__((vector_size(64)));
+  using P = PadRows<T, M>;
+  constexpr int A = W::A, NR = Vec<T>::NR;
   constexpr ssize NT = 2 * NR;
+  Vi iota;
+  for (int l = 0; l < NR; ++l) iota[l] = l;
+  const int npanels = static_cast<int>((nt + NR - 1) / NR);
+  Run runs[NT / NR][MAX_RUNS];
+  int nruns[NT / NR];
+  Vi mask[NT / NR][MAX_RUNS];
+  bool full[NT / NR];
+  for (int pn = 0; pn < npanels; ++pn) {
+    nruns[pn] = panel_runs(t0 + pn * NR, std::min<ssize>(NR, nt - pn * NR), tw, runs[pn]);
+    for (int r = 0; r < nruns[pn]; ++r) mask[pn][r] = (iota >= runs[pn][r].la) & (iota < runs[pn][r].lb);
+    full[pn] = nruns[pn] == 1 && runs[pn][0].la == 0 && runs[pn][0].lb == NR;  // else lanes past nt read zeros
+  }
+  const ssize ws = P::stride(wd), r0 = (t0 / tw) * M - pt, r1 = ((t0 + nt - 1) / tw) * M - pt + A;
+  const ssize lo = std::max<ssize>(r0, 0), hi = std::min(r1, h);
+  const T* zrow = buf;  // a row above or below the input: all zeros
+  T* rowbuf = buf + ws;
   Vt probe = {};
   for (ssize c = 0; c < C; ++c) {
     const T* xc = xn + c * h * wd;
+    for (ssize hin = lo; hin < hi; ++hin) std::memcpy(rowbuf + (hin - r0) * ws + P::L, xc + hin * wd, wd * sizeof(T));
     for (int pn = 0; pn < npanels; ++pn) {
-      const ssize col0 = (tc0 + pn * NR) * M - pl;  // input column of lane 0's patch column 0
-      const ssize lo = std::clamp<ssize>(-col0, 0, SPAN), hi = std::clamp<ssize>(wd - col0, lo, SPAN);
-      for (int i = 0; i < A; ++i) {
-        T* row = buf + i * SPAN;
-        const ssize hin = tr * M - pt + i;
-        if (static_cast<size_t>(hin) >= static_cast<size_t>(h)) {
-          const T zeros[SPAN] = {};
-          std::memcpy(row, zeros, sizeof zeros);
-          continue;
+      const T* rows[MAX_RUNS][A];  // lane 0's patch row i of run r; lane l's patch column j at l * M + j
+      for (int r = 0; r < nruns[pn]; ++r) {
+        const ssize col0 = (runs[pn][r].tcf - runs[pn][r].la) * M - pl + P::L;  // lane 0's patch column 0
+        for (int i = 0; i < A; ++i) {
+          const ssize hin = runs[pn][r].tr * M - pt + i;
+          rows[r][i] = (static_cast<size_t>(hin) < static_cast<size_t>(h) ? rowbuf + (hin - r0) * ws : zrow) + col0;
         }
-        const T* src = xc + hin * wd;
-        if (lo == 0 && hi == SPAN) {  // inside the row: a fixed-size copy (whole vectors, no library call)
-          std::memcpy(row, src + col0, SPAN * sizeof(T));
-          continue;
-        }
-        T span[SPAN] = {};  // fixed-size zeroing, then the part inside the row
-        for (ssize s = lo; s < hi; ++s) span[s] = src[col0 + s];
-        std::memcpy(row, span, sizeof span);
       }
       Vt d[A][A];
       for (int i = 0; i < A; ++i)
+#pragma GCC unroll 8
         for (int j = 0; j < A; ++j) {
-          T lane[NR];
-          for (int l = 0; l < NR; ++l) lane[l] = buf[i * SPAN + l * M + j];
-          std::memcpy(&d[i][j], lane, sizeof(Vt));
+          Vt v = {};
+          for (int r = 0; r < nruns[pn]; ++r) {
+            Vt u;
+            strided_lanes<T, M>(rows[r][i] + j, u);
+            v = full[pn] ? u : (mask[pn][r] ? u : v);
+          }
+          d[i][j] = v;
         }
-      transform_patch<T, M>(d, V + (pn * C + c) * NR, C * NT, probe);
+      transform_patch<T, M>(d, V + c * NT + pn * NR, C * NT, probe);
     }
   }
   for (int l = 0; l < NR; ++l)
@@ -97,16 +178,41 @@ TINYML_CLONES bool input_transform_row(const T* xn, T* V, T* buf, ssize C, ssize
   return true;
 }
 
-// y = A^T M A + bias for the panels of tile row tr, from Mb[xi][o][lane] (rows of NT columns);
-// tile columns past tw are not written.
+// line[l * M + j] = out[j][l]: M vectors interleaved (for M = 2 two shuffles, vpermt2ps on AVX-512).
 template <typename T, int M>
-TINYML_CLONES void output_transform_row(const T* Mb, const T* bias, T* yn, ssize O, ssize orows, ssize oh, ssize ow,
-                                        ssize tr, ssize tc0, int npanels, ssize tw) {
+__attribute__((always_inline)) inline void interleave(const typename Vec<T>::v (&out)[M], T* line) {
+  using Vt = typename Vec<T>::v;
+  constexpr int NR = Vec<T>::NR;
+  if constexpr (M == 2) {
+    using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+    typedef I Vi __attribute__((vector_size(64)));
+    Vi lo, hi;
+    for (int l = 0; l < NR; ++l) {
+      lo[l] = (l / 2) + (l % 2) * NR;
+      hi[l] = NR / 2 + (l / 2) + (l % 2) * NR;
+    }
+    const Vt a = __builtin_shuffle(out[0], out[1], lo), b = __builtin_shuffle(out[0], out[1], hi);
+    std::memcpy(line, &a, sizeof a);
+    std::memcpy(line + NR, &b, sizeof b);
+  } else {
+    for (int l = 0; l < NR; ++l)
+      for (int j = 0; j < M; ++j) line[l * M + j] = out[j][l];
+  }
+}
+
+// y = A^T M A + bias for the tiles [t0, t0 + nt), from Mb[xi][o][lane] (rows of NT columns), with
+// runs_fit(tw, NR): each output row of a run is written as one stretch.
+template <typename T, int M>
+TINYML_CLONES void output_transform_runs(const T* Mb, const T* bias, T* yn, ssize O, ssize orows, ssize oh,
+                                         ssize ow, ssize t0, ssize nt, ssize tw) {
   using W = Wino<M>;
   using Vt = typename Vec<T>::v;
   constexpr int A = W::A, NR = Vec<T>::NR;
   constexpr ssize NT = 2 * NR;
-  const ssize rows = std::min<ssize>(M, oh - tr * M);
+  Run runs[NT / NR][MAX_RUNS];
+  int nruns[NT / NR];
+  const int npanels = static_cast<int>((nt + NR - 1) / NR);
+  for (int pn = 0; pn < npanels; ++pn) nruns[pn] = panel_runs(t0 + pn * NR, std::min<ssize>(NR, nt - pn * NR), tw, runs[pn]);
   for (ssize o = 0; o < O; ++o) {
     T* yo = yn + o * oh * ow;
     const T bo = bias ? bias[o] : T(0);
@@ -124,23 +230,31 @@ TINYML_CLONES void output_transform_row(const T* Mb, const T* bias, T* yn, ssize
             if (W::AT[i][k] != 0) s += T(W::AT[i][k]) * m[k][j];
           am[i][j] = s;
         }
-      const ssize oc0 = (tc0 + pn * NR) * M, cols = std::min<ssize>(NR * M, ow - oc0);
-      for (int i = 0; i < rows; ++i) {
-        T out[M][NR];
+      for (int i = 0; i < M; ++i) {
+        Vt out[M];
 #pragma GCC unroll 8
         for (int j = 0; j < M; ++j) {
           Vt s = {};
 #pragma GCC unroll 8
           for (int k = 0; k < A; ++k)
             if (W::AT[j][k] != 0) s += am[i][k] * T(W::AT[j][k]);
-          s += bo;
-          std::memcpy(out[j], &s, sizeof s);
+          out[j] = s + bo;
         }
-        T run[NR * M];  // the output row, tiles interleaved
-        for (int l = 0; l < NR; ++l)
-          for (int j = 0; j < M; ++j) run[l * M + j] = out[j][l];
-        T* yr = yo + (tr * M + i) * ow + oc0;
-        for (ssize s = 0; s < cols; ++s) yr[s] = run[s];
+        T line[NR * M];  // output row i of all lanes' tiles, interleaved
+        interleave<T, M>(out, line);
+        for (int r = 0; r < nruns[pn]; ++r) {
+          const Run& run = runs[pn][r];
+          const ssize oi = run.tr * M + i, oc0 = run.tcf * M;
+          if (oi >= oh) continue;
+          const ssize cols = std::min<ssize>(ssize(run.lb - run.la) * M, ow - oc0);
+          T* yr = yo + oi * ow + oc0;
+          if (cols == NR * M) {  // the whole panel: fixed-size copy (vector stores)
+            std::memcpy(yr, line, sizeof line);
+            continue;
+          }
+          const T* src = line + run.la * M;
+          for (ssize s = 0; s < cols; ++s) yr[s] = src[s];
+        }
       }
     }
   }

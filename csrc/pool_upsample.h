@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "common.h"
@@ -79,13 +81,43 @@ TINYML_CLONES void nearest_bwd_plane(const T* __restrict gp, T* __restrict dp, s
   }
 }
 
+// Whether the column taps are the 2x upscale's (align_corners=False): w0_j = (j - 1) / 2 and
+// w1_j = w0_j + 1 for 0 < j < ow - 1. Then lanes j .. j + NR - 1 (j odd) read x[(j - 1) / 2 + l / 2]
+// and the next column: a load and a lane-doubling shuffle each, not a gather per output.
+template <typename T>
+bool stencil_columns(const Taps<T>& k, ssize w, ssize ow) {
+  if (k.nearest || ow != 2 * w || w < 4) return false;
+  for (ssize j = 1; j + 1 < ow; ++j)
+    if (k.w0[j] != (j - 1) / 2 || k.w1[j] != k.w0[j] + 1) return false;
+  return true;
+}
+
 template <typename T>
 TINYML_CLONES void bilinear_rows_fwd(const T* __restrict xp, T* __restrict yp, T* __restrict R, ssize h, ssize w,
-                                     ssize oh, ssize ow, const Taps<T>& k) {
+                                     ssize oh, ssize ow, const Taps<T>& k, bool stencil) {
+  typedef T V __attribute__((vector_size(64)));
+  using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  typedef I Vi __attribute__((vector_size(64)));
+  constexpr int NR = 64 / sizeof(T);
+  Vi dup;
+  for (int l = 0; l < NR; ++l) dup[l] = l / 2;
   for (ssize r = 0; r < h; ++r) {  // R[r, j] = c_j x[r, w0_j] + d_j x[r, w1_j]
     const T* xr = xp + r * w;
     T* rr = R + r * ow;
-    for (ssize j = 0; j < ow; ++j) {
+    ssize j = 0;
+    if (stencil) {
+      rr[0] = (T(1) - k.lw[0]) * xr[k.w0[0]] + k.lw[0] * xr[k.w1[0]];
+      for (j = 1; (j - 1) / 2 + NR + 1 <= w; j += NR) {  // both loads inside the row
+        V x0, x1, d;
+        std::memcpy(&x0, xr + (j - 1) / 2, sizeof x0);
+        std::memcpy(&x1, xr + (j - 1) / 2 + 1, sizeof x1);
+        std::memcpy(&d, k.lw + j, sizeof d);
+        const V c = T(1) - d;
+        const V v = c * __builtin_shuffle(x0, dup) + d * __builtin_shuffle(x1, dup);
+        std::memcpy(rr + j, &v, sizeof v);
+      }
+    }
+    for (; j < ow; ++j) {
       const T d = k.lw[j], c = T(1) - d;
       rr[j] = c * xr[k.w0[j]] + d * xr[k.w1[j]];
     }
@@ -102,10 +134,17 @@ TINYML_CLONES void bilinear_rows_fwd(const T* __restrict xp, T* __restrict yp, T
 // The column taps inverted: input column q receives weight wt[e] * R[row, col[e]] for e in
 // [first[q], first[q + 1]), listed in the order the scatter adds them (j ascending, w0 before w1), so
 // the row pass of the backward can sum in registers instead of through a chain of stores.
+//
+// The 2x upscale (align_corners=False) has a fixed stencil: every input column q but the first two
+// and the last receives exactly the output columns 2q - 1, 2q, 2q + 1, 2q + 2, in that order (column
+// 1 also gets output column 0, with weight 0). Where the
+// lists show that (`stencil`), w4[e * w + q] holds the weight of source e, and the interior columns
+// are summed a vector of columns at a time, in the same order (bilinear_rows_bwd; float32).
 template <typename T>
 struct ColumnSources {
   std::vector<ssize> first, col;
-  std::vector<T> wt;
+  std::vector<T> wt, w4;
+  bool stencil = false;
   ColumnSources(const Taps<T>& k, ssize w, ssize ow) : first(w + 1, 0), col(2 * ow), wt(2 * ow) {
     for (ssize j = 0; j < ow; ++j) ++first[k.w0[j] + 1], ++first[k.w1[j] + 1];
     for (ssize q = 0; q < w; ++q) first[q + 1] += first[q];
@@ -114,8 +153,30 @@ struct ColumnSources {
       col[at[k.w0[j]]] = j, wt[at[k.w0[j]]++] = T(1) - k.lw[j];
       col[at[k.w1[j]]] = j, wt[at[k.w1[j]]++] = k.lw[j];
     }
+    // float32 only: the float64 build of the list loop below sums without FMA contraction (measured:
+    // its bits match an unfused multiply-add chain), and the vector form would change its rounding
+    stencil = sizeof(T) == 4 && w >= 4 && ow == 2 * w;
+    for (ssize q = 2; stencil && q + 1 < w; ++q) {
+      stencil = first[q + 1] - first[q] == 4;
+      for (int e = 0; stencil && e < 4; ++e) stencil = col[first[q] + e] == 2 * q - 1 + e;
+    }
+    if (stencil) {
+      w4.assign(4 * w, T(0));
+      for (ssize q = 2; q + 1 < w; ++q)
+        for (int e = 0; e < 4; ++e) w4[e * w + q] = wt[first[q] + e];
+    }
   }
 };
+
+// dx[q] for q in [q0, q1) of one row from the sources' lists: 0 + the products in list order.
+template <typename T>
+inline void gather_columns(const ColumnSources<T>& cs, const T* __restrict rr, T* __restrict d, ssize q0, ssize q1) {
+  for (ssize q = q0; q < q1; ++q) {
+    T s = 0;
+    for (ssize e = cs.first[q]; e < cs.first[q + 1]; ++e) s += cs.wt[e] * rr[cs.col[e]];
+    d[q] = s;
+  }
+}
 
 template <typename T>
 TINYML_CLONES void bilinear_rows_bwd(const T* __restrict gp, T* __restrict dp, T* __restrict R, ssize h, ssize w,
@@ -132,17 +193,40 @@ TINYML_CLONES void bilinear_rows_bwd(const T* __restrict gp, T* __restrict dp, T
   for (ssize r = 0; r < h; ++r) {  // dx[r, w0_j] += c_j R[r, j], dx[r, w1_j] += d_j R[r, j], gathered
     T* d = dp + r * w;
     const T* rr = R + r * ow;
-    for (ssize q = 0; q < w; ++q) {
-      T s = 0;
-      for (ssize e = cs.first[q]; e < cs.first[q + 1]; ++e) s += cs.wt[e] * rr[cs.col[e]];
-      d[q] = s;
+    if (!cs.stencil) {
+      gather_columns(cs, rr, d, 0, w);
+      continue;
     }
+    // lanes q .. q + NR - 1 read R[2q - 1 + e + 2l]: two loads and an even-lane shuffle per source e;
+    // the last lane's reads end at 2q + 2 NR - 2 + e <= ow - 1 while q + NR <= w - 1
+    typedef T V __attribute__((vector_size(64)));
+    using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+    typedef I Vi __attribute__((vector_size(64)));
+    constexpr int NR = 64 / sizeof(T);
+    Vi even;
+    for (int l = 0; l < NR; ++l) even[l] = 2 * l;
+    gather_columns(cs, rr, d, 0, 2);
+    ssize q = 2;
+    for (; q + NR <= w - 1; q += NR) {
+      V s = {};
+#pragma GCC unroll 4
+      for (int e = 0; e < 4; ++e) {
+        V lo, hi, wt;
+        std::memcpy(&lo, rr + 2 * q - 1 + e, sizeof lo);
+        std::memcpy(&hi, rr + 2 * q - 1 + e + NR, sizeof hi);
+        std::memcpy(&wt, cs.w4.data() + e * w + q, sizeof wt);
+        s += wt * __builtin_shuffle(lo, hi, even);
+      }
+      std::memcpy(d + q, &s, sizeof s);
+    }
+    gather_columns(cs, rr, d, q, w);
   }
 }
 
 template <typename T>
 void upsample_fwd(const T* x, T* y, ssize planes, ssize h, ssize w, ssize oh, ssize ow, const Taps<T>& k) {
   const ssize sh = k.nearest ? nearest_factor(k.h0, oh, h) : 0, sw = k.nearest ? nearest_factor(k.w0, ow, w) : 0;
+  const bool stencil = stencil_columns(k, w, ow);
 #pragma omp parallel if (planes * oh * ow > 32768)
   {
     std::vector<T> R(k.nearest ? 0 : h * ow);
@@ -151,7 +235,7 @@ void upsample_fwd(const T* x, T* y, ssize planes, ssize h, ssize w, ssize oh, ss
       const T* xp = x + pl * h * w;
       T* yp = y + pl * oh * ow;
       if (!k.nearest) {
-        bilinear_rows_fwd(xp, yp, R.data(), h, w, oh, ow, k);
+        bilinear_rows_fwd(xp, yp, R.data(), h, w, oh, ow, k, stencil);
       } else if (sh && sw) {
         nearest_fwd_plane(xp, yp, h, w, sh, sw);
       } else {

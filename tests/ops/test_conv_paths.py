@@ -1,7 +1,8 @@
 """conv2d's implicit-GEMM kernels (csrc/conv.cpp, conv_im2col.h) path by path: im2col and col2im by
 runs of output rows (strides, dilations, paddings wider than the kernel reach, groups), and the
 weight gradient read from zero-padded input slabs split by column phase, summed in fixed chunks:
-against the float64 numpy reference, and bit-identical for any thread count."""
+against the float64 numpy reference, and bit-identical for any thread count and with or without the
+two-tile micro-kernels (conv_gemm.h's micro2 / micro_rows2, the AVX-512 default)."""
 import numpy as np
 import pytest
 from cpu_kernel_helpers import _C, close_scaled, impls, needs_C
@@ -66,3 +67,37 @@ def test_weight_gradient_is_bit_identical_for_any_thread_count():
         tinyml.set_num_threads(before)
     for i in range(2, len(results)):
         assert np.array_equal(results[i], results[i % 2])
+
+
+@needs_C
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("xs,o,stride", [((2, 16, 13, 56), 40, 1), ((1, 9, 11, 37), 33, 1),
+                                        ((2, 8, 21, 19), 17, 2), ((1, 5, 7, 300), 70, 1)])
+def test_two_tile_kernels_give_the_same_bits(dtype, xs, o, stride):
+    """Every output is the same FMA chain over k with one B tile or two at once: forward (implicit GEMM
+    and both Winograd sizes), input and weight gradients agree bit for bit. Channel and column counts
+    leave odd tiles (o = 17, 33, 40, 70 against 8-row and 16/8-lane tiles)."""
+    x = _RNG.standard_normal(xs).astype(dtype)
+    w = (_RNG.standard_normal((o, xs[1], 3, 3)) * 0.3).astype(dtype)
+    b = _RNG.standard_normal(o).astype(dtype)
+    oh, ow = (xs[2] - 1) // stride + 1, (xs[3] - 1) // stride + 1
+    dy = _RNG.standard_normal((xs[0], o, oh, ow)).astype(dtype)
+    geo = (stride, stride, 1, 1, 1, 1, 1)
+    results = {}
+    try:
+        for wide in (0, 1):
+            assert _C.conv2d_wide_kernels(wide) == bool(wide)
+            for algo in ((1, 2, 4) if stride == 1 else (1,)):
+                results[wide, algo] = (_C.conv2d_forward(x, w, b, *geo, oh, ow, algo=algo),
+                                       *_C.conv2d_backward(x, w, dy, *geo, True, True, algo=algo))
+    finally:
+        _C.conv2d_wide_kernels(-1)
+    for (wide, algo), got in results.items():
+        for a, want in zip(got, results[0, algo]):
+            assert np.array_equal(a, want), (wide, algo)
+
+
+@needs_C
+def test_wide_kernels_mode_errors():
+    with pytest.raises(ValueError, match="mode must be -1, 0 or 1, got 2"):
+        _C.conv2d_wide_kernels(2)

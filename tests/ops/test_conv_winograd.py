@@ -23,10 +23,14 @@ CASES = [
     ((1, 17, 20, 20), 19, 2, 0),
     ((2, 16, 5, 4), 16, 1, 1),
     ((1, 32, 30, 7), 24, 0, 0),
-    # tile rows that fill their panels run as row panels (conv_winograd_rows.h): 16 and 30 tiles a
-    # row (float32: one full panel; two panels, the second with 14 of 16 lanes), and float64 (8 lanes)
+    # panels as runs along tile rows (conv_winograd_rows.h, 16-lane float32 / 8-lane float64 panels):
+    # 16 and 30 tiles a row, 28 (56 columns: runs that cross a tile-row end at varying lanes, the
+    # bench's shape), 9 (F(2, 3) float32: three runs in a panel) and 7 (four: the tile-by-tile gather)
     ((1, 16, 7, 32), 16, 1, 1),
     ((2, 16, 6, 60), 17, 1, 1),
+    ((1, 16, 6, 56), 16, 1, 1),
+    ((2, 16, 7, 18), 16, 1, 1),
+    ((1, 16, 5, 14), 16, 2, 0),
 ]
 
 
@@ -101,15 +105,17 @@ def test_winograd_keeps_nan_and_inf_local(algo):
 
 @needs_C
 @pytest.mark.parametrize("algo", [2, 4])
-def test_winograd_row_panels_keep_nan_and_inf_local(algo):
-    """The same on an image wide enough for row panels (32 columns: 16 or 8 tiles a row)."""
-    x, w, b = _data((1, 16, 9, 32), 16, "float32")
+@pytest.mark.parametrize("wd", [32, 56, 18])
+def test_winograd_row_panels_keep_nan_and_inf_local(algo, wd):
+    """The same on images wide enough for panels by runs along tile rows (32 columns: 16 or 8 tiles a
+    row; 56: 28 or 14, runs crossing tile-row ends; 18: 9 or 5 tiles, up to three runs a panel)."""
+    x, w, b = _data((1, 16, 9, wd), 16, "float32")
     x[0, 3, 4, 17] = np.nan
-    x[0, 5, 8, 31] = -np.inf
-    y = _C.conv2d_forward(x, w, b, 1, 1, 1, 1, 1, 1, 1, 9, 32, algo=algo)
-    y_gemm = _C.conv2d_forward(x, w, b, 1, 1, 1, 1, 1, 1, 1, 9, 32, algo=1)
+    x[0, 5, 8, wd - 1] = -np.inf
+    y = _C.conv2d_forward(x, w, b, 1, 1, 1, 1, 1, 1, 1, 9, wd, algo=algo)
+    y_gemm = _C.conv2d_forward(x, w, b, 1, 1, 1, 1, 1, 1, 1, 9, wd, algo=1)
     assert np.array_equal(np.isnan(y), np.isnan(y_gemm)) and np.array_equal(np.isinf(y), np.isinf(y_gemm))
-    assert np.isnan(y[0, :, 3:6, 16:19]).all() and not np.isnan(y[0, :, :3]).any()
+    assert np.isnan(y[0, :, 3:6, 16:18]).all() and not np.isnan(y[0, :, :3]).any()
     finite = np.isfinite(y_gemm)
     close_scaled(y[finite], y_gemm[finite], "float32")
 

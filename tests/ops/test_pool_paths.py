@@ -1,7 +1,8 @@
 """The special paths of the C++ pool and upsample kernels (csrc/pool_max.h, pool_upsample.h):
 max_pool2d 2x2 stride 2 (one pass forward; backward as a gather, falling back to the scatter for
 indices of another geometry), nearest upsampling by integer factors (copies and block sums) and
-bilinear upsampling run separably, against PyTorch and the numpy references."""
+bilinear upsampling run separably (doubled widths by a fixed column stencil), against PyTorch and the
+numpy references."""
 import numpy as np
 import pytest
 import torch
@@ -90,3 +91,38 @@ def test_bilinear_upsample_separable(dtype, size, out, ac):
     g = xt.grad.numpy()
     assert np.array_equal(np.isnan(dx), np.isnan(g))
     close_scaled(dx[~np.isnan(g)], g[~np.isnan(g)], dtype)
+
+
+@needs_C
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("w", [4, 5, 17, 19, 20, 40, 56])
+@pytest.mark.parametrize("ac", [False, True])
+def test_bilinear_2x_column_stencil(dtype, w, ac):
+    """Widths doubled: the column taps are a fixed stencil (pool_upsample.h: the forward's row pass by
+    loads and lane-doubling shuffles, the float32 backward's column sums by vectors of columns), on
+    widths around the 16- and 8-lane vectors and the first/last columns' special sources; NaN, inf
+    and -0 where they fall."""
+    x = _RNG.standard_normal((2, 3, 5, w)).astype(dtype)
+    x[0, 1, 2, w // 2] = np.inf
+    x[1, 0, 0, 0] = np.nan
+    x[1, 2, 4, w - 1] = -0.0
+    out = (10, 2 * w)
+    cpu, ref = impls("upsample2d_forward")
+    y = cpu(x, out, "bilinear", ac, (None, None))
+    xt = torch.tensor(x, requires_grad=True)
+    ty = TF.interpolate(xt, size=out, mode="bilinear", align_corners=ac)
+    assert np.array_equal(np.isnan(y), np.isnan(ty.detach().numpy()))
+    finite = np.isfinite(y)
+    close_scaled(y[finite], ty.detach().numpy()[finite], dtype)
+    close_scaled(y[finite], ref(x, out, "bilinear", ac, (None, None))[finite], dtype)
+    dy = _RNG.standard_normal(y.shape).astype(dtype)
+    dy[0, 0, 3, 2 * w - 2] = np.inf
+    dy[1, 1, 9, 1] = np.nan
+    ty.backward(torch.tensor(dy))
+    cpu, ref = impls("upsample2d_backward")
+    dx = cpu(dy, x.shape, "bilinear", ac, (None, None))
+    g = xt.grad.numpy()
+    assert np.array_equal(np.isnan(dx), np.isnan(g)) and np.array_equal(np.isinf(dx), np.isinf(g))
+    finite = np.isfinite(g)
+    close_scaled(dx[finite], g[finite], dtype)
+    close_scaled(dx[finite], ref(dy, x.shape, "bilinear", ac, (None, None))[finite], dtype)
