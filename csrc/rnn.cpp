@@ -295,6 +295,10 @@ bool is_double(const py::array& a, const char* what) {
 
 void init_rnn(py::module_& m) {
   using S = std::optional<std::vector<int64_t>>;
+  m.def("rnn_zmm", [](std::optional<bool> on) { return on ? set_zmm(*on) : zmm_enabled(); },
+        py::arg("on") = py::none(),
+        "Whether the recurrent layers' GEMMs use the AVX-512 (zmm) micro-kernel (csrc/rnn_zmm.h); on=True/False "
+        "turns it on (where the CPU supports x86-64-v4) or off. Results are the same bits either way.");
   m.def("rnn_forward", [](const std::string& mode, py::array xproj, py::array h0, O c0, py::array w, O b,
                           S batch_sizes, bool reverse) {
     Mode md = parse_mode(mode);

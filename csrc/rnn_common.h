@@ -80,11 +80,13 @@ std::pair<int64_t, int64_t> dw_hh_rows(const Dims& d, bool h0_zero, bool reverse
 // about kChunksPerThread per thread (all units for one thread), fewer than 2^16 chunks. A thread runs
 // the pointwise step once over all the chunks it took in a row (Phases::run), so fine chunks cost their
 // pointwise step nothing in a balanced step and let threads share out a descheduled thread's work.
+// With the zmm kernel a chunk has at least two panels: one register tile covers two (csrc/rnn_zmm.h), and a
+// chunk's one-panel GEMMs (the backward's dh_prev) would run on the ymm kernel at half its rate.
 constexpr int64_t kChunksPerThread = 8;
 template <typename T>
 int64_t unit_chunk(int64_t H, int nt) {
-  const int64_t P = panels<T>(H);
-  return kNR<T> * std::max<int64_t>({1, (P + 4095) / 4096, nt <= 1 ? P : P / (kChunksPerThread * nt)});
+  const int64_t P = panels<T>(H), least = zmm_enabled() ? 2 : 1;
+  return kNR<T> * std::max<int64_t>({least, (P + 4095) / 4096, nt <= 1 ? P : P / (kChunksPerThread * nt)});
 }
 
 // Rows of dW (G H of them) per chunk of the weight-gradient phase on nt threads: whole tiles, about
@@ -94,8 +96,9 @@ int64_t unit_chunk(int64_t H, int nt) {
 constexpr int64_t kDwChunksPerThread = 4;
 inline int64_t dw_chunk(int64_t GH, int nt) {
   const int64_t per = kDwChunksPerThread * nt;
-  const int64_t rows = std::min(kMc, std::max<int64_t>({kMR, (GH + per - 1) / per, (GH + 4095) / 4096}));
-  return (rows + kMR - 1) / kMR * kMR;
+  const int64_t tile = zmm_enabled() ? kMRz : kMR;  // (a row tile of the GEMM's kernel)
+  const int64_t rows = std::min(kMc, std::max<int64_t>({tile, (GH + per - 1) / per, (GH + 4095) / 4096}));
+  return (rows + tile - 1) / tile * tile;
 }
 
 // Rows per chunk of a GEMM over `rows` rows: at most kMc (a chunk's A is read in place), under 2^16 chunks.

@@ -1,12 +1,15 @@
 // The packed, register-blocked GEMM of csrc/rnn.cpp's loops: B operands packed once as panels of kNR
 // columns, A packed per block of rows, a 6 x 2-vector micro-kernel cloned per target (AVX-512, AVX2+FMA,
-// baseline), and several B operands (targets) sharing one packed A.
+// baseline; its vectors are 8 floats wide), an 8-row x 2-panel zmm micro-kernel where the CPU has AVX-512
+// (csrc/rnn_zmm.h), and several B operands (targets) sharing one packed A.
 #pragma once
 #include "simd_math.h"
 #include "common.h"
+#include "rnn_zmm.h"
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 namespace rnn_detail {
 
@@ -105,9 +108,9 @@ inline void micro_rows(int64_t mr, int64_t kc, const T* ap, int64_t lda, const T
 // 6 6 6 6 6 2). A tile of under 4 rows has under 8 accumulators, too few to hide the FMA latency: the
 // 2-row tile of a thread's 32 rows per step (B64 split in two) took 5.5% of an LSTM's time for 6% of its
 // rows at half the 6-row tiles' rate (perf, 2 threads). Each C element's sum does not depend on its tile.
-inline int64_t tile_rows(int64_t m0, int64_t m1) {
+inline int64_t tile_rows(int64_t m0, int64_t m1, int64_t mr = kMR) {
   const int64_t rem = m1 - m0;
-  return rem <= kMR ? rem : rem < kMR + 4 ? rem - 4 : kMR;
+  return rem <= mr ? rem : rem < mr + 4 ? rem - 4 : mr;
 }
 
 // One B operand of a GEMM and where its product goes: for each group g < G, C[:, g cg + p kNR ...] (+)=
@@ -141,6 +144,10 @@ TINYML_CLONES void gemm_multi(int64_t M, int64_t K, const T* __restrict A, int64
   // rows of unit stride (the per-step GEMMs' rows, or a chunk of at most kMc rows): the micro-kernel reads A
   // in place (a chunk of a few panels would spend as long packing A as multiplying)
   const bool direct = sak == 1;
+  // the zmm kernel (csrc/rnn_zmm.h) takes every job, one or two panels per register tile of up to kMRz rows;
+  // the ymm kernel's tiles have up to kMR rows (packed A is laid out tile by tile: mrt rows per whole tile)
+  const bool zmm = TINYML_RNN_ZMM && zmm_enabled();
+  const int64_t mrt = zmm ? kMRz : kMR;
   for (int i = 0; i < n_targets; ++i) {
     const Target<T>& o = targets[i];
     if (std::max<int64_t>(0, o.k_lo) >= std::min(K, o.k_hi) && !o.accumulate)  // no products: C = 0
@@ -155,19 +162,29 @@ TINYML_CLONES void gemm_multi(int64_t M, int64_t K, const T* __restrict A, int64
       if (!direct && sam == 1)  // A^T in place (dgh^T for dW): 8 rows of A^T (k) at a time, each row's run of
         // mb1 - mb0 values contiguous, written tile by tile (a tile's 8 k in one run: tiles are kc MR
         // apart, a multiple of 4 KiB at kc 256, so k-by-k writes across tiles hit the same L1 sets)
-        for (int64_t kb = 0; kb < kc; kb += 8)
+        for (int64_t kb = 0; kb < kc; kb += 8) {
+          // the rows two blocks ahead: runs of a few cache lines one row stride (4 KiB at G H 1024) apart, which
+          // no hardware prefetcher follows (gemm_multi's own time, mostly this copy waiting on L3, went from 8%
+          // to 4.5% of an LSTM layer's, B64 H256, 2 threads, perf)
+          for (int64_t k = k0 + kb + 16; k < std::min(K, k0 + kb + 24); ++k)
+            for (int64_t m = mb0; m < mb1; m += 64 / int64_t(sizeof(T))) __builtin_prefetch(A + m + k * sak);
           for (int64_t m0 = mb0, mr; m0 < mb1; m0 += mr) {
-            mr = tile_rows(m0, mb1);
+            mr = tile_rows(m0, mb1, mrt);
             T* ap = apack + (m0 - mb0) * kc;
             const T* src = A + m0 + k0 * sak;
             T* sums = row_sums ? row_sums + m0 : nullptr;
             const int64_t ke = std::min(kc, kb + 8);
-            if (mr == kMR && sums)  // a whole tile: a copy of fixed length per k
-              for (int64_t k = kb; k < ke; ++k)
-                for (int r = 0; r < kMR; ++r) ap[k * kMR + r] = src[k * sak + r], sums[r] += src[k * sak + r];
-            else if (mr == kMR)
-              for (int64_t k = kb; k < ke; ++k)
-                for (int r = 0; r < kMR; ++r) ap[k * kMR + r] = src[k * sak + r];
+            auto whole = [&](auto rows) {  // a whole tile: a copy of fixed length per k
+              constexpr int n = decltype(rows)::value;
+              if (sums)
+                for (int64_t k = kb; k < ke; ++k)
+                  for (int r = 0; r < n; ++r) ap[k * n + r] = src[k * sak + r], sums[r] += src[k * sak + r];
+              else
+                for (int64_t k = kb; k < ke; ++k)
+                  for (int r = 0; r < n; ++r) ap[k * n + r] = src[k * sak + r];
+            };
+            if (mr == kMR) whole(std::integral_constant<int, int(kMR)>{});
+            else if (mr == kMRz) whole(std::integral_constant<int, kMRz>{});
             else
               for (int64_t k = kb; k < ke; ++k)
                 for (int64_t r = 0; r < mr; ++r) {
@@ -175,9 +192,10 @@ TINYML_CLONES void gemm_multi(int64_t M, int64_t K, const T* __restrict A, int64
                   if (sums) sums[r] += src[k * sak + r];
                 }
           }
+        }
       else if (!direct)
         for (int64_t m0 = mb0, mr; m0 < mb1; m0 += mr) {  // tile at apack + (m0 - mb0) kc
-          mr = tile_rows(m0, mb1);
+          mr = tile_rows(m0, mb1, mrt);
           T* ap = apack + (m0 - mb0) * kc;
           for (int64_t k = 0; k < kc; ++k)
             for (int64_t r = 0; r < mr; ++r) {
@@ -192,20 +210,48 @@ TINYML_CLONES void gemm_multi(int64_t M, int64_t K, const T* __restrict A, int64
         const int64_t kb1 = std::min({k0 + kc, K, o.k_hi});
         if (kb0 >= kb1) continue;
         const bool acc = o.accumulate || kb0 > k_lo;
-        const int64_t P = panels<T>(o.N);
-        for (int64_t g = 0; g < o.G; ++g)
-          for (int64_t p = o.p0; p < o.p1; ++p) {
-            const T* bp = o.Bp + ((g * P + p) * K + kb0) * R;
-            const int64_t nc = std::min(R, o.N - p * R);
+        const int64_t P = panels<T>(o.N), np = std::max<int64_t>(0, o.p1 - o.p0), jobs = o.G * np;
+        // the (group, panel) jobs in order: panel p of group g is C[:, g cg + p R ...] += A B_g[:, panel p]
+        auto job = [&](int64_t q, const T** bp, T** c, int64_t* nc) {
+          const int64_t g = q / np, p = o.p0 + q % np;
+          *bp = o.Bp + ((g * P + p) * K + kb0) * R;
+          *c = o.C + g * o.cg + p * R;
+          *nc = std::min(R, o.N - p * R);
+        };
+        for (int64_t q = 0; q < jobs;) {
+          const T* bp;
+          T* c;
+          int64_t nc;
+          job(q, &bp, &c, &nc);
+#if TINYML_RNN_ZMM
+          if (zmm) {  // this job and the next side by side in one register tile (a lone last job: alone)
+            const T* bp2 = nullptr;
+            T* c2 = c;
+            int64_t nc2 = 0;
+            if (q + 1 < jobs) job(q + 1, &bp2, &c2, &nc2);
             for (int64_t m0 = mb0, mr; m0 < mb1; m0 += mr) {
-              mr = tile_rows(m0, mb1);
-              T* c = o.C + m0 * o.ldc + g * o.cg + p * R;
-              if (direct) micro_rows<T, true>(mr, kb1 - kb0, A + m0 * sam + kb0, sam, bp, c, o.ldc, nc, acc);
+              mr = tile_rows(m0, mb1, kMRz);
+              T *cr = c + m0 * o.ldc, *cr2 = c2 + m0 * o.ldc;
+              if (direct)
+                micro_zmm_rows<T, true>(mr, kb1 - kb0, A + m0 * sam + kb0, sam, bp, bp2, cr, cr2, o.ldc, nc, nc2, acc);
               else
-                micro_rows<T, false>(mr, kb1 - kb0, apack + (m0 - mb0) * kc + (kb0 - k0) * mr, 0, bp, c, o.ldc, nc,
-                                     acc);
+                micro_zmm_rows<T, false>(mr, kb1 - kb0, apack + (m0 - mb0) * kc + (kb0 - k0) * mr, 0, bp, bp2, cr, cr2,
+                                         o.ldc, nc, nc2, acc);
             }
+            q += 2;
+            continue;
           }
+#endif
+          for (int64_t m0 = mb0, mr; m0 < mb1; m0 += mr) {
+            mr = tile_rows(m0, mb1);
+            T* cr = c + m0 * o.ldc;
+            if (direct) micro_rows<T, true>(mr, kb1 - kb0, A + m0 * sam + kb0, sam, bp, cr, o.ldc, nc, acc);
+            else
+              micro_rows<T, false>(mr, kb1 - kb0, apack + (m0 - mb0) * kc + (kb0 - k0) * mr, 0, bp, cr, o.ldc, nc,
+                                   acc);
+          }
+          ++q;
+        }
       }
     }
   }

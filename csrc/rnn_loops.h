@@ -260,10 +260,13 @@ TINYML_CLONES void backward_units(Mode mode, const Dims& d, int64_t t, int64_t p
   }
 }
 
+// GEMM panels of dx per chunk of a backward step: two, one zmm register tile (csrc/rnn_zmm.h).
+constexpr int64_t kDxPanels = 2;
+
 // The chunks of a backward step phase for nt owners (csrc/rnn_memory.h Phases): owner o's range holds its
-// share of the n_units unit chunks, then its share of the n_dx panels of dx, so that each thread gets
+// share of the n_units unit chunks, then its share of the n_dx chunks of dx, so that each thread gets
 // both kinds alike and its unit chunks side by side (one pointwise run). items[c] below n_units is unit
-// chunk items[c], n_units + q is dx panel q; start[o] is where owner o's range begins.
+// chunk items[c], n_units + q is dx chunk q (panels kDxPanels q ...); start[o] is where owner o's range begins.
 struct StepItems {
   std::vector<int64_t> items, start;
   StepItems(int64_t n_units, int64_t n_dx, int nt) {
@@ -293,7 +296,7 @@ void backward_loop(Mode mode, const Dims& d, const Input<T>& in, const T* dy, in
   const bool fused = in.x && mode != Mode::GRU;  // dx_t inside the steps, dW_ih beside dW_hh (dgx == dgh)
   const int nt = in.x ? std::max(threads_for(d), threads_for_rows(rows, GH, I)) : threads_for(d);
   const int64_t U = unit_chunk<T>(H, nt), n_units = (H + U - 1) / U, n_ip = in.x ? panels<T>(I) : 0;
-  const int64_t n_dx = fused ? n_ip : 0;
+  const int64_t n_dx = fused ? (n_ip + kDxPanels - 1) / kDxPanels : 0;  // dx chunks of kDxPanels panels
   const int64_t dw_per = dw_chunk(GH, nt), x_per = row_chunk(rows);  // dW's rows (G H) in chunks
   const int64_t step0 = 1, last = step0 + d.T, dw_phase = last + 1, dx_phase = dw_phase + 1;
   std::vector<int64_t> counts(dx_phase + 1, n_units + n_dx);
@@ -326,11 +329,12 @@ void backward_loop(Mode mode, const Dims& d, const Input<T>& in, const T* dy, in
         // dgates of the step before (in backward order): dh_prev's and dx's rows of it
         const int64_t item = steps.items[c], tp = step_of(phase - 1), np = sizes[tp];
         const T* dgp = dgh + tp * B * GH;
-        if (item >= n_units) {  // dx_tp[:, panel q] = dgates_tp W_ih[:, panel q] (inactive rows zero)
-          const int64_t q = item - n_units, i1 = std::min(I, (q + 1) * R);
+        if (item >= n_units) {  // dx_tp[:, panels q0..q1) = dgates_tp W_ih[:, those panels] (inactive rows zero)
+          const int64_t q0 = (item - n_units) * kDxPanels, q1 = std::min(n_ip, q0 + kDxPanels);
+          const int64_t i1 = std::min(I, q1 * R);
           T* dxt = in.dx + tp * in.dxt;
-          gemm_packed<T>(np, GH, dgp, GH, 1, wip.data(), 1, I, q, q + 1, dxt, in.dxb, 0, false, ap);
-          for (int64_t b = np; b < B; ++b) std::fill(dxt + b * in.dxb + q * R, dxt + b * in.dxb + i1, T(0));
+          gemm_packed<T>(np, GH, dgp, GH, 1, wip.data(), 1, I, q0, q1, dxt, in.dxb, 0, false, ap);
+          for (int64_t b = np; b < B; ++b) std::fill(dxt + b * in.dxb + q0 * R, dxt + b * in.dxb + i1, T(0));
         } else {  // dh_prev[:, j0:j1] (+)= dgh_tp W_hh[:, j0:j1] (GRU adds to dh z; LSTM and RNN overwrite, so
           // their pointwise step need not zero dh)
           const int64_t j0 = item * U, j1 = std::min(H, j0 + U);
