@@ -11,7 +11,9 @@ training side with --verifier-from train. --generator-steps takes one step count
 trains a generator and the one whose greedy accuracy on validation problems (test-side problems that are
 not test questions) is nearest --target-greedy is kept, a rule fixed before any test result is seen.
 --verifier-number-tokens N gives the verifier an input where every number below N is one token;
---verifier-init PATH starts its trunk from another generator checkpoint (e.g. a longer budget candidate).
+--verifier-init PATH starts its trunk from another generator checkpoint (e.g. a longer budget candidate);
+--verifier-score lm scores a sample by its log-likelihood under the verifier's language-modelling head;
+--verifier-checkpoints, --slot-negatives and --top-p shape the verifier's samples (docs/tinygsm.md).
 Prints the table of accuracy against N for greedy decoding, one sample, majority vote over executed
 answers, the verifier's pick and the oracle; the run folder holds tinygsm.json, accuracy_vs_n.png,
 tokenizer.json, and generator/ and verifier/ training folders.
@@ -93,13 +95,27 @@ def add_arguments(p) -> None:
                         "miscopied copies, labelled by execution (default 3000; 0: none)")
     p.add_argument("--verifier-lm", type=at.nonnegative_float, default=1.0,
                    help="weight of the verifier's language-modelling loss on right solutions (default 1.0)")
-    p.add_argument("--verifier-score", choices=("last", "min", "mean"), default="min",
+    p.add_argument("--verifier-score", choices=("last", "min", "mean", "lm"), default="min",
                    help="a sample's score from the per-token scores: the last token's, the min (default) or "
-                        "the mean over the solution's tokens")
+                        "the mean over the solution's tokens; lm: the log-likelihood of the solution under "
+                        "the verifier's language-modelling head")
     p.add_argument("--verifier-number-tokens", type=at.nonnegative_int, default=0,
                    help="> 0: the verifier reads every number below this as one token of its own, so "
                         "equality with a question's number is one attention lookup (default 0: the "
                         "generator's digit tokens)")
+    p.add_argument("--verifier-checkpoints", type=steps_list, default=(),
+                   help="budget candidates (step counts of --generator-steps) whose samples join the "
+                        "verifier's: its problems are shared out among them and the chosen generator, "
+                        "so it sees the errors of several training stages (default: the chosen one only)")
+    p.add_argument("--slot-negatives", type=at.nonnegative_int, default=0,
+                   help="per verifier and contrast problem, copies of its gold solution with a number in "
+                        "the wrong slot (two swapped, one used twice, a wrong percentage), labelled by "
+                        "execution (default 0)")
+    p.add_argument("--pick-runnable", action="store_true",
+                   help="the verifier picks among the samples whose program ran (an answer, as majority "
+                        "vote counts only those); default: among all")
+    p.add_argument("--top-p", type=at.bounded_float(0.0, 1.0, open_lo=True), default=1.0,
+                   help="nucleus sampling for the held-out and the verifier's samples (default 1.0: off)")
     p.add_argument("--batch-size", type=at.positive_int, default=32, help="rows per step (default 32)")
     p.add_argument("--lr", type=at.positive_float, default=2e-3,
                    help="generator peak learning rate (default 2e-3)")
@@ -162,7 +178,9 @@ def run(args) -> int:
                       hard_negatives=args.hard_negatives, verifier_init=args.verifier_init,
                       verifier_from=args.verifier_from, contrast_problems=args.contrast_problems,
                       verifier_lm=args.verifier_lm, verifier_score=args.verifier_score,
-                      verifier_number_tokens=args.verifier_number_tokens)
+                      verifier_number_tokens=args.verifier_number_tokens,
+                      verifier_checkpoints=args.verifier_checkpoints, slot_negatives=args.slot_negatives,
+                      top_p=args.top_p, pick_runnable=args.pick_runnable)
     if args.quick:
         spec = TinyGSMRun(**{**spec.__dict__, **QUICK, "progress": False})
     gen_steps = "/".join(map(str, spec.steps_candidates)) if spec.steps_candidates else spec.steps

@@ -67,13 +67,14 @@ def strip_eos(text: str) -> str:
 
 def sample_solutions(model, tok: BPETokenizer, problems: Sequence[Problem], n: int, temperature: float,
                      max_new_tokens: int, seed: int = 0, rows_per_batch: int = 512,
-                     on_batch=None) -> list[list[str]]:
-    """n completions per problem (temperature 0: greedy, and then n = 1 suffices), cut at EOS.
+                     on_batch=None, top_p: float | None = None) -> list[list[str]]:
+    """n completions per problem (temperature 0: greedy, and then n = 1 suffices), cut at EOS;
+    top_p < 1 samples from the nucleus (the fewest tokens whose probability sums to top_p).
     Problems whose prompts have equal token lengths are decoded together (n rows each), with the
     KV cache. The tinyml random stream is reseeded from `seed` and restored afterwards."""
-    if n < 1 or temperature < 0 or not math.isfinite(temperature):
-        raise ValueError(f"sample_solutions: need n >= 1 and a finite temperature >= 0, got n={n}, "
-                         f"temperature={temperature}")
+    if n < 1 or temperature < 0 or not math.isfinite(temperature) or not (top_p is None or 0 < top_p <= 1):
+        raise ValueError(f"sample_solutions: need n >= 1, a finite temperature >= 0 and top_p in (0, 1], got "
+                         f"n={n}, temperature={temperature}, top_p={top_p}")
     eos = tok.token_to_id(EOS)
     encoded = [tok.encode(prompt_of(p)) for p in problems]
     by_length: dict[int, list[int]] = {}
@@ -89,7 +90,8 @@ def sample_solutions(model, tok: BPETokenizer, problems: Sequence[Problem], n: i
             for start in range(0, len(idx), per_batch):
                 chunk = idx[start:start + per_batch]
                 prompts = np.repeat(np.asarray([encoded[i] for i in chunk], dtype=np.int64), n, axis=0)
-                rows = generate(model, prompts, max_new_tokens, temperature=temperature, stop_tokens=[eos])
+                rows = generate(model, prompts, max_new_tokens, temperature=temperature, stop_tokens=[eos],
+                                top_p=None if top_p is None or top_p >= 1 else top_p)
                 for j, row in enumerate(rows):
                     out[chunk[j // n]].append(strip_eos(tok.decode(row[length:])))
                 done += len(chunk)

@@ -26,11 +26,16 @@ Stages (Liu et al. 2023, "TinyGSM", shrunk to two CPU cores):
    (tinygsm_verifier.py: the generator's trunk plus a scalar head) trained on them with token-level
    BCE plus `verifier_lm` times the language-modelling loss on the right solutions. With
    `verifier_number_tokens` N > 0 the verifier reads every number below N as one token
-   (tinygsm_numtok.py) and trains in verifier_numtok<N>/.
+   (tinygsm_numtok.py) and trains in verifier_numtok<N>/. `verifier_checkpoints` (budget candidates)
+   share the verifier problems out with the chosen generator (samples of several training stages);
+   `slot_negatives` adds gold solutions with a number in the wrong slot; `top_p` < 1 samples the
+   verifier's and the held-out solutions from the nucleus.
 5. Held-out evaluation: the greedy solution, and `samples` sampled ones per test problem; every
    distinct program runs in the sandbox; accuracy = executed answer equals gold. Best-of-N curves
    (tinygsm_select.py) for first sample, majority vote over executed answers, the verifier's pick
-   (by its `verifier_score` reduction of the per-token scores) and the oracle, against greedy.
+   (by its `verifier_score` reduction of the per-token scores, or "lm": the solution's log-likelihood
+   under the verifier's language-modelling head; with `pick_runnable` only among programs that
+   ran) and the oracle, against greedy.
 
 With `out`, the folder gets generator/ and verifier/ (the Trainer's checkpoint, metrics.jsonl and
 loss.png each), tokenizer.json, tinygsm.json (config, accuracies, timings, samples) and
@@ -46,8 +51,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
-from typing import NamedTuple
+from dataclasses import asdict, replace
 
 import numpy as np
 from tinyml.models import GPT, GPTConfig
@@ -56,7 +60,6 @@ import tinyml
 
 from ..checkpoint import load_checkpoint
 from ..trainer import CHECKPOINT, TrainConfig, Trainer
-from . import tinygsm as gsm
 from .completion import CompletionSampler, encode_pairs
 from .tinygsm_budget import choose_steps
 from .tinygsm_model import EOS, as_pair, sample_solutions, train_tokenizer
@@ -64,118 +67,14 @@ from .tinygsm_numtok import NumberTokenizer, load_trunk
 from .tinygsm_report import examples, format_table, plot_curves
 from .tinygsm_samples import heldout_samples, label_samples, verifier_data
 from .tinygsm_select import answer_key, number_rule_scores, selection_curves
-from .tinygsm_verifier import REDUCTIONS, Verifier, VerifierSampler, encode_scored, score
-
-
-class ProblemSets(NamedTuple):
-    train: list
-    verifier: list
-    test: list
-    contrast: list
-    validation: list
-
-
-@dataclass
-class TinyGSMRun:
-    split: str = "numbers"  # how the test problems are held out: one of tinygsm.SPLITS
-    train_problems: int = 3000
-    test_problems: int = 200
-    verifier_problems: int = 1200
-    verifier_samples: int = 8
-    hard_negatives: int = 4  # per verifier problem: its gold solution with a number miscopied
-    # the verifier's trunk starts from: "generator" (this run's), "random" (fresh weights) or the path
-    # of another generator checkpoint of the same shape and tokenizer (e.g. a longer budget candidate)
-    verifier_init: str = "generator"
-    verifier_from: str = "all"  # the verifier problems' side of the split: "all" (both) or "train"
-    contrast_problems: int = 3000  # further problems: gold + hard_negatives miscopied copies each
-    verifier_lm: float = 1.0  # weight of the language-modelling loss on the right solutions
-    verifier_score: str = "min"  # per-token scores -> one: "last", "min" or "mean"
-    verifier_number_tokens: int = 0  # > 0: the verifier reads numbers below this as one token each
-    vocab_size: int = 768
-    n_layer: int = 3
-    n_head: int = 4
-    n_embd: int = 96
-    steps: int = 800  # generator steps
-    steps_candidates: tuple = ()  # if given: choose the generator's steps among these (tinygsm_budget.py)
-    target_greedy: float = 0.675  # ... by validation greedy accuracy nearest this
-    validation_problems: int = 200
-    batch_size: int = 32
-    lr: float = 2e-3
-    verifier_steps: int = 1500
-    verifier_lr: float = 1e-3
-    samples: int = 48
-    ns: tuple = (1, 2, 4, 8, 16, 32, 48)
-    temperature: float = 0.8
-    verifier_temperature: float = 1.0
-    repeats: int = 20
-    eval_interval: int = 200
-    workers: int = 4
-    seed: int = 0
-    out: str | None = None
-    resume: bool = False  # continue (or reuse, when finished) the generator and verifier checkpoints in out
-    progress: bool = True
-    log: object = field(default=print, repr=False)
-
-
-def check_run(run: TinyGSMRun) -> None:
-    ns_ok = all(1 <= n <= run.samples for n in run.ns) and len(run.ns) > 0
-    if not ns_ok or run.temperature <= 0 or run.verifier_temperature <= 0 or run.verifier_samples < 2:
-        raise ValueError(f"tinygsm: every N must be in 1..samples={run.samples} (got {list(run.ns)}), the "
-                         f"temperatures > 0 (got {run.temperature}, {run.verifier_temperature}) and "
-                         f"verifier_samples >= 2 (got {run.verifier_samples})")
-    start = run.verifier_init
-    if start not in ("generator", "random") and not os.path.exists(_checkpoint(start)):
-        raise ValueError(f"tinygsm: verifier_init must be 'generator', 'random' or a generator checkpoint "
-                         f"(file or run folder), got {start!r}: no {_checkpoint(start)}")
-    if run.verifier_from not in ("all", "train") or run.verifier_score not in REDUCTIONS:
-        raise ValueError(f"tinygsm: verifier_from must be 'all' or 'train' (got {run.verifier_from!r}) "
-                         f"and verifier_score one of {', '.join(REDUCTIONS)} (got {run.verifier_score!r})")
-    if run.split not in gsm.SPLITS:
-        raise ValueError(f"tinygsm: split must be one of {', '.join(gsm.SPLITS)}, got {run.split!r}")
-    if any(k < 1 for k in run.steps_candidates) or run.steps < 1 or not 0 < run.target_greedy < 1:
-        raise ValueError(f"tinygsm: generator steps must be >= 1 (got {run.steps} and candidates "
-                         f"{list(run.steps_candidates)}) and target_greedy in (0, 1) "
-                         f"(got {run.target_greedy})")
-    if run.verifier_number_tokens and run.verifier_number_tokens < 10:
-        raise ValueError(f"tinygsm: verifier_number_tokens must be 0 (off) or >= 10, got "
-                         f"{run.verifier_number_tokens}")
-    if run.validation_problems < 1:
-        raise ValueError(f"tinygsm: validation_problems must be >= 1, got {run.validation_problems}")
-    if run.verifier_lm < 0 or run.contrast_problems < 0 or run.hard_negatives < 0:
-        raise ValueError(f"tinygsm: verifier_lm, contrast_problems and hard_negatives must be >= 0, got "
-                         f"{run.verifier_lm}, {run.contrast_problems}, {run.hard_negatives}")
-    if run.contrast_problems and not run.hard_negatives:
-        raise ValueError(f"tinygsm: contrast_problems={run.contrast_problems} needs hard_negatives >= 1")
-    if run.n_embd % run.n_head:
-        raise ValueError(f"tinygsm: n_embd {run.n_embd} must be divisible by n_head {run.n_head}")
-
-
-def make_problems(run: TinyGSMRun) -> ProblemSets:
-    """Training, verifier, test, contrast and validation problems with gold answers: no question is
-    in two of the sets. The test and validation problems come from the test side of run.split, the
-    verifier and contrast ones from both sides (verifier_from="all") or the training side."""
-    train, test = gsm.split(run.train_problems, run.test_problems, by=run.split, seed=run.seed)
-    seen = {p.question for p in train} | {p.question for p in test}
-    side = gsm.distribution(run.split, "all" if run.verifier_from == "all" else "train")
-    verifier = gsm.draw_new(run.verifier_problems, run.seed + 2, seen, **side)
-    seen |= {p.question for p in verifier}
-    contrast = gsm.draw_new(run.contrast_problems, run.seed + 7, seen, **side)
-    seen |= {p.question for p in contrast}
-    validation = gsm.draw_new(run.validation_problems, run.seed + 11, seen,
-                              **gsm.distribution(run.split, "test"))
-    return ProblemSets(*(gsm.attach_gold(ps) if ps else [] for ps in (train, verifier, test, contrast,
-                                                                      validation)))
+from .tinygsm_spec import ProblemSets, TinyGSMRun, _checkpoint, check_run, make_problems  # noqa: F401
+from .tinygsm_verifier import Verifier, VerifierSampler, encode_scored, score
 
 
 def _trainer_config(run: TinyGSMRun, steps: int, lr: float) -> TrainConfig:
     return TrainConfig(max_steps=steps, lr=lr, min_lr=lr / 10, warmup_steps=min(100, max(steps // 10, 1)),
                        weight_decay=0.1, grad_clip=1.0, eval_interval=min(run.eval_interval, steps),
                        eval_iters=4, log_interval=10, progress=run.progress)
-
-
-def _checkpoint(path: str) -> str:
-    """A checkpoint file, or the one in a run folder."""
-    return os.path.join(path, CHECKPOINT) if os.path.isdir(path) else path
 
 
 def verifier_folder(run: TinyGSMRun) -> str:
@@ -236,6 +135,17 @@ def generator_stage(run: TinyGSMRun, tok, sets: ProblemSets, block: int, max_new
     return chosen.model, chosen.summary, record
 
 
+def load_generator(run: TinyGSMRun, config, steps: int) -> GPT:
+    """The budget candidate out/generator_<steps>steps (a ValueError naming it when it is missing)."""
+    path = os.path.join(run.out or "", f"generator_{steps}steps", CHECKPOINT)
+    if not run.out or not os.path.exists(path):
+        raise ValueError(f"tinygsm: verifier_checkpoints has {steps}, but there is no {path}: list budget "
+                         f"candidates of this run (--generator-steps)")
+    model = GPT(config)
+    model.load_state_dict(load_checkpoint(path)["model"])
+    return model
+
+
 def train_verifier(run: TinyGSMRun, tok, generator: GPT, problems, samples, correct, device, contrast=()):
     """The verifier trained on (problem, sample, right?) triples; its last tenth of problems validates.
     `contrast` rows (problem, code, right?) only ever train."""
@@ -265,10 +175,11 @@ def train_verifier(run: TinyGSMRun, tok, generator: GPT, problems, samples, corr
                       _trainer_config(run, run.verifier_steps, run.verifier_lr),
                       out_dir=_sub(run.out, verifier_folder(run)), device=device)
     summary = _fit(run, trainer)
-    val_scores = score(verifier, tok, [r[0] for r in val_rows], [r[1] for r in val_rows],
-                       reduce=run.verifier_score)
+    head = "min" if run.verifier_score == "lm" else run.verifier_score  # a log-likelihood has no 0
+    val_scores = score(verifier, tok, [r[0] for r in val_rows], [r[1] for r in val_rows], reduce=head)
     val_labels = np.array([r[2] for r in val_rows]) > 0.5
-    summary["val_accuracy"] = float(np.mean((val_scores > 0) == val_labels))
+    summary["val_accuracy"] = float(np.mean((val_scores > 0) == val_labels))  # the scalar head's, > 0
+    summary["val_accuracy_score"] = head
     summary["val_positive_rate"] = float(val_labels.mean())
     return verifier, tok, summary
 
@@ -306,7 +217,10 @@ def run_tinygsm(run: TinyGSMRun, device: str = "cpu") -> dict:
     stage("generator training", t0)
 
     t0 = time.perf_counter()
-    v_data = verifier_data(run, generator, tok, verifier_set, contrast_problems, max_new, budget["steps"])
+    others = {k: load_generator(run, generator.config, k).to(device) for k in run.verifier_checkpoints
+              if k != budget["steps"]}
+    v_data = verifier_data(run, generator, tok, verifier_set, contrast_problems, max_new, budget["steps"],
+                           others)
     v_samples, v_correct, contrast = v_data["samples"], v_data["correct"], v_data["contrast"]
     log(f"tinygsm: verifier data: {v_correct.size} samples, {v_correct.mean():.1%} right; {len(contrast)} "
         f"contrast rows, {np.mean([r[2] for r in contrast]) if contrast else 0:.1%} right")
@@ -327,6 +241,8 @@ def run_tinygsm(run: TinyGSMRun, device: str = "cpu") -> dict:
                                         reduce=run.verifier_score)))
     scores = np.array([[pair_scores[(i, c)] for c in row] for i, row in enumerate(sampled)])
     keys = [[answer_key(a) for a in row] for row in answers]
+    if run.pick_runnable:  # the verifier picks among the programs that ran (any, when none did)
+        scores = np.where([[k is not None for k in row] for row in keys], scores, -1e300)
     curves = selection_curves(correct, keys, scores, run.ns, run.repeats, seed=run.seed)
     rule = selection_curves(correct, keys, number_rule_scores([p.question for p in test], sampled), run.ns,
                             run.repeats, seed=run.seed)["verifier"]

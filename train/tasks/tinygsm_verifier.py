@@ -206,6 +206,50 @@ def perturbed_solutions(problem: Problem, k: int, rng: np.random.Generator) -> l
     return out
 
 
+SLOT_KINDS = ("swap", "twice", "percent")
+_OWN = {"0", "1", "100"}  # numbers the solutions write on their own (a base case, a percent)
+
+
+def slot_negatives(problem: Problem, k: int, rng: np.random.Generator) -> list[str]:
+    """k copies of the problem's solution with a number in the wrong slot, the errors a generator
+    makes that every number check passes (all the numbers are the question's), each kind in turn:
+    "swap" exchanges two distinct number literals, "twice" writes one literal where another stands
+    (a question number used twice, another missing; never 0, 1 or 100), "percent" changes a
+    percentage (the literal before `/ 100`) to 100 minus it or to another number of the question.
+    Copies equal to the solution are dropped, so fewer than k may come back; label them by execution."""
+    spans = [m.span() for m in _NUMBER.finditer(problem.solution)]
+    text = problem.solution
+    values = [text[a:b] for a, b in spans]
+    out: list[str] = []
+    for j in range(k):
+        kind = SLOT_KINDS[j % len(SLOT_KINDS)]
+        pct = [i for i, (a, b) in enumerate(spans) if text[b:].startswith(" / 100") and values[i] != "100"]
+        if kind == "percent" and pct:
+            i = pct[int(rng.integers(len(pct)))]
+            others = [str(x) for x in problem.numbers if str(x) != values[i]]
+            new = str(100 - int(values[i])) if not others or rng.random() < 0.5 else \
+                others[int(rng.integers(len(others)))]
+            code = text[:spans[i][0]] + new + text[spans[i][1]:]
+        else:
+            pairs = [(i, m) for i in range(len(spans)) for m in range(len(spans))
+                     if values[i] != values[m] and not {values[i], values[m]} & _OWN]
+            if not pairs:
+                continue
+            i, m = pairs[int(rng.integers(len(pairs)))]
+            new = dict.fromkeys(range(len(spans)))
+            new[i] = values[m]
+            if kind == "swap":
+                new[m] = values[i]
+            code, last = "", 0
+            for n, (a, b) in enumerate(spans):
+                code += text[last:a] + (values[n] if new[n] is None else new[n])
+                last = b
+            code += text[last:]
+        if code != text:
+            out.append(code)
+    return out
+
+
 def contrast_set(problems: Sequence[Problem], k: int, rng: np.random.Generator):
     """(problems, codes), one row per problem: its gold solution followed by k miscopied copies
     (perturbed_solutions); label them by executing them (tinygsm_model.execute_many)."""
@@ -214,17 +258,20 @@ def contrast_set(problems: Sequence[Problem], k: int, rng: np.random.Generator):
     return list(problems), [[p.solution, *perturbed_solutions(p, k, rng)] for p in problems]
 
 
-REDUCTIONS = ("last", "min", "mean")
+REDUCTIONS = ("last", "min", "mean", "lm")
 
 
 def score(verifier: Verifier, tok, problems: Sequence[Problem], codes: Sequence[str],
           batch_size: int = 256, reduce: str = "last") -> np.ndarray:
     """The verifier's logit for each (problem, code) pair, (N,) float64: the last token's, or the
-    min or mean over the solution's tokens and EOS (`reduce`)."""
+    min or mean over the solution's tokens and EOS (`reduce`); "lm": log_likelihood() under the
+    verifier's own language-modelling head instead of its scalar head."""
     if reduce not in REDUCTIONS:
         raise ValueError(f"score: reduce must be one of {', '.join(REDUCTIONS)}, got {reduce!r}")
     if not codes:
         return np.zeros(0)
+    if reduce == "lm":
+        return log_likelihood(verifier, tok, problems, codes, batch_size)
     ids, last, _, mask = encode_scored(tok, problems, codes, block_size=verifier.config.block_size)
     device = next(iter(verifier.parameters())).device
     order = np.argsort(last.argmax(axis=1))  # similar lengths together: less padding per batch
@@ -247,4 +294,35 @@ def score(verifier: Verifier, tok, problems: Sequence[Problem], codes: Sequence[
                     out[rows] = np.where(m, per_token, 0.0).sum(axis=1) / m.sum(axis=1)
     finally:
         verifier.train(was_training)
+    return out
+
+
+def log_likelihood(model, tok, problems: Sequence[Problem], codes: Sequence[str],
+                   batch_size: int = 256) -> np.ndarray:
+    """(N,) float64: log p(code + EOS | question) = sum over the solution's tokens t (and EOS) of
+    log softmax(logits_{t-1})[x_t], under a GPT (a generator checkpoint) or a Verifier's trunk and
+    its language-modelling head. Rows are cropped to the model's context, as encode_scored does."""
+    gpt = model.trunk if isinstance(model, Verifier) else model
+    if not codes:
+        return np.zeros(0)
+    ids, last, _, mask = encode_scored(tok, problems, codes, block_size=gpt.config.block_size)
+    device = next(iter(gpt.parameters())).device
+    order = np.argsort(last.argmax(axis=1))
+    out = np.zeros(len(codes))
+    was_training = gpt.training
+    gpt.eval()
+    try:
+        with tinyml.no_grad():
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                T = int(last[rows].argmax(axis=1).max()) + 1
+                logits, _ = gpt(tinyml.tensor(ids[rows, :T], device=device))
+                z = logits.float().numpy().astype(np.float64)[:, :-1]
+                z = z - z.max(axis=-1, keepdims=True)
+                logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+                picked = np.take_along_axis(logp, ids[rows, 1:T, None], axis=-1)[..., 0]
+                # position t - 1 predicts token t: the solution's tokens (mask) after the first position
+                out[rows] = (picked * mask[rows, 1:T]).sum(axis=1)
+    finally:
+        gpt.train(was_training)
     return out

@@ -45,7 +45,7 @@ def test_bad_settings_are_refused_naming_the_values(tmp_path, capsys):
         check_run(TinyGSMRun(validation_problems=0))
     with pytest.raises(ValueError, match="verifier_number_tokens must be 0 \\(off\\) or >= 10, got 3"):
         check_run(TinyGSMRun(verifier_number_tokens=3))
-    with pytest.raises(ValueError, match="verifier_score one of last, min, mean \\(got 'max'\\)"):
+    with pytest.raises(ValueError, match="verifier_score one of last, min, mean, lm \\(got 'max'\\)"):
         check_run(TinyGSMRun(verifier_score="max"))
     with pytest.raises(ValueError, match="must be >= 0, got -1.0, 3000, 4"):
         check_run(TinyGSMRun(verifier_lm=-1.0))

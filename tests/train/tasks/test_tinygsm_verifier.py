@@ -165,7 +165,7 @@ def test_score_reduces_the_per_token_scores_over_the_solution(setup):
         np.testing.assert_allclose(score(verifier, tok, problems[:3], codes, reduce=reduce), w, rtol=1e-5,
                                    atol=1e-6)
     np.testing.assert_allclose(score(verifier, tok, problems[:3], codes), want["last"], rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="reduce must be one of last, min, mean, got 'max'"):
+    with pytest.raises(ValueError, match="reduce must be one of last, min, mean, lm, got 'max'"):
         score(verifier, tok, problems[:3], codes, reduce="max")
 
 
