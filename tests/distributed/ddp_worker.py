@@ -92,9 +92,9 @@ def first_gradients(make, batch, loss_of, *, ddp: bool, **ddp_kwargs):
     return [p.grad.numpy() for p in (model.module if ddp else model).parameters()]
 
 
-def same(a, b, what):
+def same(a, b, what, atol=1e-6):
     for x, y in zip(a, b):
-        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-6, err_msg=what)
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=atol, err_msg=what)
     print("ok", what, flush=True)
 
 
@@ -106,18 +106,21 @@ def mlp_loss(model, x, y):
 # per query), so Adam would turn summation-order noise of 1e-10 into steps of lr size
 tiny_gpt = GPTConfig(vocab_size=17, block_size=8, n_layer=2, n_head=2, n_embd=16, bias=False)
 # lr 1e-3 for the GPT: a few of its weights have gradients that nearly cancel, whose sign Adam's
-# first steps follow, so summation order (per-rank means vs one mean) shows at lr * relative error
+# first steps follow, so summation order (per-rank means vs one mean, and the BLAS kernel's own order,
+# which differs between OpenBLAS's Haswell and SkylakeX kernels) shows at lr * relative error: the trained
+# weights are compared to 1% of one Adam step (atol 1e-5), which a step missed or doubled still exceeds
 for name, make, batch, loss_of, lr in [("mlp", MLP, mlp_batch, mlp_loss, 1e-2),
                                        ("gpt", lambda: GPT(tiny_gpt), gpt_batch, gpt_loss, 1e-3)]:
+    trained_atol = lr * 1e-2 if name == "gpt" else 1e-6
     same(first_gradients(make, batch, loss_of, ddp=False),
          first_gradients(make, batch, loss_of, ddp=True, bucket_cap_mb=0.002), f"{name} averaged gradients")
     for accumulate in (1, 2):
         reference = train(make, batch, loss_of, ddp=False, accumulate=accumulate, lr=lr)
         # bucket_cap_mb small enough for several buckets, launched while backward goes on
         got = train(make, batch, loss_of, ddp=True, accumulate=accumulate, lr=lr, bucket_cap_mb=0.002)
-        same(reference, got, f"{name} accumulate={accumulate} small buckets")
+        same(reference, got, f"{name} accumulate={accumulate} small buckets", atol=trained_atol)
     got = train(make, batch, loss_of, ddp=True, accumulate=2, lr=lr)
-    same(reference, got, f"{name} accumulate=2 one bucket")
+    same(reference, got, f"{name} accumulate=2 one bucket", atol=trained_atol)
 
 # an unused parameter: found with find_unused_parameters (its .grad stays None), an error otherwise
 reference = train(MLP, mlp_batch, mlp_loss, ddp=False, accumulate=1)
