@@ -3,6 +3,8 @@
     python bench/detect.py                     # 10-minute budgets (the issue's); --minutes 2 for a quick one
     python bench/detect.py --minutes 3 --parallel 2 --only nwd+bce,yolov8n
     python bench/detect.py --minutes 2 --only nwd+bce --set crop=0 --set strides=[2,4,8,16]   # a variant
+    python bench/detect.py --parallel 2 --only nwd+bce,centernet@s1 --set centernet@s1:heatmap_stride=1
+        # NAME@TAG runs NAME under its own name; --set RUN:KEY=VALUE sets KEY for that run only
 
 Data: SyntheticIR (train/detect/synthetic.py), 400 training images of 256 x 256 and 100 held-out ones (the
 val split: images 400..499 of the seed's stream, never trained on), written in the COCO layout for tinyml
@@ -46,12 +48,29 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+from detect_scoring import recall, score
 
 TINYML_RUNS = {"nwd+bce": ("nwd", "bce"), "ciou+bce": ("ciou", "bce"), "nwd+focal": ("nwd", "focal"),
                "nwd+atfl": ("nwd", "atfl"), "ciou+focal": ("ciou", "focal"), "centernet": ("nwd", "bce")}
 ARCH = {"centernet": "centernet"}  # the others are the anchor-free Detector ("yolo")
 ALL = (*TINYML_RUNS, "yolov8n", "sahi")
+
+
+def base_run(name: str) -> str:
+    """The run a name stands for: "nwd+bce@c96" is nwd+bce under its own name (and --set nwd+bce@c96:...)."""
+    return name.split("@", 1)[0]
+
+
+def run_settings(cfg: dict) -> dict:
+    """The DetectRun settings of tinyml run cfg["name"]: the run's losses and arch, then --set KEY=VALUE,
+    then --set RUN:KEY=VALUE for that run."""
+    kind = base_run(cfg["name"])
+    box, cls = TINYML_RUNS[kind]
+    settings = dict(batch=cfg["batch"], img=256, box_loss=box, cls_loss=cls, seed=cfg["seed"], epochs=1000,
+                    eval_every=1000, progress=False, arch=ARCH.get(kind, "yolo"))
+    settings.update(cfg.get("overrides", {}))
+    settings.update(cfg.get("run_overrides", {}).get(cfg["name"], {}))
+    return settings
 
 
 # ---- workers (each in its own process) ---------------------------------------------------------------------
@@ -63,10 +82,7 @@ def worker_tinyml(cfg: dict) -> dict:
 
     # the bench scores the held-out images itself below; the run's own validation would score them twice
     loop.DetectTrainer.evaluate_now = lambda self, run=None: None
-    box, cls = TINYML_RUNS[cfg["name"]]
-    settings = dict(batch=cfg["batch"], img=256, box_loss=box, cls_loss=cls, seed=cfg["seed"], epochs=1000,
-                    eval_every=1000, progress=False, arch=ARCH.get(cfg["name"], "yolo"))
-    settings.update(cfg.get("overrides", {}))  # --set wins over the run's own settings
+    settings = run_settings(cfg)
     spec = DetectRun(out=os.path.join(cfg["out"], cfg["name"]), data=cfg["coco"], time_limit=cfg["minutes"],
                      time_clock=cfg["clock"], cpu_threads=cfg["threads"], **settings)
     t0 = time.perf_counter()
@@ -204,56 +220,6 @@ def worker_sahi(cfg: dict) -> dict:
 WORKERS = {"tinyml": worker_tinyml, "ultralytics": worker_ultralytics, "sahi": worker_sahi}
 
 
-# ---- scoring -----------------------------------------------------------------------------------------------
-def small_only(gt: dict, max_side: float = 8.0) -> dict:
-    """The ground truth with every box of max side >= max_side marked crowd (ignored by COCO matching)."""
-    anns = [{**a, "iscrowd": int(max(a["bbox"][2], a["bbox"][3]) >= max_side)} for a in gt["annotations"]]
-    return {**gt, "annotations": anns}
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt, rb = np.maximum(a[:, None, :2], b[None, :, :2]), np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
-
-
-def recall(truth, found, max_side: float = 4.0) -> dict:
-    """Recall of truth boxes with max side <= max_side: one-to-one greedy matching by score, IoU >= 0.5 /
-    centre distance <= 3 px."""
-    hit_iou = hit_centre = total = 0
-    for t, (b, s) in zip(truth, found):
-        t, b, s = np.asarray(t).reshape(-1, 4), np.asarray(b).reshape(-1, 4), np.asarray(s)
-        t = t[np.maximum(t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]) <= max_side]
-        total += len(t)
-        if not len(t) or not len(b):
-            continue
-        b = b[np.argsort(-s, kind="stable")]
-        iou = _iou(b, t)
-        centres = (b[:, None, :2] + b[:, None, 2:]) - (t[None, :, :2] + t[None, :, 2:])
-        dist = np.linalg.norm(centres / 2, axis=-1)
-        for table, ok, counter in ((iou, iou >= 0.5, "iou"), (-dist, dist <= 3.0, "centre")):
-            free = np.ones(len(t), bool)
-            for d in range(len(b)):
-                cand = np.flatnonzero(free & ok[d])
-                if cand.size:
-                    free[cand[np.argmax(table[d, cand])]] = False
-            if counter == "iou":
-                hit_iou += int((~free).sum())
-            else:
-                hit_centre += int((~free).sum())
-    return {"targets": total, "recall_iou50": hit_iou / max(total, 1),
-            "recall_centre3px": hit_centre / max(total, 1)}
-
-
-def score(results: list, gt: dict) -> dict:
-    from tinyml.models.detection.metrics import coco_evaluate
-
-    everything, small = coco_evaluate(gt, results), coco_evaluate(small_only(gt), results)
-    return {"AP50": everything["AP50"], "AP": everything["AP"], "AP_small": everything["AP_small"],
-            "AP50_under8px": small["AP50"]}
-
-
 # ---- the driver --------------------------------------------------------------------------------------------
 def prepare(args) -> dict:
     from tinyml.train.detect.synthetic import write_synthetic_ir
@@ -266,11 +232,16 @@ def prepare(args) -> dict:
 
 
 def _override(text: str) -> tuple:
-    """KEY=VALUE with VALUE parsed as JSON where it parses (numbers, true/false, lists), else a string."""
+    """[RUN:]KEY=VALUE with VALUE parsed as JSON where it parses (numbers, true/false, lists), else a string;
+    a RUN prefix (a name of --only) applies it to that run alone."""
     from dataclasses import fields
 
     from tinyml.train.detect.run import DetectRun
 
+    run, colon, rest = text.partition(":")
+    if colon and "=" not in run:
+        key, value = _override(rest)
+        return (run, key), value
     key, sep, value = text.partition("=")
     known = {f.name for f in fields(DetectRun)} - {"out", "data", "time_limit", "time_clock", "cpu_threads"}
     if not sep or key not in known:
@@ -312,14 +283,19 @@ def main() -> None:
             json.dump(out, f)
         return
     chosen = [n for n in args.only.split(",") if n]
-    if unknown := sorted(set(chosen) - set(ALL)):
+    if unknown := sorted({base_run(n) for n in chosen} - set(ALL)):
         p.error(f"--only: unknown runs {unknown}; choose from {ALL}")
     os.makedirs(args.out, exist_ok=True)
     args.out = os.path.abspath(args.out)
     paths = prepare(args)
     base = {"minutes": args.minutes, "clock": args.clock, "threads": args.threads, "batch": args.batch,
             "seed": args.seed, "out": args.out, "sahi_images": args.sahi_images,
-            "ultralytics_path": args.ultralytics_path, "overrides": dict(args.set), **paths}
+            "ultralytics_path": args.ultralytics_path, **paths,
+            "overrides": {k: v for k, v in args.set if isinstance(k, str)}, "run_overrides": {}}
+    for (run, key), value in [(k, v) for k, v in args.set if not isinstance(k, str)]:
+        if run not in chosen or base_run(run) not in TINYML_RUNS:
+            p.error(f"--set {run}:{key}=...: {run!r} is not a tinyml run of --only {chosen}")
+        base["run_overrides"].setdefault(run, {})[key] = value
     training = [n for n in chosen if n != "sahi"]
     print(f"bench/detect.py: {args.train} train / {args.val} held-out images of 256 px; budget "
           f"{args.minutes:g} min ({args.clock} clock, {args.threads} threads) per run; runs {training}, "
@@ -329,7 +305,7 @@ def main() -> None:
     while pending or running:
         while pending and len(running) < args.parallel:
             name = pending.pop(0)
-            kind = "ultralytics" if name == "yolov8n" else "tinyml"
+            kind = "ultralytics" if base_run(name) == "yolov8n" else "tinyml"
             running.append((name, launch(kind, {**base, "name": name}, args.threads), time.perf_counter()))
         time.sleep(2)
         for item in list(running):
@@ -366,7 +342,7 @@ def report(done: dict, paths: dict, args) -> None:
           f"({args.clock} clock) on {args.threads} threads each")
     print(f"{'run':<11}{'AP50':>7}{'AP':>7}{'AP_small':>9}{'AP50<8px':>9}{'steps':>7}{'epochs':>7}"
           f"{'img/s':>8}{'img/cpu-s x' + str(args.threads):>15}")
-    for name in [n for n in ALL if n in done and n != "sahi" and done[n]]:
+    for name in [n for n in done if n != "sahi" and done[n]]:
         r = done[name]
         m = score(r["results"], gt)
         per_wall = r["images"] / max(r["train_wall_s"], 1e-9)

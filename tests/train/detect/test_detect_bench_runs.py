@@ -1,0 +1,45 @@
+"""bench/detect.py's run naming and settings: NAME@TAG runs NAME under its own name, --set KEY=VALUE applies
+to every tinyml run and --set RUN:KEY=VALUE to that run alone (over the former), values parsed as JSON."""
+import argparse
+import os
+import sys
+
+import pytest
+from helpers import REPO_ROOT, load_script
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, os.path.join(REPO_ROOT, "bench"))  # bench/detect.py imports detect_scoring beside it
+    try:
+        yield load_script("bench/detect.py", "bench_detect")
+    finally:
+        sys.path.remove(os.path.join(REPO_ROOT, "bench"))
+
+
+def test_base_run(bench):
+    assert bench.base_run("nwd+bce") == "nwd+bce"
+    assert bench.base_run("centernet@s1") == "centernet"
+    assert bench.base_run("nwd+bce@a@b") == "nwd+bce"
+
+
+def test_override_parses_plain_and_per_run_settings(bench):
+    assert bench._override("crop=96") == ("crop", 96)
+    assert bench._override("strides=[2,4,8,16]") == ("strides", [2, 4, 8, 16])
+    assert bench._override("arch=centernet") == ("arch", "centernet")
+    assert bench._override("centernet@s1:heatmap_stride=1") == (("centernet@s1", "heatmap_stride"), 1)
+    with pytest.raises(argparse.ArgumentTypeError, match="'colour=3': expected KEY=VALUE with KEY one of"):
+        bench._override("colour=3")
+    with pytest.raises(argparse.ArgumentTypeError, match="'out=x': expected KEY=VALUE"):
+        bench._override("nwd+bce:out=x")  # per-invocation settings stay the bench's
+
+
+def test_run_settings_per_run_over_global_over_the_run(bench):
+    cfg = {"batch": 16, "seed": 0, "overrides": {"crop": 96, "lr": 0.003},
+           "run_overrides": {"centernet@s1": {"crop": 64, "heatmap_stride": 1}}}
+    plain = bench.run_settings({**cfg, "name": "nwd+focal"})
+    assert (plain["box_loss"], plain["cls_loss"], plain["arch"]) == ("nwd", "focal", "yolo")
+    assert (plain["crop"], plain["lr"]) == (96, 0.003) and "heatmap_stride" not in plain
+    tagged = bench.run_settings({**cfg, "name": "centernet@s1"})
+    got = (tagged["arch"], tagged["crop"], tagged["heatmap_stride"], tagged["lr"])
+    assert got == ("centernet", 64, 1, 0.003)
