@@ -274,27 +274,33 @@ def score(verifier: Verifier, tok, problems: Sequence[Problem], codes: Sequence[
         return log_likelihood(verifier, tok, problems, codes, batch_size)
     ids, last, _, mask = encode_scored(tok, problems, codes, block_size=verifier.config.block_size)
     device = next(iter(verifier.parameters())).device
-    order = np.argsort(last.argmax(axis=1))  # similar lengths together: less padding per batch
     out = np.zeros(len(codes))
-    was_training = verifier.training
-    verifier.eval()
+    for rows, T in _length_batches(verifier, last, batch_size):
+        per_token = verifier.token_scores(tinyml.tensor(ids[rows, :T], device=device))
+        per_token = per_token.numpy().astype(np.float64)
+        m = mask[rows, :T] > 0
+        if reduce == "last":
+            out[rows] = per_token[np.arange(len(rows)), last[rows, :T].argmax(axis=1)]
+        elif reduce == "min":
+            out[rows] = np.where(m, per_token, np.inf).min(axis=1)
+        else:
+            out[rows] = np.where(m, per_token, 0.0).sum(axis=1) / m.sum(axis=1)
+    return out
+
+
+def _length_batches(model, last: np.ndarray, batch_size: int):
+    """(rows, T) batches of the rows of `last` (one-hot last positions), similar lengths together (less
+    padding per batch), T each batch's length; run in eval mode without grad, the model's mode restored."""
+    order = np.argsort(last.argmax(axis=1))
+    was_training = model.training
+    model.eval()
     try:
         with tinyml.no_grad():
             for start in range(0, len(order), batch_size):
                 rows = order[start:start + batch_size]
-                T = int(last[rows].argmax(axis=1).max()) + 1
-                per_token = verifier.token_scores(tinyml.tensor(ids[rows, :T], device=device))
-                per_token = per_token.numpy().astype(np.float64)
-                m = mask[rows, :T] > 0
-                if reduce == "last":
-                    out[rows] = per_token[np.arange(len(rows)), last[rows, :T].argmax(axis=1)]
-                elif reduce == "min":
-                    out[rows] = np.where(m, per_token, np.inf).min(axis=1)
-                else:
-                    out[rows] = np.where(m, per_token, 0.0).sum(axis=1) / m.sum(axis=1)
+                yield rows, int(last[rows].argmax(axis=1).max()) + 1
     finally:
-        verifier.train(was_training)
-    return out
+        model.train(was_training)
 
 
 def log_likelihood(model, tok, problems: Sequence[Problem], codes: Sequence[str],
@@ -307,22 +313,13 @@ def log_likelihood(model, tok, problems: Sequence[Problem], codes: Sequence[str]
         return np.zeros(0)
     ids, last, _, mask = encode_scored(tok, problems, codes, block_size=gpt.config.block_size)
     device = next(iter(gpt.parameters())).device
-    order = np.argsort(last.argmax(axis=1))
     out = np.zeros(len(codes))
-    was_training = gpt.training
-    gpt.eval()
-    try:
-        with tinyml.no_grad():
-            for start in range(0, len(order), batch_size):
-                rows = order[start:start + batch_size]
-                T = int(last[rows].argmax(axis=1).max()) + 1
-                logits, _ = gpt(tinyml.tensor(ids[rows, :T], device=device))
-                z = logits.float().numpy().astype(np.float64)[:, :-1]
-                z = z - z.max(axis=-1, keepdims=True)
-                logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-                picked = np.take_along_axis(logp, ids[rows, 1:T, None], axis=-1)[..., 0]
-                # position t - 1 predicts token t: the solution's tokens (mask) after the first position
-                out[rows] = (picked * mask[rows, 1:T]).sum(axis=1)
-    finally:
-        gpt.train(was_training)
+    for rows, T in _length_batches(gpt, last, batch_size):
+        logits, _ = gpt(tinyml.tensor(ids[rows, :T], device=device))
+        z = logits.float().numpy().astype(np.float64)[:, :-1]
+        z = z - z.max(axis=-1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        picked = np.take_along_axis(logp, ids[rows, 1:T, None], axis=-1)[..., 0]
+        # position t - 1 predicts token t: the solution's tokens (mask) after the first position
+        out[rows] = (picked * mask[rows, 1:T]).sum(axis=1)
     return out
