@@ -128,38 +128,14 @@ TINYML_CLONES bool input_transform(const T* xn, T* V, ssize C, ssize h, ssize wd
 template <typename T, int M>
 TINYML_CLONES void output_transform(const T* Mb, const T* bias, T* yn, ssize O, ssize orows, ssize oh, ssize ow,
                                     ssize t0, ssize nt, ssize tw) {
-  using W = Wino<M>;
   using Vt = typename Vec<T>::v;
-  constexpr int A = W::A, NR = Vec<T>::NR;
-  constexpr ssize NT = 2 * NR;
+  constexpr int NR = Vec<T>::NR;
   for (ssize o = 0; o < O; ++o) {
     T* yo = yn + o * oh * ow;
     const T bo = bias ? bias[o] : T(0);
     for (ssize pn = 0; pn * NR < nt; ++pn) {
-      Vt m[A][A], am[M][A];
-#pragma GCC unroll 8
-      for (int xi = 0; xi < A * A; ++xi) std::memcpy(&m[xi / A][xi % A], Mb + (xi * orows + o) * NT + pn * NR, sizeof(Vt));
-#pragma GCC unroll 8
-      for (int i = 0; i < M; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) {
-          Vt s = {};
-#pragma GCC unroll 8
-          for (int k = 0; k < A; ++k)
-            if (W::AT[i][k] != 0) s += T(W::AT[i][k]) * m[k][j];
-          am[i][j] = s;
-        }
       Vt out[M][M];
-#pragma GCC unroll 8
-      for (int i = 0; i < M; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < M; ++j) {
-          Vt s = {};
-#pragma GCC unroll 8
-          for (int k = 0; k < A; ++k)
-            if (W::AT[j][k] != 0) s += am[i][k] * T(W::AT[j][k]);
-          out[i][j] = s + bo;
-        }
+      untransform_patch<T, M>(Mb, orows, o, pn * NR, bo, out);
       const int lanes = static_cast<int>(std::min<ssize>(NR, nt - pn * NR));
       for (int l = 0; l < lanes; ++l) {
         const ssize t = t0 + pn * NR + l, oi0 = (t / tw) * M, oj0 = (t % tw) * M;

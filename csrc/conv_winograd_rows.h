@@ -55,6 +55,41 @@ __attribute__((always_inline)) inline void transform_patch(const typename Vec<T>
     }
 }
 
+// A^T m A + bias for one patch whose NR lanes are NR tiles, m's value xi read from Mb[xi][o][col ..] (rows of
+// NT = 2 NR columns): out[i][j] is output (i, j) of every lane's tile. Both output transforms (per tile row
+// here, per tile in conv_winograd.h) start with it.
+template <typename T, int M>
+__attribute__((always_inline)) inline void untransform_patch(const T* Mb, ssize orows, ssize o, ssize col, T bo,
+                                                             typename Vec<T>::v (&out)[M][M]) {
+  using W = Wino<M>;
+  using Vt = typename Vec<T>::v;
+  constexpr int A = W::A;
+  constexpr ssize NT = 2 * Vec<T>::NR;
+  Vt m[A][A], am[M][A];
+#pragma GCC unroll 8
+  for (int xi = 0; xi < A * A; ++xi) std::memcpy(&m[xi / A][xi % A], Mb + (xi * orows + o) * NT + col, sizeof(Vt));
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < A; ++j) {  // A^T m
+      Vt s = {};
+#pragma GCC unroll 8
+      for (int k = 0; k < A; ++k)
+        if (W::AT[i][k] != 0) s += T(W::AT[i][k]) * m[k][j];
+      am[i][j] = s;
+    }
+#pragma GCC unroll 8
+  for (int i = 0; i < M; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < M; ++j) {  // (A^T m) A + bias
+      Vt s = {};
+#pragma GCC unroll 8
+      for (int k = 0; k < A; ++k)
+        if (W::AT[j][k] != 0) s += am[i][k] * T(W::AT[j][k]);
+      out[i][j] = s + bo;
+    }
+}
+
 constexpr int MAX_RUNS = 3;
 
 // Lanes [la, lb) of a panel lie in tile row tr, lane l at tile column tcf + l - la.
@@ -205,9 +240,8 @@ __attribute__((always_inline)) inline void interleave(const typename Vec<T>::v (
 template <typename T, int M>
 TINYML_CLONES void output_transform_runs(const T* Mb, const T* bias, T* yn, ssize O, ssize orows, ssize oh,
                                          ssize ow, ssize t0, ssize nt, ssize tw) {
-  using W = Wino<M>;
   using Vt = typename Vec<T>::v;
-  constexpr int A = W::A, NR = Vec<T>::NR;
+  constexpr int NR = Vec<T>::NR;
   constexpr ssize NT = 2 * NR;
   Run runs[NT / NR][MAX_RUNS];
   int nruns[NT / NR];
@@ -217,31 +251,11 @@ TINYML_CLONES void output_transform_runs(const T* Mb, const T* bias, T* yn, ssiz
     T* yo = yn + o * oh * ow;
     const T bo = bias ? bias[o] : T(0);
     for (int pn = 0; pn < npanels; ++pn) {
-      Vt m[A][A], am[M][A];
-#pragma GCC unroll 8
-      for (int xi = 0; xi < A * A; ++xi) std::memcpy(&m[xi / A][xi % A], Mb + (xi * orows + o) * NT + pn * NR, sizeof(Vt));
-#pragma GCC unroll 8
-      for (int i = 0; i < M; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) {
-          Vt s = {};
-#pragma GCC unroll 8
-          for (int k = 0; k < A; ++k)
-            if (W::AT[i][k] != 0) s += T(W::AT[i][k]) * m[k][j];
-          am[i][j] = s;
-        }
+      Vt out[M][M];
+      untransform_patch<T, M>(Mb, orows, o, pn * NR, bo, out);
       for (int i = 0; i < M; ++i) {
-        Vt out[M];
-#pragma GCC unroll 8
-        for (int j = 0; j < M; ++j) {
-          Vt s = {};
-#pragma GCC unroll 8
-          for (int k = 0; k < A; ++k)
-            if (W::AT[j][k] != 0) s += am[i][k] * T(W::AT[j][k]);
-          out[j] = s + bo;
-        }
         T line[NR * M];  // output row i of all lanes' tiles, interleaved
-        interleave<T, M>(out, line);
+        interleave<T, M>(out[i], line);
         for (int r = 0; r < nruns[pn]; ++r) {
           const Run& run = runs[pn][r];
           const ssize oi = run.tr * M + i, oc0 = run.tcf * M;
