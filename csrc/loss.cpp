@@ -19,12 +19,13 @@
 // Targets are checked before any work: an out-of-range target raises IndexError as PyTorch does.
 #include "simd_math.h"  // first: sets fp-contract for this file
 #include "common.h"
+#include "exp_nonpos.h"
 #include "team_size.h"
 
 namespace {
 
-using tinyml::vexp;
 using tinyml::vexp0;
+using tinyml::vexp_nonpos;  // fexp's bits for the arguments <= 0 of both passes (csrc/exp_nonpos.h)
 constexpr int64_t kChunk = 512;  // elements per online-softmax step: stays in L1 between the max and sum
 // Rows go over the threads only when each thread gets at least this many logits (csrc/team_size.h: an exp
 // and a log per logit make a row about twice a norm's work per element; a baby GPT's 768 x 65 logits,
@@ -50,8 +51,9 @@ TINYML_CLONES void ce_row_fwd(const T* __restrict x, int64_t c, bool want_mean, 
     // while m is -inf the chunk holds only -inf (exp 0) and NaN (NaN): shift by 0 to keep the NaN
     const T ms = m == -INFINITY ? T(0) : m;
     T cs = 0;
+    // x - max <= 0 (-inf: ~1e-38, nothing next to s >= 1)
 #pragma omp simd reduction(+ : cs)
-    for (int64_t j = 0; j < len; ++j) cs += vexp<T>(xc[j] - ms);  // (-inf: ~1e-38, nothing next to s >= 1)
+    for (int64_t j = 0; j < len; ++j) cs += vexp_nonpos<T>(xc[j] - ms);
     s += cs;
     if (want_mean) {
       T t = 0;
@@ -68,8 +70,9 @@ TINYML_CLONES void ce_row_fwd(const T* __restrict x, int64_t c, bool want_mean, 
 template <typename T>
 TINYML_CLONES void ce_row_bwd(const T* __restrict x, T* __restrict dx, int64_t c, T m, T log_sum, T g, T off) {
   // dx_j = g exp((x_j - m) - log_sum) - off, off = g ls / C
+  // the argument is <= 0: x <= m, and log_sum >= 0 (the row's sum holds exp(0) = 1 for its max)
 #pragma omp simd
-  for (int64_t j = 0; j < c; ++j) dx[j] = g * vexp<T>((x[j] - m) - log_sum) - off;
+  for (int64_t j = 0; j < c; ++j) dx[j] = g * vexp_nonpos<T>((x[j] - m) - log_sum) - off;
 }
 
 void check_targets(const py::array& target, py::ssize_t n, py::ssize_t c, int64_t ignore_index,

@@ -12,9 +12,14 @@
 //
 // Rows run in parallel when there are enough of them (csrc/team_size.h: a baby GPT's 768 x 128 runs on
 // one thread, a wake-up of the other would cost more than half the pass), handed out in blocks of
-// kRowBlock rows as the threads ask, so the calling thread starts at once and a late worker takes
-// fewer. The weight/bias gradients are sums over all rows: each of nt contiguous row ranges (nt =
-// max_threads() when the rows are many, else 1) is added into a private (N,) buffer (flushed every 32
+// kRowBlock rows as the threads ask (add_layer_norm), so the calling thread starts at once and a late
+// worker takes fewer. The plain forward hands them out guided instead (long contiguous runs, shrinking
+// to kRowBlock), and writes y with ordinary stores: on the Zen 5 VM of session 11 (8192 x 768, 1 and 2
+// threads, interleaved A/B in one process, docs/cpu_speed.md "Session 11") 16-row blocks alternating
+// between the threads and the buffered streaming stores each cost 15-40% against the prefetchers'
+// long sequential runs, and ordinary stores matched streaming ones (the backward keeps streaming: it
+// measured faster there). The weight/bias gradients are sums over all rows: each of nt contiguous row
+// ranges (nt = max_threads() when the rows are many, else 1) is added into a private (N,) buffer (flushed every 32
 // rows into double, so 10^4 rows lose no digits), and the buffers are summed column-parallel at the
 // end: no atomics, no races, deterministic for a given max_threads(), and the same bits whether the
 // team or one thread (a small input) runs the ranges. Row statistics use two passes over the row (it
@@ -207,18 +212,12 @@ py::tuple forward(py::array x, std::optional<py::array> w, std::optional<py::arr
   T *yp = y.mutable_data(), *mp = mean.mutable_data(), *rp = rstd.mutable_data();
   {
     py::gil_scoped_release release;
-    const bool stream = streamed<T>(rows, n);
-#pragma omp parallel if (tinyml::worth_threads(rows * n, rows))
-    {
-      alignas(64) T buf[tinyml::kStreamBlock];
-#pragma omp for schedule(dynamic, kRowBlock)
-      for (py::ssize_t r = 0; r < rows; ++r) {
-        T* out = stream ? buf : yp + r * n;
-        ln_row_fwd<T>(xp + r * n, wp, bp, out, n, T(eps), rms, rms ? nullptr : mp + r, rp + r);
-        if (stream) tinyml::stream_copy(yp + r * n, buf, n);
-      }
-      if (stream) tinyml::stream_fence();
-    }
+    // guided: each thread first takes a long contiguous run of rows (half, then a quarter, ...), so
+    // its reads and writes are a few sequential streams, and a late worker still takes fewer rows;
+    // plain stores (the output stays in cache for the next op; see the header)
+#pragma omp parallel for schedule(guided, kRowBlock) if (tinyml::worth_threads(rows * n, rows))
+    for (py::ssize_t r = 0; r < rows; ++r)
+      ln_row_fwd<T>(xp + r * n, wp, bp, yp + r * n, n, T(eps), rms, rms ? nullptr : mp + r, rp + r);
   }
   if (rms) return py::make_tuple(y, rstd);
   return py::make_tuple(y, mean, rstd);

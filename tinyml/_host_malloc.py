@@ -11,8 +11,15 @@ PyTorch's step takes 320 (docs/cpu_speed.md).
 
     M_MMAP_THRESHOLD = 32 MiB     requests below it come from malloc's heaps (its maximum)
     M_TRIM_THRESHOLD = 1 GiB      free heap memory up to this stays in the process
+    M_MMAP_MAX = 0                no request gets an mmap of its own: larger ones come from the
+                                  heap too (a thread's arena still maps what its heap cannot hold)
 
-With both, freed buffers wait in malloc's free lists and the next step reuses them (about 20
+The last one is for arrays above the 32 MiB cap: a 4096 x 3072 activation (48 MiB) or a (1024,
+50304) logits gradient (196 MiB) was otherwise mapped, faulted in and zero-filled by the kernel on
+every call (536 and 740 faults per call; cross_entropy's backward took 58 ms instead of 29 on 2
+threads, gelu's forward 19 instead of 12; docs/cpu_speed.md "Session 11").
+
+With these, freed buffers wait in malloc's free lists and the next step reuses them (about 20
 faults per step). The price is the one a caching allocator asks (PyTorch's CUDA allocator): the
 process keeps up to 1 GiB of freed heap mapped; `release_host_memory()` returns it
 (malloc_trim(0)). tinyml sets this on its first cpu kernel (`tinyml.backends`), on glibc only;
@@ -27,6 +34,7 @@ import platform
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
+M_MMAP_MAX = -4
 MMAP_THRESHOLD = 32 << 20  # glibc refuses more than HEAP_MAX_SIZE / 2 (32 MiB on 64-bit)
 TRIM_THRESHOLD = 1 << 30
 
@@ -58,7 +66,8 @@ def tune_host_malloc() -> str:
         state = "not glibc"
         return state
     libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    ok = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    ok = (libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+          and libc.mallopt(M_MMAP_MAX, 0))
     state = "tuned" if ok else "mallopt refused"
     return state
 
