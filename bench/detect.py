@@ -10,7 +10,8 @@ Data: SyntheticIR (train/detect/synthetic.py), 400 training images of 256 x 256 
 val split: images 400..499 of the seed's stream, never trained on), written in the COCO layout for tinyml
 and the YOLO layout for ultralytics (the same pixels). Every model is scored on the held-out images by
 models/detection/metrics.py's coco_evaluate (pycocotools' numbers), from detections at conf 0.001, IoU 0.6,
-max 300 per image, at imgsz 256.
+max 300 per image, at imgsz 256. `--tta hvt` also scores every tinyml model with test-time augmentation (the
+mean over the 8 flipped / transposed views, `predict(..., tta=)`), as the row RUN+hvt.
 
 Runs, each in a worker process of its own on --threads threads (OMP_NUM_THREADS, torch.set_num_threads),
 with the same budget: --minutes of `--clock cpu` (default: process CPU time / threads, i.e. minutes of that
@@ -90,10 +91,13 @@ def worker_tinyml(cfg: dict) -> dict:
     wall = time.perf_counter() - t0
     val = CocoDetection(cfg["coco"], "val")
     cats = category_ids_of(val)
-    results = []
-    for t, (b, sc, lb) in predict_dataset(s["model"], val, spec.img, batch=8):  # 256 unless --set img
-        results.extend(coco_results(t["image_id"], b, sc, lb, cats))
-    return {"results": results, "steps": s["step"], "images": s["images"],
+    scored, tta = {}, cfg.get("tta") or ""
+    for mode in ("", tta) if tta else ("",):  # plain, then with test-time augmentation (--tta)
+        results = scored[mode] = []
+        for t, (b, sc, lb) in predict_dataset(s["model"], val, spec.img, batch=8, tta=mode):  # img 256
+            results.extend(coco_results(t["image_id"], b, sc, lb, cats))
+    return {"results": scored[""], "results_tta": scored.get(tta) if tta else None, "steps": s["step"],
+            "images": s["images"],
             "train_wall_s": s["train_seconds"], "train_cpu_s": s["train_cpu_seconds"], "run_wall_s": wall,
             "stopped": s["stopped"]}
 
@@ -272,6 +276,8 @@ def main() -> None:
         p.add_argument(flag, type=int, default=n)
     p.add_argument("--out", default="bench-detect")
     p.add_argument("--ultralytics-path", help="a folder to put first on sys.path for ultralytics")
+    p.add_argument("--tta", default="", metavar="LETTERS", help="also score the tinyml runs with test-time "
+                   "augmentation (h, v, t: flips / transpose; hvt: all 8 views), as the rows RUN+LETTERS")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=_override,
                    help="a DetectRun setting of the tinyml runs, VALUE as JSON (crop=128); repeatable")
     for flag, choices in (("--worker", sorted(WORKERS)), ("--config", None), ("--result", None)):
@@ -282,6 +288,13 @@ def main() -> None:
         with open(args.result, "w") as f:
             json.dump(out, f)
         return
+    if args.tta:
+        from tinyml.models.detection.targets import check_tta
+
+        try:
+            check_tta("--tta", args.tta)
+        except ValueError as e:
+            p.error(str(e))
     chosen = [n for n in args.only.split(",") if n]
     if unknown := sorted({base_run(n) for n in chosen} - set(ALL)):
         p.error(f"--only: unknown runs {unknown}; choose from {ALL}")
@@ -290,7 +303,7 @@ def main() -> None:
     paths = prepare(args)
     base = {"minutes": args.minutes, "clock": args.clock, "threads": args.threads, "batch": args.batch,
             "seed": args.seed, "out": args.out, "sahi_images": args.sahi_images,
-            "ultralytics_path": args.ultralytics_path, **paths,
+            "ultralytics_path": args.ultralytics_path, "tta": args.tta, **paths,
             "overrides": {k: v for k, v in args.set if isinstance(k, str)}, "run_overrides": {}}
     for (run, key), value in [(k, v) for k, v in args.set if not isinstance(k, str)]:
         if run not in chosen or base_run(run) not in TINYML_RUNS:
@@ -353,6 +366,11 @@ def report(done: dict, paths: dict, args) -> None:
                      **{k: r[k] for k in ("steps", "images", "train_wall_s", "train_cpu_s", "run_wall_s")}})
         print(f"{name:<11}{m['AP50']:7.4f}{m['AP']:7.4f}{m['AP_small']:9.4f}{m['AP50_under8px']:9.4f}"
               f"{r['steps']:7d}{epochs:7.2f}{per_wall:8.2f}{per_cpu:15.2f}")
+        if r.get("results_tta") is not None:  # the same model, test-time augmentation (--tta)
+            t = score(r["results_tta"], gt)
+            rows.append({**rows[-1], "run": f"{name}+{args.tta}", **t})
+            print(f"{name + '+' + args.tta:<11}{t['AP50']:7.4f}{t['AP']:7.4f}{t['AP_small']:9.4f}"
+                  f"{t['AP50_under8px']:9.4f}")
     if "nwd+bce" in done and "yolov8n" in done and done["nwd+bce"] and done["yolov8n"]:
         a, b = (next(x for x in rows if x["run"] == n) for n in ("nwd+bce", "yolov8n"))
         rate = lambda x: x["images"] / max(x["train_cpu_s"], 1e-9)  # noqa: E731

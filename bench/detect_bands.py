@@ -2,6 +2,7 @@
 
     python bench/detect_bands.py bench-detect/ciou+bce bench-detect/nwd+bce          # the bench's settings
     python bench/detect_bands.py bench-detect/ciou+bce --iou 0.3,0.5,0.6,0.7 --max-det 300,1000
+    python bench/detect_bands.py bench-detect/centernet --tta none,h,hv,hvt   # test-time augmentation
 
 Each RUN is a `tinyml detect train` run folder (bench/detect.py leaves one per tinyml run in its --out);
 the held-out images are the COCO set beside it (RUN/../data_coco, or --data). For every (NMS IoU, max
@@ -12,6 +13,8 @@ coco_evaluate scores:
     AP50<8px            targets of max side >= 8 px marked crowd (ignored), as bench/detect.py's column
     1-2, 3-4, 5-6, 7-9  AP50 with the targets whose max side (rounded to whole pixels) is outside the band
                         marked crowd: detections on them count neither way
+--tta: the detectors' test-time augmentation (`predict(..., tta=)`: the mean over flipped / transposed views,
+letters h, v, t; "none" for plain inference), one setting per comma-separated value.
 --localization adds, per target side (1, 2, 3-4 px), the fraction of targets with a detection of score
 >= 0.05 centred within 1.5 px, the fraction with one of IoU >= 0.5, and the width of the nearest (found) one.
 No training happens here and nothing is timed: the model's inference settings are what varies.
@@ -85,6 +88,8 @@ def main() -> None:
     p.add_argument("--conf", type=float, default=0.001)
     p.add_argument("--iou", default="0.6", help="NMS IoU thresholds, comma-separated (default 0.6)")
     p.add_argument("--max-det", default="300", help="detections per image, comma-separated (default 300)")
+    p.add_argument("--tta", default="none", help="test-time augmentations, comma-separated: none or letters "
+                   "of h, v, t (default none)")
     p.add_argument("--localization", action="store_true",
                    help="also print found / boxed / width per target side, at the first setting")
     p.add_argument("--save-json", metavar="FILE")
@@ -95,8 +100,9 @@ def main() -> None:
 
     ious = [float(v) for v in args.iou.split(",")]
     max_dets = [int(v) for v in args.max_det.split(",")]
+    ttas = ["" if v == "none" else v for v in args.tta.split(",")]
     rows = []
-    print(f"{'run':<28}{'iou':>5}{'maxdet':>7}{'AP50':>7}{'AP':>7}{'<8px':>7}"
+    print(f"{'run':<28}{'tta':>5}{'iou':>5}{'maxdet':>7}{'AP50':>7}{'AP':>7}{'<8px':>7}"
           + "".join(f"{f'{lo}-{hi}':>7}" for lo, hi in BANDS) + f"{'dets':>8}")
     for run in args.runs:
         data = args.data or os.path.join(os.path.dirname(os.path.abspath(run)), "data_coco")
@@ -104,23 +110,23 @@ def main() -> None:
         cats = category_ids_of(val)
         gt = ground_truth([val[i][1] for i in range(len(val))], cats, val.class_names)
         model, info = load_detector(run)
-        for iou in ious:
-            for max_det in max_dets:
-                results = []
-                preds = predict_dataset(model, val, args.img or info["img"], batch=8, conf=args.conf, iou=iou,
-                                        max_det=max_det)
-                for t, (b, s, lb) in preds:
-                    results.extend(coco_results(t["image_id"], b, s, lb, cats))
-                if args.localization and (iou, max_det) == (ious[0], max_dets[0]):
-                    for side, v in localization(preds).items():
-                        print(f"  {side} px ({v['targets']}): found within 1.5 px {v['found']:.2f}, IoU >= "
-                              f"0.5 {v['boxed']:.2f}, nearest width {v['width']:.2f} px (score >= 0.05)")
-                r = band_scores(results, gt)
-                rows.append({"run": run, "iou": iou, "max_det": max_det, "detections": len(results), **r})
-                print(f"{os.path.basename(os.path.normpath(run)):<28}{iou:5.2f}{max_det:7d}{r['AP50']:7.3f}"
-                      f"{r['AP']:7.3f}{r['AP50<8px']:7.3f}"
-                      + "".join(f"{r[f'{lo}-{hi}']:7.3f}" for lo, hi in BANDS) + f"{len(results):8d}",
-                      flush=True)
+        for tta, iou, max_det in [(t, i, m) for t in ttas for i in ious for m in max_dets]:
+            results = []
+            preds = predict_dataset(model, val, args.img or info["img"], batch=8, conf=args.conf, iou=iou,
+                                    max_det=max_det, tta=tta)
+            for t, (b, s, lb) in preds:
+                results.extend(coco_results(t["image_id"], b, s, lb, cats))
+            if args.localization and (iou, max_det) == (ious[0], max_dets[0]):  # per tta
+                for side, v in localization(preds).items():
+                    print(f"  {side} px ({v['targets']}): found within 1.5 px {v['found']:.2f}, IoU >= "
+                          f"0.5 {v['boxed']:.2f}, nearest width {v['width']:.2f} px (score >= 0.05)")
+            r = band_scores(results, gt)
+            rows.append({"run": run, "tta": tta, "iou": iou, "max_det": max_det, "detections": len(results),
+                         **r})
+            print(f"{os.path.basename(os.path.normpath(run)):<28}{tta or '-':>5}{iou:5.2f}{max_det:7d}"
+                  f"{r['AP50']:7.3f}{r['AP']:7.3f}{r['AP50<8px']:7.3f}"
+                  + "".join(f"{r[f'{lo}-{hi}']:7.3f}" for lo, hi in BANDS) + f"{len(results):8d}",
+                  flush=True)
     print("targets per band: " + ", ".join(f"{k} px: {v}" for k, v in rows[0]["targets"].items()))
     if args.save_json:
         with open(args.save_json, "w") as f:

@@ -32,7 +32,7 @@ from tinyml.tensor import Tensor
 
 from ..vision.csp import ConvBNAct, CSPBackbone, fuse_modules
 from ..vision.neck import PAN
-from .targets import as_image_tensor, check_targets
+from .targets import as_image_tensor, check_targets, check_tta
 
 __all__ = ["CenterNet", "draw_gaussian", "gaussian_radius"]
 
@@ -185,19 +185,57 @@ class CenterNet(nn.Module):
                 parts[key] = weight * term.item()
         return total, parts
 
-    def predict(self, images, conf_thres: float = 0.25, iou_thres: float = 0.6, max_det: int = 300) -> list:
-        """Per image (boxes (n, 4) xyxy float32 pixels, scores (n,), labels (n,) int64), best first."""
+    def dense(self, images, tta: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Eval-mode outputs as numpy: heatmap probabilities (B, nc, Ho, Wo), offsets (B, 2, Ho, Wo), sizes
+        (B, 2, Ho, Wo) in cells (None with box_size).
+
+        tta: test-time augmentation (CenterNet's flip_test, extended), letters of "hvt": the mean of the
+        heads over the image and its mirror images (h: u -> Wo - u; v: the same along H) and/or its
+        transpose (t), 2^len(tta) views, each mapped back and matched per cell. Transposing keeps every
+        cell and swaps the offset and size components. A mirror does not: the peak of a centre at q is
+        cell floor(q), in the mirror floor(Wo - q), which maps back to floor(q) when q is not an integer
+        but to floor(q) - 1 when it is (a centre on a cell edge, as every even-sized box at an integer
+        position at stride 1). So each cell x takes the mirror's cell that maps back to x (A: offset
+        1 - o') or to x - 1 (B: offset -o', the edge case), whichever has the higher heat:
+            M(x), O(x), S(x) = A or B,   heat = (P + M) / 2,   off = (O + O(x)) / 2,   wh = (S + S(x)) / 2,
+        with O(x) along the mirrored axis the mirror's decoded centre (Wo - c' - o') minus x, so the merged
+        peak stays on the cell the unflipped head chose and its offset and size average views of the same
+        centre."""
+        check_tta("CenterNet.dense", tta)
         was_training = self.training
         self.eval()
         try:
             with tinyml.no_grad():
-                raw = self(images)
-                heat = raw["hm"].sigmoid()
-                peaks = (heat == F.max_pool2d(heat, 3, stride=1, padding=1)).numpy()
-                heat, off = heat.numpy(), raw["off"].numpy()
-                wh = raw["wh"].numpy() if "wh" in raw else None
+                x = as_image_tensor("CenterNet", images, self.in_channels, 16).numpy()
+                heat, off, wh = self._dense_views(x, tta)
         finally:
             self.train(was_training)
+        return np.ascontiguousarray(heat, np.float32), np.ascontiguousarray(off, np.float32), \
+            None if wh is None else np.ascontiguousarray(wh, np.float32)
+
+    def _dense_views(self, x: np.ndarray, tta: str):
+        if not tta:
+            raw = self(tinyml.tensor(np.ascontiguousarray(x)))
+            return raw["hm"].sigmoid().numpy(), raw["off"].numpy(), raw["wh"].numpy() if "wh" in raw else None
+        op, rest = tta[0], tta[1:]
+        heat, off, wh = self._dense_views(x, rest)
+        if op == "t":
+            m_heat, m_off, m_wh = self._dense_views(x.swapaxes(-1, -2), rest)
+            back = lambda a: a[:, ::-1].swapaxes(-1, -2)  # noqa: E731  (x, y) components swap back
+            return ((heat + m_heat.swapaxes(-1, -2)) / 2, (off + back(m_off)) / 2,
+                    None if wh is None else (wh + back(m_wh)) / 2)
+        axis = -1 if op == "h" else -2
+        mirror = [None if a is None else np.flip(a, axis) for a in self._dense_views(np.flip(x, axis), rest)]
+        return _merge_mirror(heat, off, wh, *mirror, axis=axis)
+
+    def predict(self, images, conf_thres: float = 0.25, iou_thres: float = 0.6, max_det: int = 300,
+                tta: str = "") -> list:
+        """Per image (boxes (n, 4) xyxy float32 pixels, scores (n,), labels (n,) int64), best first; tta:
+        average the heads over flipped / transposed views first (`dense`)."""
+        heat, off, wh = self.dense(images, tta)
+        with tinyml.no_grad():
+            h = tinyml.tensor(heat)
+            peaks = (h == F.max_pool2d(h, 3, stride=1, padding=1)).numpy()
         _, nc, ho, wo = heat.shape
         s = self.stride
         results = []
@@ -221,3 +259,29 @@ class CenterNet(nn.Module):
                 boxes, sc, lb = boxes[keep], sc[keep], lb[keep]
             results.append((boxes, sc, lb))
         return results
+
+
+def _shift1(a: np.ndarray, axis: int) -> np.ndarray:
+    """a shifted one cell forward along axis (out[x] = a[x - 1], out[0] = 0)."""
+    out = np.zeros_like(a)
+    dst, src = [slice(None)] * a.ndim, [slice(None)] * a.ndim
+    dst[axis], src[axis] = slice(1, None), slice(None, -1)
+    out[tuple(dst)] = a[tuple(src)]
+    return out
+
+
+def _merge_mirror(heat, off, wh, m_heat, m_off, m_wh, axis: int = -1):
+    """CenterNet.dense's flip merge along axis (-1: W, offset component 0; -2: H, component 1). m_*: the
+    mirror image's heads already reversed along that axis (cell x holds the mirror's cell Wo - 1 - x).
+    Candidate A for cell x is m_*[x], B is m_*[x - 1] (none for x = 0)."""
+    k = 0 if axis == -1 else 1
+    b_heat, b_off = _shift1(m_heat, axis), _shift1(m_off, axis)
+    use_b = b_heat.max(1) > m_heat.max(1)  # (B, Ho, Wo)
+    merged_heat = (heat + np.maximum(m_heat, b_heat)) / 2
+    merged_off = off.copy()
+    merged_off[:, k] = (off[:, k] + np.where(use_b, -b_off[:, k], 1 - m_off[:, k])) / 2
+    merged_off[:, 1 - k] = (off[:, 1 - k] + np.where(use_b, b_off[:, 1 - k], m_off[:, 1 - k])) / 2
+    merged_wh = None
+    if wh is not None:
+        merged_wh = (wh + np.where(use_b[:, None], _shift1(m_wh, axis), m_wh)) / 2
+    return merged_heat, merged_off, merged_wh

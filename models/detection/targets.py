@@ -10,7 +10,9 @@ import numpy as np
 import tinyml
 from tinyml.tensor import Tensor
 
-__all__ = ["as_image_tensor", "check_targets", "pad_targets"]
+__all__ = ["TTA_OPS", "as_image_tensor", "check_targets", "check_tta", "pad_targets"]
+
+TTA_OPS = {"h": "horizontal flip", "v": "vertical flip", "t": "transpose"}
 
 
 def as_image_tensor(who: str, images, in_channels: int, multiple: int) -> Tensor:
@@ -29,6 +31,15 @@ def as_image_tensor(who: str, images, in_channels: int, multiple: int) -> Tensor
         raise ValueError(f"{who}: image size {h}x{w} is not divisible by the largest stride {multiple}; "
                          f"pad or resize to a multiple of {multiple}")
     return images if images.dtype == tinyml.float32 else images.float()
+
+
+def check_tta(who: str, tta: str) -> str:
+    """Test-time augmentation as letters of TTA_OPS, each at most once ("" none; "hvt": all 8 views of the
+    dihedral group: every combination of the three)."""
+    if not isinstance(tta, str) or any(c not in TTA_OPS for c in tta) or len(set(tta)) != len(tta):
+        raise ValueError(f"{who}: tta must be a string of distinct letters from "
+                         f"{', '.join(f'{k} ({v})' for k, v in TTA_OPS.items())}, got {tta!r}")
+    return tta
 
 
 def check_targets(who: str, targets, batch: int, num_classes: int) -> None:

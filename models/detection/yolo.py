@@ -41,7 +41,7 @@ from ..vision.csp import CSPBackbone, fuse_modules
 from ..vision.neck import PAN
 from .assigner import TaskAlignedAssigner
 from .head import DetectHead, bbox2dist, dfl_expectation, dist2bbox, make_anchors
-from .targets import as_image_tensor, check_targets, pad_targets
+from .targets import as_image_tensor, check_targets, check_tta, pad_targets
 
 __all__ = ["Detector"]
 
@@ -186,20 +186,64 @@ class Detector(nn.Module):
         return varifocal_loss(logits, q, tinyml.tensor((t_scores > 0).astype(np.float32)))
 
     # ---- inference ---------------------------------------------------------------------------------
-    def predict(self, images, conf_thres: float = 0.25, iou_thres: float = 0.6, max_det: int = 300) -> list:
-        """Per image (boxes (n, 4) xyxy float32 pixels, scores (n,) float32, labels (n,) int64), best first.
-        Runs in eval mode (restores the previous mode)."""
+    def dense(self, images, tta: str = "") -> tuple[np.ndarray, np.ndarray]:
+        """Eval-mode class probabilities (B, A, nc) and boxes (B, A, 4) xyxy pixels of every anchor.
+
+        tta: test-time augmentation, letters of "hvt": the mean over the image and its mirror images (h:
+        u -> W - u; v: along H) and/or its transpose (t), 2^len(tta) views. The anchor centres (x + 1/2) s
+        of a level map onto each other under each of these, so every view's per-level maps, reversed
+        (or transposed) back, line up with the image's anchors; its boxes map back as [W - x2, y1, W - x1,
+        y2] (h), [x1, H - y2, x2, H - y1] (v) or [y1, x1, y2, x2] (t), and scores and boxes are averaged."""
+        check_tta("Detector.dense", tta)
         was_training = self.training
         self.eval()
         try:
             with tinyml.no_grad():
-                raw = self(images)
-                _, logits, boxes, _, _ = self._decode(raw)
-                scores_all = logits.sigmoid().numpy()  # (B, A, nc)
-                boxes_all = boxes.numpy()
+                x = as_image_tensor("Detector", images, self.in_channels, max(self.strides)).numpy()
+                levels = self._dense_views(x, tta)
         finally:
             self.train(was_training)
-        h, w = raw[0].shape[2] * self.strides[0], raw[0].shape[3] * self.strides[0]
+        b = x.shape[0]
+        scores = np.concatenate([sc.reshape(b, sc.shape[1], -1) for sc, _ in levels], 2).transpose(0, 2, 1)
+        boxes = np.concatenate([bx.reshape(b, 4, -1) for _, bx in levels], 2).transpose(0, 2, 1)
+        return np.ascontiguousarray(scores, np.float32), np.ascontiguousarray(boxes, np.float32)
+
+    def _dense_views(self, x: np.ndarray, tta: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per level (scores (B, nc, h, w), boxes (B, 4, h, w) xyxy pixels) of the views tta names."""
+        if not tta:
+            raw = self(tinyml.tensor(np.ascontiguousarray(x)))
+            _, logits, boxes, _, _ = self._decode(raw)
+            scores, boxes, b = logits.sigmoid().numpy(), boxes.numpy(), x.shape[0]
+            out, start = [], 0
+            for r in raw:
+                h, w = r.shape[2], r.shape[3]
+                sl = slice(start, start + h * w)
+                out.append((scores[:, sl].transpose(0, 2, 1).reshape(b, -1, h, w),
+                            boxes[:, sl].transpose(0, 2, 1).reshape(b, 4, h, w)))
+                start += h * w
+            return out
+        op, rest = tta[0], tta[1:]
+        base = self._dense_views(x, rest)
+        height, width = x.shape[-2], x.shape[-1]
+        if op == "t":
+            views = [(sc.swapaxes(-1, -2), bx[:, [1, 0, 3, 2]].swapaxes(-1, -2))
+                     for sc, bx in self._dense_views(x.swapaxes(-1, -2), rest)]
+        else:
+            axis, size, order = (-1, width, [2, 1, 0, 3]) if op == "h" else (-2, height, [0, 3, 2, 1])
+            sign = np.array([1, 1, 1, 1], np.float32)
+            shift = np.zeros(4, np.float32)
+            flipped = [0, 2] if op == "h" else [1, 3]
+            sign[flipped], shift[flipped] = -1, size
+            views = [(np.flip(sc, axis), np.flip(bx, axis)[:, order] * sign[:, None, None]
+                      + shift[:, None, None]) for sc, bx in self._dense_views(np.flip(x, axis), rest)]
+        return [((s0 + s1) / 2, (b0 + b1) / 2) for (s0, b0), (s1, b1) in zip(base, views)]
+
+    def predict(self, images, conf_thres: float = 0.25, iou_thres: float = 0.6, max_det: int = 300,
+                tta: str = "") -> list:
+        """Per image (boxes (n, 4) xyxy float32 pixels, scores (n,) float32, labels (n,) int64), best first.
+        Runs in eval mode (restores the previous mode); tta: flipped / transposed views averaged (`dense`)."""
+        scores_all, boxes_all = self.dense(images, tta)
+        h, w = images.shape[-2], images.shape[-1]
         results = []
         for boxes_i, scores_i in zip(boxes_all, scores_all):
             labels = scores_i.argmax(-1)

@@ -130,6 +130,9 @@ def add_arguments(p) -> None:
                     help="a COCO annotation file whose image ids to use (default: the one of the COCO set "
                     "the images lie in, if any)")
     pr.add_argument("--no-draw", dest="draw", action="store_false", help="write predictions.json only")
+    pr.add_argument("--tta", type=_tta, default="", metavar="LETTERS",
+                    help="test-time augmentation: the mean over flipped / transposed views, letters of h "
+                         "(horizontal flip), v (vertical flip), t (transpose); hvt: all 8 (default none)")
     e = sub.add_parser("eval", help="COCO AP and Pd/Fa of a trained detector on a dataset split")
     e.add_argument("--ckpt", type=at.existing_path, required=True, help="run folder (or its checkpoint)")
     e.add_argument("--data", type=at.existing_path, required=True, help="dataset folder, COCO or YOLO layout")
@@ -137,6 +140,8 @@ def add_arguments(p) -> None:
     e.add_argument("--img", type=at.positive_int, help="model input size (default: the run's)")
     e.add_argument("--batch", type=at.positive_int, default=8, help="images per model call (default 8)")
     e.add_argument("--save-json", metavar="FILE", help="also write the metrics to FILE as JSON")
+    e.add_argument("--tta", type=_tta, default="", metavar="LETTERS",
+                   help="test-time augmentation as in predict (h, v, t; hvt: all 8 views; default none)")
 
 
 def run(args) -> int:
@@ -222,6 +227,15 @@ def _strides(text: str) -> tuple:
     return strides
 
 
+def _tta(text: str) -> str:
+    from tinyml.models.detection.targets import check_tta
+
+    try:
+        return check_tta("--tta", text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--tta: ")) from None
+
+
 def _predict(args) -> int:
     from ..detect.predict import predict_source
     from ..detect.run import load_detector
@@ -229,7 +243,7 @@ def _predict(args) -> int:
     model, info = load_detector(args.ckpt)
     results = predict_source(model, info, args.source, args.out, img=args.img, conf=args.conf,
                              iou=args.iou, max_det=args.max_det, slice_size=args.slice, overlap=args.overlap,
-                             batch=args.batch, annotations=args.annotations, draw=args.draw)
+                             batch=args.batch, annotations=args.annotations, draw=args.draw, tta=args.tta)
     drawn = " and the drawn PNGs" if args.draw else ""
     print(f"{len(results)} detections -> {args.out}/predictions.json{drawn}")
     return 0
@@ -251,7 +265,7 @@ def _eval(args) -> int:
     if category_ids_of(dataset) != list(info["category_ids"]):
         print(f"note: the dataset's category ids {category_ids_of(dataset)} differ from the training set's "
               f"{info['category_ids']}; labels are matched by position")
-    m = evaluate_detector(model, dataset, int(args.img or info["img"]), args.batch)
+    m = evaluate_detector(model, dataset, int(args.img or info["img"]), args.batch, tta=args.tta)
     print(f"{args.data} ({args.split}): {m['images']} images, {m['targets']} targets; "
           f"model step {info['step']}")
     print(format_metrics(m))

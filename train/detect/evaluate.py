@@ -39,26 +39,26 @@ def category_ids_of(dataset) -> list[int]:
 
 
 def predict_images(model, images: list[np.ndarray], img: int, conf: float, iou: float = 0.6,
-                   max_det: int = 300) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                   max_det: int = 300, tta: str = "") -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """model.predict on (C, H, W) images letterboxed to img x img; boxes mapped back to each image's
-    pixels."""
+    pixels. tta: the detectors' test-time augmentation letters ("h", "hv", "hvt"; "" none)."""
     boxed = [letterbox(np.asarray(image, np.float32), None, img) for image in images]
     batch = np.stack([b[0] for b in boxed])  # (B, C, img, img)
     out = []
-    preds = model.predict(batch, conf, iou, max_det)
+    preds = model.predict(batch, conf, iou, max_det, **({"tta": tta} if tta else {}))
     for (boxes, scores, labels), (_, t), image in zip(preds, boxed, images):
         out.append((unletterbox_boxes(boxes, t["letterbox"], image.shape[-2:]), scores, labels))
     return out
 
 
 def predict_dataset(model, dataset, img: int, batch: int = 8, conf: float = AP_CONF, iou: float = 0.6,
-                    max_det: int = 300, on_batch=None) -> list[tuple[dict, tuple]]:
+                    max_det: int = 300, on_batch=None, tta: str = "") -> list[tuple[dict, tuple]]:
     """[(target, (boxes (n, 4) xyxy, scores (n,), labels (n,)))] for every image of the dataset, in order;
     on_batch(done, total) after each batch (progress)."""
     out = []
     for start in range(0, len(dataset), batch):
         samples = [dataset[i] for i in range(start, min(start + batch, len(dataset)))]
-        preds = predict_images(model, [s[0] for s in samples], img, conf, iou, max_det)
+        preds = predict_images(model, [s[0] for s in samples], img, conf, iou, max_det, tta)
         out.extend((t, p) for (_, t), p in zip(samples, preds))
         if on_batch is not None:
             on_batch(len(out), len(dataset))
@@ -107,12 +107,12 @@ def boxes_to_mask(boxes, h: int, w: int) -> np.ndarray:
 
 
 def evaluate_detector(model, dataset, img: int, batch: int = 8, ap_conf: float = AP_CONF,
-                      pd_conf: float = PD_CONF, iou: float = 0.6, on_batch=None) -> dict:
+                      pd_conf: float = PD_CONF, iou: float = 0.6, on_batch=None, tta: str = "") -> dict:
     """COCO AP/AR (the twelve COCO_STAT_NAMES) and Pd / Fa of `model` on `dataset` (module docstring);
     also "images" and "targets" (the counts scored)."""
     if len(dataset) == 0:
         raise ValueError("evaluate_detector: the dataset has no images")
-    pairs = predict_dataset(model, dataset, img, batch, ap_conf, iou, on_batch=on_batch)
+    pairs = predict_dataset(model, dataset, img, batch, ap_conf, iou, on_batch=on_batch, tta=tta)
     cats = category_ids_of(dataset)
     targets = [t for t, _ in pairs]
     results = []

@@ -83,13 +83,14 @@ def known_image_ids(paths: list[str], annotations: str | None = None) -> dict[st
 
 
 def predict_image(model, image: np.ndarray, img: int, conf: float = 0.25, iou: float = 0.6,
-                  max_det: int = 300, slice_size: int | None = None, overlap: float = 0.2, batch: int = 8):
+                  max_det: int = 300, slice_size: int | None = None, overlap: float = 0.2, batch: int = 8,
+                  tta: str = ""):
     """(boxes (n, 4) xyxy, scores (n,), labels (n,)) of one (C, H, W) image in its own pixels."""
     if slice_size is None:
-        return predict_images(model, [image], img, conf, iou, max_det)[0]
+        return predict_images(model, [image], img, conf, iou, max_det, tta)[0]
 
     def predict_crops(crops):  # sliced_predict hands (B, h, w, C) crops
-        return predict_images(model, [c.transpose(2, 0, 1) for c in crops], img, conf, iou, max_det)
+        return predict_images(model, [c.transpose(2, 0, 1) for c in crops], img, conf, iou, max_det, tta)
 
     boxes, scores, labels = sliced_predict(image.transpose(1, 2, 0), predict_crops, slice_size, slice_size,
                                            overlap, overlap, perform_standard_pred=True, batch_size=batch)
@@ -100,7 +101,7 @@ def predict_image(model, image: np.ndarray, img: int, conf: float = 0.25, iou: f
 def predict_source(model, info: dict, source: str, out: str, img: int | None = None, conf: float = 0.25,
                    iou: float = 0.6, max_det: int = 300, slice_size: int | None = None, overlap: float = 0.2,
                    batch: int = 8, annotations: str | None = None, draw: bool = True,
-                   log=print) -> list[dict]:
+                   log=print, tta: str = "") -> list[dict]:
     """Predicts every image of `source` (module docstring); returns the COCO results written."""
     img = int(img or info["img"])
     paths = list_images(source)
@@ -111,7 +112,7 @@ def predict_source(model, info: dict, source: str, out: str, img: int | None = N
     for k, path in enumerate(paths):
         image, _ = load_image(path, model.in_channels)
         boxes, scores, labels = predict_image(model, image, img, conf, iou, max_det, slice_size, overlap,
-                                              batch)
+                                              batch, tta)
         image_id = ids.get(path, os.path.basename(path))
         results.extend(coco_results(image_id, boxes, scores, labels, category_ids))
         if draw:

@@ -54,6 +54,29 @@ def test_predict_writes_coco_results_and_drawings(run_folder, tmp_path, capsys):
     assert "60 detections" in capsys.readouterr().out
 
 
+def test_predict_and_eval_with_test_time_augmentation(run_folder, tmp_path, capsys):
+    val = os.path.join(run_folder, "data", "val")
+    out = str(tmp_path / "tta")
+    assert main(["detect", "predict", "--ckpt", run_folder, "--source", val, "--out", out, "--conf", ANY,
+                 "--max-det", "5", "--tta", "hv", "--no-draw"]) == 0
+    model, info = load_detector(run_folder)
+    image, _ = predict_module.load_image(os.path.join(val, sorted(os.listdir(val))[0]), model.in_channels)
+    boxes, scores, _ = predict_module.predict_image(model, image, 64, float(ANY), max_det=5, tta="hv")
+    first = sorted(os.listdir(val))[0]
+    with open(os.path.join(run_folder, "data", "annotations", "instances_val.json")) as f:
+        image_id = next(im["id"] for im in json.load(f)["images"] if im["file_name"].endswith(first))
+    mine = [r for r in _results(out) if r["image_id"] == image_id]
+    np.testing.assert_allclose([r["score"] for r in mine], scores, atol=1e-5)  # the json keeps 5 decimals
+    assert main(["detect", "eval", "--ckpt", run_folder, "--data", os.path.join(run_folder, "data"),
+                 "--tta", "hvt"]) == 0
+    assert "Pd (targets found, score >= 0.25)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["detect", "eval", "--ckpt", run_folder, "--data", os.path.join(run_folder, "data"),
+              "--tta", "hx"])
+    assert e.value.code == 2
+    assert "--tta: tta must be a string of distinct letters" in capsys.readouterr().err
+
+
 def test_predict_unknown_image_gets_its_file_name(run_folder, tmp_path):
     loose = tmp_path / "loose"
     loose.mkdir()
