@@ -29,7 +29,7 @@ using namespace tinyml_pool;
 template <typename T>
 ssize max_pool_bwd(const T* dy, const int64_t* idx, T* dx, ssize planes, ssize h, ssize w, ssize oh, ssize ow) {
   const ssize hw = h * w, ohw = oh * ow;
-  const bool try_2x2 = 2 * oh <= h && 2 * ow <= w;
+  const bool try_2x2 = 2 * oh <= h && 2 * ow <= w && w < kMaxLaneWidth;
   ssize bad = planes * ohw;
 #pragma omp parallel for schedule(dynamic, 4) reduction(min : bad) if (planes * ohw > 32768)
   for (ssize pl = 0; pl < planes; ++pl) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "common.h"
 #include "simd_math.h"
@@ -42,14 +43,22 @@ inline void max_pool_one(const T* xp, T* y, int64_t* idx, ssize i, ssize j, cons
 }
 
 // Eight outputs at a time of the 2x2 stride-2 paths below: x/dx rows as 16-element vectors, y, dy
-// and the comparison masks as 8-element ones, the indices as 8 int64.
+// and the window offsets as 8-element ones. The offsets (0, 1, w, w + 1 inside the window) live in
+// integers of T's width (I), so that a comparison of T lanes and a select on offsets share one mask
+// layout; they are widened to the int64 indices only when stored, and the backward narrows them
+// only after checking they lie in [0, w + 1] (so the narrowing is exact).
 template <typename T>
 struct Lanes8 {
   typedef T v __attribute__((vector_size(8 * sizeof(T))));
   typedef T v16 __attribute__((vector_size(16 * sizeof(T))));
+  using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  typedef I vi __attribute__((vector_size(8 * sizeof(T))));
 };
 typedef int64_t i64x8 __attribute__((vector_size(64)));
+typedef uint64_t u64x8 __attribute__((vector_size(64)));
 constexpr i64x8 kEvenOffsets = {0, 2, 4, 6, 8, 10, 12, 14};
+// Widest plane row the 2x2 paths take: offsets up to w + 1 must fit the int32 lanes.
+constexpr ssize kMaxLaneWidth = ssize(1) << 30;
 
 // 2x2 windows, stride 2, no padding or dilation, every window inside the plane: one pass that reads
 // each input once and writes y and idx once, the same comparisons in the same order as below.
@@ -58,6 +67,8 @@ TINYML_CLONES void max_pool_fwd_2x2(const T* __restrict xp, T* __restrict y, int
                                     ssize oh, ssize ow) {
   using V = typename Lanes8<T>::v;
   using V16 = typename Lanes8<T>::v16;
+  using Vi = typename Lanes8<T>::vi;
+  using I = typename Lanes8<T>::I;
   for (ssize i = 0; i < oh; ++i) {
     const T* r0 = xp + 2 * i * w;
     const T* r1 = r0 + w;
@@ -74,17 +85,17 @@ TINYML_CLONES void max_pool_fwd_2x2(const T* __restrict xp, T* __restrict y, int
       const V v2 = __builtin_shufflevector(b, b, 0, 2, 4, 6, 8, 10, 12, 14);
       const V v3 = __builtin_shufflevector(b, b, 1, 3, 5, 7, 9, 11, 13, 15);
       V best = __builtin_shufflevector(a, a, 0, 2, 4, 6, 8, 10, 12, 14);
-      i64x8 c = {};
+      Vi c = {};
       auto t = (v1 > best) | (v1 != v1);  // v != v: NaN takes over
       best = t ? v1 : best;
-      c = __builtin_convertvector(t, i64x8) ? i64x8{} + 1 : c;
+      c = t ? Vi{} + 1 : c;
       t = (v2 > best) | (v2 != v2);
       best = t ? v2 : best;
-      c = __builtin_convertvector(t, i64x8) ? i64x8{} + w : c;
+      c = t ? Vi{} + static_cast<I>(w) : c;
       t = (v3 > best) | (v3 != v3);
       best = t ? v3 : best;
-      c = __builtin_convertvector(t, i64x8) ? i64x8{} + (w + 1) : c;
-      const i64x8 at = c + kEvenOffsets + (base + 2 * j);
+      c = t ? Vi{} + static_cast<I>(w + 1) : c;
+      const i64x8 at = __builtin_convertvector(c, i64x8) + kEvenOffsets + (base + 2 * j);
       std::memcpy(yr + j, &best, sizeof best);
       std::memcpy(ir + j, &at, sizeof at);
     }
@@ -114,33 +125,39 @@ TINYML_CLONES bool max_pool_bwd_2x2(const T* __restrict dy, const int64_t* __res
                                     ssize w, ssize oh, ssize ow) {
   using V = typename Lanes8<T>::v;
   using V16 = typename Lanes8<T>::v16;
-  using M = decltype(V{} == V{});
+  using Vi = typename Lanes8<T>::vi;
+  using I = typename Lanes8<T>::I;
+  const I wi = static_cast<I>(w);
   for (ssize i = 0; i < oh; ++i) {
     const T* g = dy + i * ow;
     const int64_t* ir = idx + i * ow;
     T* r0 = dx + 2 * i * w;
     T* r1 = r0 + w;
     const int64_t base = 2 * i * w;
-    i64x8 missed = {};
+    u64x8 far = {};  // offsets outside [0, w + 1]
+    Vi missed = {};   // offsets inside it but not one of the window's four
     for (ssize j8 = 0; ow >= 8 && j8 < ow; j8 += 8) {  // the last vector overlaps, as in the forward
       const ssize j = std::min(j8, ow - 8);
       V gv;
       i64x8 at;
       std::memcpy(&gv, g + j, sizeof gv);
       std::memcpy(&at, ir + j, sizeof at);
-      const i64x8 c = at - kEvenOffsets - (base + 2 * j);
-      const i64x8 m0 = c == 0, m1 = c == 1, m2 = c == w, m3 = c == w + 1;
+      const i64x8 c64 = at - kEvenOffsets - (base + 2 * j);
+      u64x8 cu;
+      std::memcpy(&cu, &c64, sizeof cu);
+      far |= cu > static_cast<uint64_t>(w + 1);
+      const Vi c = __builtin_convertvector(c64, Vi);  // exact where far is not set
+      const Vi m0 = c == 0, m1 = c == 1, m2 = c == wi, m3 = c == wi + 1;
       missed |= ~(m0 | m1 | m2 | m3);
       const V v = T(0) + gv, z = {};
-      const V o0 = __builtin_convertvector(m0, M) ? v : z, o1 = __builtin_convertvector(m1, M) ? v : z;
-      const V o2 = __builtin_convertvector(m2, M) ? v : z, o3 = __builtin_convertvector(m3, M) ? v : z;
+      const V o0 = m0 ? v : z, o1 = m1 ? v : z, o2 = m2 ? v : z, o3 = m3 ? v : z;
       const V16 top = __builtin_shufflevector(o0, o1, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
       const V16 bottom = __builtin_shufflevector(o2, o3, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
       std::memcpy(r0 + 2 * j, &top, sizeof top);
       std::memcpy(r1 + 2 * j, &bottom, sizeof bottom);
     }
     bool fits = true;
-    for (int l = 0; l < 8; ++l) fits &= missed[l] == 0;
+    for (int l = 0; l < 8; ++l) fits &= far[l] == 0 && missed[l] == 0;
     for (ssize j = 0; ow < 8 && j < ow; ++j) {
       const int64_t c = ir[j] - (base + 2 * j);
       const T v = T(0) + g[j];
@@ -167,7 +184,7 @@ TINYML_CLONES void max_pool_fwd(const T* x, T* y, int64_t* idx, ssize planes, co
   const ssize reach = g.w - 1 - (g.kw - 1) * g.dw + g.pl;  // j*sw <= reach
   const ssize j_hi = reach < 0 ? j_lo : std::max(j_lo, std::min(g.ow, reach / g.sw + 1));
   const bool two_by_two = g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.pt == 0 && g.pl == 0 && g.dh == 1 &&
-                          g.dw == 1 && 2 * g.oh <= g.h && 2 * g.ow <= g.w;
+                          g.dw == 1 && 2 * g.oh <= g.h && 2 * g.ow <= g.w && g.w < kMaxLaneWidth;
 #pragma omp parallel for schedule(dynamic, 4) if (planes * g.oh * g.ow * g.kh * g.kw > 32768)
   for (ssize pl = 0; pl < planes; ++pl) {
     const T* xp = x + pl * g.h * g.w;

@@ -6,7 +6,8 @@
 // the bracketed row interpolation R[h, j] once per input row (H x ow gathers instead of oh x ow x 4),
 // then each output row as a_i R[h0_i] + b_i R[h1_i], vectorised over the row: the same products and
 // sums in the same order as the per-output formula. Its backward is the adjoint the same way round:
-// rows of dy folded into H rows (vectorised), then each input column gathered from its sources.
+// each input row gathered from its source rows of dy (a vector of columns at a time, the sum in a
+// register, in the order the scatter adds them), then each input column from its sources.
 // Nearest with an integer factor on both axes (every output column j reads j / s) copies each
 // input element s times along the row and the row s times; its backward sums each s x s block in
 // the order the scatter would (row by row, left to right), as a gather, written once.
@@ -96,26 +97,36 @@ template <typename T>
 TINYML_CLONES void bilinear_rows_fwd(const T* __restrict xp, T* __restrict yp, T* __restrict R, ssize h, ssize w,
                                      ssize oh, ssize ow, const Taps<T>& k, bool stencil) {
   typedef T V __attribute__((vector_size(64)));
-  using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
-  typedef I Vi __attribute__((vector_size(64)));
+  typedef T H __attribute__((vector_size(32)));  // half a V: the columns one V of outputs reads
   constexpr int NR = 64 / sizeof(T);
-  Vi dup;
-  for (int l = 0; l < NR; ++l) dup[l] = l / 2;
   for (ssize r = 0; r < h; ++r) {  // R[r, j] = c_j x[r, w0_j] + d_j x[r, w1_j]
     const T* xr = xp + r * w;
     T* rr = R + r * ow;
     ssize j = 0;
     if (stencil) {
-      rr[0] = (T(1) - k.lw[0]) * xr[k.w0[0]] + k.lw[0] * xr[k.w1[0]];
-      for (j = 1; (j - 1) / 2 + NR + 1 <= w; j += NR) {  // both loads inside the row
-        V x0, x1, d;
-        std::memcpy(&x0, xr + (j - 1) / 2, sizeof x0);
-        std::memcpy(&x1, xr + (j - 1) / 2 + 1, sizeof x1);
-        std::memcpy(&d, k.lw + j, sizeof d);
+      // lanes j .. j + NR - 1 (j odd, j + NR <= ow - 1) read x[(j - 1) / 2 + l / 2] and the next
+      // column: NR / 2 + 1 columns from (j - 1) / 2, inside the row (ow = 2 w); the last vector
+      // ends at ow - 2, overlapping the one before (it rewrites the same values)
+      auto lanes = [&](ssize j0) {
+        H x0, x1;
+        V d, u0, u1;
+        std::memcpy(&x0, xr + (j0 - 1) / 2, sizeof x0);
+        std::memcpy(&x1, xr + (j0 - 1) / 2 + 1, sizeof x1);
+        std::memcpy(&d, k.lw + j0, sizeof d);
+        if constexpr (sizeof(T) == 4) {  // lane l of u is x[l / 2]
+          u0 = __builtin_shufflevector(x0, x0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+          u1 = __builtin_shufflevector(x1, x1, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+        } else {
+          u0 = __builtin_shufflevector(x0, x0, 0, 0, 1, 1, 2, 2, 3, 3);
+          u1 = __builtin_shufflevector(x1, x1, 0, 0, 1, 1, 2, 2, 3, 3);
+        }
         const V c = T(1) - d;
-        const V v = c * __builtin_shuffle(x0, dup) + d * __builtin_shuffle(x1, dup);
-        std::memcpy(rr + j, &v, sizeof v);
-      }
+        const V v = c * u0 + d * u1;
+        std::memcpy(rr + j0, &v, sizeof v);
+      };
+      rr[0] = (T(1) - k.lw[0]) * xr[k.w0[0]] + k.lw[0] * xr[k.w1[0]];
+      for (j = 1; j + NR <= ow - 1; j += NR) lanes(j);
+      if (j > 1 && j < ow - 1) lanes(ow - 1 - NR), j = ow - 1;
     }
     for (; j < ow; ++j) {
       const T d = k.lw[j], c = T(1) - d;
@@ -131,31 +142,35 @@ TINYML_CLONES void bilinear_rows_fwd(const T* __restrict xp, T* __restrict yp, T
   }
 }
 
-// The column taps inverted: input column q receives weight wt[e] * R[row, col[e]] for e in
-// [first[q], first[q + 1]), listed in the order the scatter adds them (j ascending, w0 before w1), so
-// the row pass of the backward can sum in registers instead of through a chain of stores.
+// One axis's taps inverted: input position q receives weight wt[e] times output position col[e]
+// for e in [first[q], first[q + 1]), listed in the order the scatter adds them (output position
+// ascending, the first tap before the second), so that the backward can sum in registers instead of
+// through a chain of stores: built from the column taps (w0, w1, lw) for the column pass and from
+// the row taps (h0, h1, lh) for the row pass.
 //
 // The 2x upscale (align_corners=False) has a fixed stencil: every input column q but the first two
 // and the last receives exactly the output columns 2q - 1, 2q, 2q + 1, 2q + 2, in that order (column
 // 1 also gets output column 0, with weight 0). Where the
-// lists show that (`stencil`), w4[e * w + q] holds the weight of source e, and the interior columns
-// are summed a vector of columns at a time, in the same order (bilinear_rows_bwd; float32).
+// lists show that (`stencil`, asked for on the columns only), w4[e * w + q] holds the weight of
+// source e, and the interior columns are summed a vector of columns at a time, in the same order
+// (bilinear_rows_bwd; float32).
 template <typename T>
 struct ColumnSources {
   std::vector<ssize> first, col;
   std::vector<T> wt, w4;
   bool stencil = false;
-  ColumnSources(const Taps<T>& k, ssize w, ssize ow) : first(w + 1, 0), col(2 * ow), wt(2 * ow) {
-    for (ssize j = 0; j < ow; ++j) ++first[k.w0[j] + 1], ++first[k.w1[j] + 1];
+  ColumnSources(const int64_t* t0, const int64_t* t1, const T* l, ssize w, ssize ow, bool want_stencil)
+      : first(w + 1, 0), col(2 * ow), wt(2 * ow) {
+    for (ssize j = 0; j < ow; ++j) ++first[t0[j] + 1], ++first[t1[j] + 1];
     for (ssize q = 0; q < w; ++q) first[q + 1] += first[q];
     std::vector<ssize> at(first.begin(), first.end() - 1);
     for (ssize j = 0; j < ow; ++j) {
-      col[at[k.w0[j]]] = j, wt[at[k.w0[j]]++] = T(1) - k.lw[j];
-      col[at[k.w1[j]]] = j, wt[at[k.w1[j]]++] = k.lw[j];
+      col[at[t0[j]]] = j, wt[at[t0[j]]++] = T(1) - l[j];
+      col[at[t1[j]]] = j, wt[at[t1[j]]++] = l[j];
     }
     // float32 only: the float64 build of the list loop below sums without FMA contraction (measured:
     // its bits match an unfused multiply-add chain), and the vector form would change its rounding
-    stencil = sizeof(T) == 4 && w >= 4 && ow == 2 * w;
+    stencil = want_stencil && sizeof(T) == 4 && w >= 4 && ow == 2 * w;
     for (ssize q = 2; stencil && q + 1 < w; ++q) {
       stencil = first[q + 1] - first[q] == 4;
       for (int e = 0; stencil && e < 4; ++e) stencil = col[first[q] + e] == 2 * q - 1 + e;
@@ -180,45 +195,64 @@ inline void gather_columns(const ColumnSources<T>& cs, const T* __restrict rr, T
 
 template <typename T>
 TINYML_CLONES void bilinear_rows_bwd(const T* __restrict gp, T* __restrict dp, T* __restrict R, ssize h, ssize w,
-                                     ssize oh, ssize ow, const Taps<T>& k, const ColumnSources<T>& cs) {
-  std::fill(R, R + h * ow, T(0));
-  for (ssize i = 0; i < oh; ++i) {  // R[h0_i] += a_i dy[i], R[h1_i] += b_i dy[i]
-    T* r0 = R + k.h0[i] * ow;
-    T* r1 = R + k.h1[i] * ow;
-    const T b = k.lh[i], a = T(1) - b;
-    const T* g = gp + i * ow;
-    for (ssize j = 0; j < ow; ++j) r0[j] += a * g[j];
-    for (ssize j = 0; j < ow; ++j) r1[j] += b * g[j];
+                                     ssize oh, ssize ow, const Taps<T>& k, const ColumnSources<T>& rs,
+                                     const ColumnSources<T>& cs) {
+  typedef T V __attribute__((vector_size(64)));
+  using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
+  typedef I Vi __attribute__((vector_size(64)));
+  constexpr int NR = 64 / sizeof(T);
+  Vi even;
+  for (int l = 0; l < NR; ++l) even[l] = 2 * l;
+  if (ow < NR) {  // rows shorter than a vector: scattered into all h rows of R (h x ow), as before
+    std::fill(R, R + h * ow, T(0));
+    for (ssize i = 0; i < oh; ++i) {  // R[h0_i] += a_i dy[i], R[h1_i] += b_i dy[i]
+      T* r0 = R + k.h0[i] * ow;
+      T* r1 = R + k.h1[i] * ow;
+      const T b = k.lh[i], a = T(1) - b;
+      const T* g = gp + i * ow;
+      for (ssize j = 0; j < ow; ++j) r0[j] += a * g[j];
+      for (ssize j = 0; j < ow; ++j) r1[j] += b * g[j];
+    }
   }
-  for (ssize r = 0; r < h; ++r) {  // dx[r, w0_j] += c_j R[r, j], dx[r, w1_j] += d_j R[r, j], gathered
+  for (ssize r = 0; r < h; ++r) {
+    T* rr = ow < NR ? R + r * ow : R;
+    const ssize e0 = rs.first[r], e1 = rs.first[r + 1];
+    auto sum_rows = [&](ssize j0) {  // a vector of columns, the sum in a register
+      V s = {};
+      for (ssize e = e0; e < e1; ++e) {
+        V g;
+        std::memcpy(&g, gp + rs.col[e] * ow + j0, sizeof g);
+        s += rs.wt[e] * g;
+      }
+      std::memcpy(rr + j0, &s, sizeof s);
+    };
+    // rows of a vector or more: R[r] = 0 + the a_i dy[i] (h0_i = r) and b_i dy[i] (h1_i = r) in the
+    // scatter's order (i ascending, the h0 tap first), gathered from the rows' sources into one row
+    for (ssize j = 0; ow >= NR && j < ow; j += NR) sum_rows(std::min(j, ow - NR));  // the last overlaps
+    // dx[r, w0_j] += c_j R[r, j], dx[r, w1_j] += d_j R[r, j], gathered
     T* d = dp + r * w;
-    const T* rr = R + r * ow;
     if (!cs.stencil) {
       gather_columns(cs, rr, d, 0, w);
       continue;
     }
     // lanes q .. q + NR - 1 read R[2q - 1 + e + 2l]: two loads and an even-lane shuffle per source e;
     // the last lane's reads end at 2q + 2 NR - 2 + e <= ow - 1 while q + NR <= w - 1
-    typedef T V __attribute__((vector_size(64)));
-    using I = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;
-    typedef I Vi __attribute__((vector_size(64)));
-    constexpr int NR = 64 / sizeof(T);
-    Vi even;
-    for (int l = 0; l < NR; ++l) even[l] = 2 * l;
     gather_columns(cs, rr, d, 0, 2);
-    ssize q = 2;
-    for (; q + NR <= w - 1; q += NR) {
+    auto sum_columns = [&](ssize q0) {
       V s = {};
 #pragma GCC unroll 4
       for (int e = 0; e < 4; ++e) {
         V lo, hi, wt;
-        std::memcpy(&lo, rr + 2 * q - 1 + e, sizeof lo);
-        std::memcpy(&hi, rr + 2 * q - 1 + e + NR, sizeof hi);
-        std::memcpy(&wt, cs.w4.data() + e * w + q, sizeof wt);
+        std::memcpy(&lo, rr + 2 * q0 - 1 + e, sizeof lo);
+        std::memcpy(&hi, rr + 2 * q0 - 1 + e + NR, sizeof hi);
+        std::memcpy(&wt, cs.w4.data() + e * w + q0, sizeof wt);
         s += wt * __builtin_shuffle(lo, hi, even);
       }
-      std::memcpy(d + q, &s, sizeof s);
-    }
+      std::memcpy(d + q0, &s, sizeof s);
+    };
+    ssize q = 2;
+    for (; q + NR <= w - 1; q += NR) sum_columns(q);
+    if (q > 2 && q < w - 1) sum_columns(w - 1 - NR), q = w - 1;  // the last vector overlaps
     gather_columns(cs, rr, d, q, w);
   }
 }
@@ -251,16 +285,17 @@ void upsample_fwd(const T* x, T* y, ssize planes, ssize h, ssize w, ssize oh, ss
 template <typename T>
 void upsample_bwd(const T* dy, T* dx, ssize planes, ssize h, ssize w, ssize oh, ssize ow, const Taps<T>& k) {
   const ssize sh = k.nearest ? nearest_factor(k.h0, oh, h) : 0, sw = k.nearest ? nearest_factor(k.w0, ow, w) : 0;
-  const ColumnSources<T> cs(k, k.nearest ? 0 : w, k.nearest ? 0 : ow);
+  const ColumnSources<T> cs(k.w0, k.w1, k.lw, k.nearest ? 0 : w, k.nearest ? 0 : ow, true);
+  const ColumnSources<T> rs(k.h0, k.h1, k.lh, k.nearest ? 0 : h, k.nearest ? 0 : oh, false);
 #pragma omp parallel if (planes * oh * ow > 32768)
   {
-    std::vector<T> R(k.nearest ? 0 : h * ow);
+    std::vector<T> R(k.nearest ? 0 : ow < 64 / static_cast<ssize>(sizeof(T)) ? h * ow : ow);
 #pragma omp for schedule(dynamic, 4)
     for (ssize pl = 0; pl < planes; ++pl) {
       T* xp = dx + pl * h * w;
       const T* gp = dy + pl * oh * ow;
       if (!k.nearest) {
-        bilinear_rows_bwd(gp, xp, R.data(), h, w, oh, ow, k, cs);
+        bilinear_rows_bwd(gp, xp, R.data(), h, w, oh, ow, k, rs, cs);
       } else if (sh && sw) {
         nearest_bwd_plane(gp, xp, h, w, sh, sw);
       } else {

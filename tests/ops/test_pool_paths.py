@@ -126,3 +126,42 @@ def test_bilinear_2x_column_stencil(dtype, w, ac):
     finite = np.isfinite(g)
     close_scaled(dx[finite], g[finite], dtype)
     close_scaled(dx[finite], ref(dy, x.shape, "bilinear", ac, (None, None))[finite], dtype)
+
+
+@needs_C
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_max_pool_2x2_backward_refuses_an_index_off_by_2_to_the_32(dtype):
+    """The gather compares window offsets in T-wide integers after a range check in int64: an index
+    2**32 past the right one (the same low 32 bits) is not taken for it, but refused."""
+    x = _RNG.standard_normal((1, 2, 6, 20)).astype(dtype)
+    _, idx = _C.max_pool2d_forward(x, 2, 2, 2, 2, 0, 0, 1, 1, 3, 10)
+    dy = _RNG.standard_normal(idx.shape).astype(dtype)
+    idx[0, 1, 2, 9] += 2 ** 32
+    with pytest.raises(ValueError, match=r"is outside \[-1, 120\)"):
+        _C.max_pool2d_backward(dy, idx, 6, 20)
+
+
+@needs_C
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size,out", [((6, 4), (13, 7)), ((5, 4), (11, 8)), ((7, 9), (3, 15)),
+                                      ((4, 8), (9, 16)), ((6, 9), (12, 17)), ((3, 20), (7, 33)),
+                                      ((8, 3), (2, 40))])
+@pytest.mark.parametrize("ac", [False, True])
+def test_bilinear_backward_rows_gathered(dtype, size, out, ac):
+    """The backward's row pass gathers each input row's sources (output rows in the scatter's order)
+    a vector of columns at a time, the last vector overlapping; output rows narrower than a vector
+    scatter as before. Output widths around the 16- and 8-lane vectors, heights that up- and
+    downsample (input rows with no source: 0); NaN and inf in dy."""
+    x = _RNG.standard_normal((2, 3) + size).astype(dtype)
+    dy = _RNG.standard_normal((2, 3) + out).astype(dtype)
+    dy[0, 1, out[0] // 2, out[1] - 1] = np.inf
+    dy[1, 0, 0, 0] = np.nan
+    xt = torch.tensor(x, requires_grad=True)
+    TF.interpolate(xt, size=out, mode="bilinear", align_corners=ac).backward(torch.tensor(dy))
+    cpu, ref = impls("upsample2d_backward")
+    dx = cpu(dy, x.shape, "bilinear", ac, (None, None))
+    g = xt.grad.numpy()
+    assert np.array_equal(np.isnan(dx), np.isnan(g)) and np.array_equal(np.isinf(dx), np.isinf(g))
+    finite = np.isfinite(g)
+    close_scaled(dx[finite], g[finite], dtype)
+    close_scaled(dx[finite], ref(dy, x.shape, "bilinear", ac, (None, None))[finite], dtype)
