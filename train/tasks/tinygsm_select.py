@@ -2,6 +2,7 @@
 
     curves = selection_curves(correct, keys, scores, ns=(1, 2, 4, 8, 16), repeats=20, seed=0)
     curves["verifier"][16]     # held-out accuracy of the verifier's pick among 16 samples
+    per = selection_per_problem(correct, keys, scores, ns=(16,))   # the same, per problem: (P,) each
 
 For each N, every problem's N candidates are a random subset of its S >= N samples (`repeats`
 draws, averaged: an unbiased estimate of the expected accuracy with N samples). Methods:
@@ -62,6 +63,16 @@ def selection_curves(correct: np.ndarray, keys: Sequence[Sequence], scores: np.n
                      ns: Sequence[int], repeats: int = 20, seed: int = 0) -> dict[str, dict[int, float]]:
     """{method: {N: mean accuracy}} from correct (P, S) bools, keys (P lists of S answer keys) and
     verifier scores (P, S)."""
+    per = selection_per_problem(correct, keys, scores, ns, repeats, seed)
+    return {m: {n: float(a.mean()) if a.size else 0.0 for n, a in c.items()} for m, c in per.items()}
+
+
+def selection_per_problem(correct: np.ndarray, keys: Sequence[Sequence], scores: np.ndarray,
+                          ns: Sequence[int], repeats: int = 20,
+                          seed: int = 0) -> dict[str, dict[int, np.ndarray]]:
+    """{method: {N: (P,) float}}: each problem's accuracy averaged over the `repeats` draws of N of
+    its samples (selection_curves' means, with the same draws; their spread over problems gives
+    standard errors, tinygsm_fresh.mean_se)."""
     correct = np.asarray(correct, dtype=bool)
     scores = np.asarray(scores, dtype=np.float64)
     if correct.ndim != 2 or scores.shape != correct.shape or len(keys) != correct.shape[0]:
@@ -73,17 +84,17 @@ def selection_curves(correct: np.ndarray, keys: Sequence[Sequence], scores: np.n
         raise ValueError(f"selection_curves: every N must be in 1..{S} (the samples per problem), got {bad}; "
                          f"repeats >= 1, got {repeats}")
     rng = np.random.default_rng(seed)
-    out: dict[str, dict[int, float]] = {m: {} for m in METHODS}
+    out: dict[str, dict[int, np.ndarray]] = {m: {} for m in METHODS}
     for n in ns:
-        hits = dict.fromkeys(METHODS, 0.0)
+        hits = {m: np.zeros(P) for m in METHODS}
         draws = 1 if n == S else repeats  # every subset of size S is the whole pool
         for _ in range(draws):
             for p in range(P):
                 sub = rng.permutation(S)[:n]
-                hits["first"] += correct[p, sub[0]]
-                hits["majority"] += _majority([keys[p][i] for i in sub], correct[p, sub])
-                hits["verifier"] += correct[p, sub[int(np.argmax(scores[p, sub]))]]
-                hits["oracle"] += correct[p, sub].any()
+                hits["first"][p] += correct[p, sub[0]]
+                hits["majority"][p] += _majority([keys[p][i] for i in sub], correct[p, sub])
+                hits["verifier"][p] += correct[p, sub[int(np.argmax(scores[p, sub]))]]
+                hits["oracle"][p] += correct[p, sub].any()
         for m in METHODS:
-            out[m][n] = float(hits[m]) / (draws * P)
+            out[m][n] = hits[m] / draws
     return out
