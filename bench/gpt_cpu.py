@@ -19,13 +19,16 @@ with 2 it also counts threads that spin while they wait (PyTorch's OpenMP worker
 is the CPU time of the worker's main thread alone: it runs all the Python and every kernel that
 is not split over threads, so a step's wall time is at least that, and (process CPU - main) is
 what the other threads did; on 2 threads, main close to the wall time means the second core waits
-on the first (docs/cpu_speed.md, section 4).
+on the first (docs/cpu_speed.md, section 4). Each worker also records per step its minor page faults
+and voluntary / involuntary context switches (getrusage); bench/gpt_spread.py prints them with the
+per-step time distribution of each run.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,6 +49,14 @@ def batches(cfg: dict, n: int):
     rng = np.random.default_rng(0)
     shape = (cfg["batch"], cfg["block_size"])
     return [(rng.integers(0, VOCAB, shape), rng.integers(0, VOCAB, shape)) for _ in range(n)]
+
+
+def _events() -> tuple[int, int, int]:
+    """(minor page faults, voluntary, involuntary context switches) of the process so far, all threads
+    (getrusage): per step, the faults count fresh memory the step touches (new pages of an allocation)
+    and the voluntary switches count threads going to sleep (an OpenMP thread waiting passively)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_minflt, r.ru_nvcsw, r.ru_nivcsw
 
 
 def time_replay_parts(compiled) -> tuple[dict, list]:
@@ -94,15 +105,17 @@ def tinyml_worker(cfg: dict, steps: int, threads: int, weights: str, profile: bo
         return loss
 
     step = tinyml.compile(train_step) if compiled else train_step
-    losses, times, cpu_times, main_times = [], [], [], []
+    losses, times, cpu_times, main_times, events = [], [], [], [], []
     for x, y in batches(cfg, steps + 2):  # compiled: the 2 warm-up calls record, the timed ones replay
-        t, c, m = time.perf_counter(), time.process_time(), time.thread_time()
+        r, t, c, m = _events(), time.perf_counter(), time.process_time(), time.thread_time()
         loss = step(tinyml.tensor(x), tinyml.tensor(y))
         losses.append(loss.item())
         times.append(time.perf_counter() - t)
         cpu_times.append(time.process_time() - c)
         main_times.append(time.thread_time() - m)
-    out = {"losses": losses, "times": times, "cpu_times": cpu_times, "main_times": main_times}
+        events.append([b - a for a, b in zip(r, _events())])
+    out = {"losses": losses, "times": times, "cpu_times": cpu_times, "main_times": main_times,
+           "events": events}
     if compiled:
         out["explain"] = step.explain()
         out["kernel_calls"] = step.kernel_calls
@@ -137,9 +150,9 @@ def torch_worker(cfg: dict, steps: int, threads: int, weights: str) -> dict:
     if missing or unexpected:
         raise RuntimeError(f"weights do not map: missing {missing}, unexpected {unexpected}")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-    losses, times, cpu_times, main_times = [], [], [], []
+    losses, times, cpu_times, main_times, events = [], [], [], [], []
     for x, y in batches(cfg, steps + 2):
-        t, c, m = time.perf_counter(), time.process_time(), time.thread_time()
+        r, t, c, m = _events(), time.perf_counter(), time.process_time(), time.thread_time()
         _, loss = model(torch.tensor(x), torch.tensor(y))
         opt.zero_grad()
         loss.backward()
@@ -148,7 +161,9 @@ def torch_worker(cfg: dict, steps: int, threads: int, weights: str) -> dict:
         times.append(time.perf_counter() - t)
         cpu_times.append(time.process_time() - c)
         main_times.append(time.thread_time() - m)
-    return {"losses": losses, "times": times, "cpu_times": cpu_times, "main_times": main_times}
+        events.append([b - a for a, b in zip(r, _events())])
+    return {"losses": losses, "times": times, "cpu_times": cpu_times, "main_times": main_times,
+            "events": events}
 
 
 def run_worker(framework: str, config: str, steps: int, threads: int, weights: str, profile: bool,

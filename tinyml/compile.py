@@ -129,6 +129,16 @@ def _rebuild(template, tensors: list):
     return template
 
 
+def _keep_awake():
+    """backends/cpu's keep_awake() block (csrc/keep_awake.cpp): while a replay runs, idle CPUs spin at
+    the lowest priority instead of halting, so the OpenMP threads' wake-ups are quick. Imported here
+    (the documented last resort): the cpu backend imports from the tinyml package, whose __init__
+    imports this module; a replay follows a recording, whose cpu dispatch loaded the backend."""
+    from .backends.cpu import keep_awake
+
+    return keep_awake()
+
+
 class _Entry:
     """The state of one guard key: recordings so far, then a program, or the reason for eager."""
 
@@ -168,7 +178,8 @@ class CompiledFunction:
         if program is not None:
             if DISPATCH_MARK in backends._cpu_cache and program.guards_hold():
                 entry.replays += 1
-                arrays = program.run([t._data for t in tensors], tensors)
+                with _keep_awake():  # idle CPUs spin at the lowest priority instead of halting
+                    arrays = program.run([t._data for t in tensors], tensors)
                 return self._outputs(entry.result, arrays, tensors)
             self._entries = {key: entry}  # the kernels or parameters changed: every key records again
             entry.__init__()

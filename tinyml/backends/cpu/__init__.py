@@ -9,6 +9,7 @@ extension is missing, tinyml says once how to build it and runs on the reference
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -59,6 +60,40 @@ def native(*arrays) -> bool:
     one (None for an absent optional input) has its dtype."""
     dt = arrays[0].dtype
     return dt in NATIVE_DTYPES and all(a is None or a.dtype == dt for a in arrays)
+
+
+# While a compiled step replays (tinyml/compile.py), one SCHED_IDLE thread per CPU spins where the CPU
+# would otherwise idle, so the passive waits above do not let a VM's vCPU halt between parallel regions
+# (csrc/keep_awake.cpp; docs/gpt_step_cpu.md "Session 11"). TINYML_KEEP_AWAKE=0 or set_keep_awake(False)
+# turns it off.
+_keep_awake = os.environ.get("TINYML_KEEP_AWAKE", "1") != "0"
+KEEP_AWAKE_MAX_SECONDS = 30.0  # a spin ends this long after its begin even if no end comes
+
+
+def set_keep_awake(on: bool) -> None:
+    """Whether `keep_awake()` spins (tinyml.compile's replays use it). Default: on, unless the
+    environment has TINYML_KEEP_AWAKE=0."""
+    global _keep_awake
+    _keep_awake = bool(on)
+
+
+def keep_awake_enabled() -> bool:
+    return _keep_awake
+
+
+@contextlib.contextmanager
+def keep_awake():
+    """Keep this machine's CPUs from halting inside the block: one lowest-priority (SCHED_IDLE) thread
+    per CPU spins where nothing else runs, so a wake-up of a sleeping OpenMP thread does not wait for a
+    halted vCPU; any other thread takes the CPU from a spinner at once. Only where the OpenMP team
+    covers the machine (CPUs <= threads, 2 or more); a no-op elsewhere, without the C++ extension or
+    after set_keep_awake(False). Nothing computed changes."""
+    spinning = _C is not None and _keep_awake and _C.keep_awake_begin(KEEP_AWAKE_MAX_SECONDS) > 0
+    try:
+        yield
+    finally:
+        if spinning:
+            _C.keep_awake_end()
 
 
 if _C is not None:
