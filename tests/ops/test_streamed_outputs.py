@@ -1,5 +1,6 @@
 """Outputs of at least 16 MiB are written with streaming stores (csrc/simd_math.h, stream_copy):
-layer_norm, add_layer_norm and gelu/silu then take the buffered path. The values must be those of
+layer_norm's backward and add_layer_norm then take the buffered path (gelu/silu write with plain
+stores at every size since session 11; their one large-size case stays here). The values must be those of
 the cached path (the same row and chunk functions), which the small-shape tests check against the
 reference; here the large path is compared with the reference and with the cached path's values
 computed row block by row block below the threshold."""
