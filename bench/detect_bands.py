@@ -3,6 +3,7 @@
     python bench/detect_bands.py bench-detect/ciou+bce bench-detect/nwd+bce          # the bench's settings
     python bench/detect_bands.py bench-detect/ciou+bce --iou 0.3,0.5,0.6,0.7 --max-det 300,1000
     python bench/detect_bands.py bench-detect/centernet --tta none,h,hv,hvt   # test-time augmentation
+    python bench/detect_bands.py bench-detect/centernet --weights ema,trained  # the EMA vs the last weights
 
 Each RUN is a `tinyml detect train` run folder (bench/detect.py leaves one per tinyml run in its --out);
 the held-out images are the COCO set beside it (RUN/../data_coco, or --data). For every (NMS IoU, max
@@ -15,6 +16,8 @@ coco_evaluate scores:
                         marked crowd: detections on them count neither way
 --tta: the detectors' test-time augmentation (`predict(..., tta=)`: the mean over flipped / transposed views,
 letters h, v, t; "none" for plain inference), one setting per comma-separated value.
+--weights: the checkpoint's EMA of the weights (what the run evaluated; `load_detector`'s default) and / or
+the optimizer's last weights ("trained"), shown as RUN[trained].
 --localization adds, per target side (1, 2, 3-4 px), the fraction of targets with a detection of score
 >= 0.05 centred within 1.5 px, the fraction with one of IoU >= 0.5, and the width of the nearest (found) one.
 No training happens here and nothing is timed: the model's inference settings are what varies.
@@ -92,6 +95,7 @@ def main() -> None:
                    "of h, v, t (default none)")
     p.add_argument("--localization", action="store_true",
                    help="also print found / boxed / width per target side, at the first setting")
+    p.add_argument("--weights", default="ema", help="ema, trained or both, comma-separated (default ema)")
     p.add_argument("--save-json", metavar="FILE")
     args = p.parse_args()
     from tinyml.train.detect.data import CocoDetection
@@ -104,12 +108,13 @@ def main() -> None:
     rows = []
     print(f"{'run':<28}{'tta':>5}{'iou':>5}{'maxdet':>7}{'AP50':>7}{'AP':>7}{'<8px':>7}"
           + "".join(f"{f'{lo}-{hi}':>7}" for lo, hi in BANDS) + f"{'dets':>8}")
-    for run in args.runs:
+    for run, weights in [(r, w) for r in args.runs for w in args.weights.split(",")]:
         data = args.data or os.path.join(os.path.dirname(os.path.abspath(run)), "data_coco")
         val = CocoDetection(data, args.split)
         cats = category_ids_of(val)
         gt = ground_truth([val[i][1] for i in range(len(val))], cats, val.class_names)
-        model, info = load_detector(run)
+        model, info = load_detector(run, weights=weights)
+        name = os.path.basename(os.path.normpath(run)) + ("" if weights == "ema" else f"[{weights}]")
         for tta, iou, max_det in [(t, i, m) for t in ttas for i in ious for m in max_dets]:
             results = []
             preds = predict_dataset(model, val, args.img or info["img"], batch=8, conf=args.conf, iou=iou,
@@ -121,9 +126,9 @@ def main() -> None:
                     print(f"  {side} px ({v['targets']}): found within 1.5 px {v['found']:.2f}, IoU >= "
                           f"0.5 {v['boxed']:.2f}, nearest width {v['width']:.2f} px (score >= 0.05)")
             r = band_scores(results, gt)
-            rows.append({"run": run, "tta": tta, "iou": iou, "max_det": max_det, "detections": len(results),
-                         **r})
-            print(f"{os.path.basename(os.path.normpath(run)):<28}{tta or '-':>5}{iou:5.2f}{max_det:7d}"
+            rows.append({"run": run, "weights": weights, "tta": tta, "iou": iou, "max_det": max_det,
+                         "detections": len(results), **r})
+            print(f"{name:<28}{tta or '-':>5}{iou:5.2f}{max_det:7d}"
                   f"{r['AP50']:7.3f}{r['AP']:7.3f}{r['AP50<8px']:7.3f}"
                   + "".join(f"{r[f'{lo}-{hi}']:7.3f}" for lo, hi in BANDS) + f"{len(results):8d}",
                   flush=True)

@@ -331,9 +331,12 @@ def train_detector(spec: DetectRun, log=print) -> dict:
     return summary
 
 
-def load_detector(path: str):
+def load_detector(path: str, weights: str = "ema"):
     """(Detector in eval mode, the run's info: class_names, category_ids, img, detector config, data) from a
-    run folder or its checkpoint.safetensors."""
+    run folder or its checkpoint.safetensors. weights: "ema" (the average the run evaluated, or the trained
+    weights of a run without EMA) or "trained" (the optimizer's own last weights)."""
+    if weights not in ("ema", "trained"):
+        raise ValueError(f"load_detector: weights={weights!r}, expected 'ema' or 'trained'")
     ckpt = os.path.join(path, CHECKPOINT) if os.path.isdir(path) else path
     if not os.path.exists(ckpt):
         raise FileNotFoundError(f"--ckpt {path}: no {CHECKPOINT} there (a `tinyml detect train` run folder "
@@ -348,9 +351,10 @@ def load_detector(path: str):
         raise CLIError(f"--ckpt {path}: unknown detector architecture {arch!r} (known: "
                        f"{', '.join(ARCHITECTURES)})")
     model = ARCHITECTURES[arch].from_config(info["detector"])
-    weights = state["ema"]["weights"] if state.get("ema") else state["model"]  # the EMA, as evaluated
+    use_ema = weights == "ema" and state.get("ema")
+    chosen = state["ema"]["weights"] if use_ema else state["model"]  # the EMA, as evaluated
     try:
-        model.load_state_dict(weights, strict=True)
+        model.load_state_dict(chosen, strict=True)
     except (RuntimeError, ValueError, KeyError) as e:
         raise CLIError(f"--ckpt {path}: the weights do not fit the saved detector config "
                        f"({str(e).splitlines()[0]})") from None

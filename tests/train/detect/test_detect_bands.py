@@ -50,3 +50,23 @@ def test_localization_counts_found_boxed_and_width(bands):
     assert out["1"] == {"targets": 1, "found": 1.0, "boxed": 0.0, "width": 2.0}
     assert out["2"] == {"targets": 1, "found": 1.0, "boxed": 1.0, "width": 2.0}
     assert out["3-4"]["found"] == 0.0 and out["3-4"]["boxed"] == 0.0 and np.isnan(out["3-4"]["width"])
+
+
+def test_main_scores_the_ema_and_the_trained_weights(bands, tmp_path, monkeypatch, capsys):
+    """--weights ema,trained: one row per weight set, from the same checkpoint, labelled RUN[trained]."""
+    import json
+
+    from tinyml.train.detect.run import DetectRun, train_detector
+
+    run = tmp_path / "run"
+    train_detector(DetectRun(out=str(run), epochs=1, batch=8, img=64, synthetic_train=8, synthetic_val=2,
+                             synthetic_size=64, progress=False, ema_tau=3.0), log=lambda *a: None)
+    saved = tmp_path / "rows.json"
+    monkeypatch.setattr("sys.argv", ["detect_bands.py", str(run), "--data", str(run / "data"),
+                                     "--weights", "ema,trained", "--save-json", str(saved)])
+    bands.main()
+    out = capsys.readouterr().out
+    assert "run[trained]" in out
+    rows = json.loads(saved.read_text())
+    assert [r["weights"] for r in rows] == ["ema", "trained"]
+    assert all(0.0 <= r["AP50"] <= 1.0 or r["AP50"] == -1 for r in rows)

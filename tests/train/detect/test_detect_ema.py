@@ -1,7 +1,8 @@
 """ModelEMA (train/detect/ema.py): the update formula against a direct computation (ultralytics' ModelEMA),
 the ramp, integer buffers copied, applied() swapping the weights in and back, and in `tinyml detect train`:
 the EMA saved in checkpoints (test_detect_job.py's resume test checks it resumes bit-exactly), what
-load_detector returns, and a resume that would switch it on refused."""
+load_detector returns (and its weights="trained" choice), a resume that would switch it on refused, and the
+--ema-decay / --ema-tau flags: validated by the CLI and recorded in the checkpoint."""
 import math
 import os
 
@@ -121,3 +122,49 @@ def test_ema_off_keeps_the_trained_weights_and_resume_refuses_a_switch(tmp_path)
     with pytest.raises(ValueError, match="another configuration \\(differs in: ema\\)"):
         train_detector(_spec(tmp_path / "plain", ema=True, epochs=2, resume=True), log=lambda *a: None)
     assert os.path.exists(tmp_path / "plain" / "checkpoint.safetensors")
+
+
+def test_load_detector_weights_choice(tmp_path):
+    """weights="trained": the optimizer's last weights from the same checkpoint (bench/detect_bands.py
+    --weights scores both); a run without EMA gives its trained weights either way; other values refused."""
+    train_detector(_spec(tmp_path / "run", epochs=1), log=lambda *a: None)
+    state = load_checkpoint(str(tmp_path / "run" / "checkpoint.safetensors"))
+    trained, _ = load_detector(str(tmp_path / "run"), weights="trained")
+    for k, v in trained.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), state["model"][k].numpy(), err_msg=k)
+    with pytest.raises(ValueError, match="weights='last', expected 'ema' or 'trained'"):
+        load_detector(str(tmp_path / "run"), weights="last")
+    train_detector(_spec(tmp_path / "plain", ema=False, epochs=1), log=lambda *a: None)
+    plain = load_checkpoint(str(tmp_path / "plain" / "checkpoint.safetensors"))["model"]
+    model, _ = load_detector(str(tmp_path / "plain"), weights="ema")
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(v.numpy(), plain[k].numpy(), err_msg=k)
+
+
+@pytest.mark.parametrize("flag, value, fragment", [
+    ("--ema-decay", "1", "must be a finite number"), ("--ema-decay", "0", "must be a finite number"),
+    ("--ema-decay", "nan", "must be a finite number"), ("--ema-decay", "x", "expected a number, got 'x'"),
+    ("--ema-tau", "0", "must be a finite number"), ("--ema-tau", "-5", "must be a finite number"),
+])
+def test_ema_flags_are_validated_by_the_cli(tmp_path, capsys, flag, value, fragment):
+    from tinyml.train.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["detect", "train", flag, value, "--out", str(tmp_path / "run")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and fragment in err and repr(value) in err and "Traceback" not in err
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_ema_flags_reach_the_run(tmp_path, capsys):
+    from tinyml.train.cli import main
+
+    out = str(tmp_path / "run")
+    assert main(["detect", "train", "--epochs", "1", "--batch", "8", "--img", "64", "--synthetic-train", "8",
+                 "--synthetic-val", "2", "--synthetic-size", "64", "--ema-decay", "0.999", "--ema-tau", "20",
+                 "--out", out]) == 0
+    state = load_checkpoint(os.path.join(out, "checkpoint.safetensors"))
+    assert state["extra"]["ema"] == {"decay": 0.999, "tau": 20.0}
+    assert float(state["ema"]["decay"]) == 0.999 and float(state["ema"]["tau"]) == 20.0
+    assert int(state["ema"]["updates"]) == int(state["step"]) == 1
