@@ -16,29 +16,9 @@
 #include <cstdint>
 #include <cstring>
 
-namespace tinyml {
+#include "simd_math.h"  // fexp_core: fexp's arithmetic without its selects
 
-// fexp's steps (simd_math.h), in the same order, without its selects.
-inline float fexp_core(float x) {
-  const float magic = 12582912.0f;
-  float t = x * 1.44269504088896341f + magic;
-  float n = t - magic;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  uint32_t tb;
-  std::memcpy(&tb, &t, sizeof tb);
-  uint32_t e = (tb - 0x4B400000u + 127u) << 23;
-  float s;
-  std::memcpy(&s, &e, sizeof s);
-  return p * s;
-}
+namespace tinyml {
 
 inline float fexp_nonpos(float x) { return x < -87.33654475f ? 0x1.ffff98p-127f : fexp_core(x); }
 inline float fexp0_nonpos(float x) { return x < -87.0f ? 0.0f : fexp_core(x); }

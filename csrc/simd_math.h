@@ -40,7 +40,8 @@ namespace tinyml {
 // comparisons that are false for NaN (a clamp of x first would turn NaN into a number). n is read
 // back from the rounding sum's bits, so no float -> int conversion sees a NaN or a huge value
 // (undefined in C++); whatever garbage those give outside the range is replaced by the selects.
-static inline float fexp(float x) {
+// fexp's arithmetic without its range selects (csrc/exp_nonpos.h and activation.cpp build on it).
+static inline float fexp_core(float x) {
   const float magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer without a libm call
   float t = x * 1.44269504088896341f + magic;
   float n = t - magic;
@@ -59,7 +60,11 @@ static inline float fexp(float x) {
   uint32_t e = (tb - 0x4B400000u + 127u) << 23;
   float s;
   std::memcpy(&s, &e, sizeof s);
-  float y = p * s;
+  return p * s;
+}
+
+static inline float fexp(float x) {
+  float y = fexp_core(x);
   // the values at the ends of the range, bit for bit what clamping x there used to give
   y = x > 88.3762626647949f ? 0x1.6a0948p+127f : y;
   y = x < -87.33654475f ? 0x1.ffff98p-127f : y;
