@@ -20,12 +20,11 @@ import json
 import os
 
 import numpy as np
-from tinyml.models import GPTConfig
-from tinyml.train.tasks.tinygsm_model import as_pair, sample_solutions, train_tokenizer
+from tinyml.train.tasks.tinygsm_fresh import context
+from tinyml.train.tasks.tinygsm_model import sample_solutions
 from tinyml.train.tasks.tinygsm_run import (
     TinyGSMRun,
     load_generator,
-    make_problems,
     train_verifier,
 )
 from tinyml.train.tasks.tinygsm_samples import label_samples
@@ -38,13 +37,8 @@ SETTINGS = dict(split="instance", resume=True, verifier_temperature=0.8, top_p=0
 
 def setup(out: str, settings: dict):
     run = TinyGSMRun(**{**SETTINGS, **settings, "out": out})
-    sets = make_problems(run)
-    tok = train_tokenizer(sets.train, run.vocab_size)
-    block = max(len(tok.encode(a + b)) for a, b in map(as_pair, sets.train + sets.verifier + sets.test)) + 8
-    max_new = max(len(tok.encode(p.solution)) for p in sets.train) + 16
-    config = GPTConfig(vocab_size=tok.vocab_size, block_size=block, n_layer=run.n_layer, n_head=run.n_head,
-                       n_embd=run.n_embd, dropout=0.0)
-    return run, sets, tok, config, max_new
+    c = context(run)  # the run's problem sets, tokenizer, config and sampling length
+    return c.run, c.sets, c.tok, c.config, c.max_new
 
 
 def sampling(out: str, specs: list[str], settings: dict, n: int = 16) -> None:
