@@ -1,6 +1,6 @@
 """NMS on the cpu: tinyml's C++ kernel vs numpy peers, 10k boxes, 2 threads.
 
-    python3 bench/nms_cpu.py [--n 10000] [--repeat 7]
+    python3 bench/nms_cpu.py [--n 10000] [--repeat 7] [--merge]
 
 torchvision.ops.nms is the natural peer, but torchvision's wheel for this torch (2.13, CPU) is built
 against a CUDA torch and its nms does not import here; the script uses it when it does import.
@@ -9,6 +9,8 @@ The peers that run:
     suppress IoU > t), the same semantics as torchvision.ops.nms, against tinyml.ops.nms;
   - sahi 0.12's numpy nms (postprocess/_numpy_backend.nms_numpy: IoU >= t, coordinate tie-break,
     dense or sparse matrix), against tinyml.ops.nms_match (same semantics).
+--merge adds sahi's merging: tinyml.ops.greedy_nmm / nmm against sahi's greedy_nmm_numpy / nmm_numpy
+(IoU >= t; the {keeper: merged} dicts checked equal, insertion order included).
 numpy uses no threads here, so the frameworks alternate in one process (no OpenMP/BLAS pools to
 contend; torchvision, where it runs, alternates too, both on 2 threads). Each row: median of
 `repeat` timed runs after one warm-up, the same boxes for both, the
@@ -80,10 +82,26 @@ def median_ms(fn, repeat: int) -> float:
     return statistics.median(times) * 1e3
 
 
+def merge_rows(tb, ts, pred, thr: float, repeat: int) -> list:
+    """greedy_nmm and nmm against sahi's numpy merging (same dicts, same insertion order)."""
+    from sahi.postprocess._numpy_backend import greedy_nmm_numpy, nmm_numpy
+
+    rows = []
+    for name, ours, theirs in (("greedy_nmm", O.greedy_nmm, greedy_nmm_numpy), ("nmm", O.nmm, nmm_numpy)):
+        want = theirs(pred, "IOU", thr)
+        got = ours(tb, ts, thr, "IOU")
+        assert got == want and list(got) == list(want), f"tinyml.ops.{name} differs from sahi's"
+        rows.append((f"{name}, IoU >= {thr}", f"sahi {theirs.__name__}", len(want),
+                     median_ms(lambda: theirs(pred, "IOU", thr), repeat),
+                     median_ms(lambda: ours(tb, ts, thr, "IOU"), repeat)))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--merge", action="store_true", help="also time greedy_nmm and nmm against sahi's")
     args = ap.parse_args()
     tinyml.set_num_threads(2)
     tv_nms = torchvision_nms()
@@ -114,6 +132,8 @@ def main() -> None:
         rows.append((f"nms, IoU >= {thr} (sahi order)", "sahi nms_numpy", len(want),
                      median_ms(lambda: nms_numpy(pred, "IOU", thr), args.repeat),
                      median_ms(lambda: O.nms_match(tb, ts, thr, "IOU"), args.repeat)))
+        if args.merge:
+            rows += merge_rows(tb, ts, pred, thr, args.repeat)
     print(f"{args.n} boxes, float32; {platform.processor() or platform.machine()}, tinyml threads "
           f"{tinyml.get_num_threads()}; median of {args.repeat}")
     print("| case | peer | kept | peer ms | tinyml ms | ratio (peer / tinyml) |")

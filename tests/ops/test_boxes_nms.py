@@ -197,3 +197,39 @@ def test_cpu_kernel_equals_reference_on_odd_boxes(seed):
                 got = _C.nmm_forward_f32(boxes, scores, order, thr, metric, greedy)
                 for a, b in zip(got, nmm_forward(boxes, scores, order, thr, metric, greedy)):
                     assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_cpu_sweep_window_equals_reference(seed):
+    """The sweep's tightened IoU window (csrc/boxes_nms.h) on boxes_nms_cases.py's sets: IoU ties equal to
+    t, nested boxes on the window's edge, far coordinates, subnormal areas, huge boxes, NaN / inf."""
+    _C = pytest.importorskip("tinyml._C")
+    from boxes_nms_cases import nms_cases
+
+    from tinyml.backends.reference.boxes import nmm_forward, nms_forward
+    for name, boxes, scores, thresholds in nms_cases(seed):
+        sfx = "f32" if boxes.dtype == np.float32 else "f64"
+        order = np.lexsort((boxes[:, 3], boxes[:, 2], boxes[:, 1], boxes[:, 0], -scores)).astype(np.int64)
+        for thr in thresholds:
+            for metric in ("iou", "ios"):
+                for inclusive in (False, True):
+                    got = getattr(_C, f"nms_forward_{sfx}")(boxes, order, thr, metric, inclusive)
+                    want = nms_forward(boxes, order, thr, metric, inclusive)
+                    assert np.array_equal(got, want), f"{name} {sfx} t={thr} {metric} inclusive={inclusive}"
+            got = getattr(_C, f"nmm_forward_{sfx}")(boxes, scores, order, thr, "iou", True)
+            for a, b in zip(got, nmm_forward(boxes, scores, order, thr, "iou", True)):
+                assert np.array_equal(a, b), f"{name} {sfx} greedy nmm t={thr}"
+
+
+@pytest.mark.parametrize("metric", ["IOU", "IOS"])
+def test_nms_match_equals_sahi_on_dense_random_boxes(metric):
+    """bench/nms_cpu.py's kind of boxes (2000 in a 300 x 300 image): sahi's sparse search and the sweep."""
+    rng = np.random.default_rng(9)
+    c, wh = rng.uniform(0, 300, (2000, 2)), rng.uniform(10, 100, (2000, 2))
+    boxes = np.concatenate([c - wh / 2, c + wh / 2], 1).astype(np.float32)
+    scores = rng.uniform(0, 1, 2000).astype(np.float32)
+    pred = np.concatenate([boxes, scores[:, None], np.zeros((2000, 1), np.float32)], 1)
+    b, s = tensors(boxes, scores, "cpu")
+    for thr in (0.3, 0.5, 0.7):
+        assert O.nms_match(b, s, thr, metric).numpy().tolist() == sahi_numpy.nms_numpy(pred, metric, thr)
+        assert O.greedy_nmm(b, s, thr, metric) == sahi_numpy.greedy_nmm_numpy(pred, metric, thr)
