@@ -1,17 +1,23 @@
 """Small-object detection (issue #13): train a detector, predict with it, score it.
 
   tinyml detect train [--data DIR] --model tiny|small --img 256 --epochs N --batch B --out DIR
-                      [--box-loss ciou|giou|nwd] [--cls-loss bce|focal|atfl|varifocal] [--resume]
-                      [--time-limit MIN] [--crop PX] [--strides 4,8,16] [--no-ema] [--scale-jitter LO,HI]
-                      [--nwd-c PX] [--assign-nwd-c PX] [--box-shift CELLS]
+                      [--arch centernet|yolo] [--heatmap-stride 1|2|4] [--tta hv|none|...] [--resume]
+                      [--time-limit MIN] [--eval-every N|auto] [--crop PX] [--no-ema] [--ema-decay D]
+                      [--scale-jitter LO,HI]   (--arch yolo: [--box-loss ciou|giou|nwd]
+                      [--cls-loss bce|focal|atfl|varifocal] [--strides 4,8,16] [--nwd-c PX]
+                      [--box-shift CELLS])
+      Defaults: CenterNet at heatmap stride 1 on crops of a quarter of --img, EMA decay 0.999, validation
+      with flip TTA hv (the best setting measured); --arch yolo: the Detector, crops of half of --img,
+      EMA decay 0.9999.
       DIR in the COCO layout (DIR/{train,val}/*.png|jpg + DIR/annotations/instances_{train,val}.json) or
       ultralytics' YOLO layout (DIR/images/{train,val}/, DIR/labels/{train,val}/*.txt); with no --data,
       a seeded synthetic infrared small-target set is written to OUT/data and trained on. The run folder
       keeps checkpoint.safetensors, metrics.jsonl (losses, val AP50/AP/AP_small, Pd/Fa) and loss.png;
       --resume continues it bit-exactly (flags not repeated keep the run's values; --epochs may grow).
   tinyml detect predict --ckpt RUN --source IMG_OR_DIR [--slice 128 --overlap 0.2] [--conf 0.25] --out DIR
-      DIR/predictions.json (COCO results) and DIR/<image>.png with the boxes drawn; --slice: SAHI.
-  tinyml detect eval --ckpt RUN --data DIR [--split val]
+      DIR/predictions.json (COCO results) and DIR/<image>.png with the boxes drawn; --slice: SAHI;
+      --tta: the run's test-time augmentation by default, --tta none for plain inference.
+  tinyml detect eval --ckpt RUN --data DIR [--split val] [--tta LETTERS|none]
       the COCO AP table (pycocotools' summary) and the infrared Pd / Fa.
 
 Guide: docs/detection.md.
@@ -25,17 +31,19 @@ from .. import argtypes as at
 NAME = "detect"
 HELP = "train / predict / evaluate a small-object detector (synthetic infrared set by default)"
 MODELS = ("tiny", "small")
-ARCHS = ("yolo", "centernet")
+ARCHS = ("centernet", "yolo")
 BOX_LOSSES = ("ciou", "giou", "nwd")
 CLS_LOSSES = ("bce", "focal", "atfl", "varifocal")
 # run-defining flags of `detect train` (argparse dests) with their defaults; on --resume, those not given
 # keep the run's values (detect.json)
-TRAIN_DEFAULTS = {"data": None, "model": "tiny", "arch": "yolo", "img": 256, "epochs": 30, "batch": 16,
-                  "lr": 0.002, "box_loss": "nwd", "cls_loss": "bce", "seed": 0, "eval_every": 1,
+# (crop and ema_decay None: resolved per architecture by DetectRun.resolved(), train/detect/settings.py)
+TRAIN_DEFAULTS = {"data": None, "model": "tiny", "arch": "centernet", "img": 256, "epochs": 30, "batch": 16,
+                  "lr": 0.002, "box_loss": "nwd", "cls_loss": "bce", "seed": 0, "eval_every": "auto",
                   "synthetic_train": 400, "synthetic_val": 100, "synthetic_size": 256, "on_error": "raise",
-                  "strides": (4, 8, 16), "crop": None, "ema": True, "ema_decay": 0.9999, "ema_tau": 500.0,
-                  "scale_jitter": None, "min_candidates": 1, "reg_max": 16, "heatmap_stride": 4,
-                  "box_shift": 0.25, "nwd_c": "auto", "assign_nwd_c": 12.8}
+                  "strides": (4, 8, 16), "crop": None, "ema": True, "ema_decay": None, "ema_tau": 500.0,
+                  "scale_jitter": None, "min_candidates": 1, "reg_max": 16, "heatmap_stride": 1,
+                  "box_shift": 0.25, "nwd_c": "auto", "assign_nwd_c": 12.8, "tta": "hv"}
+RESUME_FREE = ("epochs", "eval_every", "tta")  # may change on --resume; the rest define what is trained
 
 
 def add_arguments(p) -> None:
@@ -46,21 +54,28 @@ def add_arguments(p) -> None:
     t.add_argument("--data", type=at.existing_path, help="dataset folder, COCO or YOLO layout (default: the "
                    "synthetic infrared set, written to OUT/data)")
     t.add_argument("--model", choices=MODELS, help="detector size (default tiny: YOLOv8n widths, P2-P4)")
-    t.add_argument("--arch", choices=ARCHS, help="yolo (default): anchor-free DFL head on strides 4/8/16; "
-                   "centernet: a stride-4 heatmap head for point-like targets (its own losses)")
+    t.add_argument("--arch", choices=ARCHS, help="centernet (default): a heatmap head for point-like targets "
+                   "(its own losses; --heatmap-stride); yolo: the anchor-free DFL Detector on strides 4/8/16 "
+                   "(--box-loss, --cls-loss)")
     t.add_argument("--img", type=at.positive_int, help="training and validation image size, a multiple of 16 "
                    "(default 256)")
     t.add_argument("--epochs", type=at.positive_int,
                    help="epochs (default 30); on --resume, more extends the run")
     t.add_argument("--batch", type=at.positive_int, help="images per step (default 16)")
     t.add_argument("--lr", type=at.positive_float, help="peak AdamW learning rate (default 0.002)")
-    t.add_argument("--box-loss", choices=BOX_LOSSES, help="box regression loss (default nwd)")
-    t.add_argument("--cls-loss", choices=CLS_LOSSES, help="classification loss (default bce; atfl: EFLNet's "
-                   "adaptive threshold focal loss)")
+    t.add_argument("--box-loss", choices=BOX_LOSSES, help="--arch yolo: box regression loss (default nwd)")
+    t.add_argument("--cls-loss", choices=CLS_LOSSES, help="--arch yolo: classification loss (default bce; "
+                   "atfl: EFLNet's adaptive threshold focal loss)")
     t.add_argument("--seed", type=at.seed, help="seed of the weights, the data order, augmentation and the "
                    "synthetic set (default 0)")
-    t.add_argument("--eval-every", type=at.positive_int, help="epochs between validations and checkpoints "
-                   "(default 1)")
+    t.add_argument("--eval-every", type=_eval_every, metavar="N|auto",
+                   help="epochs between validations and checkpoints, and always at the end (default auto: "
+                   "at most ~10 in a run and their compute ~10%% of the training's, re-planned under "
+                   "--time-limit)")
+    t.add_argument("--tta", type=_tta, metavar="LETTERS|none",
+                   help="test-time augmentation of the validations, and the run's default for predict / "
+                   "eval: letters of h (horizontal flip), v (vertical flip), t (transpose) (default hv; "
+                   "none: off)")
     t.add_argument("--time-limit", type=at.positive_float, metavar="MIN",
                    help="stop after MIN minutes, evaluated and checkpointed; the epochs are re-planned after "
                    "each one to end at the limit")
@@ -81,8 +96,8 @@ def add_arguments(p) -> None:
     t.add_argument("--min-candidates", type=at.bounded_int(1, 64), metavar="K",
                    help="the assigner's fallback: a box with fewer than K anchor centres inside also gets "
                    "the K anchors of the finest level nearest its centre (default 1: the nearest only)")
-    t.add_argument("--heatmap-stride", type=int, choices=(4, 2, 1),
-                   help="--arch centernet: the heatmap's stride (default 4; 2 and 1 fuse the stem's features "
+    t.add_argument("--heatmap-stride", type=int, choices=(1, 2, 4),
+                   help="--arch centernet: the heatmap's stride (default 1; 2 and 1 fuse the stem's features "
                    "and the image)")
     t.add_argument("--reg-max", type=at.bounded_int(3, 64), metavar="R",
                    help="DFL bins per box side: distances of 0 to R - 1 cells of each level (default 16)")
@@ -100,14 +115,15 @@ def add_arguments(p) -> None:
                    "2,4,8,16 adds a stride-2 level)")
     t.add_argument("--crop", type=at.nonnegative_int, metavar="PX",
                    help="train on PX x PX windows of the images, scaled as for --img (a target kept whole "
-                   "where it fits, cut ones clipped or dropped); validation sees whole images (default: half "
-                   "of --img, a multiple of the largest stride; 0: train on whole images)")
+                   "where it fits, cut ones clipped or dropped); validation sees whole images (default: a "
+                   "quarter of --img for centernet at --heatmap-stride 1, else half, a multiple of 16; 0: "
+                   "train on whole images)")
     t.add_argument("--no-ema", dest="ema", action="store_const", const=False, default=None,
                    help="evaluate and save the trained weights instead of their moving average")
     t.add_argument("--ema-tau", type=at.positive_float, metavar="STEPS",
                    help="the EMA's warmup: decay d (1 - exp(-updates / tau)) (default 500)")
     t.add_argument("--ema-decay", type=at.bounded_float(0.0, 0.999999, open_lo=True),
-                   help="the EMA's decay d (default 0.9999)")
+                   help="the EMA's decay d (default 0.999 for centernet, 0.9999 for yolo)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     t.add_argument("--out", type=at.folder_to_create, default="tinyml-detect", help="run folder "
                    "(default ./tinyml-detect)")
@@ -130,9 +146,10 @@ def add_arguments(p) -> None:
                     help="a COCO annotation file whose image ids to use (default: the one of the COCO set "
                     "the images lie in, if any)")
     pr.add_argument("--no-draw", dest="draw", action="store_false", help="write predictions.json only")
-    pr.add_argument("--tta", type=_tta, default="", metavar="LETTERS",
+    pr.add_argument("--tta", type=_tta, metavar="LETTERS|none",
                     help="test-time augmentation: the mean over flipped / transposed views, letters of h "
-                         "(horizontal flip), v (vertical flip), t (transpose); hvt: all 8 (default none)")
+                         "(horizontal flip), v (vertical flip), t (transpose); hvt: all 8; none: off "
+                         "(default: the run's --tta)")
     e = sub.add_parser("eval", help="COCO AP and Pd/Fa of a trained detector on a dataset split")
     e.add_argument("--ckpt", type=at.existing_path, required=True, help="run folder (or its checkpoint)")
     e.add_argument("--data", type=at.existing_path, required=True, help="dataset folder, COCO or YOLO layout")
@@ -140,8 +157,9 @@ def add_arguments(p) -> None:
     e.add_argument("--img", type=at.positive_int, help="model input size (default: the run's)")
     e.add_argument("--batch", type=at.positive_int, default=8, help="images per model call (default 8)")
     e.add_argument("--save-json", metavar="FILE", help="also write the metrics to FILE as JSON")
-    e.add_argument("--tta", type=_tta, default="", metavar="LETTERS",
-                   help="test-time augmentation as in predict (h, v, t; hvt: all 8 views; default none)")
+    e.add_argument("--tta", type=_tta, metavar="LETTERS|none",
+                   help="test-time augmentation as in predict (h, v, t; hvt: all 8 views; none: off; "
+                   "default: the run's --tta)")
 
 
 def run(args) -> int:
@@ -156,7 +174,7 @@ def run(args) -> int:
 def _train(args) -> int:
     import os
 
-    from ..detect.run import DetectRun, read_run_record, train_detector
+    from ..detect.run import DetectRun, read_run_record, train_detector, upgrade_run_record
     from ..progress import require_matplotlib
     from ..runs import UsageError
 
@@ -165,11 +183,11 @@ def _train(args) -> int:
         given["scale_jitter"] = None
     if given.get("data") is not None:
         given["data"] = os.path.abspath(given["data"])
-    before = read_run_record(args.out) if args.resume else {}
+    # an older run's record reads with the values it ran with (settings.py's LEGACY)
+    before = upgrade_run_record(read_run_record(args.out)) if args.resume else {}
     if args.resume:
-        free = ("epochs", "eval_every")  # may change on resume; the rest define what is trained
         changed = [f"--{k.replace('_', '-')} {given[k]} (the run has {before[k]})" for k in given
-                   if k not in free and k in before and _norm(given[k]) != _norm(before[k])]
+                   if k not in RESUME_FREE and k in before and _norm(given[k]) != _norm(before[k])]
         if changed:
             raise UsageError(f"--resume: these flags differ from the run's: {'; '.join(changed)}")
     settings = {**TRAIN_DEFAULTS, **{k: v for k, v in before.items() if k in TRAIN_DEFAULTS}, **given}
@@ -227,9 +245,17 @@ def _strides(text: str) -> tuple:
     return strides
 
 
+def _eval_every(text: str):
+    """--eval-every 5 -> 5; auto -> "auto"."""
+    return "auto" if text == "auto" else at.positive_int(text)
+
+
 def _tta(text: str) -> str:
+    """--tta hv -> "hv"; none -> "" (no test-time augmentation)."""
     from tinyml.models.detection.targets import check_tta
 
+    if text == "none":
+        return ""
     try:
         return check_tta("--tta", text)
     except ValueError as e:
@@ -241,11 +267,12 @@ def _predict(args) -> int:
     from ..detect.run import load_detector
 
     model, info = load_detector(args.ckpt)
+    tta = info["tta"] if args.tta is None else args.tta  # the run's unless --tta is given
     results = predict_source(model, info, args.source, args.out, img=args.img, conf=args.conf,
                              iou=args.iou, max_det=args.max_det, slice_size=args.slice, overlap=args.overlap,
-                             batch=args.batch, annotations=args.annotations, draw=args.draw, tta=args.tta)
+                             batch=args.batch, annotations=args.annotations, draw=args.draw, tta=tta)
     drawn = " and the drawn PNGs" if args.draw else ""
-    print(f"{len(results)} detections -> {args.out}/predictions.json{drawn}")
+    print(f"{len(results)} detections (tta {tta or 'none'}) -> {args.out}/predictions.json{drawn}")
     return 0
 
 
@@ -265,9 +292,11 @@ def _eval(args) -> int:
     if category_ids_of(dataset) != list(info["category_ids"]):
         print(f"note: the dataset's category ids {category_ids_of(dataset)} differ from the training set's "
               f"{info['category_ids']}; labels are matched by position")
-    m = evaluate_detector(model, dataset, int(args.img or info["img"]), args.batch, tta=args.tta)
+    tta = info["tta"] if args.tta is None else args.tta  # the run's unless --tta is given
+    m = evaluate_detector(model, dataset, int(args.img or info["img"]), args.batch, tta=tta)
+    m["tta"] = tta
     print(f"{args.data} ({args.split}): {m['images']} images, {m['targets']} targets; "
-          f"model step {info['step']}")
+          f"model step {info['step']}; tta {tta or 'none'}")
     print(format_metrics(m))
     if args.save_json:
         with open(args.save_json, "w") as f:

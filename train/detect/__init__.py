@@ -19,8 +19,10 @@ optional mask (H, W) uint8, image_id, file_name, orig_size (H, W). Guide: docs/d
 
 The job itself (`tinyml detect train / predict / eval`, train/commands/detect.py; guide: docs/detection.md):
 
-    run.py           DetectRun (the settings), train_detector (data, Detector, trainer, run folder),
-                     load_detector (a trained run's Detector and class names / category ids / img)
+    settings.py      DetectRun (the settings), their per-architecture defaults resolved (crop, EMA decay),
+                     detect.json (written resolved; older records read with the values they ran with)
+    run.py           train_detector (data, detector, trainer, run folder), load_detector (a trained run's
+                     detector and class names / category ids / img / tta)
     loop.py          EpochSampler (seeded per-epoch order, resumable) and DetectTrainer: train/trainer.py's
                      Trainer with loss parts, val AP / Pd / Fa, the loss + AP plot and a time limit
     ema.py           ModelEMA: the moving average of the weights that is evaluated and saved for inference

@@ -6,7 +6,9 @@ pycocotools) and the infrared small-target Pd / Fa, as `tinyml detect eval` and 
     print(format_metrics(metrics))                          the COCO summary table, then Pd / Fa
 
 Images are letterboxed to img x img for the model and its boxes mapped back to the image's own pixels
-(transforms.unletterbox_boxes), so a dataset of any image size is scored in its own coordinates.
+(transforms.unletterbox_boxes), so a dataset of any image size is scored in its own coordinates. tta: the
+detectors' test-time augmentation, "" (none) by default; training's validation passes the run's setting,
+`tinyml detect eval` the run's (load_detector's info["tta"]) unless --tta is given.
 
 Ground truth: the dataset's targets as it reads them (COCO crowd annotations left out, boxes clipped to
 the image), area = the mask's pixels inside the box where the dataset has masks, else w h; categories are

@@ -5,8 +5,10 @@ checkpoints, exact resume, Ctrl-C) with what detection adds on top.
                      epoch])); its state (epoch, position) goes in the checkpoint, so a resumed run draws the
                      same batches, and augmentation, seeded by (seed, epoch, index), the same pixels
     DetectTrainer    the Trainer with: the loss parts (cls / box / dfl) and images/s in metrics.jsonl;
-                     validation = COCO AP50 / AP / AP_small and Pd / Fa on the val set (evaluate.py) every
-                     eval_interval steps, not a validation loss; loss.png with the losses and the APs; and
+                     validation = COCO AP50 / AP / AP_small and Pd / Fa on the val set (evaluate.py, with
+                     the run's test-time augmentation `tta`) every eval_every epochs ("auto":
+                     auto_eval_epochs) and at the last step, not a validation loss; loss.png with the
+                     losses and the APs; and
                      a time limit (ultralytics' `time`): after each epoch the run is re-planned to the number
                      of epochs that fits the limit (the cosine decay ends there), and it stops, evaluated and
                      checkpointed, when the limit is reached; with a ModelEMA (ema.py), the average is
@@ -27,7 +29,21 @@ from ..trainer import Trainer
 from .data import collate
 from .evaluate import evaluate_detector
 
-__all__ = ["EpochSampler", "DetectTrainer", "Targets", "plot_detection"]
+__all__ = ["EpochSampler", "DetectTrainer", "Targets", "plot_detection", "auto_eval_epochs"]
+
+MAX_VALIDATIONS = 10  # eval_every="auto": at most about this many validations in a run
+EVAL_SHARE = 0.1  # ... and validation compute at most about this fraction of the training compute
+
+
+def auto_eval_epochs(epochs: int, eval_cost: float) -> int:
+    """eval_every="auto": validate every max(1, ceil(epochs / MAX_VALIDATIONS), ceil(eval_cost / EVAL_SHARE))
+    epochs, where eval_cost is one validation's compute in epochs of training, estimated from the pixels
+    each sees: views x val images x img^2 / (3 x train images x crop^2) (a training image costs a forward
+    and a backward pass, ~3 forwards; views = 2^len(tta)). With a time limit, `epochs` is the re-planned
+    count, so the cadence follows the plan; the last step is always validated."""
+    by_count = math.ceil(max(int(epochs), 1) / MAX_VALIDATIONS)
+    by_cost = math.ceil(round(float(eval_cost) / EVAL_SHARE, 9))
+    return max(1, by_count, by_cost)
 
 
 class Targets:
@@ -80,16 +96,22 @@ class _ImagesBar(ProgressBar):
 
 class DetectTrainer(Trainer):
     """Trainer for a detector on an EpochSampler; `val_dataset` (un-augmented, evaluate.py letterboxes it)
-    is scored every eval_interval steps; `time_limit` in seconds (None: none) of `clock` (wall time by
-    default; time.process_time makes it a CPU-time budget, fair on a shared machine)."""
+    is scored with test-time augmentation `tta` every `eval_every` epochs (an integer, or "auto":
+    auto_eval_epochs with `eval_cost`, one validation's compute in epochs of training; None: every
+    config.eval_interval steps as given) and at the last step; checkpoints follow the validations;
+    `time_limit` in seconds (None: none) of `clock` (wall time by default; time.process_time makes it a
+    CPU-time budget, fair on a shared machine)."""
 
     def __init__(self, model, sampler: EpochSampler, val_dataset, config, out_dir=None, extra_state=None,
                  img: int = 256, time_limit: float | None = None, eval_batch: int = 8,
-                 clock=time.perf_counter, ema=None):
+                 clock=time.perf_counter, ema=None, eval_every: int | str | None = None,
+                 eval_cost: float = 0.0, tta: str = ""):
         super().__init__(model, sampler, None, config, out_dir=out_dir, extra_state=extra_state,
                          loss_fn=self._detection_loss)
         self.ema = ema  # a ModelEMA updated after every step; evaluations score its weights
         self.sampler, self.val_dataset, self.img = sampler, val_dataset, int(img)
+        self.eval_every, self.eval_cost, self.tta = eval_every, float(eval_cost), tta
+        self._plan_validations()
         self.time_limit, self.eval_batch, self.clock = time_limit, eval_batch, clock
         self.train_cpu_seconds = 0.0  # process CPU time (all threads) inside training steps
         self.last_eval: dict | None = None
@@ -97,6 +119,28 @@ class DetectTrainer(Trainer):
         self.loss_parts: dict = {}
         self.best_ap50 = -1.0
         self._pixels = None
+
+    def eval_epochs(self) -> int | None:
+        """Epochs between validations now (auto: for the planned epochs), None when set in steps."""
+        if self.eval_every is None:
+            return None
+        if self.eval_every == "auto":
+            planned = math.ceil(self.config.max_steps / self.sampler.steps_per_epoch)
+            return auto_eval_epochs(planned, self.eval_cost)
+        return int(self.eval_every)
+
+    def cadence(self) -> str:
+        """The validation cadence in words, for the log."""
+        every = self.eval_epochs()
+        if every is None:
+            return f"every {self.config.eval_interval} steps"
+        auto = "auto: " if self.eval_every == "auto" else ""
+        return f"{auto}every {every} epoch{'s' if every > 1 else ''} and at the end"
+
+    def _plan_validations(self) -> None:
+        every = self.eval_epochs()
+        if every is not None:
+            self.config.eval_interval = every * self.sampler.steps_per_epoch
 
     def _detection_loss(self, model, batch):
         """The Trainer's loss_fn: model.loss(model(images), targets); the parts are kept for the log."""
@@ -115,6 +159,7 @@ class DetectTrainer(Trainer):
 
     def state_dict(self, sampler_state=None, rng_state=None) -> dict:
         state = super().state_dict(sampler_state, rng_state)
+        state["tta"] = self.tta  # the run's test-time augmentation: load_detector's info["tta"]
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
         return state
@@ -159,18 +204,20 @@ class DetectTrainer(Trainer):
         bar = run.bar if run is not None else None
         status = (lambda i, n: bar.status(f"step {self.step}: evaluating, image {i}/{n}")) if bar else None
         with self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext():
-            m = evaluate_detector(self.model, self.val_dataset, self.img, self.eval_batch, on_batch=status)
+            m = evaluate_detector(self.model, self.val_dataset, self.img, self.eval_batch, on_batch=status,
+                                  tta=self.tta)
         seconds = time.perf_counter() - t
         self.eval_seconds += seconds
         record = {"step": self.step, "epoch": round(self.step / self.sampler.steps_per_epoch, 3),
-                  **{f"val_{k}": m[k] for k in ("AP50", "AP", "AP75", "AP_small", "AR100", "Pd", "Fa")}}
+                  **{f"val_{k}": m[k] for k in ("AP50", "AP", "AP75", "AP_small", "AR100", "Pd", "Fa")},
+                  "tta": self.tta or "none", "eval_s": round(seconds, 3)}
         self.metrics.write(record)
         self.last_eval, self.last_eval_step = m, self.step
         self.best_ap50 = max(self.best_ap50, m["AP50"])
         if bar is not None:
             bar.message(f"step {self.step} (epoch {record['epoch']:g}): val AP50 {m['AP50']:.4f}, AP "
                         f"{m['AP']:.4f}, AP_small {m['AP_small']:.4f}, Pd {m['Pd']:.3f}, Fa {m['Fa']:.2e} "
-                        f"({seconds:.1f}s evaluation)")
+                        f"(tta {self.tta or 'none'}, {seconds:.1f}s evaluation)")
         self._plot()
         return m
 
@@ -202,6 +249,7 @@ class DetectTrainer(Trainer):
                 self.config.max_steps = steps
                 self.scheduler.decay_steps = max(steps, self.scheduler.warmup_steps + 1)
                 run.bar.total = steps
+                self._plan_validations()  # eval_every auto follows the plan
 
     def _finish(self, run):
         summary = super()._finish(run)

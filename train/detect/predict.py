@@ -15,6 +15,10 @@ With slice_size, SAHI (models/detection/sahi.py's sliced_predict): overlapping s
 crops at native resolution plus a full-image pass (letterboxed as above), each letterboxed to img (a slice
 of img px is not rescaled), run through the model `batch` crops at a time, merged by GREEDYNMM over IoS
 0.5 (sahi's defaults).
+
+tta: test-time augmentation letters (h, v, t; "" none), applied to every image or slice. The functions
+default to "" (plain inference); the run's setting is load_detector's info["tta"], which `tinyml detect
+predict` passes unless --tta is given.
 """
 from __future__ import annotations
 

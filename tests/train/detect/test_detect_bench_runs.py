@@ -43,3 +43,36 @@ def test_run_settings_per_run_over_global_over_the_run(bench):
     tagged = bench.run_settings({**cfg, "name": "centernet@s1"})
     got = (tagged["arch"], tagged["crop"], tagged["heatmap_stride"], tagged["lr"])
     assert got == ("centernet", 64, 1, 0.003)
+
+
+def test_the_default_run_pins_nothing_and_the_others_keep_their_measured_settings(bench):
+    """default = `tinyml detect train`'s defaults; the loss rows resolve to the Detector's crop 128 / EMA
+    0.9999 and centernet to its historic stride-4 row, whatever the DetectRun defaults are."""
+    from tinyml.train.detect.run import DetectRun
+
+    cfg = {"batch": 16, "seed": 0}
+    default = bench.run_settings({**cfg, "name": "default"})
+    assert not {"arch", "box_loss", "cls_loss", "heatmap_stride", "crop", "ema_decay"} & set(default)
+    spec = DetectRun(out="/nonexistent", **default).resolved()
+    got = (spec.arch, spec.heatmap_stride, spec.crop, spec.ema_decay, spec.tta)
+    assert got == ("centernet", 1, 64, 0.999, "hv")
+    for name, losses in (("nwd+bce", ("nwd", "bce")), ("ciou+bce", ("ciou", "bce")),
+                         ("nwd+focal", ("nwd", "focal")), ("nwd+atfl", ("nwd", "atfl")),
+                         ("ciou+focal", ("ciou", "focal"))):
+        spec = DetectRun(out="/nonexistent", **bench.run_settings({**cfg, "name": name})).resolved()
+        assert (spec.arch, spec.box_loss, spec.cls_loss, spec.crop, spec.ema_decay) == ("yolo", *losses, 128,
+                                                                                         0.9999)
+    spec = DetectRun(out="/nonexistent", **bench.run_settings({**cfg, "name": "centernet"})).resolved()
+    assert (spec.arch, spec.heatmap_stride, spec.crop, spec.ema_decay) == ("centernet", 4, 128, 0.9999)
+    assert bench.ALL[0] == "default" and {"yolov8n", "sahi"} <= set(bench.ALL)
+
+
+def test_sahi_model_choice(bench, tmp_path):
+    workers = sys.modules["detect_workers"]
+    assert workers.sahi_model({"sahi_model": "/some/run", "out": str(tmp_path)}) == "/some/run"
+    with pytest.raises(FileNotFoundError, match="no trained run in .*--sahi-model RUN_FOLDER"):
+        workers.sahi_model({"sahi_model": None, "out": str(tmp_path)})
+    for name in ("nwd+bce", "default"):  # an older --out has nwd+bce only; the default run comes first
+        os.makedirs(tmp_path / name)
+        (tmp_path / name / "checkpoint.safetensors").write_text("x")
+        assert workers.sahi_model({"out": str(tmp_path)}) == str(tmp_path / name)

@@ -106,8 +106,8 @@ def _spec(**kw):
                     "--img 256"),
     ({"crop": 512}, "--crop 512: must be a multiple"),
     ({"strides": (4, 2)}, "--strides 4,2: expected two or more increasing values from 2, 4, 8, 16, 32"),
-    ({"strides": (2, 4, 8, 32), "img": 240}, "--img 240: must be a multiple of the detector's largest "
-                                             "stride 32"),
+    ({"strides": (2, 4, 8, 32), "img": 240, "arch": "yolo"}, "--img 240: must be a multiple of the "
+                                                             "detector's largest stride 32"),
     ({"strides": (2, 4, 8), "arch": "centernet"}, "--strides 2,4,8: for --arch yolo"),
     ({"ema_tau": 0.0}, "--ema-tau 0.0: expected a decay in \\(0, 1\\) and tau > 0 steps"),
     ({"reg_max": 2}, "--reg-max 2: expected 3 to 64 bins"),
@@ -119,13 +119,15 @@ def test_run_settings_are_checked(kw, fragment):
         _spec(**kw).check()
 
 
-def test_default_crop_is_half_the_image_size():
-    assert _spec().train_crop == 128  # img 256
-    assert _spec(img=64).train_crop == 32
-    assert _spec(img=80).train_crop == 32  # 40 rounded down to a multiple of the largest stride 16
-    assert _spec(img=16).train_crop is None  # too small to halve: whole images
-    assert _spec(img=96, strides=(4, 8, 16, 32)).train_crop == 32
+def test_default_crop_is_half_the_image_size_for_the_detector():
+    """(CenterNet at heatmap stride 1, the default, trains on a quarter: test_detect_defaults.py.)"""
+    assert _spec(arch="yolo").train_crop == 128  # img 256
+    assert _spec(arch="yolo", img=64).train_crop == 32
+    assert _spec(arch="yolo", img=80).train_crop == 32  # 40 rounded down to a multiple of the stride 16
+    assert _spec(arch="yolo", img=16).train_crop is None  # too small to halve: whole images
+    assert _spec(arch="yolo", img=96, strides=(4, 8, 16, 32)).train_crop == 32
     assert _spec(crop=0).train_crop is None and _spec(crop=64).train_crop == 64
+    assert _spec(heatmap_stride=4).train_crop == 128 and _spec().train_crop == 64
 
 
 def test_centernet_heatmap_stride():
@@ -152,8 +154,9 @@ def test_command_defaults_are_detect_runs():
 
 def test_train_with_crop_strides_and_ema_flags(tmp_path, capsys):
     out = str(tmp_path / "run")
-    argv = ["detect", "train", "--epochs", "1", "--batch", "8", "--img", "64", "--synthetic-train", "8",
-            "--synthetic-val", "2", "--synthetic-size", "64", "--crop", "32", "--strides", "4,8,16",
+    argv = ["detect", "train", "--arch", "yolo", "--epochs", "1", "--batch", "8", "--img", "64",
+            "--synthetic-train", "8", "--synthetic-val", "2", "--synthetic-size", "64", "--crop", "32",
+            "--strides", "4,8,16",
             "--ema-tau", "50", "--reg-max", "8", "--scale-jitter", "0.9,1.1", "--min-candidates", "2",
             "--out", out]
     assert main(argv) == 0

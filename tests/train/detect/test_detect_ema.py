@@ -94,7 +94,7 @@ def test_state_round_trip_and_errors():
 
 def _spec(out, **kw):
     base = dict(out=str(out), epochs=2, batch=8, img=64, synthetic_train=12, synthetic_val=4,
-                synthetic_size=64, progress=False, ema_tau=3.0)
+                synthetic_size=64, progress=False, ema_tau=3.0, arch="yolo")  # the Detector: EMA 0.9999
     return DetectRun(**{**base, **kw})
 
 

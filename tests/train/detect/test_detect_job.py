@@ -1,7 +1,7 @@
 """`tinyml detect train` end to end on a small synthetic set: the run folder (checkpoint, metrics.jsonl with
-the loss parts and val AP / Pd / Fa, loss.png, the written data set), bit-exact resume, the time limit,
-a YOLO-layout --data, and errors that name the values (a folder in neither layout, bad flags, resume
-conflicts)."""
+the loss parts and val AP / Pd / Fa, loss.png, the written data set), bit-exact resume (CenterNet, the
+default, and the Detector), the time limit, a YOLO-layout --data, and errors that name the values (a folder
+in neither layout, bad flags, resume conflicts, Detector losses given to the default CenterNet)."""
 import json
 import os
 
@@ -48,10 +48,11 @@ class _nothing:
 
 def test_train_leaves_a_complete_run_folder(tmp_path, capsys):
     out = str(tmp_path / "run")
-    assert main(["detect", "train", "--epochs", "1", *SMALL, "--out", out]) == 0
+    assert main(["detect", "train", "--epochs", "1", "--arch", "yolo", *SMALL, "--out", out]) == 0
     printed = capsys.readouterr().out
     assert "writing the synthetic infrared set (12 train + 4 val images of 64x64, seed 0)" in printed
     assert "val: AP50" in printed and "tinyml detect predict --ckpt" in printed
+    assert "Detector tiny" in printed and "EMA 0.9999" in printed and "(trained on 32 px crops)" in printed
     for name in ("checkpoint.safetensors", "metrics.jsonl", "loss.png", "detect.json",
                  "data/annotations/instances_train.json", "data/annotations/instances_val.json",
                  "data/val/000012.png"):
@@ -62,8 +63,8 @@ def test_train_leaves_a_complete_run_folder(tmp_path, capsys):
     assert all({"cls", "box", "dfl", "lr", "images_per_s"} <= set(r) for r in steps)
     assert all(np.isfinite(r["loss"]) for r in steps)
     val = [r for r in records if "val_AP50" in r]
-    assert len(val) == 1 and val[0]["step"] == 2
-    assert {"val_AP", "val_AP_small", "val_Pd", "val_Fa"} <= set(val[0])
+    assert len(val) == 1 and val[0]["step"] == 2 and val[0]["tta"] == "hv"  # the run's tta (the default)
+    assert {"val_AP", "val_AP_small", "val_Pd", "val_Fa", "eval_s"} <= set(val[0])
     state = load_checkpoint(os.path.join(out, "checkpoint.safetensors"))
     extra = state["extra"]
     assert extra["detector"]["box_loss"] == "nwd" and extra["class_names"] == ["target"]
@@ -85,10 +86,11 @@ def one_thread():
     tinyml.set_num_threads(before)
 
 
-def test_resume_is_bit_exact(tmp_path, monkeypatch, one_thread):
+@pytest.mark.parametrize("arch", ["centernet", "yolo"])
+def test_resume_is_bit_exact(tmp_path, monkeypatch, one_thread, arch):
     """Two epochs straight == one epoch, stopped (as by Ctrl-C), then --resume to two: the same weights and
-    the same EMA of them."""
-    straight = train_detector(_spec(tmp_path / "straight"), log=lambda *a: None)
+    the same EMA of them, for the default CenterNet and for the Detector."""
+    straight = train_detector(_spec(tmp_path / "straight", arch=arch), log=lambda *a: None)
     original = loop.DetectTrainer._log_step
 
     def stop_after_first_epoch(self, run, *args):
@@ -97,10 +99,10 @@ def test_resume_is_bit_exact(tmp_path, monkeypatch, one_thread):
             self.request_stop()
 
     monkeypatch.setattr(loop.DetectTrainer, "_log_step", stop_after_first_epoch)
-    first = train_detector(_spec(tmp_path / "split"), log=lambda *a: None)
+    first = train_detector(_spec(tmp_path / "split", arch=arch), log=lambda *a: None)
     assert first["stopped"] == "interrupted" and first["step"] == 2
     monkeypatch.setattr(loop.DetectTrainer, "_log_step", original)
-    second = train_detector(_spec(tmp_path / "split", resume=True), log=lambda *a: None)
+    second = train_detector(_spec(tmp_path / "split", arch=arch, resume=True), log=lambda *a: None)
     assert second["step"] == straight["step"] == 4
     # the checkpoints' trained weights and their EMA (train/detect/ema.py), which the runs return
     a = load_checkpoint(str(tmp_path / "straight" / "checkpoint.safetensors"))
@@ -120,7 +122,8 @@ def test_resume_is_bit_exact(tmp_path, monkeypatch, one_thread):
 
 def test_resume_keeps_the_runs_flags_and_refuses_changes(tmp_path, capsys):
     out = str(tmp_path / "run")
-    assert main(["detect", "train", "--epochs", "1", *SMALL, "--cls-loss", "focal", "--out", out]) == 0
+    assert main(["detect", "train", "--epochs", "1", "--arch", "yolo", *SMALL, "--cls-loss", "focal",
+                 "--out", out]) == 0
     capsys.readouterr()
     err = _errors(capsys, ["detect", "train", "--resume", "--cls-loss", "atfl", "--out", out], 2)
     assert "--cls-loss atfl (the run has focal)" in err
@@ -146,7 +149,7 @@ def test_trains_on_a_yolo_layout_folder(tmp_path, capsys):
     write_synthetic_ir(data, 8, 4, size=64, seed=3, fmt="yolo", num_classes=2)
     out = str(tmp_path / "run")
     assert main(["detect", "train", "--data", data, "--epochs", "1", "--batch", "8", "--img", "64",
-                 "--cls-loss", "varifocal", "--box-loss", "ciou", "--out", out]) == 0
+                 "--arch", "yolo", "--cls-loss", "varifocal", "--box-loss", "ciou", "--out", out]) == 0
     assert "2 class(es) ['small', 'large']" in capsys.readouterr().out
     extra = load_checkpoint(os.path.join(out, "checkpoint.safetensors"))["extra"]
     assert extra["category_ids"] == [1, 2] and extra["detector"]["num_classes"] == 2
@@ -189,19 +192,34 @@ def test_epoch_sampler_visits_each_image_once_per_epoch_and_resumes():
         EpochSampler(ds, batch_size=3, seed=4).load_state_dict(state)
 
 
-def test_centernet_arch_trains_predicts_and_refuses_yolo_losses(tmp_path, capsys):
+def test_the_default_is_centernet_at_stride_1_and_refuses_yolo_losses(tmp_path, capsys):
+    """No --arch: CenterNet at heatmap stride 1 on crops of a quarter of --img (16 at img 64), EMA 0.999,
+    validation with tta hv; the resolved values in detect.json and the checkpoint."""
     out = str(tmp_path / "run")
-    assert main(["detect", "train", "--arch", "centernet", "--epochs", "1", *SMALL, "--out", out]) == 0
-    assert "CenterNet tiny" in capsys.readouterr().out
-    extra = load_checkpoint(os.path.join(out, "checkpoint.safetensors"))["extra"]
-    assert extra["arch"] == "centernet" and extra["detector"]["stride"] == 4
-    assert [r for r in _records(out) if "val_AP50" in r]
+    assert main(["detect", "train", "--epochs", "1", *SMALL, "--out", out]) == 0
+    printed = capsys.readouterr().out
+    assert "CenterNet tiny (heatmap stride 1)" in printed and "(trained on 16 px crops)" in printed
+    assert "EMA 0.999," in printed and "with tta hv" in printed
+    state = load_checkpoint(os.path.join(out, "checkpoint.safetensors"))
+    extra = state["extra"]
+    assert extra["arch"] == "centernet" and extra["detector"]["stride"] == 1
+    assert extra["augment"]["crop"] == 16 and extra["ema"] == {"decay": 0.999, "tau": 500.0}
+    assert state["tta"] == "hv"
+    with open(os.path.join(out, "detect.json")) as f:
+        record = json.load(f)
+    assert (record["arch"], record["heatmap_stride"], record["crop"]) == ("centernet", 1, 16)
+    assert (record["ema_decay"], record["tta"], record["eval_every"]) == (0.999, "hv", "auto")
+    steps = [r for r in _records(out) if "loss" in r]
+    assert steps and all({"hm", "off", "wh"} <= set(r) for r in steps)
     preds = str(tmp_path / "pred")
     val = os.path.join(out, "data", "val")
     assert main(["detect", "predict", "--ckpt", out, "--source", val, "--out", preds, "--conf", "0.01",
                  "--no-draw"]) == 0
+    assert "(tta hv)" in capsys.readouterr().out
     with open(os.path.join(preds, "predictions.json")) as f:
         assert all(r["category_id"] == 1 for r in json.load(f))
-    err = _errors(capsys, ["detect", "train", "--arch", "centernet", "--box-loss", "ciou", "--out",
-                           str(tmp_path / "x")], 2)
-    assert "CenterNet has its own losses" in err
+    for flags, shown in ((["--box-loss", "ciou"], "--box-loss ciou / --cls-loss bce"),
+                         (["--cls-loss", "focal"], "--box-loss nwd / --cls-loss focal")):
+        err = _errors(capsys, ["detect", "train", *flags, "--out", str(tmp_path / "x")], 2)
+        assert err.count("\n") == 0 and shown in err
+        assert "these flags belong to --arch yolo; --arch centernet (the default) has its own losses" in err

@@ -18,8 +18,8 @@ SMALL = ["--batch", "8", "--img", "64", "--synthetic-train", "8", "--synthetic-v
 
 def test_constants_reach_the_detector_and_define_the_run(tmp_path, capsys):
     out = str(tmp_path / "run")
-    assert main(["detect", "train", "--epochs", "1", *SMALL, "--nwd-c", "4.7", "--assign-nwd-c", "3",
-                 "--out", out]) == 0
+    assert main(["detect", "train", "--arch", "yolo", "--epochs", "1", *SMALL, "--nwd-c", "4.7",
+                 "--assign-nwd-c", "3", "--out", out]) == 0
     config = load_checkpoint(os.path.join(out, "checkpoint.safetensors"))["extra"]["detector"]
     assert config["nwd_constant"] == 4.7 and config["assign_nwd_constant"] == 3.0
     capsys.readouterr()
@@ -50,7 +50,7 @@ def test_auto_is_the_training_boxes_mean_size_at_img(tmp_path, fmt):
 
 def test_auto_is_the_default_and_reaches_the_detector(tmp_path):
     out = str(tmp_path / "run")
-    assert main(["detect", "train", "--epochs", "1", *SMALL, "--out", out]) == 0
+    assert main(["detect", "train", "--arch", "yolo", "--epochs", "1", *SMALL, "--out", out]) == 0
     config = load_checkpoint(os.path.join(out, "checkpoint.safetensors"))["extra"]["detector"]
     train = open_detection_dataset(os.path.join(out, "data"), "train")
     assert config["nwd_constant"] == pytest.approx(mean_object_size(train, 64))

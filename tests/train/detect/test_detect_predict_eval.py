@@ -22,9 +22,11 @@ ANY = "1e-6"
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
+    """A Detector run without TTA: predict / eval default to plain inference here (the run's tta, and its
+    override, are test_detect_defaults.py's)."""
     out = str(tmp_path_factory.mktemp("detect") / "run")
     train_detector(DetectRun(out=out, epochs=1, batch=8, img=64, synthetic_train=8, synthetic_val=3,
-                             synthetic_size=64, progress=False), log=lambda *a: None)
+                             synthetic_size=64, progress=False, arch="yolo", tta=""), log=lambda *a: None)
     return out
 
 
