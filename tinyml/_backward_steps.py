@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ._grad_checks import gradient_tuple, root_gradient
 from ._graph import Context, Edge
-from .backends import run
+from .backends import run2
 from .tensor import Tensor
 
 
@@ -75,50 +75,72 @@ def count_consumers(roots) -> dict:
 
 
 def run_and_deliver(node: Context, grad: Tensor, retain_graph: bool, buffers: dict, consumers: dict,
-                     ready: list) -> None:
+                    ready: list) -> None:
     """run_node then deliver_gradients for a node with one output gradient `grad`, no pre-hooks,
     grad off: the same steps in one call, without the cases that cannot arise. A child with one
     output that only this edge feeds (one consumer) is made ready at once with its gradient as the
-    buffer entry itself, a Tensor instead of a one-slot list (the engine's loop takes both)."""
-    in_grads = node.fn.backward(node, grad)
-    if type(in_grads) is not tuple:
-        in_grads = (in_grads,)
-    edges = node.next_edges
-    if len(in_grads) < len(edges):
-        raise RuntimeError(f"{node.name()} returned {len(in_grads)} gradients for {len(edges)} inputs")
-    if not retain_graph:
-        saved = node.__dict__  # Context.release, for a node with one output and no hooks
-        if "materialize_grads" in saved:
-            node.release()
-        else:
-            saved.clear()
-            saved["_freed"] = True
-    for edge, g in zip(edges, in_grads):
-        if edge is None:
-            continue
-        child, i = edge
-        buf = buffers.get(child)
-        if buf is None:
-            if consumers[child] == 1:  # the only consumer: nothing to sum, the child is ready now
-                if g is not None and (type(child) is Tensor or child._n_outputs == 1):
-                    buffers[child] = g  # the entry itself, no slot list (autograd.backward's loop)
-                elif type(child) is Tensor or child._n_outputs == 1:
-                    buffers[child] = [g]
-                else:
-                    buf = buffers[child] = [None] * child._n_outputs
-                    buf[i] = g
-                ready.append(child)
-                continue
-            buf = buffers[child] = [None] * (1 if type(child) is Tensor else child._n_outputs)
-        if g is not None:
-            have = buf[i]
-            if have is None:
-                buf[i] = g
-            elif have.dtype is g.dtype and have._data.shape == g._data.shape:
-                buf[i] = run("add", have, g)  # what `have + g` runs here, without its promotion and node
+    buffer entry itself, a Tensor instead of a one-slot list (the engine's loop takes both).
+
+    When the last child made ready is such a node of the same kind (a Context, no pre-hooks, not
+    freed), it is the node the engine's loop would pop next and hand back here: it runs in this
+    call's loop instead, without the trip through `ready` and `buffers` (a chain of ops, as most of
+    a graph is, runs in one call). The order of the nodes is the engine's."""
+    while True:
+        in_grads = node.fn.backward(node, grad)
+        if type(in_grads) is not tuple:
+            in_grads = (in_grads,)
+        edges = node.next_edges
+        if len(in_grads) < len(edges):
+            raise RuntimeError(f"{node.name()} returned {len(in_grads)} gradients for {len(edges)} inputs")
+        if not retain_graph:
+            saved = node.__dict__  # Context.release, for a node with one output and no hooks
+            if "materialize_grads" in saved:
+                node.release()
             else:
-                buf[i] = have + g
-        left = consumers[child] - 1
-        consumers[child] = left
-        if not left:
-            ready.append(child)
+                saved.clear()
+                saved["_freed"] = True
+        node = None  # the next node of the chain, if any: the last child made ready, held back
+        for edge, g in zip(edges, in_grads):
+            if edge is None:
+                continue
+            child, i = edge
+            buf = buffers.get(child)
+            if buf is None:
+                if consumers[child] == 1:  # the only consumer: nothing to sum, the child is ready now
+                    if node is not None:  # the one held back was not the last: ready it as before
+                        buffers[node] = grad
+                        ready.append(node)
+                    if g is not None and (type(child) is Tensor or child._n_outputs == 1):
+                        node, grad = child, g  # the entry itself, no slot list (autograd.backward's loop)
+                        continue
+                    node = None
+                    if type(child) is Tensor or child._n_outputs == 1:
+                        buffers[child] = [g]
+                    else:
+                        buf = buffers[child] = [None] * child._n_outputs
+                        buf[i] = g
+                    ready.append(child)
+                    continue
+                buf = buffers[child] = [None] * (1 if type(child) is Tensor else child._n_outputs)
+            if g is not None:
+                have = buf[i]
+                if have is None:
+                    buf[i] = g
+                elif have.dtype is g.dtype and have._data.shape == g._data.shape:
+                    buf[i] = run2("add", have, g)  # what `have + g` runs here, without its promotion and node
+                else:
+                    buf[i] = have + g
+            left = consumers[child] - 1
+            consumers[child] = left
+            if not left:
+                if node is not None:
+                    buffers[node] = grad
+                    ready.append(node)
+                    node = None
+                ready.append(child)
+        if node is None:
+            return
+        if type(node) is Tensor or node._pre_hooks is not None or node._freed:
+            buffers[node] = grad  # a leaf, or a node the engine's loop runs its own way
+            ready.append(node)
+            return

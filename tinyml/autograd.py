@@ -21,6 +21,7 @@ from typing import Any
 
 from ._backward_steps import _new_buffer, count_consumers, edge_to, root_gradients  # noqa: F401  (edge_to)
 from ._backward_steps import run_and_deliver as _run_and_deliver
+from ._function_type import FunctionType
 from ._grad_checks import run_hooks
 from ._graph import Context, Edge, delayed_error
 from ._leaf_grad import _accumulate_leaf
@@ -98,7 +99,7 @@ class set_grad_enabled(_GradModeContext):
         return wrapper
 
 
-class Function:
+class Function(metaclass=FunctionType):  # the metaclass: tinyml/_function_type.py
     """Base class of differentiable ops.
 
     Subclasses define `forward(ctx, *args)` returning a Tensor (or a tuple of Tensors), computed

@@ -1,6 +1,7 @@
-"""Where tinyml's modules name kernels, read from their source (ast): the calls of `run`, `run_on`,
-`dispatch` and ops/movement.py's `_view`, and the kernel names they spell out. Shared by
-test_dispatch.py (literal names) and test_family_names.py (an op's kernels live in its family)."""
+"""Where tinyml's modules name kernels, read from their source (ast): the calls of `run` (and its
+fixed-arity forms `run1`, `run2`), `run_on`, `dispatch` and ops/movement.py's `_view`, and the
+kernel names they spell out. Shared by test_dispatch.py (literal names) and test_family_names.py
+(an op's kernels live in its family)."""
 from __future__ import annotations
 
 import ast
@@ -10,7 +11,7 @@ import os
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # call name -> the position of the argument naming the kernel
-_KERNEL_ARG = {"run": 0, "dispatch": 0, "run_on": 1, "_view": 1}
+_KERNEL_ARG = {"run": 0, "run1": 0, "run2": 0, "dispatch": 0, "run_on": 1, "_view": 1}
 
 
 def sources(pattern: str) -> list[tuple[str, ast.Module]]:

@@ -42,6 +42,7 @@ from ..device import CPU
 from ..device import device as Device
 from ..dtypes import _FROM_NP
 from ..tensor import Tensor
+from ._run_exact import _cpu_run, run1, run2  # noqa: F401  (run of one or two arguments, without *args)
 
 # kernel name -> {backend name -> function}; user kernels are keyed "user:<device>"
 _KERNELS: dict[str, dict[str, Callable]] = {}
@@ -51,10 +52,9 @@ _PRIORITY = {"cpu": ("user", "cpu", "reference"), "cuda": ("user", "triton")}
 _LAST_RESORT = ("reference", "triton")  # never decline: a chain ends at them
 _cache: dict[tuple[str, str], Callable] = {}
 _cpu_cache: dict[str, Callable] = {}  # the cpu entries of _cache by kernel name alone
-# What `run` calls on the cpu device, by kernel name: (first, fallback). `first` is the chain's first
-# implementation and `fallback` what runs when it declines; for a cpu kernel with the reference
-# behind it, the two functions themselves, so that a call costs no Python frame of the dispatcher's.
-_cpu_run: dict[str, tuple[Callable, Callable]] = {}
+# _cpu_run (from _run_exact.py, whose run1/run2 read it too): what `run` calls on the cpu device, by
+# kernel name: (first, fallback), the functions themselves for a cpu kernel with the reference behind
+# it (no frame of the dispatcher's).
 _loaded: set[str] = set()
 # Callables that wrap every dispatched implementation (the profiler and TINYML_DEBUG use this).
 # Each is `wrapper(fn, kernel_name, backend_name) -> fn`. A call whose result is NotImplemented

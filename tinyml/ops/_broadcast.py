@@ -15,7 +15,7 @@ import sys
 
 from .. import autograd as _ag
 from .. import dtypes as _dt
-from ..backends import run
+from ..backends import run1, run2
 from ..tensor import Tensor
 
 _SCALARS = (int, float, bool, complex)
@@ -104,15 +104,15 @@ def times(g: Tensor, x):
     if not _ag._grad_enabled and type(g) is Tensor:
         if type(x) is Tensor:
             if x.dtype is g.dtype and x._data.shape == g._data.shape:
-                return run("mul", g, x)
+                return run2("mul", g, x)
         elif type(x) is float and g.dtype.is_floating_point:
-            return run("mul", g, x)
+            return run2("mul", g, x)
     return g * x
 
 
 def negated(g: Tensor):
     """-g in a backward formula: with grad off, the neg kernel itself, as `-g` runs it."""
-    return run("neg", g) if not _ag._grad_enabled and type(g) is Tensor else -g
+    return run1("neg", g) if not _ag._grad_enabled and type(g) is Tensor else -g
 
 
 def complex_unsupported(name: str, dtype) -> TypeError:

@@ -20,9 +20,10 @@ import math
 
 from .. import autograd as _ag
 from .. import dtypes as _dt
+from .._apply_exact import apply2
 from .._saved_output import saved_two
 from ..autograd import Function, is_grad_enabled
-from ..backends import run
+from ..backends import run, run2
 from ..tensor import Tensor
 from . import _complex_grad as cx
 from ._broadcast import complex_unsupported, kernel_ready, negated, prepare, times
@@ -44,7 +45,7 @@ __all__ = ["add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_d
 class Add(Function):
     @staticmethod
     def forward(ctx, a, b):
-        out = run("add", a, b)
+        out = run2("add", a, b)
         return cx.join_graph(ctx, out) if out.dtype.is_complex else out
 
     @staticmethod
@@ -55,7 +56,7 @@ class Add(Function):
 class Sub(Function):
     @staticmethod
     def forward(ctx, a, b):
-        out = run("sub", a, b)
+        out = run2("sub", a, b)
         return cx.join_graph(ctx, out) if out.dtype.is_complex else out
 
     @staticmethod
@@ -82,7 +83,7 @@ class Mul(Function):
             else:
                 ctx.save_for_backward(None, b if need_a else None)
                 ctx.scalars = (a, None)
-        out = run("mul", a, b)
+        out = run2("mul", a, b)
         return cx.join_graph(ctx, out, cx.holomorphic(Mul)) if out.dtype.is_complex else out
 
     @staticmethod
@@ -98,7 +99,7 @@ class Mul(Function):
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
-        out = run("div", a, b)
+        out = run2("div", a, b)
         need_a, need_b = ctx.needs_input_grad
         if need_a or need_b:  # recorded: keep b (a tensor, or the number in ctx.b) and, for b's gradient, out
             ctx.save_for_backward(b if type(b) is Tensor else None, out if need_b else None)
@@ -112,8 +113,8 @@ class Div(Function):
         need_a, need_b = ctx.needs_input_grad
         if not _ag._grad_enabled and kernel_ready(g, b) and (out is None or kernel_ready(g, out)):
             # the kernels `g / b` and `-(g * out) / b` run, without the ops around them
-            return (run("div", g, b) if need_a else None,
-                    run("div", negated(run("mul", g, out)), b) if need_b else None)
+            return (run2("div", g, b) if need_a else None,
+                    run2("div", negated(run2("mul", g, out)), b) if need_b else None)
         ga = g / b if need_a else None
         gb = -(g * out) / b if need_b else None
         return ga, gb
@@ -192,9 +193,9 @@ def add(input, other, *, alpha=1):
         other = mul(other, alpha) if type(other) is Tensor else other * alpha
     if type(input) is Tensor and input.dtype.is_floating_point and (type(other) is float or type(
             other) is Tensor and other.dtype is input.dtype and other._data.shape == input._data.shape):
-        return Add.apply(input, other)  # _SAME: prepare would return them unchanged
+        return apply2(Add, input, other)  # _SAME: prepare would return them unchanged
     a, b = prepare(input, other, "add")
-    return Add.apply(a, b)
+    return apply2(Add, a, b)
 
 
 def sub(input, other, *, alpha=1):
@@ -203,22 +204,22 @@ def sub(input, other, *, alpha=1):
         other = mul(other, alpha) if type(other) is Tensor else other * alpha
     if type(input) is Tensor and input.dtype.is_floating_point and (type(other) is float or type(
             other) is Tensor and other.dtype is input.dtype and other._data.shape == input._data.shape):
-        return Sub.apply(input, other)  # _SAME: prepare would return them unchanged
+        return apply2(Sub, input, other)  # _SAME: prepare would return them unchanged
     if (input.dtype is _dt.bool_ if type(input) is Tensor else type(input) is bool) or \
             (other.dtype is _dt.bool_ if type(other) is Tensor else type(other) is bool):
         raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
                            "trying to invert a mask, use the `~` or `logical_not()` operator instead.")
     a, b = prepare(input, other, "sub")
-    return Sub.apply(a, b)
+    return apply2(Sub, a, b)
 
 
 def mul(input, other):
     """input * other."""
     if type(input) is Tensor and input.dtype.is_floating_point and (type(other) is float or type(
             other) is Tensor and other.dtype is input.dtype and other._data.shape == input._data.shape):
-        return Mul.apply(input, other)  # _SAME: prepare would return them unchanged
+        return apply2(Mul, input, other)  # _SAME: prepare would return them unchanged
     a, b = prepare(input, other, "mul")
-    return Mul.apply(a, b)
+    return apply2(Mul, a, b)
 
 
 def _rounded_div(input, other, kernel: str, name: str):
@@ -242,12 +243,12 @@ def div(input, other, *, rounding_mode: str | None = None):
                          f"{rounding_mode!r}")
     if type(input) is Tensor and input.dtype.is_floating_point and (type(other) is float or type(
             other) is Tensor and other.dtype is input.dtype and other._data.shape == input._data.shape):
-        return Div.apply(input, other)  # _SAME: prepare would return them unchanged
+        return apply2(Div, input, other)  # _SAME: prepare would return them unchanged
     a, b = prepare(input, other, "div")
     dt = a.dtype if type(a) is Tensor else b.dtype
     if not (dt.is_floating_point or dt.is_complex):  # integers divide in the default float
         a, b = prepare(input, other, "div", dtype=_dt.get_default_dtype())
-    return Div.apply(a, b)
+    return apply2(Div, a, b)
 
 
 def floor_divide(input, other):

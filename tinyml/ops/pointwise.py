@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from .. import autograd as _ag
 from .. import dtypes as _dt
+from .._apply_exact import apply3
 from .._saved_output import saved_two
 from ..autograd import Function, is_grad_enabled
-from ..backends import run
+from ..backends import run, run2
 from ..tensor import Tensor
 from . import _complex_grad as cx
 from ._broadcast import _check_scalar, _py_scalar, broadcast_shapes, complex_unsupported, prepare
@@ -94,7 +95,7 @@ class MinMax(Function):
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:  # recorded: backward needs both sides
             ctx.save_for_backward(a, b if type(b) is Tensor else None)
             ctx.b, ctx.is_max = b, is_max
-        return run("maximum" if is_max else "minimum", a, b)
+        return run2("maximum" if is_max else "minimum", a, b)
 
     @staticmethod
     def backward(ctx, g):
@@ -118,7 +119,7 @@ def _minmax(input, other, is_max: bool, name: str):
         a, b = b, a
     if a.dtype.is_complex:
         raise complex_unsupported(name, a.dtype)
-    return MinMax.apply(a, b, is_max)
+    return apply3(MinMax, a, b, is_max)
 
 
 def minimum(input: Tensor, other) -> Tensor:

@@ -20,9 +20,10 @@ import math
 
 from .. import autograd as _ag
 from .. import dtypes as _dt
+from .._apply_exact import apply1
 from .._saved_output import saved_one, saved_output
 from ..autograd import Function, is_grad_enabled
-from ..backends import run
+from ..backends import run, run1, run2
 from ..tensor import Tensor
 from . import _complex_grad as cx
 from ._broadcast import as_float, times
@@ -42,7 +43,7 @@ class _Unary(Function):
 
     @classmethod
     def forward(cls, ctx, x):
-        y = cx.unary_forward(ctx, cls, x) if x.dtype.is_complex else run(cls.kernel, x)
+        y = cx.unary_forward(ctx, cls, x) if x.dtype.is_complex else run1(cls.kernel, x)
         if ctx.needs_input_grad[0]:  # recorded: save_for_backward's entry, y by value as apply would make it
             ctx._saved = ((saved_output(y, 0), y._version[0]),) if cls.on_output else ((x, x._version[0]),)
         return y
@@ -52,7 +53,7 @@ class _Unary(Function):
         saved = saved_one(ctx)  # ctx.saved_tensors[0]
         if not cls.grad_kernel or _ag._grad_enabled:  # no kernel, or create_graph: the tensor formula
             return cls.formula(saved, g)
-        return run(cls.grad_kernel, saved, g)
+        return run2(cls.grad_kernel, saved, g)
 
 
 class Tanh(_Unary):
@@ -136,15 +137,13 @@ class NanToNum(Function):
     @staticmethod
     def backward(ctx, g):
         x = ctx.saved_tensors[0]
-        if is_grad_enabled():
-            return g * isfinite(x), None, None, None
-        return run("nan_to_num_backward", x, g), None, None, None
+        return (g * isfinite(x) if is_grad_enabled() else run("nan_to_num_backward", x, g)), None, None, None
 
 
 class Neg(Function):
     @staticmethod
     def forward(ctx, x):
-        return cx.join_graph(ctx, out) if (out := run("neg", x)).dtype.is_complex else out
+        return cx.join_graph(ctx, out) if (out := run1("neg", x)).dtype.is_complex else out
 
     @staticmethod
     def backward(ctx, g):
@@ -254,7 +253,7 @@ def neg(input: Tensor) -> Tensor:
     if input.dtype is _dt.bool_:
         raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying "
                            "to invert a mask, use the `~` or `logical_not()` operator instead.")
-    return Neg.apply(input)
+    return apply1(Neg, input)
 
 
 def abs(input: Tensor) -> Tensor:
@@ -265,7 +264,7 @@ def abs(input: Tensor) -> Tensor:
 
 def exp(input: Tensor) -> Tensor:
     """e^x"""
-    return Exp.apply(input if input.dtype.is_differentiable else as_float(input, complex_ok=True))
+    return apply1(Exp, input if input.dtype.is_differentiable else as_float(input, complex_ok=True))
 
 
 def exp2(input: Tensor) -> Tensor:
@@ -297,7 +296,7 @@ def log1p(input: Tensor) -> Tensor:
 
 
 def sqrt(input: Tensor) -> Tensor:
-    return Sqrt.apply(input if input.dtype.is_differentiable else as_float(input, complex_ok=True))
+    return apply1(Sqrt, input if input.dtype.is_differentiable else as_float(input, complex_ok=True))
 
 
 def rsqrt(input: Tensor) -> Tensor:
@@ -328,19 +327,19 @@ def tan(input: Tensor) -> Tensor:
 
 
 def tanh(input: Tensor) -> Tensor:
-    return Tanh.apply(input if input.dtype.is_differentiable else as_float(input, complex_ok=True))
+    return apply1(Tanh, input if input.dtype.is_differentiable else as_float(input, complex_ok=True))
 
 
 def sigmoid(input: Tensor) -> Tensor:
     """1 / (1 + e^-x)"""
-    return Sigmoid.apply(input if input.dtype.is_differentiable else as_float(input, complex_ok=True))
+    return apply1(Sigmoid, input if input.dtype.is_differentiable else as_float(input, complex_ok=True))
 
 
 def relu(input: Tensor) -> Tensor:
     """max(x, 0); integer tensors stay integer."""
     if input.dtype is _dt.bool_:
         raise RuntimeError("relu: Boolean inputs not supported for relu")
-    return Relu.apply(input)
+    return apply1(Relu, input)
 
 
 def erf(input: Tensor) -> Tensor:

@@ -9,7 +9,7 @@ cheaper than checking them here.
 """
 import numpy as np
 
-from ..reference.elementwise import ONE, quiet
+from ..reference.elementwise import ONE, quiet, quiet_enter, quiet_exit
 from . import _C
 
 __all__ = ["tanh_backward", "sigmoid_backward", "sigmoid"]
@@ -27,8 +27,13 @@ def sigmoid(x):
     dt = x.dtype
     if dt is not _F32 and dt is not _F64:
         return NotImplemented
-    with quiet():  # e^-x overflows to inf for x << 0: 1 / inf = 0 is the answer (reference.unary.sigmoid)
+    # `with quiet():` at half the cost: e^-x overflows to inf for x << 0, and 1 / inf = 0 is the answer
+    # (reference.unary.sigmoid)
+    token = quiet_enter()
+    try:
         e = np.exp(np.negative(x))
+    finally:
+        quiet_exit(token)
     out = _C.sigmoid_from_exp_(e)
     if out is NotImplemented:  # a 0-d input gives numpy scalars: finish as the reference does
         one = ONE[dt]

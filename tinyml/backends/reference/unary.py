@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from ...dtypes import finfo
-from .elementwise import ONE
+from .elementwise import ONE, quiet_enter, quiet_exit
 from .elementwise import quiet as _quiet  # np.errstate(divide, invalid, over = "ignore"), cheaper
 
 __all__ = ["neg", "abs", "abs_backward", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "sqrt",
@@ -33,8 +33,11 @@ def abs_backward(x, g):
 
 
 def exp(x):
-    with _quiet():
+    token = quiet_enter()  # `with _quiet():` at half the cost (exp is a hot kernel)
+    try:
         return np.exp(x)
+    finally:
+        quiet_exit(token)
 
 
 def exp2(x):
