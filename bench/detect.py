@@ -31,6 +31,8 @@ many fully busy cores, so a budget buys the same work on a loaded machine; `--cl
     yolov8n     ultralytics YOLOv8n from scratch (yolov8n.yaml), imgsz 256, batch 16, nbs=16 (a step per
                 batch: the issue's calibration), workers=0, its `time` budget (re-planned epochs, as ours);
                 ultralytics' trainer clock is swapped for the same CPU clock under --clock cpu
+    yolov8n-p2  the same with ultralytics' P2 variant (yolov8-p2.yaml at scale n: a stride-4 level added,
+                strides 4-32), ultralytics' own configuration for small objects
     sahi        the default run's model (nwd+bce's in an older --out; --sahi-model RUN: any saved run folder,
                 then nothing is trained) on 512 x 512 held-out images (SyntheticIR seed + 1): full-image
                 inference (letterboxed to the run's img, 256) vs SAHI (img px slices, overlap 0.2, plus the
@@ -63,7 +65,8 @@ import time
 from detect_scoring import recall, score
 from detect_workers import TINYML_RUNS, WORKERS, base_run, run_settings  # noqa: F401 (run_settings: tests)
 
-ALL = (*TINYML_RUNS, "yolov8n", "sahi")
+ULTRALYTICS_RUNS = ("yolov8n", "yolov8n-p2")
+ALL = (*TINYML_RUNS, *ULTRALYTICS_RUNS, "sahi")
 
 
 # ---- the driver --------------------------------------------------------------------------------------------
@@ -171,7 +174,7 @@ def main() -> None:
     while pending or running:
         while pending and len(running) < args.parallel:
             name = pending.pop(0)
-            kind = "ultralytics" if base_run(name) == "yolov8n" else "tinyml"
+            kind = "ultralytics" if base_run(name) in ULTRALYTICS_RUNS else "tinyml"
             running.append((name, launch(kind, {**base, "name": name}, args.threads), time.perf_counter()))
         time.sleep(2)
         for item in list(running):
@@ -244,14 +247,14 @@ def _training_rows(done: dict, paths: dict, args) -> list[dict]:
             print(f"{name + '+' + tta:<14}{t['AP50']:7.4f}{t['AP']:7.4f}{t['AP_small']:9.4f}"
                   f"{t['AP50_under8px']:9.4f}")
     ours = next((n for n in ("default", "nwd+bce") if done.get(n)), None)
-    if ours and done.get("yolov8n"):
-        a, b = (next(x for x in rows if x["run"] == n) for n in (ours, "yolov8n"))
+    for peer in [p for p in ULTRALYTICS_RUNS if ours and done.get(p)]:
+        a, b = (next(x for x in rows if x["run"] == n) for n in (ours, peer))
         with_tta = next((x for x in rows if x["run"].startswith(ours + "+")), None)
         extra = f" ({with_tta['AP50']:.4f} with {with_tta['run'][len(ours) + 1:]})" if with_tta else ""
         rate = lambda x: x["images"] / max(x["train_cpu_s"], 1e-9)  # noqa: E731
         ratio = rate(a) / max(rate(b), 1e-12)
-        print(f"tinyml ({ours}) / yolov8n: AP50 {a['AP50']:.4f}{extra} vs {b['AP50']:.4f}; training "
-              f"throughput ratio (yolov8n time / tinyml time per image, CPU) {ratio:.3f}")
+        print(f"tinyml ({ours}) / {peer}: AP50 {a['AP50']:.4f}{extra} vs {b['AP50']:.4f}; training "
+              f"throughput ratio ({peer} time / tinyml time per image, CPU) {ratio:.3f}")
     return rows
 
 

@@ -140,7 +140,8 @@ def worker_ultralytics(cfg: dict) -> dict:
         # full batches, except the epoch's last one (the remainder), when the epoch ran to its end
         stats["images"] += min(stats["_b"] * trainer.batch_size, len(trainer.train_loader.dataset))
 
-    model = YOLO("yolov8n.yaml")
+    arch = cfg["name"].split("@", 1)[0]  # yolov8n or yolov8n-p2: the model yaml ultralytics resolves
+    model = YOLO(f"{arch}.yaml")
     model.add_callback("on_train_epoch_start", epoch_start)
     model.add_callback("on_train_batch_end", batch_end)
     model.add_callback("on_train_epoch_end", epoch_end)
@@ -148,10 +149,10 @@ def worker_ultralytics(cfg: dict) -> dict:
     model.train(data=os.path.join(cfg["yolo"], "data.yaml"), epochs=1000, time=cfg["minutes"] / 60, imgsz=256,
                 batch=cfg["batch"], nbs=cfg["batch"], workers=0, device="cpu", plots=False, amp=False,
                 val=False,
-                project=cfg["out"], name="yolov8n", exist_ok=True, pretrained=False, seed=cfg["seed"],
+                project=cfg["out"], name=cfg["name"], exist_ok=True, pretrained=False, seed=cfg["seed"],
                 verbose=False)
     wall = time.perf_counter() - t0
-    last = os.path.join(cfg["out"], "yolov8n", "weights", "last.pt")
+    last = os.path.join(cfg["out"], cfg["name"], "weights", "last.pt")
     trained = YOLO(last)
     with open(os.path.join(cfg["coco"], "annotations", "instances_val.json")) as f:
         ids = {im["file_name"]: im["id"] for im in json.load(f)["images"]}
