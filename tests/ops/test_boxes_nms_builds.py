@@ -5,30 +5,18 @@ baseline x86-64 (SSE2), through tests/ops/boxes_nms_check.cpp, against the numpy
 metrics, inclusive and exclusive NMS, greedy and transitive merging; equal results, not close ones."""
 import functools
 import os
-import platform
-import shutil
 import subprocess
 
 import numpy as np
 import pytest
 from boxes_nms_cases import nms_cases
+from native_builds import COMPILER, ROOT, cpu_has, needs_native_x86
 
 from tinyml.backends.reference.boxes import nmm_forward, nms_forward
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHECK = os.path.join(ROOT, "tests", "ops", "boxes_nms_check.cpp")
 BUILDS = {"dispatched": [], "avx2": ["-DTINYML_NO_CLONES", "-mavx2", "-mfma"],
           "x86-64": ["-DTINYML_NO_CLONES"]}
-COMPILER = shutil.which("g++")  # the compiler the extension is built with on Linux (setup.py)
-
-
-def _cpu_has(*flags: str) -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            have = set(next(line for line in f if line.startswith("flags")).split())
-    except (OSError, StopIteration):
-        return False
-    return all(flag in have for flag in flags)
 
 
 def _numbers(a) -> str:
@@ -60,10 +48,10 @@ def _cases():
     return "".join(text), want, labels
 
 
-@pytest.mark.skipif(COMPILER is None or platform.machine() != "x86_64", reason="needs g++ on x86-64")
+@needs_native_x86
 @pytest.mark.parametrize("build", list(BUILDS))
 def test_boxes_nms_builds_equal_reference(build, tmp_path):
-    if build == "avx2" and not _cpu_has("avx2", "fma"):
+    if build == "avx2" and not cpu_has("avx2", "fma"):
         pytest.skip("the CPU has no AVX2+FMA")
     exe = tmp_path / "boxes_nms_check"
     # -std=c++17 as setup.py builds the extension: no FMA contraction, so results equal the reference's

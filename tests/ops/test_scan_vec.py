@@ -5,34 +5,22 @@ the lane sums of sixteen vectors (reduce16) and the scan's decay exp2(dt (A log2
 tests/ops/scan_vec_check.cpp is compiled with g++ for the three builds a machine may run: the
 runtime-dispatched clones (AVX-512 here when the CPU has it), AVX2+FMA, and baseline x86-64."""
 import os
-import platform
 import re
-import shutil
 import subprocess
 
 import pytest
+from native_builds import COMPILER, ROOT, cpu_has, needs_native_x86
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHECK = os.path.join(ROOT, "tests", "ops", "scan_vec_check.cpp")
 BUILDS = {"dispatched": [], "avx2": ["-DTINYML_NO_CLONES", "-mavx2", "-mfma"],
           "x86-64": ["-DTINYML_NO_CLONES"]}
 BOUNDS = {"exp2": 2.5e-7, "exp": 2e-7, "softplus": 4e-7, "silu": 3e-7}  # measured 1.6e-7 .. 2.6e-7
-COMPILER = shutil.which("g++")  # the compiler the extension is built with on Linux (setup.py)
 
 
-def _cpu_has(*flags: str) -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            have = set(next(line for line in f if line.startswith("flags")).split())
-    except (OSError, StopIteration):
-        return False
-    return all(flag in have for flag in flags)
-
-
-@pytest.mark.skipif(COMPILER is None or platform.machine() != "x86_64", reason="needs g++ on x86-64")
+@needs_native_x86
 @pytest.mark.parametrize("build", list(BUILDS))
 def test_scan_vec_math(build, tmp_path):
-    if build == "avx2" and not _cpu_has("avx2", "fma"):
+    if build == "avx2" and not cpu_has("avx2", "fma"):
         pytest.skip("the CPU has no AVX2+FMA")
     exe = tmp_path / "scan_vec_check"
     subprocess.run([COMPILER, "-O2", "-std=c++17", "-I" + os.path.join(ROOT, "csrc"), *BUILDS[build], CHECK,

@@ -6,9 +6,7 @@ on 1 and 2 threads; empty batches. The three builds a machine may run (AVX-512, 
 x86-64) are checked by compiling tests/ops/upsample_check.cpp, which compares the kernels with a
 double reference (no Python needed: pool_upsample.h includes no pybind11)."""
 import os
-import platform
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -16,12 +14,11 @@ import pytest
 import torch
 import torch.nn.functional as TF
 from cpu_kernel_helpers import _C, close_scaled, impls, needs_C
+from native_builds import COMPILER, ROOT, cpu_has, needs_native_x86
 
 import tinyml
 
 _RNG = np.random.default_rng(1612)
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMPILER = shutil.which("g++")
 BUILDS = {"dispatched": [], "x86-64-v3": ["-DTINYML_NO_CLONES", "-march=x86-64-v3"],
           "x86-64": ["-DTINYML_NO_CLONES", "-march=x86-64"]}
 
@@ -108,23 +105,14 @@ def test_bilinear_empty_batch(dtype):
     assert dx.shape == (0, 3, 5, 6) and dx.dtype == dtype
 
 
-def _cpu_has(*flags: str) -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            have = set(next(line for line in f if line.startswith("flags")).split())
-    except (OSError, StopIteration):
-        return False
-    return all(flag in have for flag in flags)
-
-
-@pytest.mark.skipif(COMPILER is None or platform.machine() != "x86_64", reason="needs g++ on x86-64")
+@needs_native_x86
 @pytest.mark.parametrize("build", list(BUILDS))
 def test_bilinear_kernels_in_each_build(build, tmp_path):
     """Every case of upsample_check.cpp (2x and other sizes, align_corners both ways, NaN/inf/-0):
     within 1e-6 (float) / 1e-14 (double) of the double reference, relative to the largest finite
     value (measured: 1.8e-7 / 3.5e-16), NaN and inf where the reference has them, and the same bits
     on 1 and 2 threads."""
-    if build == "x86-64-v3" and not _cpu_has("avx2", "fma", "bmi2", "movbe"):
+    if build == "x86-64-v3" and not cpu_has("avx2", "fma", "bmi2", "movbe"):
         pytest.skip("the CPU is not x86-64-v3")
     exe = tmp_path / "upsample_check"
     source = os.path.join(ROOT, "tests", "ops", "upsample_check.cpp")
