@@ -69,6 +69,7 @@ __all__ = ["DetectRun", "train_detector", "load_detector", "prepare_data", "buil
            "write_run_record"]
 
 ARCHITECTURES = {"yolo": Detector, "centernet": CenterNet}
+TRAIN_IMAGE_CACHE = 1 << 30  # bytes of decoded training images kept in memory
 AUGMENT = {"hflip": 0.5, "mosaic": 0.5}  # + scale jitter when DetectRun.scale_jitter is set
 
 
@@ -162,6 +163,7 @@ def train_detector(spec: DetectRun, log=print) -> dict:
     spec.check()
     spec = spec.resolved()  # crop and ema_decay as numbers (settings.py)
     train, val = prepare_data(spec, log)
+    train.cache_images(TRAIN_IMAGE_CACHE)  # decoded once, not on every sample (dataset_base.py)
     category_ids = category_ids_of(train)
     augment = AUGMENT if spec.augment else {"hflip": 0.0}
     if spec.augment:

@@ -137,3 +137,23 @@ def test_collate_stacks_and_names_mismatched_shapes():
 def test_write_synthetic_ir_rejects_an_unknown_format(tmp_path):
     with pytest.raises(ValueError, match="fmt must be 'coco' or 'yolo', got 'voc'"):
         write_synthetic_ir(str(tmp_path), 1, 1, size=32, fmt="voc")
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo"])
+def test_image_cache_gives_the_same_samples_and_fresh_copies(written, fmt):
+    """cache_images: cached reads equal the decoded ones (pixels and targets), each read is a copy the
+    caller may write into, and images past the byte budget are decoded on every read."""
+    plain, cached = (open_detection_dataset(str(written / fmt), "train") for _ in range(2))
+    one = plain[0][0].nbytes
+    cached.cache_images(2 * one)  # room for two of the five images
+    for _ in range(2):
+        for i in range(len(plain)):
+            (a, ta), (b, tb) = plain[i], cached[i]
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(ta["boxes"], tb["boxes"])
+            np.testing.assert_array_equal(ta["labels"], tb["labels"])
+            b[:] = -1.0  # a copy: the next read is unchanged
+    assert sorted(cached._cache) == [0, 1] and cached._cache_room == 0
+    np.testing.assert_array_equal(cached[-1][0], plain[len(plain) - 1][0])
+    with pytest.raises(ValueError, match="max_bytes must be >= 0, got -1"):
+        cached.cache_images(-1)
