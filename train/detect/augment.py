@@ -100,7 +100,7 @@ def mosaic(samples, rng: np.random.Generator, size: int, pad_value: float = 114 
         dx = xc - w if k in (0, 2) else xc
         dy = yc - h if k in (0, 1) else yc
         t = target if with_mask else {key: v for key, v in target.items() if key != "mask"}
-        _, t = place(image.astype(np.float32), t, 1.0, 1.0, dx, dy, size, size, pad_value, min_visible,
+        _, t = place(np.asarray(image, np.float32), t, 1.0, 1.0, dx, dy, size, size, pad_value, min_visible,
                      canvas=(canvas, canvas_mask))
         parts.append(t)
     out = {key: value for key, value in samples[0][1].items() if key not in PER_OBJECT_KEYS + ("mask",)}

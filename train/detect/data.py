@@ -147,7 +147,7 @@ class CocoDetection(DetectionDataset):
                   "labels": np.asarray(record["labels"], dtype=np.int64),
                   "points": np.asarray(record["points"], dtype=np.float32).reshape(-1, 2),
                   "image_id": record["image_id"], "file_name": record["file_name"], "orig_size": (h, w)}
-        if self.has_masks:
+        if self.has_masks and self.masks:
             mask = np.zeros((h, w), dtype=np.uint8)
             for where, segm in record["segmentations"]:
                 if segm is None or segm == []:

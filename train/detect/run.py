@@ -164,6 +164,7 @@ def train_detector(spec: DetectRun, log=print) -> dict:
     spec = spec.resolved()  # crop and ema_decay as numbers (settings.py)
     train, val = prepare_data(spec, log)
     train.cache_images(TRAIN_IMAGE_CACHE)  # decoded once, not on every sample (dataset_base.py)
+    train.masks = False  # neither head reads masks in training; decoding them per sample costs time
     category_ids = category_ids_of(train)
     augment = AUGMENT if spec.augment else {"hflip": 0.0}
     if spec.augment:

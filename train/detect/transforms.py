@@ -40,23 +40,29 @@ def _linear_taps(n_in: int, n_out: int):
     return i0, i1, (src - i0).astype(np.float32)
 
 
-def resize_image(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """(C, H, W) -> (C, out_h, out_w), bilinear with half-pixel centres."""
+def resize_image(image: np.ndarray, out_h: int, out_w: int, rows=None, cols=None) -> np.ndarray:
+    """(C, H, W) -> (C, out_h, out_w), bilinear with half-pixel centres; rows / cols (slices of the output)
+    compute only that window of it, with the same values (each output pixel reads its own four taps)."""
     c, h, w = image.shape
+    rows, cols = rows or slice(0, out_h), cols or slice(0, out_w)
     if (h, w) == (out_h, out_w):
-        return image.copy()
-    r0, r1, ry = _linear_taps(h, out_h)
-    c0, c1, cx = _linear_taps(w, out_w)
-    rows = image[:, r0, :] * (1 - ry)[None, :, None] + image[:, r1, :] * ry[None, :, None]
-    return (rows[:, :, c0] * (1 - cx) + rows[:, :, c1] * cx).astype(image.dtype)
+        return image[:, rows, cols].copy()
+    r0, r1, ry = (t[rows] for t in _linear_taps(h, out_h))
+    c0, c1, cx = (t[cols] for t in _linear_taps(w, out_w))
+    lines = image[:, r0, :] * (1 - ry)[None, :, None] + image[:, r1, :] * ry[None, :, None]
+    return (lines[:, :, c0] * (1 - cx) + lines[:, :, c1] * cx).astype(image.dtype)
 
 
-def resize_mask(mask: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """(H, W) -> (out_h, out_w), nearest neighbour with half-pixel centres (torch's nearest-exact)."""
+def resize_mask(mask: np.ndarray, out_h: int, out_w: int, rows=None, cols=None) -> np.ndarray:
+    """(H, W) -> (out_h, out_w), nearest neighbour with half-pixel centres (torch's nearest-exact); rows /
+    cols (slices of the output) compute only that window of it."""
     h, w = mask.shape
-    rows = np.minimum(np.floor((np.arange(out_h) + 0.5) * (h / out_h)).astype(np.int64), h - 1)
-    cols = np.minimum(np.floor((np.arange(out_w) + 0.5) * (w / out_w)).astype(np.int64), w - 1)
-    return mask[rows[:, None], cols[None, :]]
+    rows, cols = rows or slice(0, out_h), cols or slice(0, out_w)
+    if (h, w) == (out_h, out_w):
+        return mask[rows, cols].copy()
+    src_rows = np.minimum(np.floor((np.arange(out_h)[rows] + 0.5) * (h / out_h)).astype(np.int64), h - 1)
+    src_cols = np.minimum(np.floor((np.arange(out_w)[cols] + 0.5) * (w / out_w)).astype(np.int64), w - 1)
+    return mask[src_rows[:, None], src_cols[None, :]]
 
 
 def _copy_target(target: dict) -> dict:
@@ -96,20 +102,23 @@ def place(image: np.ndarray, target: dict, sx: float, sy: float, dx: int, dy: in
     c, h, w = image.shape
     new_h, new_w = max(1, int(round(h * sy))), max(1, int(round(w * sx)))
     sx, sy = new_w / w, new_h / h                                   # the scale the pixels really get
-    resized = resize_image(image, new_h, new_w)
     if canvas is None:
         out = np.full((c, out_h, out_w), pad_value, dtype=image.dtype)
         out_mask = np.zeros((out_h, out_w), dtype=np.uint8) if "mask" in target else None
     else:
         out, out_mask = canvas
-    # the overlap of [dx, dx + new_w) with [0, out_w), in canvas and in resized coordinates
+    # the overlap of [dx, dx + new_w) with [0, out_w), in canvas and in resized coordinates: only that
+    # window of the resized image is computed (a crop of a large image costs the crop, not the image)
     x0, x1 = max(dx, 0), min(dx + new_w, out_w)
     y0, y1 = max(dy, 0), min(dy + new_h, out_h)
     if x1 > x0 and y1 > y0:
-        out[:, y0:y1, x0:x1] = resized[:, y0 - dy:y1 - dy, x0 - dx:x1 - dx]
+        rows, cols = slice(y0 - dy, y1 - dy), slice(x0 - dx, x1 - dx)
+        if (new_h, new_w) == (h, w):
+            out[:, y0:y1, x0:x1] = image[:, rows, cols]
+        else:
+            out[:, y0:y1, x0:x1] = resize_image(image, new_h, new_w, rows, cols)
         if out_mask is not None and "mask" in target:
-            mask = resize_mask(target["mask"], new_h, new_w)
-            out_mask[y0:y1, x0:x1] = mask[y0 - dy:y1 - dy, x0 - dx:x1 - dx]
+            out_mask[y0:y1, x0:x1] = resize_mask(target["mask"], new_h, new_w, rows, cols)
     t = _copy_target(target)
     moved = t["boxes"].astype(np.float64) * [sx, sy, sx, sy] + [dx, dy, dx, dy]
     if "points" in t:

@@ -150,7 +150,7 @@ class YoloDetection(DetectionDataset):
         target = {"boxes": boxes.astype(np.float32), "labels": np.asarray(record["labels"], dtype=np.int64),
                   "points": ((boxes[:, :2] + boxes[:, 2:]) / 2).astype(np.float32),
                   "image_id": record["image_id"], "file_name": record["file_name"], "orig_size": (h, w)}
-        if self.has_masks:
+        if self.has_masks and self.masks:
             mask = np.zeros((h, w), dtype=np.uint8)
             for polygon in record["polygons"]:
                 mask |= polygon_to_mask(np.asarray(polygon) * np.tile([w, h], len(polygon) // 2), h, w)

@@ -78,6 +78,41 @@ def test_resize_equals_torch(h, w, oh, ow):
     assert np.array_equal(resize_mask(m, oh, ow), ref_m.astype(np.uint8))
 
 
+@pytest.mark.parametrize("h, w, oh, ow", [(13, 17, 29, 8), (40, 31, 20, 62), (5, 5, 5, 5), (64, 48, 64, 48)])
+def test_resizing_a_window_equals_the_window_of_the_resize(h, w, oh, ow):
+    """place() resizes only what lands on its canvas: the window's pixels are the full resize's, exactly."""
+    rng = np.random.default_rng(h * w)
+    x = rng.random((2, h, w), dtype=np.float32)
+    m = (x[0] > 0.5).astype(np.uint8)
+    full, full_m = resize_image(x, oh, ow), resize_mask(m, oh, ow)
+    for _ in range(6):
+        r0, c0 = rng.integers(0, oh), rng.integers(0, ow)
+        rows, cols = slice(r0, rng.integers(r0, oh + 1)), slice(c0, rng.integers(c0, ow + 1))
+        assert np.array_equal(resize_image(x, oh, ow, rows, cols), full[:, rows, cols])
+        assert np.array_equal(resize_mask(m, oh, ow, rows, cols), full_m[rows, cols])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_place_equals_resizing_everything_then_pasting(seed):
+    """The reference place(): resize the whole image and mask, then paste the overlap."""
+    rng = np.random.default_rng(seed)
+    image, target = _drawn(rng, 48, 64, channels=2)
+    s = rng.choice([1.0, rng.uniform(0.3, 2.5)])
+    dx, dy = (int(v) for v in rng.integers(-70, 70, 2))
+    out_h, out_w = (int(v) for v in rng.integers(16, 90, 2))
+    out, t = place(image, target, s, s, dx, dy, out_h, out_w, pad_value=0.25)
+    new_h, new_w = max(1, int(round(48 * s))), max(1, int(round(64 * s)))
+    ref = np.full((2, out_h, out_w), 0.25, np.float32)
+    ref_m = np.zeros((out_h, out_w), np.uint8)
+    big, big_m = resize_image(image, new_h, new_w), resize_mask(target["mask"], new_h, new_w)
+    for y in range(max(dy, 0), min(dy + new_h, out_h)):
+        for x in range(max(dx, 0), min(dx + new_w, out_w)):
+            ref[:, y, x], ref_m[y, x] = big[:, y - dy, x - dx], big_m[y - dy, x - dx]
+    assert np.array_equal(out, ref) and np.array_equal(t["mask"], ref_m)
+    out[:] = -1.0  # the result never shares memory with the input
+    assert image.min() >= 0.0
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_every_transform_keeps_boxes_on_their_objects(seed):
     rng = np.random.default_rng(seed)

@@ -157,3 +157,17 @@ def test_image_cache_gives_the_same_samples_and_fresh_copies(written, fmt):
     np.testing.assert_array_equal(cached[-1][0], plain[len(plain) - 1][0])
     with pytest.raises(ValueError, match="max_bytes must be >= 0, got -1"):
         cached.cache_images(-1)
+
+
+@pytest.mark.parametrize("fmt", ["coco", "yolo"])
+def test_masks_off_leaves_them_out_of_the_targets(written, fmt):
+    """dataset.masks = False: the same images, boxes, labels and points, and no "mask" entry."""
+    with_masks, without = (open_detection_dataset(str(written / fmt), "train") for _ in range(2))
+    without.masks = False
+    for i in range(len(with_masks)):
+        (a, ta), (b, tb) = with_masks[i], without[i]
+        assert ("mask" in ta) == with_masks.has_masks and "mask" not in tb
+        np.testing.assert_array_equal(a, b)
+        assert sorted(ta) == sorted([*tb, "mask"] if "mask" in ta else tb)
+        for key in ("boxes", "labels", "points"):
+            np.testing.assert_array_equal(ta[key], tb[key])
