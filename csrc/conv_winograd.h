@@ -237,10 +237,14 @@ inline int winograd_tile(const ConvGeo& g, ssize cin, ssize cout, int algo) {
     return algo;
   }
   if (algo != 0 && algo != 1) throw py::value_error("conv2d: algo must be 0, 1, 2 or 4, got " + std::to_string(algo));
-  // Winograd pays once the GEMMs dominate its transforms: enough channels on both sides. F(2x2, 3x3)
-  // by default: it rounds like direct summation; F(4x4, 3x3) (algo=4) is ~1.3x faster again but
-  // about 10x less exact in float32 (tests/ops/test_conv_winograd.py measures both).
-  return algo == 0 && fits && cin >= 16 && cout >= 16 ? 2 : 0;
+  // Winograd pays once the GEMMs dominate its transforms: enough channels on both sides, and maps of
+  // at least 7x7 outputs: its cost per image is that of an 8x8 map down to 2x2 (the transforms work
+  // on whole tile strips), so on the 4x4 maps of a detector's deep levels the GEMM is 2-2.5x faster
+  // (measured, 1 thread, batch 16, 16-256 channels: GEMM / Winograd time 0.34-0.68 at 2x2-4x4,
+  // 0.54-0.85 at 5x5-6x6, 0.91-1.19 at 7x7-8x8, 1.19-1.37 at 10x10). F(2x2, 3x3) by default: it
+  // rounds like direct summation; F(4x4, 3x3) (algo=4) is ~1.3x faster again but about 10x less
+  // exact in float32 (tests/ops/test_conv_winograd.py measures both).
+  return algo == 0 && fits && cin >= 16 && cout >= 16 && g.oh * g.ow >= 49 ? 2 : 0;
 }
 
 template <typename T>

@@ -88,6 +88,19 @@ def test_winograd_is_chosen_for_wide_3x3_and_matches_gemm():
 
 
 @needs_C
+@pytest.mark.parametrize("hw", [(4, 4), (6, 8), (2, 24)])
+def test_small_maps_run_the_gemm(hw):
+    """Under 49 outputs per map the GEMM is the faster path (conv_winograd.h), and the automatic choice takes it."""
+    h, w_ = hw
+    x, w, b = _data((2, 16, h, w_), 16, "float32")
+    y_auto = _C.conv2d_forward(x, w, b, 1, 1, 1, 1, 1, 1, 1, h, w_)
+    assert np.array_equal(y_auto, _C.conv2d_forward(x, w, b, 1, 1, 1, 1, 1, 1, 1, h, w_, algo=1))
+    dy = _RNG.standard_normal(y_auto.shape).astype(np.float32)
+    dx_auto, _ = _C.conv2d_backward(x, w, dy, 1, 1, 1, 1, 1, 1, 1, True, False)
+    assert np.array_equal(dx_auto, _C.conv2d_backward(x, w, dy, 1, 1, 1, 1, 1, 1, 1, True, False, algo=1)[0])
+
+
+@needs_C
 @pytest.mark.parametrize("algo", [2, 4])
 def test_winograd_keeps_nan_and_inf_local(algo):
     """A non-finite input reaches exactly the outputs whose window holds it (as direct summation):
