@@ -63,3 +63,27 @@ def test_parameters_to_vector_and_back():
     assert tm[2].tolist()[0][0][0] == 4.0
     with pytest.raises(RuntimeError, match="expected a 1-d vector of 25 elements, got shape"):
         nn.utils.vector_to_parameters(tinyml.zeros(3), tm)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, math.inf])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_fast_path_equals_the_ops_and_leaves_unclipped_grads_alone(norm_type, dtype):
+    """cpu gradients of one float dtype take the numpy path (clip_grad.py): the same norm as the ops path, and
+    under max_norm the gradients keep their bits (multiplying by 1 would not change them either)."""
+    from tinyml.nn.utils import clip_grad
+
+    rng = np.random.default_rng(3)
+    shapes = [(3, 4), (5,), (70, 33), (2, 2, 2)] + ([(0,)] if norm_type == 2.0 else [])
+    grads = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    params = [nn.Parameter(tinyml.zeros(*s, dtype=getattr(tinyml, dtype))) for s in shapes]
+    for p, g in zip(params, grads):
+        p.grad = tinyml.tensor(g.copy())
+    by_ops = clip_grad._total_norm_by_ops([tinyml.tensor(g) for g in grads], norm_type)
+    total = nn.utils.clip_grad_norm_(params, 1e9, norm_type=norm_type)
+    assert total.dtype == by_ops.dtype and total.item() == pytest.approx(by_ops.item(), rel=1e-6)
+    assert all(np.array_equal(p.grad.numpy(), g) for p, g in zip(params, grads))
+    mixed = [nn.Parameter(tinyml.zeros(2)), nn.Parameter(tinyml.zeros(2, dtype=tinyml.float64))]
+    mixed[0].grad, mixed[1].grad = tinyml.tensor([3.0, 0.0]), tinyml.tensor([4.0, 0.0], dtype=tinyml.float64)
+    assert clip_grad._cpu_float_arrays([p.grad for p in mixed]) is None  # two dtypes: the ops path
+    assert nn.utils.clip_grad_norm_(mixed, 1.0, norm_type=norm_type).item() == pytest.approx(
+        5.0 if norm_type == 2.0 else 4.0)
