@@ -26,6 +26,7 @@ void init_unary(py::module_& m);
 void init_pointwise(py::module_& m);
 void init_elementwise(py::module_& m);
 void init_creation(py::module_& m);
+void init_stream_store(py::module_& m);  // the streaming-store threshold: csrc/stream_store.cpp
 void init_keep_awake(py::module_& m);   // thread control: csrc/keep_awake.cpp
 void init_distributed(py::module_& m);  // not a kernel family: tinyml.distributed's MPI_Allreduce call
 
@@ -77,6 +78,7 @@ PYBIND11_MODULE(_C, m) {
   init_pointwise(m);
   init_elementwise(m);
   init_creation(m);
+  init_stream_store(m);
   init_keep_awake(m);
   init_distributed(m);
 }

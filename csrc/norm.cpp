@@ -18,7 +18,8 @@
 // threads, interleaved A/B in one process, docs/cpu_speed.md "Session 11") 16-row blocks alternating
 // between the threads and the buffered streaming stores each cost 15-40% against the prefetchers'
 // long sequential runs, and ordinary stores matched streaming ones (the backward keeps streaming: it
-// measured faster there). The weight/bias gradients are sums over all rows: each of nt contiguous row
+// measured faster there; through stream_store.h's AVX-512 stores since session 13). The weight/bias
+// gradients are sums over all rows: each of nt contiguous row
 // ranges (nt = max_threads() when the rows are many, else 1) is added into a private (N,) buffer (flushed every 32
 // rows into double, so 10^4 rows lose no digits), and the buffers are summed column-parallel at the
 // end: no atomics, no races, deterministic for a given max_threads(), and the same bits whether the
@@ -31,6 +32,7 @@
 // inf is x * 0: NaN there, 0 elsewhere), which that recomputation finds again.
 #include "simd_math.h"  // first: sets fp-contract for this file
 #include "common.h"
+#include "stream_store.h"
 #include "team_size.h"
 
 #include <pybind11/stl.h>
@@ -192,10 +194,11 @@ std::vector<py::ssize_t> rows_shape(const py::array& x) {
   return std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim() - 1);
 }
 
-// Whether a (rows, n) output is large enough to be streamed out row by row (simd_math.h).
+// Whether a (rows, n) output is large enough to be streamed out row by row (stream_store.h), through
+// a row buffer of kStreamBlock elements.
 template <typename T>
 bool streamed(py::ssize_t rows, py::ssize_t n) {
-  return rows * n * py::ssize_t(sizeof(T)) >= tinyml::kStreamBytes && n <= tinyml::kStreamBlock;
+  return tinyml::stream_worth(rows * n * py::ssize_t(sizeof(T))) && n <= tinyml::kStreamBlock;
 }
 
 template <typename T>
@@ -287,11 +290,11 @@ py::tuple backward(py::array dy, py::array x, std::optional<py::array> w, std::o
           T* out = stream ? buf : dxp + r * n;
           ln_row_bwd<T, T>(gp + r * n, xp + r * n, wp, mp ? mp[r] : T(0), rp[r], out, pw, pb, n, rms);
           if (dsp) add_into<T>(out, dsp + r * n, n);
-          if (stream) tinyml::stream_copy(dxp + r * n, buf, n);
+          if (stream) tinyml::stream_out(dxp + r * n, buf, n);
           if (want_w && ((r - r0) % kFlush == kFlush - 1 || r == r1 - 1)) flush<T, A>(pw, aw, per);
         }
       }
-      if (stream) tinyml::stream_fence();
+      if (stream) tinyml::stream_sfence();
       if (want_w) {
         // the column sums over the parts' totals, in the same parallel region (one fork/join)
 #pragma omp barrier
@@ -340,9 +343,9 @@ py::tuple add_forward(py::array x, py::array res, std::optional<py::array> w, st
         add_rows<T>(sp + r * n, xp + r * n, qp + r * n, n);
         T* out = stream ? buf : yp + r * n;
         ln_row_fwd<T>(sp + r * n, wp, bp, out, n, T(eps), false, mp + r, rp + r);
-        if (stream) tinyml::stream_copy(yp + r * n, buf, n);
+        if (stream) tinyml::stream_out(yp + r * n, buf, n);
       }
-      if (stream) tinyml::stream_fence();
+      if (stream) tinyml::stream_sfence();
     }
   }
   return py::make_tuple(sum, y, mean, rstd);

@@ -30,12 +30,16 @@ template <typename T>
 ssize max_pool_bwd(const T* dy, const int64_t* idx, T* dx, ssize planes, ssize h, ssize w, ssize oh, ssize ow) {
   const ssize hw = h * w, ohw = oh * ow;
   const bool try_2x2 = 2 * oh <= h && 2 * ow <= w && w < kMaxLaneWidth;
+  // calls that move kPrefetchMinBytes (dx, dy, idx) ask for their lines ahead (stream_store.h Prefetch)
+  const bool far = planes * (hw * ssize(sizeof(T)) + ohw * ssize(sizeof(T) + sizeof(int64_t))) >=
+                   tinyml::kPrefetchMinBytes;
   ssize bad = planes * ohw;
 #pragma omp parallel for schedule(dynamic, 4) reduction(min : bad) if (planes * ohw > 32768)
   for (ssize pl = 0; pl < planes; ++pl) {
     const int64_t* ip = idx + pl * ohw;
     T* d = dx + pl * hw;
-    if (try_2x2 && max_pool_bwd_2x2(dy + pl * ohw, ip, d, h, w, oh, ow)) continue;
+    const ssize left = far ? std::min(planes, (pl / 4 + 1) * 4) - pl : 0;  // planes to the end of the chunk
+    if (try_2x2 && max_pool_bwd_2x2(dy + pl * ohw, ip, d, h, w, oh, ow, left)) continue;
     ssize first = -1;
     for (ssize k = 0; k < ohw && first < 0; ++k)
       if (ip[k] < -1 || ip[k] >= hw) first = k;

@@ -11,6 +11,7 @@
 
 #include "common.h"
 #include "simd_math.h"
+#include "stream_store.h"  // Prefetch
 
 namespace tinyml_pool {
 
@@ -62,14 +63,29 @@ constexpr ssize kMaxLaneWidth = ssize(1) << 30;
 
 // 2x2 windows, stride 2, no padding or dilation, every window inside the plane: one pass that reads
 // each input once and writes y and idx once, the same comparisons in the same order as below.
+//
+// left: planes from this one to the end of the thread's chunk (0: a small call), whose x, y and idx
+// are asked for kPrefetchAhead bytes ahead of the rows being done (stream_store.h Prefetch; y and idx
+// for writing). Streaming stores for y and idx (stream_store.h) were measured too and not kept:
+// docs/cpu_speed.md "Session 13".
 template <typename T>
 TINYML_CLONES void max_pool_fwd_2x2(const T* __restrict xp, T* __restrict y, int64_t* __restrict idx, ssize w,
-                                    ssize oh, ssize ow) {
+                                    ssize oh, ssize ow, ssize left) {
   using V = typename Lanes8<T>::v;
   using V16 = typename Lanes8<T>::v16;
   using Vi = typename Lanes8<T>::vi;
   using I = typename Lanes8<T>::I;
+  // x's rows in use: 2 oh of the plane's h >= 2 oh (the prefetch stops short of an odd last row)
+  const ssize x_plane = 2 * oh * w * ssize(sizeof(T)), x_row = 2 * w * ssize(sizeof(T));
+  tinyml::Prefetch<0> px(xp, left * x_plane);
+  tinyml::Prefetch<1> py(y, left * oh * ow * ssize(sizeof(T)));
+  tinyml::Prefetch<1> pi(idx, left * oh * ow * ssize(sizeof(int64_t)));
   for (ssize i = 0; i < oh; ++i) {
+    if (left) {
+      px.ahead((i + 1) * x_row + tinyml::kPrefetchAhead);
+      py.ahead((i + 1) * ow * ssize(sizeof(T)) + tinyml::kPrefetchAhead / 2);
+      pi.ahead((i + 1) * ow * ssize(sizeof(int64_t)) + tinyml::kPrefetchAhead);
+    }
     const T* r0 = xp + 2 * i * w;
     const T* r1 = r0 + w;
     T* yr = y + i * ow;
@@ -120,15 +136,24 @@ TINYML_CLONES void max_pool_fwd_2x2(const T* __restrict xp, T* __restrict y, int
 // scatter's sum, -0 included) and 0 elsewhere, with no zero-fill pass before. Returns false, with
 // the plane partly written, if some index is not inside its own window (a pooling of another
 // geometry with the same output size): the caller then scatters.
+// left: as the forward's, for dy, idx and dx.
 template <typename T>
 TINYML_CLONES bool max_pool_bwd_2x2(const T* __restrict dy, const int64_t* __restrict idx, T* __restrict dx, ssize h,
-                                    ssize w, ssize oh, ssize ow) {
+                                    ssize w, ssize oh, ssize ow, ssize left) {
   using V = typename Lanes8<T>::v;
   using V16 = typename Lanes8<T>::v16;
   using Vi = typename Lanes8<T>::vi;
   using I = typename Lanes8<T>::I;
   const I wi = static_cast<I>(w);
+  tinyml::Prefetch<0> pg(dy, left * oh * ow * ssize(sizeof(T)));
+  tinyml::Prefetch<0> pi(idx, left * oh * ow * ssize(sizeof(int64_t)));
+  tinyml::Prefetch<1> pd(dx, left * h * w * ssize(sizeof(T)));
   for (ssize i = 0; i < oh; ++i) {
+    if (left) {
+      pg.ahead((i + 1) * ow * ssize(sizeof(T)) + tinyml::kPrefetchAhead / 2);
+      pi.ahead((i + 1) * ow * ssize(sizeof(int64_t)) + tinyml::kPrefetchAhead);
+      pd.ahead((i + 1) * 2 * w * ssize(sizeof(T)) + tinyml::kPrefetchAhead);
+    }
     const T* g = dy + i * ow;
     const int64_t* ir = idx + i * ow;
     T* r0 = dx + 2 * i * w;
@@ -185,11 +210,15 @@ TINYML_CLONES void max_pool_fwd(const T* x, T* y, int64_t* idx, ssize planes, co
   const ssize j_hi = reach < 0 ? j_lo : std::max(j_lo, std::min(g.ow, reach / g.sw + 1));
   const bool two_by_two = g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.pt == 0 && g.pl == 0 && g.dh == 1 &&
                           g.dw == 1 && 2 * g.oh <= g.h && 2 * g.ow <= g.w && g.w < kMaxLaneWidth;
+  const ssize moved = planes * (g.h * g.w * static_cast<ssize>(sizeof(T)) +
+                                g.oh * g.ow * static_cast<ssize>(sizeof(T) + sizeof(int64_t)));
+  const bool far = moved >= tinyml::kPrefetchMinBytes;  // x, y, idx: ask for the lines ahead
 #pragma omp parallel for schedule(dynamic, 4) if (planes * g.oh * g.ow * g.kh * g.kw > 32768)
   for (ssize pl = 0; pl < planes; ++pl) {
     const T* xp = x + pl * g.h * g.w;
     if (two_by_two) {
-      max_pool_fwd_2x2(xp, y + pl * g.oh * g.ow, idx + pl * g.oh * g.ow, g.w, g.oh, g.ow);
+      const ssize left = far ? std::min(planes, (pl / 4 + 1) * 4) - pl : 0;  // to the end of the chunk
+      max_pool_fwd_2x2(xp, y + pl * g.oh * g.ow, idx + pl * g.oh * g.ow, g.w, g.oh, g.ow, left);
       continue;
     }
     for (ssize i = 0; i < g.oh; ++i) {

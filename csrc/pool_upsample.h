@@ -11,7 +11,9 @@
 // for the lines they will read or write a few KiB ahead (Prefetch).
 // Nearest with an integer factor on both axes (every output column j reads j / s) copies each
 // input element s times along the row and the row s times; its backward sums each s x s block in
-// the order the scatter would (row by row, left to right), as a gather, written once.
+// the order the scatter would (row by row, left to right), as a gather, written once. Both ask for
+// their input (and the forward for y) ahead, and the forward streams y out of an L1 buffer when the
+// call writes at least stream_min_bytes() (stream_store.h).
 // Planes go to threads dynamically, kChunk at a time: on a busy machine a thread that is not
 // scheduled does not hold up the others (each plane's result is the same whichever thread runs it).
 #pragma once
@@ -24,6 +26,7 @@
 #include <vector>
 
 #include "simd_math.h"
+#include "stream_store.h"
 
 namespace tinyml_pool {
 
@@ -50,35 +53,36 @@ inline ssize nearest_factor(const int64_t* t, ssize out, ssize in) {
   return s;
 }
 
-// Software prefetch of a stream of `bytes` bytes from p, read (RW = 0) or written (RW = 1) front to
-// back: ahead(n) asks for every cache line of [p, p + n) not asked for yet, clipped to the stream.
-// On this VM (Zen 5) the bilinear kernels ran as their compute time plus their memory time, not the
-// larger of the two, until they asked for their lines a few KiB ahead (docs/cpu_speed.md, session 12).
-template <int RW>
-struct Prefetch {
-  const char* line;      // the line that holds p
-  ssize off, end, done;  // p's offset in it; the stream's end and the lines asked for, in bytes from `line`
-  Prefetch(const void* p, ssize bytes, ssize from = 0)  // from: the first bytes are not asked for
-      : line(static_cast<const char*>(p) - (reinterpret_cast<uintptr_t>(p) & 63)),
-        off(static_cast<ssize>(reinterpret_cast<uintptr_t>(p) & 63)),
-        end(bytes > 0 ? off + bytes : 0),
-        done((off + from) & ~ssize(63)) {}
-  void ahead(ssize n) {
-    for (const ssize to = std::min(off + n, end); done < to; done += 64) __builtin_prefetch(line + done, RW, 3);
-  }
-};
-constexpr ssize kAhead = 8192;  // bytes: dy in the backward, y in the forward (4-16 KiB measured alike)
-constexpr ssize kChunk = 4;     // planes per OpenMP chunk; the prefetches stay inside a thread's chunk
-// Calls that move fewer bytes than this ask for nothing: their arrays are likely still in L2 or L3
-// from the op before, where the requests only cost instructions (in L2: forward 1.2 -> 1.4 us a plane;
-// measured break-even: 4-8 MB forward, 2-4 MB backward).
-constexpr ssize kPrefetchMin = ssize(4) << 20;
+// Software prefetch (Prefetch, stream_store.h): on this VM (Zen 5) the bilinear kernels ran as their
+// compute time plus their memory time, not the larger of the two, until they asked for their lines a
+// few KiB ahead (docs/cpu_speed.md, session 12).
+using tinyml::Prefetch;
+constexpr ssize kAhead = tinyml::kPrefetchAhead;  // dy in the backward, y in the forward
+constexpr ssize kChunk = 4;  // planes per OpenMP chunk; the prefetches stay inside a thread's chunk
+constexpr ssize kPrefetchMin = tinyml::kPrefetchMinBytes;  // calls that move less ask for nothing
 
+// Elements of nearest_fwd_plane's stack buffer for a streamed y: the sh output rows of input rows
+// are built there until they hold kStreamChunkBytes (stream_store.h), then streamed out together;
+// calls whose sh * ow exceeds it keep plain stores.
+constexpr ssize kStreamRows = 2048;
+
+// stream: y goes out with streaming stores (stream_store.h; the caller's call writes >=
+// stream_min_bytes() and sh * ow <= kStreamRows), the same values. left: planes from this one to the end
+// of the thread's chunk (0: a small call), whose x (and y, when not streamed) are asked for ahead.
 template <typename T>
-TINYML_CLONES void nearest_fwd_plane(const T* __restrict xp, T* __restrict yp, ssize h, ssize w, ssize sh, ssize sw) {
-  const ssize ow = w * sw;
+TINYML_CLONES void nearest_fwd_plane(const T* __restrict xp, T* __restrict yp, ssize h, ssize w, ssize sh, ssize sw,
+                                     bool stream, ssize left) {
+  const ssize ow = w * sw, x_row = w * static_cast<ssize>(sizeof(T)), y_rows = sh * ow * static_cast<ssize>(sizeof(T));
+  alignas(64) T buf[kStreamRows];
+  ssize r0 = 0;  // the first input row whose output rows are in buf
+  Prefetch<0> px(xp, left * h * x_row);
+  Prefetch<1> py(yp, stream ? 0 : left * h * y_rows);
   for (ssize r = 0; r < h; ++r) {
-    T* y0 = yp + r * sh * ow;
+    if (left) {
+      px.ahead((r + 1) * x_row + kAhead / 2);
+      py.ahead((r + 1) * y_rows + kAhead);
+    }
+    T* y0 = stream ? buf + (r - r0) * sh * ow : yp + r * sh * ow;
     const T* xr = xp + r * w;
     if (sw == 2) {
       for (ssize q = 0; q < w; ++q) y0[2 * q] = y0[2 * q + 1] = xr[q];
@@ -87,13 +91,23 @@ TINYML_CLONES void nearest_fwd_plane(const T* __restrict xp, T* __restrict yp, s
         for (ssize s = 0; s < sw; ++s) y0[q * sw + s] = xr[q];
     }
     for (ssize s = 1; s < sh; ++s) std::copy(y0, y0 + ow, y0 + s * ow);
+    if (stream && (r + 1 == h || (r + 2 - r0) * sh * ow > kStreamRows ||
+                   (r + 1 - r0) * sh * ow * static_cast<ssize>(sizeof(T)) >= tinyml::kStreamChunkBytes)) {
+      tinyml::stream_out(yp + r0 * sh * ow, buf, (r + 1 - r0) * sh * ow);
+      r0 = r + 1;
+    }
   }
+  if (stream) tinyml::stream_sfence();
 }
 
+// left: as nearest_fwd_plane's, for dy.
 template <typename T>
-TINYML_CLONES void nearest_bwd_plane(const T* __restrict gp, T* __restrict dp, ssize h, ssize w, ssize sh, ssize sw) {
-  const ssize ow = w * sw;
+TINYML_CLONES void nearest_bwd_plane(const T* __restrict gp, T* __restrict dp, ssize h, ssize w, ssize sh, ssize sw,
+                                     ssize left) {
+  const ssize ow = w * sw, g_rows = sh * ow * static_cast<ssize>(sizeof(T));
+  Prefetch<0> pg(gp, left * h * g_rows);
   for (ssize r = 0; r < h; ++r) {
+    if (left) pg.ahead((r + 1) * g_rows + kAhead);
     T* d = dp + r * w;
     const T* g0 = gp + r * sh * ow;
     for (ssize q = 0; q < w; ++q) d[q] = T(0);
@@ -319,6 +333,7 @@ void upsample_fwd(const T* x, T* y, ssize planes, ssize h, ssize w, ssize oh, ss
   const ssize sh = k.nearest ? nearest_factor(k.h0, oh, h) : 0, sw = k.nearest ? nearest_factor(k.w0, ow, w) : 0;
   const bool stencil = stencil_columns(k, w, ow);
   const bool far = planes * (h * w + oh * ow) * static_cast<ssize>(sizeof(T)) >= kPrefetchMin;
+  const bool stream = sh * ow <= kStreamRows && tinyml::stream_worth(planes * oh * ow * static_cast<ssize>(sizeof(T)));
 #pragma omp parallel if (planes * oh * ow > 32768)
   {
     std::vector<T> R(k.nearest ? 0 : h * ow);
@@ -330,7 +345,7 @@ void upsample_fwd(const T* x, T* y, ssize planes, ssize h, ssize w, ssize oh, ss
       if (!k.nearest) {
         bilinear_rows_fwd(xp, yp, R.data(), h, w, oh, ow, k, stencil, left * h * w, left * oh * ow);
       } else if (sh && sw) {
-        nearest_fwd_plane(xp, yp, h, w, sh, sw);
+        nearest_fwd_plane(xp, yp, h, w, sh, sw, stream, left);
       } else {
         for (ssize i = 0; i < oh; ++i) {
           const T* r0 = xp + k.h0[i] * w;
@@ -358,7 +373,7 @@ void upsample_bwd(const T* dy, T* dx, ssize planes, ssize h, ssize w, ssize oh, 
       if (!k.nearest) {
         bilinear_rows_bwd(gp, xp, R.data(), h, w, oh, ow, k, rs, cs, left * oh * ow);
       } else if (sh && sw) {
-        nearest_bwd_plane(gp, xp, h, w, sh, sw);
+        nearest_bwd_plane(gp, xp, h, w, sh, sw, left);
       } else {
         std::fill(xp, xp + h * w, T(0));
         for (ssize i = 0; i < oh; ++i) {

@@ -1,9 +1,9 @@
-"""Outputs of at least 16 MiB are written with streaming stores (csrc/simd_math.h, stream_copy):
-layer_norm's backward and add_layer_norm then take the buffered path (gelu/silu write with plain
-stores at every size since session 11; their one large-size case stays here). The values must be those of
-the cached path (the same row and chunk functions), which the small-shape tests check against the
-reference; here the large path is compared with the reference and with the cached path's values
-computed row block by row block below the threshold."""
+"""Outputs of at least 16 MiB (the default of _C.stream_min_bytes()) are written with streaming stores
+(csrc/stream_store.h, stream_out): layer_norm and add_layer_norm through a row buffer, gelu and silu
+kStreamChunkBytes at a time. The values must be those of the cached path (the same row and chunk
+functions), which the small-shape tests check against the reference; here the large path is compared
+with the reference and with the cached path's values computed row block by row block below the
+threshold (tests/ops/test_stream_store.py forces the threshold on small shapes instead)."""
 import numpy as np
 import pytest
 from cpu_kernel_helpers import _C, close, needs_C
