@@ -13,6 +13,11 @@ VALIDATION problems only, then one reading on FRESH test-side problems never use
     # on validation (then: test ... --generator RUN/generator_<k>steps_seed<S> --tag _seed<S>)
     python examples/tinygsm/fresh_test.py generator RUN --seed 1 \
         --settings '{"split": "numbers", "steps": 800}'
+    # session 13: a generator trained on several solution styles per template (--settings
+    # '{..., "solution_styles": "all"}'), read on fresh round 2 (--fresh-round 2: none of the
+    # problems session 11 read); `candidates` trains the budget candidates before `tinyml tinygsm`
+    python examples/tinygsm/fresh_test.py candidates RUN --candidates 800 2000 \
+        --settings '{"split": "numbers", "solution_styles": "all"}'
 
 RUN is a finished `tinyml tinygsm` folder (its generator_<steps>steps/ and verifier/, trained with
 the settings given by --settings, a JSON dict of TinyGSMRun fields; verifier_score "lm" by default).
@@ -78,9 +83,24 @@ def second_seed(ctx, out: str, seed: int, candidates: list[int]) -> None:
         json.dump({"seed": seed, "steps": chosen.steps, "validation_greedy": chosen.table}, f, indent=1)
 
 
+def candidates(ctx, out: str, steps: list[int]) -> None:
+    """The run's budget candidates in out/generator_<k>steps/ (and out/tokenizer.json), each trained
+    from tinyml.manual_seed(run.seed) (so a candidate's weights depend on the seed and k only,
+    whichever others are trained with it), so that `tinyml tinygsm --generator-steps ...
+    --verifier-init out/generator_<k>steps --resume` can name one and finds the others trained
+    (session 10's regime-1 recipe). A finished candidate is only loaded. No validation or test
+    answer is read."""
+    os.makedirs(out, exist_ok=True)
+    ctx.tok.save(os.path.join(out, "tokenizer.json"))
+    for k in sorted(set(steps)):
+        tinyml.manual_seed(ctx.run.seed)
+        train_generator(ctx.run, ctx.tok, ctx.sets.train, ctx.sets.validation, ctx.config.block_size, "cpu",
+                        steps=k, folder=f"generator_{k}steps")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("choose", "test", "generator"))
+    p.add_argument("what", choices=("candidates", "choose", "test", "generator"))
     p.add_argument("out")
     p.add_argument("--settings", type=json.loads, default={})
     p.add_argument("--grid", nargs="+", default=["0.8/0.9"])
@@ -91,14 +111,21 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--tag", default="")
     p.add_argument("--candidates", type=int, nargs="+", default=None)
+    p.add_argument("--fresh-round", type=int, default=1,
+                   help="which fresh test set: 1 = session 11's (seed + 202), 2 = session 13's (seed + 303, "
+                        "none of round 1's); tinygsm_fresh.extra_problems")
     a = p.parse_args()
     ctx = context(TinyGSMRun(**{**DEFAULTS, **a.settings, "out": a.out}))
     t0 = time.perf_counter()
+    if a.what == "candidates":  # the budget stage's generators, trained before `tinyml tinygsm` runs
+        candidates(ctx, a.out, a.candidates or [ctx.run.steps])
+        print(f"candidates {a.candidates}: {time.perf_counter() - t0:.0f}s")
+        return
     if a.what == "generator":
         second_seed(ctx, a.out, a.seed, a.candidates or [ctx.run.steps])
         print(f"generator seed {a.seed}: {time.perf_counter() - t0:.0f}s")
         return
-    extra_val, fresh = extra_problems(ctx.run, ctx.sets, a.extra_validation, a.fresh)
+    extra_val, fresh = extra_problems(ctx.run, ctx.sets, a.extra_validation, a.fresh, a.fresh_round)
     generator, verifier = models(ctx, a.out, a.generator)
     if a.what == "choose":  # validation problems only
         val = ctx.sets.validation + extra_val
@@ -120,6 +147,7 @@ def main() -> None:
                        ns=tuple(range(1, a.samples + 1)))
     reading["seconds"] = time.perf_counter() - t0
     reading["generator"] = a.generator or f"generator_{ctx.run.steps}steps"
+    reading["fresh_round"] = a.fresh_round
     name = f"fresh_test{a.tag}"
     with open(os.path.join(a.out, name + ".json"), "w") as f:
         json.dump(reading, f, indent=1)

@@ -14,6 +14,8 @@ not test questions) is nearest --target-greedy is kept, a rule fixed before any 
 --verifier-init PATH starts its trunk from another generator checkpoint (e.g. a longer budget candidate);
 --verifier-score lm scores a sample by its log-likelihood under the verifier's language-modelling head;
 --verifier-checkpoints, --slot-negatives and --top-p shape the verifier's samples (docs/tinygsm.md).
+--solution-styles all|N writes each problem's solution in one of several equivalent styles (a more diverse
+generator; default 1: the template's own, the data of earlier runs).
 Prints the table of accuracy against N for greedy decoding, one sample, majority vote over executed
 answers, the verifier's pick and the oracle; the run folder holds tinygsm.json, accuracy_vs_n.png,
 tokenizer.json, and generator/ and verifier/ training folders.
@@ -48,6 +50,17 @@ def n_list(text: str) -> tuple[int, ...]:
 
 def steps_list(text: str) -> tuple[int, ...]:
     return _positive_ints(text, "a step count >= 1 or comma-separated ones like 100,200,400")
+
+
+def solution_styles(text: str):
+    """"all" or a count 1..MAX_STYLES (tinygsm_styles.style_count), as TinyGSMRun takes it."""
+    from ..tasks.tinygsm_styles import style_count
+
+    try:
+        count = style_count(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return "all" if text == "all" else count
 
 
 def verifier_start(text: str) -> str:
@@ -116,6 +129,10 @@ def add_arguments(p) -> None:
                         "vote counts only those); default: among all")
     p.add_argument("--top-p", type=at.bounded_float(0.0, 1.0, open_lo=True), default=1.0,
                    help="nucleus sampling for the held-out and the verifier's samples (default 1.0: off)")
+    p.add_argument("--solution-styles", type=solution_styles, default=1,
+                   help="every problem's solution in one of its template's first N equivalent styles, drawn "
+                        "at random (all: every style: one expression, named inputs first, another order; "
+                        "default 1: the template's own solution, as in earlier runs)")
     p.add_argument("--batch-size", type=at.positive_int, default=32, help="rows per step (default 32)")
     p.add_argument("--lr", type=at.positive_float, default=2e-3,
                    help="generator peak learning rate (default 2e-3)")
@@ -180,13 +197,15 @@ def run(args) -> int:
                       verifier_lm=args.verifier_lm, verifier_score=args.verifier_score,
                       verifier_number_tokens=args.verifier_number_tokens,
                       verifier_checkpoints=args.verifier_checkpoints, slot_negatives=args.slot_negatives,
-                      top_p=args.top_p, pick_runnable=args.pick_runnable)
+                      top_p=args.top_p, pick_runnable=args.pick_runnable,
+                      solution_styles=args.solution_styles)
     if args.quick:
         spec = TinyGSMRun(**{**spec.__dict__, **QUICK, "progress": False})
     gen_steps = "/".join(map(str, spec.steps_candidates)) if spec.steps_candidates else spec.steps
     print(f"tinyml tinygsm: split by {spec.split}, {spec.train_problems} training problems, GPT "
           f"{spec.n_layer}x{spec.n_embd}, {gen_steps} generator + {spec.verifier_steps} verifier steps, "
           f"N up to {spec.samples} on {device}"
+          f"{'' if spec.solution_styles == 1 else f', solutions in {spec.solution_styles} styles'}"
           f"{' (quick: a pipeline check, not a measurement)' if args.quick else ''} -> {args.out}")
     r = run_tinygsm(spec, device=device)
     v16 = r["curves"]["verifier"].get("16")

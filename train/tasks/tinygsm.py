@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import tinygsm_styles as styling
 from .sandbox import run_python
 
 NAMES = (
@@ -77,6 +78,7 @@ class Problem:
     numbers: tuple  # the quantities the question states
     drawn: tuple = ()  # the random draws they come from (what by="numbers" keeps apart)
     answer: object = None  # filled by attach_gold
+    style: int = 0  # the solution's style (tinygsm_styles.py; 0: the template's own)
 
 
 def _t_rate(r, name, obj, n):
@@ -270,11 +272,16 @@ SPLITS = ("numbers", "wording", "instance", "template")
 
 
 def generate(n: int, seed: int = 0, templates=None, numbers: tuple[int, int] = (2, 99),
-             wordings: dict | None = None) -> list[Problem]:
+             wordings: dict | None = None, styles=1) -> list[Problem]:
     """n problems from `templates` (default all), numbers uniform in [numbers[0], numbers[1]], each
     worded by one of its template's CLASSIC_WORDINGS; `wordings` ({template: wording indices})
-    draws from those paraphrases instead (and keeps the templates to its keys). Problems are drawn
-    one after another: generate(m)[:n] == generate(n)."""
+    draws from those paraphrases instead (and keeps the templates to its keys). `styles` ("all" or
+    a count, tinygsm_styles.style_count) writes each solution in one of its template's first
+    `styles` styles, drawn from a stream of its own: the questions stay those of styles=1 (the
+    default, the template's own solution). Problems are drawn one after another: generate(m)[:n] ==
+    generate(n)."""
+    count = styling.style_count(styles)
+    style_rng = np.random.default_rng([seed, styling.STYLE_STREAM])
     names = list(templates or (wordings or TEMPLATES))
     unknown = [t for t in names if t not in TEMPLATES]
     if unknown or n < 0 or numbers[0] < 1 or numbers[0] > numbers[1]:
@@ -306,7 +313,9 @@ def generate(n: int, seed: int = 0, templates=None, numbers: tuple[int, int] = (
         else:
             allowed = wordings[template]
             wording = int(allowed[int(rng.integers(len(allowed)))])
-        out.append(Problem(asks[wording], code, template, wording, used, tuple(drawn)))
+        style = styling.pick_style(style_rng, template, count) if count > 1 else 0
+        code = styling.solution(template, style, used, name, code)
+        out.append(Problem(asks[wording], code, template, wording, used, tuple(drawn), style=style))
     return out
 
 
@@ -359,16 +368,15 @@ def attach_gold(problems: list[Problem], chunk: int = 200) -> list[Problem]:
     return out
 
 
-def split(
-    n_train: int, n_test: int, by: str = "template", seed: int = 0
-) -> tuple[list[Problem], list[Problem]]:
+def split(n_train: int, n_test: int, by: str = "template", seed: int = 0,
+          styles=1) -> tuple[list[Problem], list[Problem]]:
     """(train, test) with no leakage, by one of SPLITS (see the module docstring): the training
     problems are generate(n_train, seed, **distribution(by, "train")), the test problems the first
-    n_test of seed + 1 on the test side whose question is not a training one."""
+    n_test of seed + 1 on the test side whose question is not a training one (`styles`: generate's)."""
     if by not in SPLITS:
         raise ValueError(f"split by must be one of {', '.join(repr(s) for s in SPLITS)}, got {by!r}")
-    train = generate(n_train, seed, **distribution(by, "train"))
-    test = draw_new(n_test, seed + 1, {p.question for p in train}, **distribution(by, "test"))
+    train = generate(n_train, seed, styles=styles, **distribution(by, "train"))
+    test = draw_new(n_test, seed + 1, {p.question for p in train}, styles=styles, **distribution(by, "test"))
     return train, test
 
 

@@ -11,9 +11,14 @@ problems for the claim, sampling settings chosen by a fixed rule, and standard e
 Problem sets. `extra_problems` draws from the test side of the split (tinygsm.distribution(split,
 "test")), excluding every question of the run's five sets (make_problems) and session 10's 400
 further test-side problems (seed 1234, already read once): first `n_validation` further
-VALIDATION problems (seed run.seed + 101), then `n_fresh` FRESH TEST problems (seed run.seed + 202)
-outside all of those. Neither the generator nor the verifier ever sees either set; the choices
-(sampling settings) read validation problems only, the fresh test problems are read once, after.
+VALIDATION problems (seed run.seed + 101), then `n_fresh` FRESH TEST problems outside all of those.
+`fresh_round` says which fresh set: 1 (session 11's, seed run.seed + 202), 2 (session 13's, seed
+run.seed + 303, excluding also the FRESH_READ = 600 problems of round 1, which session 11 read), and
+so on (FRESH_SEEDS; round r excludes every question of the first draw, 2 x 600 + 50 problems, of
+every earlier round, which holds the 600 read there). Neither the generator nor the verifier ever
+sees these sets; the choices (sampling settings) read validation problems only, the fresh test
+problems are read once, after. The questions do not depend on run.solution_styles
+(tinygsm.generate draws the styles from a stream of their own).
 
 A sampling setting is "T/p" (temperature T, nucleus top-p p) or a mix "T1/p1+T2/p2+..." (the N
 samples of a problem shared equally among the settings: one generator, several temperatures).
@@ -40,6 +45,8 @@ from .tinygsm_spec import ProblemSets, TinyGSMRun, _checkpoint, make_problems
 from .tinygsm_verifier import Verifier, score
 
 VALIDATION_SEED, FRESH_SEED, SESSION10_SEED, SESSION10_EXTRA = 101, 202, 1234, 400
+FRESH_SEEDS = (FRESH_SEED, 303)  # seed offsets of fresh rounds 1 (session 11), 2 (session 13)
+FRESH_READ = 600  # problems of each earlier round that were read (excluded from later rounds)
 CHOICE_RULE = ("the highest verifier best-of-16 on the validation problems (mean over draws); ties to the "
                "higher oracle@16, then to the setting listed first")
 
@@ -65,15 +72,21 @@ def context(run: TinyGSMRun) -> Context:
     return Context(run, sets, tok, config, max_new)
 
 
-def extra_problems(run: TinyGSMRun, sets: ProblemSets, n_validation: int, n_fresh: int) -> tuple[list, list]:
-    """(further validation problems, fresh test problems), both from the test side of run.split, no
-    question in any other set (the module docstring has the seeds)."""
-    side = gsm.distribution(run.split, "test")
+def extra_problems(run: TinyGSMRun, sets: ProblemSets, n_validation: int, n_fresh: int,
+                   fresh_round: int = 1) -> tuple[list, list]:
+    """(further validation problems, fresh test problems of round `fresh_round`), both from the test
+    side of run.split, no question in any other set (the module docstring has the seeds)."""
+    if not 1 <= fresh_round <= len(FRESH_SEEDS):
+        raise ValueError(f"extra_problems: fresh_round must be in 1..{len(FRESH_SEEDS)}, got {fresh_round}")
+    side = {**gsm.distribution(run.split, "test"), "styles": run.solution_styles}
     seen = {p.question for ps in sets for p in ps}
     seen |= {p.question for p in gsm.draw_new(SESSION10_EXTRA, SESSION10_SEED, set(seen), **side)}
     validation = gsm.draw_new(n_validation, run.seed + VALIDATION_SEED, seen, **side)
     seen |= {p.question for p in validation}
-    fresh = gsm.draw_new(n_fresh, run.seed + FRESH_SEED, seen, **side)
+    for earlier in FRESH_SEEDS[:fresh_round - 1]:  # the rounds read before: never again (the whole
+        # first draw of draw_new, 2 * 600 + 50 problems, which holds the 600 read whatever else was seen)
+        seen |= {p.question for p in gsm.generate(2 * FRESH_READ + 50, run.seed + earlier, **side)}
+    fresh = gsm.draw_new(n_fresh, run.seed + FRESH_SEEDS[fresh_round - 1], seen, **side)
     return tuple(gsm.attach_gold(ps) if ps else [] for ps in (validation, fresh))
 
 

@@ -50,8 +50,10 @@ def contrast_rows(run, problems, rng) -> list[tuple]:
 
 def _new_fields(run, fields: tuple) -> tuple:
     """The settings added since the first saved files, named in a key only when not at their
-    defaults, so that files saved before them keep matching: `fields` when set, and top_p < 1."""
-    return tuple(f for f in fields if getattr(run, f)) + (("top_p",) if run.top_p < 1 else ())
+    defaults, so that files saved before them keep matching: `fields` when set, top_p < 1 and
+    solution_styles other than 1."""
+    styles = ("solution_styles",) if getattr(run, "solution_styles", 1) != 1 else ()
+    return tuple(f for f in fields if getattr(run, f)) + (("top_p",) if run.top_p < 1 else ()) + styles
 
 
 def _key(run, generator_steps: int, fields: tuple) -> dict:

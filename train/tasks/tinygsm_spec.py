@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from ..trainer import CHECKPOINT
 from . import tinygsm as gsm
+from .tinygsm_styles import style_count
 from .tinygsm_verifier import REDUCTIONS
 
 
@@ -65,6 +66,9 @@ class TinyGSMRun:
     eval_interval: int = 200
     workers: int = 4
     seed: int = 0
+    # solutions in one of each template's first N styles ("all": every one; tinygsm_styles.py); 1, the
+    # default, is the template's own solution, the data of every earlier run
+    solution_styles: object = 1
     out: str | None = None
     resume: bool = False  # continue (or reuse, when finished) the generator and verifier checkpoints in out
     progress: bool = True
@@ -108,6 +112,7 @@ def check_run(run: TinyGSMRun) -> None:
                          f"{run.verifier_lm}, {run.contrast_problems}, {run.hard_negatives}")
     if run.contrast_problems and not run.hard_negatives:
         raise ValueError(f"tinygsm: contrast_problems={run.contrast_problems} needs hard_negatives >= 1")
+    style_count(run.solution_styles)  # a ValueError naming the value
     if run.n_embd % run.n_head:
         raise ValueError(f"tinygsm: n_embd {run.n_embd} must be divisible by n_head {run.n_head}")
 
@@ -115,15 +120,17 @@ def check_run(run: TinyGSMRun) -> None:
 def make_problems(run: TinyGSMRun) -> ProblemSets:
     """Training, verifier, test, contrast and validation problems with gold answers: no question is
     in two of the sets. The test and validation problems come from the test side of run.split, the
-    verifier and contrast ones from both sides (verifier_from="all") or the training side."""
-    train, test = gsm.split(run.train_problems, run.test_problems, by=run.split, seed=run.seed)
+    verifier and contrast ones from both sides (verifier_from="all") or the training side. Every
+    solution is in one of run.solution_styles' styles (the questions are the same whatever it is)."""
+    styles = run.solution_styles  # the solutions' styles only: the questions do not depend on it
+    train, test = gsm.split(run.train_problems, run.test_problems, by=run.split, seed=run.seed, styles=styles)
     seen = {p.question for p in train} | {p.question for p in test}
     side = gsm.distribution(run.split, "all" if run.verifier_from == "all" else "train")
-    verifier = gsm.draw_new(run.verifier_problems, run.seed + 2, seen, **side)
+    verifier = gsm.draw_new(run.verifier_problems, run.seed + 2, seen, styles=styles, **side)
     seen |= {p.question for p in verifier}
-    contrast = gsm.draw_new(run.contrast_problems, run.seed + 7, seen, **side)
+    contrast = gsm.draw_new(run.contrast_problems, run.seed + 7, seen, styles=styles, **side)
     seen |= {p.question for p in contrast}
-    validation = gsm.draw_new(run.validation_problems, run.seed + 11, seen,
+    validation = gsm.draw_new(run.validation_problems, run.seed + 11, seen, styles=styles,
                               **gsm.distribution(run.split, "test"))
     return ProblemSets(*(gsm.attach_gold(ps) if ps else [] for ps in (train, verifier, test, contrast,
                                                                       validation)))

@@ -131,3 +131,25 @@ def test_a_reading_formats_as_a_table_with_errors_and_margins(tiny):
     with tempfile.TemporaryDirectory() as d:
         plot_fresh(out, os.path.join(d, "p.png"))
         assert os.path.getsize(os.path.join(d, "p.png")) > 0
+
+
+def test_fresh_round_2_is_new_problems_the_same_with_or_without_styles():
+    # session 13's fresh set: none of session 11's (round 1, read with 400 further validation problems
+    # and 600 fresh ones), nor of any set the run or the validation choice uses
+    run = TinyGSMRun(**SMALL)
+    ctx = context(run)
+    val1, round1 = extra_problems(run, ctx.sets, 400, 600)
+    val2, round2 = extra_problems(run, ctx.sets, 400, 300, fresh_round=2)
+    assert [p.question for p in val2] == [p.question for p in val1]  # the same validation problems
+    others = {p.question for ps in (*ctx.sets, val1, round1) for p in ps}
+    side = tinygsm.distribution("numbers", "test")
+    others |= {p.question for p in tinygsm.draw_new(400, 1234, set(), **side)}
+    assert len(round2) == 300 and not {p.question for p in round2} & others
+    assert all(p.answer is not None for p in round2)
+    assert min(v for p in round2 for v in p.drawn) > tinygsm.NUMBER_RANGES["train"][1]
+    styled = TinyGSMRun(**SMALL, solution_styles="all")
+    sctx = context(styled)
+    again = extra_problems(styled, sctx.sets, 400, 300, fresh_round=2)[1]
+    assert [(p.question, p.answer) for p in again] == [(p.question, p.answer) for p in round2]
+    with pytest.raises(ValueError, match="fresh_round must be in 1..2, got 3"):
+        extra_problems(run, ctx.sets, 1, 1, fresh_round=3)
