@@ -3,20 +3,17 @@
     clip_grad_norm_: total = || (||g_1||_p, ..., ||g_n||_p) ||_p  (max |g| for p = inf);
                      every g <- g * min(1, max_norm / (total + 1e-6))
 
-Gradients that are all cpu arrays of one float dtype take a fast path for p = 2 and p = inf (torch's
-foreach path plays the same part): the per-tensor norms come from numpy in one pass each (a BLAS dot,
-max |g|) instead of three autograd-free ops per tensor, and when the coefficient is exactly 1 (the norm is
-under max_norm) the gradients are left as they are, which is what multiplying by 1 gives bit for bit. A
-model of 100 parameter tensors spent ~7 ms of Python per clipped step on the ops; the fast path ~0.3 ms.
+When the coefficient is exactly 1 (the norm is under max_norm) the gradients are left as they are, which
+is what multiplying by 1 gives bit for bit; that skips one op per parameter tensor on most steps. While
+tinyml.compile records a function (the Trainer's compiled step) the multiplies run as always: a replay
+repeats kernels and cannot branch on a value read back with .item().
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
 
-import numpy as np
-
-from ... import ops
+from ... import _capture_record, ops
 from ...autograd import no_grad
 from ...tensor import Tensor
 
@@ -42,27 +39,9 @@ def _norm(t: Tensor, norm_type: float) -> Tensor:
     return (t.abs() ** norm_type).sum() ** (1.0 / norm_type)
 
 
-def _cpu_float_arrays(tensors: list[Tensor]) -> list[np.ndarray] | None:
-    """The numpy arrays of `tensors` when they are all cpu tensors of one float dtype, else None."""
-    arrays = []
-    for t in tensors:
-        if t.device.type != "cpu":
-            return None
-        a = t.detach().numpy()
-        if a.dtype not in (np.float32, np.float64) or (arrays and a.dtype != arrays[0].dtype):
-            return None
-        arrays.append(a)
-    return arrays
-
-
-def _numpy_total_norm(arrays: list[np.ndarray], norm_type: float) -> np.ndarray:
-    """|| (||a_1||, ..., ||a_n||) || for p = 2 (square roots of dot products) or p = inf (max |a|), in the
-    arrays' dtype; a NaN anywhere gives NaN, as the ops do (np.max propagates it)."""
-    dtype = arrays[0].dtype
-    if norm_type == 2.0:
-        norms = np.sqrt(np.array([np.dot(a.ravel(), a.ravel()) for a in arrays], dtype=dtype))
-        return np.sqrt(np.dot(norms, norms)).astype(dtype) if len(norms) > 1 else norms[0]
-    return np.array([np.abs(a).max() for a in arrays], dtype=dtype).max()
+def _eager() -> bool:
+    """False while tinyml.compile records kernels (the fast path's numpy calls would not replay)."""
+    return _capture_record._active is None
 
 
 def _total_norm_by_ops(tensors: list[Tensor], norm_type: float) -> Tensor:
@@ -83,14 +62,8 @@ def get_total_norm(tensors: Iterable[Tensor] | Tensor, norm_type: float = 2.0,
     norm_type = float(norm_type)
     if not tensors:
         return ops.tensor(0.0)
-    arrays = _cpu_float_arrays(tensors) if norm_type in (2.0, math.inf) else None
-    if arrays is not None and norm_type == math.inf and any(a.size == 0 for a in arrays):
-        arrays = None  # amax of an empty tensor raises, as torch's foreach norm does: the ops say so
     with no_grad():
-        if arrays is not None:
-            total = ops.tensor(_numpy_total_norm(arrays, norm_type))
-        else:
-            total = _total_norm_by_ops(tensors, norm_type)
+        total = _total_norm_by_ops(tensors, norm_type)
     if error_if_nonfinite and not math.isfinite(total.item()):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is "
                            f"non-finite ({total.item()}), so it cannot be clipped. To disable this error "
@@ -109,7 +82,7 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0, error_i
     total = get_total_norm([p.grad for p in params], norm_type, error_if_nonfinite)
     with no_grad():
         coef = (float(max_norm) / (total + 1e-6)).clamp(max=1.0)
-        if coef.device.type == "cpu" and coef.item() == 1.0:  # g * 1 == g bit for bit (NaN stays NaN)
+        if coef.device.type == "cpu" and _eager() and coef.item() == 1.0:  # g * 1 == g bit for bit
             return total
         for p in params:
             g = p.grad
