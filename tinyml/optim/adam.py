@@ -18,6 +18,7 @@ from .. import ops
 from ..autograd import enable_grad
 from ..backends import dispatch
 from ..tensor import Tensor
+from ._line_aligned import zeros_at_line_of
 from .optimizer import Optimizer, _bucket, _check_grad
 
 __all__ = ["Adam", "AdamW"]
@@ -49,10 +50,10 @@ class Adam(Optimizer):
         state = self.state[p]
         if not state:
             state["step"] = ops.tensor(0.0)
-            state["exp_avg"] = ops.zeros_like(p)
-            state["exp_avg_sq"] = ops.zeros_like(p)
+            state["exp_avg"] = zeros_at_line_of(p)  # at p's offset in a cache line: _line_aligned.py
+            state["exp_avg_sq"] = zeros_at_line_of(p)
         if amsgrad and "max_exp_avg_sq" not in state:
-            state["max_exp_avg_sq"] = ops.zeros_like(p)
+            state["max_exp_avg_sq"] = zeros_at_line_of(p)
         return state
 
     def step(self, closure: Callable | None = None):

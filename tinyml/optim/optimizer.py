@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import autograd
 from ..tensor import Tensor
+from ._line_aligned import copy_at_line_of
 
 __all__ = ["Optimizer", "required"]
 
@@ -169,7 +170,9 @@ def _cast_state(name: str, value, param: Tensor):
         out = out.to(param.dtype)
     if out.device != param.device:
         out = out.to(param.device)
-    return out.clone() if out is value or out._data is value._data else out
+    if out is value or out._data is value._data:  # a copy of its own, at the parameter's line offset
+        return copy_at_line_of(out, param)
+    return out
 
 
 def _bucket(params: list[Tensor], extra=None) -> dict:
