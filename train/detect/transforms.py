@@ -113,10 +113,7 @@ def place(image: np.ndarray, target: dict, sx: float, sy: float, dx: int, dy: in
     y0, y1 = max(dy, 0), min(dy + new_h, out_h)
     if x1 > x0 and y1 > y0:
         rows, cols = slice(y0 - dy, y1 - dy), slice(x0 - dx, x1 - dx)
-        if (new_h, new_w) == (h, w):
-            out[:, y0:y1, x0:x1] = image[:, rows, cols]
-        else:
-            out[:, y0:y1, x0:x1] = resize_image(image, new_h, new_w, rows, cols)
+        out[:, y0:y1, x0:x1] = resize_image(image, new_h, new_w, rows, cols)
         if out_mask is not None and "mask" in target:
             out_mask[y0:y1, x0:x1] = resize_mask(target["mask"], new_h, new_w, rows, cols)
     t = _copy_target(target)

@@ -40,19 +40,8 @@ def _norm(t: Tensor, norm_type: float) -> Tensor:
 
 
 def _eager() -> bool:
-    """False while tinyml.compile records kernels (the fast path's numpy calls would not replay)."""
+    """False while tinyml.compile records kernels (a replay cannot branch on a value read with .item())."""
     return _capture_record._active is None
-
-
-def _total_norm_by_ops(tensors: list[Tensor], norm_type: float) -> Tensor:
-    """The same norm through tinyml ops: any device, dtype and order."""
-    norms = [_norm(t.detach(), norm_type) for t in tensors]
-    device = norms[0].device
-    norms = [n.to(device) for n in norms]
-    if len(norms) == 1:
-        return norms[0]
-    dtype = norms[0].dtype
-    return _norm(ops.stack([n.to(dtype) for n in norms]), norm_type)
 
 
 def get_total_norm(tensors: Iterable[Tensor] | Tensor, norm_type: float = 2.0,
@@ -63,7 +52,14 @@ def get_total_norm(tensors: Iterable[Tensor] | Tensor, norm_type: float = 2.0,
     if not tensors:
         return ops.tensor(0.0)
     with no_grad():
-        total = _total_norm_by_ops(tensors, norm_type)
+        norms = [_norm(t.detach(), norm_type) for t in tensors]
+        device = norms[0].device
+        norms = [n.to(device) for n in norms]
+        if len(norms) == 1:
+            total = norms[0]
+        else:
+            dtype = norms[0].dtype
+            total = _norm(ops.stack([n.to(dtype) for n in norms]), norm_type)
     if error_if_nonfinite and not math.isfinite(total.item()):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` is "
                            f"non-finite ({total.item()}), so it cannot be clipped. To disable this error "
