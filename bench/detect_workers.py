@@ -4,9 +4,10 @@ docstring gives the definitions; this file holds what runs in the worker process
 
 The tinyml runs (TINYML_RUNS) pin what they were measured as, so that a change of `tinyml detect train`'s
 defaults does not change them: "default" pins nothing (it is `tinyml detect train`'s defaults, now CenterNet
-at heatmap stride 1, crop 64, EMA 0.999, TTA hv); the loss rows pin the Detector (arch "yolo", which
-resolves to crop 128 and EMA 0.9999) and their losses; "centernet" pins its historic stride-4 row (crop 128,
-EMA 0.9999).
+at heatmap stride 1, crop 64, EMA 0.999, TTA hv, regression on 3 x 3 cells, vertical flips); the loss rows
+pin the Detector (arch "yolo", which resolves to crop 128 and EMA 0.9999), their losses and no vertical
+flips (as measured); "centernet" pins its historic stride-4 row (crop 128, EMA 0.9999, offsets and sizes
+regressed on the centre cells alone, no vertical flips).
 """
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ import time
 
 TINYML_RUNS = {
     "default": {},  # `tinyml detect train` with no flags
-    "nwd+bce": {"arch": "yolo", "box_loss": "nwd", "cls_loss": "bce"},
-    "ciou+bce": {"arch": "yolo", "box_loss": "ciou", "cls_loss": "bce"},
-    "nwd+focal": {"arch": "yolo", "box_loss": "nwd", "cls_loss": "focal"},
-    "nwd+atfl": {"arch": "yolo", "box_loss": "nwd", "cls_loss": "atfl"},
-    "ciou+focal": {"arch": "yolo", "box_loss": "ciou", "cls_loss": "focal"},
-    "centernet": {"arch": "centernet", "heatmap_stride": 4, "ema_decay": 0.9999},
+    "nwd+bce": {"arch": "yolo", "box_loss": "nwd", "cls_loss": "bce", "vflip": 0.0},
+    "ciou+bce": {"arch": "yolo", "box_loss": "ciou", "cls_loss": "bce", "vflip": 0.0},
+    "nwd+focal": {"arch": "yolo", "box_loss": "nwd", "cls_loss": "focal", "vflip": 0.0},
+    "nwd+atfl": {"arch": "yolo", "box_loss": "nwd", "cls_loss": "atfl", "vflip": 0.0},
+    "ciou+focal": {"arch": "yolo", "box_loss": "ciou", "cls_loss": "focal", "vflip": 0.0},
+    "centernet": {"arch": "centernet", "heatmap_stride": 4, "ema_decay": 0.9999, "reg_radius": 0,
+                  "vflip": 0.0},
 }
 
 

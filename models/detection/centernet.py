@@ -8,11 +8,17 @@ Targets (per object, centre c = the "points" entry when given, else the box cent
               sigma = (2r + 1) / 6 (CenterNet's draw_umich_gaussian); min_radius (default 1) keeps a 3 x 3
               blob for 1-3 px targets, where CornerNet's radius rounds to 0 and a peak one cell off
               counts as a full negative
-    size      (w, h) / stride at floor(q);   offset  q - floor(q)
+    size      (w, h) / stride;   offset  q - cell,   at every cell within reg_radius (Chebyshev) of
+              floor(q), each with weight w = G / (sum of G over the object's cells), G the object's
+              Gaussian at that cell (reg_radius 0, CenterNet's RegL1Loss: floor(q) alone, w = 1); a cell two
+              objects reach regresses the one whose Gaussian is higher there (for reg_radius >= 1)
 Loss: penalty-reduced focal loss (CornerNet's _neg_loss), p = clamp(sigmoid(x), 1e-4, 1 - 1e-4),
     L_hm = -1/N sum { (1 - p)^2 log p               where Y = 1
                       (1 - Y)^4 p^2 log(1 - p)      otherwise },   N = max(#objects, 1)
-    L_wh, L_off = L1 at the object centres / (2 N + 1e-4) (RegL1Loss);  total = L_hm + 0.1 L_wh + L_off
+    L_wh, L_off = sum over cells of w |pred - target|_1 / (2 N + 1e-4);  total = L_hm + 0.1 L_wh + L_off
+reg_radius 1 (TTFNet's idea of regressing from the area around the centre, on a 3 x 3 window) lets a peak
+that lands one cell off, as it does for even-sized targets centred on a pixel corner, still point at the
+centre: its offset was trained to.
 Predict: peaks = cells equal to the 3 x 3 max-pool of the heatmap (the max-pool NMS), the max_det best above
 conf_thres, box = ((x + off_x) -+ w / 2, (y + off_y) -+ h / 2) * stride, then per-class NMS at iou_thres
 (1.0 turns it off; CenterNet itself stops at the max-pool).
@@ -78,7 +84,7 @@ def _branch(c_in: int, c_mid: int, c_out: int, bias: float = 0.0) -> nn.Sequenti
 class CenterNet(nn.Module):
     def __init__(self, num_classes: int = 1, size: str = "tiny", in_channels: int = 1, stride: int = 4,
                  box_size: float | None = None, min_radius: int = 1, min_overlap: float = 0.7,
-                 wh_weight: float = 0.1, off_weight: float = 1.0):
+                 wh_weight: float = 0.1, off_weight: float = 1.0, reg_radius: int = 0):
         super().__init__()
         if size not in HEAD_WIDTHS:
             raise ValueError(f"CenterNet: unknown size {size!r}; expected one of {sorted(HEAD_WIDTHS)}")
@@ -87,11 +93,13 @@ class CenterNet(nn.Module):
         if num_classes < 1 or in_channels < 1:
             raise ValueError(f"CenterNet: num_classes ({num_classes}) and in_channels ({in_channels}) "
                              f"must be >= 1")
+        if int(reg_radius) != reg_radius or reg_radius < 0:
+            raise ValueError(f"CenterNet: reg_radius must be a whole number >= 0, got {reg_radius}")
         if box_size is not None and box_size <= 0:
             raise ValueError(f"CenterNet: box_size must be positive or None, got {box_size}")
         self._config = dict(num_classes=num_classes, size=size, in_channels=in_channels, stride=stride,
                             box_size=box_size, min_radius=min_radius, min_overlap=min_overlap,
-                            wh_weight=wh_weight, off_weight=off_weight)
+                            wh_weight=wh_weight, off_weight=off_weight, reg_radius=int(reg_radius))
         self.num_classes, self.in_channels, self.stride = num_classes, in_channels, stride
         self.backbone = CSPBackbone(in_channels, size, (2, 4, 8, 16))
         c2, *pyramid = self.backbone.out_channels
@@ -133,12 +141,13 @@ class CenterNet(nn.Module):
         return self
 
     def build_targets(self, targets: list[dict], out_hw: tuple[int, int]) -> dict[str, np.ndarray]:
-        """heatmap (B, nc, Ho, Wo); per object: flat index b * Ho * Wo + y * Wo + x, size (n, 2) and offset
-        (n, 2) in output cells."""
+        """heatmap (B, nc, Ho, Wo); per regressed cell (module docstring): flat index b * Ho * Wo + y * Wo +
+        x, size (m, 2) and offset (m, 2) in output cells, weight (m,); m = #objects for reg_radius 0."""
         ho, wo = out_hw
-        s = self.stride
+        s, reach = self.stride, self._config["reg_radius"]
         heat = np.zeros((len(targets), self.num_classes, ho, wo), np.float32)
-        index, size, offset = [], [], []
+        index, size, offset, weight, strength = [], [], [], [], []
+        ring = np.arange(-reach, reach + 1)
         for b, t in enumerate(targets):
             boxes = np.asarray(t["boxes"], np.float32).reshape(-1, 4)
             labels = np.asarray(t["labels"]).reshape(-1)
@@ -150,13 +159,30 @@ class CenterNet(nn.Module):
                 q = point / s
                 qi = np.clip(np.floor(q), 0, [wo - 1, ho - 1]).astype(np.int64)
                 r = gaussian_radius(math.ceil(wh[1]), math.ceil(wh[0]), self._config["min_overlap"])
-                draw_gaussian(heat[b, label], qi, max(self._config["min_radius"], int(r)))
-                index.append(b * ho * wo + qi[1] * wo + qi[0])
-                size.append(wh)
-                offset.append(q - qi)
-        return {"hm": heat, "index": np.array(index, np.int64),
-                "wh": np.array(size, np.float32).reshape(-1, 2),
-                "off": np.array(offset, np.float32).reshape(-1, 2)}
+                radius = max(self._config["min_radius"], int(r))
+                draw_gaussian(heat[b, label], qi, radius)
+                cx, cy = np.meshgrid(qi[0] + ring, qi[1] + ring)
+                inside = (cx >= 0) & (cx < wo) & (cy >= 0) & (cy < ho)
+                cx, cy = cx[inside], cy[inside]
+                sigma = (2 * radius + 1) / 6
+                g = np.exp(-((cx - qi[0]) ** 2 + (cy - qi[1]) ** 2) / (2 * sigma * sigma))
+                index.append(b * ho * wo + cy * wo + cx)
+                size.append(np.broadcast_to(wh, (len(cx), 2)))
+                offset.append(q - np.stack([cx, cy], axis=1))
+                weight.append(g / g.sum())
+                strength.append(g)
+        if not index:
+            return {"hm": heat, "index": np.zeros(0, np.int64), "wh": np.zeros((0, 2), np.float32),
+                    "off": np.zeros((0, 2), np.float32), "weight": np.zeros(0, np.float32)}
+        index, strength = np.concatenate(index), np.concatenate(strength)
+        keep = np.arange(len(index))
+        if reach:  # a cell that several objects reach regresses the object whose Gaussian is highest there
+            order = np.lexsort((-strength, index))
+            keep = np.sort(order[np.r_[True, index[order][1:] != index[order][:-1]]])
+        return {"hm": heat, "index": index[keep],
+                "wh": np.concatenate(size).astype(np.float32)[keep],
+                "off": np.concatenate(offset).astype(np.float32)[keep],
+                "weight": np.concatenate(weight).astype(np.float32)[keep]}
 
     def loss(self, raw: dict, targets: list[dict]) -> tuple[Tensor, dict[str, float]]:
         if not isinstance(raw, dict) or "hm" not in raw:
@@ -173,14 +199,15 @@ class CenterNet(nn.Module):
         total, parts = hm_loss, {"hm": hm_loss.item(), "off": 0.0}
         if self.wh is not None:
             parts["wh"] = 0.0
-        n = len(t["index"])
-        if n:
+        n = sum(len(np.asarray(x["labels"]).reshape(-1)) for x in targets)  # objects
+        if len(t["index"]):
             idx = tinyml.tensor(t["index"])
+            cell_weight = tinyml.tensor(t["weight"][:, None])
             for key, weight in (("off", self._config["off_weight"]), ("wh", self._config["wh_weight"])):
                 if key not in raw:
                     continue
                 pred = raw[key].permute(0, 2, 3, 1).reshape(b * ho * wo, 2)[idx]  # (n, 2)
-                term = (pred - tinyml.tensor(t[key])).abs().sum() / (2 * n + 1e-4)
+                term = ((pred - tinyml.tensor(t[key])).abs() * cell_weight).sum() / (2 * n + 1e-4)
                 total = total + weight * term
                 parts[key] = weight * term.item()
         return total, parts

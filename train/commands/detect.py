@@ -42,7 +42,8 @@ TRAIN_DEFAULTS = {"data": None, "model": "tiny", "arch": "centernet", "img": 256
                   "synthetic_train": 400, "synthetic_val": 100, "synthetic_size": 256, "on_error": "raise",
                   "strides": (4, 8, 16), "crop": None, "ema": True, "ema_decay": None, "ema_tau": 500.0,
                   "scale_jitter": None, "min_candidates": 1, "reg_max": 16, "heatmap_stride": 1,
-                  "box_shift": 0.25, "nwd_c": "auto", "assign_nwd_c": 12.8, "tta": "hv"}
+                  "reg_radius": 1, "vflip": 0.5, "box_shift": 0.25, "nwd_c": "auto", "assign_nwd_c": 12.8,
+                  "tta": "hv"}
 RESUME_FREE = ("epochs", "eval_every", "tta")  # may change on --resume; the rest define what is trained
 
 
@@ -99,6 +100,13 @@ def add_arguments(p) -> None:
     t.add_argument("--heatmap-stride", type=int, choices=(1, 2, 4),
                    help="--arch centernet: the heatmap's stride (default 1; 2 and 1 fuse the stem's features "
                    "and the image)")
+    t.add_argument("--reg-radius", type=at.bounded_int(0, 4), metavar="R",
+                   help="--arch centernet: offsets and sizes are regressed on the (2R+1) x (2R+1) heatmap "
+                   "cells around each centre, Gaussian-weighted, so a peak one cell off still points at the "
+                   "centre (default 1; 0: the centre cell alone, as CenterNet)")
+    t.add_argument("--vflip", type=at.bounded_float(0.0, 1.0), metavar="P",
+                   help="probability of flipping a training sample vertically (default 0.5; horizontal flips "
+                   "0.5 always; --no-augment: none)")
     t.add_argument("--reg-max", type=at.bounded_int(3, 64), metavar="R",
                    help="DFL bins per box side: distances of 0 to R - 1 cells of each level (default 16)")
     t.add_argument("--box-shift", type=at.bounded_float(0.0, 1.0), metavar="CELLS",

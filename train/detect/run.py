@@ -11,27 +11,28 @@ parts, lr, images/s per step; val AP50 / AP / AP75 / AP_small / AR100 / Pd / Fa 
 loss.png (losses and validation curves).
 
 The settings (settings.py): the default is CenterNet (models/detection/centernet.py, its own heatmap focal and
-L1 size / offset losses) at heatmap stride 1 on crops of a quarter of img, a weight EMA of decay 0.999 and
-flip test-time augmentation "hv" at validation, the best setting measured for 10-minute runs; arch="yolo"
-trains the Detector (crop half of img, EMA decay 0.9999: its measured defaults). DetectRun.resolved() fills
-in those architecture-dependent values; detect.json and the checkpoint record them.
+L1 size / offset losses, regressed on the 3 x 3 cells around each centre) at heatmap stride 1 on crops of a
+quarter of img, vertical flips (vflip 0.5), a weight EMA of decay 0.999 and flip test-time augmentation "hv"
+at validation, the best setting measured for 10-minute runs; arch="yolo" trains the Detector (crop half of
+img, EMA decay 0.9999: its measured defaults). DetectRun.resolved() fills in those architecture-dependent
+values; detect.json and the checkpoint record them.
 
-Training recipe (ultralytics' for short runs, where it has one): AdamW, lr 0.002 (its optimizer="auto"
-choice for short runs), betas (0.9, 0.999), weight decay 5e-4 on weights only, gradient clipping at 10,
-linear warmup over one epoch (at most 100 steps), cosine decay to lr / 100 at the last step (lrf 0.01);
-an EMA of the weights (ultralytics' ModelEMA, ramp tau 500 steps: ema.py) is what is evaluated, and what
-load_detector returns; augmentation: horizontal flips (0.5), mosaic (0.5, at native scale so that 1-2 px
-targets stay 1-2 px), no scale jitter by default (bilinear resampling smears a 1 px target into a 2 x 2
+Training recipe (ultralytics' for short runs, where it has one): AdamW, lr 0.002 (its optimizer="auto" choice
+for short runs), betas (0.9, 0.999), weight decay 5e-4 on weights only, gradient clipping at 10, linear warmup
+over one epoch (at most 100 steps), cosine decay to lr / 100 at the last step (lrf 0.01); an EMA of the
+weights (ultralytics' ModelEMA, ramp tau 500 steps: ema.py) is what is evaluated, and what load_detector
+returns; augmentation: horizontal and vertical flips (0.5 each; --vflip), mosaic (0.5, at native scale so that
+1-2 px targets stay 1-2 px), no scale jitter by default (bilinear resampling smears a 1 px target into a 2 x 2
 blob of a quarter of its contrast), and training on crop x crop windows (the detector being fully
 convolutional; validation and predict see whole images). Validation (COCO AP, Pd / Fa, with the run's
-test-time augmentation) runs every eval_every epochs, by default "auto" (loop.py's auto_eval_epochs: a
-small share of the run), and at the last step. The Detector is set up for targets of a few pixels:
-strides 4 / 8 / 16 (a P2 level; 2 / 4 / 8 / 16 with --strides), the nearest-anchor fallback on the finest
-level, NWD overlap in the assigner, box prior 1 cell, signed box sides of box_shift 0.25 cells (a 1 px box
-beside its nearest stride-4 anchor can be coded) (models/detection/yolo.py says why each); --box-loss nwd
-by default, with NWD's constant C = nwd_c "auto": the training boxes' mean sqrt(w h) at img (the NWD
-paper's rule; 4.67 px on the synthetic set); the assigner's NWD overlap keeps C = assign_nwd_c = 12.8.
-docs/detection.md gives the measurements behind these defaults.
+test-time augmentation) runs every eval_every epochs, by default "auto" (loop.py's auto_eval_epochs: a small
+share of the run), and at the last step. The Detector is set up for targets of a few pixels: strides 4 / 8 /
+16 (a P2 level; 2 / 4 / 8 / 16 with --strides), the nearest-anchor fallback on the finest level, NWD overlap
+in the assigner, box prior 1 cell, signed box sides of box_shift 0.25 cells (a 1 px box beside its nearest
+stride-4 anchor can be coded) (models/detection/yolo.py says why each); --box-loss nwd by default, with NWD's
+constant C = nwd_c "auto": the training boxes' mean sqrt(w h) at img (the NWD paper's rule; 4.67 px on the
+synthetic set); the assigner's NWD overlap keeps C = assign_nwd_c = 12.8. docs/detection.md gives the
+measurements behind these defaults.
 
 Resume is bit-exact: N epochs straight and N/2 epochs + --resume to N give the same weights (the
 sampler's permutation and augmentation are functions of (seed, epoch, index), the Trainer restores the
@@ -70,7 +71,7 @@ __all__ = ["DetectRun", "train_detector", "load_detector", "prepare_data", "buil
 
 ARCHITECTURES = {"yolo": Detector, "centernet": CenterNet}
 TRAIN_IMAGE_CACHE = 1 << 30  # bytes of decoded training images kept in memory
-AUGMENT = {"hflip": 0.5, "mosaic": 0.5}  # + scale jitter when DetectRun.scale_jitter is set
+AUGMENT = {"hflip": 0.5, "mosaic": 0.5}  # + DetectRun.vflip, and scale jitter when DetectRun.scale_jitter set
 
 
 def _synthetic_manifest(spec: DetectRun) -> dict:
@@ -139,7 +140,7 @@ def build_detector(num_classes: int, in_channels: int, spec: DetectRun, nwd_c: f
     tinyml.manual_seed(spec.seed)
     if spec.arch == "centernet":
         return CenterNet(num_classes=num_classes, size=spec.model, in_channels=in_channels,
-                         stride=spec.heatmap_stride)
+                         stride=spec.heatmap_stride, reg_radius=spec.reg_radius)
     return Detector(num_classes=num_classes, size=spec.model, in_channels=in_channels,
                     strides=tuple(spec.strides),
                     box_loss=spec.box_loss, cls_loss=spec.cls_loss, nearest_fallback=True,
@@ -168,7 +169,8 @@ def train_detector(spec: DetectRun, log=print) -> dict:
     category_ids = category_ids_of(train)
     augment = AUGMENT if spec.augment else {"hflip": 0.0}
     if spec.augment:
-        augment = {**augment, "scale": tuple(spec.scale_jitter) if spec.scale_jitter else None}
+        augment = {**augment, "vflip": spec.vflip,
+                   "scale": tuple(spec.scale_jitter) if spec.scale_jitter else None}
     crop = spec.train_crop
     if crop is not None:  # windows of the images at the scale the model sees them at img
         augment = {**augment, "crop": crop, "fit": spec.img}

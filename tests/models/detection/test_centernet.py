@@ -110,6 +110,57 @@ def test_loss_equals_centernet_neg_loss_and_reg_l1():
         np.testing.assert_allclose(raw[k].grad.numpy(), rt[k].grad.numpy(), rtol=1e-4, atol=1e-7)
 
 
+def test_reg_radius_regresses_the_window_around_the_centre():
+    m = CenterNet(num_classes=1, stride=1, reg_radius=1)
+    # a 2 x 2 px target centred on the pixel corner (11, 7), one at the map's corner, two sharing cells
+    boxes = np.array([[10, 6, 12, 8], [0, 0, 1, 1], [20, 20, 21, 21], [22, 20, 23, 21]], np.float32)
+    t = m.build_targets([{"boxes": boxes, "labels": np.zeros(4, np.int64)}], (32, 32))
+    cells = {int(i): k for k, i in enumerate(t["index"])}
+    assert len(cells) == len(t["index"])  # every cell regresses one object
+    sigma = 3 / 6  # min_radius 1
+    near, diag = np.exp(-1 / (2 * sigma ** 2)), np.exp(-2 / (2 * sigma ** 2))
+    total = 1 + 4 * near + 4 * diag
+    for (x, y), off, w in [((11, 7), (0.0, 0.0), 1 / total), ((10, 7), (1.0, 0.0), near / total),
+                           ((10, 6), (1.0, 1.0), diag / total), ((12, 8), (-1.0, -1.0), diag / total)]:
+        k = cells[y * 32 + x]
+        np.testing.assert_allclose(t["off"][k], off)
+        np.testing.assert_allclose(t["wh"][k], [2, 2])
+        np.testing.assert_allclose(t["weight"][k], w, rtol=1e-6)
+    # the map's corner: only the 2 x 2 cells inside, their weights renormalised
+    corner = [cells[y * 32 + x] for y in (0, 1) for x in (0, 1)]
+    np.testing.assert_allclose(t["weight"][corner].sum(), 1, rtol=1e-6)
+    # objects at x = 20.5 and 22.5 both reach column 21: the nearer centre of each cell wins, ties go to
+    # the first object (their Gaussians are equal at column 21)
+    np.testing.assert_allclose(t["off"][cells[20 * 32 + 21]], [-0.5, 0.5])
+    np.testing.assert_allclose(t["off"][cells[20 * 32 + 22]], [0.5, 0.5])
+    assert len(t["index"]) == 9 + 4 + 9 + 6
+
+
+def test_reg_radius_loss_is_the_weighted_l1():
+    rng = np.random.default_rng(1)
+    raw_np = {"hm": rng.normal(-1, 2, (1, 1, 16, 16)), "off": rng.normal(0, 1, (1, 2, 16, 16)),
+              "wh": rng.normal(2, 1, (1, 2, 16, 16))}
+    raw_np = {k: v.astype(np.float32) for k, v in raw_np.items()}
+    targets = [{"boxes": np.array([[2, 2, 5, 4], [9, 9, 11, 13]], np.float32), "labels": np.array([0, 0])}]
+    wide, centre = CenterNet(stride=1, reg_radius=1), CenterNet(stride=1)
+    raw = {k: tinyml.tensor(v, requires_grad=True) for k, v in raw_np.items()}
+    total, parts = wide.loss(raw, targets)
+    total.backward()
+    t = wide.build_targets(targets, (16, 16))
+    expect = {}
+    for key in ("off", "wh"):
+        pred = raw_np[key].transpose(0, 2, 3, 1).reshape(-1, 2)[t["index"]]
+        expect[key] = (np.abs(pred - t[key]) * t["weight"][:, None]).sum() / (2 * 2 + 1e-4)
+    np.testing.assert_allclose([parts["off"], parts["wh"]], [expect["off"], 0.1 * expect["wh"]], rtol=1e-5)
+    grad = raw["off"].grad.numpy().transpose(0, 2, 3, 1).reshape(-1, 2)
+    assert np.count_nonzero(grad.any(axis=1)) == 9 + 9  # each object's 3 x 3 window
+    # reg_radius 0 is CenterNet's: the centre cells alone, weight 1
+    t0 = centre.build_targets(targets, (16, 16))
+    np.testing.assert_array_equal(t0["weight"], [1, 1])
+    with pytest.raises(ValueError, match="reg_radius must be a whole number >= 0, got -1"):
+        CenterNet(reg_radius=-1)
+
+
 @pytest.mark.parametrize("stride", [1, 2, 4])
 def test_shapes_background_and_config(stride):
     tinyml.manual_seed(0)

@@ -57,6 +57,32 @@ def test_settings_errors_name_the_values():
     assert DetectRun(out="/nonexistent", tta="none").resolved().tta == ""
 
 
+def test_reg_radius_and_vflip_reach_the_model_and_the_augmentation(tmp_path, monkeypatch):
+    from tinyml.train.detect import run as run_module
+    seen = {}
+    real = run_module.AugmentedDataset
+
+    def spy(*args, **kw):
+        seen.update(kw)
+        return real(*args, **kw)
+    monkeypatch.setattr(run_module, "AugmentedDataset", spy)
+    train_detector(DetectRun(out=str(tmp_path / "a"), epochs=1, **SMALL))
+    model, _ = load_detector(str(tmp_path / "a"))
+    assert model.config["reg_radius"] == 1 and seen["vflip"] == 0.5 and seen["hflip"] == 0.5
+    assert read_run_record(str(tmp_path / "a"))["reg_radius"] == 1
+    main(["detect", "train", "--out", str(tmp_path / "b"), "--epochs", "1", "--reg-radius", "0", "--vflip", "0",
+          "--img", "64", "--batch", "8", "--synthetic-train", "12", "--synthetic-val", "4",
+          "--synthetic-size", "64"])
+    model, _ = load_detector(str(tmp_path / "b"))
+    assert model.config["reg_radius"] == 0 and seen["vflip"] == 0.0
+    record = read_run_record(str(tmp_path / "b"))
+    assert (record["reg_radius"], record["vflip"]) == (0, 0.0)
+    with pytest.raises(UsageError, match="--vflip 1.5: expected a probability from 0 to 1"):
+        DetectRun(out="/nonexistent", vflip=1.5).check()
+    with pytest.raises(UsageError, match="--reg-radius 9: expected 0 to 4 cells"):
+        DetectRun(out="/nonexistent", reg_radius=9).check()
+
+
 def test_auto_eval_epochs():
     """max(1, ceil(epochs / 10), ceil(cost / 0.1)): ~10 validations, their compute ~10 % of training's."""
     assert auto_eval_epochs(30, 0.0) == 3 and auto_eval_epochs(5, 0.0) == 1 and auto_eval_epochs(0, 0.0) == 1
@@ -134,9 +160,14 @@ def _make_old(folder):
 def test_upgrade_run_record():
     old = {"arch": "centernet", "heatmap_stride": 1, "img": 256, "crop": None, "ema_decay": 0.9999,
            "eval_every": 1}
-    assert upgrade_run_record(old) == {**old, "crop": 128, "tta": ""}  # then, crop None meant half of img
-    assert upgrade_run_record({"img": 64, "crop": None}) == {**LEGACY, "img": 64, "crop": 32}
-    new = {"arch": "centernet", "crop": 64, "tta": "hv"}
+    # then, crop None meant half of img, and CenterNet regressed its centre cells alone
+    # (and never vertically flipped)
+    then = {"reg_radius": 0, "vflip": 0.0}
+    assert upgrade_run_record(old) == {**old, "crop": 128, "tta": "", **then}
+    assert upgrade_run_record({"img": 64, "crop": None}) == {**LEGACY, "img": 64, "crop": 32, **then}
+    before_reg = {"arch": "centernet", "crop": 64, "tta": "hv"}  # sessions 12-13
+    assert upgrade_run_record(before_reg) == {**before_reg, **then}
+    new = {"arch": "centernet", "crop": 64, "tta": "hv", "reg_radius": 1, "vflip": 0.5}
     assert upgrade_run_record(new) is new and upgrade_run_record({}) == {}
 
 
