@@ -216,8 +216,8 @@ void run_chunks(int64_t n, F f) {
 }
 
 // run_chunks for a kernel with one output: f(b, e, dst) writes elements [b, e) to dst, with plain
-// stores. The outputs used to go through an L1 buffer and 128-bit streaming stores (simd_math.h
-// stream_copy) once they reached kStreamBytes; with large arrays reused from malloc's heap
+// stores. The outputs used to go through an L1 buffer and 128-bit streaming stores (a copy loop since
+// removed from simd_math.h) once they reached 16 MiB; with large arrays reused from malloc's heap
 // (tinyml/_host_malloc.py) plain stores measured faster for silu and gelu, forward and backward, on
 // 1 and 2 threads, than that and than AVX-512 streaming stores (docs/cpu_speed.md "Session 11, late").
 template <typename T, typename F>

@@ -138,38 +138,9 @@ inline void sqrt_inplace(double* v, int64_t n) {
 // Accumulator type for long reductions across rows (dweight, dbias): double for float inputs.
 template <typename T> struct acc_type { using type = double; };
 
-// Non-temporal ("streaming") stores for outputs larger than the last-level cache. A normal store
-// first reads the destination line into the cache (read-for-ownership), so writing an output costs
-// two memory transfers per byte, and the output then evicts the inputs; a streaming store writes
-// whole lines straight to memory. Kernels whose output is at least kStreamBytes compute a block
-// into an L1 buffer and stream_copy it out, then call stream_fence() before their thread finishes.
-// Smaller outputs keep normal stores: the next kernel reads them from the cache.
-constexpr int64_t kStreamBytes = int64_t(16) << 20;
-constexpr int64_t kStreamBlock = 2048;  // elements of a kernel's L1 buffer
-
-template <typename T>
-inline void stream_copy(T* __restrict dst, const T* __restrict src, int64_t n) {
-#if defined(__SSE2__)
-  int64_t i = 0;
-  for (; i < n && (reinterpret_cast<uintptr_t>(dst + i) & 15); ++i) dst[i] = src[i];
-  if constexpr (sizeof(T) == 4) {
-    for (; i + 4 <= n; i += 4)
-      _mm_stream_ps(reinterpret_cast<float*>(dst + i), _mm_loadu_ps(reinterpret_cast<const float*>(src + i)));
-  } else {
-    for (; i + 2 <= n; i += 2)
-      _mm_stream_pd(reinterpret_cast<double*>(dst + i), _mm_loadu_pd(reinterpret_cast<const double*>(src + i)));
-  }
-  for (; i < n; ++i) dst[i] = src[i];
-#else
-  std::memcpy(dst, src, size_t(n) * sizeof(T));
-#endif
-}
-
-inline void stream_fence() {
-#if defined(__SSE2__)
-  _mm_sfence();  // streaming stores are weakly ordered: make them visible before the thread's work ends
-#endif
-}
+// Elements of the L1 row buffer a kernel fills before handing it to stream_store.h's streaming
+// stores (norm.cpp: layer_norm / rms_norm rows up to this length).
+constexpr int64_t kStreamBlock = 2048;
 
 // Split [0, n) into one contiguous range per thread, each a multiple of `align` elements (so
 // threads never share a cache line of the output), and call body(begin, end) in parallel.
