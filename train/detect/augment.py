@@ -188,11 +188,16 @@ class AugmentedDataset:
         return fit_scale(image, target, self.fit) if self.fit is not None else (image, target)
 
     def __getitem__(self, i: int):
+        return self.sample(i, self.epoch)
+
+    def sample(self, i: int, epoch: int):
+        """Sample i as epoch `epoch` draws it (self[i] is sample(i, self.epoch)); reads no state that
+        set_epoch changes, so a batch of the next epoch can be built while this one trains."""
         if not self.train:
             image, target = self.dataset[i]
             return letterbox(image, target, self.augment.size, self.augment.pad_value)
         image, target = self._load(i)
-        rng = np.random.default_rng([self.seed, self.epoch, int(i) % len(self.dataset)])
+        rng = np.random.default_rng([self.seed, int(epoch), int(i) % len(self.dataset)])
 
         def others(k):
             return [self._load(int(j)) for j in rng.integers(0, len(self.dataset), k)]

@@ -20,6 +20,7 @@ import contextlib
 import math
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -56,26 +57,73 @@ class Targets:
 
 class EpochSampler:
     """next_batch() -> (images (B, C, H, W) float32, Targets); epoch e visits the dataset in the order
-    default_rng([seed, e]).permutation(n), the last batch of an epoch holding the remainder."""
+    default_rng([seed, e]).permutation(n), the last batch of an epoch holding the remainder.
 
-    def __init__(self, dataset, batch_size: int, seed: int = 0):
+    prefetch: build the next batch on a worker thread while the caller trains on this one (the kernels
+    release the GIL, so decoding, cropping and mosaics overlap the step). A batch is a function of (epoch,
+    position) alone (the dataset's sample(i, epoch); a dataset without it gets set_epoch + [i] and no
+    prefetch), so the batches are the same with or without it, and a restored state drops the one in
+    flight. Only the worker touches the dataset while a batch is in flight; close() stops the thread."""
+
+    def __init__(self, dataset, batch_size: int, seed: int = 0, prefetch: bool = False):
         if len(dataset) == 0:
             raise ValueError("EpochSampler: the training set has no images")
         self.dataset, self.batch_size, self.seed = dataset, int(batch_size), int(seed)
         self.n = len(dataset)
         self.epoch, self.position = 0, 0
         self.steps_per_epoch = math.ceil(self.n / self.batch_size)
+        self.prefetch = bool(prefetch) and hasattr(dataset, "sample")
+        self._worker = None  # a one-thread executor, started by the first prefetch
+        self._pending = None  # ((epoch, position), future) of the batch being built ahead
+
+    def _next_position(self) -> tuple[int, int]:
+        """(epoch, position) of the batch next_batch returns next."""
+        if self.position >= self.n:
+            return self.epoch + 1, 0
+        return self.epoch, self.position
+
+    def _build(self, epoch: int, position: int):
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        idx = order[position:position + self.batch_size]
+        sample = getattr(self.dataset, "sample", None)
+        if sample is None:
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(epoch)
+            samples = [self.dataset[int(i)] for i in idx]
+        else:
+            samples = [sample(int(i), epoch) for i in idx]
+        images, targets = collate(samples)
+        return images, Targets(targets)
 
     def next_batch(self):
-        if self.position >= self.n:
-            self.epoch, self.position = self.epoch + 1, 0
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
-        idx = order[self.position:self.position + self.batch_size]
-        self.position += len(idx)
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(self.epoch)
-        images, targets = collate(self.dataset[int(i)] for i in idx)
-        return images, Targets(targets)
+        epoch, position = self._next_position()
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == (epoch, position):
+            batch = pending[1].result()
+        else:
+            if pending is not None:
+                pending[1].result()  # a batch for another position: let it finish, then build in this thread
+            batch = self._build(epoch, position)
+        self.epoch, self.position = epoch, position + len(batch[0])
+        if self.prefetch:
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tinyml-batches")
+            ahead = self._next_position()
+            self._pending = (ahead, self._worker.submit(self._build, *ahead))
+        return batch
+
+    def _drop_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            with contextlib.suppress(Exception):  # its error belongs to a batch nobody will read
+                pending[1].result()
+
+    def close(self) -> None:
+        """Wait for the batch in flight and stop the worker thread (a later next_batch starts another)."""
+        self._drop_pending()
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "position": self.position, "n": self.n, "batch_size": self.batch_size,
@@ -86,6 +134,7 @@ class EpochSampler:
         theirs = {k: int(state[k]) for k in mine}
         if theirs != mine:
             raise ValueError(f"the checkpoint's data order was made for {theirs}; this run has {mine}")
+        self._drop_pending()
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
 
 

@@ -192,6 +192,58 @@ def test_epoch_sampler_visits_each_image_once_per_epoch_and_resumes():
         EpochSampler(ds, batch_size=3, seed=4).load_state_dict(state)
 
 
+def _augmented(n=5, seed=1):
+    from tinyml.train.detect.augment import AugmentedDataset
+    return AugmentedDataset(SyntheticIR(n, size=64, seed=seed), 32, train=True, seed=3, hflip=0.5, vflip=0.5,
+                            mosaic=0.5, crop=32, fit=64)
+
+
+def test_prefetching_sampler_gives_the_same_batches_across_epochs_and_restores():
+    """prefetch builds batch k + 1 on a thread while k is used: the same pixels and targets as building
+    each when asked, across epoch ends (5 images, batch 2: a remainder batch), and after load_state_dict
+    (the batch in flight was for another position and is dropped)."""
+    plain, ahead = EpochSampler(_augmented(), 2, seed=4), EpochSampler(_augmented(), 2, seed=4, prefetch=True)
+    assert ahead.prefetch and not plain.prefetch
+    try:
+        for _ in range(7):  # 2 epochs and a bit
+            (xa, ta), (xb, tb) = plain.next_batch(), ahead.next_batch()
+            np.testing.assert_array_equal(xa, xb)
+            for a, b in zip(ta.targets, tb.targets):
+                np.testing.assert_array_equal(a["boxes"], b["boxes"])
+            assert plain.state_dict() == ahead.state_dict()
+        state = {**plain.state_dict(), "epoch": 0, "position": 2}
+        plain.load_state_dict(state)
+        ahead.load_state_dict(state)
+        assert ahead._pending is None
+        np.testing.assert_array_equal(plain.next_batch()[0], ahead.next_batch()[0])
+    finally:
+        ahead.close()
+    assert ahead._worker is None
+
+
+def test_prefetching_sampler_raises_the_datasets_error_in_the_caller():
+    class Broken:
+        class_names = ["target"]
+
+        def __len__(self):
+            return 4
+
+        def sample(self, i, epoch):
+            if epoch == 1:
+                raise ValueError(f"bad image {i}")
+            return np.zeros((1, 8, 8), np.float32), {"boxes": np.zeros((0, 4), np.float32),
+                                                      "labels": np.zeros(0, np.int64)}
+
+    s = EpochSampler(Broken(), 2, prefetch=True)
+    try:
+        s.next_batch()
+        s.next_batch()  # the last batch of epoch 0; epoch 1's first is being built and fails
+        with pytest.raises(ValueError, match="bad image"):
+            s.next_batch()
+    finally:
+        s.close()
+
+
 def test_the_default_is_centernet_at_stride_1_and_refuses_yolo_losses(tmp_path, capsys):
     """No --arch: CenterNet at heatmap stride 1 on crops of a quarter of --img (16 at img 64), EMA 0.999,
     validation with tta hv; the resolved values in detect.json and the checkpoint."""
