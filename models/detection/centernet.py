@@ -1,6 +1,7 @@
 """CenterNet (Zhou et al. 2019, "Objects as Points") for point-like targets: a heatmap head on the CSP
-backbone + PAN neck, at output stride 4, 2 or 1 (the stride-4 map is upsampled and fused with the stem's
-stride-2 features, then with the image itself, so a 1-3 px target keeps a peak of its own).
+backbone + FPN neck (the PAN's top-down path: the head reads its finest map), at output stride 4, 2 or 1 (the
+stride-4 map is upsampled and fused with the stem's stride-2 features, then with the image itself, so a 1-3 px
+target keeps a peak of its own).
 
 Targets (per object, centre c = the "points" entry when given, else the box centre; q = c / stride):
     heatmap   Y = max over objects of exp(-((x - q_x)^2 + (y - q_y)^2) / (2 sigma^2)) around the integer
@@ -84,7 +85,8 @@ def _branch(c_in: int, c_mid: int, c_out: int, bias: float = 0.0) -> nn.Sequenti
 class CenterNet(nn.Module):
     def __init__(self, num_classes: int = 1, size: str = "tiny", in_channels: int = 1, stride: int = 4,
                  box_size: float | None = None, min_radius: int = 1, min_overlap: float = 0.7,
-                 wh_weight: float = 0.1, off_weight: float = 1.0, reg_radius: int = 0):
+                 wh_weight: float = 0.1, off_weight: float = 1.0, reg_radius: int = 0,
+                 neck_bottom_up: bool = False):
         super().__init__()
         if size not in HEAD_WIDTHS:
             raise ValueError(f"CenterNet: unknown size {size!r}; expected one of {sorted(HEAD_WIDTHS)}")
@@ -99,11 +101,14 @@ class CenterNet(nn.Module):
             raise ValueError(f"CenterNet: box_size must be positive or None, got {box_size}")
         self._config = dict(num_classes=num_classes, size=size, in_channels=in_channels, stride=stride,
                             box_size=box_size, min_radius=min_radius, min_overlap=min_overlap,
-                            wh_weight=wh_weight, off_weight=off_weight, reg_radius=int(reg_radius))
+                            wh_weight=wh_weight, off_weight=off_weight, reg_radius=int(reg_radius),
+                            neck_bottom_up=bool(neck_bottom_up))
         self.num_classes, self.in_channels, self.stride = num_classes, in_channels, stride
         self.backbone = CSPBackbone(in_channels, size, (2, 4, 8, 16))
         c2, *pyramid = self.backbone.out_channels
-        self.neck = PAN(pyramid)
+        # the head reads the neck's finest map, which the FPN makes: the PAN's bottom-up path is not built
+        # (neck_bottom_up=True builds it, unused, for checkpoints written before session 15, which hold it)
+        self.neck = PAN(pyramid, bottom_up=neck_bottom_up)
         c = pyramid[0]
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
         self.fuse2 = ConvBNAct(c + c2, c2, 3) if stride <= 2 else None  # with the stem's stride-2 map
@@ -119,13 +124,15 @@ class CenterNet(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> CenterNet:
-        return cls(**config)
+        """The model of a saved config; one without "neck_bottom_up" (before session 15) had the PAN's
+        bottom-up modules, so they are built for its weights to load (and never run)."""
+        return cls(**{"neck_bottom_up": True, **config})
 
     def forward(self, images) -> dict[str, Tensor]:
         """images (B, C, H, W) -> {"hm": (B, nc, H/s, W/s) logits, "off": (B, 2, ...), "wh": (B, 2, ...)}."""
         x = as_image_tensor("CenterNet", images, self.in_channels, 16)
         stem, *feats = self.backbone(x)
-        y = self.neck(feats)[0]  # (B, c, H/4, W/4)
+        y = self.neck.top_down_maps(feats)[0]  # (B, c, H/4, W/4)
         if self.stride <= 2:
             y = self.fuse2(tinyml.cat([self.up(y), stem], dim=1))  # (B, c2, H/2, W/2)
         if self.stride == 1:

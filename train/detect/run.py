@@ -24,16 +24,16 @@ weights (ultralytics' ModelEMA, ramp tau 500 steps: ema.py) is what is evaluated
 returns; augmentation: horizontal and vertical flips (0.5 each; --vflip), mosaic (0.5, at native scale so that
 1-2 px targets stay 1-2 px), no scale jitter by default (bilinear resampling smears a 1 px target into a 2 x 2
 blob of a quarter of its contrast), and training on crop x crop windows (the detector being fully
-convolutional; validation and predict see whole images); the next batch is built on a worker thread while
-a step trains (loop.py's EpochSampler prefetch: the same batches, ~3-12 % more steps per second). Validation (COCO AP, Pd / Fa, with the run's
-test-time augmentation) runs every eval_every epochs, by default "auto" (loop.py's auto_eval_epochs: a small
-share of the run), and at the last step. The Detector is set up for targets of a few pixels: strides 4 / 8 /
-16 (a P2 level; 2 / 4 / 8 / 16 with --strides), the nearest-anchor fallback on the finest level, NWD overlap
-in the assigner, box prior 1 cell, signed box sides of box_shift 0.25 cells (a 1 px box beside its nearest
-stride-4 anchor can be coded) (models/detection/yolo.py says why each); --box-loss nwd by default, with NWD's
-constant C = nwd_c "auto": the training boxes' mean sqrt(w h) at img (the NWD paper's rule; 4.67 px on the
-synthetic set); the assigner's NWD overlap keeps C = assign_nwd_c = 12.8. docs/detection.md gives the
-measurements behind these defaults.
+convolutional; validation and predict see whole images); the next batch is built on a worker thread while a
+step trains (loop.py's EpochSampler prefetch: the same batches, ~3-12 % more steps per second). Validation
+(COCO AP, Pd / Fa, with the run's test-time augmentation) runs every eval_every epochs, by default "auto"
+(loop.py's auto_eval_epochs: a small share of the run), and at the last step. The Detector is set up for
+targets of a few pixels: strides 4 / 8 / 16 (a P2 level; 2 / 4 / 8 / 16 with --strides), the nearest-anchor
+fallback on the finest level, NWD overlap in the assigner, box prior 1 cell, signed box sides of box_shift
+0.25 cells (a 1 px box beside its nearest stride-4 anchor can be coded) (models/detection/yolo.py says why
+each); --box-loss nwd by default, with NWD's constant C = nwd_c "auto": the training boxes' mean sqrt(w h) at
+img (the NWD paper's rule; 4.67 px on the synthetic set); the assigner's NWD overlap keeps C = assign_nwd_c =
+12.8. docs/detection.md gives the measurements behind these defaults.
 
 Resume is bit-exact: N epochs straight and N/2 epochs + --resume to N give the same weights (the
 sampler's permutation and augmentation are functions of (seed, epoch, index), the Trainer restores the
@@ -67,8 +67,8 @@ from .loop import DetectTrainer, EpochSampler
 from .settings import MODEL_SIZES, RUN_FILE, DetectRun, read_run_record, upgrade_run_record, write_run_record
 
 __all__ = ["DetectRun", "train_detector", "load_detector", "prepare_data", "build_detector",
-           "mean_object_size", "RUN_FILE", "MODEL_SIZES", "read_run_record", "upgrade_run_record",
-           "write_run_record"]
+           "resumed_detector", "mean_object_size", "RUN_FILE", "MODEL_SIZES", "read_run_record",
+           "upgrade_run_record", "write_run_record"]
 
 ARCHITECTURES = {"yolo": Detector, "centernet": CenterNet}
 TRAIN_IMAGE_CACHE = 1 << 30  # bytes of decoded training images kept in memory
@@ -151,6 +151,25 @@ def build_detector(num_classes: int, in_channels: int, spec: DetectRun, nwd_c: f
                     assign_nwd_constant=spec.assign_nwd_c)
 
 
+def resumed_detector(spec: DetectRun, fresh):
+    """(model, config) to resume spec.out with: the model as its checkpoint's config builds it (from_config
+    reads a config of older code as that code built it, e.g. CenterNet's unused PAN bottom-up modules) and
+    that config as saved, which the checkpoint's must equal; `fresh` is what the settings build now, and any
+    difference beyond what from_config fills in for older code is refused, naming it."""
+    path = os.path.join(spec.out, CHECKPOINT)
+    saved = (load_checkpoint(path).get("extra") or {}).get("detector")
+    if not isinstance(saved, dict):
+        return fresh, fresh.config
+    model = ARCHITECTURES[spec.arch].from_config(saved)
+    legacy = {"neck_bottom_up"}  # built for older checkpoints' weights, never run: not a setting
+    differ = sorted(k for k in set(model.config) | set(fresh.config)
+                    if k not in legacy and model.config.get(k) != fresh.config.get(k))
+    if differ:
+        raise ValueError(f"checkpoint {path} comes from another configuration (differs in: "
+                         f"{', '.join('detector.' + k for k in differ)})")
+    return model, saved
+
+
 def train_config(spec: DetectRun, steps_per_epoch: int) -> TrainConfig:
     max_steps = spec.epochs * steps_per_epoch
     return TrainConfig(max_steps=max_steps, lr=spec.lr, min_lr=spec.lr * 0.01,
@@ -178,11 +197,14 @@ def train_detector(spec: DetectRun, log=print) -> dict:
     train_view = AugmentedDataset(train, crop or spec.img, train=True, seed=spec.seed, **augment)
     nwd_c = mean_object_size(train, spec.img) if spec.nwd_c == "auto" else float(spec.nwd_c)
     model = build_detector(len(train.class_names), train.in_channels, spec, nwd_c)
+    model_config = model.config
+    if spec.resume:
+        model, model_config = resumed_detector(spec, model)
     ema = ModelEMA(model, spec.ema_decay, spec.ema_tau) if spec.ema else None
     sampler = EpochSampler(train_view, spec.batch, seed=spec.seed, prefetch=True)  # builds a batch ahead
     data_id = os.path.abspath(spec.data) if spec.data else {**_synthetic_manifest(spec)}
     augment_json = {k: list(v) if isinstance(v, tuple) else v for k, v in augment.items()}
-    extra = {"arch": spec.arch, "detector": model.config, "class_names": list(train.class_names),
+    extra = {"arch": spec.arch, "detector": model_config, "class_names": list(train.class_names),
              "category_ids": category_ids, "img": spec.img, "data": data_id, "augment": augment_json,
              "ema": {"decay": spec.ema_decay, "tau": spec.ema_tau} if ema else None}
     time_limit = spec.time_limit * 60 if spec.time_limit is not None else None

@@ -238,3 +238,26 @@ def test_overfit_two_images_of_small_squares():
         iou = box_iou(tinyml.tensor(t["boxes"]), tinyml.tensor(boxes)).numpy()
         assert (iou.max(1) > 0.5).all(), (boxes, t["boxes"])
     assert math.isfinite(total.item())
+
+
+def test_the_neck_is_the_fpn_and_an_older_config_loads_its_unused_bottom_up_weights():
+    """The head reads the neck's finest map alone, so CenterNet builds no PAN bottom-up modules; a config
+    saved before (no "neck_bottom_up") builds them for its weights to load, never runs them, and gives the
+    same outputs as the new model with the weights it shares."""
+    tinyml.manual_seed(0)
+    new = CenterNet(stride=1)
+    assert new.config["neck_bottom_up"] is False
+    assert not any(k.startswith(("neck.down.", "neck.bottom_up.")) for k in new.state_dict())
+    older = {k: v for k, v in new.config.items() if k not in ("neck_bottom_up", "reg_radius")}
+    tinyml.manual_seed(1)
+    legacy = CenterNet.from_config(older)
+    assert legacy.config["neck_bottom_up"] is True and legacy.config["reg_radius"] == 0
+    extra = {k: v for k, v in legacy.state_dict().items() if k.startswith(("neck.down.", "neck.bottom_up."))}
+    assert extra
+    legacy.load_state_dict({**new.state_dict(), **extra})  # strict: the older checkpoint's keys
+    x = np.random.default_rng(0).random((2, 1, 32, 32), dtype=np.float32)
+    legacy.eval(), new.eval()
+    with tinyml.no_grad():
+        a, b = legacy(x), new(x)
+    for k in ("hm", "off", "wh"):
+        np.testing.assert_array_equal(a[k].numpy(), b[k].numpy())

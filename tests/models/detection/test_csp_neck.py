@@ -97,6 +97,27 @@ def test_pan_matches_torch():
     for f, r in zip(feats, ft):
         np.testing.assert_allclose(f.grad.numpy(), r.grad.numpy(), rtol=1e-3, atol=1e-4)
 
+def test_pan_without_bottom_up_is_the_fpn():
+    """PAN(bottom_up=False) builds no down / bottom_up modules and returns the top-down maps t_0 .. t_L; its
+    t_0 is the full PAN's o_0 with the same top-down weights."""
+    tinyml.manual_seed(0)
+    chans = (4, 6, 8)
+    full, fpn = PAN(chans), PAN(chans, bottom_up=False)
+    assert not any(k.startswith(("down.", "bottom_up.")) for k in fpn.state_dict())
+    fpn.load_state_dict({k: v for k, v in full.state_dict().items() if k.startswith("top_down.")})
+    rng = np.random.default_rng(1)
+    feats = [tinyml.tensor(rng.normal(size=(2, c, 16 >> i, 16 >> i)).astype(np.float32))
+             for i, c in enumerate(chans)]
+    full.eval(), fpn.eval()
+    with tinyml.no_grad():
+        outs, maps, td = full(feats), fpn(feats), full.top_down_maps(feats)
+    assert [tuple(m.shape) for m in maps] == [tuple(o.shape) for o in outs]
+    np.testing.assert_array_equal(maps[0].numpy(), outs[0].numpy())
+    for m, t in zip(maps, td):
+        np.testing.assert_array_equal(m.numpy(), t.numpy())
+    assert not np.array_equal(maps[1].numpy(), outs[1].numpy())  # o_1 has the bottom-up path, t_1 not
+
+
 
 @pytest.mark.parametrize("strides,size", [((4, 8, 16), "tiny"), ((8, 16, 32), "tiny"), ((2, 4), "small")])
 def test_backbone_and_neck_shapes(strides, size):
