@@ -122,11 +122,14 @@ class CenterNet(nn.Module):
     def config(self) -> dict:
         return dict(self._config)
 
+    # what a saved config without these keys was built with: before session 15 the PAN's bottom-up modules
+    # (built for an older checkpoint's weights to load, never run; not a setting of the model's outputs)
+    OLDER_CONFIG = {"neck_bottom_up": True}
+
     @classmethod
     def from_config(cls, config: dict) -> CenterNet:
-        """The model of a saved config; one without "neck_bottom_up" (before session 15) had the PAN's
-        bottom-up modules, so they are built for its weights to load (and never run)."""
-        return cls(**{"neck_bottom_up": True, **config})
+        """The model of a saved config, read as the code that saved it built it (OLDER_CONFIG)."""
+        return cls(**{**cls.OLDER_CONFIG, **config})
 
     def forward(self, images) -> dict[str, Tensor]:
         """images (B, C, H, W) -> {"hm": (B, nc, H/s, W/s) logits, "off": (B, 2, ...), "wh": (B, 2, ...)}."""

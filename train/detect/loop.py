@@ -97,12 +97,11 @@ class EpochSampler:
 
     def next_batch(self):
         epoch, position = self._next_position()
-        pending, self._pending = self._pending, None
-        if pending is not None and pending[0] == (epoch, position):
-            batch = pending[1].result()
+        if self._pending is not None and self._pending[0] == (epoch, position):
+            batch = self._pending[1].result()
+            self._pending = None
         else:
-            if pending is not None:
-                pending[1].result()  # a batch for another position: let it finish, then build in this thread
+            self._drop_pending()  # one for another position finishes first: the dataset is not shared
             batch = self._build(epoch, position)
         self.epoch, self.position = epoch, position + len(batch[0])
         if self.prefetch:

@@ -161,9 +161,9 @@ def resumed_detector(spec: DetectRun, fresh):
     if not isinstance(saved, dict):
         return fresh, fresh.config
     model = ARCHITECTURES[spec.arch].from_config(saved)
-    legacy = {"neck_bottom_up"}  # built for older checkpoints' weights, never run: not a setting
+    built_only = getattr(type(model), "OLDER_CONFIG", {})  # filled in for older code, not settings
     differ = sorted(k for k in set(model.config) | set(fresh.config)
-                    if k not in legacy and model.config.get(k) != fresh.config.get(k))
+                    if k not in built_only and model.config.get(k) != fresh.config.get(k))
     if differ:
         raise ValueError(f"checkpoint {path} comes from another configuration (differs in: "
                          f"{', '.join('detector.' + k for k in differ)})")
