@@ -26,6 +26,7 @@
 
 #include "common.h"
 #include "conv_im2col.h"
+#include "conv_slab.h"
 #include "conv_winograd.h"
 
 namespace {
@@ -127,47 +128,6 @@ void conv_backward_input(const ConvGeo& g, const T* w, const T* dy, T* dx) {
           col2im_row(g, dxc + (k / (g.kh * g.kw)) * g.h * g.w, row_tap(g, k), j0, nb, dcols.data() + k * NB);
       }
     }
-  }
-}
-
-// One task's zero-padded input slab for the weight gradient, split by column phase: phase ph, row sr,
-// column u holds x[c, i0 * sh - pt + sr, u * sw + ph - pl] (zero outside the input). Im2col row
-// (c, p, q) over output row ii is then the contiguous run slab[(q * dw) % sw][c][ii * sh + p * dh]
-// [(q * dw) / sw + jw], jw < ow: the GEMM reads it in place, no im2col copy.
-struct Slab {
-  ssize rows, cols, plane;  // rows and columns of one channel, values per phase
-};
-
-inline Slab slab_geometry(const ConvGeo& g, ssize R) {
-  const ssize rows = (R - 1) * g.sh + (g.kh - 1) * g.dh + 1, cols = g.ow + (g.kw - 1) * g.dw / g.sw;
-  return {rows, cols, g.cg() * rows * cols};
-}
-
-template <typename T>
-void fill_slab(const ConvGeo& g, const Slab& sl, const T* xg, ssize i0, ssize rows, T* slab) {
-  for (ssize ph = 0; ph < g.sw; ++ph) {
-    // valid u: 0 <= u * sw + ph - pl < w
-    const ssize off = ph - g.pl;
-    const ssize lo = std::min(sl.cols, off >= 0 ? ssize(0) : (-off + g.sw - 1) / g.sw);
-    const ssize hi = std::max(lo, off > g.w - 1 ? ssize(0) : std::min(sl.cols, (g.w - 1 - off) / g.sw + 1));
-    for (ssize c = 0; c < g.cg(); ++c)
-      for (ssize sr = 0; sr < rows; ++sr) {
-        T* row = slab + ph * sl.plane + (c * sl.rows + sr) * sl.cols;
-        const ssize hin = i0 * g.sh - g.pt + sr;
-        if (static_cast<size_t>(hin) >= static_cast<size_t>(g.h)) {
-          std::fill(row, row + sl.cols, T(0));
-          continue;
-        }
-        const T* xr = xg + (c * g.h + hin) * g.w;
-        std::fill(row, row + lo, T(0));
-        if (g.sw == 1)  // a plain copy (a scalar loop with a runtime stride of 1 took ~5% of the backward)
-          std::copy(xr + lo + off, xr + hi + off, row + lo);
-        else if (g.sw == 2)  // a constant stride: vectorised (loads and a permute)
-          for (ssize u = lo; u < hi; ++u) row[u] = xr[u * 2 + off];
-        else
-          for (ssize u = lo; u < hi; ++u) row[u] = xr[u * g.sw + off];
-        std::fill(row + hi, row + sl.cols, T(0));
-      }
   }
 }
 
@@ -286,6 +246,7 @@ py::array forward(py::array x, py::array w, py::object b, ssize sh, ssize sw, ss
     py::gil_scoped_release release;  // ends before `return y` touches a reference count
     if (m && algo == 0 && !all_finite(wp, g.o * g.K())) m = 0;  // inf/NaN weights: the direct sums' propagation
     if (m) run_winograd<T>(m, xp, wp, bp, yp, g.n, g.c, g.h, g.w, g.o, g.pt, g.pl, oh, ow);
+    else if (algo == 3 || (algo == 0 && slab_forward_pays<T>(g))) conv_forward_slab<T>(g, xp, wp, bp, yp);
     else conv_forward<T>(g, xp, wp, bp, yp);
   }
   return y;
@@ -339,7 +300,8 @@ void init_conv(py::module_& m) {
     return is64(x) ? forward<double>(x, w, b, sh, sw, pt, pl, dh, dw, groups, oh, ow, algo)
                    : forward<float>(x, w, b, sh, sw, pt, pl, dh, dw, groups, oh, ow, algo);
   }, "y = conv2d(x, w) + b (implicit GEMM, or Winograd for 3x3 stride 1); pads are top/left, oh/ow fix the "
-     "bottom/right; algo: 0 chooses, 1 GEMM, 2/4 Winograd F(2,3)/F(4,3)",
+     "bottom/right; algo: 0 chooses, 1 GEMM over im2col blocks, 3 GEMM read from input slabs, 2/4 Winograd "
+     "F(2,3)/F(4,3)",
      py::arg("x"), py::arg("w"), py::arg("b"), py::arg("sh"), py::arg("sw"), py::arg("pt"), py::arg("pl"),
      py::arg("dh"), py::arg("dw"), py::arg("groups"), py::arg("oh"), py::arg("ow"), py::arg("algo") = 0);
   m.def("conv2d_backward", [](py::array x, py::array w, py::array dy, ssize sh, ssize sw, ssize pt, ssize pl, ssize dh,

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "common.h"
+#include "conv_gemm.h"
 
 namespace tinyml_conv {
 
@@ -25,6 +26,44 @@ struct ConvGeo {
   ssize K() const { return cg() * kh * kw; }
   ssize L() const { return oh * ow; }
 };
+
+// dst[j] = src[2 j], j < n: the stride-2 im2col rows (and the weight gradient's slab). Compiled per
+// instruction set (TINYML_CLONES), where GCC turns it into wide loads and a permute.
+template <typename T>
+TINYML_CLONES void copy_every_other(T* __restrict dst, const T* __restrict src, ssize n) {
+  for (ssize j = 0; j < n; ++j) dst[j] = src[2 * j];
+}
+
+// dst[2 j] += src[j], j < n: col2im at stride 2. A vector of src is interleaved with -0.0 and added to
+// two vectors of dst, so the odd elements between get x + (-0.0), which is x for every x (-0.0 and NaN
+// included): the same bits as the scalar loop, with whole-vector loads and stores. The odd elements
+// written lie between even ones this call adds into (j + NR < n), so nothing past the row is touched.
+template <typename T>
+TINYML_CLONES void add_every_other(T* __restrict dst, const T* __restrict src, ssize n) {
+  using V = typename Vec<T>::v;
+  constexpr int NR = Vec<T>::NR;
+  V z;
+  for (int l = 0; l < NR; ++l) z[l] = T(-0.0);
+  ssize j = 0;
+  for (; j + NR < n; j += NR) {
+    V s, d0, d1;
+    std::memcpy(&s, src + j, sizeof s);
+    std::memcpy(&d0, dst + 2 * j, sizeof d0);
+    std::memcpy(&d1, dst + 2 * j + NR, sizeof d1);
+    if constexpr (NR == 16) {
+      typedef int32_t M __attribute__((vector_size(64)));
+      d0 += __builtin_shuffle(s, z, M{0, 16, 1, 16, 2, 16, 3, 16, 4, 16, 5, 16, 6, 16, 7, 16});
+      d1 += __builtin_shuffle(s, z, M{8, 16, 9, 16, 10, 16, 11, 16, 12, 16, 13, 16, 14, 16, 15, 16});
+    } else {
+      typedef int64_t M __attribute__((vector_size(64)));
+      d0 += __builtin_shuffle(s, z, M{0, 8, 1, 8, 2, 8, 3, 8});
+      d1 += __builtin_shuffle(s, z, M{4, 8, 5, 8, 6, 8, 7, 8});
+    }
+    std::memcpy(dst + 2 * j, &d0, sizeof d0);
+    std::memcpy(dst + 2 * j + NR, &d1, sizeof d1);
+  }
+  for (; j < n; ++j) dst[2 * j] += src[j];
+}
 
 // One im2col row's taps: input row offset p * dh - pt, column offset q * dw - pl, and the output
 // columns [lo, hi) whose tap lands inside the input row (0 <= jw * sw + off < w).
@@ -68,8 +107,8 @@ inline void im2col_row(const ConvGeo& g, const T* xc, const RowTap& t, ssize j0,
     const T* xr = xc + hin * g.w;
     if (g.sw == 1) {
       if (hi > lo) std::memcpy(dst + d + lo, xr + lo + t.off, (hi - lo) * sizeof(T));
-    } else if (g.sw == 2) {  // a constant stride: the compiler vectorises it (loads and a permute)
-      for (ssize jw = lo; jw < hi; ++jw) dst[d + jw] = xr[jw * 2 + t.off];
+    } else if (g.sw == 2) {
+      if (hi > lo) copy_every_other(dst + d + lo, xr + lo * 2 + t.off, hi - lo);
     } else {
       for (ssize jw = lo; jw < hi; ++jw) dst[d + jw] = xr[jw * g.sw + t.off];
     }
@@ -87,10 +126,53 @@ inline void col2im_row(const ConvGeo& g, T* dxc, const RowTap& t, ssize j0, ssiz
     T* xr = dxc + hin * g.w;
     if (g.sw == 1) {
       for (ssize jw = lo; jw < hi; ++jw) xr[jw + t.off] += src[d + jw];
+    } else if (g.sw == 2) {
+      if (hi > lo) add_every_other(xr + lo * 2 + t.off, src + d + lo, hi - lo);
     } else {
       for (ssize jw = lo; jw < hi; ++jw) xr[jw * g.sw + t.off] += src[d + jw];
     }
   });
+}
+
+// One task's zero-padded input slab (the weight gradient's and the slab forward's), split by column phase: phase ph, row sr,
+// column u holds x[c, i0 * sh - pt + sr, u * sw + ph - pl] (zero outside the input). Im2col row
+// (c, p, q) over output row ii is then the contiguous run slab[(q * dw) % sw][c][ii * sh + p * dh]
+// [(q * dw) / sw + jw], jw < ow: the GEMM reads it in place, no im2col copy.
+struct Slab {
+  ssize rows, cols, plane;  // rows and columns of one channel, values per phase
+};
+
+inline Slab slab_geometry(const ConvGeo& g, ssize R) {
+  const ssize rows = (R - 1) * g.sh + (g.kh - 1) * g.dh + 1, cols = g.ow + (g.kw - 1) * g.dw / g.sw;
+  return {rows, cols, g.cg() * rows * cols};
+}
+
+template <typename T>
+void fill_slab(const ConvGeo& g, const Slab& sl, const T* xg, ssize i0, ssize rows, T* slab) {
+  for (ssize ph = 0; ph < g.sw; ++ph) {
+    // valid u: 0 <= u * sw + ph - pl < w
+    const ssize off = ph - g.pl;
+    const ssize lo = std::min(sl.cols, off >= 0 ? ssize(0) : (-off + g.sw - 1) / g.sw);
+    const ssize hi = std::max(lo, off > g.w - 1 ? ssize(0) : std::min(sl.cols, (g.w - 1 - off) / g.sw + 1));
+    for (ssize c = 0; c < g.cg(); ++c)
+      for (ssize sr = 0; sr < rows; ++sr) {
+        T* row = slab + ph * sl.plane + (c * sl.rows + sr) * sl.cols;
+        const ssize hin = i0 * g.sh - g.pt + sr;
+        if (static_cast<size_t>(hin) >= static_cast<size_t>(g.h)) {
+          std::fill(row, row + sl.cols, T(0));
+          continue;
+        }
+        const T* xr = xg + (c * g.h + hin) * g.w;
+        std::fill(row, row + lo, T(0));
+        if (g.sw == 1)  // a plain copy (a scalar loop with a runtime stride of 1 took ~5% of the backward)
+          std::copy(xr + lo + off, xr + hi + off, row + lo);
+        else if (g.sw == 2)
+          copy_every_other(row + lo, xr + lo * 2 + off, hi - lo);
+        else
+          for (ssize u = lo; u < hi; ++u) row[u] = xr[u * g.sw + off];
+        std::fill(row + hi, row + sl.cols, T(0));
+      }
+  }
 }
 
 }  // namespace tinyml_conv

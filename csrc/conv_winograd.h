@@ -236,7 +236,8 @@ inline int winograd_tile(const ConvGeo& g, ssize cin, ssize cout, int algo) {
                             std::to_string(g.pl) + ")");
     return algo;
   }
-  if (algo != 0 && algo != 1) throw py::value_error("conv2d: algo must be 0, 1, 2 or 4, got " + std::to_string(algo));
+  if (algo != 0 && algo != 1 && algo != 3)
+    throw py::value_error("conv2d: algo must be 0, 1, 2, 3 or 4, got " + std::to_string(algo));
   // Winograd pays once the GEMMs dominate its transforms: enough channels on both sides, and maps of
   // at least 7x7 outputs: its cost per image is that of an 8x8 map down to 2x2 (the transforms work
   // on whole tile strips), so on the 4x4 maps of a detector's deep levels the GEMM is 2-2.5x faster

@@ -19,6 +19,10 @@ CASES = [
     ((1, 6, 12, 12), (20, 6, 5, 5), (3, 2), (4, 4, 4, 4), (1, 2), 1),
     ((2, 8, 5, 150), (9, 8, 3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # rows wider than a block
     ((1, 3, 2, 2), (4, 3, 3, 3), (1, 1), (3, 3, 3, 3), (1, 1), 1),  # padding past the kernel's reach
+    # stride-2 rows wider than a vector (im2col's and col2im's vector paths, copy_every_other and
+    # add_every_other), with the scalar tails at either end of a row
+    ((2, 3, 9, 75), (5, 3, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),
+    ((1, 2, 6, 70), (3, 2, 3, 4), (1, 2), (0, 0, 2, 1), (1, 1), 1),
 ]
 
 
@@ -46,6 +50,12 @@ def test_gemm_paths_match_the_reference(dtype, xs, ws, stride, pads, dil, groups
     y = _C.conv2d_forward(x, w, b, *geo, oh, ow, algo=1)
     dx, dw = _C.conv2d_backward(x, w, dy, *geo, True, True, algo=1)
     close_scaled((y, dx, dw), (y64.astype(dtype), dx64.astype(dtype), dw64.astype(dtype)), dtype)
+    # the forward read from input slabs (conv_slab.h) makes the same FMA chains: the same bits, with and
+    # without the bias (no + 0 that would turn a -0.0 sum into +0.0)
+    for bias in (b, None):
+        want = _C.conv2d_forward(x, w, bias, *geo, oh, ow, algo=1)
+        got = _C.conv2d_forward(x, w, bias, *geo, oh, ow, algo=3)
+        assert np.array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
 @needs_C
@@ -75,8 +85,9 @@ def test_weight_gradient_is_bit_identical_for_any_thread_count():
                                         ((2, 8, 21, 19), 17, 2), ((1, 5, 7, 300), 70, 1)])
 def test_two_tile_kernels_give_the_same_bits(dtype, xs, o, stride):
     """Every output is the same FMA chain over k with one B tile or two at once: forward (implicit GEMM
-    and both Winograd sizes), input and weight gradients agree bit for bit. Channel and column counts
-    leave odd tiles (o = 17, 33, 40, 70 against 8-row and 16/8-lane tiles)."""
+    over im2col blocks and over input slabs, both Winograd sizes), input and weight gradients agree bit
+    for bit, and the two forward GEMMs with each other. Channel and column counts leave odd tiles (o = 17,
+    33, 40, 70 against 8-row and 16/8-lane tiles)."""
     x = _RNG.standard_normal(xs).astype(dtype)
     w = (_RNG.standard_normal((o, xs[1], 3, 3)) * 0.3).astype(dtype)
     b = _RNG.standard_normal(o).astype(dtype)
@@ -87,7 +98,7 @@ def test_two_tile_kernels_give_the_same_bits(dtype, xs, o, stride):
     try:
         for wide in (0, 1):
             assert _C.conv2d_wide_kernels(wide) == bool(wide)
-            for algo in ((1, 2, 4) if stride == 1 else (1,)):
+            for algo in ((1, 2, 3, 4) if stride == 1 else (1, 3)):
                 results[wide, algo] = (_C.conv2d_forward(x, w, b, *geo, oh, ow, algo=algo),
                                        *_C.conv2d_backward(x, w, dy, *geo, True, True, algo=algo))
     finally:
@@ -95,6 +106,7 @@ def test_two_tile_kernels_give_the_same_bits(dtype, xs, o, stride):
     for (wide, algo), got in results.items():
         for a, want in zip(got, results[0, algo]):
             assert np.array_equal(a, want), (wide, algo)
+        assert np.array_equal(results[wide, 3][0], results[wide, 1][0]), wide  # slab = im2col forward
 
 
 @needs_C

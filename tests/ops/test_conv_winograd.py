@@ -141,8 +141,8 @@ def test_winograd_algo_errors():
     with pytest.raises(ValueError, match=r"pads \(3, 1\)"):
         dy = np.zeros((1, 16, 10, 8), np.float32)
         _C.conv2d_backward(x, w, dy, 1, 1, 3, 1, 1, 1, 1, True, False, algo=4)
-    with pytest.raises(ValueError, match="algo must be 0, 1, 2 or 4, got 3"):
-        _C.conv2d_forward(x, w, None, 1, 1, 1, 1, 1, 1, 1, 6, 6, algo=3)
+    with pytest.raises(ValueError, match="algo must be 0, 1, 2, 3 or 4, got 5"):
+        _C.conv2d_forward(x, w, None, 1, 1, 1, 1, 1, 1, 1, 6, 6, algo=5)
 
 
 @needs_C
