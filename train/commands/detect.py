@@ -42,8 +42,8 @@ TRAIN_DEFAULTS = {"data": None, "model": "tiny", "arch": "centernet", "img": 256
                   "synthetic_train": 400, "synthetic_val": 100, "synthetic_size": 256, "on_error": "raise",
                   "strides": (4, 8, 16), "crop": None, "ema": True, "ema_decay": None, "ema_tau": 500.0,
                   "scale_jitter": None, "min_candidates": 1, "reg_max": 16, "heatmap_stride": 1,
-                  "reg_radius": 1, "vflip": 0.5, "box_shift": 0.25, "nwd_c": "auto", "assign_nwd_c": 12.8,
-                  "tta": "hv"}
+                  "reg_radius": 1, "vflip": 0.5, "crop_anywhere": 0.3, "box_shift": 0.25, "nwd_c": "auto",
+                  "assign_nwd_c": 12.8, "tta": "hv"}
 RESUME_FREE = ("epochs", "eval_every", "tta")  # may change on --resume; the rest define what is trained
 
 
@@ -126,6 +126,10 @@ def add_arguments(p) -> None:
                    "where it fits, cut ones clipped or dropped); validation sees whole images (default: a "
                    "quarter of --img for centernet at --heatmap-stride 1, else half, a multiple of 16; 0: "
                    "train on whole images)")
+    t.add_argument("--crop-anywhere", type=at.bounded_float(0.0, 1.0), metavar="P",
+                   help="probability that a training crop is placed anywhere in the image (targets or not) "
+                   "instead of around its targets, so that the clutter far from every target is trained on "
+                   "as background (default 0.3; 0: every crop holds a target where one fits)")
     t.add_argument("--no-ema", dest="ema", action="store_const", const=False, default=None,
                    help="evaluate and save the trained weights instead of their moving average")
     t.add_argument("--ema-tau", type=at.positive_float, metavar="STEPS",

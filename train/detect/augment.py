@@ -2,9 +2,10 @@
 
     scale_jitter(image, target, rng, scale=(0.5, 1.5))    resize by s ~ U(scale), random placement, same size
     random_crop(image, target, rng, size)                  a crop that holds all targets when they fit in it,
-                                                           else one random target whole
+                                                           else one random target whole (keep_targets=False:
+                                                           a window anywhere, targets or not)
     mosaic(samples, rng, size)                             4 samples at native scale around a random centre
-    DetectionAugment(size, hflip=0.5, vflip=0.0, scale=None, crop=None, mosaic=0.0)
+    DetectionAugment(size, hflip=0.5, vflip=0.0, scale=None, crop=None, mosaic=0.0, crop_anywhere=0.0)
                                                            the pipeline: mosaic? -> crop? -> scale? -> flips
                                                            -> letterbox(size)
     AugmentedDataset(dataset, size, train=True, seed=0, fit=None, **augment)
@@ -59,15 +60,16 @@ def _window_start(lo: float, hi: float, length: int, size: int, rng) -> int | No
 
 
 def random_crop(image: np.ndarray, target: dict, rng: np.random.Generator, size,
-                pad_value: float = 114 / 255, min_visible: float = 0.1):
+                pad_value: float = 114 / 255, min_visible: float = 0.1, keep_targets: bool = True):
     """A (h, w) = size crop (an int for a square): it holds every target when their union fits, else one
-    random target whole; an image smaller than the crop is padded."""
+    random target whole; with keep_targets=False (or no targets) a window drawn uniformly over the image,
+    which may hold none. An image smaller than the crop is padded."""
     _check_image(image)
     ch, cw = (size, size) if np.isscalar(size) else size
     _, h, w = image.shape
     boxes = target["boxes"]
     x0 = y0 = None
-    if len(boxes) and ch <= h and cw <= w:
+    if keep_targets and len(boxes) and ch <= h and cw <= w:
         union = [boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()]
         for box in (union, boxes[rng.integers(len(boxes))]):
             x0 = _window_start(box[0], box[2], w, cw, rng)
@@ -115,11 +117,19 @@ def mosaic(samples, rng: np.random.Generator, size: int, pad_value: float = 114 
 
 class DetectionAugment:
     """mosaic (probability `mosaic`, needs `others`) -> random_crop (crop px) -> scale_jitter (scale
-    range) -> horizontal / vertical flips (probabilities) -> letterbox to size."""
+    range) -> horizontal / vertical flips (probabilities) -> letterbox to size.
+
+    crop_anywhere: the probability that a crop is placed uniformly over the image instead of around its
+    targets. Crops kept on targets only ever show the clutter near them (on the synthetic set, half of
+    the training pixels were never inside any such 64 px crop), while the model is evaluated on whole
+    images; a share of free crops trains it on the rest as background. Drawn only when crop_anywhere >
+    0, so a pipeline without it keeps its random stream."""
 
     def __init__(self, size: int, hflip: float = 0.5, vflip: float = 0.0, scale=None, crop=None,
-                 mosaic: float = 0.0, min_visible: float = 0.1, pad_value: float = 114 / 255):
-        for name, p in (("hflip", hflip), ("vflip", vflip), ("mosaic", mosaic), ("min_visible", min_visible)):
+                 mosaic: float = 0.0, min_visible: float = 0.1, pad_value: float = 114 / 255,
+                 crop_anywhere: float = 0.0):
+        for name, p in (("hflip", hflip), ("vflip", vflip), ("mosaic", mosaic), ("min_visible", min_visible),
+                        ("crop_anywhere", crop_anywhere)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"DetectionAugment: {name} must be a probability in [0, 1], got {p!r}")
         if int(size) != size or size < 1:
@@ -129,6 +139,7 @@ class DetectionAugment:
                              f"got {scale!r}")
         self.size, self.hflip, self.vflip, self.scale, self.crop = int(size), hflip, vflip, scale, crop
         self.mosaic, self.min_visible, self.pad_value = mosaic, min_visible, pad_value
+        self.crop_anywhere = crop_anywhere
 
     def __call__(self, sample, rng: np.random.Generator, others=None):
         """Augments (image, target); `others(k)` returns k more random samples for a mosaic."""
@@ -137,7 +148,9 @@ class DetectionAugment:
         if self.mosaic and others is not None and rng.random() < self.mosaic:
             image, target = mosaic([sample, *others(3)], rng, self.size, self.pad_value, self.min_visible)
         if self.crop is not None:
-            image, target = random_crop(image, target, rng, self.crop, self.pad_value, self.min_visible)
+            anywhere = bool(self.crop_anywhere) and rng.random() < self.crop_anywhere
+            image, target = random_crop(image, target, rng, self.crop, self.pad_value, self.min_visible,
+                                        keep_targets=not anywhere)
         if self.scale is not None:
             image, target = scale_jitter(image, target, rng, self.scale, self.pad_value, self.min_visible)
         if rng.random() < self.hflip:

@@ -24,7 +24,9 @@ weights (ultralytics' ModelEMA, ramp tau 500 steps: ema.py) is what is evaluated
 returns; augmentation: horizontal and vertical flips (0.5 each; --vflip), mosaic (0.5, at native scale so that
 1-2 px targets stay 1-2 px), no scale jitter by default (bilinear resampling smears a 1 px target into a 2 x 2
 blob of a quarter of its contrast), and training on crop x crop windows (the detector being fully
-convolutional; validation and predict see whole images); the next batch is built on a worker thread while a
+convolutional; validation and predict see whole images), 30 % of them placed anywhere in the image and the
+rest around its targets (crop_anywhere 0.3: the clutter far from every target is trained on as background,
+not only the clutter next to one); the next batch is built on a worker thread while a
 step trains (loop.py's EpochSampler prefetch: the same batches, ~3-12 % more steps per second). Validation
 (COCO AP, Pd / Fa, with the run's test-time augmentation) runs every eval_every epochs, by default "auto"
 (loop.py's auto_eval_epochs: a small share of the run), and at the last step. The Detector is set up for
@@ -193,7 +195,8 @@ def train_detector(spec: DetectRun, log=print) -> dict:
                    "scale": tuple(spec.scale_jitter) if spec.scale_jitter else None}
     crop = spec.train_crop
     if crop is not None:  # windows of the images at the scale the model sees them at img
-        augment = {**augment, "crop": crop, "fit": spec.img}
+        augment = {**augment, "crop": crop, "fit": spec.img,
+                   "crop_anywhere": spec.crop_anywhere if spec.augment else 0.0}
     train_view = AugmentedDataset(train, crop or spec.img, train=True, seed=spec.seed, **augment)
     nwd_c = mean_object_size(train, spec.img) if spec.nwd_c == "auto" else float(spec.nwd_c)
     model = build_detector(len(train.class_names), train.in_channels, spec, nwd_c)

@@ -6,8 +6,9 @@ resolution, and the run record (detect.json) that --resume and readers use.
 
 The default is the best setting measured for issue #13's 10-minute runs (docs/detection.md): CenterNet at
 heatmap stride 1 on crops of a quarter of --img, offsets and sizes regressed on the 3 x 3 cells around each
-centre (reg_radius 1), vertical flips beside the horizontal ones (vflip 0.5), a short weight EMA (decay 0.999,
-tau 500) and flip test-time augmentation hv at validation. Two settings have no single default, because the
+centre (reg_radius 1), vertical flips beside the horizontal ones (vflip 0.5), 30 % of the crops placed
+anywhere in the image rather than around targets (crop_anywhere 0.3), a short weight EMA (decay 0.999, tau
+500) and flip test-time augmentation hv at validation. Two settings have no single default, because the
 measurements behind them were made per architecture, and are resolved (None -> a number) once, before
 training:
 
@@ -89,6 +90,7 @@ class DetectRun:
     heatmap_stride: int = 1  # arch="centernet": the heatmap's stride (4, 2 or 1)
     reg_radius: int = 1  # arch="centernet": offsets and sizes regressed on the (2r+1)^2 cells around a centre
     vflip: float = 0.5  # probability of a vertical flip of a training sample (horizontal: 0.5, always)
+    crop_anywhere: float = 0.3  # probability that a training crop is placed anywhere, not around targets
     nwd_c: float | str = "auto"  # NWD's C (pixels) of the NWD box loss; auto: mean_object_size(train, img)
     assign_nwd_c: float = 12.8  # the assigner's NWD overlap constant C in pixels
     tta: str = "hv"  # test-time augmentation of validation, the run's default for predict / eval ("": none)
@@ -135,6 +137,8 @@ class DetectRun:
             raise UsageError(f"--reg-radius {self.reg_radius}: expected 0 to 4 cells")
         if not 0.0 <= self.vflip <= 1.0:
             raise UsageError(f"--vflip {self.vflip}: expected a probability from 0 to 1")
+        if not 0.0 <= self.crop_anywhere <= 1.0:
+            raise UsageError(f"--crop-anywhere {self.crop_anywhere}: expected a probability from 0 to 1")
         if self.heatmap_stride not in (1, 2, 4):
             raise UsageError(f"--heatmap-stride {self.heatmap_stride}: expected 4, 2 or 1")
         largest = max(strides)
@@ -209,9 +213,12 @@ def upgrade_run_record(record: dict) -> dict:
     """The settings a run record stands for: a record written before the architecture-dependent defaults
     (no "tta" key) gets LEGACY's values for the keys it lacks and its crop None resolved as then (half of
     img); one without "reg_radius" (before session 14) regressed the centre cells alone (reg_radius 0) and
-    never flipped vertically (vflip 0); a newer one is returned as it is."""
+    never flipped vertically (vflip 0); one without "crop_anywhere" (before session 16) kept every crop on
+    its targets (0); a newer one is returned as it is."""
     if record and "reg_radius" not in record:
         record = {"vflip": 0.0, **record, "reg_radius": 0}
+    if record and "crop_anywhere" not in record:
+        record = {**record, "crop_anywhere": 0.0}
     if not record or "tta" in record:
         return record
     out = {**LEGACY, **record}

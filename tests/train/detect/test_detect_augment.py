@@ -191,6 +191,33 @@ def test_random_crop_keeps_the_targets():
         assert int(t["mask"].sum()) <= int(target["mask"].sum()) and out.shape == (1, 64, 64)
 
 
+def test_crops_anywhere_cover_the_image_and_crops_on_targets_do_not():
+    """keep_targets=False draws the window uniformly: its corner takes every position from 0 to 96 - 32,
+    and windows without the target occur; the default keeps the target (46-50 px) in every window, so
+    windows start at 18-46 and the image's corners are never seen. crop_anywhere is that choice's
+    probability in DetectionAugment (1: every crop free, 0: none), and 0 draws nothing (the random stream
+    stays as it was)."""
+    image = np.random.default_rng(0).random((1, 96, 96)).astype(np.float32)
+    target = {"boxes": np.array([[46.0, 46.0, 50.0, 50.0]], np.float32), "labels": np.zeros(1, np.int64)}
+    coords = np.stack(np.meshgrid(np.arange(96), np.arange(96), indexing="xy")).astype(np.float32)
+    for keep, starts in ((True, (18, 46)), (False, (0, 64))):
+        rng, corners, counts = np.random.default_rng(1), [], []
+        for _ in range(400):
+            out, t = random_crop(coords, target, rng, 32, pad_value=-1.0, keep_targets=keep)
+            corners.append(out[:, 0, 0])
+            counts.append(len(t["boxes"]))
+        corners = np.array(corners)
+        assert tuple(corners.min(0)) == (starts[0],) * 2 and tuple(corners.max(0)) == (starts[1],) * 2
+        assert (min(counts) == 1) == keep
+    for p, free in ((1.0, True), (0.0, False)):
+        augment = DetectionAugment(32, hflip=0.0, crop=32, crop_anywhere=p)
+        counts = [len(augment((image, target), np.random.default_rng(s))[1]["boxes"]) for s in range(60)]
+        assert (min(counts) == 0) == free
+    a = DetectionAugment(32, crop=32, crop_anywhere=0.0)((image, target), np.random.default_rng(5))
+    b = DetectionAugment(32, crop=32)((image, target), np.random.default_rng(5))
+    assert np.array_equal(a[0], b[0])
+
+
 def test_augmented_dataset_is_seeded_per_epoch_and_index():
     ds = SyntheticIR(4, size=64, seed=1)
     a = AugmentedDataset(ds, 48, seed=3, scale=(0.7, 1.3), mosaic=0.5, vflip=0.5)
@@ -210,6 +237,7 @@ def test_augmented_dataset_is_seeded_per_epoch_and_index():
 
 @pytest.mark.parametrize("call, fragment", [
     (lambda: DetectionAugment(64, hflip=1.5), "hflip must be a probability in \\[0, 1\\], got 1.5"),
+    (lambda: DetectionAugment(64, crop=32, crop_anywhere=2), "crop_anywhere must be a probability"),
     (lambda: DetectionAugment(64, scale=(2, 1)), "scale must be \\(low, high\\)"),
     (lambda: DetectionAugment(0), "size must be a positive integer, got 0"),
     (lambda: mosaic([], np.random.default_rng(0), 32), "needs 4 samples, got 0"),

@@ -69,14 +69,17 @@ def test_reg_radius_and_vflip_reach_the_model_and_the_augmentation(tmp_path, mon
     train_detector(DetectRun(out=str(tmp_path / "a"), epochs=1, **SMALL))
     model, _ = load_detector(str(tmp_path / "a"))
     assert model.config["reg_radius"] == 1 and seen["vflip"] == 0.5 and seen["hflip"] == 0.5
+    assert seen["crop_anywhere"] == 0.3
     assert read_run_record(str(tmp_path / "a"))["reg_radius"] == 1
-    main(["detect", "train", "--out", str(tmp_path / "b"), "--epochs", "1", "--reg-radius", "0", "--vflip", "0",
-          "--img", "64", "--batch", "8", "--synthetic-train", "12", "--synthetic-val", "4",
-          "--synthetic-size", "64"])
+    main(["detect", "train", "--out", str(tmp_path / "b"), "--epochs", "1", "--reg-radius", "0",
+          "--vflip", "0", "--crop-anywhere", "0", "--img", "64", "--batch", "8", "--synthetic-train", "12",
+          "--synthetic-val", "4", "--synthetic-size", "64"])
     model, _ = load_detector(str(tmp_path / "b"))
-    assert model.config["reg_radius"] == 0 and seen["vflip"] == 0.0
+    assert model.config["reg_radius"] == 0 and seen["vflip"] == 0.0 and seen["crop_anywhere"] == 0.0
     record = read_run_record(str(tmp_path / "b"))
-    assert (record["reg_radius"], record["vflip"]) == (0, 0.0)
+    assert (record["reg_radius"], record["vflip"], record["crop_anywhere"]) == (0, 0.0, 0.0)
+    with pytest.raises(UsageError, match="--crop-anywhere -0.1: expected a probability from 0 to 1"):
+        DetectRun(out="/nonexistent", crop_anywhere=-0.1).check()
     with pytest.raises(UsageError, match="--vflip 1.5: expected a probability from 0 to 1"):
         DetectRun(out="/nonexistent", vflip=1.5).check()
     with pytest.raises(UsageError, match="--reg-radius 9: expected 0 to 4 cells"):
@@ -162,12 +165,14 @@ def test_upgrade_run_record():
            "eval_every": 1}
     # then, crop None meant half of img, and CenterNet regressed its centre cells alone
     # (and never vertically flipped)
-    then = {"reg_radius": 0, "vflip": 0.0}
+    then = {"reg_radius": 0, "vflip": 0.0, "crop_anywhere": 0.0}
     assert upgrade_run_record(old) == {**old, "crop": 128, "tta": "", **then}
     assert upgrade_run_record({"img": 64, "crop": None}) == {**LEGACY, "img": 64, "crop": 32, **then}
     before_reg = {"arch": "centernet", "crop": 64, "tta": "hv"}  # sessions 12-13
     assert upgrade_run_record(before_reg) == {**before_reg, **then}
-    new = {"arch": "centernet", "crop": 64, "tta": "hv", "reg_radius": 1, "vflip": 0.5}
+    before_anywhere = {"arch": "centernet", "crop": 64, "tta": "hv", "reg_radius": 1, "vflip": 0.5}  # 14-15
+    assert upgrade_run_record(before_anywhere) == {**before_anywhere, "crop_anywhere": 0.0}
+    new = {**before_anywhere, "crop_anywhere": 0.3}
     assert upgrade_run_record(new) is new and upgrade_run_record({}) == {}
 
 
