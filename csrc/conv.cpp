@@ -19,7 +19,9 @@
 // The micro-kernel (conv_gemm.h): C[8 x NR] += A[8 x kc] B[kc x NR], NR one 64-byte vector; where the
 // AVX-512 clone runs, two B tiles at once (8 x 2 NR) wherever two are at hand.
 // 3x3 stride-1 convolutions with enough channels run as Winograd F(2x2, 3x3) (conv_winograd.h),
-// forward and input gradient; `algo` in the bindings picks a path explicitly (tests).
+// forward and input gradient; wider kernels with the output channels to fill the vector lanes run the
+// forward (and at stride 1 the input gradient) read from input slabs, without im2col (conv_slab.h);
+// `algo` in the bindings picks a path explicitly (tests).
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -281,8 +283,13 @@ py::tuple backward(py::array x, py::array w, py::array dy, ssize sh, ssize sw, s
     py::gil_scoped_release release;
     if (dxp) {
       int m = mdx;
-      if (m && algo == 0 && !all_finite(wp, g.o * g.K())) m = 0;
+      // inf/NaN weights: Winograd's transforms and the slab path's zero padding of dy (inf * 0) would
+      // spread them past the taps direct summation (col2im, which drops padding taps) reaches
+      const bool finite = algo != 0 || (!m && !slab_backward_pays<T>(g)) || all_finite(wp, g.o * g.K());
+      if (!finite) m = 0;
       if (m) winograd_backward_input<T>(m, g, wp, gp, dxp);
+      else if ((algo == 3 && g.dh == 1 && g.dw == 1) || (algo == 0 && finite && slab_backward_pays<T>(g)))
+        conv_backward_input_slab<T>(g, wp, gp, dxp);
       else conv_backward_input<T>(g, wp, gp, dxp);
     }
     if (dwp) conv_backward_weight<T>(g, xp, gp, dwp);
@@ -300,8 +307,8 @@ void init_conv(py::module_& m) {
     return is64(x) ? forward<double>(x, w, b, sh, sw, pt, pl, dh, dw, groups, oh, ow, algo)
                    : forward<float>(x, w, b, sh, sw, pt, pl, dh, dw, groups, oh, ow, algo);
   }, "y = conv2d(x, w) + b (implicit GEMM, or Winograd for 3x3 stride 1); pads are top/left, oh/ow fix the "
-     "bottom/right; algo: 0 chooses, 1 GEMM over im2col blocks, 3 GEMM read from input slabs, 2/4 Winograd "
-     "F(2,3)/F(4,3)",
+     "bottom/right; algo: 0 chooses, 1 GEMM over im2col blocks, 3 GEMM read from input slabs (conv_slab.h), "
+     "2/4 Winograd F(2,3)/F(4,3)",
      py::arg("x"), py::arg("w"), py::arg("b"), py::arg("sh"), py::arg("sw"), py::arg("pt"), py::arg("pl"),
      py::arg("dh"), py::arg("dw"), py::arg("groups"), py::arg("oh"), py::arg("ow"), py::arg("algo") = 0);
   m.def("conv2d_backward", [](py::array x, py::array w, py::array dy, ssize sh, ssize sw, ssize pt, ssize pl, ssize dh,

@@ -1,5 +1,6 @@
 // conv2d's forward read from the input slab in place: no im2col block (conv.cpp's conv_forward builds
-// one per task and then streams it through the GEMM; at stride 2 that copy was a third of the time).
+// one per task and then streams it through the GEMM; at stride 2 that copy was a third of the time);
+// and the input gradient at stride 1 as such a forward of dy with the flipped kernel.
 //
 //   y[o, j] = sum_k W[o, k] cols[k, j],   cols[k, j] = slab[pos(j) + off(k)]
 //
@@ -84,8 +85,15 @@ inline bool slab_forward_pays(const ConvGeo& g) {
   return g.kh * g.kw > 1 && g.K() >= 64 && og >= NR && 8 * (lanes - og) <= lanes;
 }
 
+// Where conv_forward_slab writes output (o, i, jw) of a sample's group: y + o * plane + i * row + jw * col +
+// base (per sample: + (n * o_total) * plane). The default is y's own (Og x oh x ow) layout; the input
+// gradient writes one phase of dx's rows and columns in place (conv_backward_input_slab).
+struct OutMap {
+  ssize plane, row, col, base;
+};
+
 template <typename T>
-void conv_forward_slab(const ConvGeo& g, const T* x, const T* w, const T* bias, T* y) {
+void conv_forward_slab(const ConvGeo& g, const T* x, const T* w, const T* bias, T* y, OutMap om = {0, 0, 0, 0}) {
   constexpr int NR = Vec<T>::NR;
   const ssize K = g.K(), L = g.L(), Og = g.og(), otiles = (Og + NR - 1) / NR, khw = g.kh * g.kw;
   const ssize R = std::max<ssize>(1, 128 / g.ow), blocks = (g.oh + R - 1) / R;  // output rows per task
@@ -99,24 +107,27 @@ void conv_forward_slab(const ConvGeo& g, const T* x, const T* w, const T* bias, 
     const ssize c = k / khw, p = (k / g.kw) % g.kh, shift = (k % g.kw) * g.dw;
     off[k] = (shift % g.sw) * sl.plane + (c * sl.rows + p * g.dh) * sl.cols + shift / g.sw;
   }
+  if (om.plane == 0) om = {L, g.ow, 1, 0};
   const ssize tasks = g.n * g.groups * blocks;
   const bool wide = wide_kernels();
 #pragma omp parallel
   {
     std::vector<T> slab(g.sw * sl.plane), tile(MR * 2 * NR);
+    ssize at[MR];  // the tile's output offsets
 #pragma omp for schedule(dynamic, 1)
     for (ssize task = 0; task < tasks; ++task) {
       const ssize blk = task % blocks, grp = (task / blocks) % g.groups, n = task / (blocks * g.groups);
-      const ssize i0 = blk * R, rows = std::min(R, g.oh - i0), j0 = i0 * g.ow, nb = rows * g.ow;
+      const ssize i0 = blk * R, rows = std::min(R, g.oh - i0), nb = rows * g.ow;
       fill_slab(g, sl, x + (n * g.c + grp * g.cg()) * g.h * g.w, i0, (rows - 1) * g.sh + (g.kh - 1) * g.dh + 1,
                 slab.data());
-      T* yb = y + (n * g.o + grp * Og) * L + j0;
+      T* yb = y + (n * g.o + grp * Og) * om.plane + om.base;
       for (ssize jt = 0; jt < nb; jt += MR) {
         const int m = static_cast<int>(std::min<ssize>(MR, nb - jt));
         const T* a[MR];
         for (int r = 0; r < MR; ++r) {  // rows past m repeat the last position (computed, not stored)
           const ssize j = jt + std::min(r, m - 1), i = j / g.ow, jw = j % g.ow;
           a[r] = slab.data() + i * g.sh * sl.cols + jw;
+          at[r] = (i0 + i) * om.row + jw * om.col;
         }
         for (ssize ot = 0; ot < otiles;) {
           const bool two = wide && ot + 1 < otiles;
@@ -126,12 +137,12 @@ void conv_forward_slab(const ConvGeo& g, const T* x, const T* w, const T* bias, 
           const ssize width = two ? 2 * NR : NR, lanes = std::min(width, Og - ot * NR);
           for (ssize l = 0; l < lanes; ++l) {  // y[o, jt + r] for the tile's channels o = ot * NR + l
             const ssize o = ot * NR + l;
-            T* row = yb + o * L + jt;
+            T* out = yb + o * om.plane;
             if (bias) {
               const T b = bias[grp * Og + o];
-              for (int r = 0; r < m; ++r) row[r] = tile[r * width + l] + b;
+              for (int r = 0; r < m; ++r) out[at[r]] = tile[r * width + l] + b;
             } else {
-              for (int r = 0; r < m; ++r) row[r] = tile[r * width + l];
+              for (int r = 0; r < m; ++r) out[at[r]] = tile[r * width + l];
             }
           }
           ot += two ? 2 : 1;
@@ -141,4 +152,56 @@ void conv_forward_slab(const ConvGeo& g, const T* x, const T* w, const T* bias, 
   }
 }
 
+// Whether the input gradient runs as a slab forward (conv_backward_input_slab): stride and dilation 1,
+// and the transposed convolution (dy's Og channels in, C/G out, K = Og kh kw) passes slab_forward_pays'
+// rule. Measured against the im2col path (1 thread, batch 8-16, float32; im2col / slab time): 3x3 stride
+// 1 on 4x4 to 64x64 maps 1.08-3.4. At stride 2 its four phase convolutions (1x1, 1x2, 2x1, 2x2 taps)
+// read dy four times and scatter their stores: 0.59-1.19, so strided convolutions keep the im2col path
+// (algo=3 runs this one at any stride, for tests).
+template <typename T>
+inline bool slab_backward_pays(const ConvGeo& g) {
+  constexpr ssize NR = Vec<T>::NR;
+  const ssize cg = g.cg(), lanes = (cg + NR - 1) / NR * NR;
+  return g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.kh * g.kw > 1 && g.og() * g.kh * g.kw >= 64 &&
+         cg >= NR && 8 * (lanes - cg) <= lanes;
+}
+
+// dx of conv2d (dilation 1) as stride-1 forward convolutions of dy, one per phase (ph, pw) of dx's rows
+// and columns modulo the stride. The taps that reach row sh a + ph are p = p0, p0 + sh, ... < kh with
+// p0 = (ph + pt) mod sh (nh of them), from dy row a + e0 - t for tap p0 + t sh, e0 = (ph + pt - p0) / sh;
+// so, the columns alike,
+//   dx[c, sh a + ph, sw b + pw] = sum_{o, u, v} dy[o, a - pad_h + u, b - pad_w + v] W'[c, o, u, v]
+//   W'[c, o, u, v] = W[o, c, p0 + (nh - 1 - u) sh, q0 + (nw - 1 - v) sw],   pad_h = nh - 1 - e0
+// (a pad may be negative: the slab reads zeros outside dy either way). conv_forward_slab writes each
+// phase into dx in place (OutMap: rows sh apart, columns sw apart); a phase no tap reaches is zero. The sums run over (o, u, v) in that order: the im2col path's col2im adds its taps in
+// another order, so the two agree to rounding, not bit for bit.
+template <typename T>
+void conv_backward_input_slab(const ConvGeo& g, const T* w, const T* dy, T* dx) {
+  const ssize cg = g.cg(), Og = g.og(), khw = g.kh * g.kw;
+  std::vector<T> sub;
+  for (ssize ph = 0; ph < std::min(g.sh, g.h); ++ph)
+    for (ssize pw = 0; pw < std::min(g.sw, g.w); ++pw) {
+      const ssize rows = (g.h - ph + g.sh - 1) / g.sh, cols = (g.w - pw + g.sw - 1) / g.sw;
+      const ssize p0 = (ph + g.pt) % g.sh, q0 = (pw + g.pl) % g.sw;
+      const ssize nh = p0 < g.kh ? (g.kh - p0 + g.sh - 1) / g.sh : 0;
+      const ssize nw = q0 < g.kw ? (g.kw - q0 + g.sw - 1) / g.sw : 0;
+      if (!nh || !nw) {  // no tap reaches this phase: its dx is zero
+        for (ssize nc = 0; nc < g.n * g.c; ++nc)
+          for (ssize a = 0; a < rows; ++a)
+            for (ssize b = 0; b < cols; ++b) dx[(nc * g.h + a * g.sh + ph) * g.w + b * g.sw + pw] = T(0);
+        continue;
+      }
+      const ssize pad_h = nh - 1 - (ph + g.pt - p0) / g.sh, pad_w = nw - 1 - (pw + g.pl - q0) / g.sw;
+      sub.assign(g.c * Og * nh * nw, T(0));  // W'[grp * cg + ci][oo][u][v]
+      for (ssize grp = 0; grp < g.groups; ++grp)
+        for (ssize ci = 0; ci < cg; ++ci)
+          for (ssize oo = 0; oo < Og; ++oo)
+            for (ssize u = 0; u < nh; ++u)
+              for (ssize v = 0; v < nw; ++v)
+                sub[(((grp * cg + ci) * Og + oo) * nh + u) * nw + v] =
+                    w[((grp * Og + oo) * cg + ci) * khw + (p0 + (nh - 1 - u) * g.sh) * g.kw + q0 + (nw - 1 - v) * g.sw];
+      const ConvGeo s{g.n, g.o, g.oh, g.ow, g.c, g.groups, nh, nw, 1, 1, pad_h, pad_w, 1, 1, rows, cols};
+      conv_forward_slab<T>(s, dy, sub.data(), nullptr, dx, OutMap{g.h * g.w, g.sh * g.w, g.sw, ph * g.w + pw});
+    }
+}
 }  // namespace tinyml_conv

@@ -1,5 +1,5 @@
-"""conv2d's implicit-GEMM kernels (csrc/conv.cpp, conv_im2col.h) path by path: im2col and col2im by
-runs of output rows (strides, dilations, paddings wider than the kernel reach, groups), and the
+"""conv2d's implicit-GEMM kernels (csrc/conv.cpp, conv_im2col.h, conv_slab.h) path by path: im2col and
+col2im by runs of output rows (strides, dilations, paddings wider than the kernel reach, groups), and the
 weight gradient read from zero-padded input slabs split by column phase, summed in fixed chunks:
 against the float64 numpy reference, and bit-identical for any thread count and with or without the
 two-tile micro-kernels (conv_gemm.h's micro2 / micro_rows2, the AVX-512 default)."""
@@ -56,6 +56,10 @@ def test_gemm_paths_match_the_reference(dtype, xs, ws, stride, pads, dil, groups
         want = _C.conv2d_forward(x, w, bias, *geo, oh, ow, algo=1)
         got = _C.conv2d_forward(x, w, bias, *geo, oh, ow, algo=3)
         assert np.array_equal(got.view(np.uint8), want.view(np.uint8))
+    # the input gradient as slab forwards of dy, one per phase of the stride (dilation 1; else im2col):
+    # the same sums in another order
+    dx3, dw3 = _C.conv2d_backward(x, w, dy, *geo, True, True, algo=3)
+    close_scaled((dx3, dw3), (dx64.astype(dtype), dw64.astype(dtype)), dtype)
 
 
 @needs_C

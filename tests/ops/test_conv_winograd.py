@@ -90,14 +90,16 @@ def test_winograd_is_chosen_for_wide_3x3_and_matches_gemm():
 @needs_C
 @pytest.mark.parametrize("hw", [(4, 4), (6, 8), (2, 24)])
 def test_small_maps_run_the_gemm(hw):
-    """Under 49 outputs per map the GEMM is the faster path (conv_winograd.h), and the automatic choice takes it."""
+    """Under 49 outputs per map the GEMM is the faster path (conv_winograd.h), and the automatic choice takes
+    it: for 16 channels the one read from input slabs (conv_slab.h), whose forward has the im2col GEMM's
+    bits and whose input gradient is a forward of dy."""
     h, w_ = hw
     x, w, b = _data((2, 16, h, w_), 16, "float32")
     y_auto = _C.conv2d_forward(x, w, b, 1, 1, 1, 1, 1, 1, 1, h, w_)
     assert np.array_equal(y_auto, _C.conv2d_forward(x, w, b, 1, 1, 1, 1, 1, 1, 1, h, w_, algo=1))
     dy = _RNG.standard_normal(y_auto.shape).astype(np.float32)
     dx_auto, _ = _C.conv2d_backward(x, w, dy, 1, 1, 1, 1, 1, 1, 1, True, False)
-    assert np.array_equal(dx_auto, _C.conv2d_backward(x, w, dy, 1, 1, 1, 1, 1, 1, 1, True, False, algo=1)[0])
+    assert np.array_equal(dx_auto, _C.conv2d_backward(x, w, dy, 1, 1, 1, 1, 1, 1, 1, True, False, algo=3)[0])
 
 
 @needs_C
@@ -146,14 +148,17 @@ def test_winograd_algo_errors():
 
 
 @needs_C
-def test_non_finite_weights_take_the_gemm_path():
+@pytest.mark.parametrize("hw", [(9, 8), (4, 4)])  # Winograd's choice, then the slab path's (small map)
+def test_non_finite_weights_take_the_gemm_path(hw):
     """Automatic choice: a weight with inf/NaN makes every output of its channel non-finite the way
-    direct summation does, so the implicit GEMM runs (forward and input gradient)."""
-    x, w, b = _data((1, 16, 9, 8), 16, "float32")
+    direct summation does, so the implicit GEMM runs (forward and input gradient: neither Winograd nor
+    the slab input gradient, which would multiply the inf by dy's zero padding)."""
+    h, w_ = hw
+    x, w, b = _data((1, 16, h, w_), 16, "float32")
     w[2, 4, 1, 1] = np.inf
     w[5, 0, 0, 2] = np.nan
-    y = _C.conv2d_forward(x, w, b, 1, 1, 1, 1, 1, 1, 1, 9, 8)
-    assert np.array_equal(y, _C.conv2d_forward(x, w, b, 1, 1, 1, 1, 1, 1, 1, 9, 8, algo=1), equal_nan=True)
+    y = _C.conv2d_forward(x, w, b, 1, 1, 1, 1, 1, 1, 1, h, w_)
+    assert np.array_equal(y, _C.conv2d_forward(x, w, b, 1, 1, 1, 1, 1, 1, 1, h, w_, algo=1), equal_nan=True)
     dy = _RNG.standard_normal(y.shape).astype(np.float32)
     dx = _C.conv2d_backward(x, w, dy, 1, 1, 1, 1, 1, 1, 1, True, False)[0]
     dx_gemm = _C.conv2d_backward(x, w, dy, 1, 1, 1, 1, 1, 1, 1, True, False, algo=1)[0]
