@@ -23,6 +23,9 @@ CASES = [
     # add_every_other), with the scalar tails at either end of a row
     ((2, 3, 9, 75), (5, 3, 3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),
     ((1, 2, 6, 70), (3, 2, 3, 4), (1, 2), (0, 0, 2, 1), (1, 1), 1),
+    # kernels under the stride: phases of dx that no tap reaches (conv_slab.h's input gradient, algo=3)
+    ((1, 4, 8, 8), (5, 4, 1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1),
+    ((2, 3, 9, 10), (4, 3, 2, 2), (3, 3), (0, 1, 0, 2), (1, 1), 1),
 ]
 
 
