@@ -26,6 +26,7 @@ CASES = [
     # kernels under the stride: phases of dx that no tap reaches (conv_slab.h's input gradient, algo=3)
     ((1, 4, 8, 8), (5, 4, 1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1),
     ((2, 3, 9, 10), (4, 3, 2, 2), (3, 3), (0, 1, 0, 2), (1, 1), 1),
+    ((1, 4, 7, 9), (6, 2, 3, 3), (2, 1), (1, 1, 1, 1), (1, 1), 2),  # groups, dilation 1
 ]
 
 
