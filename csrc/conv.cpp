@@ -139,7 +139,7 @@ void conv_backward_input(const ConvGeo& g, const T* w, const T* dy, T* dx) {
 template <typename T>
 void conv_backward_weight(const ConvGeo& g, const T* x, const T* dy, T* dw) {
   constexpr int NR = Vec<T>::NR;
-  const ssize K = g.K(), L = g.L(), Og = g.og(), otiles = (Og + NR - 1) / NR, khw = g.kh * g.kw;
+  const ssize K = g.K(), L = g.L(), Og = g.og(), otiles = (Og + NR - 1) / NR;
   const ssize R = std::max<ssize>(1, NB / g.ow), blocks = (g.oh + R - 1) / R;
   const Slab sl = slab_geometry(g, R);
   const ssize tasks = g.n * g.groups * blocks, wsize = g.groups * K * Og;  // accumulators: [grp][k][o]
@@ -166,10 +166,7 @@ void conv_backward_weight(const ConvGeo& g, const T* x, const T* dy, T* dw) {
         }
         fill_slab(g, sl, x + (n * g.c + grp * g.cg()) * g.h * g.w, i0, (rows - 1) * g.sh + (g.kh - 1) * g.dh + 1,
                   slab.data());
-        for (ssize k = 0; k < K; ++k) {
-          const ssize c = k / khw, p = (k / g.kw) % g.kh, off = (k % g.kw) * g.dw;
-          arows[k] = slab.data() + (off % g.sw) * sl.plane + (c * sl.rows + p * g.dh) * sl.cols + off / g.sw;
-        }
+        for (ssize k = 0; k < K; ++k) arows[k] = slab.data() + slab_tap_offset(g, sl, k);
         T* C = mine + grp * K * Og;
         for (ssize kt = 0; kt * MR < K; ++kt) {
           const int m = static_cast<int>(std::min<ssize>(MR, K - kt * MR));
@@ -283,13 +280,12 @@ py::tuple backward(py::array x, py::array w, py::array dy, ssize sh, ssize sw, s
     py::gil_scoped_release release;
     if (dxp) {
       int m = mdx;
+      bool slab = algo == 3 ? g.dh == 1 && g.dw == 1 : algo == 0 && slab_backward_pays<T>(g);
       // inf/NaN weights: Winograd's transforms and the slab path's zero padding of dy (inf * 0) would
       // spread them past the taps direct summation (col2im, which drops padding taps) reaches
-      const bool finite = algo != 0 || (!m && !slab_backward_pays<T>(g)) || all_finite(wp, g.o * g.K());
-      if (!finite) m = 0;
+      if (algo == 0 && (m || slab) && !all_finite(wp, g.o * g.K())) m = 0, slab = false;
       if (m) winograd_backward_input<T>(m, g, wp, gp, dxp);
-      else if ((algo == 3 && g.dh == 1 && g.dw == 1) || (algo == 0 && finite && slab_backward_pays<T>(g)))
-        conv_backward_input_slab<T>(g, wp, gp, dxp);
+      else if (slab) conv_backward_input_slab<T>(g, wp, gp, dxp);
       else conv_backward_input<T>(g, wp, gp, dxp);
     }
     if (dwp) conv_backward_weight<T>(g, xp, gp, dwp);

@@ -134,10 +134,10 @@ inline void col2im_row(const ConvGeo& g, T* dxc, const RowTap& t, ssize j0, ssiz
   });
 }
 
-// One task's zero-padded input slab (the weight gradient's and the slab forward's), split by column phase: phase ph, row sr,
-// column u holds x[c, i0 * sh - pt + sr, u * sw + ph - pl] (zero outside the input). Im2col row
-// (c, p, q) over output row ii is then the contiguous run slab[(q * dw) % sw][c][ii * sh + p * dh]
-// [(q * dw) / sw + jw], jw < ow: the GEMM reads it in place, no im2col copy.
+// One task's zero-padded input slab (the weight gradient's and the slab forward's), split by column
+// phase: phase ph, row sr, column u holds x[c, i0 * sh - pt + sr, u * sw + ph - pl] (zero outside the
+// input). Im2col row (c, p, q) over output row ii is then the contiguous run slab[(q * dw) % sw][c]
+// [ii * sh + p * dh][(q * dw) / sw + jw], jw < ow: the GEMMs read it in place, no im2col copy.
 struct Slab {
   ssize rows, cols, plane;  // rows and columns of one channel, values per phase
 };
@@ -145,6 +145,13 @@ struct Slab {
 inline Slab slab_geometry(const ConvGeo& g, ssize R) {
   const ssize rows = (R - 1) * g.sh + (g.kh - 1) * g.dh + 1, cols = g.ow + (g.kw - 1) * g.dw / g.sw;
   return {rows, cols, g.cg() * rows * cols};
+}
+
+// Where im2col row k = (c, p, q) starts in a task's slab: its output row 0, column 0 (the weight
+// gradient's A rows and the slab forward's per-tap offsets).
+inline ssize slab_tap_offset(const ConvGeo& g, const Slab& sl, ssize k) {
+  const ssize c = k / (g.kh * g.kw), p = (k / g.kw) % g.kh, shift = (k % g.kw) * g.dw;
+  return (shift % g.sw) * sl.plane + (c * sl.rows + p * g.dh) * sl.cols + shift / g.sw;
 }
 
 template <typename T>

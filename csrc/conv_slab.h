@@ -95,7 +95,7 @@ struct OutMap {
 template <typename T>
 void conv_forward_slab(const ConvGeo& g, const T* x, const T* w, const T* bias, T* y, OutMap om = {0, 0, 0, 0}) {
   constexpr int NR = Vec<T>::NR;
-  const ssize K = g.K(), L = g.L(), Og = g.og(), otiles = (Og + NR - 1) / NR, khw = g.kh * g.kw;
+  const ssize K = g.K(), L = g.L(), Og = g.og(), otiles = (Og + NR - 1) / NR;
   const ssize R = std::max<ssize>(1, 128 / g.ow), blocks = (g.oh + R - 1) / R;  // output rows per task
   const Slab sl = slab_geometry(g, R);
   std::vector<T> Wp(g.groups * otiles * K * NR, T(0));  // Wp[grp][ot][k][lane] = w[grp * Og + ot * NR + lane, k]
@@ -103,10 +103,7 @@ void conv_forward_slab(const ConvGeo& g, const T* x, const T* w, const T* bias, 
     for (ssize o = 0; o < Og; ++o)
       for (ssize k = 0; k < K; ++k) Wp[((grp * otiles + o / NR) * K + k) * NR + o % NR] = w[(grp * Og + o) * K + k];
   std::vector<ssize> off(K);
-  for (ssize k = 0; k < K; ++k) {
-    const ssize c = k / khw, p = (k / g.kw) % g.kh, shift = (k % g.kw) * g.dw;
-    off[k] = (shift % g.sw) * sl.plane + (c * sl.rows + p * g.dh) * sl.cols + shift / g.sw;
-  }
+  for (ssize k = 0; k < K; ++k) off[k] = slab_tap_offset(g, sl, k);
   if (om.plane == 0) om = {L, g.ow, 1, 0};
   const ssize tasks = g.n * g.groups * blocks;
   const bool wide = wide_kernels();
@@ -160,10 +157,9 @@ void conv_forward_slab(const ConvGeo& g, const T* x, const T* w, const T* bias, 
 // (algo=3 runs this one at any stride, for tests).
 template <typename T>
 inline bool slab_backward_pays(const ConvGeo& g) {
-  constexpr ssize NR = Vec<T>::NR;
-  const ssize cg = g.cg(), lanes = (cg + NR - 1) / NR * NR;
-  return g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.kh * g.kw > 1 && g.og() * g.kh * g.kw >= 64 &&
-         cg >= NR && 8 * (lanes - cg) <= lanes;
+  ConvGeo transposed = g;
+  std::swap(transposed.c, transposed.o);
+  return g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && slab_forward_pays<T>(transposed);
 }
 
 // dx of conv2d (dilation 1) as stride-1 forward convolutions of dy, one per phase (ph, pw) of dx's rows
@@ -173,8 +169,9 @@ inline bool slab_backward_pays(const ConvGeo& g) {
 //   dx[c, sh a + ph, sw b + pw] = sum_{o, u, v} dy[o, a - pad_h + u, b - pad_w + v] W'[c, o, u, v]
 //   W'[c, o, u, v] = W[o, c, p0 + (nh - 1 - u) sh, q0 + (nw - 1 - v) sw],   pad_h = nh - 1 - e0
 // (a pad may be negative: the slab reads zeros outside dy either way). conv_forward_slab writes each
-// phase into dx in place (OutMap: rows sh apart, columns sw apart); a phase no tap reaches is zero. The sums run over (o, u, v) in that order: the im2col path's col2im adds its taps in
-// another order, so the two agree to rounding, not bit for bit.
+// phase into dx in place (OutMap: rows sh apart, columns sw apart); a phase no tap reaches is zero. The
+// sums run over (o, u, v) in that order: the im2col path's col2im adds its taps in another order, so the
+// two agree to rounding, not bit for bit.
 template <typename T>
 void conv_backward_input_slab(const ConvGeo& g, const T* w, const T* dy, T* dx) {
   const ssize cg = g.cg(), Og = g.og(), khw = g.kh * g.kw;
@@ -204,4 +201,5 @@ void conv_backward_input_slab(const ConvGeo& g, const T* w, const T* dy, T* dx) 
       conv_forward_slab<T>(s, dy, sub.data(), nullptr, dx, OutMap{g.h * g.w, g.sh * g.w, g.sw, ph * g.w + pw});
     }
 }
+
 }  // namespace tinyml_conv
