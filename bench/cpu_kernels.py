@@ -14,7 +14,11 @@ them (with more, they also count threads that spin while they wait, as PyTorch's
 the fastest the work could
 run: bytes the kernels must move over the copy bandwidth measured here (np.copyto of 256 MiB,
 counted as read + write, split over the same threads), or for attention its flops over the float32
-matmul rate measured here (numpy's BLAS on the same threads).
+matmul rate measured here (numpy's BLAS on the same threads). The bandwidth of this shared VM's
+memory moved by 2x within minutes (np.copyto read 29 to 65 GB/s in one session while the kernels'
+times held), so a bytes row also times, in the same alternation as the two frameworks, a copy that
+moves the row's bytes (np.copyto of half of them, same threads): "x copy" is tinyml's median over
+that copy's median, the floor taken at the same moments as the kernel, on arrays of the row's size.
 
 Cases are entries of CASES: {"name", "shape", "setup"} with setup() -> (tinyml_fn, torch_fn, floor),
 floor = ("bytes", n) or ("flops", n). Another benchmark file adds rows by defining its own CASES
@@ -262,11 +266,12 @@ def _time(fn, clock=time.perf_counter) -> float:
     return clock() - t0
 
 
-def bench(case, warmup: int, reps: int, budget: float = float("inf")):
+def bench(case, warmup: int, reps: int, budget: float = float("inf"), threads: int = 1):
     """Medians and minima of `reps` alternating runs after `warmup` pairs. A row whose first pair of
     runs shows it would take longer than `budget` seconds gets fewer warm-up runs and reps (at least
     3), so that the full table stays well under 10 minutes (the selective_scan rows' torch loop takes
-    seconds per call). Returns (times, floor, reps run)."""
+    seconds per call). A bytes row also times _row_copy of its bytes on `threads` threads after each pair.
+    Returns (times, floor, reps run, the copy's median seconds or None)."""
     run_t, run_p, floor = case["setup"]()
     t0 = time.perf_counter()
     run_t()
@@ -277,11 +282,31 @@ def bench(case, warmup: int, reps: int, budget: float = float("inf")):
     for _ in range(warmup):
         run_t()
         run_p()
-    tt, tp = [], []
-    for _ in range(reps):  # alternate, so a noisy neighbour hits both sides alike
+    copy = _row_copy(floor[1], threads) if floor[0] == "bytes" else None
+    tt, tp, tc = [], [], []
+    for _ in range(reps):  # alternate, so a noisy neighbour hits both sides (and the copy) alike
         tt.append(_time(run_t, _clock))
         tp.append(_time(run_p, _clock))
-    return (float(np.median(tt)), float(np.median(tp)), float(min(tt)), float(min(tp))), floor, reps
+        if copy is not None:
+            tc.append(_time(copy, _clock))
+    copy_s = float(np.median(tc)) if tc else None
+    return (float(np.median(tt)), float(np.median(tp)), float(min(tt)), float(min(tp))), floor, reps, copy_s
+
+
+def _row_copy(nbytes: int, threads: int):
+    """A function that moves nbytes (read + write: np.copyto of nbytes / 2) split over `threads` Python
+    threads, as copy_bandwidth does; timed beside a bytes row, it is that row's floor at that moment."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    src = np.ones(max(nbytes // 2 // F32, threads), np.float32)
+    dst = np.empty_like(src)
+    parts = [slice(i * src.size // threads, (i + 1) * src.size // threads) for i in range(threads)]
+    pool = ThreadPoolExecutor(threads)
+
+    def copy():
+        list(pool.map(lambda sl: np.copyto(dst[sl], src[sl]), parts))
+    copy()
+    return copy
 
 
 def main(argv=None) -> None:
@@ -306,16 +331,19 @@ def main(argv=None) -> None:
     print(f"kernel rows timed by {'process CPU time' if args.clock == 'cpu' else 'wall clock'}")
     print(f"copy bandwidth {bw / 1e9:.1f} GB/s (np.copyto, best of 1 and {args.threads} threads); "
           f"float32 matmul {rate / 1e9:.1f} GFLOP/s (numpy BLAS, {args.threads} threads)\n")
-    print("| kernel (fwd+bwd) | shape | tinyml ms | torch ms | torch/tinyml | best-of ratio | floor ms |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| kernel (fwd+bwd) | shape | tinyml ms | torch ms | torch/tinyml | best-of ratio | floor ms | "
+          "x copy |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for case in CASES:
         if args.only and not any(case["name"].startswith(o) for o in args.only):
             continue
-        (t, p, t_min, p_min), (kind, amount), reps = bench(case, args.warmup, args.reps, args.row_budget)
+        (t, p, t_min, p_min), (kind, amount), reps, copy_s = bench(case, args.warmup, args.reps,
+                                                                   args.row_budget, args.threads)
         floor = amount / (bw if kind == "bytes" else rate)
         shape = case["shape"] + (f" ({reps} reps)" if reps < args.reps else "")
+        x_copy = f"{t / copy_s:.2f}" if copy_s else ""
         print(f"| {case['name']} | {shape} | {t * 1e3:.2f} | {p * 1e3:.2f} | {p / t:.2f} | "
-              f"{p_min / t_min:.2f} | {floor * 1e3:.2f} ({kind}) |", flush=True)
+              f"{p_min / t_min:.2f} | {floor * 1e3:.2f} ({kind}) | {x_copy} |", flush=True)
 
 
 if __name__ == "__main__":
