@@ -236,17 +236,8 @@ except ImportError:
 def copy_bandwidth(threads: int, nbytes: int = 256 << 20, reps: int = 5) -> float:
     """Bytes per second of np.copyto over a large array, read + write counted, split over
     `threads` Python threads (np.copyto releases the GIL), as the kernels split their work."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    src = np.ones(nbytes // 4, np.float32)
-    dst = np.empty_like(src)
-    parts = [slice(i * src.size // threads, (i + 1) * src.size // threads) for i in range(threads)]
-    with ThreadPoolExecutor(threads) as pool:
-        def copy():
-            list(pool.map(lambda sl: np.copyto(dst[sl], src[sl]), parts))
-        copy()
-        best = min(_time(copy) for _ in range(reps))
-    return 2 * nbytes / best
+    copy = _row_copy(2 * nbytes, threads)
+    return 2 * nbytes / min(_time(copy) for _ in range(reps))
 
 
 def matmul_rate(n: int = 1024, reps: int = 5) -> float:
@@ -293,15 +284,18 @@ def bench(case, warmup: int, reps: int, budget: float = float("inf"), threads: i
     return (float(np.median(tt)), float(np.median(tp)), float(min(tt)), float(min(tp))), floor, reps, copy_s
 
 
+_pools: dict = {}  # one thread pool per thread count, shared by every copy of the run
+
+
 def _row_copy(nbytes: int, threads: int):
     """A function that moves nbytes (read + write: np.copyto of nbytes / 2) split over `threads` Python
-    threads, as copy_bandwidth does; timed beside a bytes row, it is that row's floor at that moment."""
+    threads (np.copyto releases the GIL); timed beside a bytes row, it is that row's floor at that moment."""
     from concurrent.futures import ThreadPoolExecutor
 
     src = np.ones(max(nbytes // 2 // F32, threads), np.float32)
     dst = np.empty_like(src)
     parts = [slice(i * src.size // threads, (i + 1) * src.size // threads) for i in range(threads)]
-    pool = ThreadPoolExecutor(threads)
+    pool = _pools.setdefault(threads, ThreadPoolExecutor(threads))
 
     def copy():
         list(pool.map(lambda sl: np.copyto(dst[sl], src[sl]), parts))
