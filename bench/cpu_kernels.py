@@ -18,7 +18,8 @@ matmul rate measured here (numpy's BLAS on the same threads). The bandwidth of t
 memory moved by 2x within minutes (np.copyto read 29 to 65 GB/s in one session while the kernels'
 times held), so a bytes row also times, in the same alternation as the two frameworks, a copy that
 moves the row's bytes (np.copyto of half of them, same threads): "x copy" is tinyml's median over
-that copy's median, the floor taken at the same moments as the kernel, on arrays of the row's size.
+that copy's median, a reference taken at the same moments as the kernel on arrays of the row's size.
+It is not a lower bound: the kernels, reusing the same arrays call after call, read under 1 on most rows.
 
 Cases are entries of CASES: {"name", "shape", "setup"} with setup() -> (tinyml_fn, torch_fn, floor),
 floor = ("bytes", n) or ("flops", n). Another benchmark file adds rows by defining its own CASES
@@ -289,13 +290,16 @@ _pools: dict = {}  # one thread pool per thread count, shared by every copy of t
 
 def _row_copy(nbytes: int, threads: int):
     """A function that moves nbytes (read + write: np.copyto of nbytes / 2) split over `threads` Python
-    threads (np.copyto releases the GIL); timed beside a bytes row, it is that row's floor at that moment."""
+    threads (np.copyto releases the GIL); timed beside a bytes row, it is that row's reference at that
+    moment."""
     from concurrent.futures import ThreadPoolExecutor
 
     src = np.ones(max(nbytes // 2 // F32, threads), np.float32)
     dst = np.empty_like(src)
     parts = [slice(i * src.size // threads, (i + 1) * src.size // threads) for i in range(threads)]
-    pool = _pools.setdefault(threads, ThreadPoolExecutor(threads))
+    if threads not in _pools:
+        _pools[threads] = ThreadPoolExecutor(threads)
+    pool = _pools[threads]
 
     def copy():
         list(pool.map(lambda sl: np.copyto(dst[sl], src[sl]), parts))
